@@ -1,0 +1,494 @@
+"""``configure()`` and ``shutdown()``: the OpenTelemetry SDK pipeline of otel_botmon.
+
+``configure()`` builds a TracerProvider and a MeterProvider that share one Resource.
+It always attaches an :class:`InMemoryMetricReader` (``Telemetry.metric_reader``) that the
+bundled alert evaluator and dashboard read, so everything works with no backend; when an
+OTLP endpoint is configured (argument or ``OTEL_EXPORTER_OTLP_ENDPOINT``) the same spans
+and metrics are exported over http/protobuf or grpc.
+
+Providers installed by the application
+    otel_botmon always records into the providers ``configure()`` built. It installs them
+    as the global OpenTelemetry providers only when the application has not installed its
+    own (the global is still the API's proxy) and ``set_global`` is true. When the
+    application already has global providers, otel_botmon leaves them untouched and logs
+    one INFO line; trace context still propagates between the two (it lives in
+    ``contextvars``, not in a provider), so botmon spans join the application's traces.
+
+Calling ``configure()`` again with the same arguments returns the running instance; with
+different arguments it shuts the old pipeline down (bounded) and builds a new one.
+Instruments are cached per :func:`generation`, so instrumentation picks up the new
+providers on its next call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otel_botmon import conventions as conv
+
+logger = logging.getLogger("otel_botmon")
+
+__version__ = "0.1.0"
+
+_DEFAULT_SERVICE_NAME = "trading-bot"
+_DEFAULT_EXPORT_TIMEOUT_S = 5.0
+_PROTOCOLS = ("http/protobuf", "grpc")
+# Environment variables that change what configure() builds (part of its identity).
+_ENV_SETTINGS = (
+    "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL",
+)
+
+
+@dataclass
+class Telemetry:
+    """The running pipeline: providers, the always-on in-memory reader, exporters."""
+
+    tracer_provider: trace_api.TracerProvider
+    meter_provider: metrics_api.MeterProvider
+    metric_reader: InMemoryMetricReader
+    resource: Resource
+    enabled: bool = True
+    otlp_endpoint: str | None = None
+    otlp_protocol: str | None = None
+    extra_readers: list[MetricReader] = field(default_factory=list)
+    _key: tuple[Any, ...] = ()
+    _closed: bool = False
+
+    def force_flush(self, timeout_s: float = 5.0) -> bool:
+        """Export what is buffered now. Returns False when it did not finish in time."""
+        if not self.enabled:
+            return True
+        millis = int(timeout_s * 1000)
+        ok = True
+        if isinstance(self.tracer_provider, TracerProvider):
+            ok = self.tracer_provider.force_flush(millis) and ok
+        if isinstance(self.meter_provider, MeterProvider):
+            ok = bool(self.meter_provider.force_flush(millis)) and ok
+        return ok
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Flush and stop exporters, waiting at most ``timeout_s`` seconds.
+
+        An exporter stuck on an unresponsive endpoint cannot hold the process: the work
+        runs in a daemon thread that is abandoned after the timeout (a warning is logged
+        and False returned). Safe to call more than once.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        _forget(self)
+
+        def work() -> None:
+            try:
+                if isinstance(self.tracer_provider, TracerProvider):
+                    self.tracer_provider.shutdown()
+                if isinstance(self.meter_provider, MeterProvider):
+                    self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
+            except Exception as exc:  # exporters may raise on a dead endpoint
+                logger.warning("otel_botmon: error while shutting down telemetry: %s", exc)
+
+        worker = threading.Thread(target=work, name="botmon-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            logger.warning(
+                "otel_botmon: telemetry shutdown did not finish within %.1f s; "
+                "abandoning unexported data", timeout_s,
+            )
+            return False
+        return True
+
+
+_lock = threading.RLock()
+_current: Telemetry | None = None
+_generation = 0
+_instruments: dict[str, Any] = {}
+_instruments_generation = -1
+_atexit_registered = False
+
+
+def configure(
+    service_name: str | None = None,
+    *,
+    service_version: str | None = None,
+    bot_name: str | None = None,
+    exchange: str | None = None,
+    strategy: str | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_headers: Mapping[str, str] | str | None = None,
+    export_interval_s: float | None = None,
+    prometheus_port: int | None = None,
+    prometheus_host: str = "127.0.0.1",
+    influxdb: Any = None,
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    resource_attributes: Mapping[str, str] | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Build (or return) the process's telemetry pipeline.
+
+    Explicit arguments win over the standard ``OTEL_*`` environment variables:
+    ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf`` default, or ``grpc``),
+    ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds) and
+    ``OTEL_SDK_DISABLED`` (then every provider is a no-op and nothing is exported).
+
+    ``prometheus_port`` serves ``/metrics`` for scraping (the ``prometheus`` extra);
+    ``influxdb`` (an ``otel_botmon.exporters.influxdb.InfluxDBSettings`` or a dict of its
+    fields) adds an InfluxDB exporter. ``span_processors`` and ``metric_readers`` add
+    your own (the testing fixture uses them).
+
+    Raises ValueError for an unknown protocol or a non-positive export interval.
+    """
+    global _current, _generation
+    endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    protocol = (
+        otlp_protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    ).strip().lower()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(
+            f"otlp_protocol must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}"
+        )
+    if export_interval_s is not None and not export_interval_s > 0:
+        raise ValueError(f"export_interval_s must be > 0, got {export_interval_s!r}")
+
+    key = (
+        service_name, service_version, bot_name, exchange, strategy, endpoint, protocol,
+        _headers_key(otlp_headers), export_interval_s, prometheus_port, prometheus_host,
+        repr(influxdb), tuple(map(id, span_processors)), tuple(map(id, metric_readers)),
+        tuple(sorted((resource_attributes or {}).items())), set_global,
+        tuple(os.environ.get(name, "") for name in _ENV_SETTINGS),
+    )
+    with _lock:
+        if _current is not None and not _current._closed:
+            if _current._key == key:
+                return _current
+            logger.info("otel_botmon: configure() called with new settings; rebuilding")
+            _current.shutdown()
+        resource = _build_resource(
+            service_name, service_version, bot_name, exchange, strategy, resource_attributes
+        )
+        if _sdk_disabled():
+            tel = _disabled_telemetry(resource)
+        else:
+            tel = _build(
+                resource, endpoint, protocol, otlp_headers, export_interval_s,
+                prometheus_port, prometheus_host, influxdb, span_processors, metric_readers,
+            )
+            if set_global:
+                _install_global(tel)
+        tel._key = key
+        _current = tel
+        _generation += 1
+        _register_atexit()
+        return tel
+
+
+def shutdown(timeout_s: float = 5.0) -> bool:
+    """Shut down the current pipeline (if any) within ``timeout_s`` seconds."""
+    tel = _current
+    if tel is None:
+        return True
+    return tel.shutdown(timeout_s)
+
+
+def get_telemetry() -> Telemetry | None:
+    """The pipeline ``configure()`` built, or None before it (or after ``shutdown()``)."""
+    return _current
+
+
+def generation() -> int:
+    """A number that changes whenever the providers change; cache instruments by it."""
+    return _generation
+
+
+def get_tracer() -> trace_api.Tracer:
+    """otel_botmon's tracer: from ``configure()``'s provider, else the global one."""
+    tel = _current
+    provider = tel.tracer_provider if tel is not None else trace_api.get_tracer_provider()
+    return provider.get_tracer(conv.INSTRUMENTATION_SCOPE, __version__)
+
+
+def get_meter() -> metrics_api.Meter:
+    """otel_botmon's meter: from ``configure()``'s provider, else the global one."""
+    tel = _current
+    provider = tel.meter_provider if tel is not None else metrics_api.get_meter_provider()
+    return provider.get_meter(conv.INSTRUMENTATION_SCOPE, __version__)
+
+
+def instrument(spec: conv.MetricSpec) -> Any:
+    """The synchronous instrument for ``spec`` on the current meter, cached per generation."""
+    global _instruments_generation
+    if _instruments_generation != _generation:
+        with _lock:
+            if _instruments_generation != _generation:
+                _instruments.clear()
+                _instruments_generation = _generation
+    found = _instruments.get(spec.name)
+    if found is None:
+        found = _create_instrument(get_meter(), spec)
+        _instruments[spec.name] = found
+    return found
+
+
+def _create_instrument(meter: metrics_api.Meter, spec: conv.MetricSpec) -> Any:
+    if spec.observable:
+        raise ValueError(f"{spec.name} is observable; register a callback instead")
+    kind = spec.kind
+    name, unit, description = spec.name, spec.unit, spec.description
+    if kind is conv.InstrumentKind.COUNTER:
+        return meter.create_counter(name, unit, description)
+    if kind is conv.InstrumentKind.UP_DOWN_COUNTER:
+        return meter.create_up_down_counter(name, unit, description)
+    if kind is conv.InstrumentKind.HISTOGRAM:
+        return meter.create_histogram(name, unit, description)
+    return meter.create_gauge(name, unit, description)
+
+
+# --- building -------------------------------------------------------------------------
+
+
+def _build_resource(
+    service_name: str | None,
+    service_version: str | None,
+    bot_name: str | None,
+    exchange: str | None,
+    strategy: str | None,
+    extra: Mapping[str, str] | None,
+) -> Resource:
+    attrs: dict[str, str] = {"host.name": socket.gethostname()}
+    if service_version is not None:
+        attrs["service.version"] = service_version
+    if bot_name:
+        attrs[conv.BOT_NAME] = bot_name
+    if exchange:
+        attrs[conv.BOT_EXCHANGE] = exchange
+    if strategy:
+        attrs[conv.BOT_STRATEGY] = strategy
+    attrs.update(extra or {})
+    # Resource.create() merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, with
+    # the attributes given here taking precedence over the environment.
+    resource = Resource.create(attrs)
+    name = service_name or os.environ.get("OTEL_SERVICE_NAME") or None
+    current = resource.attributes.get("service.name")
+    if name is None and (current is None or str(current).startswith("unknown_service")):
+        name = _DEFAULT_SERVICE_NAME
+    if name is not None:
+        resource = resource.merge(Resource({"service.name": name}))
+    if "service.version" not in resource.attributes:
+        resource = resource.merge(Resource({"service.version": __version__}))
+    return resource
+
+
+def _views() -> list[View]:
+    views = []
+    for spec in conv.ALL_METRICS:
+        if spec.kind is not conv.InstrumentKind.HISTOGRAM:
+            continue
+        bounds = conv.SLIPPAGE_BUCKETS_BP if spec.unit == "bp" else conv.DURATION_BUCKETS_S
+        views.append(
+            View(
+                instrument_name=spec.name,
+                aggregation=ExplicitBucketHistogramAggregation(boundaries=bounds),
+                aggregation_cardinality_limit=conv.CARDINALITY_LIMIT,
+            )
+        )
+    return views
+
+
+def _build(
+    resource: Resource,
+    endpoint: str | None,
+    protocol: str,
+    headers: Mapping[str, str] | str | None,
+    export_interval_s: float | None,
+    prometheus_port: int | None,
+    prometheus_host: str,
+    influxdb: Any,
+    span_processors: Sequence[SpanProcessor],
+    metric_readers: Sequence[MetricReader],
+) -> Telemetry:
+    memory_reader = InMemoryMetricReader()
+    readers: list[MetricReader] = [memory_reader, *metric_readers]
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for processor in span_processors:
+        tracer_provider.add_span_processor(processor)
+    interval_ms = export_interval_s * 1000 if export_interval_s is not None else None
+    if endpoint:
+        span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(
+                span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
+            )
+        )
+        readers.append(
+            PeriodicExportingMetricReader(
+                metric_exporter,
+                export_interval_millis=interval_ms,
+                export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
+            )
+        )
+    if prometheus_port is not None:
+        from otel_botmon.exporters.prometheus import start_prometheus_reader
+
+        readers.append(start_prometheus_reader(prometheus_port, host=prometheus_host))
+    if influxdb is not None:
+        readers.append(_influxdb_reader(influxdb, interval_ms))
+    meter_provider = MeterProvider(
+        metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
+    )
+    return Telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        metric_reader=memory_reader,
+        resource=resource,
+        otlp_endpoint=endpoint,
+        otlp_protocol=protocol if endpoint else None,
+        extra_readers=readers[1:],
+    )
+
+
+def _otlp_exporters(
+    endpoint: str, protocol: str, headers: Mapping[str, str] | str | None
+) -> tuple[Any, Any]:
+    parsed_headers = _parse_headers(headers) if headers is not None else None
+    timeout = _DEFAULT_EXPORT_TIMEOUT_S
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        target = endpoint.split("://", 1)[-1].rstrip("/")
+        insecure = not endpoint.startswith("https://")
+        return (
+            GrpcSpanExporter(
+                endpoint=target, insecure=insecure, headers=parsed_headers, timeout=timeout
+            ),
+            GrpcMetricExporter(
+                endpoint=target, insecure=insecure, headers=parsed_headers, timeout=timeout
+            ),
+        )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    base = endpoint.rstrip("/")
+    return (
+        HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=parsed_headers, timeout=timeout),
+        HttpMetricExporter(
+            endpoint=f"{base}/v1/metrics", headers=parsed_headers, timeout=timeout
+        ),
+    )
+
+
+def _influxdb_reader(settings: Any, interval_ms: float | None) -> MetricReader:
+    from otel_botmon.exporters.influxdb import InfluxDBMetricExporter, InfluxDBSettings
+
+    if isinstance(settings, Mapping):
+        settings = InfluxDBSettings(**settings)
+    exporter = InfluxDBMetricExporter(settings)
+    interval = getattr(settings, "export_interval_s", None)
+    return PeriodicExportingMetricReader(
+        exporter,
+        export_interval_millis=interval * 1000 if interval else interval_ms,
+        export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
+    )
+
+
+def _parse_headers(headers: Mapping[str, str] | str) -> dict[str, str]:
+    if isinstance(headers, Mapping):
+        return dict(headers)
+    parsed: dict[str, str] = {}
+    for item in headers.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(
+                "otlp_headers must be 'name=value' pairs separated by commas; "
+                f"item {item.split('=')[0].strip()!r} has no value"
+            )
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def _headers_key(headers: Mapping[str, str] | str | None) -> Any:
+    if isinstance(headers, Mapping):
+        return tuple(sorted(headers.items()))
+    return headers
+
+
+def _sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _disabled_telemetry(resource: Resource) -> Telemetry:
+    # The in-memory reader stays usable (it reports no metrics) so code that reads it,
+    # like the alert evaluator, needs no special case.
+    reader = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    return Telemetry(
+        tracer_provider=trace_api.NoOpTracerProvider(),
+        meter_provider=metrics_api.NoOpMeterProvider(),
+        metric_reader=reader,
+        resource=resource,
+        enabled=False,
+    )
+
+
+def _install_global(tel: Telemetry) -> None:
+    installed = False
+    if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
+        trace_api.set_tracer_provider(tel.tracer_provider)
+        installed = True
+    if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+        metrics_api.set_meter_provider(tel.meter_provider)
+        installed = True
+    if not installed:
+        logger.info(
+            "otel_botmon: the application already installed global OpenTelemetry "
+            "providers; leaving them in place and recording botmon telemetry into its own"
+        )
+
+
+def _forget(tel: Telemetry) -> None:
+    global _current, _generation
+    with _lock:
+        if _current is tel:
+            _current = None
+            _generation += 1
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(shutdown, _DEFAULT_EXPORT_TIMEOUT_S)
+        _atexit_registered = True
