@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
+from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
 
@@ -333,16 +334,25 @@ def _build(
     memory_reader = InMemoryMetricReader()
     readers: list[MetricReader] = [memory_reader, *metric_readers]
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    # Every processor that can export sees spans only after redaction (signed URLs in
+    # exception messages, captured API-key headers): otel_botmon.redaction.
     for processor in span_processors:
-        tracer_provider.add_span_processor(processor)
+        tracer_provider.add_span_processor(RedactingSpanProcessor(processor))
     interval_ms = export_interval_s * 1000 if export_interval_s is not None else None
     if endpoint:
         span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
         tracer_provider.add_span_processor(
-            BatchSpanProcessor(
-                span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
+            RedactingSpanProcessor(
+                BatchSpanProcessor(
+                    span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
+                )
             )
         )
+        if influxdb is not None and _influxdb_interval_s(influxdb) in (None, export_interval_s):
+            # InfluxDB rides on the OTLP reader: every extra reader would aggregate each
+            # measurement once more on the bot's hot path.
+            metric_exporter = _fanout_with_influxdb(metric_exporter, influxdb)
+            influxdb = None
         readers.append(
             PeriodicExportingMetricReader(
                 metric_exporter,
@@ -409,13 +419,26 @@ def _otlp_exporters(
     )
 
 
+def _influxdb_interval_s(settings: Any) -> float | None:
+    from otel_botmon.exporters.influxdb import InfluxDBSettings
+
+    return InfluxDBSettings.coerce(settings).export_interval_s
+
+
+def _fanout_with_influxdb(otlp_exporter: Any, settings: Any) -> Any:
+    from otel_botmon.exporters.fanout import FanoutMetricExporter
+    from otel_botmon.exporters.influxdb import InfluxDBMetricExporter
+
+    # InfluxDB first: its export() only queues, while OTLP's waits on the network.
+    return FanoutMetricExporter([InfluxDBMetricExporter.from_settings(settings), otlp_exporter])
+
+
 def _influxdb_reader(settings: Any, interval_ms: float | None) -> MetricReader:
     from otel_botmon.exporters.influxdb import InfluxDBMetricExporter, InfluxDBSettings
 
-    if isinstance(settings, Mapping):
-        settings = InfluxDBSettings(**settings)
-    exporter = InfluxDBMetricExporter(settings)
-    interval = getattr(settings, "export_interval_s", None)
+    settings = InfluxDBSettings.coerce(settings)
+    exporter = InfluxDBMetricExporter.from_settings(settings)
+    interval = settings.export_interval_s
     return PeriodicExportingMetricReader(
         exporter,
         export_interval_millis=interval * 1000 if interval else interval_ms,
