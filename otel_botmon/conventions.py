@@ -28,6 +28,7 @@ TRADING_PRICE: Final = "trading.price"
 TRADING_FILL_PRICE: Final = "trading.fill_price"
 TRADING_FILL_QUANTITY: Final = "trading.fill_quantity"
 TRADING_SLIPPAGE_BP: Final = "trading.slippage_bp"
+TRADING_SLIPPAGE_DIRECTION: Final = "trading.slippage.direction"
 TRADING_REJECT_REASON: Final = "trading.reject_reason"
 ERROR_TYPE: Final = "error.type"
 
@@ -66,6 +67,14 @@ class PositionResult(str, Enum):
     BREAKEVEN = "breakeven"
 
 
+class SlippageDirection(str, Enum):
+    """Values of ``trading.slippage.direction`` on ``botmon.trade.slippage``."""
+
+    ADVERSE = "adverse"  # BUY filled above / SELL filled below the requested price
+    FAVORABLE = "favorable"
+    NONE = "none"  # filled at the requested price
+
+
 class HealthValue(int, Enum):
     """Numeric values of the ``botmon.health.status`` gauge."""
 
@@ -102,9 +111,11 @@ class MetricSpec:
 DURATION_BUCKETS_S: Final[tuple[float, ...]] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
 )
-# Slippage in basis points, signed: positive is worse than requested for the trader.
+# Slippage magnitude in basis points. OpenTelemetry histograms drop negative values, so
+# the sign travels as the trading.slippage.direction attribute (the span keeps the signed
+# trading.slippage_bp).
 SLIPPAGE_BUCKETS_BP: Final[tuple[float, ...]] = (
-    -100.0, -50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0,
 )
 
 _TRADE_ATTRS = (TRADING_SYMBOL, TRADING_SIDE, TRADING_ORDER_TYPE, TRADING_OUTCOME, ERROR_TYPE)
@@ -128,8 +139,9 @@ TRADE_NOTIONAL = MetricSpec(
 )
 TRADE_SLIPPAGE = MetricSpec(
     "botmon.trade.slippage", InstrumentKind.HISTOGRAM, "bp",
-    "Fill price versus requested price in basis points; positive is adverse.",
-    (TRADING_SYMBOL, TRADING_SIDE),
+    "How far the fill price was from the requested price, in basis points; "
+    "trading.slippage.direction says whether it was adverse or favorable.",
+    (TRADING_SYMBOL, TRADING_SIDE, TRADING_SLIPPAGE_DIRECTION),
 )
 PNL_REALIZED = MetricSpec(
     "botmon.pnl.realized", InstrumentKind.UP_DOWN_COUNTER, "1",
@@ -217,7 +229,7 @@ SPAN_EXCHANGE_CALL: Final = "exchange"  # full name: "exchange {endpoint}"
 
 # Attribute cardinality cap per metric stream: beyond it the SDK folds new attribute
 # sets into one overflow series instead of growing without bound.
-CARDINALITY_LIMIT: Final = 2000
+CARDINALITY_LIMIT: Final = 1000
 
 
 def by_name() -> dict[str, MetricSpec]:

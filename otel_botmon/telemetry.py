@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
+from otel_botmon.exporters.handoff import HandoffMetricExporter, HandoffSpanExporter
 from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
@@ -75,6 +76,7 @@ class Telemetry:
     extra_readers: list[MetricReader] = field(default_factory=list)
     _key: tuple[Any, ...] = ()
     _closed: bool = False
+    _handoffs: list[Any] = field(default_factory=list)
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
         """Export what is buffered now. Returns False when it did not finish in time."""
@@ -86,6 +88,8 @@ class Telemetry:
             ok = self.tracer_provider.force_flush(millis) and ok
         if isinstance(self.meter_provider, MeterProvider):
             ok = bool(self.meter_provider.force_flush(millis)) and ok
+        for handoff in self._handoffs:  # the OTLP sender threads, after the processors
+            ok = handoff.force_flush(millis) and ok
         return ok
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
@@ -303,6 +307,18 @@ def _build_resource(
     return resource
 
 
+def _cardinality_limits() -> dict[Any, int]:
+    """The same attribute-set cap for every instrument class (bounded memory)."""
+    from opentelemetry.sdk import metrics as sdk_metrics
+
+    classes = (
+        sdk_metrics.Counter, sdk_metrics.UpDownCounter, sdk_metrics.Histogram,
+        sdk_metrics._Gauge, sdk_metrics.ObservableCounter, sdk_metrics.ObservableUpDownCounter,
+        sdk_metrics.ObservableGauge,
+    )
+    return {cls: conv.CARDINALITY_LIMIT for cls in classes}
+
+
 def _views() -> list[View]:
     views = []
     for spec in conv.ALL_METRICS:
@@ -331,8 +347,9 @@ def _build(
     span_processors: Sequence[SpanProcessor],
     metric_readers: Sequence[MetricReader],
 ) -> Telemetry:
-    memory_reader = InMemoryMetricReader()
+    memory_reader = InMemoryMetricReader(cardinality_limits=_cardinality_limits())
     readers: list[MetricReader] = [memory_reader, *metric_readers]
+    handoffs: list[HandoffSpanExporter | HandoffMetricExporter] = []
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     # Every processor that can export sees spans only after redaction (signed URLs in
     # exception messages, captured API-key headers): otel_botmon.redaction.
@@ -341,6 +358,10 @@ def _build(
     interval_ms = export_interval_s * 1000 if export_interval_s is not None else None
     if endpoint:
         span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
+        # Nothing the bot does may wait on the network: see exporters/handoff.py.
+        span_exporter = HandoffSpanExporter(span_exporter)
+        metric_exporter = HandoffMetricExporter(metric_exporter)
+        handoffs += [span_exporter, metric_exporter]
         tracer_provider.add_span_processor(
             RedactingSpanProcessor(
                 BatchSpanProcessor(
@@ -358,6 +379,7 @@ def _build(
                 metric_exporter,
                 export_interval_millis=interval_ms,
                 export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
+                cardinality_limits=_cardinality_limits(),
             )
         )
     if prometheus_port is not None:
@@ -377,6 +399,7 @@ def _build(
         otlp_endpoint=endpoint,
         otlp_protocol=protocol if endpoint else None,
         extra_readers=readers[1:],
+        _handoffs=handoffs,
     )
 
 

@@ -1,0 +1,380 @@
+"""Exchange API call instrumentation: ``@exchange_call`` and ``record_api_call``.
+
+One exchange call is one span (``exchange {endpoint}``, kind CLIENT) plus
+``botmon.exchange.request.duration`` (s) and ``botmon.exchange.requests`` (names in
+:mod:`otel_botmon.conventions`), by ``exchange.name``, ``exchange.endpoint``,
+``http.response.status_code`` (when known) and ``error.type`` (the exception's class
+name, or the status code as a string for a status >= 400, as the OpenTelemetry HTTP
+conventions do). Rate-limit headers are in :mod:`otel_botmon.instrument.ratelimit`,
+httpx in :mod:`otel_botmon.instrument.httpx`.
+
+The bot's exceptions pass through unchanged; a bad value (a status code that is not a
+number, a response time that is not a number) is dropped with one warning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, ParamSpec, TypeVar, overload
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from otel_botmon import conventions as conv
+from otel_botmon import telemetry
+from otel_botmon._internal import report_internal_error
+from otel_botmon.instrument._values import as_number, warn_once
+from otel_botmon.instrument._wrappers import (
+    ActiveCall,
+    CallScope,
+    check_decoratable,
+    current,
+)
+
+__all__ = [
+    "ActiveExchangeCall",
+    "ExchangeCallScope",
+    "current_exchange",
+    "exchange_call",
+    "record_api_call",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_COMPONENT = "exchange"
+UNKNOWN: Final = "unknown"
+
+
+class _Instruments:
+    """The tracer and instruments of one telemetry generation."""
+
+    __slots__ = ("duration", "generation", "ratelimit", "requests", "tracer")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.tracer: Tracer = telemetry.get_tracer()
+        self.duration: Any = telemetry.instrument(conv.EXCHANGE_REQUEST_DURATION)
+        self.requests: Any = telemetry.instrument(conv.EXCHANGE_REQUESTS)
+        self.ratelimit: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_USED)
+
+
+_cache: _Instruments | None = None
+
+
+def _instruments() -> _Instruments:
+    # Re-resolved whenever configure()/shutdown() changes the providers.
+    global _cache
+    cached = _cache
+    generation = telemetry.generation()
+    if cached is None or cached.generation != generation:
+        cached = _cache = _Instruments(generation)
+    return cached
+
+
+def default_exchange() -> str:
+    """The exchange name used when none is given: ``configure(exchange=...)``, else
+    ``"unknown"``."""
+    tel = telemetry.get_telemetry()
+    if tel is not None:
+        value = tel.resource.attributes.get(conv.BOT_EXCHANGE)
+        if isinstance(value, str) and value:
+            return value
+    return UNKNOWN
+
+
+def as_status_code(value: object, site: str) -> int | None:
+    """``value`` as an HTTP status code (100..599), or None with one warning per site.
+
+    Accepts ints, integral floats and numeric strings (``"200"``); an object with a
+    ``status_code`` attribute (an ``httpx``/``requests`` response) gives that.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (int, float, str)):
+        value = getattr(value, "status_code", value)
+    code: int | None = None
+    if isinstance(value, bool):
+        code = None
+    elif isinstance(value, int):
+        code = value
+    elif isinstance(value, float) and value.is_integer():
+        code = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        code = int(value.strip())
+    if code is not None and 100 <= code <= 599:
+        return code
+    warn_once(
+        site, "status_code",
+        f"otel_botmon: status code {value!r:.40} in {site} is not an HTTP status; "
+        "the call is recorded without it (warned once per call site)",
+    )
+    return None
+
+
+def _status_of_exception(exc: BaseException) -> int | None:
+    """The HTTP status an exchange-client exception carries, if any.
+
+    httpx/requests errors have ``.response.status_code``; aiohttp has ``.status``; many
+    exchange SDKs have ``.status_code``. Anything else gives None (no warning: most
+    exceptions simply have no status).
+    """
+    for candidate in (
+        getattr(exc, "status_code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+        getattr(exc, "status", None),
+    ):
+        if isinstance(candidate, int) and not isinstance(candidate, bool) \
+                and 100 <= candidate <= 599:
+            return candidate
+    return None
+
+
+def _metric_attributes(
+    exchange: str, endpoint: str, status: int | None, error: str | None
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {conv.EXCHANGE_NAME: exchange, conv.EXCHANGE_ENDPOINT: endpoint}
+    if status is not None:
+        attrs[conv.HTTP_RESPONSE_STATUS_CODE] = status
+    if error is not None:
+        attrs[conv.ERROR_TYPE] = error
+    return attrs
+
+
+def _error_type(exc: BaseException | None, status: int | None) -> str | None:
+    if exc is not None:
+        return type(exc).__qualname__
+    if status is not None and status >= 400:
+        return str(status)
+    return None
+
+
+class ActiveExchangeCall(ActiveCall):
+    """One exchange call in progress: the ``c`` of ``with exchange_call(...) as c``.
+
+    Set ``c.status_code = 200`` (or assign the response object) to record the HTTP
+    status. A decorated function's return value is used when it has ``.status_code``.
+    """
+
+    __slots__ = ("_endpoint", "_exchange", "_inst", "_site", "_status")
+
+    def __init__(
+        self, span: Span, inst: _Instruments | None, exchange: str, endpoint: str, site: str
+    ) -> None:
+        super().__init__(span, _COMPONENT)
+        self._inst = inst
+        self._exchange = exchange
+        self._endpoint = endpoint
+        self._site = site
+        self._status: object = None
+
+    @property
+    def exchange(self) -> str:
+        return self._exchange
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def status_code(self) -> object:
+        """The status code set on this call (None until set)."""
+        return self._status
+
+    @status_code.setter
+    def status_code(self, value: object) -> None:
+        # Validated when the call ends, so a bad value never raises into the bot here.
+        self._status = value
+
+    def _record(self, exc: BaseException | None, result: object, duration_s: float) -> None:
+        inst = self._inst
+        if inst is None:  # telemetry failed when the call started
+            return
+        status: int | None
+        if self._status is not None:
+            status = as_status_code(self._status, self._site)
+        elif exc is not None:
+            status = _status_of_exception(exc)
+        elif result is not None and hasattr(result, "status_code"):
+            status = as_status_code(result.status_code, self._site)
+        else:
+            status = None
+        error = _error_type(exc, status)
+        attrs = _metric_attributes(self._exchange, self._endpoint, status, error)
+        inst.duration.record(duration_s, attrs)
+        inst.requests.add(1, attrs)
+        span = self._span
+        if span.is_recording():
+            if status is not None:
+                span.set_attribute(conv.HTTP_RESPONSE_STATUS_CODE, status)
+            if exc is None and error is not None:
+                # A client span with a 4xx/5xx answer is an error (HTTP conventions).
+                span.set_attribute(conv.ERROR_TYPE, error)
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+
+
+def _check_name(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"exchange_call: {what} must be a string such as "
+            f"{'binance' if what == 'exchange' else 'create_order'!r}, "
+            f"got {type(value).__name__} {value!r:.60}"
+        )
+    if not value.strip():
+        raise ValueError(f"exchange_call: {what} must not be empty")
+    return value
+
+
+class ExchangeCallScope(CallScope[ActiveExchangeCall]):
+    """An exchange-call instrumentation: decorator, ``with`` and ``async with`` in one.
+
+    Build it with :func:`exchange_call`. Each decorated call or ``with`` block is a
+    separate call with its own :class:`ActiveExchangeCall`.
+    """
+
+    __slots__ = ("_endpoint", "_exchange")
+    _component = _COMPONENT
+    _decorator_name = "exchange_call"
+
+    def __init__(self, exchange: str | None = None, endpoint: str | None = None) -> None:
+        self._exchange = _check_name(exchange, "exchange")
+        self._endpoint = _check_name(endpoint, "endpoint")
+
+    def __repr__(self) -> str:
+        return f"exchange_call(exchange={self._exchange!r}, endpoint={self._endpoint!r})"
+
+    def _begin(self, arguments: Mapping[str, Any] | None, site: str) -> ActiveExchangeCall:
+        inst = _instruments()
+        exchange = self._exchange or default_exchange()
+        endpoint = self._endpoint
+        if endpoint is None:
+            # A decorated function names its endpoint; a bare ``with`` block cannot.
+            endpoint = site.rsplit(".", 1)[-1] if arguments is not None else UNKNOWN
+        span = inst.tracer.start_span(
+            f"{conv.SPAN_EXCHANGE_CALL} {endpoint}",
+            kind=SpanKind.CLIENT,
+            attributes={conv.EXCHANGE_NAME: exchange, conv.EXCHANGE_ENDPOINT: endpoint},
+        )
+        return ActiveExchangeCall(span, inst, exchange, endpoint, site)
+
+    def _disabled(self) -> ActiveExchangeCall:
+        return ActiveExchangeCall(
+            trace.INVALID_SPAN, None, self._exchange or UNKNOWN, self._endpoint or UNKNOWN,
+            "exchange_call",
+        )
+
+
+@overload
+def exchange_call(exchange: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def exchange_call(
+    exchange: str | None = None, endpoint: str | None = None
+) -> ExchangeCallScope: ...
+
+
+def exchange_call(
+    exchange: str | Callable[P, R] | None = None, endpoint: str | None = None
+) -> ExchangeCallScope | Callable[P, R]:
+    """Instrument an exchange API call: ``@exchange_call(exchange=..., endpoint=...)``,
+    bare ``@exchange_call``, or ``with exchange_call(...) as c`` / ``async with``.
+
+    ``exchange`` defaults to ``configure(exchange=...)`` (else ``"unknown"``);
+    ``endpoint`` defaults to the decorated function's name (``"unknown"`` for a ``with``
+    block). Works on sync functions, coroutines, generators and async generators,
+    keeping the signature. The status code comes from ``c.status_code = ...``, from a
+    returned object's ``.status_code``, or from an exception's response; exceptions get
+    ``error.type`` and are re-raised unchanged.
+
+    Raises TypeError (at decoration time) for a class, a non-callable, or a non-string
+    exchange/endpoint; ValueError for an empty name.
+    """
+    if callable(exchange):
+        check_decoratable(exchange, "exchange_call")
+        if endpoint is not None:
+            raise TypeError("exchange_call: use @exchange_call(exchange=..., endpoint=...)")
+        return ExchangeCallScope().decorate(exchange)
+    return ExchangeCallScope(exchange, endpoint)
+
+
+def current_exchange() -> ActiveExchangeCall | None:
+    """The innermost exchange call in progress in this thread or task."""
+    return current(ActiveExchangeCall)
+
+
+def record_api_call(
+    endpoint: object,
+    response_time: object,
+    status_code: object = None,
+    *,
+    exchange: str | None = None,
+) -> None:
+    """Record an exchange API call after the fact (the seed's ``SystemMonitor`` call).
+
+    ``response_time`` is in milliseconds, as in the guide; it is recorded in seconds on
+    ``botmon.exchange.request.duration`` and as the span's duration. ``exchange``
+    defaults to ``configure(exchange=...)``, else ``"unknown"``. A non-numeric or
+    negative ``response_time`` or a bad status code is dropped with one warning (the
+    request is still counted); this never raises.
+    """
+    site = "record_api_call"
+    try:
+        inst = _instruments()
+        name = exchange if isinstance(exchange, str) and exchange else default_exchange()
+        endpoint_name = endpoint if isinstance(endpoint, str) and endpoint else (
+            UNKNOWN if endpoint is None else str(endpoint)
+        )
+        millis = as_number(response_time, "response_time", site)
+        if millis is not None and millis < 0:
+            warn_once(site, "response_time<0",
+                      f"otel_botmon: response_time={millis} ms in {site} is negative; "
+                      "the call is counted without a duration (warned once)")
+            millis = None
+        status = as_status_code(status_code, site)
+        error = _error_type(None, status)
+        attrs = _metric_attributes(name, endpoint_name, status, error)
+        if millis is not None:
+            inst.duration.record(millis / 1000.0, attrs)
+        inst.requests.add(1, attrs)
+        _record_api_span(inst, name, endpoint_name, status, error, millis)
+    except Exception as exc:
+        report_internal_error(_COMPONENT, exc)
+
+
+def _record_api_span(
+    inst: _Instruments,
+    exchange: str,
+    endpoint: str,
+    status: int | None,
+    error: str | None,
+    millis: float | None,
+) -> None:
+    end_ns = time.time_ns()
+    start_ns = end_ns - int((millis or 0.0) * 1_000_000)
+    attrs: dict[str, Any] = {conv.EXCHANGE_NAME: exchange, conv.EXCHANGE_ENDPOINT: endpoint}
+    if status is not None:
+        attrs[conv.HTTP_RESPONSE_STATUS_CODE] = status
+    if error is not None:
+        attrs[conv.ERROR_TYPE] = error
+    span = inst.tracer.start_span(
+        f"{conv.SPAN_EXCHANGE_CALL} {endpoint}", kind=SpanKind.CLIENT,
+        attributes=attrs, start_time=start_ns,
+    )
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+    span.end(end_time=end_ns)
+
+
+def record_exchange_request(
+    exchange: str, endpoint: str, status_code: int | None, exc: BaseException | None,
+    duration_s: float,
+) -> None:
+    """Count one exchange request and its duration (used by ``instrument_httpx``)."""
+    inst = _instruments()
+    attrs = _metric_attributes(exchange, endpoint, status_code, _error_type(exc, status_code))
+    inst.duration.record(duration_s, attrs)
+    inst.requests.add(1, attrs)

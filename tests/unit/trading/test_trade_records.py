@@ -1,0 +1,76 @@
+"""The seed's record_trade_execution and record_position_closed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from otel_botmon import conventions as conv
+from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
+
+BTC_BUY = {conv.TRADING_SYMBOL: "BTCUSDT", conv.TRADING_SIDE: "BUY"}
+
+
+def test_record_trade_execution_takes_the_guides_keywords_and_milliseconds(
+    telemetry: Any, metrics: Any
+) -> None:
+    record_trade_execution(
+        symbol="BTCUSDT", side="BUY", quantity=0.001, price=45000.0, execution_time=250.0
+    )
+
+    filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
+    duration = metrics.point("botmon.trade.duration", filled)
+    assert (duration.count, duration.sum) == (1, pytest.approx(0.25, abs=0.001))
+    assert metrics.point("botmon.trades", filled).value == 1
+    assert metrics.point("botmon.trade.volume", BTC_BUY).value == pytest.approx(0.001)
+    assert metrics.point("botmon.trade.notional", BTC_BUY).value == pytest.approx(45.0)
+
+
+def test_record_trade_execution_span_lasts_the_execution_time(telemetry: Any) -> None:
+    record_trade_execution("BTCUSDT", "BUY", 0.001, 45000.0, 1500.0)  # positional, as the guide
+
+    (span,) = telemetry.spans()
+    assert span.name == "trade BTCUSDT"
+    assert (span.end_time - span.start_time) / 1e9 == pytest.approx(1.5, abs=0.01)
+    assert span.attributes[conv.TRADING_OUTCOME] == "filled"
+
+
+def test_record_trade_execution_with_bad_time_counts_the_trade_without_duration(
+    telemetry: Any, metrics: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    record_trade_execution("BTCUSDT", "BUY", 1.0, 10.0, execution_time="slow")
+    record_trade_execution("BTCUSDT", "BUY", 1.0, 10.0, execution_time=-5.0)
+
+    filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
+    assert metrics.point("botmon.trades", filled).value == 2
+    assert metrics.attribute_sets("botmon.trade.duration") == []
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "execution_time" in warnings[0].getMessage()
+
+
+def test_positions_feed_realized_pnl_and_win_rate(telemetry: Any, metrics: Any) -> None:
+    for pnl in (12.5, -4.0, 7.5, 0.0):
+        record_position_closed(symbol="BTCUSDT", pnl=pnl)
+
+    btc = {conv.TRADING_SYMBOL: "BTCUSDT"}
+    assert metrics.point("botmon.pnl.realized", btc).value == pytest.approx(16.0)
+
+    def closed(result: str) -> float:
+        attrs = {**btc, conv.TRADING_RESULT: result}
+        return float(metrics.point("botmon.positions.closed", attrs).value)
+
+    wins, losses, even = closed("win"), closed("loss"), closed("breakeven")
+    assert (wins, losses, even) == (2, 1, 1)
+    assert wins / (wins + losses + even) == 0.5
+
+
+def test_non_numeric_pnl_records_nothing_and_warns(
+    telemetry: Any, metrics: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    record_position_closed("BTCUSDT", pnl=None)
+
+    assert metrics.attribute_sets("botmon.positions.closed") == []
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
