@@ -1,0 +1,253 @@
+"""What every channel implements, and how an HTTP answer becomes a delivery outcome.
+
+A *notifier* delivers to one destination (one webhook URL, one Slack webhook, one
+Telegram chat ...). It never raises for a delivery problem: it returns a
+:class:`DeliveryResult` saying delivered, retry (with an optional ``retry_after``) or
+failed (permanently, with the reason).
+"""
+
+from __future__ import annotations
+
+import abc
+import email.utils
+import enum
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from otel_botmon.alerting.model import NotificationChannel
+from otel_botmon.notify.message import Notification
+from otel_botmon.redaction import redact_text
+
+__all__ = [
+    "DeliveryOutcome",
+    "DeliveryResult",
+    "Notifier",
+    "classify_response",
+    "classify_transport_error",
+    "parse_retry_after",
+]
+
+
+class DeliveryOutcome(str, enum.Enum):
+    """How one attempt ended."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    """Transient: the dispatcher tries again later (after ``retry_after`` if given)."""
+    FAILED = "failed"
+    """Permanent: retrying cannot help (a 4xx other than 429, a bad address)."""
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one delivery attempt; ``detail`` is redacted, safe to store and show."""
+
+    outcome: DeliveryOutcome
+    detail: str = ""
+    status_code: int | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def delivered(cls, detail: str = "", status_code: int | None = None) -> DeliveryResult:
+        return cls(DeliveryOutcome.DELIVERED, redact_text(detail), status_code)
+
+    @classmethod
+    def retry(
+        cls, detail: str, status_code: int | None = None, retry_after: float | None = None
+    ) -> DeliveryResult:
+        return cls(DeliveryOutcome.RETRY, redact_text(detail), status_code, retry_after)
+
+    @classmethod
+    def failed(cls, detail: str, status_code: int | None = None) -> DeliveryResult:
+        return cls(DeliveryOutcome.FAILED, redact_text(detail), status_code)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is DeliveryOutcome.DELIVERED
+
+    def as_event_detail(self, channel: NotificationChannel | str) -> dict[str, Any]:
+        """The detail of a ``notified`` alert event: channel, ok, outcome, reason."""
+        return {
+            "channel": getattr(channel, "value", channel),
+            "ok": self.ok,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+            "status_code": self.status_code,
+            "retry_after": self.retry_after,
+        }
+
+
+class Notifier(abc.ABC):
+    """Delivers notifications to one destination of one channel.
+
+    ``destination`` names it in the outbox and in events (``"webhook#1"``, ``"slack"``),
+    never with a secret in it. ``collapsible`` says whether an alert storm may be sent as
+    one summary (chat and mail) or must go one by one (PagerDuty, Alertmanager keep
+    per-alert state).
+    """
+
+    channel: NotificationChannel
+    destination: str
+    collapsible: bool = True
+
+    @abc.abstractmethod
+    async def send(self, notification: Notification) -> DeliveryResult:
+        """Deliver one notification. Never raises for a delivery problem."""
+
+    async def send_many(self, notifications: Sequence[Notification]) -> DeliveryResult:
+        """Deliver several in one request where the receiver takes batches; the default
+        sends them one by one and stops at the first non-delivered result."""
+        result = DeliveryResult.delivered()
+        for notification in notifications:
+            result = await self.send(notification)
+            if not result.ok:
+                return result
+        return result
+
+    @property
+    def batches(self) -> bool:
+        """Whether :meth:`send_many` sends one request (the dispatcher then batches)."""
+        return False
+
+    async def background(self) -> None:
+        """Work the destination needs besides deliveries (Alertmanager's re-sends). The
+        dispatcher runs it as a task while started when a subclass overrides it."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release connections; the default has none."""
+        return None
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    Returns None for a missing or unparseable value; never negative.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _json_retry_after(response: httpx.Response) -> float | None:
+    # Telegram answers 429 with {"ok": false, "parameters": {"retry_after": 5}}.
+    try:
+        body: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(body, dict):
+        params = body.get("parameters")
+        if isinstance(params, dict):
+            value = params.get("retry_after")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+    return None
+
+
+def _reason(response: httpx.Response) -> str:
+    text = response.text[:300] if response.content else ""
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        # Slack/Telegram/PagerDuty put the useful words in one of these.
+        for key in ("description", "message", "error", "errors", "status"):
+            if key in body:
+                text = f"{key}: {body[key]}"
+                break
+    reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    return f"{reason}: {text.strip()}" if text.strip() else reason
+
+
+def classify_response(response: httpx.Response) -> DeliveryResult:
+    """Map an HTTP answer to an outcome: 2xx delivered; 429 and 503 retry honouring
+    ``Retry-After`` (header, or Telegram's ``parameters.retry_after``); other 5xx, 408
+    and 425 retry; any other status fails permanently with the answer as reason."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return DeliveryResult.delivered(f"HTTP {status}", status)
+    if status in (429, 503):
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is None:
+            retry_after = _json_retry_after(response)
+        return DeliveryResult.retry(_reason(response), status, retry_after)
+    if status >= 500 or status in (408, 425):
+        return DeliveryResult.retry(_reason(response), status)
+    return DeliveryResult.failed(_reason(response), status)
+
+
+def classify_transport_error(exc: BaseException) -> DeliveryResult:
+    """A network error or timeout is transient. The message is redacted (httpx puts the
+    URL, which may hold a token, into some of its messages)."""
+    kind = type(exc).__name__
+    return DeliveryResult.retry(f"{kind}: {exc}" if str(exc) else kind)
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: object,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> DeliveryResult:
+    """POST JSON (``payload``, or pre-encoded ``content``) and classify the answer."""
+    body = content if content is not None else json.dumps(payload).encode()
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    try:
+        response = await client.post(url, content=body, headers=all_headers)
+    except httpx.HTTPError as exc:
+        return classify_transport_error(exc)
+    return classify_response(response)
+
+
+class _RedactingFilter(logging.Filter):
+    """Scrubs secrets from records of a third-party logger (httpx logs full URLs, and a
+    Telegram token or Slack webhook secret lives in the URL path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own handling
+            return True
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg = redacted
+            record.args = ()
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to the HTTP client loggers (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        target = logging.getLogger(name)
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
+
+
+def new_http_client(timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for notifiers: the given timeout, no redirects followed (a
+    redirect of a webhook is a configuration error worth seeing), secrets kept out of
+    httpx's log lines."""
+    install_log_redaction()
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)

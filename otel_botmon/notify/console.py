@@ -1,0 +1,34 @@
+"""Console channel: one readable block per notification on standard error."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from otel_botmon.alerting.model import NotificationChannel
+from otel_botmon.notify.base import DeliveryResult, Notifier
+from otel_botmon.notify.message import Notification
+
+__all__ = ["ConsoleNotifier"]
+
+
+class ConsoleNotifier(Notifier):
+    """Writes ``notification.text()`` to ``stream`` (standard error unless given).
+
+    A closed or broken stream is a permanent failure, not an exception.
+    """
+
+    channel = NotificationChannel.CONSOLE
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.destination = "console"
+        self._stream = stream
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        stream = self._stream if self._stream is not None else sys.stderr
+        try:
+            stream.write(f"ALERT {notification.text()}\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            return DeliveryResult.failed(f"console write failed: {type(exc).__name__}: {exc}")
+        return DeliveryResult.delivered()

@@ -1,0 +1,500 @@
+"""``NotificationDispatcher``: durable, ordered, rate-limited delivery off the bot's path.
+
+``enqueue()`` (and the alert listener ``on_alert_event``) only inserts rows into the
+outbox: a local SQLite commit, no network. One asyncio worker per destination then
+delivers that destination's rows in order:
+
+- transient failures back off exponentially with jitter; ``Retry-After`` (seconds or an
+  HTTP date, or Telegram's ``retry_after``) is honoured exactly;
+- permanent failures (4xx other than 429) are marked failed with the reason;
+- a destination never sends faster than its rate limit; what waits stays queued;
+- more than ``storm_threshold`` rows waiting for a chat/mail destination go out as one
+  summary that lists them all, instead of one message each (none is dropped);
+- a slow or failing destination delays only itself.
+
+Every attempt is stored (``attempts()``) and reported to ``on_attempt(alert_id, channel,
+result)``, which the SystemMonitor routes to the alert's event history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Protocol, TextIO
+
+from otel_botmon.alerting.model import NotificationChannel
+from otel_botmon.notify.alertmanager import AlertmanagerNotifier
+from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
+from otel_botmon.notify.config import NotificationConfig, Secret
+from otel_botmon.notify.console import ConsoleNotifier
+from otel_botmon.notify.email import EmailNotifier
+from otel_botmon.notify.file import FileNotifier
+from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summarize
+from otel_botmon.notify.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox, OutboxItem
+from otel_botmon.notify.pagerduty import PagerDutyNotifier
+from otel_botmon.notify.slack import SlackNotifier
+from otel_botmon.notify.telegram import TelegramNotifier
+from otel_botmon.notify.webhook import WebhookNotifier
+
+__all__ = ["Clock", "NotificationDispatcher", "SystemClock", "build_notifiers"]
+
+logger = logging.getLogger("otel_botmon.notify")
+
+AttemptCallback = Callable[[str, NotificationChannel, DeliveryResult], None]
+
+_BATCH_LIMIT = 500  # rows per summary or per Alertmanager request
+
+
+class Clock(Protocol):
+    """Time for scheduling (epoch seconds) and waiting; tests inject a virtual one."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def build_notifiers(
+    config: NotificationConfig, outbox: Outbox, *, console_stream: TextIO | None = None
+) -> list[Notifier]:
+    """One notifier per configured destination (one per webhook URL)."""
+    notifiers: list[Notifier] = []
+    channels = set(config.configured_channels())
+    if NotificationChannel.CONSOLE in channels:
+        notifiers.append(ConsoleNotifier(console_stream))
+    if NotificationChannel.FILE in channels and config.log_file:
+        notifiers.append(FileNotifier(config.log_file, config.log_file_max_bytes,
+                                      config.log_file_backups))
+    if NotificationChannel.EMAIL in channels:
+        notifiers.append(EmailNotifier(config))
+    hmac_secret = config.webhook_hmac_secret
+    for index, url in enumerate(config.webhook_urls):
+        assert isinstance(url, Secret)
+        notifiers.append(WebhookNotifier(
+            url, index, config.webhook_timeout,
+            hmac_secret if isinstance(hmac_secret, Secret) else None,
+        ))
+    if isinstance(config.slack_webhook_url, Secret):
+        notifiers.append(SlackNotifier(config.slack_webhook_url, config.slack_channel,
+                                       config.webhook_timeout))
+    if isinstance(config.telegram_bot_token, Secret) and config.telegram_chat_id:
+        notifiers.append(TelegramNotifier(config.telegram_api_url, config.telegram_bot_token,
+                                          config.telegram_chat_id, config.webhook_timeout))
+    if config.alertmanager_url:
+        notifiers.append(AlertmanagerNotifier(
+            config.alertmanager_url, outbox, resend_interval=config.alertmanager_resend_interval,
+            timeout=config.webhook_timeout, generator_url=config.generator_url,
+        ))
+    if isinstance(config.pagerduty_routing_key, Secret):
+        notifiers.append(PagerDutyNotifier(
+            config.pagerduty_url, config.pagerduty_routing_key, config.source,
+            config.webhook_timeout, client_url=config.generator_url,
+        ))
+    return notifiers
+
+
+_SNAPSHOT_FIELDS = (
+    "id", "alert_id", "fingerprint", "title", "name", "message", "description", "severity",
+    "alert_type", "value", "fired_at", "first_fired", "started_at", "active_at", "created_at",
+    "timestamp", "rule_name", "rule", "acknowledged_by", "resolved_by",
+)
+
+
+def _snapshot(alert: object) -> SimpleNamespace:
+    """What ``Notification.from_alert`` reads, copied now: the alert object lives on and
+    changes, the notification must say how it was at this event."""
+    snapshot = SimpleNamespace(**{name: getattr(alert, name, None) for name in _SNAPSHOT_FIELDS})
+    snapshot.labels = dict(getattr(alert, "labels", None) or {})
+    snapshot.annotations = dict(getattr(alert, "annotations", None) or {})
+    snapshot.channels = list(getattr(alert, "channels", None) or [])
+    return snapshot
+
+
+def _report(component: str, exc: BaseException) -> None:
+    from otel_botmon._internal import report_internal_error
+
+    report_internal_error(component, exc)
+
+
+class NotificationDispatcher:
+    """Routes notifications to destinations through a durable outbox.
+
+    ``outbox_path`` overrides ``config.outbox_path`` (pass the alert store's file to keep
+    one database). ``notifiers`` replaces the ones built from the config (tests,
+    custom channels). ``clock`` and ``rng`` make scheduling deterministic in tests.
+
+    Raises:
+        sqlite3.Error: the outbox file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        config: NotificationConfig | None = None,
+        *,
+        outbox_path: str | Path | None = None,
+        on_attempt: AttemptCallback | None = None,
+        notifiers: Sequence[Notifier] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        console_stream: TextIO | None = None,
+    ) -> None:
+        self.config = config if config is not None else NotificationConfig()
+        path = outbox_path or self.config.outbox_path or ":memory:"
+        self.outbox = Outbox(path)
+        self.on_attempt = on_attempt
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._rng = rng if rng is not None else random.Random()
+        built = notifiers if notifiers is not None else build_notifiers(
+            self.config, self.outbox, console_stream=console_stream)
+        self._notifiers: dict[str, Notifier] = {n.destination: n for n in built}
+        self._by_channel: dict[NotificationChannel, list[Notifier]] = {}
+        for notifier in self._notifiers.values():
+            self._by_channel.setdefault(notifier.channel, []).append(notifier)
+        self._wake: dict[str, asyncio.Event] = {}
+        self._progress: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._last_send: dict[str, float] = {}
+        self._deferred: list[tuple[object, object]] = []
+        self._in_flight = 0  # deliveries between "row settled" and "on_attempt called"
+        self._flush_handle: asyncio.Handle | None = None
+
+    # ----- the fast path: called by the evaluator / alert manager -----
+
+    @property
+    def destinations(self) -> list[str]:
+        """Names of the configured destinations (``"slack"``, ``"webhook#0"`` ...)."""
+        return list(self._notifiers)
+
+    def enqueue(self, notification: Notification) -> int:
+        """Queue ``notification`` for every destination its routing selects and return
+        how many deliveries were queued. The rows are committed when this returns; it is
+        a local insert and never waits on the network.
+
+        A channel that is requested but not configured is recorded as a failed attempt
+        (reason: not configured) instead of being silently skipped.
+
+        Raises:
+            sqlite3.Error: the outbox cannot be written (disk full, locked for > 10 s).
+        """
+        return self.enqueue_many([notification])
+
+    def enqueue_many(self, notifications: Sequence[Notification]) -> int:
+        """:meth:`enqueue` for several notifications in one transaction."""
+        entries: list[tuple[str, str, dict[str, object], list[tuple[str, str]]]] = []
+        woken: set[str] = set()
+        for notification in notifications:
+            targets = self._route(notification)
+            if targets:
+                entries.append((notification.id, notification.alert_id,
+                                notification.to_dict(), targets))
+                woken.update(destination for _, destination in targets)
+        if not entries:
+            return 0
+        ids = self.outbox.enqueue_many(entries, self._clock.time())
+        self._wake_workers(woken)
+        return len(ids)
+
+    def _route(self, notification: Notification) -> list[tuple[str, str]]:
+        channels = self.config.channels_for(notification.severity, notification.channels,
+                                            list(self._by_channel))
+        targets: list[tuple[str, str]] = []
+        for channel in channels:
+            notifiers = self._by_channel.get(channel)
+            if not notifiers:
+                result = DeliveryResult.failed(f"channel {channel.value} is not configured")
+                self.outbox.record_attempt(notification.alert_id, channel.value, channel.value,
+                                           result, self._clock.time())
+                self._emit(notification.alert_id, channel, result)
+                continue
+            targets.extend((channel.value, n.destination) for n in notifiers)
+        return targets
+
+    def on_alert_event(self, alert: object, event: object) -> None:
+        """Alert listener (``alert_manager.add_listener(dispatcher.on_alert_event)``):
+        queues a notification for fired, escalated, acknowledged and resolved events.
+
+        On the dispatcher's event loop (the evaluator's cycle) it only takes a snapshot
+        of the alert: every event of the cycle is committed in one transaction right
+        after the cycle returns to the loop, before any delivery starts. From another
+        thread, or before ``start()``, the rows are committed before this returns.
+        Never raises into the caller: an error is reported as an internal error.
+        """
+        try:
+            if getattr(event, "notify", True) is False:  # silenced, inhibited, cooldown
+                return
+            kind = getattr(event, "kind", event)
+            if all(getattr(kind, "value", kind) != k.value for k in NOTIFIABLE_EVENTS):
+                return
+            snapshot = _snapshot(alert)
+            loop = self._loop
+            if loop is not None and threading.get_ident() == self._loop_thread:
+                self._deferred.append((snapshot, event))
+                if self._flush_handle is None:
+                    self._flush_handle = loop.call_soon(self._flush_deferred)
+                return
+            self.enqueue(Notification.from_alert(snapshot, event))
+        except Exception as exc:
+            _report("notify.dispatcher", exc)
+
+    def _flush_deferred(self) -> None:
+        """Commit the alert events collected during this loop step (group commit)."""
+        self._flush_handle = None
+        deferred, self._deferred = self._deferred, []
+        notifications: list[Notification] = []
+        for snapshot, event in deferred:
+            try:
+                notifications.append(Notification.from_alert(snapshot, event))
+            except Exception as exc:
+                _report("notify.dispatcher", exc)
+        try:
+            self.enqueue_many(notifications)
+        except Exception as exc:
+            _report("notify.dispatcher", exc)
+
+    def _wake_workers(self, destinations: set[str]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        for destination in destinations:
+            event = self._wake.get(destination)
+            if event is None:
+                continue
+            if threading.get_ident() == self._loop_thread:
+                event.set()
+            else:
+                loop.call_soon_threadsafe(event.set)
+
+    # ----- state -----
+
+    def pending_count(self, destination: str | None = None) -> int:
+        """Rows still waiting for delivery (alert events of the current loop step are
+        committed first)."""
+        if self._deferred:
+            self._flush_deferred()
+        return self.outbox.pending_count(destination)
+
+    def attempts(self, alert_id: str | None = None) -> list[AttemptRecord]:
+        """Every delivery attempt recorded (for one alert, or all), oldest first."""
+        if self._deferred:
+            self._flush_deferred()
+        return self.outbox.attempts(alert_id)
+
+    # ----- lifecycle -----
+
+    async def start(self) -> None:
+        """Start one worker per destination (and Alertmanager's re-sender). Rows left
+        pending by a previous process are delivered first. Idempotent."""
+        if self._tasks:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._progress = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._guarded(self._prune_forever(), "prune"),
+                                               name="botmon-notify-prune"))
+        for destination, notifier in self._notifiers.items():
+            self._wake[destination] = asyncio.Event()
+            self._wake[destination].set()
+            self._tasks.append(asyncio.create_task(self._worker(notifier),
+                                                   name=f"botmon-notify-{destination}"))
+            if type(notifier).background is not Notifier.background:
+                self._tasks.append(asyncio.create_task(
+                    self._guarded(notifier.background(), destination),
+                    name=f"botmon-notify-{destination}-background"))
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until nothing is pending (delivered or failed); False on timeout."""
+        if self._progress is None:
+            raise RuntimeError("NotificationDispatcher.drain() needs start() first")
+        deadline = time.monotonic() + timeout
+        while self.pending_count() > 0 or self._in_flight:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), timeout=min(remaining, 0.5))
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def stop(self) -> None:
+        """Stop the workers and close connections. Undelivered rows stay in the outbox
+        for the next start (a delivery cut short is sent again then: at-least-once)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        if self._deferred:
+            self._flush_deferred()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for notifier in self._notifiers.values():
+            try:
+                await notifier.aclose()
+            except Exception as exc:
+                _report("notify.close", exc)
+        self._loop = None
+
+    def close(self) -> None:
+        """Close the outbox database (after ``stop()``)."""
+        self.outbox.close()
+
+    async def _guarded(self, coro: object, destination: str) -> None:
+        try:
+            await coro  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _report(f"notify.{destination}", exc)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            removed = self.outbox.prune(self._clock.time() - self.config.outbox_retention)
+            if removed:
+                logger.debug("notification outbox: pruned %d settled rows", removed)
+            await asyncio.sleep(3600.0)
+
+    # ----- the workers -----
+
+    async def _worker(self, notifier: Notifier) -> None:
+        destination = notifier.destination
+        wake = self._wake[destination]
+        # One-by-one destinations only ever need the head of their queue.
+        limit = _BATCH_LIMIT if notifier.batches or notifier.collapsible else 1
+        while True:
+            try:
+                wake.clear()
+                # Disk I/O in a thread: the loop also runs the bot and the evaluator.
+                items = await asyncio.to_thread(self.outbox.pending, destination, limit)
+                if not items:
+                    await wake.wait()
+                    continue
+                delay = items[0].next_attempt_at - self._clock.time()
+                if delay > 0:
+                    await self._clock.sleep(delay)
+                    continue
+                self._in_flight += 1
+                try:
+                    await self._deliver(notifier, items)
+                finally:
+                    self._in_flight -= 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let one bad row kill the destination's worker
+                _report(f"notify.{destination}", exc)
+                await self._clock.sleep(1.0)
+            finally:
+                if self._progress is not None:
+                    self._progress.set()
+
+    async def _respect_rate(self, notifier: Notifier) -> None:
+        """Wait until ``1 / rate`` seconds have passed since the previous request to this
+        destination *completed*. Counting from completion (not from the start) means the
+        receiver, which timestamps arrivals, never sees two requests closer than the
+        limit, whatever the network and our own preparation add in between."""
+        rate = self.config.rate_limit(notifier.channel)
+        last = self._last_send.get(notifier.destination)
+        if rate is not None and last is not None:
+            wait = last + 1.0 / rate - self._clock.time()
+            if wait > 0:
+                await self._clock.sleep(wait)
+
+    def _decode(self, items: Sequence[OutboxItem]) -> list[tuple[OutboxItem, Notification]]:
+        decoded = []
+        for item in items:
+            try:
+                decoded.append((item, Notification.from_dict(json.loads(item.payload))))
+            except (ValueError, KeyError, TypeError) as exc:
+                result = DeliveryResult.failed(f"stored notification is corrupt: {exc}")
+                self.outbox.settle([item], result, self._clock.time(), state=FAILED)
+                self._emit(item.alert_id, NotificationChannel(item.channel), result)
+        return decoded
+
+    async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem]) -> None:
+        due = [i for i in items if i.next_attempt_at <= self._clock.time()]
+        storm = notifier.collapsible and len(items) > self.config.storm_threshold
+        batch = self._decode(due if notifier.batches or storm else due[:1])
+        if not batch:
+            return
+        notifications = [n for _, n in batch]
+        note = None
+        if notifier.batches:
+            await self._respect_rate(notifier)
+            result = await notifier.send_many(notifications)
+        elif len(batch) > 1:
+            summary = summarize(notifications)
+            note = f"sent in an alert-storm summary of {len(batch)}"
+            await self._respect_rate(notifier)
+            result = await notifier.send(summary)
+        else:
+            await self._respect_rate(notifier)
+            result = await notifier.send(notifications[0])
+        self._last_send[notifier.destination] = self._clock.time()
+        items_sent = [item for item, _ in batch]
+        final = await asyncio.to_thread(self._settle, items_sent, notifier, result, note)
+        for item in items_sent:  # callbacks run on the loop, not in the I/O thread
+            self._emit(item.alert_id, notifier.channel, final)
+
+    def _settle(
+        self, items: list[OutboxItem], notifier: Notifier, result: DeliveryResult,
+        note: str | None,
+    ) -> DeliveryResult:
+        """Store the outcome of one attempt on ``items``; return the result to report
+        (a retry past ``give_up_after`` becomes a failure)."""
+        now = self._clock.time()
+        detail = f"{result.detail} ({note})" if note and result.detail else (note or result.detail)
+        if result.outcome is DeliveryOutcome.DELIVERED:
+            self.outbox.settle(items, result, now, state=DELIVERED, detail=detail)
+        elif result.outcome is DeliveryOutcome.FAILED:
+            logger.warning("notification to %s failed permanently: %s",
+                           notifier.destination, detail)
+            self.outbox.settle(items, result, now, state=FAILED, detail=detail)
+        else:
+            oldest = min(item.created_at for item in items)
+            if now - oldest > self.config.give_up_after:
+                attempts = max(item.attempts for item in items) + 1
+                failed = DeliveryResult.failed(
+                    f"gave up after {attempts} attempts: {detail}", result.status_code)
+                self.outbox.settle(items, failed, now, state=FAILED)
+                result = failed
+            else:
+                attempts = max(item.attempts for item in items) + 1
+                delay = self._backoff(attempts, result.retry_after)
+                self.outbox.settle(items, result, now, state=PENDING,
+                                   next_attempt_at=now + delay, detail=detail)
+        return result
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after  # the receiver said exactly when; trust it
+        base = min(self.config.retry_max_delay,
+                   self.config.retry_initial_delay * 2 ** min(attempts - 1, 30))
+        # "Equal jitter": at least half the backoff, so retries of many senders spread
+        # out without any retrying immediately.
+        return float(base / 2 + self._rng.uniform(0, base / 2))
+
+    def _emit(self, alert_id: str, channel: NotificationChannel, result: DeliveryResult) -> None:
+        if self.on_attempt is None:
+            return
+        try:
+            self.on_attempt(alert_id, channel, result)
+        except Exception as exc:
+            _report("notify.on_attempt", exc)

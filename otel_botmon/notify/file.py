@@ -1,0 +1,63 @@
+"""File channel: one JSON object per line, rotated by size like ``RotatingFileHandler``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from otel_botmon.alerting.model import NotificationChannel
+from otel_botmon.notify.base import DeliveryResult, Notifier
+from otel_botmon.notify.message import Notification
+
+__all__ = ["FileNotifier"]
+
+
+class FileNotifier(Notifier):
+    """Appends ``notification.to_dict()`` as a JSON line to ``path``.
+
+    Before a line would take the file past ``max_bytes`` the file is rotated:
+    ``alerts.log`` -> ``alerts.log.1`` -> ... -> ``alerts.log.<backups>`` (the oldest is
+    removed; with ``backups=0`` the file is truncated). A write error (disk full,
+    permissions) is retried by the dispatcher.
+    """
+
+    channel = NotificationChannel.FILE
+    collapsible = False  # a log keeps one line per notification, storm or not
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
+        self.destination = "file"
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        line = json.dumps(notification.to_dict(), ensure_ascii=False) + "\n"
+        try:
+            # Disk I/O stays off the event loop that also runs the bot.
+            await asyncio.to_thread(self._append, line.encode())
+        except OSError as exc:
+            return DeliveryResult.retry(f"file write failed: {type(exc).__name__}: {exc}")
+        return DeliveryResult.delivered()
+
+    def _append(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size and size + len(data) > self.max_bytes:
+            self._rotate()
+        with self.path.open("ab") as handle:
+            handle.write(data)
+
+    def _rotate(self) -> None:
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+            return
+        for index in range(self.backups - 1, 0, -1):
+            source = self.path.with_name(f"{self.path.name}.{index}")
+            if source.exists():
+                os.replace(source, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))

@@ -1,0 +1,289 @@
+"""``Notification``: what one alert event says, independent of any channel.
+
+It is plain data (JSON round-trip through :meth:`Notification.to_dict` /
+:meth:`Notification.from_dict`) so the outbox can store it and a restarted process can
+still deliver it. :meth:`Notification.from_alert` adapts an alert instance of
+``otel_botmon.alerting`` by reading its attributes, so this package depends only on the
+alert model's enums.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from otel_botmon.alerting.model import (
+    AlertEventKind,
+    AlertSeverity,
+    AlertType,
+    NotificationChannel,
+)
+from otel_botmon.redaction import redact_text
+
+__all__ = ["NOTIFIABLE_EVENTS", "Notification", "summarize"]
+
+NOTIFIABLE_EVENTS = frozenset(
+    {
+        AlertEventKind.FIRED,
+        AlertEventKind.ESCALATED,
+        AlertEventKind.ACKNOWLEDGED,
+        AlertEventKind.RESOLVED,
+    }
+)
+
+_EVENT_VERB = {
+    AlertEventKind.PENDING: "pending",
+    AlertEventKind.FIRED: "FIRING",
+    AlertEventKind.ESCALATED: "ESCALATED",
+    AlertEventKind.ACKNOWLEDGED: "acknowledged",
+    AlertEventKind.RESOLVED: "RESOLVED",
+    AlertEventKind.NOTIFIED: "notified",
+}
+
+
+def _utc(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
+            timezone.utc
+        )
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    if isinstance(value, str) and value:
+        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return datetime.now(timezone.utc)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Notification:
+    """One thing to tell people about one alert.
+
+    ``fingerprint`` identifies the alert series across events (PagerDuty's dedup_key,
+    Alertmanager's label set); ``id`` identifies this notification (receivers use it as
+    an idempotency key, so a redelivery after a crash can be recognised).
+    """
+
+    alert_id: str
+    title: str
+    message: str = ""
+    severity: AlertSeverity = AlertSeverity.WARNING
+    alert_type: AlertType = AlertType.CUSTOM
+    event: AlertEventKind = AlertEventKind.FIRED
+    fingerprint: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    value: float | None = None
+    first_fired: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    channels: list[NotificationChannel] = field(default_factory=list)
+    """Channels the rule asked for; empty means routing by severity."""
+    rule_name: str | None = None
+    actor: str | None = None
+    """Who acknowledged or resolved, when a person did."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    summary_of: list[Notification] = field(default_factory=list, repr=False)
+    """For an alert-storm summary: the notifications it stands for."""
+
+    def __post_init__(self) -> None:
+        self.alert_id = str(self.alert_id)
+        self.fingerprint = self.fingerprint or self.alert_id
+        self.severity = AlertSeverity(self.severity)
+        self.alert_type = AlertType(self.alert_type)
+        self.event = AlertEventKind(self.event)
+        self.channels = [NotificationChannel(c) for c in self.channels]
+        self.first_fired = _utc(self.first_fired)
+        self.occurred_at = _utc(self.occurred_at)
+        # Alert text can carry exception messages from anywhere (URLs with signatures).
+        self.title = redact_text(str(self.title))
+        self.message = redact_text(str(self.message))
+        self.labels = {str(k): redact_text(str(v)) for k, v in self.labels.items()}
+        self.annotations = {str(k): redact_text(str(v)) for k, v in self.annotations.items()}
+        if self.value is not None:
+            self.value = float(self.value)
+
+    # ----- presentation shared by the channels -----
+
+    @property
+    def verb(self) -> str:
+        """``FIRING``, ``ESCALATED``, ``acknowledged`` or ``RESOLVED``."""
+        return _EVENT_VERB[self.event]
+
+    @property
+    def subject(self) -> str:
+        """One line: ``[CRITICAL] FIRING: title``."""
+        return f"[{self.severity.value.upper()}] {self.verb}: {self.title}"
+
+    def value_text(self) -> str:
+        """The value as people read it (``-`` when there is none)."""
+        if self.value is None:
+            return "-"
+        return f"{self.value:.6g}"
+
+    def facts(self) -> list[tuple[str, str]]:
+        """Labelled facts every channel shows, in order."""
+        facts = [
+            ("Event", self.event.value),
+            ("Severity", self.severity.value),
+            ("Type", self.alert_type.value),
+            ("Value", self.value_text()),
+            ("First fired", _iso(self.first_fired)),
+            ("At", _iso(self.occurred_at)),
+            ("Alert", self.alert_id),
+        ]
+        if self.rule_name:
+            facts.append(("Rule", self.rule_name))
+        if self.actor:
+            facts.append(("By", self.actor))
+        if self.labels:
+            facts.append(("Labels", ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))))
+        return facts
+
+    def text(self) -> str:
+        """Plain-text body: subject, message, then one ``name: value`` line per fact."""
+        lines = [self.subject]
+        if self.message:
+            lines.append(self.message)
+        lines.extend(f"{name}: {value}" for name, value in self.facts())
+        return "\n".join(lines)
+
+    # ----- storage -----
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (times as ISO 8601 UTC); the webhook body uses it as is."""
+        return {
+            "id": self.id,
+            "alert_id": self.alert_id,
+            "fingerprint": self.fingerprint,
+            "title": self.title,
+            "message": self.message,
+            "severity": self.severity.value,
+            "alert_type": self.alert_type.value,
+            "event": self.event.value,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "value": self.value,
+            "first_fired": _iso(self.first_fired),
+            "occurred_at": _iso(self.occurred_at),
+            "channels": [c.value for c in self.channels],
+            "rule_name": self.rule_name,
+            "actor": self.actor,
+            **({"alerts": [m.to_dict() for m in self.summary_of]} if self.summary_of else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Notification:
+        """Inverse of :meth:`to_dict`. Raises KeyError/ValueError on a malformed dict."""
+        return cls(
+            id=str(data["id"]),
+            alert_id=str(data["alert_id"]),
+            fingerprint=str(data.get("fingerprint") or ""),
+            title=str(data["title"]),
+            message=str(data.get("message") or ""),
+            severity=AlertSeverity(data["severity"]),
+            alert_type=AlertType(data.get("alert_type", "custom")),
+            event=AlertEventKind(data["event"]),
+            labels=dict(data.get("labels") or {}),
+            annotations=dict(data.get("annotations") or {}),
+            value=data.get("value"),
+            first_fired=_utc(data.get("first_fired")),
+            occurred_at=_utc(data.get("occurred_at")),
+            channels=[NotificationChannel(c) for c in data.get("channels") or []],
+            rule_name=data.get("rule_name"),
+            actor=data.get("actor"),
+        )
+
+    @classmethod
+    def from_alert(cls, alert: object, event: object) -> Notification:
+        """Build the notification for ``event`` (an ``AlertEventKind``, its value, or an
+        event object with a ``kind``) on ``alert`` (an alert instance of the alerting
+        package, read by attribute name; missing attributes get defaults).
+
+        Raises:
+            ValueError: ``event`` is not an alert event kind.
+        """
+        kind_source = getattr(event, "kind", event)
+        kind = AlertEventKind(getattr(kind_source, "value", kind_source))
+        rule = getattr(alert, "rule", None)
+
+        def attr(*names: str, default: Any = None) -> Any:
+            for owner in (alert, rule):
+                for name in names:
+                    value = getattr(owner, name, None) if owner is not None else None
+                    if value is not None and value != "":
+                        return value
+            return default
+
+        alert_id = attr("id", "alert_id", "fingerprint", default="")
+        rule_name = attr("rule_name") or (getattr(rule, "name", None) if rule else None)
+        channels: Sequence[Any] = attr("channels", default=[]) or []
+        return cls(
+            alert_id=str(alert_id),
+            fingerprint=str(attr("fingerprint", default=alert_id)),
+            title=str(attr("title", "name", default=rule_name or alert_id)),
+            message=str(attr("message", "description", default="")),
+            severity=AlertSeverity(getattr(attr("severity"), "value", attr("severity"))
+                                   or "warning"),
+            alert_type=AlertType(getattr(attr("alert_type"), "value", attr("alert_type"))
+                                 or "custom"),
+            event=kind,
+            labels=dict(attr("labels", default={}) or {}),
+            annotations=dict(attr("annotations", default={}) or {}),
+            value=_float_or_none(attr("value")),
+            first_fired=_utc(attr("fired_at", "first_fired", "started_at", "active_at",
+                                  "created_at", "timestamp")),
+            occurred_at=_utc(getattr(event, "at", None) or getattr(event, "timestamp", None)),
+            channels=[NotificationChannel(getattr(c, "value", c)) for c in channels],
+            rule_name=rule_name,
+            actor=_actor(alert, event, kind),
+        )
+
+
+def _float_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _actor(alert: object, event: object, kind: AlertEventKind) -> str | None:
+    actor = getattr(event, "actor", None) or getattr(event, "by", None)
+    detail = getattr(event, "detail", None)
+    if actor is None and isinstance(detail, Mapping):
+        actor = detail.get("by") or detail.get("actor") or detail.get("user")
+    if actor is None and kind is AlertEventKind.ACKNOWLEDGED:
+        actor = getattr(alert, "acknowledged_by", None)
+    if actor is None and kind is AlertEventKind.RESOLVED:
+        actor = getattr(alert, "resolved_by", None)
+    return str(actor) if actor else None
+
+
+def summarize(notifications: Sequence[Notification]) -> Notification:
+    """One notification standing for many (an alert storm): the highest severity, a
+    title with the count, and one line per alert in the message.
+
+    Raises:
+        ValueError: ``notifications`` is empty.
+    """
+    if not notifications:
+        raise ValueError("summarize: no notifications")
+    top = max(notifications, key=lambda n: n.severity.rank)
+    lines = [f"{n.subject} ({n.alert_id}, value {n.value_text()})" for n in notifications]
+    return Notification(
+        alert_id="summary",
+        fingerprint=f"summary-{notifications[0].id}",
+        title=f"{len(notifications)} alert notifications (alert storm summary)",
+        message="\n".join(lines),
+        severity=top.severity,
+        alert_type=top.alert_type if all(n.alert_type == top.alert_type for n in notifications)
+        else AlertType.CUSTOM,
+        event=AlertEventKind.FIRED,
+        labels={"summary_count": str(len(notifications))},
+        first_fired=min(n.first_fired for n in notifications),
+        summary_of=list(notifications),
+    )

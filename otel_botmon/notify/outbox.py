@@ -1,0 +1,332 @@
+"""The durable outbox: every notification to every destination is a row in SQLite first.
+
+Rows live in their own tables (``notify_outbox``, ``notify_attempts``, ``notify_active``)
+so the file can be the alert store's. WAL journaling with ``synchronous=NORMAL`` makes a
+committed row survive the process being killed; the dispatcher delivers rows in ``id``
+order per destination and marks them delivered or failed, so after a restart whatever
+was still pending is delivered (at least once).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from otel_botmon.notify.base import DeliveryResult
+
+__all__ = ["AttemptRecord", "Outbox", "OutboxItem"]
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+# Plain INTEGER PRIMARY KEY (no AUTOINCREMENT, one page write less per insert): a new
+# row always gets max(id) + 1, so ids follow queue order even after pruning.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id INTEGER PRIMARY KEY,
+    notification_id TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS notify_messages (
+    notification_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_queue ON notify_outbox (destination, state, id);
+CREATE TABLE IF NOT EXISTS notify_attempts (
+    id INTEGER PRIMARY KEY,
+    outbox_id INTEGER,
+    alert_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    at REAL NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    status_code INTEGER
+);
+CREATE INDEX IF NOT EXISTS notify_attempts_alert ON notify_attempts (alert_id, id);
+CREATE TABLE IF NOT EXISTS notify_active (
+    destination TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (destination, fingerprint)
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One notification waiting for (or done with) one destination."""
+
+    id: int
+    notification_id: str
+    alert_id: str
+    channel: str
+    destination: str
+    payload: str
+    state: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_detail: str
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One delivery attempt as stored: what, where, when, and how it ended."""
+
+    outbox_id: int | None
+    alert_id: str
+    channel: str
+    destination: str
+    at: float
+    attempt: int
+    outcome: str
+    detail: str
+    status_code: int | None
+
+
+# The payload is stored once per notification and joined in, not copied per destination.
+_ITEM_COLUMNS = (
+    "o.id, o.notification_id, o.alert_id, o.channel, o.destination, m.payload, o.state, "
+    "o.attempts, o.created_at, o.next_attempt_at, o.last_detail"
+)
+_ITEMS_FROM = (
+    "FROM notify_outbox AS o JOIN notify_messages AS m ON m.notification_id = o.notification_id"
+)
+
+
+class Outbox:
+    """SQLite-backed queue of notification deliveries; safe to use from several threads.
+
+    ``path`` is a file (created with its directory) or ``":memory:"``.
+
+    Raises:
+        sqlite3.Error: the file cannot be opened or is not a database.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        with self._lock:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process (not a power cut).
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ----- the queue -----
+
+    def enqueue(
+        self,
+        notification_id: str,
+        alert_id: str,
+        payload: dict[str, object],
+        targets: Sequence[tuple[str, str]],
+        now: float,
+    ) -> list[int]:
+        """Insert one row per ``(channel, destination)`` in one transaction and return
+        the new row ids. A notification already queued (same ``notification_id``) is not
+        queued again."""
+        return self.enqueue_many([(notification_id, alert_id, payload, targets)], now)
+
+    def enqueue_many(
+        self,
+        entries: Sequence[tuple[str, str, dict[str, object], Sequence[tuple[str, str]]]],
+        now: float,
+    ) -> list[int]:
+        """Like :meth:`enqueue` for several notifications, in ONE transaction (one commit
+        for a whole evaluation cycle)."""
+        encoded = [(nid, aid, json.dumps(payload, ensure_ascii=False), targets)
+                   for nid, aid, payload, targets in entries]
+        ids: list[int] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for notification_id, alert_id, text, targets in encoded:
+                    fresh = self._db.execute(
+                        "INSERT OR IGNORE INTO notify_messages (notification_id, payload) "
+                        "VALUES (?, ?)",
+                        (notification_id, text),
+                    ).rowcount
+                    # The message table's key is the dedup: a notification queued before
+                    # is not queued again (one index less to maintain per outbox row).
+                    for channel, destination in targets if fresh else ():
+                        cursor = self._db.execute(
+                            "INSERT INTO notify_outbox (notification_id, alert_id, channel, "
+                            "destination, created_at, next_attempt_at, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (notification_id, alert_id, channel, destination, now, now, now),
+                        )
+                        if cursor.lastrowid is not None:
+                            ids.append(cursor.lastrowid)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ids
+
+    def pending(self, destination: str, limit: int) -> list[OutboxItem]:
+        """The oldest pending rows of one destination, in queue order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} {_ITEMS_FROM} WHERE o.destination = ? "
+                "AND o.state = ? ORDER BY o.id LIMIT ?",
+                (destination, PENDING, limit),
+            ).fetchall()
+        return [OutboxItem(*row) for row in rows]
+
+    def pending_count(self, destination: str | None = None) -> int:
+        """How many rows wait for delivery (for one destination, or for all)."""
+        query = "SELECT COUNT(*) FROM notify_outbox WHERE state = ?"
+        params: tuple[str, ...] = (PENDING,)
+        if destination is not None:
+            query += " AND destination = ?"
+            params = (PENDING, destination)
+        with self._lock:
+            return int(self._db.execute(query, params).fetchone()[0])
+
+    def items(self, state: str | None = None) -> list[OutboxItem]:
+        """Every row (or those in one state), oldest first."""
+        query = f"SELECT {_ITEM_COLUMNS} {_ITEMS_FROM}"
+        params: tuple[str, ...] = ()
+        if state is not None:
+            query += " WHERE o.state = ?"
+            params = (state,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY o.id", params).fetchall()
+        return [OutboxItem(*row) for row in rows]
+
+    def settle(
+        self,
+        items: Iterable[OutboxItem],
+        result: DeliveryResult,
+        now: float,
+        *,
+        state: str,
+        next_attempt_at: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Record one attempt on each row and move it to ``state`` (pending with a new
+        ``next_attempt_at``, delivered or failed), in one transaction."""
+        text = detail if detail is not None else result.detail
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for item in items:
+                    attempt = item.attempts + 1
+                    self._db.execute(
+                        "UPDATE notify_outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
+                        "updated_at = ?, last_detail = ? WHERE id = ?",
+                        (state, attempt, next_attempt_at if next_attempt_at is not None else now,
+                         now, text, item.id),
+                    )
+                    self._insert_attempt(item.id, item.alert_id, item.channel,
+                                         item.destination, now, attempt, result, text)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def record_attempt(
+        self, alert_id: str, channel: str, destination: str, result: DeliveryResult, now: float
+    ) -> None:
+        """Record an attempt that has no outbox row (a channel that is not configured)."""
+        with self._lock:
+            self._insert_attempt(None, alert_id, channel, destination, now, 0, result,
+                                 result.detail)
+
+    def _insert_attempt(
+        self, outbox_id: int | None, alert_id: str, channel: str, destination: str,
+        now: float, attempt: int, result: DeliveryResult, detail: str,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO notify_attempts (outbox_id, alert_id, channel, destination, at, "
+            "attempt, outcome, detail, status_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (outbox_id, alert_id, channel, destination, now, attempt, result.outcome.value,
+             detail, result.status_code),
+        )
+
+    def attempts(self, alert_id: str | None = None) -> list[AttemptRecord]:
+        """Every recorded attempt (for one alert, or all), oldest first."""
+        query = (
+            "SELECT outbox_id, alert_id, channel, destination, at, attempt, outcome, detail, "
+            "status_code FROM notify_attempts"
+        )
+        params: tuple[str, ...] = ()
+        if alert_id is not None:
+            query += " WHERE alert_id = ?"
+            params = (alert_id,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        return [AttemptRecord(*row) for row in rows]
+
+    def prune(self, before: float) -> int:
+        """Delete delivered and failed rows last touched before ``before`` (epoch s),
+        their attempts and unreferenced messages; return how many rows went. Pending
+        rows are never pruned."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = self._db.execute(
+                    "DELETE FROM notify_outbox WHERE state != ? AND updated_at < ?",
+                    (PENDING, before),
+                ).rowcount
+                self._db.execute("DELETE FROM notify_attempts WHERE at < ?", (before,))
+                self._db.execute(
+                    "DELETE FROM notify_messages WHERE notification_id NOT IN "
+                    "(SELECT notification_id FROM notify_outbox)"
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(removed)
+
+    # ----- alerts a destination must keep re-sending (Alertmanager) -----
+
+    def active_put(self, destination: str, fingerprint: str, payload: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO notify_active (destination, fingerprint, payload) "
+                "VALUES (?, ?, ?)",
+                (destination, fingerprint, payload),
+            )
+
+    def active_delete(self, destination: str, fingerprint: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM notify_active WHERE destination = ? AND fingerprint = ?",
+                (destination, fingerprint),
+            )
+
+    def active(self, destination: str) -> list[str]:
+        """Payloads of the alerts still firing at ``destination``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT payload FROM notify_active WHERE destination = ? ORDER BY fingerprint",
+                (destination,),
+            ).fetchall()
+        return [str(row[0]) for row in rows]

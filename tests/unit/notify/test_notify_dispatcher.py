@@ -1,0 +1,260 @@
+"""The dispatcher with scripted notifiers and a virtual clock: order, retries, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from otel_botmon.alerting.model import (
+    AlertEvent,
+    AlertEventKind,
+    AlertSeverity,
+    NotificationChannel,
+)
+from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
+from otel_botmon.notify.config import NotificationConfig
+from otel_botmon.notify.dispatcher import NotificationDispatcher
+from tests.integration.notify.receivers import wait_until_async
+from tests.unit.notify.fakes import FakeClock, FakeNotifier, make_notification
+from tests.unit.notify.test_notify_message import firing_alert
+
+SLACK = NotificationChannel.SLACK
+WEBHOOK = NotificationChannel.WEBHOOK
+
+
+def config(**kwargs: object) -> NotificationConfig:
+    base: dict[str, object] = {"console": False, "rate_limits": {}, "storm_threshold": 1000,
+                               "retry_initial_delay": 1.0, "retry_max_delay": 60.0}
+    base.update(kwargs)
+    return NotificationConfig(**base)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(
+    notifiers: list[Notifier], clock: FakeClock, *, attempts: list[tuple[str, str, str]] | None
+    = None, **kwargs: object,
+) -> AsyncIterator[NotificationDispatcher]:
+    def record(alert_id: str, channel: NotificationChannel, result: DeliveryResult) -> None:
+        if attempts is not None:
+            attempts.append((alert_id, channel.value, result.outcome.value))
+
+    dispatcher = NotificationDispatcher(
+        config(**kwargs), notifiers=notifiers, clock=clock, rng=random.Random(7),
+        on_attempt=record,
+    )
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
+        dispatcher.close()
+
+
+async def test_enqueue_only_queues_and_workers_deliver_in_order(clock: FakeClock) -> None:
+    slack = FakeNotifier(SLACK)
+    async with running([slack], clock) as dispatcher:
+        for i in range(5):
+            assert dispatcher.enqueue(make_notification(i, channels=[SLACK])) == 1
+        assert dispatcher.pending_count() == 5 and slack.sent == []
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    assert [n.alert_id for n in slack.sent] == [f"alert-{i}" for i in range(5)]
+
+
+async def test_transient_failures_back_off_exponentially_with_jitter(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK)
+    hook.script = [DeliveryResult.retry("HTTP 502", 502)] * 3
+    async with running([hook], clock) as dispatcher:
+        dispatcher.enqueue(make_notification(channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        records = dispatcher.attempts("alert-0")
+    assert [r.outcome for r in records] == ["retry", "retry", "retry", "delivered"]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(records)]
+    for gap, base in zip(gaps, (1.0, 2.0, 4.0), strict=False):
+        assert base / 2 <= gap <= base
+
+
+async def test_retry_after_is_honoured_exactly(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK, clock=clock)
+    hook.script = [DeliveryResult.retry("HTTP 429", 429, retry_after=7.0)]
+    async with running([hook], clock) as dispatcher:
+        dispatcher.enqueue(make_notification(channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    assert hook.sent_at[1] - hook.sent_at[0] == pytest.approx(7.0)
+
+
+async def test_permanent_failure_is_recorded_and_the_queue_moves_on(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK)
+    hook.script = [DeliveryResult.failed("HTTP 404 Not Found: no_service", 404)]
+    attempts: list[tuple[str, str, str]] = []
+    async with running([hook], clock, attempts=attempts) as dispatcher:
+        dispatcher.enqueue(make_notification(0, channels=[WEBHOOK]))
+        dispatcher.enqueue(make_notification(1, channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        failed = dispatcher.outbox.items("failed")
+    assert len(hook.sent) == 2
+    assert [(f.alert_id, f.last_detail) for f in failed] == [
+        ("alert-0", "HTTP 404 Not Found: no_service")]
+    assert attempts == [("alert-0", "webhook", "failed"), ("alert-1", "webhook", "delivered")]
+
+
+async def test_rate_limit_spaces_sends(clock: FakeClock) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    async with running([slack], clock, rate_limits={"slack": 2.0}) as dispatcher:
+        for i in range(6):
+            dispatcher.enqueue(make_notification(i, channels=[SLACK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    gaps = [b - a for a, b in zip(slack.sent_at, slack.sent_at[1:], strict=False)]
+    assert len(gaps) == 5 and min(gaps) >= 0.5 - 1e-9
+
+
+async def test_storm_is_collapsed_into_one_summary_and_nothing_dropped(clock: FakeClock) -> None:
+    slack = FakeNotifier(SLACK)
+    pager = FakeNotifier(NotificationChannel.PAGERDUTY, collapsible=False)
+    routes = [SLACK, NotificationChannel.PAGERDUTY]
+    async with running([slack, pager], clock, storm_threshold=10) as dispatcher:
+        for i in range(30):
+            dispatcher.enqueue(make_notification(i, channels=routes))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        delivered = dispatcher.outbox.items("delivered")
+    assert len(slack.sent) == 1
+    assert [m.alert_id for m in slack.sent[0].summary_of] == [f"alert-{i}" for i in range(30)]
+    assert len(pager.sent) == 30
+    assert len(delivered) == 60
+    assert all("summary of 30" in d.last_detail for d in delivered if d.destination == "slack")
+
+
+async def test_a_stuck_channel_never_delays_another(clock: FakeClock) -> None:
+    stuck = FakeNotifier(WEBHOOK)
+    stuck.block = asyncio.Event()  # never set: the receiver hangs
+    slack = FakeNotifier(SLACK)
+    async with running([stuck, slack], clock) as dispatcher:
+        await dispatcher.start()
+        for i in range(3):
+            dispatcher.enqueue(make_notification(i, channels=[WEBHOOK, SLACK]))
+        await wait_until_async(lambda: len(slack.sent) == 3, 10, what="slack deliveries")
+        assert dispatcher.pending_count("webhook") == 3
+        assert len(stuck.sent) == 0
+
+
+async def test_routing_by_severity_and_unconfigured_channels_are_recorded(
+    clock: FakeClock,
+) -> None:
+    slack, hook = FakeNotifier(SLACK), FakeNotifier(WEBHOOK)
+    attempts: list[tuple[str, str, str]] = []
+    routes = {"critical": ["slack"], "info": ["webhook"]}
+    async with running([slack, hook], clock, attempts=attempts,
+                       severity_channels=routes) as dispatcher:
+        dispatcher.enqueue(make_notification(0, severity=AlertSeverity.CRITICAL))
+        dispatcher.enqueue(make_notification(1, severity=AlertSeverity.INFO))
+        dispatcher.enqueue(make_notification(2, severity=AlertSeverity.WARNING))  # to all
+        assert dispatcher.enqueue(make_notification(
+            3, channels=[NotificationChannel.TELEGRAM])) == 0
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        not_configured = dispatcher.attempts("alert-3")
+    assert [n.alert_id for n in slack.sent] == ["alert-0", "alert-2"]
+    assert [n.alert_id for n in hook.sent] == ["alert-1", "alert-2"]
+    assert not_configured[0].outcome == "failed"
+    assert "telegram is not configured" in not_configured[0].detail
+    assert ("alert-3", "telegram", "failed") in attempts
+
+
+async def test_gives_up_after_the_configured_age(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK)
+    hook.script = [DeliveryResult.retry("connection refused")] * 100
+    async with running([hook], clock, give_up_after=10.0) as dispatcher:
+        dispatcher.enqueue(make_notification(channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        [item] = dispatcher.outbox.items("failed")
+    assert item.last_detail.startswith("gave up after")
+
+
+async def test_batching_destination_gets_one_request(clock: FakeClock) -> None:
+    am = FakeNotifier(NotificationChannel.ALERTMANAGER, collapsible=False, batches=True)
+    async with running([am], clock) as dispatcher:
+        for i in range(25):
+            dispatcher.enqueue(make_notification(i, channels=[NotificationChannel.ALERTMANAGER]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    assert [len(b) for b in am.batches_sent] == [25]
+
+
+@pytest.mark.parametrize(
+    ("make_event", "queued"),
+    [
+        (lambda a: AlertEvent(a.id, AlertEventKind.FIRED, at=1.0), 1),
+        (lambda a: AlertEventKind.RESOLVED, 1),
+        (lambda a: AlertEvent(a.id, AlertEventKind.PENDING, at=1.0), 0),
+        (lambda a: AlertEvent(a.id, AlertEventKind.NOTIFIED, at=1.0), 0),
+        (lambda a: AlertEvent(a.id, AlertEventKind.FIRED, at=1.0, notify=False), 0),
+        (lambda a: "not-an-event", 0),
+    ],
+)
+async def test_alert_listener_queues_only_notifiable_events(
+    clock: FakeClock, make_event: Callable[[object], object], queued: int,
+) -> None:
+    slack = FakeNotifier(SLACK)
+    async with running([slack], clock) as dispatcher:
+        alert = firing_alert()
+        dispatcher.on_alert_event(alert, make_event(alert))  # never raises
+        assert dispatcher.pending_count() == queued
+
+
+async def test_same_notification_is_queued_once(clock: FakeClock) -> None:
+    async with running([FakeNotifier(SLACK)], clock) as dispatcher:
+        n = make_notification(channels=[SLACK])
+        assert dispatcher.enqueue(n) == 1
+        assert dispatcher.enqueue(n) == 0
+        assert dispatcher.pending_count() == 1
+
+
+def test_delivery_result_as_event_detail() -> None:
+    detail = DeliveryResult.retry("HTTP 429", 429, 3.0).as_event_detail(SLACK)
+    assert detail == {"channel": "slack", "ok": False, "outcome": "retry",
+                      "detail": "HTTP 429", "status_code": 429, "retry_after": 3.0}
+    assert DeliveryOutcome("delivered") is DeliveryOutcome.DELIVERED
+
+
+async def test_settled_rows_are_pruned_after_the_retention(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK)
+    hook.script = [DeliveryResult.failed("HTTP 410 Gone", 410)]
+    async with running([hook], clock, outbox_retention=60.0) as dispatcher:
+        for i in range(3):
+            dispatcher.enqueue(make_notification(i, channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        hook.block = asyncio.Event()  # the next one stays pending
+        dispatcher.enqueue(make_notification(9, channels=[WEBHOOK]))
+        clock.now += 61
+        assert dispatcher.outbox.prune(clock.time() - 60.0) == 3
+        assert [i.alert_id for i in dispatcher.outbox.items()] == ["alert-9"]
+        assert dispatcher.attempts() == []
+
+
+async def test_alert_events_of_one_loop_step_are_committed_together_after_it(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK)
+    async with running([slack], clock) as dispatcher:
+        await dispatcher.start()
+        alerts = [firing_alert() for _ in range(3)]
+        for alert in alerts:  # an evaluation cycle: synchronous, on the loop
+            dispatcher.on_alert_event(alert, AlertEvent(alert.id, AlertEventKind.FIRED, at=1.0))
+        alerts[0].title = "changed after the event"
+        assert dispatcher.outbox.pending_count() == 0  # nothing written inside the cycle
+        await asyncio.sleep(0)  # the cycle returns to the loop: one commit for all three
+        assert dispatcher.outbox.pending_count() + len(slack.sent) == 3
+        assert await dispatcher.drain(5)
+    assert sorted(n.alert_id for n in slack.sent) == sorted(a.id for a in alerts)
+    assert {n.title for n in slack.sent} == {"High CPU"}  # the snapshot, not the live alert

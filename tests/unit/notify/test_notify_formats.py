@@ -1,0 +1,144 @@
+"""Wire formats of each channel, and how HTTP answers become outcomes."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import html
+import time
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from otel_botmon.alerting.model import AlertEventKind, AlertSeverity
+from otel_botmon.notify.alertmanager import alertmanager_alert
+from otel_botmon.notify.base import DeliveryOutcome, classify_response, parse_retry_after
+from otel_botmon.notify.email import build_email
+from otel_botmon.notify.pagerduty import pagerduty_event
+from otel_botmon.notify.slack import SEVERITY_COLOURS, slack_payload
+from otel_botmon.notify.telegram import MAX_MESSAGE_LENGTH, telegram_text
+from otel_botmon.notify.webhook import sign
+from tests.unit.notify.fakes import make_notification
+
+HOSTILE = "<img src=x onerror=alert(1)> & <b>bold</b>"
+
+
+def test_telegram_text_is_html_escaped() -> None:
+    text = telegram_text(make_notification(title=HOSTILE, message=HOSTILE))
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt; &amp;" in text
+    assert text.startswith("<b>") and text.count("<b>") == 1
+
+
+def test_telegram_text_is_cut_at_4096_without_breaking_an_entity() -> None:
+    for filler in ("&" * 5000, "a" * 5000, "é<" * 3000):
+        text = telegram_text(make_notification(message=filler))
+        assert len(text) <= MAX_MESSAGE_LENGTH
+        assert text.endswith("…")
+        tail = text[text.rfind("&"):]
+        assert ";" in tail or "&" not in text[4:]
+
+
+def test_slack_payload_has_blocks_fallback_and_severity_colour() -> None:
+    payload = slack_payload(make_notification(severity=AlertSeverity.CRITICAL,
+                                              message="<!channel> look"), "#alerts")
+    assert payload["channel"] == "#alerts"
+    assert payload["text"].startswith("[CRITICAL] FIRING")
+    assert payload["blocks"][0]["type"] == "header"
+    assert payload["blocks"][1]["text"]["text"] == "&lt;!channel&gt; look"
+    assert payload["attachments"][0]["color"] == SEVERITY_COLOURS["critical"]
+    fields = payload["attachments"][0]["blocks"][0]["fields"]
+    assert any(f["text"] == "*Value*\n93.5" for f in fields)
+
+
+@pytest.mark.parametrize(
+    ("event", "action"),
+    [(AlertEventKind.FIRED, "trigger"), (AlertEventKind.ESCALATED, "trigger"),
+     (AlertEventKind.ACKNOWLEDGED, "acknowledge"), (AlertEventKind.RESOLVED, "resolve")],
+)
+def test_pagerduty_actions_share_the_fingerprint_as_dedup_key(event: AlertEventKind,
+                                                              action: str) -> None:
+    body = pagerduty_event(make_notification(event=event, fingerprint="fp-1"), "key", "bot")
+    assert body["event_action"] == action and body["dedup_key"] == "fp-1"
+    assert body["routing_key"] == "key"
+    assert ("payload" in body) == (action == "trigger")
+
+
+def test_pagerduty_trigger_payload() -> None:
+    body = pagerduty_event(make_notification(severity=AlertSeverity.EMERGENCY), "k", "bot-1")
+    payload = body["payload"]
+    assert payload["severity"] == "critical" and payload["source"] == "bot-1"
+    assert payload["summary"].startswith("[EMERGENCY] FIRING")
+    assert payload["custom_details"]["Value"] == "93.5"
+
+
+def test_alertmanager_alert_firing_and_resolved() -> None:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    firing = alertmanager_alert(
+        make_notification(labels={"http.route": "/x"}, rule_name="cpu"), now=now, hold=240,
+        generator_url="http://127.0.0.1:8001/")
+    assert firing["labels"]["alertname"] == "cpu"
+    assert firing["labels"]["http_route"] == "/x"
+    assert firing["labels"]["severity"] == "warning"
+    assert firing["endsAt"] == "2026-01-01T00:04:00Z"
+    assert firing["generatorURL"] == "http://127.0.0.1:8001/"
+    assert firing["annotations"]["event"] == "fired"
+    assert firing["annotations"]["value"] == "93.5"
+    assert firing["startsAt"].endswith("Z")
+    resolved_at = datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc)
+    resolved = alertmanager_alert(
+        make_notification(event=AlertEventKind.RESOLVED, occurred_at=resolved_at,
+                          first_fired=datetime(2025, 12, 31, tzinfo=timezone.utc)),
+        now=now, hold=240, generator_url=None)
+    assert resolved["endsAt"] == "2026-01-01T00:01:00Z"
+
+
+def test_email_has_plain_and_escaped_html_parts() -> None:
+    message = build_email(make_notification(title=HOSTILE, message=HOSTILE), "bot@x.io",
+                          ["a@x.io", "b@x.io"])
+    assert message["To"] == "a@x.io, b@x.io"
+    plain = message.get_body(("plain",))
+    rich = message.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert HOSTILE in plain.get_content()
+    assert "<img" not in rich.get_content()
+    assert html.escape(HOSTILE) in rich.get_content()
+
+
+def test_webhook_signature_is_hmac_sha256_of_the_body() -> None:
+    body = b'{"a": 1}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body) == f"sha256={expected}"
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == pytest.approx(30, abs=1.0)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def response(status: int, **kwargs: object) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("POST", "http://x"), **kwargs)  # type: ignore[arg-type]
+
+
+def test_classify_response() -> None:
+    assert classify_response(response(202)).ok
+    limited = classify_response(response(429, headers={"Retry-After": "3"}))
+    assert limited.outcome is DeliveryOutcome.RETRY and limited.retry_after == 3.0
+    telegram = classify_response(response(429, json={
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 5",
+        "parameters": {"retry_after": 5}}))
+    assert telegram.retry_after == 5.0
+    unavailable = classify_response(response(503, headers={"Retry-After": "2"}))
+    assert unavailable.outcome is DeliveryOutcome.RETRY and unavailable.retry_after == 2.0
+    assert classify_response(response(502)).outcome is DeliveryOutcome.RETRY
+    bad = classify_response(response(400, json={"ok": False,
+                                                "description": "Bad Request: chat not found"}))
+    assert bad.outcome is DeliveryOutcome.FAILED
+    assert bad.status_code == 400 and "chat not found" in bad.detail
+    assert classify_response(response(404, text="no_service")).detail.endswith("no_service")
