@@ -34,11 +34,7 @@ from typing import Any
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -46,6 +42,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
 from otel_botmon.exporters.handoff import HandoffMetricExporter, HandoffSpanExporter
+from otel_botmon.exporters.push import MetricPusher
 from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
@@ -74,6 +71,8 @@ class Telemetry:
     otlp_endpoint: str | None = None
     otlp_protocol: str | None = None
     extra_readers: list[MetricReader] = field(default_factory=list)
+    pushers: list[MetricPusher] = field(default_factory=list)
+    """Exporters fed from ``metric_reader`` on their own intervals (OTLP, InfluxDB)."""
     _key: tuple[Any, ...] = ()
     _closed: bool = False
     _handoffs: list[Any] = field(default_factory=list)
@@ -88,6 +87,8 @@ class Telemetry:
             ok = self.tracer_provider.force_flush(millis) and ok
         if isinstance(self.meter_provider, MeterProvider):
             ok = bool(self.meter_provider.force_flush(millis)) and ok
+        for pusher in self.pushers:
+            ok = pusher.force_flush(timeout_s) and ok
         for handoff in self._handoffs:  # the OTLP sender threads, after the processors
             ok = handoff.force_flush(millis) and ok
         return ok
@@ -108,6 +109,8 @@ class Telemetry:
             try:
                 if isinstance(self.tracer_provider, TracerProvider):
                     self.tracer_provider.shutdown()
+                for pusher in self.pushers:
+                    pusher.shutdown(timeout_s)
                 if isinstance(self.meter_provider, MeterProvider):
                     self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
             except Exception as exc:  # exporters may raise on a dead endpoint
@@ -355,7 +358,8 @@ def _build(
     # exception messages, captured API-key headers): otel_botmon.redaction.
     for processor in span_processors:
         tracer_provider.add_span_processor(RedactingSpanProcessor(processor))
-    interval_ms = export_interval_s * 1000 if export_interval_s is not None else None
+    interval_s = _export_interval_s(export_interval_s)
+    pushers: list[MetricPusher] = []
     if endpoint:
         span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
         # Nothing the bot does may wait on the network: see exporters/handoff.py.
@@ -369,25 +373,19 @@ def _build(
                 )
             )
         )
-        if influxdb is not None and _influxdb_interval_s(influxdb) in (None, export_interval_s):
-            # InfluxDB rides on the OTLP reader: every extra reader would aggregate each
-            # measurement once more on the bot's hot path.
+        if influxdb is not None and _influxdb_interval_s(influxdb) in (None, interval_s):
+            # One collection on the shared interval feeds both exporters.
             metric_exporter = _fanout_with_influxdb(metric_exporter, influxdb)
             influxdb = None
-        readers.append(
-            PeriodicExportingMetricReader(
-                metric_exporter,
-                export_interval_millis=interval_ms,
-                export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
-                cardinality_limits=_cardinality_limits(),
-            )
+        pushers.append(
+            MetricPusher(memory_reader, metric_exporter, interval_s, _DEFAULT_EXPORT_TIMEOUT_S)
         )
     if prometheus_port is not None:
         from otel_botmon.exporters.prometheus import start_prometheus_reader
 
         readers.append(start_prometheus_reader(prometheus_port, host=prometheus_host))
     if influxdb is not None:
-        readers.append(_influxdb_reader(influxdb, interval_ms))
+        pushers.append(_influxdb_pusher(memory_reader, influxdb, interval_s))
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
     )
@@ -399,8 +397,28 @@ def _build(
         otlp_endpoint=endpoint,
         otlp_protocol=protocol if endpoint else None,
         extra_readers=readers[1:],
+        pushers=pushers,
         _handoffs=handoffs,
     )
+
+
+def _export_interval_s(explicit: float | None) -> float:
+    """The push interval: argument, else ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), else 60 s."""
+    if explicit is not None:
+        return explicit
+    raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+    if raw:
+        try:
+            millis = float(raw)
+        except ValueError:
+            millis = 0.0
+        if millis > 0:
+            return millis / 1000
+        logger.warning(
+            "otel_botmon: OTEL_METRIC_EXPORT_INTERVAL must be a positive number of "
+            "milliseconds, got %r; using 60000", raw,
+        )
+    return 60.0
 
 
 def _otlp_exporters(
@@ -456,16 +474,16 @@ def _fanout_with_influxdb(otlp_exporter: Any, settings: Any) -> Any:
     return FanoutMetricExporter([InfluxDBMetricExporter.from_settings(settings), otlp_exporter])
 
 
-def _influxdb_reader(settings: Any, interval_ms: float | None) -> MetricReader:
+def _influxdb_pusher(
+    reader: InMemoryMetricReader, settings: Any, interval_s: float
+) -> MetricPusher:
     from otel_botmon.exporters.influxdb import InfluxDBMetricExporter, InfluxDBSettings
 
     settings = InfluxDBSettings.coerce(settings)
     exporter = InfluxDBMetricExporter.from_settings(settings)
-    interval = settings.export_interval_s
-    return PeriodicExportingMetricReader(
-        exporter,
-        export_interval_millis=interval * 1000 if interval else interval_ms,
-        export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
+    return MetricPusher(
+        reader, exporter, settings.export_interval_s or interval_s, _DEFAULT_EXPORT_TIMEOUT_S,
+        name="botmon-influxdb-push",
     )
 
 

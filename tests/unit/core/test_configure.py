@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
@@ -101,8 +100,9 @@ def test_otlp_reader_honours_env_endpoint_and_interval(monkeypatch: pytest.Monke
     tel = telemetry.configure(set_global=False)
     assert tel.otlp_endpoint == "http://127.0.0.1:9"
     assert tel.otlp_protocol == "grpc"
-    (reader,) = [r for r in tel.extra_readers if isinstance(r, PeriodicExportingMetricReader)]
-    assert reader._export_interval_millis == 1234
+    (pusher,) = tel.pushers
+    assert pusher.interval_s == 1.234
+    assert pusher.reader is tel.metric_reader  # no second aggregation on the hot path
     tel.shutdown(timeout_s=2)
 
 

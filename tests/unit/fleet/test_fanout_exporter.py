@@ -11,7 +11,6 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
-    PeriodicExportingMetricReader,
 )
 
 from otel_botmon import telemetry
@@ -73,27 +72,26 @@ def test_exporters_wanting_other_temporalities_are_refused() -> None:
         ])
 
 
-def test_configure_with_otlp_and_influxdb_uses_one_periodic_reader() -> None:
+def test_configure_with_otlp_and_influxdb_uses_one_pusher() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     tel = telemetry.configure(
         "fan-bot", otlp_endpoint=dead, set_global=False,
         influxdb={"url": dead, "token": "t", "org": "o", "bucket": "b"},
     )
-    periodic = [r for r in tel.extra_readers if isinstance(r, PeriodicExportingMetricReader)]
-    assert len(periodic) == 1
-    exporter = periodic[0]._exporter
+    assert len(tel.pushers) == 1
+    exporter = tel.pushers[0].exporter
     assert isinstance(exporter, FanoutMetricExporter)
     assert isinstance(exporter.exporters[0], InfluxDBMetricExporter)
     tel.shutdown(timeout_s=2.0)
 
 
-def test_influxdb_with_its_own_interval_gets_its_own_reader() -> None:
+def test_influxdb_with_its_own_interval_gets_its_own_pusher() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     tel = telemetry.configure(
         "fan-bot-2", otlp_endpoint=dead, export_interval_s=30, set_global=False,
         influxdb={"url": dead, "token": "t", "org": "o", "bucket": "b", "export_interval_s": 5},
     )
-    periodic = [r for r in tel.extra_readers if isinstance(r, PeriodicExportingMetricReader)]
-    assert len(periodic) == 2
-    assert any(isinstance(r._exporter, InfluxDBMetricExporter) for r in periodic)
+    assert len(tel.pushers) == 2
+    assert any(isinstance(p.exporter, InfluxDBMetricExporter) for p in tel.pushers)
+    assert sorted(p.interval_s for p in tel.pushers) == [5, 30]
     tel.shutdown(timeout_s=2.0)

@@ -1,0 +1,73 @@
+"""Push exporters fed from the one in-memory reader, instead of a reader each.
+
+Every MetricReader attached to a MeterProvider aggregates every measurement again, on the
+thread that records it: with the always-on in-memory reader plus a periodic OTLP reader,
+each decorated trade paid for two aggregations. Both readers use cumulative temporality,
+so one collection serves both: a :class:`MetricPusher` collects the in-memory reader on
+its own interval and hands the data to an exporter (OTLP, InfluxDB, ...). The bot's call
+path then costs the same with an exporter as without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporter
+
+logger = logging.getLogger("otel_botmon")
+
+
+class MetricPusher:
+    """A daemon thread exporting ``reader``'s cumulative data every ``interval_s``."""
+
+    def __init__(
+        self,
+        reader: InMemoryMetricReader,
+        exporter: MetricExporter,
+        interval_s: float,
+        timeout_s: float = 5.0,
+        name: str = "botmon-metric-push",
+    ) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"export interval must be > 0 seconds, got {interval_s!r}")
+        self.reader = reader
+        self.exporter = exporter
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.export_now()
+
+    def export_now(self) -> bool:
+        """Collect and export once; False when the collection or export failed."""
+        with self._lock:
+            try:
+                data = self.reader.get_metrics_data()
+                if data is None:
+                    return True
+                result = self.exporter.export(data, timeout_millis=self.timeout_s * 1000)
+                return getattr(result, "name", "SUCCESS") == "SUCCESS"
+            except Exception as exc:  # an exporter bug must not kill the push thread
+                from otel_botmon._internal import report_internal_error
+
+                report_internal_error("exporters.push", exc)
+                return False
+
+    def force_flush(self, timeout_s: float = 5.0) -> bool:
+        ok = self.export_now()
+        return bool(self.exporter.force_flush(timeout_millis=timeout_s * 1000)) and ok
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Export a last time, then shut the exporter down (bounded by the exporter)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(timeout_s)
+        self.export_now()
+        self.exporter.shutdown(timeout_millis=timeout_s * 1000)
