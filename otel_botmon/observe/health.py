@@ -26,13 +26,13 @@ from opentelemetry.metrics import Observation
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._observable import ObservableFanout
 from otel_botmon.conventions import (
     HEALTH_CHECK_DURATION,
     HEALTH_COMPONENT,
     HEALTH_STATUS,
     HealthValue,
 )
-from otel_botmon.observe.fanout import ObservableFanout
 from otel_botmon.redaction import redact_text
 
 

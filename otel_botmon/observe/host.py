@@ -30,6 +30,7 @@ import psutil
 from opentelemetry.metrics import Meter, Observation
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon._observable import ObservableFanout, create_observable
 from otel_botmon.conventions import (
     EVENT_LOOP_LAG,
     PROCESS_CPU_UTILIZATION,
@@ -40,7 +41,6 @@ from otel_botmon.conventions import (
     SYSTEM_NETWORK_IO,
     MetricSpec,
 )
-from otel_botmon.observe.fanout import ObservableFanout, create_observable
 
 # Attribute keys come from the contract rows themselves, so they cannot drift from it.
 _MOUNTPOINT = SYSTEM_FILESYSTEM_UTILIZATION.attributes[0]
