@@ -1,0 +1,170 @@
+"""The safe condition language of alert rules: compile once, evaluate every cycle.
+
+>>> cond = compile_condition("win_rate < 50")
+>>> cond.comparison, cond.threshold
+('<', 50.0)
+
+Conditions are parsed by a hand-written tokenizer and recursive-descent parser (never
+``eval``); syntax errors, unknown metric or function names and type errors raise
+:class:`RuleSyntaxError` with the column of the problem. The language is documented in
+``docs/conditions.md`` (names, functions, units, semantics); it is a small, PromQL-shaped
+language over the metric names of ``otel_botmon.conventions`` with dotted attribute names,
+so that every condition also translates to PromQL (``alerting.promexport``).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
+from operator import itemgetter
+
+from otel_botmon.alerting.expr_catalog import known_metric_kinds
+from otel_botmon.alerting.expr_eval import Vector, evaluate_node, node_key
+from otel_botmon.alerting.expr_lexer import RuleSyntaxError
+from otel_botmon.alerting.expr_parser import (
+    COMPARISONS,
+    Binary,
+    Call,
+    Derived,
+    Node,
+    Number,
+    Selector,
+    VType,
+    parse,
+)
+from otel_botmon.alerting.history import EMPTY_LABELS, MetricHistory, MetricKind, Sample
+
+__all__ = ["Condition", "RuleSyntaxError", "compile_condition"]
+
+_DEFAULT_METRICS = known_metric_kinds()
+_ORDERED = frozenset({">", ">=", "<", "<="})
+
+
+class Condition:
+    """A compiled condition. Evaluation never raises for missing, vanished or retyped
+    metrics: they simply yield no series."""
+
+    def __init__(self, text: str, tree: Node) -> None:
+        self.text = text
+        self.tree = tree
+        top = _top_comparison(tree)
+        self._comparison_node = top
+        self.comparison: str | None = top.op if top is not None else None
+        """The top-level comparison operator (the leftmost one under and/or), if any."""
+        self.threshold: float | None = (
+            top.right.value if top is not None and isinstance(top.right, Number) else None
+        )
+        """The right-hand side of the top-level comparison when it is a constant."""
+        self._ordered: tuple[str, Node, float] | None = None
+        if (
+            top is tree
+            and top.op in _ORDERED
+            and top.left.vtype is VType.VECTOR
+            and isinstance(top.right, Number)
+            and not math.isnan(top.right.value)
+        ):
+            self._ordered = (top.op, top.left, top.right.value)
+
+    def __repr__(self) -> str:
+        return f"Condition({self.text!r})"
+
+    def evaluate(self, history: MetricHistory, now: float) -> list[Sample]:
+        """The series for which the condition holds at ``now``, each with the value of the
+        comparison's left-hand side and the series' labels (no labels for labelless
+        expressions such as ``cpu > 90``)."""
+        if self._ordered is not None:
+            return self._evaluate_ordered(history, now, *self._ordered)
+        return _samples(evaluate_node(self.tree, history, now))
+
+    def values(self, history: MetricHistory, now: float) -> list[Sample]:
+        """The left-hand side of the top-level comparison for every series, whether the
+        comparison holds or not (for recovery thresholds and templates); the whole
+        expression's value when there is no comparison."""
+        node = self._comparison_node.left if self._comparison_node is not None else self.tree
+        return _samples(evaluate_node(node, history, now))
+
+    def _evaluate_ordered(
+        self, history: MetricHistory, now: float, op: str, lhs: Node, threshold: float
+    ) -> list[Sample]:
+        # `series <op> constant`: sort the left side once per cycle (shared by every rule
+        # on the same expression) and cut at the threshold, instead of comparing each
+        memo = history.memo(now)
+        key = ("ordered", node_key(lhs))
+        entry = memo.get(key)
+        if entry is None:
+            vector = evaluate_node(lhs, history, now)
+            assert isinstance(vector, dict)
+            ordered = sorted(
+                ((v, labels) for labels, v in vector.items() if v == v),  # NaN never matches
+                key=itemgetter(0),
+            )
+            entry = memo[key] = ([v for v, _ in ordered], ordered)
+        keys, pairs = entry
+        if op == ">":
+            chosen = pairs[bisect_right(keys, threshold):]
+        elif op == ">=":
+            chosen = pairs[bisect_left(keys, threshold):]
+        elif op == "<":
+            chosen = pairs[:bisect_left(keys, threshold)]
+        else:
+            chosen = pairs[:bisect_right(keys, threshold)]
+        return [Sample(labels, v) for v, labels in chosen]
+
+    def referenced_metrics(self) -> set[str]:
+        """Names of the metrics the condition reads (derived values expanded)."""
+        names: set[str] = set()
+        _collect_metrics(self.tree, names)
+        return names
+
+
+def compile_condition(
+    text: str, extra_metrics: Mapping[str, MetricKind | str] | None = None
+) -> Condition:
+    """Compile ``text`` into a :class:`Condition`.
+
+    ``extra_metrics`` declares metric names beyond ``conventions.py`` (e.g. a bot's own
+    instruments) with their kind. Raises :class:`RuleSyntaxError` (a ``ValueError``) for
+    any problem, with ``position`` the 0-based column.
+    """
+    if not isinstance(text, str):
+        raise RuleSyntaxError(f"a condition must be a string, got {type(text).__name__}", "", 0)
+    metrics: Mapping[str, MetricKind] = _DEFAULT_METRICS
+    if extra_metrics:
+        metrics = {**_DEFAULT_METRICS, **{str(k): MetricKind(v) for k, v in extra_metrics.items()}}
+    try:
+        tree = parse(text, metrics)
+    except RecursionError:  # belt and braces: depth is limited well below the stack
+        raise RuleSyntaxError("expression nested too deeply", text, 0) from None
+    return Condition(text, tree)
+
+
+def _samples(value: float | Vector) -> list[Sample]:
+    if isinstance(value, float):
+        return [Sample(EMPTY_LABELS, value)]
+    return [Sample(labels, v) for labels, v in value.items()]
+
+
+def _top_comparison(node: Node) -> Binary | None:
+    while True:
+        if isinstance(node, Derived):
+            node = node.expansion
+        elif isinstance(node, Binary) and node.op in ("and", "or"):
+            node = node.left
+        elif isinstance(node, Binary) and node.op in COMPARISONS:
+            return node
+        else:
+            return None
+
+
+def _collect_metrics(node: Node, out: set[str]) -> None:
+    if isinstance(node, Selector):
+        out.add(node.metric)
+    elif isinstance(node, Derived):
+        _collect_metrics(node.expansion, out)
+    elif isinstance(node, Call):
+        for arg in node.args:
+            _collect_metrics(arg, out)
+    elif isinstance(node, Binary):
+        _collect_metrics(node.left, out)
+        _collect_metrics(node.right, out)

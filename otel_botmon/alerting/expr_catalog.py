@@ -1,0 +1,104 @@
+"""The names the condition language knows: metrics, functions and derived values.
+
+This is the single source for the table in ``docs/conditions.md``; a test checks the two
+agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from otel_botmon import conventions as c
+from otel_botmon.alerting.history import MetricKind
+
+__all__ = [
+    "AGGREGATIONS",
+    "DERIVED",
+    "QUANTILE_SHORTHANDS",
+    "RATE_FUNCTIONS",
+    "DerivedValue",
+    "known_metric_kinds",
+]
+
+# rate-like functions over a counter window (Prometheus semantics, with extrapolation)
+RATE_FUNCTIONS: Final = ("rate", "increase", "delta")
+
+# avg/min/max/sum/count: over a window -> `<op>_over_time`; over series -> aggregation
+AGGREGATIONS: Final = ("avg", "min", "max", "sum", "count")
+
+QUANTILE_SHORTHANDS: Final[Mapping[str, float]] = {
+    "p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99,
+}
+
+OTHER_FUNCTIONS: Final = ("abs", "quantile")
+
+KEYWORDS: Final = frozenset({"and", "or", "not", "by"})
+
+
+@dataclass(frozen=True)
+class DerivedValue:
+    """A name that stands for an expression of the language itself."""
+
+    definition: str
+    unit: str
+    description: str
+
+
+_ERRORS = c.EXCHANGE_REQUESTS.name
+_CLOSED = c.POSITIONS_CLOSED.name
+
+DERIVED: Final[Mapping[str, DerivedValue]] = {
+    "cpu": DerivedValue(
+        f"max({c.SYSTEM_CPU_UTILIZATION.name}) * 100", "%",
+        "Host CPU utilization in percent (0..100).",
+    ),
+    "memory": DerivedValue(
+        f"max({c.SYSTEM_MEMORY_UTILIZATION.name}) * 100", "%",
+        "Host memory in use, percent (0..100).",
+    ),
+    "disk": DerivedValue(
+        f"max({c.SYSTEM_FILESYSTEM_UTILIZATION.name}) * 100", "%",
+        "Fullest filesystem (max over mountpoints), percent (0..100).",
+    ),
+    "win_rate": DerivedValue(
+        f'100 * (sum({_CLOSED}{{{c.TRADING_RESULT}="{c.PositionResult.WIN.value}"}}) or 0)'
+        f" / sum({_CLOSED})",
+        "%",
+        "Winning closed positions over all closed positions, percent; no value before "
+        "the first position closes.",
+    ),
+    "api_error_rate": DerivedValue(
+        f'sum(increase({_ERRORS}{{{c.ERROR_TYPE}!=""}}[1m])'
+        f' or increase({_ERRORS}{{{c.HTTP_RESPONSE_STATUS_CODE}=~"[45].."}}[1m]))',
+        "errors/min",
+        "Failed exchange requests (error.type set or HTTP status >= 400) in the last minute.",
+    ),
+    "total_trades": DerivedValue(
+        f"sum({c.TRADES.name})", "trades", "Trades attempted since start, all outcomes.",
+    ),
+    "trade_latency_p95": DerivedValue(
+        f"p95({c.TRADE_DURATION.name}[5m]) by ()", "s",
+        "95th percentile trade duration over the last 5 minutes, all series.",
+    ),
+    "api_latency_p95": DerivedValue(
+        f"p95({c.EXCHANGE_REQUEST_DURATION.name}[5m]) by ()", "s",
+        "95th percentile exchange request latency over the last 5 minutes, all series.",
+    ),
+    "pnl": DerivedValue(
+        f"sum({c.PNL_REALIZED.name})", "quote currency", "Realized P&L, all symbols.",
+    ),
+}
+
+_KIND_OF_INSTRUMENT: Final = {
+    c.InstrumentKind.COUNTER: MetricKind.COUNTER,
+    c.InstrumentKind.UP_DOWN_COUNTER: MetricKind.UP_DOWN_COUNTER,
+    c.InstrumentKind.GAUGE: MetricKind.GAUGE,
+    c.InstrumentKind.HISTOGRAM: MetricKind.HISTOGRAM,
+}
+
+
+def known_metric_kinds() -> dict[str, MetricKind]:
+    """Every metric of ``conventions.py`` with the kind its points are read as."""
+    return {spec.name: _KIND_OF_INSTRUMENT[spec.kind] for spec in c.ALL_METRICS}

@@ -1,0 +1,477 @@
+"""Evaluation of condition syntax trees over a :class:`MetricHistory`.
+
+Semantics follow PromQL (Prometheus 2.42) so that an exported rule fires on the same
+series in Prometheus as here:
+
+* a series selector gives each matching series' latest point within the lookback;
+* ``rate``/``increase``/``delta`` use Prometheus' extrapolation and counter-reset handling;
+* comparisons *filter*: they keep the series for which they hold, with the left value;
+* arithmetic and comparisons between two series sets match series with equal labels; a
+  labelless side (``cpu``, ``sum(x)``, a number) applies to every series of the other;
+* ``a and b`` keeps series of ``a`` that ``b`` also has (any of ``b`` when either side is
+  labelless); ``a or b`` is ``a`` plus the series of ``b`` that ``a`` lacks;
+* arithmetic follows IEEE floats: ``x / 0`` is infinite, ``0 / 0`` is NaN, and NaN never
+  satisfies a comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable
+from operator import add
+from typing import Any
+
+from otel_botmon.alerting.expr_histogram import (
+    bucket_rates,
+    bucket_rates_from_edges,
+    histogram_quantile,
+    quantile_sorted,
+)
+from otel_botmon.alerting.expr_parser import (
+    COMPARISONS,
+    Binary,
+    Call,
+    Derived,
+    Node,
+    Number,
+    Selector,
+)
+from otel_botmon.alerting.history import (
+    EMPTY_LABELS,
+    SUM,
+    TOTAL,
+    Labels,
+    MetricHistory,
+    MetricKind,
+)
+
+__all__ = [
+    "Value",
+    "Vector",
+    "evaluate_node",
+    "extrapolated_change",
+    "histogram_quantile",
+    "node_key",
+]
+
+Vector = dict[Labels, float]
+Value = float | Vector
+Points = list[tuple[float, float]]
+
+
+_MISSING = object()
+
+
+def node_key(node: Node) -> Hashable:
+    """A structural key of ``node``: equal for equal sub-expressions of any condition."""
+    key = node.__dict__.get("_key")
+    if key is None:
+        key = _build_key(node)
+        object.__setattr__(node, "_key", key)  # nodes are frozen; the key is a cache
+    return key
+
+
+def _build_key(node: Node) -> Hashable:
+    if isinstance(node, Number):
+        return ("n", node.value)
+    if isinstance(node, Derived):
+        return node_key(node.expansion)
+    if isinstance(node, Selector):
+        return ("s", node.metric, node.component, _matcher_key(node), node.range_s)
+    if isinstance(node, Call):
+        return ("c", node.func, tuple(node_key(a) for a in node.args), node.by, node.quantile)
+    if isinstance(node, Binary):
+        return ("b", node.op, node_key(node.left), node_key(node.right),
+                node.left.labelless, node.right.labelless)
+    raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover
+
+
+def _matcher_key(sel: Selector) -> Hashable:
+    return tuple((m.label, m.op, m.value) for m in sel.matchers)
+
+
+def evaluate_node(node: Node, history: MetricHistory, now: float) -> Value:
+    """The value of ``node`` at ``now``: a float for constant expressions, else series.
+
+    Results are memoized per ``now`` in the history, shared by every condition; callers
+    must not modify a returned vector.
+    """
+    if isinstance(node, Number):
+        return node.value
+    memo = history.memo(now)
+    key = node_key(node)
+    value = memo.get(key, _MISSING)
+    if value is _MISSING:
+        value = memo[key] = _compute(node, history, now)
+    return value  # type: ignore[no-any-return]
+
+
+def _compute(node: Node, history: MetricHistory, now: float) -> Value:
+    if isinstance(node, Derived):
+        return evaluate_node(node.expansion, history, now)
+    if isinstance(node, Selector):
+        return _instant(node, history, now)
+    if isinstance(node, Call):
+        return _call(node, history, now)
+    if isinstance(node, Binary):
+        left = evaluate_node(node.left, history, now)
+        right = evaluate_node(node.right, history, now)
+        if node.op in ("and", "or"):
+            return _set_op(node, _as_vector(left), _as_vector(right))
+        return _binary(node, left, right)
+    raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover - parser bug
+
+
+# --- selectors and windows ----------------------------------------------------------
+
+
+def _select(sel: Selector, history: MetricHistory, kind: MetricKind | None) -> list[Any]:
+    if not sel.matchers:
+        return history.select(sel.metric, kind)
+    return history.select(sel.metric, kind, sel.where, _matcher_key(sel))
+
+
+def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
+    out: Vector = {}
+    lookback = history.lookback_s
+    if sel.component is not None:
+        use_count = sel.component == "count"
+        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
+            point = series.latest(now, lookback)
+            if point is not None:
+                out[labels] = point[TOTAL] if use_count else point[SUM]
+        return out
+    if history.kind(sel.metric) is MetricKind.HISTOGRAM:
+        return out
+    for labels, series in _select(sel, history, None):
+        value = series.latest(now, lookback)
+        if value is not None:
+            out[labels] = value
+    return out
+
+
+def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[Labels, Points]]:
+    assert sel.range_s is not None
+    start = now - sel.range_s
+    out = []
+    if sel.component is not None:
+        use_count = sel.component == "count"
+        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
+            points = series.window(start, now)
+            if points:
+                out.append(
+                    (labels, [(t, p[TOTAL] if use_count else p[SUM]) for t, p in points])
+                )
+        return out
+    if history.kind(sel.metric) is MetricKind.HISTOGRAM:
+        return out
+    for labels, series in _select(sel, history, None):
+        points = series.window(start, now)
+        if points:
+            out.append((labels, points))
+    return out
+
+
+def extrapolated_change(
+    points: Points, start: float, end: float, *, counter: bool, per_second: bool
+) -> float | None:
+    """Prometheus' ``increase``/``rate``/``delta`` of ``points`` over ``[start, end]``.
+
+    The change between first and last point (plus counter resets) is extrapolated to the
+    window edges when the points come close enough to them. ``None`` with fewer than two
+    points.
+    """
+    if len(points) < 2:
+        return None
+    first_t, first_v = points[0]
+    last_t, last_v = points[-1]
+    result = last_v - first_v
+    if counter:
+        previous = 0.0
+        for _, v in points:
+            if v < previous:  # a reset: the counter restarted from zero
+                result += previous
+            previous = v
+    return extrapolate(result, len(points), first_t, first_v, last_t, start, end,
+                       counter=counter, per_second=per_second)
+
+
+def extrapolate(
+    result: float, n: int, first_t: float, first_v: float, last_t: float, start: float,
+    end: float, *, counter: bool, per_second: bool,
+) -> float | None:
+    """Extrapolate the change ``result`` seen by ``n`` points from ``first_t`` to
+    ``last_t`` to the window ``[start, end]`` (Prometheus' ``extrapolatedRate``)."""
+    sampled = last_t - first_t
+    if n < 2 or sampled <= 0:
+        return None
+    to_start = first_t - start
+    to_end = end - last_t
+    average_gap = sampled / (n - 1)
+    if counter and result > 0 and first_v >= 0:
+        # do not extrapolate a young counter to before it was zero
+        to_zero = sampled * (first_v / result)
+        to_start = min(to_start, to_zero)
+    threshold = average_gap * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average_gap / 2
+    interval += to_end if to_end < threshold else average_gap / 2
+    result *= interval / sampled
+    if per_second:
+        result /= end - start
+    return result
+
+
+def _changes(
+    sel: Selector, history: MetricHistory, now: float, *, counter: bool, per_second: bool
+) -> Vector:
+    """rate/increase/delta of every selected series: from the window's first and last
+    point when nothing irregular lies between them, else from all its points."""
+    assert sel.range_s is not None
+    start = now - sel.range_s
+    component = sel.component
+    if component is None and history.kind(sel.metric) is MetricKind.HISTOGRAM:
+        return {}
+    kind = MetricKind.HISTOGRAM if component is not None else None
+    out: Vector = {}
+    for labels, series in _select(sel, history, kind):
+        edges = series.edges(start, now)
+        if edges is None:
+            points = series.window(start, now)
+            if component is not None:
+                points = [(t, _part(p, component)) for t, p in points]
+            value = extrapolated_change(points, start, now, counter=counter,
+                                        per_second=per_second)
+        else:
+            n, t0, v0, t1, v1 = edges
+            if n < 2:
+                continue
+            if component is not None:
+                v0, v1 = _part(v0, component), _part(v1, component)
+            value = extrapolate(v1 - v0, n, t0, v0, t1, start, now, counter=counter,
+                                per_second=per_second)
+        if value is not None:
+            out[labels] = value
+    return out
+
+
+def _part(point: Any, component: str) -> float:
+    return float(point[TOTAL] if component == "count" else point[SUM])
+
+
+_OVER_TIME: dict[str, Callable[[list[float]], float]] = {
+    "avg_over_time": lambda vs: math.fsum(vs) / len(vs),
+    "min_over_time": min,
+    "max_over_time": max,
+    "sum_over_time": math.fsum,
+    "count_over_time": lambda vs: float(len(vs)),
+}
+
+
+def _fsum(values: Iterable[float]) -> float:
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):  # inf - inf, or intermediate overflow
+        total = 0.0
+        for v in values:
+            total += v
+        return total
+
+
+_AGGREGATE: dict[str, Callable[[list[float]], float]] = {
+    "sum": _fsum,
+    "avg": lambda vs: _fsum(vs) / len(vs),
+    "min": lambda vs: min(vs, key=lambda v: (math.isnan(v), v)),
+    "max": lambda vs: max(vs, key=lambda v: (not math.isnan(v), v)),
+    "count": lambda vs: float(len(vs)),
+}
+
+
+def _call(node: Call, history: MetricHistory, now: float) -> Value:
+    func = node.func
+    if func in ("rate", "increase", "delta"):
+        sel = node.args[0]
+        assert isinstance(sel, Selector)
+        return _changes(sel, history, now, counter=func != "delta", per_second=func == "rate")
+    if func in _OVER_TIME:
+        sel = node.args[0]
+        assert isinstance(sel, Selector)
+        reduce = _OVER_TIME[func]
+        return {
+            labels: _safe(reduce, [v for _, v in points])
+            for labels, points in _windows(sel, history, now)
+        }
+    if func == "histogram_quantile":
+        return _quantile(node, history, now)
+    if func == "abs":
+        arg = evaluate_node(node.args[0], history, now)
+        return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
+    arg = _as_vector(evaluate_node(node.args[0], history, now))
+    return _aggregate(func, arg, node.by or ())
+
+
+def _safe(reduce: Callable[[list[float]], float], values: list[float]) -> float:
+    try:
+        return reduce(values)
+    except (OverflowError, ValueError):
+        return math.nan
+
+
+def _aggregate(func: str, vector: Vector, by: tuple[str, ...]) -> Vector:
+    groups: dict[Labels, list[float]] = {}
+    for labels, value in vector.items():
+        groups.setdefault(labels.only(by) if by else EMPTY_LABELS, []).append(value)
+    reduce = _AGGREGATE[func]
+    return {labels: reduce(values) for labels, values in groups.items()}
+
+
+def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
+    sel = node.args[0]
+    assert isinstance(sel, Selector) and sel.range_s is not None and node.quantile is not None
+    q = node.quantile
+    rates = _bucket_rates(sel, history, now)
+    if node.by is None:
+        return {labels: quantile_sorted(q, bounds, r) for labels, (bounds, r) in rates.items()}
+    by = node.by
+    # sum the bucket rates per group; series with the same bucket layout add as vectors
+    grouped: dict[Labels, dict[tuple[float, ...], list[float]]] = {}
+    for labels, (bounds, r) in rates.items():
+        layouts = grouped.setdefault(labels.only(by) if by else EMPTY_LABELS, {})
+        total = layouts.get(bounds)
+        layouts[bounds] = r if total is None else list(map(add, total, r))
+    out: Vector = {}
+    for labels, layouts in grouped.items():
+        if len(layouts) == 1:
+            [(bounds, total)] = layouts.items()
+            out[labels] = quantile_sorted(q, bounds, total)
+        else:
+            merged = [pair for b, t in layouts.items() for pair in zip(b, t, strict=True)]
+            out[labels] = histogram_quantile(q, merged)
+    return out
+
+
+def _bucket_rates(
+    sel: Selector, history: MetricHistory, now: float
+) -> dict[Labels, tuple[tuple[float, ...], list[float]]]:
+    """Per series, bucket rates over the selector's window (memoized: quantiles of the same
+    window share them)."""
+    memo = history.memo(now)
+    key = ("bucket_rates", node_key(sel))
+    cached = memo.get(key)
+    if cached is None:
+        assert sel.range_s is not None
+        start = now - sel.range_s
+        cached = {}
+        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
+            edges = series.edges(start, now)
+            if edges is None:
+                points = series.window(start, now)
+                result = bucket_rates(points, start, now) if len(points) >= 2 else None
+            else:
+                n, t0, first, t1, last = edges
+                result = bucket_rates_from_edges(n, t0, first, t1, last, start, now)
+            if result is not None:
+                cached[labels] = result
+        memo[key] = cached
+    return cached
+
+
+# --- operators ----------------------------------------------------------------------
+
+
+def _as_vector(value: Value) -> Vector:
+    return {EMPTY_LABELS: value} if isinstance(value, float) else value
+
+
+def _arith(op: str, a: float, b: float) -> float:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if b == 0:
+            if a == 0 or math.isnan(a):
+                return math.nan
+            return math.copysign(math.inf, a) * math.copysign(1.0, b)
+        return a / b
+    try:  # "%": like Go's math.Mod, the sign follows the dividend
+        return math.fmod(a, b)
+    except ValueError:
+        return math.nan
+
+
+def _compare(op: str, a: float, b: float) -> bool:
+    if op == ">":
+        return a > b
+    if op == "<":
+        return a < b
+    if op == ">=":
+        return a >= b
+    if op == "<=":
+        return a <= b
+    if op == "==":
+        return a == b
+    return a != b
+
+
+def _apply(op: str, a: float, b: float) -> float | None:
+    """Arithmetic result, or for comparisons the left value when it holds, else None."""
+    if op in COMPARISONS:
+        return a if _compare(op, a, b) else None
+    return _arith(op, a, b)
+
+
+def _binary(node: Binary, left: Value, right: Value) -> Value:
+    op = node.op
+    if isinstance(left, float) and isinstance(right, float):
+        if op in COMPARISONS:
+            return {EMPTY_LABELS: left} if _compare(op, left, right) else {}
+        return _arith(op, left, right)
+    out: Vector = {}
+    if isinstance(right, float):
+        assert isinstance(left, dict)
+        for labels, a in left.items():
+            v = _apply(op, a, right)
+            if v is not None:
+                out[labels] = v
+        return out
+    if isinstance(left, float):
+        for labels, b in right.items():
+            v = _apply(op, left, b)
+            if v is not None:
+                # PromQL: a number compared with series keeps the series' value
+                out[labels] = b if op in COMPARISONS else v
+        return out
+    if node.right.labelless and not node.left.labelless:
+        for b in right.values():  # at most one: broadcast over the left side
+            for labels, a in left.items():
+                v = _apply(op, a, b)
+                if v is not None:
+                    out[labels] = v
+        return out
+    if node.left.labelless and not node.right.labelless:
+        for a in left.values():
+            for labels, b in right.items():
+                v = _apply(op, a, b)
+                if v is not None:
+                    out[labels] = v
+        return out
+    for labels, a in left.items():
+        if labels in right:
+            v = _apply(op, a, right[labels])
+            if v is not None:
+                out[labels] = v
+    return out
+
+
+def _set_op(node: Binary, left: Vector, right: Vector) -> Vector:
+    if node.op == "and":
+        if node.left.labelless or node.right.labelless:
+            return dict(left) if right else {}
+        return {labels: v for labels, v in left.items() if labels in right}
+    out = dict(left)
+    for labels, v in right.items():
+        out.setdefault(labels, v)
+    return out

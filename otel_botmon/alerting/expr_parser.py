@@ -1,0 +1,484 @@
+"""Parser of the condition language: tokens -> a typed syntax tree.
+
+A recursive-descent parser with one function per precedence level (lowest first):
+``or`` < ``and`` < ``not`` < comparisons < ``+ -`` < ``* / %`` < unary minus < primary.
+Every node knows its value type (number, series, window) and whether it is *labelless*
+(at most one series with no labels, e.g. ``cpu`` or ``sum(x)``), so type and name
+errors are found at compile time, with the column of the offending token.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from otel_botmon.alerting.expr_catalog import (
+    AGGREGATIONS,
+    DERIVED,
+    KEYWORDS,
+    OTHER_FUNCTIONS,
+    QUANTILE_SHORTHANDS,
+    RATE_FUNCTIONS,
+    known_metric_kinds,
+)
+from otel_botmon.alerting.expr_lexer import RuleSyntaxError, Token, TokenKind, tokenize
+from otel_botmon.alerting.history import Labels, MetricKind
+
+__all__ = [
+    "Binary",
+    "Call",
+    "Derived",
+    "Matcher",
+    "Node",
+    "Number",
+    "Selector",
+    "VType",
+    "parse",
+]
+
+MAX_DEPTH = 100
+COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
+_NEGATED = {">": "<=", "<=": ">", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
+_HISTOGRAM_COMPONENTS = ("count", "sum")
+
+
+class VType(str, Enum):
+    SCALAR = "number"
+    VECTOR = "series"
+    RANGE = "window"  # a scalar metric with [window]
+    HIST_RANGE = "histogram window"
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    pos: int
+    vtype: VType
+    labelless: bool
+    depth: int
+
+
+@dataclass(frozen=True, eq=False)
+class Number(Node):
+    value: float
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Matcher:
+    label: str
+    op: str  # = != =~ !~
+    value: str
+    pattern: re.Pattern[str] | None
+
+    def matches(self, labels: Labels) -> bool:
+        actual = labels.get(self.label, "")  # a missing label matches as "" (Prometheus)
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        assert self.pattern is not None
+        hit = self.pattern.fullmatch(actual) is not None
+        return hit if self.op == "=~" else not hit
+
+
+@dataclass(frozen=True, eq=False)
+class Selector(Node):
+    metric: str
+    kind: MetricKind
+    component: str | None  # "count"/"sum" of a histogram
+    matchers: tuple[Matcher, ...]
+    range_s: float | None
+
+    def where(self, labels: Labels) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Node):
+    """A function; ``func`` is its PromQL name (``rate``, ``avg_over_time``, ``sum``,
+    ``histogram_quantile``...)."""
+
+    func: str
+    args: tuple[Node, ...]
+    by: tuple[str, ...] | None = None
+    quantile: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Binary(Node):
+    op: str  # arithmetic, comparison, "and", "or"
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, eq=False)
+class Derived(Node):
+    name: str
+    expansion: Node
+
+
+class _Parser:
+    def __init__(self, text: str, metrics: Mapping[str, MetricKind], allow_derived: bool):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.metrics = metrics
+        self.allow_derived = allow_derived
+        self.nesting = 0
+
+    # --- token helpers -----------------------------------------------------------------
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def error(self, message: str, pos: int | None = None) -> RuleSyntaxError:
+        return RuleSyntaxError(message, self.text, self.tok.pos if pos is None else pos)
+
+    def advance(self) -> Token:
+        tok = self.tokens[self.i]
+        if tok.kind is not TokenKind.EOF:
+            self.i += 1
+        return tok
+
+    def at(self, kind: TokenKind, text: str | None = None) -> bool:
+        tok = self.tok
+        return tok.kind is kind and (text is None or tok.text == text)
+
+    def at_keyword(self, word: str) -> bool:
+        return self.tok.kind is TokenKind.IDENT and self.tok.text == word
+
+    def expect(self, kind: TokenKind, text: str, what: str) -> Token:
+        if not self.at(kind, text):
+            raise self.error(f"expected {what}, found {_describe(self.tok)}")
+        return self.advance()
+
+    def nest(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels")
+
+    # --- grammar -----------------------------------------------------------------------
+
+    def parse(self) -> Node:
+        if self.at(TokenKind.EOF):
+            raise self.error("empty condition")
+        node = self.parse_or()
+        if not self.at(TokenKind.EOF):
+            raise self.error(f"unexpected {_describe(self.tok)}")
+        if node.vtype in (VType.RANGE, VType.HIST_RANGE):
+            raise RuleSyntaxError(
+                "a window cannot be a condition by itself; wrap it in a function such as "
+                "rate(...) or avg(...)", self.text, node.pos,
+            )
+        return node
+
+    def parse_or(self) -> Node:
+        left = self.parse_and()
+        while self.at_keyword("or"):
+            op = self.advance()
+            left = self.set_op("or", left, self.parse_and(), op.pos)
+        return left
+
+    def parse_and(self) -> Node:
+        left = self.parse_not()
+        while self.at_keyword("and"):
+            op = self.advance()
+            left = self.set_op("and", left, self.parse_not(), op.pos)
+        return left
+
+    def parse_not(self) -> Node:
+        if self.at_keyword("not"):
+            tok = self.advance()
+            self.nest()
+            operand = self.parse_not()
+            self.nesting -= 1
+            return self.negate(operand, tok.pos)
+        return self.parse_comparison()
+
+    def parse_comparison(self) -> Node:
+        left = self.parse_additive()
+        if self.at(TokenKind.OP) and self.tok.text in COMPARISONS:
+            op = self.advance()
+            right = self.parse_additive()
+            if self.at(TokenKind.OP) and self.tok.text in COMPARISONS:
+                raise self.error("comparisons cannot be chained; join them with 'and'")
+            return self.binary(op.text, left, right, op.pos)
+        return left
+
+    def parse_additive(self) -> Node:
+        left = self.parse_multiplicative()
+        while self.at(TokenKind.OP) and self.tok.text in ("+", "-"):
+            op = self.advance()
+            left = self.binary(op.text, left, self.parse_multiplicative(), op.pos)
+        return left
+
+    def parse_multiplicative(self) -> Node:
+        left = self.parse_unary()
+        while self.at(TokenKind.OP) and self.tok.text in ("*", "/", "%"):
+            op = self.advance()
+            left = self.binary(op.text, left, self.parse_unary(), op.pos)
+        return left
+
+    def parse_unary(self) -> Node:
+        if self.at(TokenKind.OP) and self.tok.text in ("-", "+"):
+            op = self.advance()
+            self.nest()
+            operand = self.parse_unary()
+            self.nesting -= 1
+            if op.text == "+":
+                return operand
+            if isinstance(operand, Number):
+                return Number(op.pos, VType.SCALAR, True, 1, -operand.value, "-" + operand.text)
+            zero = Number(op.pos, VType.SCALAR, True, 1, 0.0, "0")
+            return self.binary("-", zero, operand, op.pos)
+        return self.parse_primary()
+
+    def parse_primary(self) -> Node:
+        tok = self.tok
+        if tok.kind in (TokenKind.NUMBER, TokenKind.DURATION):
+            self.advance()
+            return Number(tok.pos, VType.SCALAR, True, 1, tok.value, tok.text)
+        if self.at(TokenKind.PUNCT, "("):
+            self.advance()
+            self.nest()
+            inner = self.parse_or()
+            self.nesting -= 1
+            self.expect(TokenKind.PUNCT, ")", "')'")
+            return inner
+        if tok.kind is TokenKind.IDENT:
+            return self.parse_name()
+        raise self.error(f"expected a number, name or '(', found {_describe(tok)}")
+
+    def parse_name(self) -> Node:
+        tok = self.advance()
+        name = tok.text
+        if name in KEYWORDS:
+            raise self.error(f"unexpected keyword '{name}'", tok.pos)
+        if name.lower() in ("inf", "nan"):
+            return Number(tok.pos, VType.SCALAR, True, 1, float(name), name)
+        if self.at(TokenKind.PUNCT, "(") or self.at_keyword("by"):
+            return self.parse_call(tok)
+        if name in DERIVED and self.allow_derived:
+            expansion = _parse_derived(name)
+            return Derived(tok.pos, expansion.vtype, expansion.labelless, 1, name, expansion)
+        return self.parse_selector(tok)
+
+    def parse_selector(self, tok: Token) -> Node:
+        name, component = tok.text, None
+        kind = self.metrics.get(name)
+        if kind is None:
+            base, _, suffix = name.rpartition(".")
+            if suffix in _HISTOGRAM_COMPONENTS and self.metrics.get(base) is MetricKind.HISTOGRAM:
+                name, component, kind = base, suffix, MetricKind.COUNTER
+        if kind is None:
+            if _is_function(name):
+                raise self.error(f"function '{name}' needs arguments in parentheses", tok.pos)
+            raise self.error(f"unknown metric or value '{name}'", tok.pos)
+        matchers = self.parse_matchers() if self.at(TokenKind.PUNCT, "{") else ()
+        range_s = self.parse_range() if self.at(TokenKind.PUNCT, "[") else None
+        if kind is MetricKind.HISTOGRAM and component is None:
+            if range_s is None:
+                raise self.error(
+                    f"'{name}' is a histogram: use a window with a quantile such as "
+                    f"p95({name}[5m]), or {name}.count / {name}.sum", tok.pos,
+                )
+            vtype = VType.HIST_RANGE
+        else:
+            vtype = VType.VECTOR if range_s is None else VType.RANGE
+        return Selector(tok.pos, vtype, False, 1, name, kind, component, matchers, range_s)
+
+    def parse_matchers(self) -> tuple[Matcher, ...]:
+        self.advance()
+        matchers: list[Matcher] = []
+        while not self.at(TokenKind.PUNCT, "}"):
+            label = self.tok
+            if label.kind is not TokenKind.IDENT:
+                raise self.error(f"expected a label name, found {_describe(label)}")
+            self.advance()
+            op = self.tok
+            if op.kind is not TokenKind.OP or op.text not in ("=", "!=", "=~", "!~"):
+                raise self.error(f"expected =, !=, =~ or !~ after '{label.text}'")
+            self.advance()
+            value = self.tok
+            if value.kind is not TokenKind.STRING:
+                raise self.error(f"expected a quoted value, found {_describe(value)}")
+            self.advance()
+            pattern = _compile_regex(value.text, self.text, value.pos) if "~" in op.text else None
+            matchers.append(Matcher(label.text, op.text, value.text, pattern))
+            if not self.at(TokenKind.PUNCT, ","):
+                break
+            self.advance()
+        self.expect(TokenKind.PUNCT, "}", "',' or '}'")
+        return tuple(matchers)
+
+    def parse_range(self) -> float:
+        self.advance()
+        tok = self.tok
+        if tok.kind is not TokenKind.DURATION:
+            raise self.error("expected a window such as [5m] (number with unit ms, s, m, h, d, w)")
+        self.advance()
+        if not (0 < tok.value < 366 * 86400) or not math.isfinite(tok.value):
+            raise self.error("a window must be longer than 0 and at most a year", tok.pos)
+        if abs(tok.value * 1000 - round(tok.value * 1000)) > 1e-6:
+            raise self.error("a window must be a whole number of milliseconds", tok.pos)
+        self.expect(TokenKind.PUNCT, "]", "']'")
+        return tok.value
+
+    def parse_by(self) -> tuple[str, ...]:
+        self.advance()
+        self.expect(TokenKind.PUNCT, "(", "'(' after 'by'")
+        names: list[str] = []
+        while self.at(TokenKind.IDENT) and self.tok.text not in KEYWORDS:
+            names.append(self.advance().text)
+            if not self.at(TokenKind.PUNCT, ","):
+                break
+            self.advance()
+        self.expect(TokenKind.PUNCT, ")", "a label name or ')'")
+        return tuple(names)
+
+    def parse_call(self, name_tok: Token) -> Node:
+        name = name_tok.text
+        if not _is_function(name):
+            raise self.error(f"unknown function '{name}'", name_tok.pos)
+        by = self.parse_by() if self.at_keyword("by") else None
+        self.expect(TokenKind.PUNCT, "(", "'('")
+        self.nest()
+        args: list[Node] = []
+        while not self.at(TokenKind.PUNCT, ")"):
+            args.append(self.parse_or())
+            if not self.at(TokenKind.PUNCT, ","):
+                break
+            self.advance()
+        self.nesting -= 1
+        self.expect(TokenKind.PUNCT, ")", "',' or ')'")
+        if self.at_keyword("by"):
+            if by is not None:
+                raise self.error("'by' given twice")
+            by = self.parse_by()
+        return self.build_call(name, name_tok.pos, args, by)
+
+    # --- node construction with type checks ---------------------------------------------
+
+    def build_call(self, name: str, pos: int, args: list[Node], by: tuple[str, ...] | None) -> Node:
+        depth = 1 + max((a.depth for a in args), default=0)
+        if name in QUANTILE_SHORTHANDS or name == "quantile":
+            want = 1 if name in QUANTILE_SHORTHANDS else 2
+            self.arity(name, pos, args, want)
+            if name == "quantile":
+                if not isinstance(args[0], Number):
+                    raise self.error("quantile(q, ...) needs a number q", args[0].pos)
+                q = args[0].value
+            else:
+                q = QUANTILE_SHORTHANDS[name]
+            hist = args[-1]
+            if hist.vtype is not VType.HIST_RANGE:
+                raise self.error(f"{name}() needs a histogram window such as "
+                                 "botmon.trade.duration[5m]", hist.pos)
+            return Call(pos, VType.VECTOR, by == (), depth, "histogram_quantile",
+                        (hist,), by, q)
+        if by is not None and name not in AGGREGATIONS:
+            raise self.error(f"'by' does not apply to {name}()", pos)
+        if name in RATE_FUNCTIONS:
+            self.arity(name, pos, args, 1)
+            self.want(args[0], VType.RANGE, f"{name}() needs a window such as x[5m]")
+            return Call(pos, VType.VECTOR, False, depth, name, tuple(args))
+        if name == "abs":
+            self.arity(name, pos, args, 1)
+            self.value_operand(args[0])
+            return Call(pos, args[0].vtype, args[0].labelless, depth, "abs", tuple(args))
+        self.arity(name, pos, args, 1)
+        arg = args[0]
+        if arg.vtype is VType.RANGE:
+            if by is not None:
+                raise self.error(f"'by' does not apply to {name}() over a window", pos)
+            return Call(pos, VType.VECTOR, False, depth, f"{name}_over_time", (arg,))
+        self.want(arg, VType.VECTOR, f"{name}() needs series or a window")
+        return Call(pos, VType.VECTOR, not by, depth, name, (arg,), by if by is not None else ())
+
+    def arity(self, name: str, pos: int, args: list[Node], n: int) -> None:
+        if len(args) != n:
+            raise self.error(f"{name}() takes {n} argument{'s' if n > 1 else ''}, "
+                             f"got {len(args)}", pos)
+
+    def want(self, node: Node, vtype: VType, message: str) -> None:
+        if node.vtype is not vtype:
+            raise self.error(message, node.pos)
+
+    def value_operand(self, node: Node) -> None:
+        if node.vtype in (VType.RANGE, VType.HIST_RANGE):
+            raise self.error(
+                "a window needs a function such as rate(...), avg(...) or p95(...)", node.pos
+            )
+
+    def binary(self, op: str, left: Node, right: Node, pos: int) -> Node:
+        self.value_operand(left)
+        self.value_operand(right)
+        depth = 1 + max(left.depth, right.depth)
+        if depth > MAX_DEPTH:
+            raise self.error(f"expression deeper than {MAX_DEPTH} operations", pos)
+        if op in COMPARISONS:
+            vtype = VType.VECTOR
+        else:
+            both_scalar = left.vtype is VType.SCALAR and right.vtype is VType.SCALAR
+            vtype = VType.SCALAR if both_scalar else VType.VECTOR
+        return Binary(pos, vtype, left.labelless and right.labelless, depth, op, left, right)
+
+    def set_op(self, op: str, left: Node, right: Node, pos: int) -> Node:
+        node = self.binary(op, left, right, pos)
+        labelless = left.labelless if op == "and" else left.labelless and right.labelless
+        return Binary(pos, VType.VECTOR, labelless, node.depth, op, left, right)
+
+    def negate(self, node: Node, pos: int) -> Node:
+        """``not`` inverts a comparison and is pushed through and/or (De Morgan)."""
+        if isinstance(node, Binary):
+            if node.op in _NEGATED and node.op in COMPARISONS:
+                return Binary(node.pos, node.vtype, node.labelless, node.depth,
+                              _NEGATED[node.op], node.left, node.right)
+            if node.op in ("and", "or"):
+                flipped = "or" if node.op == "and" else "and"
+                return self.set_op(flipped, self.negate(node.left, pos),
+                                   self.negate(node.right, pos), node.pos)
+        if isinstance(node, Derived):
+            return self.negate(node.expansion, pos)
+        raise self.error("'not' applies to a comparison such as not (cpu > 90)", pos)
+
+
+def _is_function(name: str) -> bool:
+    return (name in RATE_FUNCTIONS or name in AGGREGATIONS or name in QUANTILE_SHORTHANDS
+            or name in OTHER_FUNCTIONS)
+
+
+def _compile_regex(pattern: str, text: str, pos: int) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
+        raise RuleSyntaxError(f"invalid regular expression: {exc}", text, pos) from None
+
+
+def _describe(tok: Token) -> str:
+    if tok.kind is TokenKind.EOF:
+        return "end of condition"
+    return f"{tok.kind.value} '{tok.text}'"
+
+
+_DERIVED_CACHE: dict[str, Node] = {}
+
+
+def _parse_derived(name: str) -> Node:
+    # definitions only use conventions' metrics, so one parse serves every caller
+    node = _DERIVED_CACHE.get(name)
+    if node is None:
+        metrics = known_metric_kinds()
+        node = _Parser(DERIVED[name].definition, metrics, allow_derived=False).parse()
+        _DERIVED_CACHE[name] = node
+    return node
+
+
+def parse(text: str, metrics: Mapping[str, MetricKind]) -> Node:
+    """The syntax tree of ``text``; raises ``RuleSyntaxError`` with the position of the
+    first problem (syntax, unknown name, wrong type, too deep)."""
+    return _Parser(text, metrics, allow_derived=True).parse()

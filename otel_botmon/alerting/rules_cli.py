@@ -1,0 +1,125 @@
+"""``botmon rules check|test|export``: the rule-file tools of the command line.
+
+``otel_botmon.cli`` calls :func:`add_rules_commands` with its subparsers; every command
+sets ``func`` (``args -> exit code``). Exit codes: 0 success, 1 failed checks or tests,
+2 unusable input (unreadable file, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from otel_botmon.alerting.rules import RuleFileError, RuleGroup, load_rule_groups
+from otel_botmon.alerting.ruletest import RuleTestError, run_rule_tests
+
+__all__ = ["add_rules_commands", "main"]
+
+
+def add_rules_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``rules`` with ``check``, ``test`` and ``export`` on ``subparsers``."""
+    rules = subparsers.add_parser("rules", help="check, test and export alert rule files")
+    commands = rules.add_subparsers(dest="rules_command", metavar="{check,test,export}")
+    commands.required = True
+
+    check = commands.add_parser("check", help="validate YAML rule files")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=cmd_check)
+
+    test = commands.add_parser(
+        "test", help="run rule unit tests (promtool 'test rules' format)"
+    )
+    test.add_argument("files", nargs="+", metavar="FILE")
+    test.set_defaults(func=cmd_test)
+
+    export = commands.add_parser(
+        "export", help="write rules as a Prometheus rule file (default: the default rules)"
+    )
+    export.add_argument("files", nargs="*", metavar="FILE")
+    export.add_argument("--format", choices=["prometheus"], default="prometheus")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(func=cmd_export)
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO | None = None,
+              err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    failed = False
+    for path in args.files:
+        try:
+            groups = load_rule_groups(path)
+        except RuleFileError as exc:
+            print(f"FAILED: {exc}", file=err)
+            failed = True
+            continue
+        count = sum(len(g.rules) for g in groups)
+        print(f"{path}: OK, {count} rule{'s' if count != 1 else ''} in {len(groups)} "
+              f"group{'s' if len(groups) != 1 else ''}", file=out)
+    return 1 if failed else 0
+
+
+def cmd_test(args: argparse.Namespace, out: TextIO | None = None,
+             err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    failed = False
+    for path in args.files:
+        try:
+            report = run_rule_tests(path)
+        except (RuleTestError, RuleFileError) as exc:
+            print(f"Unit Testing:  {path}\n  FAILED: {exc}", file=err)
+            failed = True
+            continue
+        print(report.render(), file=out)
+        failed = failed or not report.ok
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO | None = None,
+               err: TextIO | None = None) -> int:
+    from otel_botmon.alerting.promexport import export_prometheus
+
+    out, err = out or sys.stdout, err or sys.stderr
+    sources: list[RuleGroup] = []
+    if args.files:
+        for path in args.files:
+            try:
+                sources += load_rule_groups(path)
+            except RuleFileError as exc:
+                print(f"FAILED: {exc}", file=err)
+                return 2
+    else:
+        from otel_botmon.alerting.default_rules import default_rules
+
+        sources.append(RuleGroup("botmon_default", default_rules()))
+    result = export_prometheus(sources)
+    text = result.to_yaml()
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            print(f"FAILED: cannot write {args.output}: {exc}", file=err)
+            return 2
+    else:
+        out.write(text)
+    for name, why in result.skipped:
+        print(f"not exported: {name}: {why}", file=err)
+    for name, why in result.notes:
+        print(f"note: {name}: {why}", file=err)
+    print(f"exported {len(result.exported)} rule(s), skipped {len(result.skipped)}", file=err)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rules ...`` on its own (``python -m otel_botmon.alerting.rules_cli rules check F``)."""
+    parser = argparse.ArgumentParser(prog="botmon")
+    add_rules_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

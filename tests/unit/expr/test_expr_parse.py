@@ -1,0 +1,146 @@
+"""Compiling conditions: what is accepted, and where errors point."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
+from otel_botmon.alerting.history import MetricKind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "win_rate < 50",
+        "cpu > 75",
+        "memory >= 95 and cpu > 90",
+        "disk > 85 or memory > 95",
+        "not (cpu > 90)",
+        "not (cpu > 90 and memory > 90)",
+        'botmon.health.status{health.component="exchange_api"} >= 2',
+        "p95(botmon.trade.duration[5m]) > 2s",
+        "p99(botmon.exchange.request.duration{exchange.name=~\"bin.*\"}[1m]) > 500ms",
+        "quantile(0.9, botmon.trade.duration[10m]) by (trading.symbol) > 1.5s",
+        "rate(botmon.trades[5m]) * 60 > 10",
+        "increase(botmon.exchange.requests{error.type!=\"\"}[1m]) > 3",
+        "avg(system.cpu.utilization[5m]) * 100 > 80",
+        "sum by (trading.symbol) (botmon.trades) > 100",
+        "max(botmon.exchange.ratelimit.used) by (exchange.name) > 1000",
+        "rate(botmon.trade.duration.count[5m]) > 1",
+        "botmon.trade.duration.sum / botmon.trade.duration.count > 1",
+        "api_error_rate > 10",
+        "trade_latency_p95 > 2000ms",
+        "total_trades >= 1e3",
+        "pnl < -100",
+        "abs(pnl) > 1h",
+        "-cpu < -50",
+        "cpu > 1m30s",
+        "(cpu + memory) / 2 > 70 and not (disk < 10)",
+    ],
+)
+def test_valid_conditions_compile(text: str) -> None:
+    cond = compile_condition(text)
+    assert cond.text == text
+
+
+def test_comparison_and_threshold_of_the_guide_condition() -> None:
+    cond = compile_condition("win_rate < 50")
+    assert cond.comparison == "<"
+    assert cond.threshold == 50.0
+    assert cond.referenced_metrics() == {"botmon.positions.closed"}
+
+
+def test_unit_literals_are_seconds() -> None:
+    assert compile_condition("cpu > 2s").threshold == 2.0
+    assert compile_condition("cpu > 500ms").threshold == 0.5
+    assert compile_condition("cpu > 1m").threshold == 60.0
+    assert compile_condition("cpu > 1h30m").threshold == 5400.0
+
+
+def test_not_inverts_the_comparison() -> None:
+    assert compile_condition("not (cpu > 90)").comparison == "<="
+    assert compile_condition("not not (cpu > 90)").comparison == ">"
+
+
+def test_condition_without_comparison() -> None:
+    cond = compile_condition("cpu")
+    assert cond.comparison is None and cond.threshold is None
+
+
+def test_extra_metrics_can_be_declared() -> None:
+    with pytest.raises(RuleSyntaxError):
+        compile_condition("my.queue.depth > 5")
+    cond = compile_condition("my.queue.depth > 5", extra_metrics={"my.queue.depth": "gauge"})
+    assert cond.referenced_metrics() == {"my.queue.depth"}
+    cond = compile_condition(
+        "rate(my.fills[1m]) > 5", extra_metrics={"my.fills": MetricKind.COUNTER}
+    )
+    assert cond.referenced_metrics() == {"my.fills"}
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "fragment"),
+    [
+        ("", 0, "empty"),
+        ("cpu >", 5, "expected a number"),
+        ("cpu > > 3", 6, "expected a number"),
+        ("wins_rate < 50", 0, "unknown metric or value 'wins_rate'"),
+        ("cpu > 50 and bogus.metric > 1", 13, "unknown metric"),
+        ("rate(cpu) > 1", 5, "needs a window"),
+        ("frobnicate(cpu) > 1", 0, "unknown function 'frobnicate'"),
+        ("botmon.trade.duration > 1", 0, "is a histogram"),
+        ("p95(botmon.trades[5m]) > 1", 4, "histogram window"),
+        ("cpu > 5x", 7, "unknown unit 'x'"),
+        ("cpu > 1 > 2", 8, "cannot be chained"),
+        ("botmon.trades{trading.symbol=BTC} > 1", 29, "quoted value"),
+        ("botmon.trades{trading.symbol=\"BTC} > 1", 29, "unterminated string"),
+        ("botmon.trades{a=~\"(\"} > 1", 17, "invalid regular expression"),
+        ("botmon.trades[5] > 1", 14, "expected a window"),
+        ("rate(botmon.trades[5m]", 22, "expected ',' or ')'"),
+        ("not cpu", 0, "'not' applies to a comparison"),
+        ("cpu > 3 $", 8, "unexpected character '$'"),
+        ("botmon.trades[5m] > 1", 0, "window needs a function"),
+        ("rate(botmon.trades[5m]) by (x) > 1", 0, "'by' does not apply"),
+        ("quantile(cpu, botmon.trade.duration[5m])", 9, "needs a number q"),
+        ("cpu and", 7, "expected a number"),
+        ("p95()", 0, "takes 1 argument"),
+    ],
+)
+def test_errors_carry_position(text: str, position: int, fragment: str) -> None:
+    with pytest.raises(RuleSyntaxError) as info:
+        compile_condition(text)
+    err = info.value
+    assert fragment in err.message
+    assert err.position == position
+    assert err.expression == text
+
+
+def test_error_string_shows_a_caret_under_the_problem() -> None:
+    with pytest.raises(RuleSyntaxError) as info:
+        compile_condition("cpu > 50 and wins > 3")
+    lines = str(info.value).splitlines()
+    assert lines[1].strip() == "cpu > 50 and wins > 3"
+    assert lines[2].index("^") - lines[1].index("c") == 13
+
+
+def test_rule_syntax_error_is_a_value_error() -> None:
+    assert issubclass(RuleSyntaxError, ValueError)
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
+    with pytest.raises(RuleSyntaxError, match="nested deeper"):
+        compile_condition("(" * 2000 + "1" + ")" * 2000)
+    with pytest.raises(RuleSyntaxError, match="deeper"):
+        compile_condition(" + ".join(["cpu"] * 1000))
+    with pytest.raises(RuleSyntaxError):
+        compile_condition("-" * 3000 + "1")
+
+
+def test_huge_numbers_are_floats() -> None:
+    assert compile_condition("cpu > " + "9" * 500).threshold == float("inf")
+    assert compile_condition("cpu > 1e999").threshold == float("inf")
+
+
+def test_non_string_condition_is_rejected() -> None:
+    with pytest.raises(RuleSyntaxError):
+        compile_condition(42)  # type: ignore[arg-type]

@@ -1,0 +1,88 @@
+"""`botmon rules check|test|export`: output and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otel_botmon.alerting.rules_cli import add_rules_commands, main
+
+RULES = """\
+groups:
+  - name: g
+    rules:
+      - alert: HighCpu
+        expr: cpu > 90
+        severity: critical
+      - alert: Lookahead
+        expr: 'botmon.trades{trading.symbol=~"(?!BTC).*"} > 1'
+"""
+TEST = """\
+rule_files: [rules.yml]
+tests:
+  - input_series:
+      - series: system_cpu_utilization
+        values: '0.5 0.95 0.95'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: HighCpu
+        exp_alerts: [{exp_labels: {severity: critical}}]
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "rules.yml").write_text(RULES)
+    (tmp_path / "rules.test.yml").write_text(TEST)
+    (tmp_path / "broken.yml").write_text(RULES.replace("cpu > 90", "cpu >> 90"))
+    return tmp_path
+
+
+def test_registers_on_a_parent_parser() -> None:
+    parser = argparse.ArgumentParser(prog="botmon")
+    add_rules_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["rules", "export", "--format", "prometheus", "a.yml"])
+    assert args.files == ["a.yml"] and callable(args.func)
+
+
+def test_check_ok_and_failure(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(files / "rules.yml")]) == 0
+    assert "OK, 2 rules in 1 group" in capsys.readouterr().out
+    assert main(["rules", "check", str(files / "rules.yml"), str(files / "broken.yml")]) == 1
+    err = capsys.readouterr().err
+    assert f"{files / 'broken.yml'}:5:" in err and "^" in err
+
+
+def test_test_command(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "test", str(files / "rules.test.yml")]) == 0
+    assert "SUCCESS" in capsys.readouterr().out
+    (files / "wrong.test.yml").write_text(TEST.replace("eval_time: 1m", "eval_time: 0m"))
+    assert main(["rules", "test", str(files / "wrong.test.yml")]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "alertname: HighCpu" in out
+    (files / "bad.test.yml").write_text(TEST.replace("system_cpu_utilization", "nope"))
+    assert main(["rules", "test", str(files / "bad.test.yml")]) == 1
+    assert "unknown series name 'nope'" in capsys.readouterr().err
+
+
+def test_export_writes_translatable_rules_and_says_which_not(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = files / "prom.yml"
+    assert main(["rules", "export", "--format", "prometheus", "-o", str(out),
+                 str(files / "rules.yml")]) == 0
+    doc = yaml.safe_load(out.read_text())
+    assert [r["alert"] for r in doc["groups"][0]["rules"]] == ["HighCpu"]
+    err = capsys.readouterr().err
+    assert "not exported: Lookahead" in err and "RE2" in err
+    assert main(["rules", "export", str(files / "broken.yml")]) == 2
+
+
+def test_export_defaults_to_the_default_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "export"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    names = {r["alert"] for g in doc["groups"] for r in g["rules"]}
+    assert {"high_cpu_usage", "api_connection_failed", "high_api_error_rate"} <= names
