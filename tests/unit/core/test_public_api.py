@@ -1,0 +1,50 @@
+"""The package's public face: __all__ lists exactly the public names it exposes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import otel_botmon
+
+
+def test_all_matches_the_public_names() -> None:
+    public = {
+        name for name, value in vars(otel_botmon).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        and name not in {"annotations", "TYPE_CHECKING", "Any"}
+    }
+    lazy = {"MonitoringDashboard"}
+    assert set(otel_botmon.__all__) == public | lazy | {"__version__"}
+    assert len(otel_botmon.__all__) == len(set(otel_botmon.__all__))
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in otel_botmon.__all__:
+        assert getattr(otel_botmon, name) is not None, name
+
+
+def test_the_seed_guides_names_are_public() -> None:
+    seed = {
+        "SystemMonitor", "MonitoringConfig", "NotificationConfig", "MonitoringDashboard",
+        "HealthChecker", "HealthStatus", "AlertSeverity", "AlertType", "AlertRule",
+        "NotificationChannel", "Metric", "MetricType", "MetricCategory",
+    }
+    assert seed <= set(otel_botmon.__all__)
+
+
+def test_importing_the_package_does_not_import_the_dashboard_stack() -> None:
+    code = "import sys, otel_botmon; print('fastapi' in sys.modules, 'uvicorn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    try:
+        otel_botmon.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
