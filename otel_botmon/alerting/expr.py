@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from operator import itemgetter
 
 from otel_botmon.alerting.expr_catalog import known_metric_kinds
 from otel_botmon.alerting.expr_eval import Vector, evaluate_node, node_key
@@ -95,21 +94,25 @@ class Condition:
         if entry is None:
             vector = evaluate_node(lhs, history, now)
             assert isinstance(vector, dict)
-            ordered = sorted(
-                ((v, labels) for labels, v in vector.items() if v == v),  # NaN never matches
-                key=itemgetter(0),
+            if True in map(math.isnan, vector.values()):
+                vector = {labels: v for labels, v in vector.items() if v == v}  # never match
+            # sort positions by value: no pair per series, and no Labels hashing (which
+            # runs in Python) in this pass over every series
+            values = list(vector.values())
+            order = sorted(range(len(values)), key=values.__getitem__)
+            entry = memo[key] = (
+                list(map(values.__getitem__, order)), list(map(list(vector).__getitem__, order))
             )
-            entry = memo[key] = ([v for v, _ in ordered], ordered)
-        keys, pairs = entry
+        keys, labels = entry
         if op == ">":
-            chosen = pairs[bisect_right(keys, threshold):]
+            lo, hi = bisect_right(keys, threshold), len(keys)
         elif op == ">=":
-            chosen = pairs[bisect_left(keys, threshold):]
+            lo, hi = bisect_left(keys, threshold), len(keys)
         elif op == "<":
-            chosen = pairs[:bisect_left(keys, threshold)]
+            lo, hi = 0, bisect_left(keys, threshold)
         else:
-            chosen = pairs[:bisect_right(keys, threshold)]
-        return [Sample(labels, v) for v, labels in chosen]
+            lo, hi = 0, bisect_right(keys, threshold)
+        return [Sample(labels[i], keys[i]) for i in range(lo, hi)]
 
     def referenced_metrics(self) -> set[str]:
         """Names of the metrics the condition reads (derived values expanded)."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable
-from operator import add
+from operator import add, sub
 from typing import Any
 
 from otel_botmon.alerting.expr_histogram import (
+    Extrapolation,
+    bucket_extrapolation,
     bucket_rates,
-    bucket_rates_from_edges,
+    extrapolate_with,
     histogram_quantile,
     quantile_sorted,
 )
@@ -37,6 +39,8 @@ from otel_botmon.alerting.expr_parser import (
     Selector,
 )
 from otel_botmon.alerting.history import (
+    BOUNDS,
+    COUNTS,
     EMPTY_LABELS,
     SUM,
     TOTAL,
@@ -234,6 +238,11 @@ def _changes(
         return {}
     kind = MetricKind.HISTOGRAM if component is not None else None
     out: Vector = {}
+    # series read together have their points at the same times: the extrapolation of
+    # one (n, first_t, last_t) applies to the next, unless a young counter needs its own
+    shape: tuple[int, float, float] | None = None
+    scale = 0.0
+    to_start = 0.0
     for labels, series in _select(sel, history, kind):
         edges = series.edges(start, now)
         if edges is None:
@@ -242,17 +251,45 @@ def _changes(
                 points = [(t, _part(p, component)) for t, p in points]
             value = extrapolated_change(points, start, now, counter=counter,
                                         per_second=per_second)
-        else:
-            n, t0, v0, t1, v1 = edges
-            if n < 2:
+            if value is not None:
+                out[labels] = value
+            continue
+        n, t0, v0, t1, v1 = edges
+        if n < 2:
+            continue
+        if component is not None:
+            v0, v1 = _part(v0, component), _part(v1, component)
+        result = v1 - v0
+        if shape is None or shape[0] != n or shape[1] != t0 or shape[2] != t1:
+            if t1 - t0 <= 0:
                 continue
-            if component is not None:
-                v0, v1 = _part(v0, component), _part(v1, component)
-            value = extrapolate(v1 - v0, n, t0, v0, t1, start, now, counter=counter,
+            shape = (n, t0, t1)
+            to_start = t0 - start
+            scale = _extrapolation(n, t0, t1, to_start, start, now)
+        if (counter and result > 0 and v0 >= 0 and to_start > 0
+                and (t1 - t0) * (v0 / result) < to_start):  # young: extrapolate to zero only
+            value = extrapolate(result, n, t0, v0, t1, start, now, counter=counter,
                                 per_second=per_second)
-        if value is not None:
-            out[labels] = value
+            if value is not None:
+                out[labels] = value
+            continue
+        result *= scale
+        out[labels] = result / (now - start) if per_second else result
     return out
+
+
+def _extrapolation(
+    n: int, first_t: float, last_t: float, to_start: float, start: float, end: float
+) -> float:
+    """``interval / sampled`` of :func:`extrapolate` for an old enough series."""
+    sampled = last_t - first_t
+    average_gap = sampled / (n - 1)
+    threshold = average_gap * 1.1
+    to_end = end - last_t
+    interval = sampled
+    interval += to_start if to_start < threshold else average_gap / 2
+    interval += to_end if to_end < threshold else average_gap / 2
+    return interval / sampled
 
 
 def _part(point: Any, component: str) -> float:
@@ -362,16 +399,30 @@ def _bucket_rates(
         assert sel.range_s is not None
         start = now - sel.range_s
         cached = {}
+        # series read together have their points at the same times: one extrapolation
+        # shape serves them all
+        last_shape: tuple[int, float, float] | None = None
+        extrapolation: Extrapolation | None = None
         for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
             edges = series.edges(start, now)
             if edges is None:
                 points = series.window(start, now)
                 result = bucket_rates(points, start, now) if len(points) >= 2 else None
-            else:
-                n, t0, first, t1, last = edges
-                result = bucket_rates_from_edges(n, t0, first, t1, last, start, now)
-            if result is not None:
-                cached[labels] = result
+                if result is not None:
+                    cached[labels] = result
+                continue
+            n, t0, first, t1, last = edges
+            bounds = last[BOUNDS]
+            if n < 2 or (first[BOUNDS] is not bounds and first[BOUNDS] != bounds):
+                continue
+            if (last_shape is None or last_shape[0] != n or last_shape[1] != t0
+                    or last_shape[2] != t1):
+                last_shape = (n, t0, t1)
+                extrapolation = bucket_extrapolation(n, t0, t1, start, now)
+            first_counts = first[COUNTS]
+            cached[labels] = (bounds, extrapolate_with(
+                extrapolation, list(map(sub, last[COUNTS], first_counts)), first_counts
+            ))
         memo[key] = cached
     return cached
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import accumulate, repeat
-from operator import lt, mul, sub
+from itertools import accumulate, islice, repeat
+from operator import le, mul, sub
 
 from otel_botmon.alerting.series import BOUNDS, COUNTS, HistogramPoint, histogram_decreased
 
 __all__ = [
+    "Extrapolation",
+    "bucket_extrapolation",
     "bucket_rates",
     "bucket_rates_from_edges",
+    "extrapolate_with",
     "histogram_quantile",
     "quantile_sorted",
 ]
@@ -66,9 +69,22 @@ def extrapolate_buckets(
     start: float, end: float,
 ) -> list[float]:
     """Per-second rates from each bucket's change, extrapolated like ``rate()``."""
+    return extrapolate_with(bucket_extrapolation(n, t0, t1, start, end), change, first[COUNTS])
+
+
+Extrapolation = tuple[float, float, float, float, float, float, float]
+"""What :func:`extrapolate_with` needs of a window shape (see bucket_extrapolation)."""
+
+
+def bucket_extrapolation(
+    n: int, t0: float, t1: float, start: float, end: float
+) -> Extrapolation | None:
+    """The extrapolation of a window whose ``n >= 2`` points go from ``t0`` to ``t1``:
+    the same for every series sampled at the same times, so callers compute it once.
+    ``None`` when the points span no time."""
     sampled = t1 - t0
     if sampled <= 0:
-        return [math.nan] * len(change)
+        return None
     average_gap = sampled / (n - 1)
     threshold = average_gap * 1.1
     to_start = t0 - start
@@ -78,20 +94,35 @@ def extrapolate_buckets(
     duration = end - start
     start_part = to_start if to_start < threshold else half
     factor = (sampled + start_part + end_part) / sampled / duration
-    rates = list(map(mul, change, repeat(factor)))
-    if to_start > 0:
-        # a bucket that would reach zero before the window start is extrapolated only
-        # that far (Prometheus does this per bucket series); find them at C speed first
-        ratio = to_start / sampled
-        young = list(map(lt, first[COUNTS], map(mul, change, repeat(ratio))))
-        if True not in young:
-            return rates
-        for i, (delta, initial) in enumerate(zip(change, first[COUNTS], strict=True)):
-            if young[i] and delta > 0 and initial >= 0:
-                reach = sampled * (initial / delta)
-                interval = sampled + (reach if reach < threshold else half) + end_part
-                rates[i] = delta * (interval / sampled) / duration
-    return rates
+    # ratio > 0: buckets may be young (see extrapolate_with)
+    ratio = to_start / sampled if to_start > 0 else 0.0
+    return (factor, ratio, sampled, threshold, half, end_part, duration)
+
+
+def extrapolate_with(
+    shape: Extrapolation | None, change: list[float], first_counts: Sequence[float]
+) -> list[float]:
+    """Per-second rates from each bucket's change over a window of ``shape``, given the
+    cumulative counts of the window's first point."""
+    if shape is None:
+        return [math.nan] * len(change)
+    factor, ratio, sampled, threshold, half, end_part, duration = shape
+    if ratio == 0.0:
+        return list(map(mul, change, repeat(factor)))
+    # a bucket that would reach zero before the window start (0 <= initial < change *
+    # ratio, so change > 0) is extrapolated only that far, as Prometheus does per bucket
+    # series; one pass computes every bucket
+    return [
+        delta * factor
+        if not 0 <= initial < delta * ratio
+        else delta * ((sampled + _start_part(sampled * (initial / delta), threshold, half)
+                       + end_part) / sampled) / duration
+        for delta, initial in zip(change, first_counts, strict=True)
+    ]
+
+
+def _start_part(reach: float, threshold: float, half: float) -> float:
+    return reach if reach < threshold else half
 
 
 def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
@@ -105,8 +136,11 @@ def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) 
     n = len(bounds)
     if n < 2 or bounds[-1] != math.inf:
         return math.nan
-    # counts must not decrease with le; repair (running maximum) if they do
-    fixed = list(accumulate(counts, max))
+    # counts must not decrease with le; repair (running maximum) if they do (or hold
+    # NaN). The check runs at C speed; the repair calls max() per bucket
+    fixed: Sequence[float] = counts
+    if not all(map(le, counts, islice(counts, 1, None))):
+        fixed = list(accumulate(counts, max))
     observations = fixed[-1]
     if observations == 0 or observations != observations:  # no data, or NaN
         return math.nan
@@ -131,7 +165,7 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     interpolated linearly inside the bucket as Prometheus' ``histogram_quantile`` does
     (NaN without a ``+inf`` bucket or observations)."""
     merged: dict[float, float] = {}
-    for le, count in buckets:
-        merged[le] = merged.get(le, 0.0) + count
+    for bound, count in buckets:
+        merged[bound] = merged.get(bound, 0.0) + count
     ordered = sorted(merged.items())
-    return quantile_sorted(q, [le for le, _ in ordered], [c for _, c in ordered])
+    return quantile_sorted(q, [b for b, _ in ordered], [c for _, c in ordered])

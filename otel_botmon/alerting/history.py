@@ -88,6 +88,11 @@ class _Family:
     )
     # running totals for delta-temporality input, so the history is always cumulative
     delta_totals: dict[Labels, Any] = field(default_factory=dict)
+    # id(SDK attributes object) -> (that object, its series): the attribute dicts of
+    # cumulative SDK streams are the same objects every collect, so each is converted
+    # to labels once (the object is kept referenced, so its id stays unique). Cleared
+    # when series are removed (a cached series must still be in ``series``).
+    streams: dict[int, tuple[Any, Series, Labels]] = field(default_factory=dict)
 
 
 LabelFilter = Callable[[Labels], bool]
@@ -114,9 +119,6 @@ class MetricHistory:
         # never pairs one cycle's state with another's results
         self._memo: tuple[tuple[float, int], dict[Hashable, Any]] | None = None
         self._last_prune: float | None = None
-        # attribute dicts of cumulative SDK streams are the same objects every collect:
-        # convert each once (the dict is kept referenced, so its id stays unique)
-        self._labels_cache: dict[int, tuple[Mapping[str, Any], Labels, _Family, int, Series]] = {}
 
     # --- input ---------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class MetricHistory:
         them): they are neither stored nor marked stale.
         """
         self._version += 1
-        seen: dict[str, set[int]] = {}
+        seen: dict[str, list[Series]] = {}
         for rm in getattr(data, "resource_metrics", None) or ():
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
@@ -143,54 +145,69 @@ class MetricHistory:
                         continue
                     family = self._family(metric.name, kind)
                     family.from_sdk = True
-                    names = seen.setdefault(metric.name, set())
-                    self._ingest_points(family, metric.data, at, names)
+                    appended = seen.setdefault(metric.name, [])
+                    self._ingest_points(family, metric.data, at, appended)
         for name, family in self._families.items():
             if family.from_sdk and (only is None or name in only):
-                self._mark_missing_stale(family, seen.get(name, set()), at)
-        if len(self._labels_cache) > 4 * max(1, self.series_count()) + 1000:
-            self._labels_cache.clear()  # attribute sets came and went; start over
+                self._mark_missing_stale(family, seen.get(name, ()), at)
         # pruning walks every series: do it when a tenth of max_age has passed
         if self._last_prune is None or at - self._last_prune >= self.max_age_s / 10:
             self.prune(at)
 
-    def _ingest_points(self, family: _Family, data: Any, at: float, seen: set[int]) -> None:
-        delta = getattr(data, "aggregation_temporality", None) == AggregationTemporality.DELTA
-        cache = self._labels_cache
+    def _ingest_points(
+        self, family: _Family, data: Any, at: float, appended: list[Series]
+    ) -> None:
+        """Append every data point to its series; ``appended`` collects the series."""
+        streams = family.streams
+        if len(streams) > 4 * len(family.series) + 1000:
+            streams.clear()  # attribute sets came and went; start over
+        lookup = streams.get
+        seen = appended.append
         histogram = family.kind is MetricKind.HISTOGRAM
+        if getattr(data, "aggregation_temporality", None) == AggregationTemporality.DELTA:
+            self._ingest_deltas(family, data, at, seen, histogram)
+            return
+        # the hot path (cumulative streams): one dict lookup and one append per point
         for point in data.data_points:
             attrs = point.attributes
-            # (attrs, labels, family, family version, series): valid while the family
-            # neither changed nor gained or lost series
-            hit = cache.get(id(attrs))
-            if (
-                hit is not None and hit[0] is attrs and hit[2] is family
-                and hit[3] == family.version
-            ):
-                labels, series = hit[1], hit[4]
-            else:
-                labels = _labels_of(attrs) if hit is None or hit[0] is not attrs else hit[1]
-                series = family.series.get(labels) or self._new_series(family, labels)
-                if attrs is not None:
-                    cache[id(attrs)] = (attrs, labels, family, family.version, series)
-            seen.add(id(series))  # ids hash in C; Labels hash in Python
+            hit = lookup(id(attrs))
+            series = hit[1] if hit is not None and hit[0] is attrs else self._stream(family, attrs)
+            seen(series)
+            series.append(at, _histogram_point(point) if histogram else float(point.value))
+
+    def _ingest_deltas(
+        self, family: _Family, data: Any, at: float, seen: Callable[[Series], None],
+        histogram: bool,
+    ) -> None:
+        # keep running totals, so the history is always cumulative
+        lookup = family.streams.get
+        totals = family.delta_totals
+        for point in data.data_points:
+            attrs = point.attributes
+            hit = lookup(id(attrs))
+            series = hit[1] if hit is not None and hit[0] is attrs else self._stream(family, attrs)
+            seen(series)
+            labels = family.streams[id(attrs)][2]
+            value: Value
             if histogram:
-                value: Value = _histogram_point(point)
-                if delta:
-                    value = _add_histograms(family.delta_totals.get(labels), value)
-                    family.delta_totals[labels] = value
+                value = _add_histograms(totals.get(labels), _histogram_point(point))
             else:
-                value = float(point.value)
-                if delta:
-                    value += family.delta_totals.get(labels, 0.0)
-                    family.delta_totals[labels] = value
+                value = float(point.value) + totals.get(labels, 0.0)
+            totals[labels] = value
             series.append(at, value)
 
-    def _mark_missing_stale(self, family: _Family, seen: set[int], at: float) -> None:
-        if len(seen) == len(family.series):
+    def _stream(self, family: _Family, attrs: Mapping[str, Any] | None) -> Series:
+        labels = _labels_of(attrs)
+        series = self._series(family, labels)
+        family.streams[id(attrs)] = (attrs, series, labels)
+        return series
+
+    def _mark_missing_stale(self, family: _Family, seen: Iterable[Series], at: float) -> None:
+        ids = set(map(id, seen))
+        if len(ids) == len(family.series):
             return  # every series was reported (seen is a subset of the series)
         for series in family.series.values():
-            if id(series) not in seen and series.last_value is not None:
+            if id(series) not in ids and series.last_value is not None:
                 series.append(at, None)
 
     def add_point(
@@ -261,6 +278,7 @@ class MetricHistory:
                 if not s.times:
                     del family.series[labels]
                     family.version += 1
+                    family.streams.clear()  # it may hold the removed series
             if not family.series:
                 del self._families[name]
 
@@ -394,18 +412,32 @@ def _label_value(value: object) -> str:
 
 
 _BOUNDS_CACHE: dict[tuple[float, ...], tuple[float, ...]] = {}
+# id(SDK explicit_bounds object) -> (that object, its bounds): an aggregation hands the
+# same boundaries object with every point
+_BOUNDS_BY_ID: dict[int, tuple[Any, tuple[float, ...]]] = {}
 
 
 def _histogram_point(point: Any) -> HistogramPoint:
-    explicit = tuple(point.explicit_bounds)
-    bounds = _BOUNDS_CACHE.get(explicit)
-    if bounds is None:
-        bounds = (*(float(b) for b in explicit), math.inf)
-        if len(_BOUNDS_CACHE) < 256:  # a handful of bucket layouts in practice
-            _BOUNDS_CACHE[explicit] = bounds
+    explicit = point.explicit_bounds
+    hit = _BOUNDS_BY_ID.get(id(explicit))
+    bounds = hit[1] if hit is not None and hit[0] is explicit else _bounds_of(explicit)
     return (
         bounds, tuple(accumulate(point.bucket_counts)), float(point.sum), float(point.count)
     )
+
+
+def _bounds_of(explicit: Any) -> tuple[float, ...]:
+    key = tuple(explicit)
+    bounds = _BOUNDS_CACHE.get(key)
+    if bounds is None:
+        bounds = (*(float(b) for b in key), math.inf)
+        if len(_BOUNDS_CACHE) < 256:  # a handful of bucket layouts in practice
+            _BOUNDS_CACHE[key] = bounds
+    if isinstance(explicit, tuple):  # immutable: safe to remember by identity
+        if len(_BOUNDS_BY_ID) >= 256:
+            _BOUNDS_BY_ID.clear()
+        _BOUNDS_BY_ID[id(explicit)] = (explicit, bounds)
+    return bounds
 
 
 def _add_histograms(previous: HistogramPoint | None, delta: HistogramPoint) -> HistogramPoint:

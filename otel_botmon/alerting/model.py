@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -172,6 +172,11 @@ def fingerprint(rule_name: str, labels: Mapping[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def new_alert_id() -> str:
+    """A random 32-hex-digit id (uuid4's randomness without its cost)."""
+    return os.urandom(16).hex()
+
+
 @dataclass
 class AlertEvent:
     """Something that happened to one alert instance (stored, and passed to listeners).
@@ -241,7 +246,7 @@ class Alert:
     ) -> Alert:
         """A fresh pending instance with a random id and the fingerprint of its labels."""
         return cls(
-            id=uuid.uuid4().hex, fingerprint=fingerprint(rule_name, labels),
+            id=new_alert_id(), fingerprint=fingerprint(rule_name, labels),
             rule_name=rule_name, title=title, message=message, severity=severity,
             alert_type=alert_type, labels=dict(labels), started_at=started_at,
             channels=list(channels),
@@ -357,6 +362,8 @@ def render_template(
     Unknown labels render as an empty string; anything else in braces is left as written.
     Never raises.
     """
+    if "{" not in template:
+        return template
 
     def substitute(match: re.Match[str]) -> str:
         label = match.group("plabel") or match.group("blabel") or match.group("dlabel")

@@ -50,28 +50,31 @@ class Series:
 
     def append(self, at: float, value: Value) -> None:
         times = self.times
-        if times:
-            last = times[-1]
-            if at < last - _EPS:
-                return  # out of order: history only moves forward
-            if at - last <= _EPS:
-                self.values[-1] = value
-                self.irregular_at = at
-                self.last_level = None
-                return
+        if times and at - times[-1] <= _EPS:
+            self._rewrite(at, value)
+            return
         times.append(at)
         self.values.append(value)
-        if value is None:
-            self.irregular_at = at
-            self.last_level = None
-            return
         previous = self.last_level
-        if value.__class__ is tuple:
+        self.last_level = value  # None after a stale marker: there is no previous level
+        # most checks first (this runs for every point of every collect)
+        if value.__class__ is float:
+            if (previous is not None and not value >= previous) or value != value:
+                self.irregular_at = at  # a decrease (counter reset), or NaN
+        elif value is None:
+            self.irregular_at = at
+        elif value.__class__ is tuple:
             if previous is not None and histogram_decreased(previous, value):
                 self.irregular_at = at
         elif (previous is not None and not value >= previous) or value != value:
-            self.irregular_at = at  # a decrease (counter reset), or NaN
-        self.last_level = value
+            self.irregular_at = at
+
+    def _rewrite(self, at: float, value: Value) -> None:
+        if at < self.times[-1] - _EPS:
+            return  # out of order: history only moves forward
+        self.values[-1] = value  # same time again: the newer value wins
+        self.irregular_at = at
+        self.last_level = None
 
     def edges(self, start: float, end: float) -> tuple[int, float, Value, float, Value] | None:
         """``(n, first_t, first_value, last_t, last_value)`` of the points in

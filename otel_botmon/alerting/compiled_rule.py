@@ -1,0 +1,190 @@
+"""A rule compiled once for the evaluator: its condition, its alerts, and cheap matching.
+
+Evaluation cost matters (the evaluator runs every few seconds over thousands of series),
+so a rule of the form ``LHS <op> <constant>`` does not evaluate its condition itself: the
+left-hand side is evaluated once per cycle for all rules that share it (warning/critical
+pairs, many thresholds on one metric), sorted once, and each rule takes its matches by
+bisection. The labels and fingerprint of each series are computed once and cached.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from otel_botmon.alerting.model import (
+    ALERTNAME_LABEL,
+    SEVERITY_LABEL,
+    Alert,
+    AlertRule,
+    fingerprint,
+    render_template,
+)
+
+
+class SampleLike(Protocol):
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def value(self) -> float: ...
+
+
+class ConditionLike(Protocol):
+    """What ``alerting.expr.compile_condition`` returns."""
+
+    @property
+    def comparison(self) -> str | None: ...
+    def evaluate(self, history: Any, now: float) -> Sequence[SampleLike]: ...
+    def values(self, history: Any, now: float) -> Sequence[SampleLike]: ...
+
+
+Compiler = Callable[[str], ConditionLike]
+
+_ORDERING = ("<", "<=", ">", ">=")
+_SHARABLE_OPS = (*_ORDERING, "==", "!=")
+_MAX_IDENTITIES = 20_000  # cached series identities per rule (bounded memory)
+
+
+def default_compiler(text: str) -> ConditionLike:
+    from otel_botmon.alerting.expr import compile_condition
+
+    return compile_condition(text)
+
+
+class SortedVector:
+    """One cycle's values of a left-hand side, sorted for bisection (NaN kept aside)."""
+
+    __slots__ = ("all", "samples", "values")
+
+    def __init__(self, samples: Sequence[SampleLike]) -> None:
+        self.all = samples
+        self.samples = sorted((s for s in samples if s.value == s.value), key=_value)
+        self.values = [s.value for s in self.samples]
+
+    def matching(self, op: str | None, threshold: float) -> Sequence[SampleLike]:
+        """The samples for which ``value <op> threshold`` holds (PromQL float semantics)."""
+        if op == ">":
+            return self.samples[bisect_right(self.values, threshold):]
+        if op == ">=":
+            return self.samples[bisect_left(self.values, threshold):]
+        if op == "<":
+            return self.samples[:bisect_left(self.values, threshold)]
+        if op == "<=":
+            return self.samples[:bisect_right(self.values, threshold)]
+        if op == "==":
+            return [s for s in self.samples if s.value == threshold]
+        return [s for s in self.all if s.value != threshold]  # NaN != x holds
+
+
+def _value(sample: SampleLike) -> float:
+    return sample.value
+
+
+SharedValues = dict[str, SortedVector]
+"""Left-hand-side key -> its values in this cycle (one dict per evaluation cycle)."""
+
+
+@dataclass
+class CompiledRule:
+    rule: AlertRule
+    condition: ConditionLike
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    """Fingerprint -> this rule's pending and firing alerts."""
+    lhs_key: str | None = None
+    threshold: float | None = None
+    identities: dict[Any, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    metrics: frozenset[str] | None = None
+    """The metric names the condition reads (None: the condition cannot tell)."""
+
+    @classmethod
+    def compile(cls, rule: AlertRule, compiler: Compiler | None = None) -> CompiledRule:
+        """Compile ``rule.condition``: ``RuleSyntaxError`` (a ValueError) with the position
+        on a syntax or name error; ValueError when ``recovery_threshold`` is set on a
+        condition that is not a ``<``, ``<=``, ``>``, ``>=`` comparison."""
+        condition = (compiler or default_compiler)(rule.condition)
+        if rule.recovery_threshold is not None and condition.comparison not in _ORDERING:
+            raise ValueError(
+                f"AlertRule {rule.name!r}: recovery_threshold needs a condition of the form "
+                f"'<value> <|<=|>|>= <threshold>', got {rule.condition!r}"
+            )
+        compiled = cls(rule, condition)
+        referenced = getattr(condition, "referenced_metrics", None)
+        if callable(referenced):
+            compiled.metrics = frozenset(referenced())
+        lhs_key = getattr(condition, "lhs_key", None)
+        threshold = getattr(condition, "threshold", None)
+        if (isinstance(lhs_key, str) and isinstance(threshold, (int, float))
+                and condition.comparison in _SHARABLE_OPS):
+            compiled.lhs_key, compiled.threshold = lhs_key, float(threshold)
+        return compiled
+
+    def matches(self, history: Any, now: float, shared: SharedValues) -> Sequence[SampleLike]:
+        """The series for which the condition holds, each with its left-hand-side value."""
+        if self.lhs_key is None or self.threshold is None:
+            return self.condition.evaluate(history, now)
+        return self._lhs(history, now, shared).matching(self.condition.comparison,
+                                                        self.threshold)
+
+    def values(self, history: Any, now: float, shared: SharedValues) -> Sequence[SampleLike]:
+        """The left-hand side for every series (hysteresis)."""
+        if self.lhs_key is None:
+            return self.condition.values(history, now)
+        return self._lhs(history, now, shared).all
+
+    def _lhs(self, history: Any, now: float, shared: SharedValues) -> SortedVector:
+        assert self.lhs_key is not None
+        vector = shared.get(self.lhs_key)
+        if vector is None:
+            vector = SortedVector(self.condition.values(history, now))
+            shared[self.lhs_key] = vector
+        return vector
+
+    def identity(self, series: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """(fingerprint, alert labels) of a series: its labels + the rule's labels +
+        ``alertname`` + ``severity`` (unless the rule's labels set one)."""
+        try:
+            found = self.identities.get(series)
+        except TypeError:  # unhashable labels: no caching
+            found = None
+            labels = self.alert_labels(series)
+            return fingerprint(self.rule.name, labels), labels
+        if found is None:
+            labels = self.alert_labels(series)
+            found = (fingerprint(self.rule.name, labels), labels)
+            if len(self.identities) >= _MAX_IDENTITIES:
+                self.identities.clear()
+            self.identities[series] = found
+        return found
+
+    def new_alert(self, labels: dict[str, str], value: float, now: float) -> Alert:
+        """A new PENDING alert of this rule for a series (labels from ``identity``)."""
+        rule = self.rule
+        alert = Alert.new(
+            rule_name=rule.name, title=rule.name, message="", severity=rule.severity,
+            alert_type=rule.alert_type, labels=labels, started_at=now, channels=rule.channels,
+        )
+        alert.value = value
+        render(alert, rule)
+        return alert
+
+    def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
+        labels = {str(k): str(v) for k, v in series.items()}
+        labels.update(self.rule.labels)
+        labels[ALERTNAME_LABEL] = self.rule.name
+        labels.setdefault(SEVERITY_LABEL, self.rule.severity.value)
+        return labels
+
+
+def render(alert: Alert, rule: AlertRule) -> None:
+    """Fill the alert's title (``summary`` annotation, else the rule's description, else
+    its name), message (``description`` annotation, else description, else condition) and
+    annotations from the rule's templates with the alert's value and labels."""
+
+    def fill(text: str) -> str:
+        return render_template(text, value=alert.value, labels=alert.labels, rule=rule.name)
+
+    alert.annotations = {k: fill(v) for k, v in rule.annotations.items()}
+    alert.title = fill(rule.annotations.get("summary") or rule.description or rule.name)
+    alert.message = fill(rule.annotations.get("description") or rule.description or rule.condition)

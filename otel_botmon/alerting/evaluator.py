@@ -1,0 +1,553 @@
+"""The alert state machine: rules over a metric history -> alert instances and events.
+
+One alert instance per rule and matching series, identified by its fingerprint (rule name
+plus sorted labels). States follow Prometheus: a new match is PENDING; it FIRES once the
+condition has held for ``for_`` seconds (at once when ``for_`` is 0); a firing alert whose
+condition stops holding keeps firing for ``keep_firing_for`` seconds and, with a
+``recovery_threshold``, until its value crosses that threshold; then it RESOLVES. A
+pending alert whose condition stops holding is dropped (never notified).
+
+A manual resolve of a rule's alert sticks: the same series does not raise a new alert until
+its condition has been seen clear once. Which events are notified is decided by
+:mod:`otel_botmon.alerting.suppression` (silences, inhibition, cooldown, rate limits).
+
+Time is injected (``clock`` and ``now`` arguments): tests drive it by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from otel_botmon._internal import report_internal_error
+from otel_botmon.alerting.compiled_rule import CompiledRule, Compiler, SharedValues, render
+from otel_botmon.alerting.escalation import escalate_if_due
+from otel_botmon.alerting.listeners import Listener, ListenerSet
+from otel_botmon.alerting.model import (
+    ALERTNAME_LABEL,
+    CUSTOM_RULE_NAME,
+    SEVERITY_LABEL,
+    Alert,
+    AlertEvent,
+    AlertEventKind,
+    AlertRule,
+    AlertSeverity,
+    AlertState,
+    AlertType,
+    Silence,
+    fingerprint,
+)
+from otel_botmon.alerting.registry import AlertRegistry
+from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.suppression import NotificationGate, new_event
+
+logger = logging.getLogger("otel_botmon.alerting")
+
+_ORPHAN_GRACE_S = 600.0
+
+
+class AlertEvaluator:
+    """Evaluates rules over a metric history and keeps the alerts' lifecycle.
+
+    ``history`` is an ``alerting.history.MetricHistory`` that the caller fills; the
+    evaluator only reads it. With a ``store`` the active alerts, their timers, silences
+    and cooldowns are loaded at construction and every change is written through, so a
+    restart neither repeats a FIRED nor loses an acknowledgement.
+
+    ``on_event(alert, event)`` sees every event; listeners added with ``add_listener``
+    see only events to notify unless ``notifiable_only=False``. A listener that raises
+    is reported as an internal error and the others still run.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[AlertRule] = (),
+        history: Any = None,
+        *,
+        store: AlertStore | None = None,
+        clock: Callable[[], float] = time.time,
+        on_event: Listener | None = None,
+        compiler: Compiler | None = None,
+        max_notifications_per_rule_per_minute: int = 20,
+        custom_policy: AlertRule | None = None,
+        publish_telemetry: bool = True,
+    ) -> None:
+        self.history = history
+        self.publish_telemetry = publish_telemetry
+        """Count firing alerts in ``botmon.alerts.active`` and emit a span event per
+        change (off for throwaway evaluators such as rule unit tests)."""
+        self.store = store
+        self.clock = clock
+        self.custom_policy = custom_policy or AlertRule(
+            name=CUSTOM_RULE_NAME, condition="custom", cooldown_minutes=0.0
+        )
+        """Cooldown/escalation settings of alerts made with ``create_custom_alert``."""
+        self._compiler = compiler
+        self._lock = threading.RLock()
+        self._rules: dict[str, CompiledRule] = {}
+        self._alerts = AlertRegistry(store)
+        self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
+        self._restored_at: float | None = None
+        self._dirty: set[str] = set()  # ids of alerts to write to the store
+        self._gate = NotificationGate(max_notifications_per_rule_per_minute)
+        self._listeners = ListenerSet()
+        if on_event is not None:
+            self._listeners.add(on_event, notifiable_only=False)
+        for rule in rules:
+            self.add_rule(rule)
+        if store is not None:
+            self._restore(store)
+        if publish_telemetry:
+            from otel_botmon.alerting import alert_telemetry
+
+            alert_telemetry.track(self)
+
+    def close(self) -> None:
+        """Stop publishing this evaluator's alerts as telemetry (the store is the caller's)."""
+        from otel_botmon.alerting import alert_telemetry
+
+        alert_telemetry.untrack(self)
+
+    # --- rules ----------------------------------------------------------------------------
+
+    def add_rule(self, rule: AlertRule) -> None:
+        """Compile and add a rule: RuleSyntaxError (with the position) or ValueError (see
+        ``CompiledRule.compile``), and ValueError when a rule of that name exists."""
+        compiled = CompiledRule.compile(rule, self._compiler)
+        with self._lock:
+            if rule.name in self._rules or rule.name == CUSTOM_RULE_NAME:
+                raise ValueError(f"an alert rule named {rule.name!r} is already registered")
+            orphans = self._alerts.orphans
+            for fp, alert in list(orphans.items()):
+                if alert.rule_name == rule.name:
+                    compiled.alerts[fp] = orphans.pop(fp)
+            self._rules[rule.name] = compiled
+
+    def remove_rule(self, name: str, now: float | None = None) -> bool:
+        """Remove a rule and resolve its active alerts; False when there is no such rule."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            compiled = self._rules.pop(name, None)
+            if compiled is None:
+                return False
+            events: list[AlertEvent] = []
+            for alert in list(compiled.alerts.values()):
+                self._end(alert, now, events, by=None, reason="rule removed")
+            self._finish(events, now)
+        self.dispatch(events)
+        return True
+
+    @property
+    def rate_limited_total(self) -> dict[str, int]:
+        """Rule name -> FIRED notifications held back by the rate limit (ever)."""
+        return self._gate.rate_limited_total
+
+    def referenced_metrics(self) -> frozenset[str] | None:
+        """Names of every metric the enabled rules read, or None when a rule's condition
+        cannot tell (then the caller should ingest everything)."""
+        with self._lock:
+            names: set[str] = set()
+            for compiled in self._rules.values():
+                if not compiled.rule.enabled:
+                    continue
+                if compiled.metrics is None:
+                    return None
+                names.update(compiled.metrics)
+            return frozenset(names)
+
+    @property
+    def rules(self) -> list[AlertRule]:
+        with self._lock:
+            return [c.rule for c in self._rules.values()]
+
+    # --- queries --------------------------------------------------------------------------
+
+    def active(self) -> list[Alert]:
+        """Pending and firing alerts, oldest first."""
+        with self._lock:
+            return self._alerts.active()
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.active() if a.state is AlertState.FIRING]
+
+    def pending(self) -> list[Alert]:
+        return [a for a in self.active() if a.state is AlertState.PENDING]
+
+    def get(self, alert_id: str) -> Alert | None:
+        """An alert by id: active ones from memory, resolved ones from the store."""
+        with self._lock:
+            return self._alerts.get(alert_id)
+
+    def record_event(
+        self, alert_id: str, kind: AlertEventKind, detail: Mapping[str, Any] | None = None,
+        *, now: float | None = None,
+    ) -> AlertEvent | None:
+        """Append an event from outside the lifecycle (a notification attempt) to an
+        alert's history: stored, and in memory when the alert is. None if the id is unknown.
+        Not dispatched to listeners (it would loop back to the dispatcher)."""
+        now = self.clock() if now is None else float(now)
+        event = AlertEvent(alert_id=alert_id, kind=AlertEventKind(kind), at=now,
+                           detail=dict(detail or {}), notify=False)
+        with self._lock:
+            alert = self._alerts.find(alert_id)
+            if alert is None and (self.store is None or self.store.get_alert(alert_id) is None):
+                return None
+            if self.store is not None:
+                try:
+                    self.store.save_event(event)
+                except Exception as exc:
+                    report_internal_error("alerting.store", exc)
+            if alert is not None:
+                alert.events.append(event)
+        return event
+
+    def forget_resolved(self, before: float) -> None:
+        """Drop resolved alerts older than ``before`` from memory (after a store prune)."""
+        with self._lock:
+            self._alerts.forget_resolved(before)
+
+    def history_list(self, limit: int = 100) -> list[Alert]:
+        """Alerts of every state, newest first."""
+        with self._lock:
+            return self._alerts.history(limit)
+
+    def firing_counts(self) -> dict[AlertSeverity, int]:
+        """Firing alerts by current severity (every severity present, zeros included)."""
+        with self._lock:
+            return self._alerts.firing_counts()
+
+    # --- listeners ------------------------------------------------------------------------
+
+    def add_listener(self, callback: Listener, *, notifiable_only: bool = True) -> None:
+        self._listeners.add(callback, notifiable_only=notifiable_only)
+
+    def remove_listener(self, callback: Listener) -> None:
+        self._listeners.remove(callback)
+
+    def dispatch(self, events: Iterable[AlertEvent]) -> None:
+        """Hand events to listeners (``evaluate`` does this unless told not to)."""
+        self._listeners.dispatch(events, self.get)
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def evaluate(self, now: float | None = None, *, dispatch: bool = True) -> list[AlertEvent]:
+        """Run every enabled rule once against the history at time ``now``.
+
+        Returns the events of this cycle (also stored and dispatched). A rule whose
+        evaluation raises (a metric that vanished or changed type) is reported as an
+        internal error and skipped for this cycle; its alerts keep their state.
+        """
+        now = self.clock() if now is None else float(now)
+        events: list[AlertEvent] = []
+        shared: SharedValues = {}
+        with self._lock:
+            for compiled in list(self._rules.values()):
+                if not compiled.rule.enabled:
+                    continue
+                try:
+                    self._evaluate_rule(compiled, now, events, shared)
+                except Exception as exc:
+                    report_internal_error(f"alerting.rule.{compiled.rule.name}", exc)
+            self._resolve_orphans(now, events)
+            self._escalate(now, events)
+            self._finish(events, now)
+        if dispatch:
+            self.dispatch(events)
+        return events
+
+    def _evaluate_rule(
+        self, compiled: CompiledRule, now: float, events: list[AlertEvent],
+        shared: SharedValues,
+    ) -> None:
+        rule = compiled.rule
+        samples = compiled.matches(self.history, now, shared)
+        seen: dict[str, float] = {}
+        for sample in samples:
+            fp, labels = compiled.identity(sample.labels)
+            value = float(sample.value)
+            seen[fp] = value
+            if fp in self._manually_resolved:
+                continue
+            alert = compiled.alerts.get(fp)
+            if alert is None:
+                alert = compiled.new_alert(labels, value, now)
+                self._dirty.add(alert.id)
+                compiled.alerts[fp] = alert
+                self._alerts.by_id[alert.id] = alert
+                if rule.for_ > 0:
+                    events.append(new_event(alert, AlertEventKind.PENDING, now, {"value": value}))
+            alert.value = value
+            alert.last_eval = now
+            if alert.keep_firing_since is not None:
+                alert.keep_firing_since = None
+                self._dirty.add(alert.id)
+            if alert.state is AlertState.PENDING and now - alert.started_at >= rule.for_:
+                self._fire(alert, rule, now, events)
+        # A manual resolve sticks until the condition has been seen clear once.
+        for fp, owner in list(self._manually_resolved.items()):
+            if owner == rule.name and fp not in seen:
+                del self._manually_resolved[fp]
+        missing = [a for fp, a in compiled.alerts.items() if fp not in seen]
+        if not missing:
+            return
+        recovery = self._recovery_values(compiled, missing, now, shared)
+        for alert in missing:
+            if alert.state is AlertState.PENDING:
+                del compiled.alerts[alert.fingerprint]
+                self._alerts.by_id.pop(alert.id, None)
+                if self.store is not None:
+                    try:
+                        self.store.delete_alert(alert.id)
+                    except Exception as exc:
+                        report_internal_error("alerting.store", exc)
+                continue
+            still = recovery.get(alert.fingerprint)
+            if still is not None:
+                alert.value = still
+                alert.last_eval = now
+                continue
+            if rule.keep_firing_for > 0:
+                if alert.keep_firing_since is None:
+                    alert.keep_firing_since = now
+                    self._dirty.add(alert.id)
+                if now - alert.keep_firing_since < rule.keep_firing_for:
+                    continue
+            self._end(alert, now, events, by=None, reason="condition cleared")
+
+    def _recovery_values(
+        self, compiled: CompiledRule, missing: list[Alert], now: float,
+        shared: SharedValues,
+    ) -> dict[str, float]:
+        """Fingerprints of firing alerts held by hysteresis -> their current value."""
+        rule = compiled.rule
+        threshold = rule.recovery_threshold
+        if threshold is None or not any(a.state is AlertState.FIRING for a in missing):
+            return {}
+        above = compiled.condition.comparison in (">", ">=")
+        held: dict[str, float] = {}
+        for sample in compiled.values(self.history, now, shared):
+            value = float(sample.value)
+            if (value > threshold) if above else (value < threshold):
+                held[compiled.identity(sample.labels)[0]] = value
+        return held
+
+    def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent]) -> None:
+        alert.state = AlertState.FIRING
+        alert.fired_at = now
+        render(alert, rule)
+        self._dirty.add(alert.id)
+        events.append(new_event(alert, AlertEventKind.FIRED, now, {"value": alert.value}))
+
+    def _end(
+        self, alert: Alert, now: float, events: list[AlertEvent], *, by: str | None, reason: str,
+    ) -> None:
+        """Resolve an active alert and move it out of the active set."""
+        was_firing = alert.state is AlertState.FIRING
+        alert.state = AlertState.RESOLVED
+        alert.resolved_at = now
+        alert.resolved_by = by
+        alert.keep_firing_since = None
+        self._dirty.add(alert.id)
+        self._forget_active(alert)
+        self._gate.last_resolved[alert.fingerprint] = now
+        self._alerts.resolved.append(alert)
+        if was_firing or by is not None:
+            detail: dict[str, Any] = {"reason": reason, "value": alert.value}
+            if by is not None:
+                detail["by"] = by
+            events.append(new_event(alert, AlertEventKind.RESOLVED, now, detail))
+
+    def _forget_active(self, alert: Alert) -> None:
+        self._alerts.discard_active(alert)
+        compiled = self._rules.get(alert.rule_name)
+        if compiled is not None and compiled.alerts.get(alert.fingerprint) is alert:
+            del compiled.alerts[alert.fingerprint]
+
+    def _policy(self, alert: Alert) -> AlertRule:
+        compiled = self._rules.get(alert.rule_name)
+        return compiled.rule if compiled is not None else self.custom_policy
+
+    def _escalate(self, now: float, events: list[AlertEvent]) -> None:
+        for alert in list(self._alerts.by_id.values()):
+            event = escalate_if_due(alert, self._policy(alert), now)
+            if event is not None:
+                self._dirty.add(alert.id)
+                events.append(event)
+
+    def _resolve_orphans(self, now: float, events: list[AlertEvent]) -> None:
+        """Resolve restored alerts whose rule was not registered again within a grace
+        period (rules may be registered after ``start()``)."""
+        if self._restored_at is None or now - self._restored_at < _ORPHAN_GRACE_S:
+            return
+        for alert in list(self._alerts.orphans.values()):
+            self._end(alert, now, events, by=None, reason="rule no longer registered")
+
+    # --- notification policy ---------------------------------------------------------------
+
+    def _finish(self, events: list[AlertEvent], now: float) -> None:
+        """Decide what to notify, then store and publish this cycle's changes."""
+        self._gate.apply(events, self._alerts.by_id.values(), self._alerts.find, now,
+                         self._policy)
+        self._dirty |= self._gate.changed
+        self._gate.changed.clear()
+        store = self.store
+        if store is not None:
+            try:
+                with store.transaction():
+                    for event in events:
+                        store.save_event(event)
+                    for alert_id in self._dirty:
+                        alert = self._alerts.find(alert_id)
+                        if alert is not None:
+                            store.save_alert(alert)
+            except Exception as exc:
+                report_internal_error("alerting.store", exc)
+        self._dirty.clear()
+        for event in events:
+            alert = self._alerts.find(event.alert_id)
+            if alert is not None:
+                alert.events.append(event)
+        if events and self.publish_telemetry:
+            from otel_botmon.alerting import alert_telemetry
+
+            alert_telemetry.record_events(
+                [(a, e) for e in events if (a := self._alerts.find(e.alert_id)) is not None]
+            )
+
+    # --- custom alerts and manual actions ----------------------------------------------------
+
+    def create_custom_alert(
+        self, title: str, message: str, severity: AlertSeverity = AlertSeverity.WARNING,
+        alert_type: AlertType = AlertType.CUSTOM, labels: Mapping[str, str] | None = None,
+        *, now: float | None = None, dispatch: bool = True,
+    ) -> tuple[Alert, list[AlertEvent]]:
+        """Fire an alert made in code; it then lives like any other (ack, resolve, escalate).
+
+        Dedup: while an alert with the same title and labels is active, this returns that
+        alert (its message and ``last_eval`` updated) and no new event. It never resolves
+        by itself: call ``resolve``.
+        """
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError("create_custom_alert: title must be a non-empty string")
+        severity = AlertSeverity(severity)
+        now = self.clock() if now is None else float(now)
+        all_labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        all_labels[ALERTNAME_LABEL] = title
+        all_labels.setdefault(SEVERITY_LABEL, severity.value)
+        fp = fingerprint(CUSTOM_RULE_NAME, all_labels)
+        events: list[AlertEvent] = []
+        with self._lock:
+            existing = self._alerts.custom.get(fp)
+            if existing is not None:
+                existing.message = str(message)
+                existing.last_eval = now
+                self._dirty.add(existing.id)
+                self._finish(events, now)
+                return existing, events
+            alert = Alert.new(
+                rule_name=CUSTOM_RULE_NAME, title=title, message=str(message),
+                severity=severity, alert_type=AlertType(alert_type), labels=all_labels,
+                started_at=now, channels=self.custom_policy.channels,
+            )
+            alert.last_eval = now
+            self._alerts.custom[fp] = alert
+            self._alerts.by_id[alert.id] = alert
+            alert.state = AlertState.FIRING
+            alert.fired_at = now
+            self._dirty.add(alert.id)
+            events.append(new_event(alert, AlertEventKind.FIRED, now, {"custom": True}))
+            self._finish(events, now)
+        if dispatch:
+            self.dispatch(events)
+        return alert, events
+
+    def acknowledge(
+        self, alert_id: str, user: str, *, now: float | None = None, dispatch: bool = True,
+    ) -> tuple[bool, list[AlertEvent]]:
+        """Record who acknowledged an alert (stops its escalation).
+
+        Returns (False, []) for an unknown id; acknowledging twice keeps the first
+        acknowledgement and returns (True, []).
+        """
+        now = self.clock() if now is None else float(now)
+        events: list[AlertEvent] = []
+        with self._lock:
+            alert = self._alerts.by_id.get(alert_id) or self._alerts.resolved_alert(alert_id)
+            if alert is None:
+                return False, events
+            if alert.acknowledged:
+                return True, events
+            alert.acknowledged_by = str(user)
+            alert.acknowledged_at = now
+            self._dirty.add(alert.id)
+            events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, {"by": str(user)}))
+            self._finish(events, now)
+        if dispatch:
+            self.dispatch(events)
+        return True, events
+
+    def resolve(
+        self, alert_id: str, user: str | None = None, *, now: float | None = None,
+        dispatch: bool = True,
+    ) -> tuple[bool, list[AlertEvent]]:
+        """Resolve an alert by hand.
+
+        Returns (False, []) for an unknown id and (True, []) for one already resolved.
+        A rule's alert resolved while its condition still holds is not raised again until
+        the condition has been seen clear once.
+        """
+        now = self.clock() if now is None else float(now)
+        events: list[AlertEvent] = []
+        with self._lock:
+            alert = self._alerts.by_id.get(alert_id)
+            if alert is None:
+                return self._alerts.resolved_alert(alert_id) is not None, events
+            if alert.rule_name in self._rules:
+                self._manually_resolved[alert.fingerprint] = alert.rule_name
+            self._end(alert, now, events, by=user or "", reason="resolved manually")
+            self._finish(events, now)
+        if dispatch:
+            self.dispatch(events)
+        return True, events
+
+    # --- silences ---------------------------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> None:
+        with self._lock:
+            self._gate.silences[silence.id] = silence
+            if self.store is not None:
+                self.store.save_silence(silence)
+
+    def remove_silence(self, silence_id: str) -> bool:
+        with self._lock:
+            found = self._gate.silences.pop(silence_id, None) is not None
+            if found and self.store is not None:
+                self.store.delete_silence(silence_id)
+        return found
+
+    def silences(self) -> list[Silence]:
+        with self._lock:
+            return list(self._gate.silences.values())
+
+    # --- restart ----------------------------------------------------------------------------
+
+    def _restore(self, store: AlertStore) -> None:
+        """Load active alerts (with their timers), cooldowns and silences from the store."""
+        alerts = store.load_active()
+        with self._lock:
+            self._restored_at = self.clock()
+            self._gate.last_resolved.update(store.last_resolved())
+            for silence in store.load_silences():
+                self._gate.silences[silence.id] = silence
+            for alert in alerts:
+                self._alerts.by_id[alert.id] = alert
+                compiled = self._rules.get(alert.rule_name)
+                if compiled is not None:
+                    compiled.alerts[alert.fingerprint] = alert
+                elif alert.rule_name == CUSTOM_RULE_NAME:
+                    self._alerts.custom[alert.fingerprint] = alert
+                else:
+                    self._alerts.orphans[alert.fingerprint] = alert
