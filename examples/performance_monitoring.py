@@ -1,0 +1,26 @@
+"""Guide: Usage Examples / Performance Monitoring."""
+
+from otel_botmon import SystemMonitor
+
+system_monitor = SystemMonitor()
+
+# Record trade execution
+system_monitor.record_trade_execution(
+    symbol="BTCUSDT",
+    side="BUY",
+    quantity=0.001,
+    price=45000.0,
+    execution_time=250.0  # milliseconds
+)
+
+# Record API call
+system_monitor.record_api_call(
+    endpoint="get_account_info",
+    response_time=150.0,  # milliseconds
+    status_code=200
+)
+
+
+sample = system_monitor.performance_monitor.sample()
+print(f"trades: {sample.trades_total}, trade p50: {sample.trade_latency_p50_ms} ms, "
+      f"API calls: {sample.api_requests_total}")

@@ -1,0 +1,287 @@
+"""The dashboard's ASGI application: the guide's REST API, a WebSocket and the web page.
+
+``create_app(system_monitor, access_token=None)`` returns a FastAPI app. Reads are open;
+when ``access_token`` is set, every mutating endpoint and the WebSocket need it
+(``Authorization: Bearer <token>``; the WebSocket also takes ``?token=``) and answer
+401 without it. Errors are JSON ``{"error": ..., "detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from otel_botmon.dashboard.models import (
+    AcknowledgeRequest,
+    AlertActionResponse,
+    AlertDetailResponse,
+    AlertsResponse,
+    DashboardResponse,
+    ErrorResponse,
+    HealthResponse,
+    PerformanceResponse,
+    ResolveRequest,
+    StatusResponse,
+)
+from otel_botmon.dashboard.push import PushHub
+from otel_botmon.monitor import SystemMonitor, UnknownAlertError
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong access token"},
+    404: {"model": ErrorResponse, "description": "No alert with this id"},
+    422: {"model": ErrorResponse, "description": "Malformed request"},
+}
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+class SecurityHeaders:
+    """Adds CSP and friends to every HTTP response (plain ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + _SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error(status: int, error: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def create_app(
+    system_monitor: SystemMonitor,
+    *,
+    access_token: str | None = None,
+    push_interval_s: float = 2.0,
+    alert_limit: int = 20,
+    history_limit: int = 120,
+) -> FastAPI:
+    """Build the dashboard app for ``system_monitor``.
+
+    ``push_interval_s`` is the longest a WebSocket client waits for an update; changes
+    (alerts, health checks) are pushed sooner. ``alert_limit``/``history_limit`` bound
+    the recent alerts and chart points in ``/api/dashboard``.
+    """
+    if access_token is not None and not access_token:
+        raise ValueError("access_token must be a non-empty string or None")
+    monitor = system_monitor
+
+    def build() -> dict[str, Any]:
+        return monitor.get_dashboard_data(alert_limit=alert_limit, history_limit=history_limit)
+
+    hub = PushHub(build, interval_s=push_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        monitor.add_update_listener(hub.mark_changed)
+        try:
+            yield
+        finally:
+            monitor.remove_update_listener(hub.mark_changed)
+            await hub.stop()
+
+    app = FastAPI(
+        title="otel_botmon dashboard",
+        description="Status, health, performance and alerts of a trading bot.",
+        version="1",
+        lifespan=lifespan,
+        # FastAPI's /docs and /redoc pull their UI from a CDN: the dashboard stays offline.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.push_hub = hub
+    app.add_middleware(SecurityHeaders)
+    bearer = HTTPBearer(auto_error=False, description="The dashboard's access token")
+
+    def token_ok(given: str | None) -> bool:
+        if access_token is None:
+            return True
+        return given is not None and hmac.compare_digest(
+            given.encode("utf-8"), access_token.encode("utf-8")
+        )
+
+    def require_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        if not token_ok(credentials.credentials if credentials else None):
+            raise _Unauthorized()
+
+    _install_error_handlers(app)
+    # Only a dashboard with a token declares (and checks) one, so the schema tells the truth.
+    guarded = [Depends(require_token)] if access_token is not None else []
+    errors = _ERRORS if access_token is not None else {
+        k: v for k, v in _ERRORS.items() if k != 401
+    }
+
+    @app.get("/api/status", response_model=StatusResponse, tags=["status"])
+    async def get_status() -> Any:
+        """Overall health, uptime, active alerts by severity and component health."""
+        return JSONResponse(monitor.get_system_status().to_dict())
+
+    @app.get("/api/health", response_model=HealthResponse, tags=["health"])
+    async def get_health() -> Any:
+        """Every component's latest health-check result."""
+        return JSONResponse(monitor.get_health_details())
+
+    @app.post(
+        "/api/health/check", response_model=HealthResponse, tags=["health"],
+        responses={k: v for k, v in errors.items() if k == 401}, dependencies=guarded,
+    )
+    async def force_health_check() -> Any:
+        """Run every health check now and return the fresh results."""
+        return JSONResponse(await monitor.force_health_check())
+
+    @app.get("/api/performance", response_model=PerformanceResponse, tags=["performance"])
+    async def get_performance(
+        history: int = Query(120, ge=1, le=10_000, description="Chart points to return"),
+    ) -> Any:
+        """Latest trading, API and system figures plus chart history."""
+        return JSONResponse(monitor.get_performance_summary(history_limit=history))
+
+    @app.get("/api/alerts", response_model=AlertsResponse, tags=["alerts"])
+    async def get_alerts(
+        state: str = Query("active", pattern="^(active|all)$",
+                           description="active (pending or firing) or all (history)"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> Any:
+        """Active alerts (default) or the newest alerts of any state."""
+        if state == "active":
+            alerts = monitor.get_active_alerts()[:limit]
+        else:
+            alerts = monitor.get_alert_history(limit=limit)
+        return JSONResponse({"alerts": alerts, "count": len(alerts)})
+
+    @app.get(
+        "/api/alerts/{alert_id}", response_model=AlertDetailResponse, tags=["alerts"],
+        responses={404: _ERRORS[404]},
+    )
+    async def get_alert(alert_id: str) -> Any:
+        """One alert with its event log, notification attempts included."""
+        alert = monitor.get_alert(alert_id, with_events=True)
+        if alert is None:
+            raise UnknownAlertError(alert_id)
+        events = alert.pop("events", [])
+        return JSONResponse({"alert": alert, "events": events})
+
+    @app.post(
+        "/api/alerts/{alert_id}/acknowledge", response_model=AlertActionResponse,
+        tags=["alerts"], responses=errors, dependencies=guarded,
+    )
+    async def acknowledge_alert(alert_id: str, body: AcknowledgeRequest) -> Any:
+        """Acknowledge an alert (stops its escalation)."""
+        alert = await monitor.acknowledge_alert(alert_id, body.user)
+        hub.mark_changed()
+        return JSONResponse({"alert": alert})
+
+    @app.post(
+        "/api/alerts/{alert_id}/resolve", response_model=AlertActionResponse,
+        tags=["alerts"], responses=errors, dependencies=guarded,
+    )
+    async def resolve_alert(alert_id: str, body: ResolveRequest | None = None) -> Any:
+        """Resolve an alert by hand."""
+        alert = await monitor.resolve_alert(alert_id, body.user if body else None)
+        hub.mark_changed()
+        return JSONResponse({"alert": alert})
+
+    @app.get("/api/dashboard", response_model=DashboardResponse, tags=["dashboard"])
+    async def get_dashboard() -> Any:
+        """Everything the page shows, in one response (at most a second old)."""
+        return Response(hub.snapshot_json(), media_type="application/json")
+
+    @app.websocket("/ws")
+    async def updates(websocket: WebSocket) -> None:
+        """Pushes ``{"type": "dashboard", "data": <GET /api/dashboard>}`` on changes."""
+        given = websocket.query_params.get("token")
+        header = websocket.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            given = header[7:].strip()
+        if not token_ok(given):
+            await _deny(websocket)
+            return
+        await websocket.accept()
+        await hub.serve(websocket)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _deny(websocket: WebSocket) -> None:
+    # An HTTP 401 before the upgrade where the server supports it; a policy close otherwise.
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            _error(401, "unauthorized", "missing or wrong access token")
+        )
+    else:
+        await websocket.close(code=1008)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(_: Request, __: Exception) -> Response:
+        response = _error(401, "unauthorized", "missing or wrong access token")
+        response.headers["www-authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(UnknownAlertError)
+    async def unknown_alert(_: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid_request", jsonable_encoder(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # a body that is not even text: malformed like any other
+            return _error(422, "invalid_request", exc.detail)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, exc.detail)
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response

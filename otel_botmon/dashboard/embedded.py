@@ -1,0 +1,90 @@
+"""An ASGI app served by uvicorn inside the running event loop (no threads, no signals)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+
+logger = logging.getLogger("otel_botmon.dashboard")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (``port=0``: any free one).
+
+    Raises ``OSError`` when the address is taken or not local.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it a response written in two parts
+        # waits for the client's delayed ACK (40 ms per request on Linux).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class EmbeddedServer:
+    """Serve ``app`` on ``host:port`` from the current event loop until ``stop()``."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "server"):
+        self.app = app
+        self.host = host
+        self.port = port
+        self.name = name
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Returns once the socket accepts connections; ``OSError`` if it cannot bind."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning",
+            access_log=False, lifespan="on", ws_ping_interval=20.0,
+        )
+        server = uvicorn.Server(config)
+        # The host application owns signal handling; an embedded server must not take it.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        # Bind here, not in uvicorn: uvicorn's bind-error path calls sys.exit().
+        sock = bind_socket(self.host, self.port)
+        self.port = int(sock.getsockname()[1])
+        self._server = server
+        self._task = asyncio.get_running_loop().create_task(
+            server.serve(sockets=[sock]), name=f"botmon-{self.name}"
+        )
+        while not server.started:
+            if self._task.done():
+                sock.close()
+                self._task.result()
+                raise OSError(f"{self.name} could not start on {self.host}:{self.port}")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop serving (open connections are closed), waiting at most ``timeout_s``."""
+        task, server = self._task, self._server
+        self._task = self._server = None
+        if task is None or server is None:
+            return
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except asyncio.TimeoutError:
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except Exception as exc:
+            logger.warning("%s stopped with an error: %s", self.name, exc)

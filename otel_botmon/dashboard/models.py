@@ -1,0 +1,117 @@
+"""Request and response bodies of the dashboard API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns: a short code and what went wrong."""
+
+    error: str = Field(description="not_found, unauthorized, invalid_request, ...")
+    detail: Any = Field(default=None, description="Human-readable reason or field errors")
+
+
+class StatusResponse(BaseModel):
+    overall_health: str = Field(description="healthy, degraded, critical or unknown")
+    active_alerts: int
+    alerts_by_severity: dict[str, int]
+    components: dict[str, str] = Field(description="Component name -> health status")
+    uptime_seconds: float
+    started_at: float | None = Field(description="Epoch seconds (UTC) of start()")
+    running: bool
+    timestamp: float
+
+
+class ComponentHealth(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    component: str
+    status: str
+    message: str
+    metrics: dict[str, Any]
+    checked_at: str
+    duration_s: float
+
+
+class HealthResponse(BaseModel):
+    overall_health: str
+    components: dict[str, ComponentHealth]
+
+
+class PerformanceResponse(BaseModel):
+    current: dict[str, Any] | None = Field(description="Latest sample, or null before the first")
+    history: dict[str, list[Any]] = Field(description="Chart columns, oldest first")
+    custom_metrics: dict[str, dict[str, Any]]
+
+
+class AlertView(BaseModel):
+    """One alert. Title and message are plain text (render them as text, never HTML)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    title: str
+    message: str
+    severity: str
+    alert_type: str
+    state: str
+    acknowledged: bool
+    acknowledged_by: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    value: float | None = None
+    started_at: float | None = None
+    fired_at: float | None = None
+    resolved_at: float | None = None
+
+
+class AlertEventView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(description="pending, fired, escalated, acknowledged, resolved, notified")
+    at: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlertDetailResponse(BaseModel):
+    alert: AlertView
+    events: list[AlertEventView]
+
+
+class AlertsResponse(BaseModel):
+    alerts: list[AlertView]
+    count: int
+
+
+class AlertActionResponse(BaseModel):
+    alert: AlertView
+
+
+class DashboardAlerts(BaseModel):
+    active: list[AlertView]
+    recent: list[AlertView]
+
+
+class DashboardResponse(BaseModel):
+    status: StatusResponse
+    health: HealthResponse
+    performance: PerformanceResponse
+    alerts: DashboardAlerts
+
+
+class AcknowledgeRequest(BaseModel):
+    """Who acknowledges the alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=100, examples=["trader_john"])
+
+
+class ResolveRequest(BaseModel):
+    """Optionally, who resolves the alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(default=None, min_length=1, max_length=100)

@@ -1,0 +1,192 @@
+"""The dashboard's REST API: the guide's endpoints, errors, tokens and secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_botmon.alerting.model import AlertSeverity, AlertType
+from otel_botmon.dashboard.server import MonitoringDashboard
+from otel_botmon.redaction import forget_secrets, register_secret
+
+from .conftest import TOKEN, Live
+
+GUIDE_PATHS = {
+    ("get", "/api/status"), ("get", "/api/health"), ("get", "/api/performance"),
+    ("get", "/api/alerts"), ("get", "/api/dashboard"),
+    ("post", "/api/alerts/{alert_id}/acknowledge"), ("post", "/api/alerts/{alert_id}/resolve"),
+    ("post", "/api/health/check"),
+}
+
+
+async def _alert(live: Live, title: str = "Custom Trading Alert", message: str = "m") -> str:
+    return await live.monitor.create_custom_alert(
+        title=title, message=message, severity=AlertSeverity.WARNING,
+        alert_type=AlertType.TRADING,
+    )
+
+
+async def test_openapi_schema_lists_every_endpoint_of_the_guide(live: Live) -> None:
+    schema = (await live.client.get("/openapi.json")).json()
+    found = {(method, path) for path, ops in schema["paths"].items() for method in ops}
+    assert found >= GUIDE_PATHS
+
+
+async def test_status_reports_health_uptime_and_alert_counts(live: Live) -> None:
+    await _alert(live)
+    body = (await live.client.get("/api/status")).json()
+    assert body["running"] is True
+    assert body["uptime_seconds"] >= 0
+    assert body["alerts_by_severity"] == {"info": 0, "warning": 1, "critical": 0, "emergency": 0}
+    assert body["active_alerts"] == 1
+    assert "system_resources" in body["components"]
+    assert body["overall_health"] in ("degraded", "critical")
+
+
+async def test_health_performance_and_dashboard_answer(live: Live) -> None:
+    live.monitor.record_trade_execution("BTCUSDT", "BUY", 0.001, 45000.0, 250.0)
+    live.monitor.performance_monitor.sample()
+    health = (await live.client.get("/api/health")).json()
+    assert "system_resources" in health["components"]
+    perf = (await live.client.get("/api/performance")).json()
+    assert perf["current"]["trades_total"] == 1
+    assert 100.0 <= perf["current"]["trade_latency_p50_ms"] <= 500.0
+    dash = (await live.client.get("/api/dashboard")).json()
+    assert set(dash) == {"status", "health", "performance", "alerts"}
+
+
+async def test_acknowledge_and_resolve_change_the_alert(live: Live) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(f"/api/alerts/{alert_id}/acknowledge", json={"user": "trader_john"})
+    assert r.status_code == 200
+    assert r.json()["alert"]["acknowledged_by"] == "trader_john"
+    r = await live.client.post(f"/api/alerts/{alert_id}/resolve")
+    assert r.status_code == 200 and r.json()["alert"]["state"] == "resolved"
+    active = (await live.client.get("/api/alerts")).json()
+    assert active["count"] == 0
+    history = (await live.client.get("/api/alerts", params={"state": "all"})).json()
+    assert [a["id"] for a in history["alerts"]] == [alert_id]
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+async def test_unknown_alert_is_404_with_a_json_error(live: Live, action: str) -> None:
+    r = await live.client.post(f"/api/alerts/no-such-id/{action}", json={"user": "x"})
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
+    assert "no-such-id" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'{"user": 5}', b'{"user": ""}', b"[]", b"", b"\xff\xfe_"],
+)
+async def test_malformed_acknowledge_body_is_422(live: Live, body: bytes) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(
+        f"/api/alerts/{alert_id}/acknowledge", content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid_request"
+
+
+async def test_bad_query_parameter_is_422(live: Live) -> None:
+    r = await live.client.get("/api/alerts", params={"state": "bogus"})
+    assert r.status_code == 422
+
+
+async def test_force_health_check_returns_fresh_results(live: Live) -> None:
+    before = (await live.client.get("/api/health")).json()["components"]["system_resources"]
+    r = await live.client.post("/api/health/check")
+    assert r.status_code == 200
+    after = r.json()["components"]["system_resources"]
+    assert after["checked_at"] > before["checked_at"]
+
+
+async def test_mutations_need_the_token_when_one_is_set(live_token: Live) -> None:
+    client = live_token.client
+    alert_id = await _alert(live_token)
+    for path, body in [
+        (f"/api/alerts/{alert_id}/acknowledge", {"user": "u"}),
+        (f"/api/alerts/{alert_id}/resolve", None), ("/api/health/check", None),
+    ]:
+        assert (await client.post(path, json=body)).status_code == 401
+        wrong = {"authorization": "Bearer nope"}
+        r = await client.post(path, json=body, headers=wrong)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert live_token.monitor.get_alert(alert_id)["acknowledged"] is False
+    good = {"authorization": f"Bearer {TOKEN}"}
+    r = await client.post(f"/api/alerts/{alert_id}/acknowledge", json={"user": "u"}, headers=good)
+    assert r.status_code == 200
+    assert (await client.get("/api/status")).status_code == 200
+
+
+def test_non_loopback_bind_needs_a_token(live: Live) -> None:
+    with pytest.raises(ValueError, match="access_token"):
+        MonitoringDashboard(live.monitor, host="0.0.0.0")
+    with pytest.raises(ValueError, match="access_token"):
+        MonitoringDashboard(live.monitor, host="192.168.1.10")
+    assert MonitoringDashboard(live.monitor, host="0.0.0.0", access_token="t").host == "0.0.0.0"
+    assert MonitoringDashboard(live.monitor, host="::1").host == "::1"
+    assert MonitoringDashboard(live.monitor).host == "127.0.0.1"
+
+
+async def test_secrets_in_alert_text_never_reach_the_api(live: Live) -> None:
+    secret = "demoSecretKey1234567890"
+    register_secret(secret)
+    try:
+        message = (
+            f"order failed: GET http://127.0.0.1/api/v3/order?symbol=BTCUSDT&signature=abcdef0123"
+            f"456789 key {secret}"
+        )
+        await _alert(live, message=message)
+        text = (await live.client.get("/api/dashboard")).text
+        assert secret not in text
+        assert "abcdef0123456789" not in text
+        assert "order failed" in text
+    finally:
+        forget_secrets()
+
+
+async def test_html_in_alert_titles_is_returned_as_plain_data(live: Live) -> None:
+    title = "<img src=x onerror=alert(1)>"
+    await _alert(live, title=title)
+    alerts = (await live.client.get("/api/alerts")).json()["alerts"]
+    assert alerts[0]["title"] == title
+
+
+async def test_page_and_assets_are_served_with_a_strict_csp(live: Live) -> None:
+    r = await live.client.get("/")
+    assert r.status_code == 200 and "otel_botmon" in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/app.css"):
+        assert (await live.client.get(asset)).status_code == 200
+    assert "http://" not in r.text and "https://" not in r.text  # nothing from a CDN
+    for page in ("/docs", "/redoc"):  # FastAPI's UIs would load from a CDN
+        assert (await live.client.get(page)).status_code == 404
+
+
+async def test_schema_declares_the_token_only_when_one_is_set(
+    live: Live, live_token: Live,
+) -> None:
+    open_schema = (await live.client.get("/openapi.json")).json()
+    guarded_schema = (await live_token.client.get("/openapi.json")).json()
+    ack = "/api/alerts/{alert_id}/acknowledge"
+    assert "security" not in open_schema["paths"][ack]["post"]
+    assert guarded_schema["paths"][ack]["post"]["security"]
+    assert "401" in guarded_schema["paths"][ack]["post"]["responses"]
+
+
+async def test_unsupported_method_is_405_with_allow(live: Live) -> None:
+    r = await live.client.delete("/api/status")
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert "GET" in r.headers["allow"]
+
+
+async def test_alert_detail_lists_its_events(live: Live) -> None:
+    alert_id = await _alert(live)
+    await live.client.post(f"/api/alerts/{alert_id}/acknowledge", json={"user": "ann"})
+    body = (await live.client.get(f"/api/alerts/{alert_id}")).json()
+    assert body["alert"]["id"] == alert_id
+    kinds = [e["kind"] for e in body["events"]]
+    assert "fired" in kinds and "acknowledged" in kinds
+    missing = await live.client.get("/api/alerts/nope")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"

@@ -1,0 +1,75 @@
+"""`botmon demo` end to end, with every interval shortened by its time scale."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+
+from otel_botmon import cli
+from otel_botmon.demo.runner import DemoOptions, run_demo
+from otel_botmon.redaction import forget_secrets
+
+API_KEY = "demoApiKeyAAAA1111BBBB2222CCCC"
+API_SECRET = "demoApiSecretZZZZ9999YYYY8888XXXX7777"
+
+
+@pytest.fixture(autouse=True)
+def _forget_demo_secrets() -> None:
+    yield
+    forget_secrets()
+
+
+@pytest.mark.slow
+async def test_demo_fires_and_resolves_alerts_without_leaking_secrets() -> None:
+    out = io.StringIO()
+    options = DemoOptions(
+        duration_s=12.0, port=0, open_browser=False, time_scale=0.2, progress_interval_s=1.0,
+        seed=7, api_key=API_KEY, api_secret=API_SECRET,
+    )
+    result = await run_demo(options, out)
+    text = out.getvalue()
+    assert result.url in text
+    assert result.trades > 10
+    # an alert caused by an injected fault (not one of the start-up checks) came and went
+    assert any(name.startswith("demo_") for name in result.fired_and_resolved), text
+    assert "ALERT fired" in text and "ALERT resolved" in text
+    assert result.dashboard_texts
+    for body in result.dashboard_texts:
+        assert API_KEY not in body and API_SECRET not in body
+        assert "signature=" not in body or "signature=REDACTED" in body
+
+
+async def test_exchange_answers_like_binance() -> None:
+    from otel_botmon.demo.exchange import SimulatedExchange
+
+    exchange = SimulatedExchange(API_KEY, API_SECRET, seed=1)
+    await exchange.start()
+    try:
+        async with httpx.AsyncClient(base_url=exchange.base_url) as client:
+            ping = await client.get("/api/v3/ping")
+            assert ping.json() == {} and int(ping.headers["X-MBX-USED-WEIGHT-1M"]) >= 1
+            assert "serverTime" in (await client.get("/api/v3/time")).json()
+            unsigned = await client.post("/api/v3/order?symbol=BTCUSDT&side=BUY&quantity=1")
+            assert unsigned.status_code == 401 and unsigned.json()["code"] == -2014
+            bad = await client.post(
+                "/api/v3/order?symbol=BTCUSDT&timestamp=1&signature=00",
+                headers={"X-MBX-APIKEY": API_KEY},
+            )
+            assert bad.status_code == 400 and bad.json()["code"] == -1022
+            exchange.faults.rate_limited = True
+            limited = await client.get("/api/v3/account?timestamp=1&signature=00",
+                                       headers={"X-MBX-APIKEY": API_KEY})
+            assert limited.status_code == 400  # the signature is checked before limits
+    finally:
+        await exchange.stop()
+
+
+def test_cli_demo_prints_the_url_and_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["demo", "--duration", "2", "--port", "0", "--no-browser",
+                     "--time-scale", "0.2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "dashboard at http://localhost:" in out
+    assert "phase:" in out and "demo stopped:" in out
