@@ -7,15 +7,16 @@ High CPU Usage              ``cpu > 75`` (high_cpu_usage), ``> 90``    1 min    
                             (high_cpu_usage_critical)
 High Memory Usage           ``memory > 80`` (high_memory_usage),      1 min             5 min
                             ``> 95`` (high_memory_usage_critical)
-API Connection Failed       exchange_api health status >= 2           0                 2 min
-Database Connection Failed  database health status >= 2               0                 2 min
+API Connection Failed       exchange_api health status == 2           0                 2 min
+Database Connection Failed  database health status == 2               0                 2 min
 Trading Execution Slow      ``trade_latency_p95 > 2000ms``            0                 10 min
 High API Error Rate         ``api_error_rate > 10`` (per minute)      0                 5 min
 =========================== ========================================= ================= =====
 
 A severity level is one :class:`AlertRule`, so CPU and memory are two rules each; they share
 a ``component`` label, so a firing critical inhibits the notification of its warning.
-``cpu``/``memory`` are percent; health checks are critical at ``botmon.health.status >= 2``.
+``cpu``/``memory`` are percent; a health check is failing at ``botmon.health.status == 2``
+(3, unknown, is a check that has not run yet: no alert).
 The CPU and memory rules hold for one minute before firing so a short spike does not page.
 
 ``default_rules()`` takes the thresholds of ``MonitoringConfig``; the disk and API
@@ -59,7 +60,7 @@ def _pct_pair(
 def _health_rule(name: str, what: str, component: str, alert_type: AlertType) -> AlertRule:
     return AlertRule(
         name=name,
-        condition=f'{conv.HEALTH_STATUS.name}{{{conv.HEALTH_COMPONENT}="{component}"}} >= 2',
+        condition=f'{conv.HEALTH_STATUS.name}{{{conv.HEALTH_COMPONENT}="{component}"}} == 2',
         severity=AlertSeverity.CRITICAL,
         alert_type=alert_type,
         description=f"{what} health check fails",

@@ -371,13 +371,15 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
         return {labels: quantile_sorted(q, bounds, r) for labels, (bounds, r) in rates.items()}
     by = node.by
     # sum the bucket rates per group; series with the same bucket layout add as vectors
-    grouped: dict[Labels, dict[tuple[float, ...], list[float]]] = {}
-    for labels, (bounds, r) in rates.items():
-        layouts = grouped.setdefault(labels.only(by) if by else EMPTY_LABELS, {})
-        total = layouts.get(bounds)
-        layouts[bounds] = r if total is None else list(map(add, total, r))
+    members: dict[Labels, list[tuple[tuple[float, ...], list[float]]]] = {}
+    if by:
+        for labels, pair in rates.items():
+            members.setdefault(labels.only(by), []).append(pair)
+    elif rates:
+        members[EMPTY_LABELS] = list(rates.values())
     out: Vector = {}
-    for labels, layouts in grouped.items():
+    for labels, pairs in members.items():
+        layouts = _sum_by_layout(pairs)
         if len(layouts) == 1:
             [(bounds, total)] = layouts.items()
             out[labels] = quantile_sorted(q, bounds, total)
@@ -385,6 +387,27 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
             merged = [pair for b, t in layouts.items() for pair in zip(b, t, strict=True)]
             out[labels] = histogram_quantile(q, merged)
     return out
+
+
+def _sum_by_layout(
+    pairs: list[tuple[tuple[float, ...], list[float]]],
+) -> dict[tuple[float, ...], list[float]]:
+    """Bucket bounds -> summed rates of ``(bounds, rates)`` pairs, added in order."""
+    layouts: dict[tuple[float, ...], list[float]] = {}
+    current_bounds: tuple[float, ...] | None = None
+    current: list[float] = []
+    for bounds, r in pairs:
+        if bounds is current_bounds:  # the usual case: one layout, one tuple object
+            current = list(map(add, current, r))
+            continue
+        if current_bounds is not None:
+            layouts[current_bounds] = current
+        total = layouts.get(bounds)
+        current = r if total is None else list(map(add, total, r))
+        current_bounds = bounds
+    if current_bounds is not None:
+        layouts[current_bounds] = current
+    return layouts
 
 
 def _bucket_rates(

@@ -109,20 +109,17 @@ def extrapolate_with(
     factor, ratio, sampled, threshold, half, end_part, duration = shape
     if ratio == 0.0:
         return list(map(mul, change, repeat(factor)))
-    # a bucket that would reach zero before the window start (0 <= initial < change *
+    # A bucket that would reach zero before the window start (0 <= initial < change *
     # ratio, so change > 0) is extrapolated only that far, as Prometheus does per bucket
-    # series; one pass computes every bucket
+    # series. One pass computes every bucket; ``reach`` (the time back to zero) is
+    # assigned in the condition and read by the young branch.
     return [
         delta * factor
-        if not 0 <= initial < delta * ratio
-        else delta * ((sampled + _start_part(sampled * (initial / delta), threshold, half)
-                       + end_part) / sampled) / duration
+        if not (0 <= initial < delta * ratio and ((reach := sampled * (initial / delta)) or 1))
+        else delta * ((sampled + (reach if reach < threshold else half) + end_part) / sampled)
+        / duration
         for delta, initial in zip(change, first_counts, strict=True)
     ]
-
-
-def _start_part(reach: float, threshold: float, half: float) -> float:
-    return reach if reach < threshold else half
 
 
 def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:

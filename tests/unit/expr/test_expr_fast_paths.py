@@ -1,0 +1,147 @@
+"""The evaluation fast paths give exactly what the straightforward computation gives.
+
+Fast paths: rate/increase/delta from a window's first and last point with one
+extrapolation shared by series sampled at the same times; quantiles that skip the
+bucket repair when counts already ascend; ingest that caches series per SDK attributes
+object and keeps running totals for delta temporality.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import accumulate
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_botmon import conventions as conv
+from otel_botmon.alerting.expr import compile_condition
+from otel_botmon.alerting.expr_eval import extrapolated_change
+from otel_botmon.alerting.expr_histogram import quantile_sorted
+from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
+
+COUNTER = conv.EXCHANGE_REQUESTS.name
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@st.composite
+def counter_histories(draw: st.DrawFn) -> tuple[MetricHistory, float]:
+    """Several series written at shared times, with resets, gaps and stale markers."""
+    history = MetricHistory()
+    series = draw(st.integers(1, 5))
+    levels = [float(draw(st.integers(0, 200))) for _ in range(series)]
+    t = draw(st.floats(0, 100))
+    for _ in range(draw(st.integers(1, 14))):
+        t += draw(st.sampled_from([10.0, 10.0, 10.0, 5.0, 15.0, 0.5]))
+        for i in range(series):
+            event = draw(st.integers(0, 19))
+            if event == 0:
+                continue  # a gap
+            if event == 1:
+                history.mark_stale(COUNTER, {"i": str(i)}, t)
+                continue
+            levels[i] = 0.0 if event == 2 else levels[i] + draw(st.integers(0, 50))
+            history.add_point(COUNTER, {"i": str(i)}, levels[i], t, kind=MetricKind.COUNTER)
+    return history, t + draw(st.sampled_from([0.0, 2.5, 9.0, 40.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(counter_histories(), st.sampled_from(["rate", "increase", "delta"]),
+       st.sampled_from(["30s", "1m", "5m"]))
+def test_rate_increase_delta_equal_the_computation_over_all_points(
+    case: tuple[MetricHistory, float], func: str, window: str,
+) -> None:
+    history, now = case
+    range_s = {"30s": 30.0, "1m": 60.0, "5m": 300.0}[window]
+    got = {
+        s.labels["i"]: s.value
+        for s in compile_condition(f"{func}({COUNTER}[{window}])").values(history, now)
+    }
+    want = {}
+    for labels, points in history.window(COUNTER, now - range_s, now):
+        value = extrapolated_change(points, now - range_s, now, counter=func != "delta",
+                                    per_second=func == "rate")
+        if value is not None:
+            want[labels["i"]] = value
+    assert got.keys() == want.keys()
+    assert all(_same(got[k], want[k]) for k in got), (got, want)
+
+
+counts_strategy = st.lists(
+    st.one_of(st.floats(0, 100), st.just(math.nan), st.just(math.inf)), min_size=1, max_size=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(counts_strategy, st.sampled_from([0.0, 0.25, 0.5, 0.95, 0.99, 1.0]), st.booleans())
+def test_quantile_equals_the_one_over_repaired_counts(
+    counts: list[float], q: float, ascending: bool,
+) -> None:
+    if ascending:
+        counts = sorted(c for c in counts if not math.isnan(c)) or [0.0]
+    bounds = [*(0.1 * (i + 1) for i in range(len(counts) - 1)), math.inf]
+    repaired = list(accumulate(counts, max))  # what Prometheus' bucket repair yields
+    got = quantile_sorted(q, bounds, counts)
+    want = quantile_sorted(q, bounds, repaired)
+    assert _same(got, want), (counts, got, want)
+
+
+def _delta_sum(
+    points: list[tuple[dict[str, str], float]],
+    temporality: AggregationTemporality = AggregationTemporality.DELTA,
+) -> MetricsData:
+    data_points = [
+        NumberDataPoint(attributes=attrs, start_time_unix_nano=0, time_unix_nano=1, value=v)
+        for attrs, v in points
+    ]
+    metric = Metric(
+        name=COUNTER, description="", unit="",
+        data=Sum(data_points=data_points, is_monotonic=True,
+                 aggregation_temporality=temporality),
+    )
+    scope = ScopeMetrics(scope=InstrumentationScope("t"), metrics=[metric], schema_url="")
+    return MetricsData(resource_metrics=[
+        ResourceMetrics(resource=Resource.create({}), scope_metrics=[scope], schema_url="")
+    ])
+
+
+def test_delta_temporality_is_summed_into_a_cumulative_history() -> None:
+    history = MetricHistory()
+    a, b = {"ex": "a"}, {"ex": "b"}
+    history.ingest(_delta_sum([(a, 2.0), (b, 1.0)]), at=10.0)
+    history.ingest(_delta_sum([(dict(a), 3.0)]), at=20.0)  # a new attributes object
+    history.ingest(_delta_sum([(a, 0.5), (b, 4.0)]), at=30.0)
+    latest = {s.labels["ex"]: s.value for s in history.latest(COUNTER, 30.0)}
+    assert latest == {"a": 5.5, "b": 5.0}
+    [(_, points)] = history.window(COUNTER, 15.0, 25.0, lambda labels: labels["ex"] == "a")
+    assert points == [(20.0, 5.0)]
+
+
+def test_a_series_pruned_and_reported_again_is_stored_afresh() -> None:
+    history = MetricHistory(max_age_s=100.0)
+    attrs = {"ex": "a"}
+    history.ingest(_cumulative([(attrs, 1.0)]), at=0.0)
+    history.ingest(_cumulative([]), at=10.0)  # vanished: stale marker
+    history.prune(500.0)  # every point is older than max_age: the series is dropped
+    assert history.series_count() == 0
+    history.ingest(_cumulative([(attrs, 7.0)]), at=510.0)  # same attributes object again
+    assert [s.value for s in history.latest(COUNTER, 510.0)] == [7.0]
+    assert [s.labels for s in history.latest(COUNTER, 510.0)] == [Labels({"ex": "a"})]
+
+
+def _cumulative(points: list[tuple[dict[str, str], float]]) -> MetricsData:
+    return _delta_sum(points, AggregationTemporality.CUMULATIVE)
