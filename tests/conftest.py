@@ -50,6 +50,16 @@ class TestTelemetry:
         metric = self.metrics().get(name)
         return list(metric.data.data_points) if metric is not None else []
 
+    def attribute_sets(self, name: str) -> list[dict[str, Any]]:
+        return [dict(p.attributes) for p in self.points(name)]
+
+    def point(self, name: str, attrs: dict[str, Any]) -> Any:
+        """The data point of ``name`` whose attributes are exactly ``attrs``."""
+        for p in self.points(name):
+            if dict(p.attributes) == attrs:
+                return p
+        raise AssertionError(f"{name}: no point with {attrs}; have {self.attribute_sets(name)}")
+
     def value(self, name: str, **attributes: Any) -> Any:
         """Value (sum/gauge) or the histogram point whose attributes include ``attributes``."""
         wanted = {k.replace("__", "."): v for k, v in attributes.items()}
@@ -78,6 +88,12 @@ def telemetry() -> Iterator[TestTelemetry]:
     )
     yield TestTelemetry(tel, exporter)
     tel.shutdown()
+
+
+@pytest.fixture
+def metrics(telemetry: TestTelemetry) -> TestTelemetry:
+    """Exact-attribute lookups into the in-memory reader (``point``, ``attribute_sets``)."""
+    return telemetry
 
 
 @pytest.fixture
