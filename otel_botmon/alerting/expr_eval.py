@@ -48,6 +48,7 @@ from otel_botmon.alerting.history import (
     MetricHistory,
     MetricKind,
 )
+from otel_botmon.alerting.series import TIME_SLACK, edges_of
 
 __all__ = [
     "Value",
@@ -147,8 +148,17 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
         return out
     if history.kind(sel.metric) is MetricKind.HISTOGRAM:
         return out
+    # Series.latest() inlined for the usual case: the newest point is not after ``now``
+    hi = now + TIME_SLACK
+    lo = now - lookback - TIME_SLACK
     for labels, series in _select(sel, history, None):
-        value = series.latest(now, lookback)
+        times = series.times
+        if times and times[-1] <= hi:
+            if times[-1] < lo:
+                continue
+            value = series.values[-1]
+        else:
+            value = series.latest(now, lookback)
         if value is not None:
             out[labels] = value
     return out
@@ -241,11 +251,9 @@ def _changes(
     # series read together have their points at the same times: the extrapolation of
     # one (n, first_t, last_t) applies to the next, unless a young counter needs its own
     shape: tuple[int, float, float] | None = None
-    scale = 0.0
-    to_start = 0.0
-    for labels, series in _select(sel, history, kind):
-        edges = series.edges(start, now)
-        if edges is None:
+    scale = to_start = sampled = threshold = half = end_part = 0.0
+    for labels, series, n, t0, v0, t1, v1 in edges_of(_select(sel, history, kind), start, now):
+        if n < 0:  # irregular: read every point
             points = series.window(start, now)
             if component is not None:
                 points = [(t, _part(p, component)) for t, p in points]
@@ -254,7 +262,6 @@ def _changes(
             if value is not None:
                 out[labels] = value
             continue
-        n, t0, v0, t1, v1 = edges
         if n < 2:
             continue
         if component is not None:
@@ -266,12 +273,20 @@ def _changes(
             shape = (n, t0, t1)
             to_start = t0 - start
             scale = _extrapolation(n, t0, t1, to_start, start, now)
+            # what extrapolate() needs for a young counter of this shape
+            sampled = t1 - t0
+            average_gap = sampled / (n - 1)
+            threshold = average_gap * 1.1
+            half = average_gap / 2
+            to_end = now - t1
+            end_part = to_end if to_end < threshold else half
         if (counter and result > 0 and v0 >= 0 and to_start > 0
-                and (t1 - t0) * (v0 / result) < to_start):  # young: extrapolate to zero only
-            value = extrapolate(result, n, t0, v0, t1, start, now, counter=counter,
-                                per_second=per_second)
-            if value is not None:
-                out[labels] = value
+                and (to_zero := sampled * (v0 / result)) < to_start):
+            # young: extrapolated back to zero only (extrapolate(), inlined: this is
+            # every counter in the first minutes of a window)
+            interval = sampled + (to_zero if to_zero < threshold else half) + end_part
+            result *= interval / sampled
+            out[labels] = result / (now - start) if per_second else result
             continue
         result *= scale
         out[labels] = result / (now - start) if per_second else result
@@ -426,17 +441,18 @@ def _bucket_rates(
         # shape serves them all
         last_shape: tuple[int, float, float] | None = None
         extrapolation: Extrapolation | None = None
-        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
-            edges = series.edges(start, now)
-            if edges is None:
+        selection = _select(sel, history, MetricKind.HISTOGRAM)
+        for labels, series, n, t0, first, t1, last in edges_of(selection, start, now):
+            if n < 0:  # irregular: read every point
                 points = series.window(start, now)
                 result = bucket_rates(points, start, now) if len(points) >= 2 else None
                 if result is not None:
                     cached[labels] = result
                 continue
-            n, t0, first, t1, last = edges
+            if n < 2:
+                continue
             bounds = last[BOUNDS]
-            if n < 2 or (first[BOUNDS] is not bounds and first[BOUNDS] != bounds):
+            if first[BOUNDS] is not bounds and first[BOUNDS] != bounds:
                 continue
             if (last_shape is None or last_shape[0] != n or last_shape[1] != t0
                     or last_shape[2] != t1):

@@ -43,10 +43,12 @@ from otel_botmon.alerting.series import (
     BOUNDS,
     COUNTS,
     SUM,
+    TIME_SLACK,
     TOTAL,
     HistogramPoint,
     Series,
     Value,
+    histogram_decreased,
 )
 
 __all__ = [
@@ -168,12 +170,44 @@ class MetricHistory:
             self._ingest_deltas(family, data, at, seen, histogram)
             return
         # the hot path (cumulative streams): one dict lookup and one append per point
+        if histogram:
+            for point in data.data_points:
+                attrs = point.attributes
+                hit = lookup(id(attrs))
+                series = (
+                    hit[1] if hit is not None and hit[0] is attrs else self._stream(family, attrs)
+                )
+                seen(series)
+                value = _histogram_point(point)
+                times = series.times
+                if not times or at - times[-1] <= TIME_SLACK:
+                    series.append(at, value)  # first point, or a rewrite
+                    continue
+                times.append(at)  # Series.append inlined, as for scalars below
+                series.values.append(value)
+                previous = series.last_level
+                series.last_level = value
+                if previous is not None and histogram_decreased(previous, value):
+                    series.irregular_at = at  # a reset
+            return
+        # scalars: Series.append inlined for the usual case (a new, later point), as
+        # this loop runs for nearly every point of every collect
         for point in data.data_points:
             attrs = point.attributes
             hit = lookup(id(attrs))
             series = hit[1] if hit is not None and hit[0] is attrs else self._stream(family, attrs)
             seen(series)
-            series.append(at, _histogram_point(point) if histogram else float(point.value))
+            number = float(point.value)
+            times = series.times
+            if not times or at - times[-1] <= TIME_SLACK:
+                series.append(at, number)  # first point, or a rewrite
+                continue
+            times.append(at)
+            series.values.append(number)
+            previous = series.last_level
+            series.last_level = number
+            if (previous is not None and not number >= previous) or number != number:
+                series.irregular_at = at  # a decrease (counter reset), or NaN
 
     def _ingest_deltas(
         self, family: _Family, data: Any, at: float, seen: Callable[[Series], None],
