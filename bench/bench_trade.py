@@ -295,12 +295,20 @@ def _blackhole_child(mode: str) -> None:
         telemetry.configure("bench-no-exporter")
     _latencies(place, 1.0)  # warm up; with "stuck" the span queue fills up meanwhile
     print("READY", flush=True)
+    collections = [0]  # diagnostics: garbage collections during the windows
+
+    def count_collections(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collections[0] += 1
+
+    gc.callbacks.append(count_collections)
     for line in sys.stdin:
         if not line.startswith("go"):
             break
+        collections[0] = 0
         samples = _latencies(place, float(line.split()[1]))
-        print(json.dumps({"p99": _p99(samples), "median": statistics.median(samples)}),
-              flush=True)
+        print(json.dumps({"p99": _p99(samples), "median": statistics.median(samples),
+                          "gc_per_1000": collections[0] * 1000 / len(samples)}), flush=True)
     # The parent times from this line to the process's exit.
     print("SHUTDOWN", flush=True)
     telemetry.shutdown()
@@ -347,6 +355,8 @@ def _run_blackhole(quick: bool) -> tuple[dict[str, Any], float | None]:
         "ratio": med("stuck", "p99") / med("none", "p99"),
         "median_no_exporter_us": med("none", "median"),
         "median_blackhole_us": med("stuck", "median"),
+        "gc_per_1000_no_exporter": med("none", "gc_per_1000"),
+        "gc_per_1000_blackhole": med("stuck", "gc_per_1000"),
         "windows": windows,
     }, exit_after
 
@@ -425,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(target <= 1.2; {r['p99_blackhole_us']:.1f} vs {r['p99_no_exporter_us']:.1f} us;"
               f" medians {r['median_blackhole_us']:.1f} vs {r['median_no_exporter_us']:.1f} us;"
               f" median over {r['windows']} alternating windows per side)")
+        print(f"       garbage collections per 1000 calls: {r['gc_per_1000_blackhole']:.2f} "
+              f"stuck vs {r['gc_per_1000_no_exporter']:.2f} no exporter (informational)")
         ok = exit_after is not None and exit_after <= 5.0
         failures += not ok
         shown = "never" if exit_after is None else f"{exit_after:.2f} s"

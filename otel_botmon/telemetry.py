@@ -41,7 +41,11 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
-from otel_botmon.exporters.handoff import HandoffMetricExporter, HandoffSpanExporter
+from otel_botmon.exporters.handoff import (
+    HandoffMetricExporter,
+    HandoffSpanExporter,
+    ShedWhenBacklogged,
+)
 from otel_botmon.exporters.push import MetricPusher
 from otel_botmon.redaction import RedactingSpanProcessor
 
@@ -366,11 +370,16 @@ def _build(
         span_exporter = HandoffSpanExporter(span_exporter)
         metric_exporter = HandoffMetricExporter(metric_exporter)
         handoffs += [span_exporter, metric_exporter]
+        # While the sender is stuck and its queue full, spans are dropped before anything
+        # keeps them alive (kept spans cost the bot's thread garbage-collector time).
         tracer_provider.add_span_processor(
-            RedactingSpanProcessor(
-                BatchSpanProcessor(
-                    span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
-                )
+            ShedWhenBacklogged(
+                RedactingSpanProcessor(
+                    BatchSpanProcessor(
+                        span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
+                    )
+                ),
+                span_exporter,
             )
         )
         if influxdb is not None and _influxdb_interval_s(influxdb) in (None, interval_s):

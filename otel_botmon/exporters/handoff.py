@@ -8,6 +8,11 @@ timeout. Wrapping the OTLP exporters here hands each batch to one daemon sender 
 returns at once. Batches wait in a short bounded queue; when the sender is stuck and the
 queue is full the oldest batch is dropped and counted (metrics are cumulative, so a later
 batch carries what a dropped one had). ``shutdown()`` never blocks on a stuck request.
+
+While that queue is full, :class:`ShedWhenBacklogged` drops finished spans at the door
+instead of letting them wait in the batch processor only to push out older batches later:
+a span that is kept alive is promoted through the garbage collector's generations, and
+thousands of them (a stuck endpoint) turned into full collections on the bot's thread.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import threading
 from collections import deque
 from typing import Any, Generic, TypeVar
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 logger = logging.getLogger("otel_botmon")
@@ -40,6 +47,11 @@ class _Sender(Generic[ResultT]):
         self._warned = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether the queue is full (the sender is behind; more would only be dropped)."""
+        return len(self._queue) >= self._max_batches
 
     def submit(self, batch: Any, kwargs: dict[str, Any]) -> ResultT:
         with self._cv:
@@ -103,6 +115,11 @@ class HandoffSpanExporter(SpanExporter):
     def dropped_batches(self) -> int:
         return self._sender.dropped_batches
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether queued batches are waiting at the limit (see :class:`ShedWhenBacklogged`)."""
+        return self._sender.backlogged
+
     def export(self, spans: Any) -> SpanExportResult:
         return self._sender.submit(spans, {})
 
@@ -143,3 +160,45 @@ class HandoffMetricExporter(MetricExporter):
         # Give queued data a short chance to leave, then stop without waiting on the wire.
         self._sender.flush(min(timeout_millis / 1000, 1.0))
         self._sender.close()
+
+
+class ShedWhenBacklogged(SpanProcessor):
+    """Forwards finished spans to ``delegate`` unless ``handoff``'s queue is full.
+
+    ``ShedWhenBacklogged(RedactingSpanProcessor(BatchSpanProcessor(handoff)), handoff)``:
+    while the endpoint keeps every queued batch waiting, a new span would only end up
+    pushing an older batch out, so it is dropped (counted in ``dropped_spans``) before
+    anything retains it. Spans flow again as soon as the sender frees a queue slot.
+    """
+
+    def __init__(self, delegate: SpanProcessor, handoff: HandoffSpanExporter) -> None:
+        self._delegate = delegate
+        self._sender = handoff._sender
+        self.dropped_spans = 0
+        # Start and ending are the delegate's own (one Python call less per span).
+        self.on_start = delegate.on_start  # type: ignore[method-assign]
+        self._on_ending = delegate._on_ending  # type: ignore[method-assign]
+
+    @property
+    def delegate(self) -> SpanProcessor:
+        """The wrapped processor."""
+        return self._delegate
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._delegate.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        self._delegate._on_ending(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        sender = self._sender
+        if len(sender._queue) >= sender._max_batches:  # inline ``backlogged``: every span
+            self.dropped_spans += 1  # not atomic; an approximate count is enough
+            return
+        self._delegate.on_end(span)
+
+    def shutdown(self) -> None:
+        self._delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._delegate.force_flush(timeout_millis)
