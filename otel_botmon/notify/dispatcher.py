@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Protocol, TextIO
@@ -175,6 +176,10 @@ class NotificationDispatcher:
         self._deferred: list[tuple[object, object]] = []
         self._in_flight = 0  # deliveries between "row settled" and "on_attempt called"
         self._flush_handle: asyncio.Handle | None = None
+        # The group commit (an fsync) runs on one thread of its own, never on the event
+        # loop, which is often the bot's; one worker keeps the commits in order.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="botmon-outbox")
+        self._commit: Future[None] | None = None
 
     # ----- the fast path: called by the evaluator / alert manager -----
 
@@ -255,9 +260,14 @@ class NotificationDispatcher:
             _report("notify.dispatcher", exc)
 
     def _flush_deferred(self) -> None:
-        """Commit the alert events collected during this loop step (group commit)."""
+        """Commit the alert events collected during this loop step (group commit), on the
+        committer thread."""
         self._flush_handle = None
         deferred, self._deferred = self._deferred, []
+        if deferred:
+            self._commit = self._committer.submit(self._commit_deferred, deferred)
+
+    def _commit_deferred(self, deferred: list[tuple[object, object]]) -> None:
         notifications: list[Notification] = []
         for snapshot, event in deferred:
             try:
@@ -268,6 +278,14 @@ class NotificationDispatcher:
             self.enqueue_many(notifications)
         except Exception as exc:
             _report("notify.dispatcher", exc)
+
+    def _settle_commits(self) -> None:
+        """Wait until every alert event seen so far is committed to the outbox."""
+        if self._deferred:
+            self._flush_deferred()
+        commit = self._commit
+        if commit is not None:
+            commit.result()
 
     def _wake_workers(self, destinations: set[str]) -> None:
         loop = self._loop
@@ -287,14 +305,12 @@ class NotificationDispatcher:
     def pending_count(self, destination: str | None = None) -> int:
         """Rows still waiting for delivery (alert events of the current loop step are
         committed first)."""
-        if self._deferred:
-            self._flush_deferred()
+        self._settle_commits()
         return self.outbox.pending_count(destination)
 
     def attempts(self, alert_id: str | None = None) -> list[AttemptRecord]:
         """Every delivery attempt recorded (for one alert, or all), oldest first."""
-        if self._deferred:
-            self._flush_deferred()
+        self._settle_commits()
         return self.outbox.attempts(alert_id)
 
     # ----- lifecycle -----
@@ -340,8 +356,8 @@ class NotificationDispatcher:
         for the next start (a delivery cut short is sent again then: at-least-once)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-        if self._deferred:
-            self._flush_deferred()
+            self._flush_handle = None
+        await asyncio.to_thread(self._settle_commits)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -355,6 +371,8 @@ class NotificationDispatcher:
 
     def close(self) -> None:
         """Close the outbox database (after ``stop()``)."""
+        self._settle_commits()
+        self._committer.shutdown(wait=True)
         self.outbox.close()
 
     async def _guarded(self, coro: object, destination: str) -> None:
