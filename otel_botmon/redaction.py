@@ -26,12 +26,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon._span_processing import DelegatingSpanProcessor
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -490,31 +490,13 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     )
 
 
-class RedactingSpanProcessor(SpanProcessor):
+class RedactingSpanProcessor(DelegatingSpanProcessor):
     """Wraps the processor that exports spans so that it only ever sees redacted spans.
 
     ``RedactingSpanProcessor(BatchSpanProcessor(exporter))``: ``on_end`` hands the
     delegate :func:`redact_span`'s result; everything else is forwarded unchanged. If
     redaction itself fails the span is dropped rather than exported unredacted.
     """
-
-    def __init__(self, delegate: SpanProcessor) -> None:
-        self._delegate = delegate
-        # Start and ending need no redaction: hand them straight to the delegate (one
-        # Python call less per span on the bot's path).
-        self.on_start = delegate.on_start  # type: ignore[method-assign]
-        self._on_ending = delegate._on_ending  # type: ignore[method-assign]
-
-    @property
-    def delegate(self) -> SpanProcessor:
-        """The wrapped processor."""
-        return self._delegate
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._delegate.on_start(span, parent_context=parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        self._delegate._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -524,9 +506,3 @@ class RedactingSpanProcessor(SpanProcessor):
             report_internal_error("redaction", exc)
             return
         self._delegate.on_end(span)
-
-    def shutdown(self) -> None:
-        self._delegate.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._delegate.force_flush(timeout_millis)

@@ -22,10 +22,11 @@ import threading
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_botmon._span_processing import DelegatingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
 
@@ -162,7 +163,7 @@ class HandoffMetricExporter(MetricExporter):
         self._sender.close()
 
 
-class ShedWhenBacklogged(SpanProcessor):
+class ShedWhenBacklogged(DelegatingSpanProcessor):
     """Forwards finished spans to ``delegate`` unless ``handoff``'s queue is full.
 
     ``ShedWhenBacklogged(RedactingSpanProcessor(BatchSpanProcessor(handoff)), handoff)``:
@@ -172,23 +173,9 @@ class ShedWhenBacklogged(SpanProcessor):
     """
 
     def __init__(self, delegate: SpanProcessor, handoff: HandoffSpanExporter) -> None:
-        self._delegate = delegate
+        super().__init__(delegate)
         self._sender = handoff._sender
         self.dropped_spans = 0
-        # Start and ending are the delegate's own (one Python call less per span).
-        self.on_start = delegate.on_start  # type: ignore[method-assign]
-        self._on_ending = delegate._on_ending  # type: ignore[method-assign]
-
-    @property
-    def delegate(self) -> SpanProcessor:
-        """The wrapped processor."""
-        return self._delegate
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._delegate.on_start(span, parent_context=parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        self._delegate._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         sender = self._sender
@@ -196,9 +183,3 @@ class ShedWhenBacklogged(SpanProcessor):
             self.dropped_spans += 1  # not atomic; an approximate count is enough
             return
         self._delegate.on_end(span)
-
-    def shutdown(self) -> None:
-        self._delegate.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._delegate.force_flush(timeout_millis)
