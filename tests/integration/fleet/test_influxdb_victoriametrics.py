@@ -143,7 +143,8 @@ def test_export_stays_bounded_while_victoriametrics_is_down_and_the_backlog_land
         started = time.perf_counter()
         assert exporter.export(data) is MetricExportResult.SUCCESS
         slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.05, f"export() took {slowest:.3f}s with the server down"
+    # A write that waited on the dead server would take the 1 s timeout: export() only queues.
+    assert slowest < 0.5, f"export() took {slowest:.3f}s with the server down"
     _poll("failed writes", lambda: exporter.stats().failed_writes > 0)
 
     victoria_metrics.start()
