@@ -2,17 +2,19 @@
 
 Each condition's syntax tree is written as PromQL over the Prometheus names of the
 metrics (``alerting.promnames``); derived values (``cpu``, ``win_rate``...) are expanded.
-Labelless operands get explicit ``on()`` matching so that PromQL matches series exactly
-as botmon does. A rule that cannot be expressed is skipped with the reason; a rule that
-translates with a difference (a recovery threshold: Prometheus has no hysteresis) is
-exported with a note.
+botmon evaluates inside one bot while Prometheus holds a fleet, so aggregations keep the
+labels of one bot (:data:`BOT_LABELS`) and labelless operands are joined to the series of
+their own bot (``on(job, instance, bot_name)``): each bot gets its own alert, matching
+what botmon does in that bot. A rule that cannot be expressed is skipped with the
+reason; a rule that translates with a difference (a recovery threshold: Prometheus has
+no hysteresis) is exported with a note.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from otel_botmon.alerting.promnames import prom_label, prom_metric
 from otel_botmon.alerting.rules import RuleGroup
 
 __all__ = [
+    "BOT_LABELS",
     "ExportResult",
     "NotTranslatable",
     "export_prometheus",
@@ -44,6 +47,13 @@ __all__ = [
 ]
 
 SEVERITY_LABEL = "severity"
+
+#: The labels that tell one bot process from another in Prometheus, on both paths:
+#: scraping sets ``job``/``instance`` (the scrape job and target), the collector's
+#: remote write sets them from ``service.name``/``service.instance.id``; ``bot_name``
+#: is on every series either way (the bot's reader copies it, the collector converts
+#: resource attributes) and is what collector/alertmanager.yml groups alerts by.
+BOT_LABELS: tuple[str, ...] = ("job", "instance", "bot_name")
 _RE2_UNSUPPORTED = re.compile(r"\(\?[=!<P]|\\[1-9]")
 
 
@@ -66,11 +76,15 @@ class ExportResult:
 
 
 def export_prometheus(
-    rules: Iterable[AlertRule | RuleGroup], default_group: str = "botmon"
+    rules: Iterable[AlertRule | RuleGroup],
+    default_group: str = "botmon",
+    *,
+    per_bot: Sequence[str] = BOT_LABELS,
 ) -> ExportResult:
     """Translate ``rules`` (bare rules go to group ``default_group``) to a Prometheus
     rule-file document. Never raises for a rule that does not translate: it is listed
-    in ``skipped``."""
+    in ``skipped``. Aggregations keep the ``per_bot`` labels so that each bot gets its
+    own alert (see :func:`to_promql`)."""
     groups: list[RuleGroup] = []
     loose = RuleGroup(default_group)
     for item in rules:
@@ -85,7 +99,7 @@ def export_prometheus(
         out_rules = []
         for rule in group.rules:
             try:
-                out_rules.append(_rule(rule, result))
+                out_rules.append(_rule(rule, result, per_bot))
             except NotTranslatable as exc:
                 result.skipped.append((rule.name, str(exc)))
                 continue
@@ -100,11 +114,11 @@ def export_prometheus(
     return result
 
 
-def _rule(rule: AlertRule, result: ExportResult) -> dict[str, Any]:
+def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict[str, Any]:
     if not rule.enabled:
         raise NotTranslatable("rule is disabled")
     condition = compile_condition(rule.condition)
-    out: dict[str, Any] = {"alert": rule.name, "expr": to_promql(condition)}
+    out: dict[str, Any] = {"alert": rule.name, "expr": to_promql(condition, per_bot)}
     if rule.for_ > 0:
         out["for"] = format_duration(rule.for_)
     if rule.keep_firing_for > 0:
@@ -123,30 +137,148 @@ def _rule(rule: AlertRule, result: ExportResult) -> dict[str, Any]:
     return out
 
 
-def to_promql(condition: Condition | str) -> str:
+def to_promql(
+    condition: Condition | str, per_bot: Sequence[str] = BOT_LABELS
+) -> str:
     """The PromQL expression of a condition (compiled or text); raises
-    :class:`NotTranslatable` when there is none."""
+    :class:`NotTranslatable` when there is none.
+
+    botmon evaluates a condition inside one bot, so ``sum(x)`` or ``cpu`` sums over that
+    bot only. In Prometheus many bots share one database; every aggregation therefore
+    also keeps the ``per_bot`` labels (default :data:`BOT_LABELS`), giving one result,
+    and one alert carrying those labels, per bot. ``per_bot=()`` aggregates over every
+    series Prometheus holds (one result for the whole fleet)."""
     if isinstance(condition, str):
         condition = compile_condition(condition)
     tree = condition.tree
-    text = _expr(tree)
+    text = _Translator(tuple(prom_label(b) for b in per_bot)).expr(tree)
     if tree.vtype is VType.SCALAR:  # an alert expression must be a vector
         text = f"vector({text})"
     return text
 
 
-def _expr(node: Node) -> str:
-    if isinstance(node, Number):
-        return _number(node.value)
-    if isinstance(node, Derived):
-        return f"({_expr(node.expansion)})"
-    if isinstance(node, Selector):
-        return _selector(node)
-    if isinstance(node, Call):
-        return _call(node)
-    if isinstance(node, Binary):
-        return _binary(node)
-    raise NotTranslatable(f"unsupported expression {type(node).__name__}")
+class _Translator:
+    """Syntax tree -> PromQL, keeping the ``per_bot`` labels through aggregations.
+
+    A *labelless* node (one series without labels in botmon: ``sum(x)``, ``cpu``)
+    becomes one series per bot labelled with exactly ``per_bot`` when it reads metrics
+    (*bot-keyed*), and stays a labelless vector when it is made of numbers only."""
+
+    def __init__(self, per_bot: tuple[str, ...]) -> None:
+        self.per_bot = per_bot
+
+    def grouping(self, *first: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*first, *self.per_bot]))
+
+    def on(self) -> str:
+        return f"on({', '.join(self.per_bot)})"
+
+    def bot_keyed(self, node: Node) -> bool:
+        return node.labelless and node.vtype is not VType.SCALAR and bool(_metrics(node))
+
+    def expr(self, node: Node) -> str:
+        if isinstance(node, Number):
+            return _number(node.value)
+        if isinstance(node, Derived):
+            return f"({self.expr(node.expansion)})"
+        if isinstance(node, Selector):
+            return _selector(node)
+        if isinstance(node, Call):
+            return self.call(node)
+        if isinstance(node, Binary):
+            return self.binary(node)
+        raise NotTranslatable(f"unsupported expression {type(node).__name__}")
+
+    def call(self, node: Call) -> str:
+        func = node.func
+        if func == "histogram_quantile":
+            sel = node.args[0]
+            assert isinstance(sel, Selector) and node.quantile is not None
+            inner = f"rate({_selector(sel, 'bucket')})"
+            if node.by is not None:
+                by = ", ".join(self.grouping("le", *(prom_label(b) for b in node.by)))
+                inner = f"sum by ({by}) ({inner})"
+            return f"histogram_quantile({_number(node.quantile)}, {inner})"
+        if func == "abs" and node.args[0].vtype is VType.SCALAR:
+            raise NotTranslatable("abs() of a constant has no PromQL form; write the number")
+        args = ", ".join(self.expr(a) for a in node.args)
+        if node.by is not None:  # an aggregation over series (by () for a plain sum(x))
+            labels = self.grouping(*(prom_label(b) for b in node.by))
+            if labels:
+                return f"{func} by ({', '.join(labels)}) ({args})"
+        return f"{func}({args})"
+
+    def per_bot_number(self, number: str, partner: Node) -> str:
+        """A number as one series per bot, for ``sum(x) or 0``: ``vector(0)`` would be
+        a series of no bot. The bots are those with a ``target_info`` series or a series
+        of a metric the other operand reads."""
+        present = " or ".join([*_metrics(partner), "target_info"])
+        return f"(group by ({', '.join(self.per_bot)}) ({present}) * {number})"
+
+    def binary(self, node: Binary) -> str:
+        left, right = self.expr(node.left), self.expr(node.right)
+        lt, rt = node.left.vtype, node.right.vtype
+        lkeyed, rkeyed = self.bot_keyed(node.left), self.bot_keyed(node.right)
+        if node.op in ("and", "or"):
+            lconst, rconst = not _metrics(node.left), not _metrics(node.right)
+            if lt is VType.SCALAR:
+                if rkeyed and self.per_bot:
+                    left, lconst, lkeyed = self.per_bot_number(left, node.right), False, True
+                else:
+                    left = f"vector({left})"
+            if rt is VType.SCALAR:
+                if lkeyed and self.per_bot:
+                    right, rconst, rkeyed = self.per_bot_number(right, node.left), False, True
+                else:
+                    right = f"vector({right})"
+            on = ""
+            if node.op == "and" and (node.left.labelless or node.right.labelless):
+                # a labelless side applies to every series of its bot (botmon: of the bot);
+                # a side made of numbers only applies to every series
+                keyed = self.per_bot and (lkeyed or rkeyed) and not (lconst or rconst)
+                on = f" {self.on()}" if keyed else " on()"
+            return f"({left} {node.op}{on} {right})"
+        if lt is VType.SCALAR and rt is VType.SCALAR:
+            if node.op in COMPARISONS:
+                return f"(vector({left}) {node.op} {right})"
+            return f"({left} {node.op} {right})"
+        modifier = ""
+        if lt is not VType.SCALAR and rt is not VType.SCALAR:
+            lconst, rconst = self.constant(node.left, lt), self.constant(node.right, rt)
+            if node.right.labelless and (not node.left.labelless or (rconst and lkeyed)):
+                modifier = f" {self.match(node.right)} group_left()"
+            elif node.left.labelless and (not node.right.labelless or (lconst and rkeyed)):
+                modifier = f" {self.match(node.left)} group_right()"
+        return f"({left} {node.op}{modifier} {right})"
+
+    def constant(self, node: Node, vtype: VType) -> bool:
+        return vtype is VType.SCALAR or not _metrics(node)
+
+    def match(self, labelless: Node) -> str:
+        """``on(...)`` joining a labelless side to the series of the other side."""
+        return self.on() if self.per_bot and self.bot_keyed(labelless) else "on()"
+
+
+def _metrics(node: Node) -> list[str]:
+    """The Prometheus names of the metrics ``node`` reads, in order, without repeats."""
+    found: dict[str, None] = {}
+
+    def walk(n: Node) -> None:
+        if isinstance(n, Selector):
+            component = "bucket" if n.vtype is VType.HIST_RANGE else None
+            found[prom_metric(n.metric, n.kind if n.component is None else
+                              MetricKind.HISTOGRAM, component or n.component)] = None
+        elif isinstance(n, Derived):
+            walk(n.expansion)
+        elif isinstance(n, Call):
+            for a in n.args:
+                walk(a)
+        elif isinstance(n, Binary):
+            walk(n.left)
+            walk(n.right)
+
+    walk(node)
+    return list(found)
 
 
 def _number(value: float) -> str:
@@ -175,47 +307,6 @@ def _selector(sel: Selector, histogram_component: str | None = None) -> str:
     if sel.range_s is not None:
         text += f"[{format_duration(sel.range_s)}]"
     return text
-
-
-def _call(node: Call) -> str:
-    func = node.func
-    if func == "histogram_quantile":
-        sel = node.args[0]
-        assert isinstance(sel, Selector) and node.quantile is not None
-        inner = f"rate({_selector(sel, 'bucket')})"
-        if node.by is not None:
-            by = ", ".join(["le", *(prom_label(b) for b in node.by)])
-            inner = f"sum by ({by}) ({inner})"
-        return f"histogram_quantile({_number(node.quantile)}, {inner})"
-    if func == "abs" and node.args[0].vtype is VType.SCALAR:
-        raise NotTranslatable("abs() of a constant has no PromQL form; write the number")
-    args = ", ".join(_expr(a) for a in node.args)
-    if node.by:
-        return f"{func} by ({', '.join(prom_label(b) for b in node.by)}) ({args})"
-    return f"{func}({args})"
-
-
-def _binary(node: Binary) -> str:
-    left, right = _expr(node.left), _expr(node.right)
-    lt, rt = node.left.vtype, node.right.vtype
-    if node.op in ("and", "or"):
-        if lt is VType.SCALAR:
-            left = f"vector({left})"
-        if rt is VType.SCALAR:
-            right = f"vector({right})"
-        on = " on()" if node.op == "and" and (node.left.labelless or node.right.labelless) else ""
-        return f"({left} {node.op}{on} {right})"
-    if lt is VType.SCALAR and rt is VType.SCALAR:
-        if node.op in COMPARISONS:
-            return f"(vector({left}) {node.op} {right})"
-        return f"({left} {node.op} {right})"
-    modifier = ""
-    if lt is not VType.SCALAR and rt is not VType.SCALAR:
-        if node.right.labelless and not node.left.labelless:
-            modifier = " on() group_left()"
-        elif node.left.labelless and not node.right.labelless:
-            modifier = " on() group_right()"
-    return f"({left} {node.op}{modifier} {right})"
 
 
 def _quote(value: str) -> str:

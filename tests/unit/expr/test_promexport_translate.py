@@ -64,8 +64,58 @@ def test_reverse_names_cover_every_histogram_component() -> None:
         ("5", "vector(5)"),
     ],
 )
-def test_conditions_to_promql(condition: str, promql: str) -> None:
+def test_conditions_to_fleet_wide_promql(condition: str, promql: str) -> None:
+    assert to_promql(condition, per_bot=()) == promql
+
+
+BOT = "job, instance, bot_name"
+CPU = f"((max by ({BOT}) (system_cpu_utilization) * 100))"
+
+
+@pytest.mark.parametrize(
+    ("condition", "promql"),
+    [
+        ("cpu > 75", f"({CPU} > 75)"),
+        # series that are not aggregated already carry their bot's labels
+        ('botmon.health.status{health.component="database"} >= 2',
+         '(botmon_health_status{health_component="database"} >= 2)'),
+        ("p95(botmon.trade.duration[5m]) > 2s",
+         "(histogram_quantile(0.95, rate(botmon_trade_duration_seconds_bucket[5m])) > 2)"),
+        ("p95(botmon.trade.duration[5m]) by () > 2s",
+         f"(histogram_quantile(0.95, sum by (le, {BOT}) "
+         "(rate(botmon_trade_duration_seconds_bucket[5m]))) > 2)"),
+        ("quantile(0.5, botmon.trade.duration[90s]) by (trading.symbol) > 500ms",
+         f"(histogram_quantile(0.5, sum by (le, trading_symbol, {BOT}) "
+         "(rate(botmon_trade_duration_seconds_bucket[1m30s]))) > 0.5)"),
+        ("sum by (trading.symbol, job) (botmon.trades) > 3",
+         "(sum by (trading_symbol, job, instance, bot_name) (botmon_trades_total) > 3)"),
+        # a labelless side joins the series of its own bot
+        ("rate(botmon.trades[5m]) > 1 and cpu > 50",
+         f"((rate(botmon_trades_total[5m]) > 1) and on({BOT}) ({CPU} > 50))"),
+        ("botmon.health.status > cpu",
+         f"(botmon_health_status > on({BOT}) group_left() {CPU})"),
+        ("sum(botmon.trades) / sum(botmon.positions.closed) > 1",
+         f"((sum by ({BOT}) (botmon_trades_total) / sum by ({BOT}) "
+         "(botmon_positions_closed_total)) > 1)"),
+        # numbers only: the same for every bot
+        ("1 > 0", "(vector(1) > 0)"),
+        ("cpu > 1 and 1 > 0", f"(({CPU} > 1) and on() (vector(1) > 0))"),
+        ("cpu * (1 > 0) > 3", f"(({CPU} * on() group_left() (vector(1) > 0)) > 3)"),
+        # `or <number>` gives the number to every bot (not one series of no bot)
+        ("(sum(botmon.trades) or 0) < 1",
+         f"((sum by ({BOT}) (botmon_trades_total) or (group by ({BOT}) "
+         "(botmon_trades_total or target_info) * 0)) < 1)"),
+        ("rate(botmon.trades[1m]) or 0", "(rate(botmon_trades_total[1m]) or vector(0))"),
+        ("5", "vector(5)"),
+    ],
+)
+def test_aggregations_keep_the_labels_of_one_bot(condition: str, promql: str) -> None:
     assert to_promql(condition) == promql
+
+
+def test_custom_bot_labels() -> None:
+    assert to_promql("cpu > 75", per_bot=["bot.name"]) == (
+        "(((max by (bot_name) (system_cpu_utilization) * 100)) > 75)")
 
 
 def test_templates() -> None:
@@ -105,7 +155,7 @@ def test_export_document_lists_skipped_rules_and_notes() -> None:
     [rule] = group["rules"]
     assert rule == {
         "alert": "ok",
-        "expr": "(((max(system_cpu_utilization) * 100)) > 90)",
+        "expr": f"({CPU} > 90)",
         "for": "1m",
         "keep_firing_for": "30s",
         "labels": {"team_name": "ops", "severity": "warning"},
