@@ -121,6 +121,7 @@ class SystemMonitor:
             self.config.history_size, host_sample=parts.host_sample
         )
         self._started_at: float | None = None
+        self._started_monotonic = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[], None]] = []
         # Views of the newest alerts, re-rendered by the manager's events (not on every
@@ -142,6 +143,7 @@ class SystemMonitor:
         if self._started_at is not None:
             return
         self._started_at = time.time()
+        self._started_monotonic = time.monotonic()  # uptime survives wall-clock changes
         self.host_observer.start()
         if self.notification_dispatcher is not None:
             await self.notification_dispatcher.start()
@@ -350,7 +352,9 @@ class SystemMonitor:
             active_alerts=sum(by_severity.values()),
             alerts_by_severity=by_severity,
             components=components,
-            uptime_seconds=(time.time() - started) if started is not None else 0.0,
+            uptime_seconds=(
+                time.monotonic() - self._started_monotonic if started is not None else 0.0
+            ),
             started_at=started,
             running=started is not None,
         )

@@ -138,6 +138,9 @@ _generation = 0
 _instruments: dict[str, Any] = {}
 _instruments_generation = -1
 _atexit_registered = False
+# The providers configure() installed as OpenTelemetry's globals, if it did (once only).
+_installed_tracer_provider: Any = None
+_installed_meter_provider: Any = None
 
 
 def configure(
@@ -237,16 +240,32 @@ def generation() -> int:
 
 
 def get_tracer() -> trace_api.Tracer:
-    """otel_botmon's tracer: from ``configure()``'s provider, else the global one."""
+    """otel_botmon's tracer: from ``configure()``'s provider, else the global one.
+
+    After ``shutdown()`` the global provider may still be the one otel_botmon installed
+    (OpenTelemetry lets the global be set only once); it is shut down, so a no-op tracer
+    is returned instead of one that would warn on every use.
+    """
     tel = _current
-    provider = tel.tracer_provider if tel is not None else trace_api.get_tracer_provider()
+    if tel is not None:
+        provider: trace_api.TracerProvider = tel.tracer_provider
+    else:
+        provider = trace_api.get_tracer_provider()
+        if provider is _installed_tracer_provider:
+            provider = trace_api.NoOpTracerProvider()
     return provider.get_tracer(conv.INSTRUMENTATION_SCOPE, __version__)
 
 
 def get_meter() -> metrics_api.Meter:
-    """otel_botmon's meter: from ``configure()``'s provider, else the global one."""
+    """otel_botmon's meter: from ``configure()``'s provider, else the global one
+    (a no-op meter when that is otel_botmon's own, shut-down provider)."""
     tel = _current
-    provider = tel.meter_provider if tel is not None else metrics_api.get_meter_provider()
+    if tel is not None:
+        provider: metrics_api.MeterProvider = tel.meter_provider
+    else:
+        provider = metrics_api.get_meter_provider()
+        if provider is _installed_meter_provider:
+            provider = metrics_api.NoOpMeterProvider()
     return provider.get_meter(conv.INSTRUMENTATION_SCOPE, __version__)
 
 
@@ -538,12 +557,15 @@ def _disabled_telemetry(resource: Resource) -> Telemetry:
 
 
 def _install_global(tel: Telemetry) -> None:
+    global _installed_tracer_provider, _installed_meter_provider
     installed = False
     if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
         trace_api.set_tracer_provider(tel.tracer_provider)
+        _installed_tracer_provider = tel.tracer_provider
         installed = True
     if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
         metrics_api.set_meter_provider(tel.meter_provider)
+        _installed_meter_provider = tel.meter_provider
         installed = True
     if not installed:
         logger.info(

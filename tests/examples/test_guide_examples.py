@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,11 @@ def test_every_guide_section_has_an_example() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs(
     path: Path, short_sleeps: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING)
     monkeypatch.chdir(tmp_path)  # examples may write files (alerts.log)
-    namespace = _runner()(path)
+    _runner()(path)
     out = capsys.readouterr().out
     if path.stem == "quickstart_basic_usage":
         assert 3600 in short_sleeps
@@ -74,4 +76,7 @@ def test_example_runs(
         assert "your-app-password" not in out and "YOUR_BOT_TOKEN" not in out
     if path.stem == "monitoring_integration_example":
         assert "dashboard at http://localhost:8001" in out and "health:" in out
-    assert namespace  # ran to the end
+    # ran cleanly: an example that raised failed in run_example above, and an error the
+    # SDK swallowed to keep the bot running (report_internal_error) is logged as ERROR
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []

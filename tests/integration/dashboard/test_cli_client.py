@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -52,6 +53,7 @@ def test_status_shows_health_uptime_and_components(
     # a warning alert makes the bot at least degraded (a busy host can make it critical)
     assert "overall health: degraded" in out or "overall health: critical" in out
     assert "active alerts:  1 (info 0, warning 1, critical 0, emergency 0)" in out
+    assert re.search(r"^uptime: +\d+m \d\ds$", out, re.MULTILINE), out
     assert "system_resources" in out
 
 

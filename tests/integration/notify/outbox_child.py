@@ -36,7 +36,9 @@ async def main(outbox: str, url: str, count: int) -> None:
                           started_at=1.0, channels=[NotificationChannel.WEBHOOK])
         alert.id = f"a{i:03d}"
         dispatcher.on_alert_event(alert, AlertEvent(alert.id, AlertEventKind.FIRED, at=2.0))
-    await asyncio.sleep(0)  # the cycle returns to the loop: the group commit runs
+    await asyncio.sleep(0)  # the cycle returns to the loop: the group commit starts
+    while len(dispatcher.outbox.items()) < count:  # ... and ends on the committer thread
+        await asyncio.sleep(0.005)
     print("QUEUED", dispatcher.outbox.pending_count(), flush=True)
     while True:  # until SIGKILL; the log helps when the test fails
         await asyncio.sleep(1.0)

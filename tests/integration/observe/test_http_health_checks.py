@@ -206,6 +206,8 @@ async def test_web_ui_message_has_no_credentials(http_server: HttpServer) -> Non
     result = await run(WebUICheck(url))
 
     assert result["status"] is HealthStatus.CRITICAL
+    # the message does name the endpoint (so a leak would show), minus its credentials
+    assert f"127.0.0.1:{http_server.port}" in result["message"]
     assert "hunter22" not in result["message"]
     assert "abc123" not in result["message"]
 

@@ -183,3 +183,28 @@ def test_existing_application_providers_are_left_in_place() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_after_shutdown_the_installed_global_providers_are_not_used() -> None:
+    # OpenTelemetry lets the global providers be set once, so after shutdown() they are
+    # still ours, shut down: instrumentation must go quiet, not warn on every call.
+    script = textwrap.dedent(
+        """
+        import io, logging
+        stream = io.StringIO()
+        logging.basicConfig(stream=stream, level=logging.WARNING)
+        from otel_botmon import conventions as conv, telemetry as t
+        t.configure("bot")
+        t.instrument(conv.TRADES).add(1)
+        t.shutdown()
+        t.instrument(conv.TRADES).add(1)
+        with t.get_tracer().start_as_current_span("after") as span:
+            assert not span.is_recording()
+        print(repr(stream.getvalue()))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "''"

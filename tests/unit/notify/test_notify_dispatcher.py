@@ -254,7 +254,10 @@ async def test_alert_events_of_one_loop_step_are_committed_together_after_it(
         alerts[0].title = "changed after the event"
         assert dispatcher.outbox.pending_count() == 0  # nothing written inside the cycle
         await asyncio.sleep(0)  # the cycle returns to the loop: one commit for all three
-        assert dispatcher.outbox.pending_count() + len(slack.sent) == 3
+        async with asyncio.timeout(5):  # ... which runs on the committer thread
+            while (seen := dispatcher.outbox.pending_count() + len(slack.sent)) == 0:
+                await asyncio.sleep(0.001)
+        assert seen == 3  # all three in one transaction: never one or two of them
         assert await dispatcher.drain(5)
     assert sorted(n.alert_id for n in slack.sent) == sorted(a.id for a in alerts)
     assert {n.title for n in slack.sent} == {"High CPU"}  # the snapshot, not the live alert

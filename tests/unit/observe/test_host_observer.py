@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from otel_botmon.conventions import (
     SYSTEM_MEMORY_UTILIZATION,
     SYSTEM_NETWORK_IO,
 )
+from otel_botmon.observe import host as host_module
 from otel_botmon.observe.host import HostObserver
 
 
@@ -123,9 +125,9 @@ def test_second_reader_adds_no_psutil_calls(
     assert first_data[SYSTEM_MEMORY_UTILIZATION.name][0].value == (
         second_data[SYSTEM_MEMORY_UTILIZATION.name][0].value)
 
-    deadline = time.monotonic() + 1.01
-    while time.monotonic() < deadline:  # let the cached sample age past the interval
-        time.sleep(0.02)
+    # the cached sample ages past the interval: move the observer's clock, not the test's
+    monkeypatch.setattr(host_module, "time", types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() + 1.01, sleep=time.sleep))
     points(tel.metric_reader)
     points(second)
     assert calls == 2
