@@ -45,7 +45,8 @@ class FanoutMetricExporter(MetricExporter):
     failed, and exceptions are reported as internal errors.
 
     Raises ``ValueError`` when the exporters prefer different aggregation temporalities
-    or aggregations (one collection cannot satisfy both); give them separate readers.
+    or aggregations (one collection cannot satisfy both); give each its own
+    ``MetricPusher`` instead.
     """
 
     def __init__(self, exporters: Sequence[MetricExporter]) -> None:
@@ -56,7 +57,7 @@ class FanoutMetricExporter(MetricExporter):
             if _temporalities(other) != _temporalities(first):
                 raise ValueError(
                     f"{type(other).__name__} prefers other aggregation temporalities than "
-                    f"{type(first).__name__}; give each its own metric reader"
+                    f"{type(first).__name__}; give each its own MetricPusher"
                 )
         # Aggregations follow the first exporter (OTLP); views fix the histogram buckets.
         super().__init__(

@@ -5,7 +5,8 @@ thread that records it: with the always-on in-memory reader plus a periodic OTLP
 each decorated trade paid for two aggregations. Both readers use cumulative temporality,
 so one collection serves both: a :class:`MetricPusher` collects the in-memory reader on
 its own interval and hands the data to an exporter (OTLP, InfluxDB, ...). The bot's call
-path then costs the same with an exporter as without one.
+path then costs the same with an exporter as without one. The data is always
+cumulative (the in-memory reader's temporality), whatever an exporter prefers.
 """
 
 from __future__ import annotations
