@@ -17,8 +17,9 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable
-from operator import add, sub
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import chain, repeat
+from operator import add, is_, itemgetter, le, mul, sub, truediv
 from typing import Any
 
 from otel_botmon.alerting.expr_histogram import (
@@ -28,6 +29,7 @@ from otel_botmon.alerting.expr_histogram import (
     extrapolate_with,
     histogram_quantile,
     quantile_sorted,
+    quantiles_sorted,
 )
 from otel_botmon.alerting.expr_parser import (
     COMPARISONS,
@@ -44,11 +46,12 @@ from otel_botmon.alerting.history import (
     EMPTY_LABELS,
     SUM,
     TOTAL,
+    Edges,
     Labels,
     MetricHistory,
     MetricKind,
+    Selection,
 )
-from otel_botmon.alerting.series import TIME_SLACK, edges_of
 
 __all__ = [
     "Value",
@@ -130,60 +133,47 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
 # --- selectors and windows ----------------------------------------------------------
 
 
-def _select(sel: Selector, history: MetricHistory, kind: MetricKind | None) -> list[Any]:
+def _select(sel: Selector, history: MetricHistory, kind: MetricKind | None) -> Selection | None:
     if not sel.matchers:
-        return history.select(sel.metric, kind)
-    return history.select(sel.metric, kind, sel.where, _matcher_key(sel))
+        return history.selection(sel.metric, kind)
+    return history.selection(sel.metric, kind, sel.where, _matcher_key(sel))
+
+
+_COMPONENT: dict[str, Callable[[Any], float]] = {
+    "count": itemgetter(TOTAL), "sum": itemgetter(SUM),
+}
 
 
 def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
-    out: Vector = {}
-    lookback = history.lookback_s
-    if sel.component is not None:
-        use_count = sel.component == "count"
-        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
-            point = series.latest(now, lookback)
-            if point is not None:
-                out[labels] = point[TOTAL] if use_count else point[SUM]
+    component = sel.component
+    kind = MetricKind.HISTOGRAM if component is not None else None
+    selection = _select(sel, history, kind)
+    if selection is None or (component is None
+                             and selection.family.kind is MetricKind.HISTOGRAM):
+        return {}
+    labels, values, others = history.current(selection, now)
+    if component is not None:
+        part = _COMPONENT[component]
+        out = dict(zip(labels, map(part, values), strict=True))
+        out.update((lab, part(point)) for lab, point in others)
         return out
-    if history.kind(sel.metric) is MetricKind.HISTOGRAM:
-        return out
-    # Series.latest() inlined for the usual case: the newest point is not after ``now``
-    hi = now + TIME_SLACK
-    lo = now - lookback - TIME_SLACK
-    for labels, series in _select(sel, history, None):
-        times = series.times
-        if times and times[-1] <= hi:
-            if times[-1] < lo:
-                continue
-            value = series.values[-1]
-        else:
-            value = series.latest(now, lookback)
-        if value is not None:
-            out[labels] = value
+    out = dict(zip(labels, values, strict=True))
+    out.update(others)
     return out
 
 
 def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[Labels, Points]]:
     assert sel.range_s is not None
-    start = now - sel.range_s
-    out = []
-    if sel.component is not None:
-        use_count = sel.component == "count"
-        for labels, series in _select(sel, history, MetricKind.HISTOGRAM):
-            points = series.window(start, now)
-            if points:
-                out.append(
-                    (labels, [(t, p[TOTAL] if use_count else p[SUM]) for t, p in points])
-                )
-        return out
-    if history.kind(sel.metric) is MetricKind.HISTOGRAM:
-        return out
-    for labels, series in _select(sel, history, None):
-        points = series.window(start, now)
-        if points:
-            out.append((labels, points))
-    return out
+    component = sel.component
+    selection = _select(sel, history, MetricKind.HISTOGRAM if component is not None else None)
+    if selection is None or (component is None
+                             and selection.family.kind is MetricKind.HISTOGRAM):
+        return []
+    windows = history.points(selection, now - sel.range_s, now)
+    if component is None:
+        return windows
+    part = _COMPONENT[component]
+    return [(labels, [(t, part(p)) for t, p in points]) for labels, points in windows]
 
 
 def extrapolated_change(
@@ -240,57 +230,73 @@ def _changes(
     sel: Selector, history: MetricHistory, now: float, *, counter: bool, per_second: bool
 ) -> Vector:
     """rate/increase/delta of every selected series: from the window's first and last
-    point when nothing irregular lies between them, else from all its points."""
+    point for series clean throughout it (computed for all of them at once), else from
+    all its points."""
     assert sel.range_s is not None
     start = now - sel.range_s
     component = sel.component
-    if component is None and history.kind(sel.metric) is MetricKind.HISTOGRAM:
+    selection = _select(sel, history, MetricKind.HISTOGRAM if component is not None else None)
+    if selection is None or (component is None
+                             and selection.family.kind is MetricKind.HISTOGRAM):
         return {}
-    kind = MetricKind.HISTOGRAM if component is not None else None
+    edges = history.edges(selection, start, now, resets=counter)
     out: Vector = {}
-    # series read together have their points at the same times: the extrapolation of
-    # one (n, first_t, last_t) applies to the next, unless a young counter needs its own
-    shape: tuple[int, float, float] | None = None
-    scale = to_start = sampled = threshold = half = end_part = 0.0
-    for labels, series, n, t0, v0, t1, v1 in edges_of(_select(sel, history, kind), start, now):
-        if n < 0:  # irregular: read every point
-            points = series.window(start, now)
-            if component is not None:
-                points = [(t, _part(p, component)) for t, p in points]
-            value = extrapolated_change(points, start, now, counter=counter,
-                                        per_second=per_second)
-            if value is not None:
-                out[labels] = value
-            continue
-        if n < 2:
-            continue
+    n, t0, t1 = edges.n, edges.t0, edges.t1
+    if n >= 2 and edges.labels and t1 - t0 > 0:
+        first, last = edges.first, edges.last
         if component is not None:
-            v0, v1 = _part(v0, component), _part(v1, component)
-        result = v1 - v0
-        if shape is None or shape[0] != n or shape[1] != t0 or shape[2] != t1:
-            if t1 - t0 <= 0:
-                continue
-            shape = (n, t0, t1)
-            to_start = t0 - start
-            scale = _extrapolation(n, t0, t1, to_start, start, now)
-            # what extrapolate() needs for a young counter of this shape
-            sampled = t1 - t0
-            average_gap = sampled / (n - 1)
-            threshold = average_gap * 1.1
-            half = average_gap / 2
-            to_end = now - t1
-            end_part = to_end if to_end < threshold else half
-        if (counter and result > 0 and v0 >= 0 and to_start > 0
-                and (to_zero := sampled * (v0 / result)) < to_start):
-            # young: extrapolated back to zero only (extrapolate(), inlined: this is
-            # every counter in the first minutes of a window)
+            part = _COMPONENT[component]
+            first, last = list(map(part, first)), list(map(part, last))
+        change = list(map(sub, last, first))
+        to_start = t0 - start
+        scale = _extrapolation(n, t0, t1, to_start, start, now)
+        values = map(mul, change, repeat(scale))
+        if per_second:
+            values = map(truediv, values, repeat(now - start))
+        out = dict(zip(edges.labels, values, strict=True))
+        if counter and to_start > 0:
+            _young_counters(out, edges.labels, first, change, n, t0, t1, start, now,
+                            per_second)
+    for labels, points in edges.others:
+        if component is not None:
+            part = _COMPONENT[component]
+            points = [(t, part(p)) for t, p in points]
+        value = extrapolated_change(points, start, now, counter=counter,
+                                    per_second=per_second)
+        if value is not None:
+            out[labels] = value
+    return out
+
+
+def _young_counters(
+    out: Vector, labels: Sequence[Labels], first: Sequence[float], change: list[float],
+    n: int, t0: float, t1: float, start: float, end: float, per_second: bool,
+) -> None:
+    """Counters so young that the window reaches back before they were zero are
+    extrapolated back to zero only (as :func:`extrapolate` does). Candidates are found at
+    C speed with a margin that only admits more; each is then decided exactly."""
+    sampled = t1 - t0
+    to_start = t0 - start
+    reach = to_start / sampled * (1 + 1e-9)
+    candidates = list(map(le, first, map(mul, change, repeat(reach))))
+    if True not in candidates:
+        return
+    average_gap = sampled / (n - 1)
+    threshold = average_gap * 1.1
+    half = average_gap / 2
+    to_end = end - t1
+    end_part = to_end if to_end < threshold else half
+    k = -1
+    while True:
+        try:
+            k = candidates.index(True, k + 1)
+        except ValueError:
+            return
+        v0, result = first[k], change[k]
+        if result > 0 and v0 >= 0 and (to_zero := sampled * (v0 / result)) < to_start:
             interval = sampled + (to_zero if to_zero < threshold else half) + end_part
             result *= interval / sampled
-            out[labels] = result / (now - start) if per_second else result
-            continue
-        result *= scale
-        out[labels] = result / (now - start) if per_second else result
-    return out
+            out[labels[k]] = result / (end - start) if per_second else result
 
 
 def _extrapolation(
@@ -305,10 +311,6 @@ def _extrapolation(
     interval += to_start if to_start < threshold else average_gap / 2
     interval += to_end if to_end < threshold else average_gap / 2
     return interval / sampled
-
-
-def _part(point: Any, component: str) -> float:
-    return float(point[TOTAL] if component == "count" else point[SUM])
 
 
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
@@ -370,6 +372,8 @@ def _safe(reduce: Callable[[list[float]], float], values: list[float]) -> float:
 
 
 def _aggregate(func: str, vector: Vector, by: tuple[str, ...]) -> Vector:
+    if not by:  # one group: no labels to compute per series
+        return {EMPTY_LABELS: _AGGREGATE[func](list(vector.values()))} if vector else {}
     groups: dict[Labels, list[float]] = {}
     for labels, value in vector.items():
         groups.setdefault(labels.only(by) if by else EMPTY_LABELS, []).append(value)
@@ -383,6 +387,10 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
     q = node.quantile
     rates = _bucket_rates(sel, history, now)
     if node.by is None:
+        pairs = list(rates.values())
+        if pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0]))):  # one layout
+            return dict(zip(rates, quantiles_sorted(q, pairs[0][0], map(_SECOND, pairs)),
+                            strict=True))
         return {labels: quantile_sorted(q, bounds, r) for labels, (bounds, r) in rates.items()}
     by = node.by
     # sum the bucket rates per group; series with the same bucket layout add as vectors
@@ -437,33 +445,59 @@ def _bucket_rates(
         assert sel.range_s is not None
         start = now - sel.range_s
         cached = {}
-        # series read together have their points at the same times: one extrapolation
-        # shape serves them all
-        last_shape: tuple[int, float, float] | None = None
-        extrapolation: Extrapolation | None = None
         selection = _select(sel, history, MetricKind.HISTOGRAM)
-        for labels, series, n, t0, first, t1, last in edges_of(selection, start, now):
-            if n < 0:  # irregular: read every point
-                points = series.window(start, now)
-                result = bucket_rates(points, start, now) if len(points) >= 2 else None
-                if result is not None:
-                    cached[labels] = result
-                continue
-            if n < 2:
-                continue
-            bounds = last[BOUNDS]
-            if first[BOUNDS] is not bounds and first[BOUNDS] != bounds:
-                continue
-            if (last_shape is None or last_shape[0] != n or last_shape[1] != t0
-                    or last_shape[2] != t1):
-                last_shape = (n, t0, t1)
-                extrapolation = bucket_extrapolation(n, t0, t1, start, now)
-            first_counts = first[COUNTS]
-            cached[labels] = (bounds, extrapolate_with(
-                extrapolation, list(map(sub, last[COUNTS], first_counts)), first_counts
-            ))
+        edges = history.edges(selection, start, now) if selection is not None else None
+        if edges is not None and edges.n >= 2 and edges.labels:
+            # series clean throughout the window share its shape: one extrapolation
+            extrapolation = bucket_extrapolation(edges.n, edges.t0, edges.t1, start, now)
+            if not _uniform_bucket_rates(cached, edges, extrapolation):
+                for labels, first, last in zip(edges.labels, edges.first, edges.last,
+                                               strict=True):
+                    bounds = last[BOUNDS]
+                    if first[BOUNDS] is not bounds and first[BOUNDS] != bounds:
+                        continue
+                    first_counts = first[COUNTS]
+                    cached[labels] = (bounds, extrapolate_with(
+                        extrapolation, list(map(sub, last[COUNTS], first_counts)),
+                        first_counts,
+                    ))
+        for labels, points in edges.others if edges is not None else ():
+            result = bucket_rates(points, start, now) if len(points) >= 2 else None
+            if result is not None:
+                cached[labels] = result
         memo[key] = cached
     return cached
+
+
+_BOUNDS_OF = itemgetter(BOUNDS)
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_COUNTS_OF = itemgetter(COUNTS)
+
+
+def _uniform_bucket_rates(
+    out: dict[Labels, tuple[tuple[float, ...], list[float]]], edges: Edges,
+    extrapolation: Extrapolation | None,
+) -> bool:
+    """Bucket rates of every series of ``edges`` at once when they all have the same
+    bucket layout (one bounds object, as the SDK hands them): the buckets of all series
+    end to end make one computation. False (nothing done) otherwise."""
+    first, last = edges.first, edges.last
+    bounds = last[0][BOUNDS]
+    if not (all(map(is_, map(_BOUNDS_OF, last), repeat(bounds)))
+            and all(map(is_, map(_BOUNDS_OF, first), repeat(bounds)))):
+        return False
+    first_counts = list(chain.from_iterable(map(_COUNTS_OF, first)))
+    last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
+    width = len(bounds)
+    if not len(first_counts) == len(last_counts) == width * len(first):
+        return False
+    rates = extrapolate_with(extrapolation, list(map(sub, last_counts, first_counts)),
+                             first_counts)
+    out.update(zip(edges.labels, zip(repeat(bounds), (
+        rates[k:k + width] for k in range(0, len(rates), width)
+    )), strict=False))
+    return True
 
 
 # --- operators ----------------------------------------------------------------------

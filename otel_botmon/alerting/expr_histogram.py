@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import accumulate, islice, repeat
 from operator import le, mul, sub
 
@@ -19,10 +19,10 @@ __all__ = [
     "Extrapolation",
     "bucket_extrapolation",
     "bucket_rates",
-    "bucket_rates_from_edges",
     "extrapolate_with",
     "histogram_quantile",
     "quantile_sorted",
+    "quantiles_sorted",
 ]
 
 
@@ -51,17 +51,6 @@ def bucket_rates(
                     change[i] += before
         previous = point
     return bounds, extrapolate_buckets(change, n, t0, first, t1, start, end)
-
-
-def bucket_rates_from_edges(
-    n: int, t0: float, first: HistogramPoint, t1: float, last: HistogramPoint,
-    start: float, end: float,
-) -> tuple[tuple[float, ...], list[float]] | None:
-    """:func:`bucket_rates` of a window without resets, from its first and last point."""
-    if n < 2 or (first[BOUNDS] is not last[BOUNDS] and first[BOUNDS] != last[BOUNDS]):
-        return None
-    change = list(map(sub, last[COUNTS], first[COUNTS]))
-    return last[BOUNDS], extrapolate_buckets(change, n, t0, first, t1, start, end)
 
 
 def extrapolate_buckets(
@@ -103,7 +92,8 @@ def extrapolate_with(
     shape: Extrapolation | None, change: list[float], first_counts: Sequence[float]
 ) -> list[float]:
     """Per-second rates from each bucket's change over a window of ``shape``, given the
-    cumulative counts of the window's first point."""
+    cumulative counts of the window's first point (the buckets of several series may be
+    passed end to end: each bucket is computed on its own)."""
     if shape is None:
         return [math.nan] * len(change)
     factor, ratio, sampled, threshold, half, end_part, duration = shape
@@ -155,6 +145,46 @@ def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) 
     if count == 0:
         return bucket_start
     return bucket_start + (bucket_end - bucket_start) * (rank / count)
+
+
+def quantiles_sorted(
+    q: float, bounds: Sequence[float], many: Iterable[Sequence[float]]
+) -> list[float]:
+    """:func:`quantile_sorted` of each counts in ``many``, all of one bucket layout: the
+    checks of ``q`` and ``bounds`` are made once, the same arithmetic follows."""
+    n = len(bounds)
+    if math.isnan(q) or q < 0 or q > 1 or n < 2 or bounds[-1] != math.inf:
+        return [quantile_sorted(q, bounds, counts) for counts in many]
+    top = n - 1
+    below_top = bounds[-2]
+    first_bound = bounds[0]
+    out: list[float] = []
+    append = out.append
+    for counts in many:
+        fixed: Sequence[float] = counts
+        if not all(map(le, counts, islice(counts, 1, None))):
+            fixed = list(accumulate(counts, max))
+        observations = fixed[-1]
+        if observations == 0 or observations != observations:  # no data, or NaN
+            append(math.nan)
+            continue
+        rank = q * observations
+        b = bisect_left(fixed, rank)
+        if b >= top:
+            append(below_top)
+        elif b == 0:
+            if first_bound <= 0:
+                append(first_bound)
+            else:
+                count = fixed[0]
+                append(0.0 if count == 0 else 0.0 + (first_bound - 0.0) * (rank / count))
+        else:
+            bucket_start = bounds[b - 1]
+            below = fixed[b - 1]
+            count = fixed[b] - below
+            append(bucket_start if count == 0 else
+                   bucket_start + (bounds[b] - bucket_start) * ((rank - below) / count))
+    return out
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
