@@ -24,7 +24,9 @@ reset or NaN in between (its *clean run*), and since which row it has a real val
 every row whatever the values (its *span*). Queries over windows inside the clean runs
 (rates of counters) or spans (instant values, gauges) of all selected series are
 computed from two rows at once; any other series is read point by point, with the same
-result.
+result. Each series still has points of its own (written at any time, in any order of
+series, rewritten within the time slack); a point within the time slack (1 ns) of a
+stored collection time is stored at that time.
 
 Labels are the data points' attributes with values converted to strings. Queries made at
 the same ``now`` share a memo (:meth:`MetricHistory.memo`), so many rules over the same
