@@ -188,11 +188,16 @@ def configure(
         )
     if export_interval_s is not None and not export_interval_s > 0:
         raise ValueError(f"export_interval_s must be > 0, got {export_interval_s!r}")
+    if influxdb is not None:
+        # validated before anything running is touched; compared by value (token too)
+        from otel_botmon.exporters.influxdb import InfluxDBSettings
+
+        influxdb = InfluxDBSettings.coerce(influxdb)
 
     key = (
         service_name, service_version, bot_name, exchange, strategy, endpoint, protocol,
         _headers_key(otlp_headers), export_interval_s, prometheus_port, prometheus_host,
-        repr(influxdb), tuple(map(id, span_processors)), tuple(map(id, metric_readers)),
+        influxdb, tuple(map(id, span_processors)), tuple(map(id, metric_readers)),
         tuple(sorted((resource_attributes or {}).items())), set_global,
         tuple(os.environ.get(name, "") for name in _ENV_SETTINGS),
     )

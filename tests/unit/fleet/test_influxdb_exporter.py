@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -228,3 +229,31 @@ def test_configure_with_influxdb_exports_the_bot_metrics(fake: FakeInfluxDB) -> 
     trade_line = next(line for line in lines if line.startswith("botmon.trades,"))
     assert "bot.name=i1" in trade_line and "service.name=influx-bot" in trade_line
     assert tel.shutdown(timeout_s=5.0)
+
+
+def test_configure_again_with_another_token_rebuilds_the_pipeline() -> None:
+    # settings objects hide the token from repr, but a new token is a new pipeline
+    settings = InfluxDBSettings(url="http://127.0.0.1:9", token="first-token-1", org="o",
+                                bucket="b")
+    first = telemetry.configure("influx-bot", set_global=False, influxdb=settings)
+    try:
+        assert telemetry.configure("influx-bot", set_global=False,
+                                   influxdb=dataclasses.replace(settings)) is first
+        second = telemetry.configure(
+            "influx-bot", set_global=False,
+            influxdb=dataclasses.replace(settings, token="second-token-2"))
+        assert second is not first and first._closed and not second._closed
+    finally:
+        telemetry.shutdown(timeout_s=5.0)
+
+
+def test_bad_influxdb_settings_leave_the_running_pipeline_alone() -> None:
+    running = telemetry.configure("influx-bot", set_global=False)
+    try:
+        with pytest.raises(ValueError, match="bucket"):
+            telemetry.configure("influx-bot", set_global=False,
+                                influxdb={"url": "http://127.0.0.1:9", "token": "t-123",
+                                          "org": "o"})
+        assert telemetry.get_telemetry() is running and not running._closed
+    finally:
+        telemetry.shutdown(timeout_s=5.0)
