@@ -47,6 +47,7 @@ from otel_botmon.exporters.handoff import (
     ShedWhenBacklogged,
 )
 from otel_botmon.exporters.push import MetricPusher
+from otel_botmon.exporters.temporality import with_preferred_temporality
 from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
@@ -392,7 +393,9 @@ def _build(
         span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
         # Nothing the bot does may wait on the network: see exporters/handoff.py.
         span_exporter = HandoffSpanExporter(span_exporter)
-        metric_exporter = HandoffMetricExporter(metric_exporter)
+        # deltas where the exporter prefers them (OTEL_EXPORTER_OTLP_METRICS_
+        # TEMPORALITY_PREFERENCE), computed on the sender thread from cumulative data
+        metric_exporter = HandoffMetricExporter(with_preferred_temporality(metric_exporter))
         handoffs += [span_exporter, metric_exporter]
         # While the sender is stuck and its queue full, spans are dropped before anything
         # keeps them alive (kept spans cost the bot's thread garbage-collector time).
