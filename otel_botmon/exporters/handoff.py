@@ -6,8 +6,9 @@ answers, each export takes the full exporter timeout: the span queue fills, the 
 logs "Queue full" for every span on the bot's call path, and shutdown waits out the
 timeout. Wrapping the OTLP exporters here hands each batch to one daemon sender thread and
 returns at once. Batches wait in a short bounded queue; when the sender is stuck and the
-queue is full the oldest batch is dropped and counted (metrics are cumulative, so a later
-batch carries what a dropped one had). ``shutdown()`` never blocks on a stuck request.
+queue is full the oldest batch is dropped and counted (metrics are handed over cumulative,
+and deltas are computed on the sender thread, so a later batch carries what a dropped one
+had). ``shutdown()`` never blocks on a stuck request.
 
 While that queue is full, :class:`ShedWhenBacklogged` drops finished spans at the door
 instead of letting them wait in the batch processor only to push out older batches later:
