@@ -15,6 +15,7 @@ AlertManager). Cycles are 10 s apart (simulated); the first three only fill the 
 10x is ten such shards. Figures are the best cycle of each part (the machine is shared).
 
 Run: python bench/bench_alerting.py [--cycles N] [--histogram-share 0.25] [--no-gc]
+     python bench/bench_alerting.py --memory   (the history's memory, about 2 min)
 """
 
 from __future__ import annotations
@@ -221,6 +222,38 @@ def run(scale: int, cycles: int, histogram_share: float = 0.1) -> dict[str, floa
         tel.shutdown()
 
 
+def memory(cycles: int, histogram_share: float) -> dict[str, float]:
+    """The history's memory after ``cycles`` collects of one shard (tracemalloc), and the
+    number of values it holds (a histogram point counts its buckets, sum and count)."""
+    import tracemalloc
+
+    tel = telemetry.configure("bench-alerting-memory", set_global=False)
+    try:
+        shard = Shard(tel, 0, histogram_share)
+        history = MetricHistory()
+        only = AlertEvaluator(rules_100(), history).referenced_metrics()
+        now = 1_700_000_000.0
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        values = 0
+        for _ in range(cycles):
+            shard.tick()
+            now += STEP_S
+            data = tel.metric_reader.get_metrics_data()
+            history.ingest(data, now, only=only)
+            del data
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        for name in only:
+            for _, series in history.select(name):
+                for value in series.values:
+                    values += (len(value[1]) + 2) if isinstance(value, tuple) else 1
+        return {"bytes": used, "values": values, "series": history.series_count()}
+    finally:
+        tel.shutdown()
+
+
 def main() -> int:
     # several meters share the lead's views: the SDK logs a harmless identity warning
     logging.getLogger("opentelemetry.sdk.metrics").setLevel(logging.ERROR)
@@ -232,7 +265,16 @@ def main() -> int:
                         help="fraction of the series that are histograms (default 0.1)")
     parser.add_argument("--no-gc", action="store_true",
                         help="disable the cyclic GC (shows how much of the 10x cost it is)")
+    parser.add_argument("--memory", action="store_true",
+                        help="instead: the history's memory after an hour of 10 s collects")
     args = parser.parse_args()
+    if args.memory:
+        m = memory(int(3600 / STEP_S) + 10, args.histogram_share)
+        print(f"1x history after 1 h of {STEP_S:g} s collects: {m['series']:.0f} series, "
+              f"{m['values']:.0f} values, {m['bytes'] / 2**20:.1f} MiB = "
+              f"{m['bytes'] / m['values']:.1f} bytes per value "
+              f"({m['bytes'] / m['values'] / 8:.2f}x a raw double)")
+        return 0
     if args.no_gc:
         gc.disable()
     share = args.histogram_share

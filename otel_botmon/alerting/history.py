@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import sys
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
 from enum import Enum
@@ -129,11 +130,15 @@ class _Family:
         self.kind = kind
         self.from_sdk = False
         self.times: list[float] = []
-        self.rows: list[list[Any]] = []  # rows[r][c]; a row is as wide as the columns then
+        # rows[r][c]; a row is as wide as the columns were when it was written: a list,
+        # or for a whole collect of a scalar metric a compact array of doubles
+        self.rows: list[Any] = []
         self.base = 0  # serial number of rows[0] (rows dropped from the front add to it)
         self.labels: list[Labels | None] = []  # per column; None: removed (see _compact)
         self.index: dict[Labels, int] = {}
-        self.last: list[Value] = []  # per column: the newest real value (None: stale/none)
+        # per column: the newest real value (None: stale or none); a list, or the array
+        # row of the last whole-row collect
+        self.last: Any = []
         self.last_t: list[float] = []  # per column: time of its newest entry
         # per column: serial of the first row of its clean run (real values in every row
         # from there to the newest, no decrease/NaN between them), or _NO_RUN
@@ -291,8 +296,8 @@ class MetricHistory:
         if list(map(_ATTRIBUTES, points)) != layout:  # compares identity first
             return False
         histogram = family.kind is MetricKind.HISTOGRAM
-        values: list[Any] = (
-            _histogram_points(points) if histogram else list(map(float, map(_VALUE, points)))
+        values: Any = (
+            _histogram_points(points) if histogram else array("d", map(_VALUE, points))
         )
         serial = self._new_row(family, at, values)
         run, span = family.run, family.span
@@ -311,7 +316,8 @@ class MetricHistory:
             for c, value in enumerate(values):
                 if _irregular(last[c], value):
                     run[c] = serial + 1  # a reset or NaN here: windows from the next row
-        family.last = values.copy()
+        # the row itself for scalars (an array: copied into a list on the next write)
+        family.last = values.copy() if histogram else values
         family.last_t = [times[-1]] * len(values)
         return True
 
@@ -448,18 +454,18 @@ class MetricHistory:
             if at < newest_t - _EPS:
                 return  # out of order: history only moves forward
             r = _row_index(family.times, newest_t)
-            family.rows[r][c] = value  # the newer value wins
-            family.last[c] = None if value is STALE else value
+            _writable_row(family, r)[c] = value  # the newer value wins
+            _writable_last(family)[c] = None if value is STALE else value
             family.dirty.add(c)
             return
         r, where = self._row_for(family, at)
-        row = family.rows[r]
+        row = _writable_row(family, r)
         if len(row) <= c:
             row.extend([None] * (c + 1 - len(row)))
         row[c] = value
         family.last_t[c] = family.times[r]
         previous = family.last[c]
-        family.last[c] = None if value is STALE else value
+        _writable_last(family)[c] = None if value is STALE else value
         if where == _FRESH and c not in family.dirty:
             serial = family.base + r
             if value is STALE:
@@ -575,7 +581,7 @@ class MetricHistory:
         if c is None:
             c = family.index[labels] = len(family.labels)
             family.labels.append(labels)
-            family.last.append(None)
+            _writable_last(family).append(None)
             family.last_t.append(-math.inf)
             family.run.append(_NO_RUN)
             family.span.append(_NO_RUN)
@@ -824,6 +830,22 @@ class MetricHistory:
         return [] if chosen is None else self.points(chosen, start, end)
 
 
+def _writable_row(family: _Family, r: int) -> list[Any]:
+    """Row ``r`` as a list (an array row of a whole collect is converted once)."""
+    row = family.rows[r]
+    if row.__class__ is not list:
+        row = family.rows[r] = list(row)
+    return row
+
+
+def _writable_last(family: _Family) -> list[Any]:
+    """The newest values as a list (after a whole-row collect they are its array)."""
+    last = family.last
+    if last.__class__ is not list:
+        last = family.last = list(last)
+    return last
+
+
 def _picker(cols: list[int], width: int) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     if len(cols) == width and cols == list(range(width)):
         return None  # every column, in order: the row itself
@@ -871,7 +893,7 @@ def _compact(family: _Family) -> None:
     rows = []
     for row in family.rows:
         if len(row) < width:
-            row = row + [None] * (width - len(row))
+            row = [*row, *[None] * (width - len(row))]
         rows.append(row if pick is None else list(pick(row)))
     family.rows = rows
     family.labels = [family.labels[c] for c in keep]
