@@ -63,7 +63,7 @@ def _scalars(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...
 
 def test_config_parses_into_the_collector_sections(config: dict[str, Any]) -> None:
     assert {"receivers", "processors", "exporters", "service"} <= set(config)
-    assert set(config["service"]["pipelines"]) == {"traces", "metrics"}
+    assert set(config["service"]["pipelines"]) == {"traces", "metrics", "metrics/prometheus"}
 
 
 def test_every_component_type_ships_with_the_contrib_collector(config: dict[str, Any]) -> None:
@@ -100,9 +100,8 @@ def test_gateway_has_the_required_pipeline_shape(config: dict[str, Any]) -> None
         assert processors[0] == "memory_limiter", name
         assert processors[-1] == "batch", name
         assert "resource" in processors, name
-    assert {"prometheusremotewrite", "influxdb", "otlphttp", "debug"} <= set(
-        pipelines["metrics"]["exporters"]
-    )
+    assert {"influxdb", "otlphttp", "debug"} <= set(pipelines["metrics"]["exporters"])
+    assert pipelines["metrics/prometheus"]["exporters"] == ["prometheusremotewrite"]
     assert {"otlphttp", "debug"} <= set(pipelines["traces"]["exporters"])
     environment = config["processors"]["resource"]["attributes"]
     assert any(a["key"].startswith("deployment.environment") for a in environment)
@@ -132,3 +131,19 @@ def test_the_raw_file_contains_no_credential_looking_literal() -> None:
     text = CONFIG_PATH.read_text()
     without_refs = ENV_REF.sub("", text)
     assert not re.search(r"(?i)bearer\s+\w|token\s+\w{8,}|://[^/\s:@]+:[^/\s@]+@", without_refs)
+
+
+def test_prometheus_gets_the_names_of_a_bots_own_metrics_endpoint(
+    config: dict[str, Any],
+) -> None:
+    """The collector's Prometheus translation suffixes unit-"1" gauges with `_ratio`;
+    the rules and dashboards use a bot's /metrics names, so that unit is cleared on the
+    Prometheus pipeline only (the other backends keep it)."""
+    pipelines = config["service"]["pipelines"]
+    prometheus = pipelines["metrics/prometheus"]["processors"]
+    [transform] = [p for p in prometheus if _component_type(p) == "transform"]
+    [group] = config["processors"][transform]["metric_statements"]
+    assert group["context"] == "metric"
+    assert group["statements"] == ['set(unit, "") where unit == "1"']
+    assert transform not in pipelines["metrics"]["processors"]
+    assert config["exporters"]["prometheusremotewrite"]["add_metric_suffixes"] is True
