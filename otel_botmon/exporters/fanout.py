@@ -13,15 +13,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics import _Gauge as Gauge
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -30,6 +21,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon.exporters._kinds import INSTRUMENT_KINDS
 
 __all__ = ["FanoutMetricExporter"]
 
@@ -112,7 +104,5 @@ def _temporalities(exporter: MetricExporter) -> dict[type, AggregationTemporalit
     """Effective temporality per instrument class (the SDK defaults to cumulative)."""
     preferred = exporter._preferred_temporality or {}
     return {
-        kind: preferred.get(kind, AggregationTemporality.CUMULATIVE)
-        for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                     ObservableUpDownCounter, ObservableGauge, Gauge)
+        kind: preferred.get(kind, AggregationTemporality.CUMULATIVE) for kind in INSTRUMENT_KINDS
     }

@@ -33,22 +33,14 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
     MetricExporter,
     MetricExportResult,
     MetricsData,
 )
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon.exporters._kinds import all_cumulative
 from otel_botmon.exporters.influxdb_settings import InfluxDBSettings
 from otel_botmon.exporters.line_protocol import DEFAULT_RESOURCE_TAGS, metrics_to_lines
 from otel_botmon.redaction import MIN_SECRET_LENGTH, redact_url, register_secret
@@ -87,12 +79,6 @@ class InfluxDBExportStats:
     """False from a failed write until the next successful one."""
 
 
-_CUMULATIVE: dict[type, AggregationTemporality] = {
-    kind: AggregationTemporality.CUMULATIVE
-    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                 ObservableUpDownCounter, ObservableGauge)
-}
-
 
 class InfluxDBMetricExporter(MetricExporter):
     """An OpenTelemetry metric exporter writing line protocol to InfluxDB.
@@ -127,7 +113,7 @@ class InfluxDBMetricExporter(MetricExporter):
             retry_max_backoff_s=retry_max_backoff_s,
             resource_attributes=tuple(resource_attributes), gzip=gzip,
         )
-        super().__init__(preferred_temporality=dict(_CUMULATIVE))
+        super().__init__(preferred_temporality=all_cumulative())
         if len(settings.token) >= MIN_SECRET_LENGTH:
             # Scrubbed from every text otel_botmon logs or reports from now on.
             register_secret(settings.token)

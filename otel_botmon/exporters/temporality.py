@@ -26,15 +26,7 @@ from collections.abc import Mapping
 from operator import sub
 from typing import Any
 
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics import _Gauge as Gauge
+from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -49,15 +41,12 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
+from otel_botmon.exporters._kinds import all_cumulative
+
 __all__ = ["CumulativeToDelta", "with_preferred_temporality"]
 
 _DELTA = AggregationTemporality.DELTA
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
-_ALL_CUMULATIVE: dict[type, AggregationTemporality] = {
-    kind: _CUMULATIVE
-    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                 ObservableUpDownCounter, ObservableGauge, Gauge)
-}
 
 
 def with_preferred_temporality(exporter: MetricExporter) -> MetricExporter:
@@ -78,7 +67,7 @@ class CumulativeToDelta(MetricExporter):
         preferred = inner._preferred_temporality or {}
         # what this exporter takes: the cumulative data of otel_botmon's reader
         super().__init__(
-            preferred_temporality=dict(_ALL_CUMULATIVE),
+            preferred_temporality=all_cumulative(),
             preferred_aggregation=dict(inner._preferred_aggregation or {}),
         )
         self.inner = inner
