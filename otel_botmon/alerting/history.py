@@ -111,6 +111,7 @@ STALE: Final = _StaleMarker()
 # (scalar metrics) or a HistogramPoint.
 
 _ATTRIBUTES = attrgetter("attributes")
+_SUM_OF = itemgetter(SUM)
 _VALUE = attrgetter("value")
 
 # a fresh row at the end, written by the current batch (ingest or one add_point)
@@ -271,19 +272,20 @@ class MetricHistory:
         family.from_sdk = True
         if not delta and self._append_whole_row(family, points, at):
             return
-        columns = self._write_points(family, points, at, delta)
-        written = set(columns)
-        for c in family.live_columns():
-            if c not in written and family.last[c] is not None:
-                self._put(family, c, at, STALE)  # no longer reported: a stale marker
-        self._close_row(family)
+        family.layout = None
+        try:
+            columns = self._write_points(family, points, at, delta)
+            written = set(columns)
+            for c in family.live_columns():
+                if c not in written and family.last[c] is not None:
+                    self._put(family, c, at, STALE)  # no longer reported: a stale marker
+        finally:  # even after a bad point: the row's gaps are recorded
+            self._close_row(family)
         # the next collect can be appended as a whole row when the streams were exactly
         # the columns, in order
         if (not delta and family.tombstones == 0 and len(columns) == len(family.labels)
                 and columns == list(range(len(columns)))):
             family.layout = list(map(_ATTRIBUTES, points))
-        else:
-            family.layout = None
 
     def _append_whole_row(self, family: _Family, points: list[Any], at: float) -> bool:
         """The hot path: the same streams as last time, in order, at a later time.
@@ -307,8 +309,9 @@ class MetricHistory:
         last = family.last
         try:
             regular = (
-                True not in map(histogram_decreased, last, values) if histogram
-                else False not in map(ge, values, last)
+                True not in map(histogram_decreased, last, values)
+                and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
+                if histogram else False not in map(ge, values, last)
             )
         except TypeError:  # some series had no previous value
             regular = False
@@ -450,6 +453,9 @@ class MetricHistory:
         """``Series.append`` for column ``c``: a later point, or (within the time slack
         of its newest one) a rewrite of that one; an earlier point is ignored."""
         newest_t = family.last_t[c]
+        times = family.times
+        if not times or newest_t < times[0] - _EPS:
+            newest_t = family.last_t[c] = -math.inf  # its rows were dropped: no entries
         if at - newest_t <= _EPS:
             if at < newest_t - _EPS:
                 return  # out of order: history only moves forward
@@ -459,6 +465,8 @@ class MetricHistory:
             family.dirty.add(c)
             return
         r, where = self._row_for(family, at)
+        if r < 0:
+            return  # older than every row a full metric keeps
         row = _writable_row(family, r)
         if len(row) <= c:
             row.extend([None] * (c + 1 - len(row)))
@@ -466,7 +474,9 @@ class MetricHistory:
         family.last_t[c] = family.times[r]
         previous = family.last[c]
         _writable_last(family)[c] = None if value is STALE else value
-        if where == _FRESH and c not in family.dirty:
+        if where == _FRESH:
+            if c in family.dirty:
+                return  # recomputed from the rows before the next query
             serial = family.base + r
             if value is STALE:
                 _break(family, c)
@@ -495,6 +505,9 @@ class MetricHistory:
         k = bisect_left(times, at - _EPS)
         if times[k] <= at + _EPS:
             return k, _OLDER
+        full = len(times) >= self.max_points_per_series
+        if full and k == 0:
+            return -1, _OLDER  # older than every row kept: nothing to write
         # a new time before the newest: every later serial moves up by one, and series
         # whose clean run spans it lack a point there
         times.insert(k, at)
@@ -510,6 +523,11 @@ class MetricHistory:
                     run[col] += 1
         if family.fresh >= inserted:
             family.fresh += 1
+        if full:  # the bound holds: the oldest row goes
+            del times[0]
+            del family.rows[0]
+            family.base += 1
+            k -= 1
         return k, _INSERTED
 
     def _new_row(self, family: _Family, at: float, row: list[Any]) -> int:
@@ -517,10 +535,11 @@ class MetricHistory:
         serial = family.base + len(family.rows)
         family.times.append(at)
         family.rows.append(row)
-        if len(family.rows) > self.max_points_per_series:
-            del family.times[0]
-            del family.rows[0]
-            family.base += 1
+        excess = len(family.rows) - self.max_points_per_series
+        if excess > 0:
+            del family.times[:excess]
+            del family.rows[:excess]
+            family.base += excess
         return serial
 
     def _close_row(self, family: _Family) -> None:
@@ -544,7 +563,7 @@ class MetricHistory:
         """Spans and clean runs of the dirty columns, from the rows themselves."""
         rows = family.rows
         decreased: Callable[[Any, Any], bool] = (
-            histogram_decreased if family.kind is MetricKind.HISTOGRAM else _scalar_decreased
+            _histogram_irregular if family.kind is MetricKind.HISTOGRAM else _scalar_decreased
         )
         for c in family.dirty:
             r = len(rows) - 1
@@ -620,8 +639,11 @@ class MetricHistory:
         return family.kind if family is not None else None
 
     def series_count(self) -> int:
-        """Number of series held (a histogram series counts once)."""
-        return sum(len(f.index) for f in self._families.values())
+        """Number of series that have points (a histogram series counts once)."""
+        return sum(
+            sum(1 for c in f.live_columns() if f.last_t[c] >= f.times[0] - _EPS)
+            for f in self._families.values() if f.times
+        )
 
     def selection(
         self, name: str, kind: MetricKind | None = None, where: LabelFilter | None = None,
@@ -795,7 +817,8 @@ class MetricHistory:
                 entry = _entry(row, c)
                 if entry is not None:
                     series.append(t, None if entry is STALE else entry)
-            out.append((lab, series))
+            if series.times:  # its rows may have gone (max_points_per_series)
+                out.append((lab, series))
         return out
 
     def latest(
@@ -880,8 +903,14 @@ def _irregular(previous: Value, value: Value) -> bool:
     """Whether ``value`` after ``previous`` (None: no previous value) breaks a clean
     run: a decrease (counter reset), a NaN, or a changed histogram layout."""
     if value.__class__ is tuple:
-        return previous is not None and histogram_decreased(previous, value)
+        return previous is not None and _histogram_irregular(previous, value)
     return (previous is not None and not value >= previous) or value != value
+
+
+def _histogram_irregular(before: HistogramPoint, after: HistogramPoint) -> bool:
+    """A reset of any bucket or the count, a new layout, or a sum that went down (or is
+    NaN): ``rate(h.sum[w])`` reads that as a counter reset."""
+    return histogram_decreased(before, after) or not after[SUM] >= before[SUM]
 
 
 def _compact(family: _Family) -> None:

@@ -10,8 +10,11 @@ the change of each stream since the last successful export:
 * monotonic sums (counters) use the preference for ``Counter``, non-monotonic sums that
   for ``UpDownCounter``, histograms that for ``Histogram``; gauges are left alone;
 * a point's start time is the end time of the stream's previous exported point; a stream
-  seen for the first time, restarted (new start time) or reset (a counter or bucket that
-  went down, a new bucket layout) is sent whole, from its own start time;
+  seen for the first time or restarted (new start time) is sent whole, from its own
+  start time; one reset without a new start time (a counter or bucket that went down, a
+  new bucket layout) sends its whole value for the interval since the previous point;
+* a stream an observable instrument skips in some collects continues from its last
+  exported point when it comes back (it is forgotten after 100 exports without it);
 * a histogram's ``min``/``max`` of the interval are not known from cumulative data
   unless the cumulative minimum (maximum) moved within it; otherwise they are left out;
 * the state moves on only when the export succeeds, so a failed export's change goes
@@ -46,6 +49,9 @@ from otel_botmon.exporters._kinds import all_cumulative
 __all__ = ["CumulativeToDelta", "with_preferred_temporality"]
 
 _DELTA = AggregationTemporality.DELTA
+# a stream missing from this many successful exports in a row is forgotten (only once
+# the state holds many more streams than an export reports)
+_FORGET_AFTER_EXPORTS = 100
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
@@ -74,8 +80,11 @@ class CumulativeToDelta(MetricExporter):
         self._monotonic = preferred.get(Counter) is _DELTA
         self._non_monotonic = preferred.get(UpDownCounter) is _DELTA
         self._histograms = preferred.get(Histogram) is _DELTA
-        # stream key -> its last exported cumulative point (after a successful export)
-        self._previous: dict[tuple[Any, ...], Any] = {}
+        # stream key -> (its last exported cumulative point, the number of the successful
+        # export that had it): a stream an observable instrument skipped for a while
+        # continues from there when it comes back
+        self._previous: dict[tuple[Any, ...], tuple[Any, int]] = {}
+        self._exports = 0
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -84,7 +93,13 @@ class CumulativeToDelta(MetricExporter):
         converted = self._convert(metrics_data, current)
         result = self.inner.export(converted, timeout_millis=timeout_millis, **kwargs)
         if result is MetricExportResult.SUCCESS:
-            self._previous = current  # streams no longer reported are forgotten
+            self._exports += 1
+            previous = self._previous
+            for key, point in current.items():
+                previous[key] = (point, self._exports)
+            if len(previous) > 2 * len(current) + 1000:  # streams that went for good
+                oldest = self._exports - _FORGET_AFTER_EXPORTS
+                self._previous = {k: v for k, v in previous.items() if v[1] > oldest}
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -97,6 +112,10 @@ class CumulativeToDelta(MetricExporter):
         return f"CumulativeToDelta({self.inner!r})"
 
     # --- conversion ------------------------------------------------------------------
+
+    def _last(self, key: tuple[Any, ...]) -> Any:
+        entry = self._previous.get(key)
+        return entry[0] if entry is not None else None
 
     def _convert(self, data: MetricsData, current: dict[tuple[Any, ...], Any]) -> MetricsData:
         resources = []
@@ -148,10 +167,16 @@ class CumulativeToDelta(MetricExporter):
         current: dict[tuple[Any, ...], Any],
     ) -> NumberDataPoint:
         current[key] = point
-        previous = self._previous.get(key)
-        if (previous is None or previous.start_time_unix_nano != point.start_time_unix_nano
-                or (monotonic and not point.value >= previous.value)):
-            return point  # new, restarted or reset: the whole value since its start
+        previous = self._last(key)
+        if previous is None or previous.start_time_unix_nano != point.start_time_unix_nano:
+            return point  # new or restarted: the whole value since its start
+        if monotonic and not point.value >= previous.value:
+            # reset without a new start time: the value counted since, for this interval
+            return NumberDataPoint(
+                attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
+                time_unix_nano=point.time_unix_nano, value=point.value,
+                exemplars=point.exemplars,
+            )
         return NumberDataPoint(
             attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
             time_unix_nano=point.time_unix_nano, value=point.value - previous.value,
@@ -163,13 +188,20 @@ class CumulativeToDelta(MetricExporter):
         current: dict[tuple[Any, ...], Any],
     ) -> HistogramDataPoint:
         current[key] = point
-        previous = self._previous.get(key)
-        if (previous is None or previous.start_time_unix_nano != point.start_time_unix_nano
-                or tuple(previous.explicit_bounds) != tuple(point.explicit_bounds)
+        previous = self._last(key)
+        if previous is None or previous.start_time_unix_nano != point.start_time_unix_nano:
+            return point  # new or restarted: the whole value since its start
+        if (tuple(previous.explicit_bounds) != tuple(point.explicit_bounds)
                 or len(previous.bucket_counts) != len(point.bucket_counts)
                 or not point.count >= previous.count
                 or any(map(_decreased, point.bucket_counts, previous.bucket_counts))):
-            return point
+            # reset without a new start time: what was counted since, for this interval
+            return HistogramDataPoint(
+                attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
+                time_unix_nano=point.time_unix_nano, count=point.count, sum=point.sum,
+                bucket_counts=point.bucket_counts, explicit_bounds=point.explicit_bounds,
+                min=point.min, max=point.max, exemplars=point.exemplars,
+            )
         count = point.count - previous.count
         # the interval's extremes are known only where the cumulative ones moved
         minimum = point.min if count and point.min < previous.min else None

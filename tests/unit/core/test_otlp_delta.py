@@ -171,7 +171,7 @@ def _counter_data(value: float, start: int, time: int) -> MetricsData:
                                     schema_url="")])])
 
 
-def test_a_restarted_or_reset_counter_is_sent_whole() -> None:
+def test_a_restarted_or_reset_counter_starts_a_new_interval() -> None:
     from opentelemetry.sdk.metrics import Counter
 
     inner = _Recorder({Counter: AggregationTemporality.DELTA})
@@ -181,10 +181,41 @@ def test_a_restarted_or_reset_counter_is_sent_whole() -> None:
         exporter.export(_counter_data(value, start, time))
     points = [d.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
               for d in inner.exported]
+    # a restart (new start time) at 25 is sent whole from 20; a reset at 30 (same start
+    # time, lower value) counts for the interval since the previous point only
     assert [(p.value, p.start_time_unix_nano) for p in points] == [
-        (10, 1), (5, 5), (4, 20), (2, 20), (5, 30)]  # restart at 20; a reset at 30
+        (10, 1), (5, 5), (4, 20), (2, 25), (5, 30)]
 
 
 def test_cumulative_exporters_are_left_as_they_are() -> None:
     inner = _Recorder({})
     assert with_preferred_temporality(inner) is inner
+
+
+def test_a_stream_an_observable_instrument_skips_continues_where_it_was() -> None:
+    """An observable counter's callback may report nothing for a stream in one collect;
+    when the stream is back, only the change since its last export is sent."""
+    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics import Counter, MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("m")
+    script = iter([[10], [], [15]])
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        return [Observation(v, {"k": "A"}) for v in next(script)]
+
+    meter.create_observable_counter("bytes", callbacks=[observe])
+    meter.create_counter("orders").add(1)  # keeps every collect non-empty
+    inner = _Recorder({Counter: AggregationTemporality.DELTA})
+    exporter = CumulativeToDelta(inner)
+    for _ in range(3):
+        data = reader.get_metrics_data()
+        assert data is not None
+        exporter.export(data)
+    sent = [p for d in inner.exported for rm in d.resource_metrics
+            for sm in rm.scope_metrics for m in sm.metrics if m.name == "bytes"
+            for p in m.data.data_points]
+    assert [p.value for p in sent] == [10, 5]
+    assert sent[1].start_time_unix_nano == sent[0].time_unix_nano

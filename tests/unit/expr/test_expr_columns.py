@@ -418,3 +418,41 @@ def test_a_point_between_two_collects_keeps_every_series_in_place() -> None:
     _check_storage(history, reference)
     for now in (30.0, 45.0, 50.0, 60.0):
         _check_queries(history, reference, now)
+
+
+def test_the_row_bound_holds_for_points_written_between_rows() -> None:
+    """Points at earlier times (a clock that stepped back, new series) insert rows; the
+    metric still keeps only its newest ``max_points_per_series`` collection times."""
+    history = MetricHistory(max_age_s=1e6, max_points_per_series=3)
+    history.add_point("m", {"s": "a"}, 1.0, 1000.0)
+    for k in range(20):
+        history.add_point("m", {"s": str(k)}, 1.0, 990.0 - k)
+        history.add_point("m", {"s": "a"}, 2.0 + k, 1001.0 + k)
+    times = {t for _, series in history.select("m") for t in series.times}
+    assert times == {1018.0, 1019.0, 1020.0}
+    [(_, series)] = history.select("m", where=lambda labels: labels["s"] == "a")
+    assert list(series.values) == [19.0, 20.0, 21.0]
+
+
+def test_a_rewrite_of_a_point_that_was_dropped_writes_nowhere_else() -> None:
+    history = MetricHistory(max_age_s=1e6, max_points_per_series=3)
+    history.add_point("m", {"s": "b"}, 100.0, 10.0, kind=MetricKind.COUNTER)
+    for t in (20.0, 30.0, 40.0):  # the row at 10 s goes
+        history.add_point("m", {"s": "a"}, t, t, kind=MetricKind.COUNTER)
+    history.add_point("m", {"s": "b"}, 7.0, 10.0, kind=MetricKind.COUNTER)  # at 10 s again
+    assert {labels["s"] for labels, _ in history.select("m")} == {"a"}
+    assert [s.labels["s"] for s in history.latest("m", 20.0)] == ["a"]
+
+
+def test_a_histogram_sum_that_goes_down_reads_as_a_reset_on_every_path() -> None:
+    """rate/increase of ``h.sum`` treat a decrease as a counter reset, as Prometheus does
+    with ``h_sum``; the two-row path must not skip it."""
+    history = MetricHistory(max_age_s=1e6)
+    reference = Series(100)
+    for i, (t, total) in enumerate([(10.0, 5.0), (20.0, -10.0), (30.0, -20.0)]):
+        history.add_histogram_point(HIST, {"i": "0"}, [1.0], [i + 1, 0], total, i + 1, t)
+        reference.append(t, total)
+    got = _got(f"increase({HIST}.sum[30s])", history, 30.0)
+    want = extrapolated_change(reference.window(0.0, 30.0), 0.0, 30.0, counter=True,
+                               per_second=False)
+    assert got == {"0": want}
