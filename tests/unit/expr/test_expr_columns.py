@@ -456,3 +456,32 @@ def test_a_histogram_sum_that_goes_down_reads_as_a_reset_on_every_path() -> None
     want = extrapolated_change(reference.window(0.0, 30.0), 0.0, 30.0, counter=True,
                                per_second=False)
     assert got == {"0": want}
+
+
+def test_a_collect_that_fails_halfway_leaves_a_consistent_history() -> None:
+    """A point whose value is not a number stops that ingest (the evaluator reports it
+    and goes on); what was written stays readable and nothing claims the missing value."""
+    history = MetricHistory()
+    a, b = {"i": "a"}, {"i": "b"}
+
+    def collect(*points: tuple[dict[str, str], Any]) -> MetricsData:
+        data_points = [NumberDataPoint(attributes=attrs, start_time_unix_nano=0,
+                                       time_unix_nano=1, value=value)
+                       for attrs, value in points]
+        return _metrics_data([[Metric(name=GAUGE, description="", unit="",
+                                      data=Gauge(data_points=data_points))]])
+
+    history.ingest(collect((a, 1.0), (b, 2.0)), 10.0)
+    history.ingest(collect((a, 1.5), (b, 2.5)), 20.0)
+    try:
+        history.ingest(collect((b, 5.0), (a, "not a number")), 30.0)
+    except (TypeError, ValueError):
+        pass
+    got = {s.labels["i"]: s.value for s in history.latest(GAUGE, 30.0)}
+    assert got == {"a": 1.5, "b": 5.0}
+    want = {
+        name: extrapolated_change(points, 10.0, 30.0, counter=False, per_second=False)
+        for name, points in (("a", [(10.0, 1.0), (20.0, 1.5)]),
+                             ("b", [(10.0, 2.0), (20.0, 2.5), (30.0, 5.0)]))
+    }
+    assert _got(f"delta({GAUGE}[20s])", history, 30.0) == want
