@@ -35,6 +35,7 @@ metric cost little more than one.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from array import array
@@ -80,6 +81,8 @@ __all__ = [
     "Sample",
     "Selection",
 ]
+
+logger = logging.getLogger(__name__)
 
 # Prometheus' default lookback: an instant query sees the latest point at most this old.
 DEFAULT_LOOKBACK_S = 300.0
@@ -218,6 +221,7 @@ class MetricHistory:
         # never pairs one cycle's state with another's results
         self._memo: tuple[tuple[float, int], dict[Hashable, Any]] | None = None
         self._last_prune: float | None = None
+        self._conflicts: set[str] = set()  # metric names warned about (see _conflict)
 
     # --- input ---------------------------------------------------------------------
 
@@ -235,7 +239,6 @@ class MetricHistory:
         self._version += 1
         # the same metric may come from several scopes (meters): gather its points
         groups: dict[str, tuple[MetricKind, bool, list[Any]]] = {}
-        odd: list[tuple[str, MetricKind, bool, list[Any]]] = []
         for rm in getattr(data, "resource_metrics", None) or ():
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
@@ -252,11 +255,9 @@ class MetricHistory:
                         groups[name] = (kind, delta, list(metric.data.data_points))
                     elif group[0] is kind and group[1] == delta:
                         group[2].extend(metric.data.data_points)
-                    else:  # the same name with another type in one collect
-                        odd.append((name, kind, delta, list(metric.data.data_points)))
+                    else:  # the same name with another type: the first one is kept
+                        self._conflict(name, group[0], kind)
         for name, (kind, delta, points) in groups.items():
-            self._ingest_metric(name, kind, delta, points, at)
-        for name, kind, delta, points in odd:
             self._ingest_metric(name, kind, delta, points, at)
         for name, family in self._families.items():
             if family.from_sdk and name not in groups and (only is None or name in only):
@@ -264,6 +265,15 @@ class MetricHistory:
         # pruning walks every series: do it when a tenth of max_age has passed
         if self._last_prune is None or at - self._last_prune >= self.max_age_s / 10:
             self.prune(at)
+
+    def _conflict(self, name: str, kept: MetricKind, other: MetricKind) -> None:
+        if name not in self._conflicts:
+            self._conflicts.add(name)
+            logger.warning(
+                "otel_botmon: metric %r is reported twice in one collect, as %s and as %s "
+                "(or with two temporalities); alert conditions read the first only",
+                name, kept.value, other.value,
+            )
 
     def _ingest_metric(
         self, name: str, kind: MetricKind, delta: bool, points: list[Any], at: float

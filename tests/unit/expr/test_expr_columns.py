@@ -18,6 +18,7 @@ import random
 from itertools import accumulate
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics.export import (
@@ -485,3 +486,27 @@ def test_a_collect_that_fails_halfway_leaves_a_consistent_history() -> None:
                              ("b", [(10.0, 2.0), (20.0, 2.5), (30.0, 5.0)]))
     }
     assert _got(f"delta({GAUGE}[20s])", history, 30.0) == want
+
+
+def test_a_name_reported_with_two_types_keeps_the_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two instruments of one name but different types (from two meters) in the same
+    collect: the first is kept cycle after cycle, with one warning."""
+    history = MetricHistory()
+    attrs = {"i": "a"}
+    for step, value in enumerate((1.0, 2.0, 3.0)):
+        gauge = Gauge(data_points=[NumberDataPoint(
+            attributes=attrs, start_time_unix_nano=0, time_unix_nano=1, value=value)])
+        counter = Sum(data_points=[NumberDataPoint(
+            attributes=attrs, start_time_unix_nano=0, time_unix_nano=1, value=100.0)],
+            is_monotonic=True, aggregation_temporality=AggregationTemporality.CUMULATIVE)
+        history.ingest(_metrics_data([
+            [Metric(name=GAUGE, description="", unit="", data=gauge)],
+            [Metric(name=GAUGE, description="", unit="", data=counter)],
+        ]), 10.0 * (step + 1))
+    [(_, series)] = history.select(GAUGE)
+    assert list(series.values) == [1.0, 2.0, 3.0]
+    assert history.kind(GAUGE) is MetricKind.GAUGE
+    warnings = [r for r in caplog.records if "reported twice" in r.getMessage()]
+    assert len(warnings) == 1 and GAUGE in warnings[0].getMessage()
