@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from otel_botmon.alerting.default_rules import default_rules
 from otel_botmon.alerting.manager import AlertManager
@@ -63,16 +63,33 @@ def _host_sample(observer: HostObserver) -> Callable[[], Mapping[str, float | No
     return sample
 
 
+class _ResourceThresholds(TypedDict):
+    cpu_warning: float
+    cpu_critical: float
+    memory_warning: float
+    memory_critical: float
+    disk_warning: float
+    disk_critical: float
+
+
+def _resource_thresholds(config: MonitoringConfig) -> _ResourceThresholds:
+    """The CPU, memory and disk thresholds, as the default rules and the system check
+    take them."""
+    return {
+        "cpu_warning": config.cpu_warning_threshold,
+        "cpu_critical": config.cpu_critical_threshold,
+        "memory_warning": config.memory_warning_threshold,
+        "memory_critical": config.memory_critical_threshold,
+        "disk_warning": config.disk_warning_threshold,
+        "disk_critical": config.disk_critical_threshold,
+    }
+
+
 def _alert_manager(config: MonitoringConfig) -> AlertManager:
     rules: list[AlertRule] = []
     if config.default_alert_rules:
         rules = default_rules(
-            cpu_warning=config.cpu_warning_threshold,
-            cpu_critical=config.cpu_critical_threshold,
-            memory_warning=config.memory_warning_threshold,
-            memory_critical=config.memory_critical_threshold,
-            disk_warning=config.disk_warning_threshold,
-            disk_critical=config.disk_critical_threshold,
+            **_resource_thresholds(config),
             api_response_time_warning_ms=config.api_response_time_warning,
             api_response_time_critical_ms=config.api_response_time_critical,
         )
@@ -109,13 +126,5 @@ def _dispatcher(config: MonitoringConfig, alert_manager: AlertManager) -> Any:
 def _register_default_checks(config: MonitoringConfig, parts: Components) -> None:
     parts.health_checker.register_health_check(
         "system_resources",
-        SystemResourcesCheck(
-            cpu_warning=config.cpu_warning_threshold,
-            cpu_critical=config.cpu_critical_threshold,
-            memory_warning=config.memory_warning_threshold,
-            memory_critical=config.memory_critical_threshold,
-            disk_warning=config.disk_warning_threshold,
-            disk_critical=config.disk_critical_threshold,
-            observer=parts.host_observer,
-        ),
+        SystemResourcesCheck(**_resource_thresholds(config), observer=parts.host_observer),
     )

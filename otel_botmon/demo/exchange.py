@@ -129,6 +129,16 @@ class SimulatedExchange:
         if self.faults.extra_latency_s > 0:
             await asyncio.sleep(self.faults.extra_latency_s * self._rng.uniform(0.8, 1.2))
 
+    async def _signed_request(self, request: Request) -> dict[str, str] | Response:
+        """After the simulated latency: the parameters of a signed request, or the error
+        (bad key or signature, or an injected fault) to reply with."""
+        await self._delay()
+        params = await self._signed_params(request)
+        if isinstance(params, Response):
+            return params
+        fault = self._fault()
+        return fault if fault is not None else params
+
     async def _signed_params(self, request: Request) -> dict[str, str] | Response:
         """The request's parameters when key and signature check out, else an error reply."""
         if request.headers.get("x-mbx-apikey") != self.api_key:
@@ -178,13 +188,9 @@ class SimulatedExchange:
         return self._reply({"serverTime": int(time.time() * 1000)})
 
     async def account(self, request: Request) -> Response:
-        await self._delay()
-        params = await self._signed_params(request)
+        params = await self._signed_request(request)
         if isinstance(params, Response):
             return params
-        fault = self._fault()
-        if fault is not None:
-            return fault
         balances = [
             {"asset": asset, "free": f"{amount:.8f}", "locked": "0.00000000"}
             for asset, amount in sorted(self.state.balances.items())
@@ -196,13 +202,9 @@ class SimulatedExchange:
         }, weight=20)
 
     async def order(self, request: Request) -> Response:
-        await self._delay()
-        params = await self._signed_params(request)
+        params = await self._signed_request(request)
         if isinstance(params, Response):
             return params
-        fault = self._fault()
-        if fault is not None:
-            return fault
         symbol, side = params.get("symbol", ""), params.get("side", "")
         if symbol not in self.state.prices:
             return self._error(400, -1121, "Invalid symbol.")

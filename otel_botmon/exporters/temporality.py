@@ -26,7 +26,8 @@ Exporters that prefer cumulative temporality everywhere are returned unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import sub
+from dataclasses import replace
+from operator import lt, sub
 from typing import Any
 
 from opentelemetry.sdk.metrics import Counter, Histogram, UpDownCounter
@@ -170,18 +171,11 @@ class CumulativeToDelta(MetricExporter):
         previous = self._last(key)
         if previous is None or previous.start_time_unix_nano != point.start_time_unix_nano:
             return point  # new or restarted: the whole value since its start
+        since = previous.time_unix_nano
         if monotonic and not point.value >= previous.value:
             # reset without a new start time: the value counted since, for this interval
-            return NumberDataPoint(
-                attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
-                time_unix_nano=point.time_unix_nano, value=point.value,
-                exemplars=point.exemplars,
-            )
-        return NumberDataPoint(
-            attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
-            time_unix_nano=point.time_unix_nano, value=point.value - previous.value,
-            exemplars=point.exemplars,
-        )
+            return replace(point, start_time_unix_nano=since)
+        return replace(point, start_time_unix_nano=since, value=point.value - previous.value)
 
     def _histogram_point(
         self, point: HistogramDataPoint, key: tuple[Any, ...],
@@ -194,31 +188,19 @@ class CumulativeToDelta(MetricExporter):
         if (tuple(previous.explicit_bounds) != tuple(point.explicit_bounds)
                 or len(previous.bucket_counts) != len(point.bucket_counts)
                 or not point.count >= previous.count
-                or any(map(_decreased, point.bucket_counts, previous.bucket_counts))):
+                or True in map(lt, point.bucket_counts, previous.bucket_counts)):
             # reset without a new start time: what was counted since, for this interval
-            return HistogramDataPoint(
-                attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
-                time_unix_nano=point.time_unix_nano, count=point.count, sum=point.sum,
-                bucket_counts=point.bucket_counts, explicit_bounds=point.explicit_bounds,
-                min=point.min, max=point.max, exemplars=point.exemplars,
-            )
+            return replace(point, start_time_unix_nano=previous.time_unix_nano)
         count = point.count - previous.count
         # the interval's extremes are known only where the cumulative ones moved
         minimum = point.min if count and point.min < previous.min else None
         maximum = point.max if count and point.max > previous.max else None
-        return HistogramDataPoint(
-            attributes=point.attributes, start_time_unix_nano=previous.time_unix_nano,
-            time_unix_nano=point.time_unix_nano, count=count,
+        return replace(
+            point, start_time_unix_nano=previous.time_unix_nano, count=count,
             sum=point.sum - previous.sum,
             bucket_counts=list(map(sub, point.bucket_counts, previous.bucket_counts)),
-            explicit_bounds=point.explicit_bounds,
             min=minimum, max=maximum,  # type: ignore[arg-type]  # OTLP: optional fields
-            exemplars=point.exemplars,
         )
-
-
-def _decreased(now: float, before: float) -> bool:
-    return now < before
 
 
 def _frozen(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

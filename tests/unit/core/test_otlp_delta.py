@@ -41,6 +41,15 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
         yield running
 
 
+@pytest.fixture
+def tel(receiver: OtlpReceiver) -> Iterator[telemetry.Telemetry]:
+    """otel_botmon exporting to the receiver, pushed only by force_flush()."""
+    running = telemetry.configure("delta-bot", otlp_endpoint=receiver.endpoint,
+                                  export_interval_s=3600, set_global=False)
+    yield running
+    running.shutdown(timeout_s=5)
+
+
 def _pushed(receiver: OtlpReceiver, name: str, count: int) -> list[tuple[Any, Any]]:
     """The first ``count`` exports' (metric, data point) of ``name``, in order."""
     receiver.wait_for(lambda r: len(_points(r, name)) >= count)
@@ -56,71 +65,62 @@ def _points(receiver: OtlpReceiver, name: str) -> list[tuple[Any, Any]]:
     return out
 
 
-def test_counters_and_histograms_go_out_as_deltas(receiver: OtlpReceiver) -> None:
-    tel = telemetry.configure("delta-bot", otlp_endpoint=receiver.endpoint,
-                              export_interval_s=3600, set_global=False)
-    try:
-        trades = telemetry.instrument(conv.TRADES)
-        durations = telemetry.instrument(conv.TRADE_DURATION)
-        trades.add(3, SYMBOL)
-        durations.record(0.2, SYMBOL)
-        durations.record(0.3, SYMBOL)
-        assert tel.force_flush(timeout_s=10)
-        receiver.wait_for(lambda r: len(_points(r, conv.TRADE_DURATION.name)) >= 1)
-        trades.add(4, SYMBOL)
-        durations.record(7.0, SYMBOL)
-        assert tel.force_flush(timeout_s=10)
-        (sum1, first), (sum2, second) = _pushed(receiver, conv.TRADES.name, 2)
-        assert sum1.aggregation_temporality == sum2.aggregation_temporality == Wire.Value(
-            "AGGREGATION_TEMPORALITY_DELTA")
-        assert sum2.is_monotonic
-        assert (first.as_int or first.as_double) == 3
-        assert (second.as_int or second.as_double) == 4
-        assert second.start_time_unix_nano == first.time_unix_nano  # intervals chain
-        (h1, one), (_, two) = _pushed(receiver, conv.TRADE_DURATION.name, 2)
-        assert h1.aggregation_temporality == Wire.Value("AGGREGATION_TEMPORALITY_DELTA")
-        assert (one.count, two.count) == (2, 1)
-        assert two.sum == pytest.approx(7.0) and sum(two.bucket_counts) == 1
-        assert two.max == 7.0  # the cumulative maximum moved: it is this interval's
-        assert two.start_time_unix_nano == one.time_unix_nano
-    finally:
-        tel.shutdown(timeout_s=5)
+def test_counters_and_histograms_go_out_as_deltas(
+    receiver: OtlpReceiver, tel: telemetry.Telemetry,
+) -> None:
+    trades = telemetry.instrument(conv.TRADES)
+    durations = telemetry.instrument(conv.TRADE_DURATION)
+    trades.add(3, SYMBOL)
+    durations.record(0.2, SYMBOL)
+    durations.record(0.3, SYMBOL)
+    assert tel.force_flush(timeout_s=10)
+    receiver.wait_for(lambda r: len(_points(r, conv.TRADE_DURATION.name)) >= 1)
+    trades.add(4, SYMBOL)
+    durations.record(7.0, SYMBOL)
+    assert tel.force_flush(timeout_s=10)
+    (sum1, first), (sum2, second) = _pushed(receiver, conv.TRADES.name, 2)
+    assert sum1.aggregation_temporality == sum2.aggregation_temporality == Wire.Value(
+        "AGGREGATION_TEMPORALITY_DELTA")
+    assert sum2.is_monotonic
+    assert (first.as_int or first.as_double) == 3
+    assert (second.as_int or second.as_double) == 4
+    assert second.start_time_unix_nano == first.time_unix_nano  # intervals chain
+    (h1, one), (_, two) = _pushed(receiver, conv.TRADE_DURATION.name, 2)
+    assert h1.aggregation_temporality == Wire.Value("AGGREGATION_TEMPORALITY_DELTA")
+    assert (one.count, two.count) == (2, 1)
+    assert two.sum == pytest.approx(7.0) and sum(two.bucket_counts) == 1
+    assert two.max == 7.0  # the cumulative maximum moved: it is this interval's
+    assert two.start_time_unix_nano == one.time_unix_nano
 
 
-def test_a_failed_export_is_carried_into_the_next(receiver: OtlpReceiver) -> None:
-    tel = telemetry.configure("delta-bot", otlp_endpoint=receiver.endpoint,
-                              export_interval_s=3600, set_global=False)
-    try:
-        trades = telemetry.instrument(conv.TRADES)
-        trades.add(2, SYMBOL)
-        assert tel.force_flush(timeout_s=10)
-        _pushed(receiver, conv.TRADES.name, 1)
-        receiver.fail_next(1, status=400)  # not retried: this export is lost
-        trades.add(5, SYMBOL)
-        tel.force_flush(timeout_s=10)
-        trades.add(1, SYMBOL)
-        receiver.reset()
-        assert tel.force_flush(timeout_s=10)
-        [(_, point)] = _pushed(receiver, conv.TRADES.name, 1)
-        assert (point.as_int or point.as_double) == 6  # 5 from the failed export, plus 1
-    finally:
-        tel.shutdown(timeout_s=5)
+def test_a_failed_export_is_carried_into_the_next(
+    receiver: OtlpReceiver, tel: telemetry.Telemetry,
+) -> None:
+    trades = telemetry.instrument(conv.TRADES)
+    trades.add(2, SYMBOL)
+    assert tel.force_flush(timeout_s=10)
+    _pushed(receiver, conv.TRADES.name, 1)
+    receiver.fail_next(1, status=400)  # not retried: this export is lost
+    trades.add(5, SYMBOL)
+    tel.force_flush(timeout_s=10)
+    trades.add(1, SYMBOL)
+    receiver.reset()
+    assert tel.force_flush(timeout_s=10)
+    [(_, point)] = _pushed(receiver, conv.TRADES.name, 1)
+    assert (point.as_int or point.as_double) == 6  # 5 from the failed export, plus 1
 
 
-def test_up_down_counters_stay_cumulative_under_delta(receiver: OtlpReceiver) -> None:
-    tel = telemetry.configure("delta-bot", otlp_endpoint=receiver.endpoint,
-                              export_interval_s=3600, set_global=False)
-    try:
-        pnl = telemetry.instrument(conv.PNL_REALIZED)
-        pnl.add(2, {conv.TRADING_SYMBOL: "ETHUSDT"})
-        assert tel.force_flush(timeout_s=10)
-        pnl.add(1, {conv.TRADING_SYMBOL: "ETHUSDT"})
-        assert tel.force_flush(timeout_s=10)
-        (data, first), (_, second) = _pushed(receiver, conv.PNL_REALIZED.name, 2)
-        assert data.aggregation_temporality == Wire.Value("AGGREGATION_TEMPORALITY_CUMULATIVE")
-        assert ((first.as_int or first.as_double), (second.as_int or second.as_double)) == (2, 3)
-    finally:
-        tel.shutdown(timeout_s=5)
+def test_up_down_counters_stay_cumulative_under_delta(
+    receiver: OtlpReceiver, tel: telemetry.Telemetry,
+) -> None:
+    pnl = telemetry.instrument(conv.PNL_REALIZED)
+    pnl.add(2, {conv.TRADING_SYMBOL: "ETHUSDT"})
+    assert tel.force_flush(timeout_s=10)
+    pnl.add(1, {conv.TRADING_SYMBOL: "ETHUSDT"})
+    assert tel.force_flush(timeout_s=10)
+    (data, first), (_, second) = _pushed(receiver, conv.PNL_REALIZED.name, 2)
+    assert data.aggregation_temporality == Wire.Value("AGGREGATION_TEMPORALITY_CUMULATIVE")
+    assert ((first.as_int or first.as_double), (second.as_int or second.as_double)) == (2, 3)
 
 
 def test_delta_otlp_and_cumulative_influxdb_share_one_collection(
@@ -219,3 +219,30 @@ def test_a_stream_an_observable_instrument_skips_continues_where_it_was() -> Non
             for p in m.data.data_points]
     assert [p.value for p in sent] == [10, 5]
     assert sent[1].start_time_unix_nano == sent[0].time_unix_nano
+
+
+def test_streams_gone_for_good_are_forgotten() -> None:
+    """The state stays bounded: streams missing from 100 successful exports in a row are
+    dropped once it holds far more streams than an export reports."""
+    from opentelemetry.sdk.metrics import Counter
+
+    resource = Resource.create({})  # one process: one resource (and instance id)
+
+    def data(streams: int) -> MetricsData:
+        points = [NumberDataPoint(attributes={"k": str(k)}, start_time_unix_nano=1,
+                                  time_unix_nano=2, value=1.0) for k in range(streams)]
+        metric = Metric(name="c", description="", unit="", data=Sum(
+            data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=True))
+        return MetricsData(resource_metrics=[ResourceMetrics(
+            resource=resource, schema_url="",
+            scope_metrics=[ScopeMetrics(scope=InstrumentationScope("s"), metrics=[metric],
+                                        schema_url="")])])
+
+    exporter = CumulativeToDelta(_Recorder({Counter: AggregationTemporality.DELTA}))
+    exporter.export(data(1500))
+    for _ in range(99):
+        exporter.export(data(1))
+    assert len(exporter._previous) == 1500  # missing from 99 exports: still remembered
+    exporter.export(data(1))  # the 100th
+    assert len(exporter._previous) == 1
