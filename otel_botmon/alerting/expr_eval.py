@@ -139,6 +139,17 @@ def _select(sel: Selector, history: MetricHistory, kind: MetricKind | None) -> S
     return history.selection(sel.metric, kind, sel.where, _matcher_key(sel))
 
 
+def _values_of(sel: Selector, history: MetricHistory) -> Selection | None:
+    """The selection of a selector that reads numbers: a scalar metric, or a histogram's
+    ``.count``/``.sum``; None for a whole histogram (or no such metric)."""
+    if sel.component is not None:
+        return _select(sel, history, MetricKind.HISTOGRAM)
+    selection = _select(sel, history, None)
+    if selection is None or selection.family.kind is MetricKind.HISTOGRAM:
+        return None
+    return selection
+
+
 _COMPONENT: dict[str, Callable[[Any], float]] = {
     "count": itemgetter(TOTAL), "sum": itemgetter(SUM),
 }
@@ -146,10 +157,8 @@ _COMPONENT: dict[str, Callable[[Any], float]] = {
 
 def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
     component = sel.component
-    kind = MetricKind.HISTOGRAM if component is not None else None
-    selection = _select(sel, history, kind)
-    if selection is None or (component is None
-                             and selection.family.kind is MetricKind.HISTOGRAM):
+    selection = _values_of(sel, history)
+    if selection is None:
         return {}
     labels, values, others = history.current(selection, now)
     if component is not None:
@@ -165,9 +174,8 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
 def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[Labels, Points]]:
     assert sel.range_s is not None
     component = sel.component
-    selection = _select(sel, history, MetricKind.HISTOGRAM if component is not None else None)
-    if selection is None or (component is None
-                             and selection.family.kind is MetricKind.HISTOGRAM):
+    selection = _values_of(sel, history)
+    if selection is None:
         return []
     windows = history.points(selection, now - sel.range_s, now)
     if component is None:
@@ -235,9 +243,8 @@ def _changes(
     assert sel.range_s is not None
     start = now - sel.range_s
     component = sel.component
-    selection = _select(sel, history, MetricKind.HISTOGRAM if component is not None else None)
-    if selection is None or (component is None
-                             and selection.family.kind is MetricKind.HISTOGRAM):
+    selection = _values_of(sel, history)
+    if selection is None:
         return {}
     edges = history.edges(selection, start, now, resets=counter)
     out: Vector = {}
