@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from otel_botmon.__about__ import __version__
 from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
 from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
 from otel_botmon.alerting.manager import AlertManager
@@ -48,7 +49,6 @@ from otel_botmon.performance import PerformanceMonitor
 from otel_botmon.redaction import add_sensitive_keys, redact_text, register_secret
 from otel_botmon.telemetry import (
     Telemetry,
-    __version__,
     configure,
     get_meter,
     get_telemetry,

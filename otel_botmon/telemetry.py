@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
+from otel_botmon.__about__ import __version__
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -51,8 +52,6 @@ from otel_botmon.exporters.temporality import with_preferred_temporality
 from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
-
-__version__ = "0.1.0"
 
 _DEFAULT_SERVICE_NAME = "trading-bot"
 _DEFAULT_EXPORT_TIMEOUT_S = 5.0
