@@ -62,3 +62,6 @@ export UV
 # The machine's interpreter, never a downloaded one; the project environment is .venv.
 export UV_PYTHON_DOWNLOADS=never
 export UV_PROJECT_ENVIRONMENT="$PWD/.venv"
+# Trust the platform's certificate store (as curl and git do), not only uv's bundled roots:
+# a machine behind a TLS-inspecting proxy trusts it there.
+export UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1}
