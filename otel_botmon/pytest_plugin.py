@@ -1,0 +1,22 @@
+"""otel_botmon's pytest plugin: the ``capture_telemetry`` fixture.
+
+Registered through the ``pytest11`` entry point, so installing otel_botmon is enough;
+with plugin auto-loading disabled, add ``-p otel_botmon.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from otel_botmon.testing import TelemetryCapture, capture
+
+__all__ = ["capture_telemetry"]
+
+
+@pytest.fixture
+def capture_telemetry() -> Iterator[TelemetryCapture]:
+    """otel_botmon spans and metrics recorded during the test, kept in memory."""
+    with capture() as captured:
+        yield captured
