@@ -119,6 +119,11 @@ class TelemetryCapture:
         live = self._watch.live() if self._watch is not None else []
         return live[-1] if live else self._first
 
+    @property
+    def metric_reader(self) -> Any:
+        """The in-memory metric reader of :attr:`telemetry` (for an ``AlertManager``)."""
+        return self.telemetry.metric_reader
+
     # --- spans ----------------------------------------------------------------------
 
     def spans(self, name: str | None = None) -> list[ReadableSpan]:
