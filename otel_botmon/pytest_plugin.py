@@ -7,10 +7,12 @@ with plugin auto-loading disabled, add ``-p otel_botmon.pytest_plugin``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from otel_botmon.testing import TelemetryCapture, capture
+if TYPE_CHECKING:
+    from otel_botmon.testing import TelemetryCapture
 
 __all__ = ["capture_telemetry"]
 
@@ -18,5 +20,7 @@ __all__ = ["capture_telemetry"]
 @pytest.fixture
 def capture_telemetry() -> Iterator[TelemetryCapture]:
     """otel_botmon spans and metrics recorded during the test, kept in memory."""
+    from otel_botmon.testing import capture  # imported when a test asks for it
+
     with capture() as captured:
         yield captured

@@ -28,6 +28,9 @@ What it wires (your own callbacks still run first, unchanged, and decide):
 * ``check_entry_timeout`` / ``check_exit_timeout`` returning True: the order is
   ``canceled`` (``partial`` when part of it filled).
 
+Only live and dry-run bots are wired: in backtesting and hyperopt (``config["runmode"]``)
+the mixin records nothing, so simulated trades never reach the bot's telemetry.
+
 Nothing here raises into Freqtrade: errors are logged once and counted in
 ``botmon.internal.errors`` (component ``freqtrade``).
 """
@@ -58,6 +61,7 @@ __all__ = ["BotmonStrategyMixin"]
 logger = logging.getLogger("otel_botmon")
 
 _COMPONENT = "freqtrade"
+_LIVE_RUNMODES = frozenset({"live", "dry_run"})
 _CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
 _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
@@ -108,6 +112,10 @@ class BotmonStrategyMixin:
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
             max_age = max(60.0, 10.0 * float(throttle or 5))
         self.botmon_engine_check = TradingEngineCheck(max_age_s=max_age)
+        runmode = config.get("runmode")
+        mode = str(getattr(runmode, "value", runmode or "")).lower()
+        if mode and mode not in _LIVE_RUNMODES:
+            return  # backtesting, hyperopt, plotting: simulated trades are not telemetry
         for name in _WRAPPED:
             user = getattr(self, name, None)
             if user is not None:

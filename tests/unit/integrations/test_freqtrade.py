@@ -269,3 +269,11 @@ def test_the_strategys_own_errors_pass_through_and_ours_never_do(
     assert capture_telemetry.metric_value(
         "botmon.internal.errors", botmon_component="freqtrade"
     ) == 1
+
+
+def test_backtesting_records_nothing(capture_telemetry: TelemetryCapture) -> None:
+    strategy = STRATEGY({**CONFIG, "runmode": RunMode.BACKTEST})
+    strategy.ft_bot_start()
+    assert _confirm_entry(strategy)
+    assert orders.open_order_count() == 0
+    assert capture_telemetry.spans() == []
