@@ -22,8 +22,9 @@ runs on a few of the oldest orders (O(1) when none is due) and that ``expire_ord
 runs in full. Thread-safe; nothing here raises into the bot. An unknown order id is
 logged once and counted in ``botmon.internal.errors`` (component ``orders``); its fill
 or rejection is still recorded as a trade (without symbol or duration) so no trade is
-lost. An id that finished recently (the last 4,096) is a duplicate and is not counted
-twice.
+lost. An event for an id that finished recently (the last 4,096) is a duplicate and is
+not counted twice, except a fill of an order that had expired: it is recorded as a
+filled trade as well (the exchange filled it after the tracking gave up).
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ class OpenOrders:
     def __init__(self, max_open: int = _DEFAULT_MAX_OPEN, ttl_s: float = _DEFAULT_TTL_S) -> None:
         self._lock = threading.Lock()
         self._open: OrderedDict[str, _Order] = OrderedDict()  # oldest first
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Finished ids, newest last; an expired order is kept for a late fill.
+        self._recent: OrderedDict[str, _Order | None] = OrderedDict()
         self._max_open = max_open
         self._ttl_ns = int(ttl_s * 1e9)
         self._next_id = 0
@@ -222,7 +224,7 @@ class OpenOrders:
                     duplicate = False
                     if len(self._open) >= self._max_open:
                         evicted = self._open.popitem(last=False)[1]
-                        self._remember(evicted.oid)
+                        self._remember(evicted.oid, evicted)
                     self._open[oid] = order
             if duplicate:
                 report_internal_error(_COMPONENT, OrderTrackingError(
@@ -330,9 +332,9 @@ class OpenOrders:
         except Exception as exc:
             report_internal_error(_COMPONENT, exc)
 
-    def _remember(self, oid: str) -> None:
+    def _remember(self, oid: str, expired: _Order | None = None) -> None:
         recent = self._recent
-        recent[oid] = None
+        recent[oid] = expired
         if len(recent) > _RECENT:
             recent.popitem(last=False)
 
@@ -341,10 +343,29 @@ class OpenOrders:
         reason: str | None = None,
     ) -> None:
         """An event for an order that is not open: report it; record it when new."""
-        if oid in self._recent:
+        with self._lock:
+            known = oid in self._recent
+            expired = self._recent.get(oid)
+            if expired is not None and outcome == _FILLED:
+                self._recent[oid] = None  # one late fill only
+        if expired is not None and outcome == _FILLED:
+            # The tracking gave up on it, the exchange did not: the fill still counts.
             report_internal_error(_COMPONENT, OrderAlreadyFinishedError(
-                f"{site}: order id {oid!r} already finished (a duplicate or late event, "
-                "or it expired); not counted again"
+                f"{site}: order id {oid!r} filled after it expired; recorded as a filled "
+                "trade too"
+            ))
+            late = _Order(oid, expired.symbol, expired.side, expired.order_type,
+                          expired.quantity, expired.price, expired.parent)
+            late.wall_ns, late.perf_ns = expired.wall_ns, expired.perf_ns
+            if qty is None:  # the rest of it
+                qty = max((expired.quantity or 0.0) - expired.filled_quantity(), 0.0)
+            late.fills = [(price, qty)]
+            _record(late, _FILLED, None, None)
+            return
+        if known:
+            report_internal_error(_COMPONENT, OrderAlreadyFinishedError(
+                f"{site}: order id {oid!r} already finished (a duplicate or late event); "
+                "not counted again"
             ))
             return
         report_internal_error(_COMPONENT, UnknownOrderError(
@@ -368,7 +389,7 @@ class OpenOrders:
                 if order.perf_ns > deadline:
                     break  # oldest first: nothing later is due either
                 del pending[oid]
-                self._remember(oid)
+                self._remember(oid, order)
                 due.append(order)
         for order in due:
             _record(order, _EXPIRED, None, "ttl")

@@ -158,6 +158,25 @@ def test_every_call_expires_a_bounded_batch_of_the_oldest(
     assert 100 - orders._SWEEP_PER_CALL < open_order_count() < 101
 
 
+def test_a_fill_after_expiry_is_still_recorded_once(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    open_order("slow", "BTC/USDT", "BUY", 1.0, 100.0)
+    set_order_limits(ttl_s=1e-9)
+    assert expire_orders() == 1
+    order_filled("slow", price=101.0)  # the exchange filled it after all
+    order_filled("slow", price=101.0)  # and a duplicate of that
+
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="expired") == 1
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 1
+    assert capture_telemetry.metric_value("botmon.trade.volume", BTC) == pytest.approx(1.0)
+    late = capture_telemetry.spans()[-1]
+    assert (late.attributes or {})[conv.TRADING_SLIPPAGE_BP] == pytest.approx(100.0)
+    assert capture_telemetry.metric_value(
+        "botmon.internal.errors", error_type="OrderAlreadyFinishedError"
+    ) == 2
+
+
 def test_the_oldest_order_is_evicted_past_the_cap(
     capture_telemetry: TelemetryCapture, caplog: pytest.LogCaptureFixture
 ) -> None:
