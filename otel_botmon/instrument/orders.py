@@ -383,14 +383,21 @@ class OpenOrders:
         due: list[_Order] = []
         deadline = time.perf_counter_ns() - self._ttl_ns
         with self._lock:
-            pending = self._open
-            while pending and (limit is None or len(due) < limit):
-                oid, order = next(iter(pending.items()))
-                if order.perf_ns > deadline:
-                    break  # oldest first: nothing later is due either
-                del pending[oid]
-                self._remember(oid, order)
-                due.append(order)
+            pending, recent = self._open, self._recent
+            if not pending or next(iter(pending.values())).perf_ns > deadline:
+                return 0  # the usual case: the oldest order is not due
+            cap = len(pending) if limit is None else limit
+            popitem, append = pending.popitem, due.append
+            while pending and len(due) < cap:
+                oid, order = popitem(last=False)
+                if order.perf_ns > deadline:  # oldest first: nothing later is due either
+                    pending[oid] = order
+                    pending.move_to_end(oid, last=False)  # back in front
+                    break
+                recent[oid] = order  # kept for a late fill
+                append(order)
+            while len(recent) > _RECENT:
+                recent.popitem(last=False)
         for order in due:
             _record(order, _EXPIRED, None, "ttl")
         return len(due)
