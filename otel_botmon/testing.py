@@ -211,11 +211,12 @@ class TelemetryCapture:
         """The one data point of ``name`` whose attributes are exactly the given ones.
 
         Same attribute spelling as :meth:`metric_points`; AssertionError (listing the
-        attribute sets there are) when there is no such point.
+        attribute sets there are) when there is no such point. When the code under test
+        re-configured, the newest pipeline's point.
         """
         wanted = dict(attributes or {})
         points = self.metric_points(name, wanted, **attrs)
-        for point in points:
+        for point in reversed(points):  # the newest pipeline's, after a re-configure
             have = dict(point.attributes or {})
             if len(have) == len(wanted) + len(attrs):
                 return point
