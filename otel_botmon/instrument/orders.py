@@ -107,11 +107,12 @@ class _Order:
         self.parent = parent
         self.wall_ns = time.time_ns()
         self.perf_ns = time.perf_counter_ns()
-        self.fills: list[tuple[float | None, float]] | None = None  # (price, quantity)
+        # (price, quantity) of each fill; quantity None: a price without a known quantity
+        self.fills: list[tuple[float | None, float | None]] | None = None
 
     def filled_quantity(self) -> float:
         fills = self.fills
-        return 0.0 if fills is None else sum(qty for _, qty in fills)
+        return 0.0 if fills is None else sum(qty for _, qty in fills if qty is not None)
 
 
 class OrderHandle:
@@ -300,7 +301,9 @@ class OpenOrders:
             # No quantity: the rest of the order (all of it when nothing is known).
             so_far = order.filled_quantity()
             qty = None if requested is None else max(requested - so_far, 0.0)
-            if qty is not None and (qty > 0 or order.fills is None):
+            if (qty is not None and (qty > 0 or order.fills is None)) or (
+                qty is None and price is not None
+            ):
                 order.fills = [*(order.fills or ()), (price, qty)]
             return True
         if cumulative or order.fills is None:
@@ -375,7 +378,7 @@ class OpenOrders:
         with self._lock:
             self._remember(oid)
         order = _Order(oid, None, None, None, None, None, None)
-        if outcome == _FILLED and qty is not None:
+        if outcome == _FILLED and (qty is not None or price is not None):
             order.fills = [(price, qty)]
         _record(order, outcome, reason, None, timed=False)
 

@@ -112,6 +112,19 @@ def test_a_final_short_fill_and_a_cancel_after_a_fill_are_partial(
     assert (canceled[0].attributes or {})[conv.TRADING_CANCEL_REASON] == "unfilled timeout"
 
 
+def test_a_fill_price_without_any_quantity_still_gives_slippage(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    open_order("q", "BTC/USDT", "BUY", price=100.0)  # quantity unknown
+    order_filled("q", price=100.5)
+
+    attrs = capture_telemetry.span("trade BTC/USDT").attributes or {}
+    assert attrs[conv.TRADING_OUTCOME] == "filled"
+    assert attrs[conv.TRADING_FILL_PRICE] == 100.5
+    assert attrs[conv.TRADING_SLIPPAGE_BP] == pytest.approx(50.0)
+    assert capture_telemetry.metric_value("botmon.trade.volume") == 0
+
+
 def test_canceled_and_rejected_orders_record_no_fill(
     capture_telemetry: TelemetryCapture,
 ) -> None:
