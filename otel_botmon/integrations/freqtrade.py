@@ -41,7 +41,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from otel_botmon import telemetry
@@ -62,6 +62,7 @@ logger = logging.getLogger("otel_botmon")
 
 _COMPONENT = "freqtrade"
 _LIVE_RUNMODES = frozenset({"live", "dry_run"})
+_CLOCK_SKEW = timedelta(seconds=30)
 _CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
 _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
@@ -235,12 +236,14 @@ class BotmonStrategyMixin:
         from freqtrade.persistence import Trade
 
         for (pair, kind), item in pending:
+            # The newest order of that side placed since the confirm (the exchange's
+            # clock may be a little behind ours). Open trades only: a canceled entry
+            # that filled nothing is deleted with its trade, and history stays unread.
+            since = item.opened_at - _CLOCK_SKEW
             found = None
-            for trade in Trade.get_trades_proxy(pair=pair):
+            for trade in Trade.get_trades_proxy(pair=pair, is_open=True):
                 for order in trade.orders:
-                    if order.ft_order_side == item.side and order.order_date_utc >= (
-                        item.opened_at.replace(microsecond=0)
-                    ):
+                    if order.ft_order_side == item.side and order.order_date_utc >= since:
                         found = order
             if found is not None and found.ft_is_open:
                 continue  # still on the exchange

@@ -277,3 +277,25 @@ def test_backtesting_records_nothing(capture_telemetry: TelemetryCapture) -> Non
     assert _confirm_entry(strategy)
     assert orders.open_order_count() == 0
     assert capture_telemetry.spans() == []
+
+
+def test_the_loop_records_a_rejected_or_partly_filled_order_as_such(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    _confirm_entry(strategy)
+    _, entry = _placed_entry("ex-rejected")
+    entry.status, entry.ft_is_open = "rejected", False
+    Trade.commit()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+
+    Trade.session.query(Trade).delete()
+    _confirm_entry(strategy)
+    _, entry = _placed_entry("ex-partial")
+    entry.status, entry.ft_is_open, entry.filled, entry.average = "canceled", False, 0.003, 1.0
+    Trade.commit()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+
+    outcomes = sorted((s.attributes or {})[conv.TRADING_OUTCOME] for s in capture_telemetry.spans())
+    assert outcomes == ["partial", "rejected"]
+    assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.003)
