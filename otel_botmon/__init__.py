@@ -25,6 +25,16 @@ from otel_botmon.custom_metrics import Metric, MetricCategory, MetricType
 from otel_botmon.exporters.influxdb_settings import InfluxDBSettings
 from otel_botmon.instrument.exchange import exchange_call, record_api_call
 from otel_botmon.instrument.httpx import instrument_httpx, uninstrument_httpx
+from otel_botmon.instrument.orders import (
+    OrderHandle,
+    expire_orders,
+    open_order,
+    open_order_count,
+    order_canceled,
+    order_filled,
+    order_rejected,
+    set_order_limits,
+)
 from otel_botmon.instrument.trading import (
     current_trade,
     record_position_closed,
@@ -73,6 +83,15 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "record_position_closed",
     "record_trade_execution",
     "trade",
+    # instrument.orders
+    "OrderHandle",
+    "expire_orders",
+    "open_order",
+    "open_order_count",
+    "order_canceled",
+    "order_filled",
+    "order_rejected",
+    "set_order_limits",
     # instrument.exchange
     "exchange_call",
     "record_api_call",

@@ -30,6 +30,10 @@ TRADING_FILL_QUANTITY: Final = "trading.fill_quantity"
 TRADING_SLIPPAGE_BP: Final = "trading.slippage_bp"
 TRADING_SLIPPAGE_DIRECTION: Final = "trading.slippage.direction"
 TRADING_REJECT_REASON: Final = "trading.reject_reason"
+# span-only attributes of orders tracked with open_order() (never on metrics)
+TRADING_ORDER_ID: Final = "trading.order_id"
+TRADING_CANCEL_REASON: Final = "trading.cancel_reason"
+TRADING_EXPIRED_BY: Final = "trading.expired_by"  # "ttl" or "cap" (evicted as the oldest)
 ERROR_TYPE: Final = "error.type"
 
 EXCHANGE_NAME: Final = "exchange.name"
@@ -57,6 +61,8 @@ class TradeOutcome(str, Enum):
     PARTIAL = "partial"
     REJECTED = "rejected"
     ERROR = "error"
+    CANCELED = "canceled"  # an open order canceled before anything filled
+    EXPIRED = "expired"  # an open order never finished within its TTL, or evicted
 
 
 class PositionResult(str, Enum):

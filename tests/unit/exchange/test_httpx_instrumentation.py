@@ -67,14 +67,14 @@ def assert_recorded_signed_call(telemetry: Any, metrics: Any) -> None:
     assert url.endswith("/api/v3/order?symbol=BTCUSDT&side=BUY&timestamp=1700000000"
                         f"&signature={REDACTED}")
     assert span.attributes["http.request.header.x_mbx_apikey"] == (REDACTED,)
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
-    assert metrics.point(DURATION, exchange_attrs()).count == 1
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(DURATION, exchange_attrs()).count == 1
     weight = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "weight",
               conv.RATELIMIT_INTERVAL: "1m"}
     orders = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
               conv.RATELIMIT_INTERVAL: "10s"}
-    assert metrics.point(GAUGE, weight).value == 42
-    assert metrics.point(GAUGE, orders).value == 3
+    assert metrics.metric_point(GAUGE, weight).value == 42
+    assert metrics.metric_point(GAUGE, orders).value == 3
 
 
 def test_one_sync_client_is_traced_redacted_and_measured(telemetry: Any, metrics: Any) -> None:
@@ -108,7 +108,7 @@ def test_instrumenting_twice_is_once(telemetry: Any, metrics: Any) -> None:
     client.get("https://api.binance.com/api/v3/order")
 
     assert len(telemetry.spans()) == 1
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1
 
 
 def test_uninstrument_restores_the_client(telemetry: Any, metrics: Any) -> None:
@@ -122,8 +122,8 @@ def test_uninstrument_restores_the_client(telemetry: Any, metrics: Any) -> None:
     assert not is_instrumented(client)
     assert client._transport.handle_request == original
     client.get("https://api.binance.com/api/v3/order")
-    assert telemetry.spans() == ()
-    assert metrics.attribute_sets(REQUESTS) == []
+    assert telemetry.spans() == []
+    assert metrics.metric_attribute_sets(REQUESTS) == []
 
 
 def test_connection_error_is_counted_and_reraised(telemetry: Any, metrics: Any) -> None:
@@ -137,7 +137,7 @@ def test_connection_error_is_counted_and_reraised(telemetry: Any, metrics: Any) 
     with pytest.raises(httpx.ConnectError) as caught:
         client.get(f"https://api.binance.com{SIGNED_PATH}")
     assert caught.value is error
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs(None, "ConnectError")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs(None, "ConnectError")]
     assert_no_secret(telemetry.spans())
 
 
@@ -151,9 +151,9 @@ def test_throttled_response_records_status_error_and_retry_after(
     instrument_httpx(client, exchange="binance")
     assert client.get("https://api.binance.com/api/v3/order").status_code == 429
 
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs(429, "429")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs(429, "429")]
     retry = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "retry_after"}
-    assert metrics.point(GAUGE, retry).value == 30
+    assert metrics.metric_point(GAUGE, retry).value == 30
 
 
 def test_garbage_response_never_breaks_the_request(
@@ -170,8 +170,8 @@ def test_garbage_response_never_breaks_the_request(
     for _ in range(2):
         assert client.get("https://api.binance.com/api/v3/order").content == b"<html>"
 
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 2
-    assert metrics.attribute_sets(GAUGE) == [
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 2
+    assert metrics.metric_attribute_sets(GAUGE) == [
         {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
          conv.RATELIMIT_INTERVAL: "1d"}
     ]
@@ -186,7 +186,7 @@ def test_hosts_limit_which_requests_count_as_exchange_calls(
     instrument_httpx(client, exchange="binance", hosts=["api.binance.com"])
     client.get("https://hooks.slack.example/services/T0/B0/x")
     client.get("https://api.binance.com/api/v3/order")
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs()]
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs()]
     assert len(telemetry.spans()) == 2  # both traced and redacted, one measured
 
 
@@ -299,4 +299,4 @@ def test_one_client_on_top_of_all_clients_is_not_traced_twice(
         instrument_httpx(client, exchange="binance")
         client.get(exchange_server.url("/api/v3/order"))
     assert len(telemetry.spans()) == 1
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1

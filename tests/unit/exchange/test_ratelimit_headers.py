@@ -75,7 +75,7 @@ def test_record_sets_the_gauge_per_exchange_interval_and_kind(
     weight = {**base, conv.RATELIMIT_KIND: "weight", conv.RATELIMIT_INTERVAL: "1m"}
     orders = {**base, conv.RATELIMIT_KIND: "orders", conv.RATELIMIT_INTERVAL: "10s"}
     retry = {**base, conv.RATELIMIT_KIND: "retry_after"}
-    assert metrics.point(GAUGE, weight).value == 250  # last value wins
-    assert metrics.point(GAUGE, orders).value == 4
-    assert metrics.point(GAUGE, retry).value == 7
-    assert len(metrics.attribute_sets(GAUGE)) == 3
+    assert metrics.metric_point(GAUGE, weight).value == 250  # last value wins
+    assert metrics.metric_point(GAUGE, orders).value == 4
+    assert metrics.metric_point(GAUGE, retry).value == 7
+    assert len(metrics.metric_attribute_sets(GAUGE)) == 3

@@ -43,7 +43,7 @@ def points(reader: InMemoryMetricReader, scope: str | None = None) -> dict[str, 
 def own_meter(telemetry: Any, name: str) -> Any:
     """A meter only this test's observer uses, so observers other tests left running
     (they share the default meter) cannot show up in absence checks."""
-    return telemetry.tel.meter_provider.get_meter(name)
+    return telemetry.telemetry.meter_provider.get_meter(name)
 
 
 def burn_cpu(seconds: float) -> None:
