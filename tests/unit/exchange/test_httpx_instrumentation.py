@@ -24,6 +24,8 @@ from tests.integration.otlp.fake_exchange import Answer, FakeExchange
 REQUESTS = conv.EXCHANGE_REQUESTS.name
 DURATION = conv.EXCHANGE_REQUEST_DURATION.name
 GAUGE = conv.EXCHANGE_RATELIMIT_USED.name
+ORDERS = conv.EXCHANGE_RATELIMIT_ORDERS.name
+RETRY_AFTER = conv.EXCHANGE_RATELIMIT_RETRY_AFTER.name
 SIGNATURE = "c0ffee5eed5a1t"
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SIGNED_PATH = f"/api/v3/order?symbol=BTCUSDT&side=BUY&timestamp=1700000000&signature={SIGNATURE}"
@@ -69,12 +71,12 @@ def assert_recorded_signed_call(telemetry: Any, metrics: Any) -> None:
     assert span.attributes["http.request.header.x_mbx_apikey"] == (REDACTED,)
     assert metrics.point(REQUESTS, exchange_attrs()).value == 1
     assert metrics.point(DURATION, exchange_attrs()).count == 1
-    weight = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "weight",
+    weight = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
               conv.RATELIMIT_INTERVAL: "1m"}
-    orders = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
+    orders = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
               conv.RATELIMIT_INTERVAL: "10s"}
     assert metrics.point(GAUGE, weight).value == 42
-    assert metrics.point(GAUGE, orders).value == 3
+    assert metrics.point(ORDERS, orders).value == 3
 
 
 def test_one_sync_client_is_traced_redacted_and_measured(telemetry: Any, metrics: Any) -> None:
@@ -152,8 +154,8 @@ def test_throttled_response_records_status_error_and_retry_after(
     assert client.get("https://api.binance.com/api/v3/order").status_code == 429
 
     assert metrics.attribute_sets(REQUESTS) == [exchange_attrs(429, "429")]
-    retry = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "retry_after"}
-    assert metrics.point(GAUGE, retry).value == 30
+    retry = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot"}
+    assert metrics.point(RETRY_AFTER, retry).value == 30
 
 
 def test_garbage_response_never_breaks_the_request(
@@ -171,8 +173,9 @@ def test_garbage_response_never_breaks_the_request(
         assert client.get("https://api.binance.com/api/v3/order").content == b"<html>"
 
     assert metrics.point(REQUESTS, exchange_attrs()).value == 2
-    assert metrics.attribute_sets(GAUGE) == [
-        {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
+    assert metrics.attribute_sets(GAUGE) == []
+    assert metrics.attribute_sets(ORDERS) == [
+        {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
          conv.RATELIMIT_INTERVAL: "1d"}
     ]
     warned = [r for r in caplog.records if "x-mbx-used-weight-1m" in r.getMessage().lower()]
