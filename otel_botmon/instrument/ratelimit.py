@@ -30,9 +30,9 @@ from datetime import datetime, timezone
 from typing import Final
 
 from otel_botmon import conventions as conv
-from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
+from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.instrument.exchange import _instruments, default_exchange
 
@@ -264,17 +264,11 @@ def _derive(budget: str, interval: str | None, b: _Budget) -> list[Reading]:
 
 
 def _bad_header(site: str, name: str, value: object) -> None:
-    warn_once(
-        site, name,
+    report_bad_input(
+        "ratelimit", site, name,
         f"otel_botmon: response header {name}: {_text(value)!r:.40} is not a "
         "non-negative number; skipped (warned once per header)",
     )
-    try:
-        telemetry.instrument(conv.INTERNAL_ERRORS).add(
-            1, {conv.INTERNAL_COMPONENT: "ratelimit", conv.ERROR_TYPE: "BadHeaderValue"}
-        )
-    except Exception:  # pragma: no cover - counting must not fail the response
-        pass
 
 
 # (exchange, budget) pairs whose retry_after gauge is non-zero, cleared by the next
