@@ -6,7 +6,8 @@ binance-connector): ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo``,
 ``/ticker/price``, ``/ticker/24hr``, ``/ticker/bookTicker``, signed ``GET /api/v3/account``,
 signed ``POST``/``GET``/``DELETE /api/v3/order`` and signed ``GET
 /sapi/v1/capital/config/getall`` and ``/sapi/v1/margin/allPairs`` (HMAC-SHA256
-``signature`` over the query string and body, ``X-MBX-APIKEY`` header), with Binance's rate-limit headers
+``signature`` over the query string and body, ``X-MBX-APIKEY`` header), with Binance's
+rate-limit headers
 (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``/``-1D``, ``X-SAPI-USED-IP-WEIGHT-1M``)
 and JSON error bodies. Orders larger than the balance are rejected with ``-2010``.
 :class:`Faults` turns on latency spikes, 429s with ``Retry-After``, a 418 IP ban, 5xx
