@@ -44,15 +44,14 @@ def stable_http_semconv() -> None:
     user chose otherwise with ``OTEL_SEMCONV_STABILITY_OPT_IN``. Call before
     instrumenting."""
     with _semconv_lock:
-        if SEMCONV_ENV in os.environ:
-            return  # the user's choice (``http/dup``, ``default`` ...) stands
-        os.environ[SEMCONV_ENV] = "http"
+        # The user's choice (``http/dup``, ``default`` ...) stands; unset means stable.
+        os.environ.setdefault(SEMCONV_ENV, "http")
         try:
             from opentelemetry.instrumentation._semconv import (
                 _OpenTelemetrySemanticConventionStability as Stability,
             )
 
-            # Read once per process: if something instrumented before us, read it again.
+            # Read once per process: read it again, it may have changed since.
             with Stability._lock:
                 Stability._initialized = False
             Stability._initialize()  # type: ignore[no-untyped-call]

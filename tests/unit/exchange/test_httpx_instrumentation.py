@@ -303,3 +303,41 @@ def test_one_client_on_top_of_all_clients_is_not_traced_twice(
         client.get(exchange_server.url("/api/v3/order"))
     assert len(telemetry.spans()) == 1
     assert metrics.point(REQUESTS, exchange_attrs()).value == 1
+
+
+def test_stable_http_conventions_by_default(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    client = httpx.Client(transport=httpx.MockTransport(binance_answer))
+    instrument_httpx(client, exchange="binance")
+    client.post(f"https://api.binance.com{SIGNED_PATH}")
+
+    (span,) = telemetry.spans()
+    assert span.attributes["http.request.method"] == "POST"
+    assert span.attributes["url.full"].endswith(f"signature={REDACTED}")
+    assert span.attributes["server.address"] == "api.binance.com"
+    assert span.attributes["http.response.status_code"] == 200
+    assert "http.url" not in span.attributes and "http.status_code" not in span.attributes
+    found = telemetry.metrics()
+    assert found["http.client.request.duration"].unit == "s"
+    assert "http.client.duration" not in found
+
+
+def test_the_old_conventions_are_one_environment_variable_away(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "default")  # the README's opt-out
+    try:
+        client = httpx.Client(transport=httpx.MockTransport(binance_answer))
+        instrument_httpx(client, exchange="binance")
+        client.get("https://api.binance.com/api/v3/time")
+        (span,) = telemetry.spans()
+        assert "http.url" in span.attributes and "url.full" not in span.attributes
+        assert telemetry.metrics()["http.client.duration"].unit == "ms"
+    finally:
+        uninstrument_httpx()
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN")
+        from otel_botmon.instrument._http import stable_http_semconv
+
+        stable_http_semconv()  # back to the default for the tests after this one
