@@ -94,8 +94,8 @@ async def serve_forever(api_key: str, api_secret: str, port: int, out: TextIO) -
     """Serve the simulated exchange on 127.0.0.1:``port`` until cancelled."""
     exchange = SimulatedExchange(api_key, api_secret, port=port)
     await exchange.start()
-    out.write(f"simulated exchange on {exchange.base_url} (Binance spot wire format)\n"
-              f"  API key: {api_key}\n  secret:  (the one you passed)\n")
+    out.write(f"simulated exchange on {exchange.base_url} (Binance spot wire format); "
+              "Ctrl+C stops it\n")
     out.flush()
     try:
         await asyncio.Event().wait()
