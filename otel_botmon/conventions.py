@@ -163,21 +163,22 @@ _RATELIMIT_ATTRS = (EXCHANGE_NAME, RATELIMIT_BUDGET, RATELIMIT_INTERVAL)
 EXCHANGE_RATELIMIT_USED = MetricSpec(
     "botmon.exchange.ratelimit.used", InstrumentKind.GAUGE, "{weight}",
     "Request weight (or requests) used in the interval, from the last response's headers.",
-    _RATELIMIT_ATTRS,
+    _RATELIMIT_ATTRS, observable=True,
 )
 EXCHANGE_RATELIMIT_ORDERS = MetricSpec(
     "botmon.exchange.ratelimit.orders", InstrumentKind.GAUGE, "{order}",
     "Orders placed in the interval, from the last response's headers.", _RATELIMIT_ATTRS,
+    observable=True,
 )
 EXCHANGE_RATELIMIT_RETRY_AFTER = MetricSpec(
     "botmon.exchange.ratelimit.retry_after", InstrumentKind.GAUGE, "s",
     "Back-off the exchange asked for with Retry-After on a 418/429/503; 0 again after "
-    "the next response without it.", (EXCHANGE_NAME, RATELIMIT_BUDGET),
+    "the next response without it.", (EXCHANGE_NAME, RATELIMIT_BUDGET), observable=True,
 )
 EXCHANGE_RATELIMIT_UTILIZATION = MetricSpec(
     "botmon.exchange.ratelimit.utilization", InstrumentKind.GAUGE, "1",
     "Share of the rate-limit budget used in the interval, 0..1 (the highest of weight "
-    "and orders), where the limit is known.", _RATELIMIT_ATTRS,
+    "and orders), where the limit is known.", _RATELIMIT_ATTRS, observable=True,
 )
 HEALTH_STATUS = MetricSpec(
     "botmon.health.status", InstrumentKind.GAUGE, "1",

@@ -37,6 +37,7 @@ This module is data only: it imports nothing from otel_botmon.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Literal
 
 __all__ = [
@@ -208,6 +209,7 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
 )
 
 
+@lru_cache(maxsize=256)
 def find_exchange(name: str | None = None, host: str | None = None) -> Exchange | None:
     """The row for an exchange id or alias (case-insensitive), else for an API host."""
     if name:

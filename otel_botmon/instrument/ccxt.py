@@ -50,7 +50,6 @@ from otel_botmon._internal import report_internal_error
 from otel_botmon.exchanges import find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._http import endpoint_from_path, observe_response
-from otel_botmon.instrument._values import warn_once
 from otel_botmon.instrument.exchange import (
     RequestOwner,
     _instruments,
@@ -188,9 +187,10 @@ def _instrument_instance(exchange: Any) -> None:
             return
         name = str(getattr(exchange, "id", "") or "unknown")
         if find_exchange(name) is None:
-            warn_once("instrument_ccxt", f"id:{name}",
-                      f"otel_botmon: exchange {name!r:.40} is not in otel_botmon.exchanges; "
-                      "its requests are traced, its rate-limit headers not read")
+            report_bad_input(
+                _COMPONENT, "instrument_ccxt", f"id:{name}",
+                f"otel_botmon: exchange {name!r:.40} is not in otel_botmon.exchanges; its "
+                "requests are traced and measured, its rate-limit headers not read")
         fetch = exchange.fetch
         on_rest = exchange.on_rest_response
         is_async = inspect.iscoroutinefunction(fetch)

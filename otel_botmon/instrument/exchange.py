@@ -51,18 +51,13 @@ UNKNOWN: Final = "unknown"
 class _Instruments:
     """The tracer and instruments of one telemetry generation."""
 
-    __slots__ = ("duration", "generation", "orders", "ratelimit", "requests", "retry_after",
-                 "tracer", "utilization")
+    __slots__ = ("duration", "generation", "requests", "tracer")
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.tracer: Tracer = telemetry.get_tracer()
         self.duration: Any = telemetry.instrument(conv.EXCHANGE_REQUEST_DURATION)
         self.requests: Any = telemetry.instrument(conv.EXCHANGE_REQUESTS)
-        self.ratelimit: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_USED)
-        self.orders: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_ORDERS)
-        self.retry_after: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_RETRY_AFTER)
-        self.utilization: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_UTILIZATION)
 
 
 _cache: _Instruments | None = None

@@ -25,16 +25,20 @@ from __future__ import annotations
 import email.utils
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
+
+from opentelemetry.metrics import Observation
 
 from otel_botmon import conventions as conv
+from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._observable import create_observable
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import _instruments, default_exchange
+from otel_botmon.instrument.exchange import default_exchange
 
 __all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
 
@@ -271,10 +275,49 @@ def _bad_header(site: str, name: str, value: object) -> None:
     )
 
 
-# (exchange, budget) pairs whose retry_after gauge is non-zero, cleared by the next
-# response without Retry-After.
-_retrying: set[tuple[str, str]] = set()
-_retry_lock = threading.Lock()
+# The latest reading of every (instrument, attributes): observable gauges report them at
+# collection time, so a response costs a few dict writes, not four SDK measurements.
+# Bounded like the SDK's cardinality limit; cleared when configure() builds new providers.
+_MAX_SERIES: Final = conv.CARDINALITY_LIMIT
+_latest: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+    USED: {}, ORDERS: {}, RETRY_AFTER: {}, UTILIZATION: {}}
+_SPECS: Final = {USED: conv.EXCHANGE_RATELIMIT_USED, ORDERS: conv.EXCHANGE_RATELIMIT_ORDERS,
+                 RETRY_AFTER: conv.EXCHANGE_RATELIMIT_RETRY_AFTER,
+                 UTILIZATION: conv.EXCHANGE_RATELIMIT_UTILIZATION}
+_registered_generation = -1
+_register_lock = threading.Lock()
+_keep: list[Any] = []  # the observable instruments of the current generation
+
+
+def _observer(kind: str) -> Callable[[], Iterable[Observation]]:
+    def observe() -> Iterable[Observation]:
+        return [Observation(value, dict(key)) for key, value in list(_latest[kind].items())]
+
+    return observe
+
+
+def _ensure_registered() -> None:
+    global _registered_generation
+    generation = telemetry.generation()
+    if generation == _registered_generation:
+        return
+    with _register_lock:
+        if generation == _registered_generation:
+            return
+        for values in _latest.values():
+            values.clear()
+        meter = telemetry.get_meter()
+        _keep[:] = [create_observable(meter, spec, _observer(kind))
+                    for kind, spec in _SPECS.items()]
+        _registered_generation = generation
+
+
+def _set(kind: str, value: float, attrs: dict[str, str]) -> None:
+    values = _latest[kind]
+    key = tuple(sorted(attrs.items()))
+    if key not in values and len(values) >= _MAX_SERIES:
+        return
+    values[key] = value
 
 
 def record_ratelimit_headers(
@@ -293,37 +336,23 @@ def record_ratelimit_headers(
             headers, status_code, exchange=name, host=host, path=path,
             site="ratelimit headers",
         )
+        _ensure_registered()
         row = find_exchange(name, host)
         label = row.name if row is not None else name
-        inst = _instruments()
-        retried: set[tuple[str, str]] = set()
+        retried = False
         for kind, budget, interval, value in readings:
             attrs = {conv.EXCHANGE_NAME: label, conv.RATELIMIT_BUDGET: budget}
             if kind == RETRY_AFTER:
-                retried.add((label, budget))
-                inst.retry_after.set(value, attrs)
-                continue
-            attrs[conv.RATELIMIT_INTERVAL] = interval or ""
-            gauge = inst.ratelimit if kind == USED else (
-                inst.orders if kind == ORDERS else inst.utilization)
-            gauge.set(value, attrs)
-        _clear_retry_after(inst, label, _path_budget(row, path), retried)
+                retried = True
+            else:
+                attrs[conv.RATELIMIT_INTERVAL] = interval or ""
+            _set(kind, value, attrs)
+        if not retried:  # Retry-After clears with the next response that has none
+            key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, _path_budget(row, path)))
+            retry = _latest[RETRY_AFTER]
+            if retry.get(key):
+                retry[key] = 0.0
         return readings
     except Exception as exc:
         report_internal_error("ratelimit", exc)
         return []
-
-
-def _clear_retry_after(
-    inst: object, label: str, budget: str, retried: set[tuple[str, str]]
-) -> None:
-    key = (label, budget)
-    with _retry_lock:
-        if retried:
-            _retrying.update(retried)
-            return
-        if key not in _retrying:
-            return
-        _retrying.discard(key)
-    inst.retry_after.set(  # type: ignore[attr-defined]
-        0.0, {conv.EXCHANGE_NAME: label, conv.RATELIMIT_BUDGET: budget})

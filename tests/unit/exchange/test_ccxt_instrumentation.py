@@ -217,4 +217,5 @@ def test_an_exchange_outside_the_table_is_still_traced(
     exchange.fetch_time()
     assert requests_by(telemetry, exchange__name="mybroker",
                        exchange__endpoint="/api/v3/time") == 1
-    assert any("mybroker" in r.getMessage() for r in caplog.records)
+    assert len([r for r in caplog.records if "mybroker" in r.getMessage()]) == 1
+    assert telemetry.value(conv.INTERNAL_ERRORS.name, botmon__component="ccxt") == 1
