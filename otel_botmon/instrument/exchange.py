@@ -6,7 +6,11 @@ One exchange call is one span (``exchange {endpoint}``, kind CLIENT) plus
 ``http.response.status_code`` (when known) and ``error.type`` (the exception's class
 name, or the status code as a string for a status >= 400, as the OpenTelemetry HTTP
 conventions do). Rate-limit headers are in :mod:`otel_botmon.instrument.ratelimit`,
-httpx in :mod:`otel_botmon.instrument.httpx`.
+the HTTP clients in ``httpx``, ``requests_client``, ``aiohttp_client`` and ``ccxt``.
+
+An exchange call owns the HTTP requests made inside it: they are counted once, by the
+call (see :class:`RequestOwner`), and the status an instrumented client saw becomes the
+call's status when the call itself has none.
 
 The bot's exceptions pass through unchanged; a bad value (a status code that is not a
 number, a response time that is not a number) is dropped with one warning.

@@ -13,8 +13,8 @@ tracer and meter providers) and adds:
   read attributes in ``on_start`` would.
 * a thin wrapper around the transport that records ``botmon.exchange.requests`` and
   ``botmon.exchange.request.duration`` (also for connection errors and timeouts, which
-  never reach a response hook) and the exchange's rate-limit headers into
-  ``botmon.exchange.ratelimit.used``.
+  never reach a response hook; counted once, see ``exchange.RequestOwner``) and the
+  exchange's rate-limit headers into the ``botmon.exchange.ratelimit.*`` gauges.
 
 ``instrument_httpx()`` instruments every ``httpx.Client``/``AsyncClient`` (through their
 default transports); ``instrument_httpx(client)`` one client, whatever its transport (a
