@@ -26,6 +26,7 @@ from otel_botmon.instrument.aiohttp_client import instrument_aiohttp, uninstrume
 from otel_botmon.instrument.ccxt import instrument_ccxt, uninstrument_ccxt
 from otel_botmon.instrument.exchange import exchange_call, record_api_call
 from otel_botmon.instrument.httpx import instrument_httpx, uninstrument_httpx
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
 from otel_botmon.instrument.requests_client import instrument_requests, uninstrument_requests
 from otel_botmon.instrument.trading import (
     current_trade,
@@ -88,6 +89,7 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "uninstrument_aiohttp",
     "instrument_ccxt",
     "uninstrument_ccxt",
+    "record_ratelimit_headers",
     # redaction
     "add_sensitive_keys",
     "redact_text",
