@@ -16,6 +16,8 @@ from binance import AsyncClient
 from binance.client import Client
 from binance.error import ClientError
 from binance.spot import Spot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import otel_botmon as botmon
 from otel_botmon import conventions as conv
@@ -225,3 +227,25 @@ def test_bad_arguments_are_rejected_at_the_edge() -> None:
         botmon.instrument_aiohttp(session="not a session")
     with pytest.raises(TypeError):
         botmon.instrument_requests(exchange="")
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks=st.lists(st.tuples(st.booleans(), st.integers(1, 3)), min_size=1, max_size=4))
+def test_count_once_holds_for_any_mix_of_logical_calls_and_bare_requests(
+    telemetry: Any, server: ExchangeThread, blocks: list[tuple[bool, int]]
+) -> None:
+    """A block inside exchange_call is one point whatever it does; a bare request is one."""
+    botmon.instrument_requests(exchange="binance")
+    client = binance_client(server)
+    before = total_requests(telemetry)
+    for wrapped, n in blocks:
+        if wrapped:
+            with botmon.exchange_call(exchange="binance", endpoint="block"):
+                for _ in range(n):
+                    client.get_symbol_ticker(symbol="ETHUSDT")
+        else:
+            for _ in range(n):
+                client.get_symbol_ticker(symbol="ETHUSDT")
+    expected = sum(1 if wrapped else n for wrapped, n in blocks)
+    assert total_requests(telemetry) - before == expected
