@@ -249,3 +249,35 @@ def test_count_once_holds_for_any_mix_of_logical_calls_and_bare_requests(
                 client.get_symbol_ticker(symbol="ETHUSDT")
     expected = sum(1 if wrapped else n for wrapped, n in blocks)
     assert total_requests(telemetry) - before == expected
+
+
+async def test_one_aiohttp_session_and_uninstrument(telemetry: Any, server: ExchangeThread) -> None:
+    client = AsyncClient(API_KEY, API_SECRET)  # its session exists before instrumenting
+    client.API_URL = server.base_url + "/api"
+    try:
+        botmon.instrument_aiohttp(client.session, exchange="binance")
+        assert is_aiohttp_instrumented(client.session) and not is_aiohttp_instrumented()
+        await client.get_symbol_ticker(symbol="BTCUSDT")
+        assert total_requests(telemetry) == 1
+        botmon.uninstrument_aiohttp(client.session)
+        assert not is_aiohttp_instrumented(client.session)
+        await client.get_symbol_ticker(symbol="BTCUSDT")
+        assert total_requests(telemetry) == 1
+    finally:
+        await client.close_connection()
+
+
+def test_uninstrument_requests_restores_the_session(
+    telemetry: Any, server: ExchangeThread
+) -> None:
+    import requests
+
+    original = requests.Session.send
+    botmon.instrument_requests(exchange="binance")
+    client = binance_client(server)
+    client.get_symbol_ticker(symbol="BTCUSDT")
+    botmon.uninstrument_requests()
+    assert requests.Session.send is original
+    client.get_symbol_ticker(symbol="BTCUSDT")
+    assert total_requests(telemetry) == 1
+    assert len([s for s in telemetry.spans() if s.name == "GET"]) == 1
