@@ -219,3 +219,18 @@ def test_an_exchange_outside_the_table_is_still_traced(
                        exchange__endpoint="/api/v3/time") == 1
     assert len([r for r in caplog.records if "mybroker" in r.getMessage()]) == 1
     assert telemetry.value(conv.INTERNAL_ERRORS.name, botmon__component="ccxt") == 1
+
+
+@pytest.mark.parametrize("fault,status", [("rate_limited", 429), ("banned", 418)])
+def test_exchange_call_alone_finds_the_status_on_ccxt_exception_chain(
+    telemetry: Any, server: ExchangeThread, fault: str, status: int
+) -> None:
+    exchange = make(ccxt, server)  # not instrumented: the README's decorators only
+    exchange.load_markets()
+    setattr(server.exchange.faults, fault, True)
+    with pytest.raises(ccxt.DDoSProtection), \
+            botmon.exchange_call(exchange="binance", endpoint="fetch_balance"):
+        exchange.fetch_balance()
+    assert requests_by(telemetry, exchange__endpoint="fetch_balance",
+                       http__response__status_code=status,
+                       error__type="DDoSProtection") == 1
