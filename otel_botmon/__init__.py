@@ -23,6 +23,8 @@ from otel_botmon.alerting.model import (
 from otel_botmon.alerting.rules import RuleFileError, load_rule_file
 from otel_botmon.custom_metrics import Metric, MetricCategory, MetricType
 from otel_botmon.exporters.influxdb_settings import InfluxDBSettings
+from otel_botmon.instrument.aiohttp_client import instrument_aiohttp, uninstrument_aiohttp
+from otel_botmon.instrument.ccxt import instrument_ccxt, uninstrument_ccxt
 from otel_botmon.instrument.exchange import exchange_call, record_api_call
 from otel_botmon.instrument.httpx import instrument_httpx, uninstrument_httpx
 from otel_botmon.instrument.orders import (
@@ -35,6 +37,8 @@ from otel_botmon.instrument.orders import (
     order_rejected,
     set_order_limits,
 )
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
+from otel_botmon.instrument.requests_client import instrument_requests, uninstrument_requests
 from otel_botmon.instrument.trading import (
     current_trade,
     record_position_closed,
@@ -95,9 +99,16 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # instrument.exchange
     "exchange_call",
     "record_api_call",
-    # instrument.httpx
+    # instrument.httpx, .requests_client, .aiohttp_client, .ccxt
     "instrument_httpx",
     "uninstrument_httpx",
+    "instrument_requests",
+    "uninstrument_requests",
+    "instrument_aiohttp",
+    "uninstrument_aiohttp",
+    "instrument_ccxt",
+    "uninstrument_ccxt",
+    "record_ratelimit_headers",
     # redaction
     "add_sensitive_keys",
     "redact_text",

@@ -175,12 +175,12 @@ class ActiveTrade(ActiveCall):
         return None, fills.price_only
 
     def _outcome(self, exc: BaseException | None) -> str:
+        if self._rejected:  # also when the rejection arrived as an exception (ccxt)
+            return _REJECTED
         if exc is not None:
             return _ERROR
         if self._outcome_as is not None:
             return self._outcome_as
-        if self._rejected:
-            return _REJECTED
         fills = self._fills
         if (
             fills is not None and self._quantity is not None and not fills.quantity_unknown
