@@ -90,8 +90,9 @@ def test_sync_requests_are_spans_under_the_trade_with_metrics_and_rate_limits(
     assert requests_by(telemetry, exchange_name="binance", exchange_endpoint="/api/v3/order",
                        http_response_status_code=200) == 1
     assert requests_by(telemetry, exchange_endpoint="/api/v3/exchangeInfo") == 1
-    used = telemetry.metric_point(USED, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
-                                  conv.RATELIMIT_INTERVAL: "1m"})
+    used = telemetry.metric_point(USED, {conv.EXCHANGE_NAME: "binance",
+                                         conv.RATELIMIT_BUDGET: "spot",
+                                         conv.RATELIMIT_INTERVAL: "1m"})
     assert used.value >= 20
     assert telemetry.metric_value(TRADES, trading_outcome="filled") == 1
     assert_no_secrets(telemetry)

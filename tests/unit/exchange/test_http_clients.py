@@ -105,8 +105,9 @@ def test_python_binance_over_requests_stable_conventions_redacted_and_measured(
     assert requests_by(telemetry, exchange_endpoint="/api/v3/order",
                        http_response_status_code=200) == 1
     assert total_requests(telemetry) == 3
-    used = telemetry.metric_point(USED, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
-                                  conv.RATELIMIT_INTERVAL: "1m"})
+    used = telemetry.metric_point(USED, {conv.EXCHANGE_NAME: "binance",
+                                         conv.RATELIMIT_BUDGET: "spot",
+                                         conv.RATELIMIT_INTERVAL: "1m"})
     assert used.value >= 3
     assert_no_secrets(telemetry)
 
