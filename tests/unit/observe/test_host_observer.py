@@ -122,7 +122,7 @@ def test_second_reader_adds_no_psutil_calls(
         return real()
 
     monkeypatch.setattr(psutil, "virtual_memory", counting)
-    obs = observer(interval_s=1.0)  # far longer than two back-to-back collections
+    obs = observer(interval_s=60.0)  # far longer than two back-to-back collections
     obs.start()
 
     first_data, second_data = points(tel.metric_reader), points(second)
@@ -132,7 +132,7 @@ def test_second_reader_adds_no_psutil_calls(
 
     # the cached sample ages past the interval: move the observer's clock, not the test's
     monkeypatch.setattr(host_module, "time", types.SimpleNamespace(
-        monotonic=lambda: time.monotonic() + 1.01, sleep=time.sleep))
+        monotonic=lambda: time.monotonic() + 60.01, sleep=time.sleep))
     points(tel.metric_reader)
     points(second)
     assert calls == 2
