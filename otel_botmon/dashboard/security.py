@@ -51,14 +51,21 @@ _HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", 
 
 
 def _host_name(value: str) -> str:
-    """The name part of a ``Host`` header (``[::1]:8001`` -> ``::1``), lower-case."""
+    """The name part of a ``Host`` header (``[::1]:8001`` -> ``::1``), lower-case; ``""``
+    when the port is not a number."""
     value = value.strip().lower()
+    port = ""
     if value.startswith("["):
         end = value.find("]")
-        return value[1:end] if end > 0 else value
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
+        name, port = (value[1:end], value[end + 1:]) if end > 0 else (value, "")
+    elif value.count(":") == 1:
+        name, port = value.split(":", 1)
+        port = ":" + port
+    else:
+        name = value
+    if port and not (port[0] == ":" and port[1:].isdigit() and port[1:].isascii()):
+        return ""
+    return name.rstrip(".")
 
 
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
