@@ -116,8 +116,10 @@ def _dispatcher(config: MonitoringConfig, alert_manager: AlertManager) -> Any:
 
     dispatcher = NotificationDispatcher(
         notification_config,
-        outbox_path=notification_config.outbox_path or config.alert_store_path,
+        outbox_path=notification_config.outbox_path,
         on_attempt=on_attempt,
+        # the store's file (and transactions) unless an outbox path was chosen
+        store=alert_manager.store,
     )
     alert_manager.add_listener(dispatcher.on_alert_event)
     return dispatcher

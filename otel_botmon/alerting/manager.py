@@ -123,19 +123,27 @@ class AlertManager:
     ) -> str:
         """Fire an alert from code and return its id (the same id again while an alert
         with this title and labels is still active: dedup)."""
-        alert, _ = self.evaluator.create_custom_alert(
-            title, message, severity, alert_type, labels, now=self.clock(),
+        # The store write (with the notification's outbox rows, same transaction) runs
+        # off the loop; it has committed when this returns. Listeners run on the loop.
+        alert, events = await asyncio.to_thread(
+            self.evaluator.create_custom_alert, title, message, severity, alert_type, labels,
+            now=self.clock(), dispatch=False,
         )
+        self.evaluator.dispatch(events)
         return alert.id
 
     async def acknowledge_alert(self, alert_id: str, user: str) -> bool:
         """Acknowledge (stops escalation). False when the id is unknown."""
-        found, _ = self.evaluator.acknowledge(alert_id, user, now=self.clock())
+        found, events = await asyncio.to_thread(
+            self.evaluator.acknowledge, alert_id, user, now=self.clock(), dispatch=False)
+        self.evaluator.dispatch(events)
         return found
 
     async def resolve_alert(self, alert_id: str, user: str | None = None) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
-        found, _ = self.evaluator.resolve(alert_id, user, now=self.clock())
+        found, events = await asyncio.to_thread(
+            self.evaluator.resolve, alert_id, user, now=self.clock(), dispatch=False)
+        self.evaluator.dispatch(events)
         return found
 
     def get_active_alerts(self) -> list[Alert]:

@@ -5,12 +5,25 @@ loop and the notification dispatcher all write through it). The schema version i
 in ``PRAGMA user_version``. Other modules may keep their own tables in the same file
 (the notification outbox does): use :meth:`AlertStore.connection` for that.
 
-A file that is not a readable SQLite database is moved aside (``<name>.corrupt-<time>``)
-with a loud warning and a fresh store is created, so the monitor always starts.
+A file that is not a readable SQLite database, or whose alert tables have other columns
+(a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
+a fresh store is created, so the monitor always starts. A location that cannot be
+written (read-only directory or file) falls back to an in-memory store with a warning
+naming the file. Rows that cannot be decoded are skipped and counted
+(``skipped_rows``).
+
+One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
+open, and a second process opening the same file gets ``StoreInUseError`` naming the
+holder (two processes delivering one outbox would notify twice).
+
+Writes inside :meth:`AlertStore.transaction` can be joined by *commit hooks* (the
+notification outbox adds its rows to the same transaction, so an alert state is never
+committed without its notifications).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -20,7 +33,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
 
@@ -59,11 +72,118 @@ CREATE TABLE IF NOT EXISTS silences (
 """
 
 
+# The columns each of our tables must have; a table of that name without them is a
+# foreign schema (another program's file, or a hand-edited one).
+_COLUMNS = {
+    "alerts": {"id", "fingerprint", "rule_name", "state", "started_at", "resolved_at", "data"},
+    "alert_events": {"id", "alert_id", "kind", "at", "notify", "suppressed", "detail"},
+    "silences": {"id", "ends_at", "data"},
+}
+
+
+class ForeignSchemaError(sqlite3.DatabaseError):
+    """The file is a SQLite database whose alert tables are not ours."""
+
+
+class StoreInUseError(RuntimeError):
+    """Another process has the store file open."""
+
+
+class CommitHook(Protocol):
+    """Joins :meth:`AlertStore.transaction`: ``write`` runs inside the transaction (on
+    the store's connection, before COMMIT) with the events saved in it and their alerts;
+    ``done`` runs after it, with whether it committed."""
+
+    def write(self, conn: sqlite3.Connection, saved: list[tuple[Alert, AlertEvent]]) -> None:
+        ...
+
+    def done(self, saved: list[tuple[Alert, AlertEvent]], committed: bool) -> None: ...
+
+
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     if not isinstance(exc, sqlite3.OperationalError):
         return True  # "file is not a database", "database disk image is malformed", quick_check
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
+
+
+def _is_unwritable(exc: BaseException) -> bool:
+    if isinstance(exc, PermissionError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    ):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "readonly" in text or "read-only" in text or "unable to open" in text
+    )
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open. SQLite rolls back by itself on some
+    errors (a full disk); a second ROLLBACK would raise "no transaction is active" and
+    hide the real error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # pragma: no cover - the connection is gone
+            logger.debug("rollback failed: %s", exc)
+
+
+_held_locks: dict[str, list[int]] = {}  # real path -> [descriptor, users in this process]
+_held_guard = threading.Lock()
+
+
+def lock_file(path: str) -> str | None:
+    """Hold an exclusive lock on ``<path>.lock`` for this process (several stores of one
+    process may share a file), or raise :class:`StoreInUseError` naming the process
+    that holds it. Returns the key to pass to :func:`unlock_file`; None where file
+    locks are not supported."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    key = os.path.realpath(path) + ".lock"
+    with _held_guard:
+        held = _held_locks.get(key)
+        if held is not None and held[2] == os.getpid():  # not one inherited through fork()
+            held[1] += 1
+            return key
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise StoreInUseError(
+                f"alert store {path} is in use by another process (pid {holder}); two "
+                "processes on one store would deliver every notification twice. Give each "
+                "bot its own alert_store_path (and outbox_path)."
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _held_locks[key] = [fd, 1, os.getpid()]
+        return key
+
+
+def unlock_file(key: str | None) -> None:
+    if key is None:
+        return
+    with _held_guard:
+        held = _held_locks.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del _held_locks[key]
+            try:
+                os.close(held[0])  # closing the descriptor releases the flock
+            except OSError:  # pragma: no cover
+                pass
 
 
 def _decode_alert(row: tuple[Any, ...]) -> Alert | None:
@@ -95,21 +215,58 @@ class AlertStore:
         self.timeout_s = timeout_s
         """How long a statement waits for another process's lock before failing."""
         self._lock = threading.RLock()
+        self._hooks: list[CommitHook] = []
+        self._saved: list[AlertEvent] = []  # events saved in the open transaction
+        self._saved_alerts: dict[str, Alert] = {}
         self.moved_aside: Path | None = None
         """Where a corrupt file was moved on open, else None."""
+        self.skipped_rows = 0
+        """Rows that could not be decoded (skipped, logged)."""
+        self.fallback_reason: str | None = None
+        """Why the store is in memory although a file was asked for, else None."""
+        self._lock_fd: str | None = None
         try:
+            self._conn = self._open_file()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if self.path == ":memory:" or not _is_unwritable(exc):
+                raise  # locked: another process works on it, not ours to replace
+            logger.warning(
+                "alert store %s cannot be written (%s); keeping alerts and the "
+                "notification outbox IN MEMORY for this run (they will not survive a "
+                "restart). Fix the permissions or set alert_store_path.", self.path, exc)
+            self.fallback_reason = f"{type(exc).__name__}: {exc}"
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+            self.path = ":memory:"
             self._conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            if self.path == ":memory:" or not _is_corruption(exc):
-                raise  # locked, read-only, no permission: not ours to move away
-            self.moved_aside = self._move_aside(exc)
-            self._conn = self._open()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:"
+
+    def _open_file(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = lock_file(self.path)
+        try:
+            try:
+                return self._open()
+            except sqlite3.DatabaseError as exc:
+                if self.path == ":memory:" or not _is_corruption(exc):
+                    raise
+                self.moved_aside = self._move_aside(exc)
+                return self._open()
+        except BaseException:
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+            raise
 
     # --- opening -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            # created owner-only: alert text can name accounts and amounts
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
@@ -125,6 +282,7 @@ class AlertStore:
                     f"alert store {self.path} has schema version {version}, newer than this "
                     f"otel_botmon's {SCHEMA_VERSION}; upgrade otel_botmon or use another file"
                 )
+            self._check_columns(conn)
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -135,6 +293,14 @@ class AlertStore:
             raise
         return conn
 
+    def _check_columns(self, conn: sqlite3.Connection) -> None:
+        for table, wanted in _COLUMNS.items():
+            found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+            if found and not wanted <= found:
+                raise ForeignSchemaError(
+                    f"table {table} has columns {sorted(found)}, not an otel_botmon "
+                    "alert store")
+
     def _move_aside(self, exc: BaseException) -> Path:
         target = Path(f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
         os.replace(self.path, target)
@@ -142,13 +308,18 @@ class AlertStore:
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, str(target) + suffix)
         logger.error(
-            "ALERT STORE CORRUPT: %s is not a readable SQLite database (%s); moved it to %s "
-            "and started an EMPTY alert store. Alert history before now is in that file.",
-            self.path, exc, target,
+            "ALERT STORE CORRUPT: %s is not a readable otel_botmon alert store (%s); moved "
+            "it to %s and started an EMPTY alert store. Alert history before now is in "
+            "that file.", self.path, exc, target,
         )
         return target
 
     # --- shared access --------------------------------------------------------------------
+
+    def share(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        """The connection and its (re-entrant) lock, for a module that keeps its tables
+        in this file and must write inside :meth:`transaction` (the outbox)."""
+        return self._conn, self._lock
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -168,17 +339,60 @@ class AlertStore:
             if self._conn.in_transaction:
                 yield
                 return
-            self._conn.execute("BEGIN")
+            self._saved, self._saved_alerts = [], {}
+            self._conn.execute("BEGIN IMMEDIATE")
+            saved: list[tuple[Alert, AlertEvent]] = []
+            committed = False
             try:
                 yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                saved = self._saved_pairs()
+                for hook in self._hooks:
+                    hook.write(self._conn, saved)
+                self._conn.execute("COMMIT")
+                committed = True
+            finally:
+                if not committed:
+                    rollback_quietly(self._conn)
+                self._saved, self._saved_alerts = [], {}
+                for hook in self._hooks:
+                    try:
+                        hook.done(saved, committed)
+                    except Exception as exc:  # a hook's bookkeeping must not undo a commit
+                        logger.error("alert store commit hook failed: %s", exc)
+
+    def _saved_pairs(self) -> list[tuple[Alert, AlertEvent]]:
+        """The events saved in this transaction with their alerts (as saved, or as
+        stored when the alert itself did not change)."""
+        pairs = []
+        for event in self._saved:
+            alert = self._saved_alerts.get(event.alert_id)
+            if alert is None:
+                alert = self.get_alert(event.alert_id)
+            if alert is not None:
+                pairs.append((alert, event))
+        return pairs
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Run ``hook`` in every :meth:`transaction` (see :class:`CommitHook`)."""
+        with self._lock:
+            self._hooks.append(hook)
+
+    def remove_commit_hook(self, hook: CommitHook) -> None:
+        with self._lock:
+            if hook in self._hooks:
+                self._hooks.remove(hook)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+
+    def _decode_alert(self, row: tuple[Any, ...]) -> Alert | None:
+        alert = _decode_alert(row)
+        if alert is None:
+            self.skipped_rows += 1
+        return alert
 
     # --- alerts ---------------------------------------------------------------------------
 
@@ -186,6 +400,8 @@ class AlertStore:
         """Insert or update one alert (without its events)."""
         data = json.dumps(alert.to_dict(with_events=False))
         with self._lock:
+            if self._conn.in_transaction and self._hooks:
+                self._saved_alerts[alert.id] = alert
             self._conn.execute(
                 "INSERT INTO alerts(id, fingerprint, rule_name, state, started_at, resolved_at,"
                 " data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
@@ -207,7 +423,7 @@ class AlertStore:
                 "SELECT data FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
                 (AlertState.PENDING.value, AlertState.FIRING.value),
             ).fetchall()
-            alerts = [a for a in map(_decode_alert, rows) if a is not None]
+            alerts = [a for a in map(self._decode_alert, rows) if a is not None]
             for alert in alerts:
                 alert.events = self.events(alert.id)
         return alerts
@@ -216,7 +432,7 @@ class AlertStore:
         """One alert with its events, or None."""
         with self._lock:
             row = self._conn.execute("SELECT data FROM alerts WHERE id=?", (alert_id,)).fetchone()
-            alert = None if row is None else _decode_alert(row)
+            alert = None if row is None else self._decode_alert(row)
             if alert is None:
                 return None
             alert.events = self.events(alert_id)
@@ -229,7 +445,7 @@ class AlertStore:
                 "SELECT data FROM alerts ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
                 (max(0, int(limit)), max(0, int(offset))),
             ).fetchall()
-        return [a for a in map(_decode_alert, rows) if a is not None]
+        return [a for a in map(self._decode_alert, rows) if a is not None]
 
     def last_resolved(self) -> dict[str, float]:
         """Fingerprint -> when its latest instance resolved (for cooldowns)."""
@@ -276,12 +492,16 @@ class AlertStore:
             )
             return int(cursor.lastrowid or 0)
 
-    def save_event(self, event: AlertEvent) -> None:
-        """Store an evaluator event and set its ``id``."""
-        event.id = self.add_event(
-            event.alert_id, event.kind, event.detail, at=event.at, notify=event.notify,
-            suppressed=event.suppressed,
-        )
+    def save_event(self, event: AlertEvent, *, hooks: bool = True) -> None:
+        """Store an evaluator event and set its ``id``. ``hooks=False``: the commit hooks
+        do not see it (an event stored late, after it was dispatched)."""
+        with self._lock:
+            event.id = self.add_event(
+                event.alert_id, event.kind, event.detail, at=event.at, notify=event.notify,
+                suppressed=event.suppressed,
+            )
+            if hooks and self._conn.in_transaction and self._hooks:
+                self._saved.append(event)
 
     def events(self, alert_id: str) -> list[AlertEvent]:
         """An alert's events, oldest first."""
@@ -300,6 +520,7 @@ class AlertStore:
                     suppressed=suppressed, id=int(event_id),
                 ))
             except (ValueError, TypeError) as exc:  # a damaged row: skip it, keep the rest
+                self.skipped_rows += 1
                 logger.error("alert store: skipping unreadable event %s of alert %s (%s)",
                              event_id, alert_id, exc)
         return events
@@ -324,4 +545,12 @@ class AlertStore:
                 "SELECT data FROM silences WHERE ends_at > ?",
                 (float("-inf") if now is None else now,),
             ).fetchall()
-        return [Silence.from_dict(json.loads(row[0])) for row in rows]
+        silences = []
+        for (data,) in rows:
+            try:
+                silences.append(Silence.from_dict(json.loads(data)))
+            except (ValueError, KeyError, TypeError) as exc:  # skip it, keep the rest
+                self.skipped_rows += 1
+                logger.error("alert store: skipping an unreadable silence row (%s: %s)",
+                             type(exc).__name__, exc)
+        return silences

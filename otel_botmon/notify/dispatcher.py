@@ -14,6 +14,11 @@ delivers that destination's rows in order:
 
 Every attempt is stored (``attempts()``) and reported to ``on_attempt(alert_id, channel,
 result)``, which the SystemMonitor routes to the alert's event history.
+
+Given the alert ``store``, the dispatcher joins its transactions: an alert event's rows
+are committed with the alert's state, so no crash can store one without the other. A
+write the outbox cannot take (full disk, a lock held too long by another process) keeps
+the notifications in memory and retries until it can (``spool``).
 """
 
 from __future__ import annotations
@@ -22,15 +27,17 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from otel_botmon.alerting.model import NotificationChannel
+from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.alertmanager import AlertmanagerNotifier
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
 from otel_botmon.notify.config import NotificationConfig, Secret
@@ -41,6 +48,7 @@ from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summariz
 from otel_botmon.notify.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox, OutboxItem
 from otel_botmon.notify.pagerduty import PagerDutyNotifier
 from otel_botmon.notify.slack import SlackNotifier
+from otel_botmon.notify.spool import OutboxCommitHook, Spool
 from otel_botmon.notify.telegram import TelegramNotifier
 from otel_botmon.notify.webhook import WebhookNotifier
 
@@ -127,6 +135,14 @@ def _snapshot(alert: object) -> SimpleNamespace:
     return snapshot
 
 
+def _notifiable(event: object) -> bool:
+    """Whether an alert event is one to notify (and not silenced, inhibited ...)."""
+    if getattr(event, "notify", True) is False:
+        return False
+    kind = getattr(event, "kind", event)
+    return any(getattr(kind, "value", kind) == k.value for k in NOTIFIABLE_EVENTS)
+
+
 def _report(component: str, exc: BaseException) -> None:
     from otel_botmon._internal import report_internal_error
 
@@ -136,12 +152,14 @@ def _report(component: str, exc: BaseException) -> None:
 class NotificationDispatcher:
     """Routes notifications to destinations through a durable outbox.
 
-    ``outbox_path`` overrides ``config.outbox_path`` (pass the alert store's file to keep
-    one database). ``notifiers`` replaces the ones built from the config (tests,
-    custom channels). ``clock`` and ``rng`` make scheduling deterministic in tests.
+    ``outbox_path`` overrides ``config.outbox_path``. ``store`` (the alert store) makes
+    the outbox join its transactions, in the store's own file unless an outbox path is
+    given. ``notifiers`` replaces the ones built from the config (tests, custom
+    channels). ``clock`` and ``rng`` make scheduling deterministic in tests.
 
     Raises:
         sqlite3.Error: the outbox file cannot be opened.
+        StoreInUseError: another process has the outbox file open.
     """
 
     def __init__(
@@ -154,10 +172,17 @@ class NotificationDispatcher:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         console_stream: TextIO | None = None,
+        store: AlertStore | None = None,
     ) -> None:
         self.config = config if config is not None else NotificationConfig()
-        path = outbox_path or self.config.outbox_path or ":memory:"
-        self.outbox = Outbox(path)
+        path = outbox_path or self.config.outbox_path
+        if store is not None and (path is None or str(path) == store.path):
+            self.outbox = Outbox(store=store)
+        else:
+            self.outbox = Outbox(path or ":memory:")
+        self.spool = Spool(self.outbox.path)
+        """Notifications the outbox could not take yet (retried until it can)."""
+        self._spool_wake: asyncio.Event | None = None
         self.on_attempt = on_attempt
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._rng = rng if rng is not None else random.Random()
@@ -180,6 +205,12 @@ class NotificationDispatcher:
         # loop, which is often the bot's; one worker keeps the commits in order.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="botmon-outbox")
         self._commit: Future[None] | None = None
+        self._store = store
+        self._hook: OutboxCommitHook | None = None
+        if store is not None:
+            self._hook = OutboxCommitHook(_notifiable, self._queue_in_transaction,
+                                          self._after_commit)
+            store.add_commit_hook(self._hook)
 
     # ----- the fast path: called by the evaluator / alert manager -----
 
@@ -218,19 +249,91 @@ class NotificationDispatcher:
         return len(ids)
 
     def _route(self, notification: Notification) -> list[tuple[str, str]]:
+        targets, missing = self._targets(notification)
+        for channel, result in missing:
+            self._emit(notification.alert_id, channel, result)
+        return targets
+
+    def _targets(self, notification: Notification) -> tuple[
+            list[tuple[str, str]], list[tuple[NotificationChannel, DeliveryResult]]]:
+        """Destinations for ``notification``; requested channels that are not configured
+        are recorded as failed attempts and returned for reporting."""
         channels = self.config.channels_for(notification.severity, notification.channels,
                                             list(self._by_channel))
         targets: list[tuple[str, str]] = []
+        missing: list[tuple[NotificationChannel, DeliveryResult]] = []
         for channel in channels:
             notifiers = self._by_channel.get(channel)
             if not notifiers:
                 result = DeliveryResult.failed(f"channel {channel.value} is not configured")
                 self.outbox.record_attempt(notification.alert_id, channel.value, channel.value,
                                            result, self._clock.time())
-                self._emit(notification.alert_id, channel, result)
+                missing.append((channel, result))
                 continue
             targets.extend((channel.value, n.destination) for n in notifiers)
-        return targets
+        return targets, missing
+
+    # ----- inside the alert store's transaction -----
+
+    def _queue_in_transaction(self, pairs: list[tuple[Any, Any]]) -> Any:
+        """Commit hook: the outbox rows of these (alert, event) pairs, written in the
+        store's open transaction (or the outbox's own file, before it commits)."""
+        entries: list[tuple[str, str, dict[str, object], list[tuple[str, str]]]] = []
+        woken: set[str] = set()
+        missing: list[tuple[str, NotificationChannel, DeliveryResult]] = []
+        for alert, event in pairs:
+            notification = Notification.from_alert(_snapshot(alert), event)
+            targets, unconfigured = self._targets(notification)
+            missing.extend((notification.alert_id, c, r) for c, r in unconfigured)
+            if targets:
+                entries.append((notification.id, notification.alert_id,
+                                notification.to_dict(), targets))
+                woken.update(destination for _, destination in targets)
+        if entries:
+            self.outbox.enqueue_many(entries, self._clock.time())
+        return woken, missing
+
+    def _after_commit(self, result: Any) -> None:
+        woken, missing = result
+        self._wake_workers(woken)
+        loop = self._loop
+        for alert_id, channel, attempt in missing:
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._emit, alert_id, channel, attempt)
+            else:
+                self._emit(alert_id, channel, attempt)
+
+    # ----- notifications the outbox could not take -----
+
+    def _keep(self, notifications: Sequence[Notification], exc: BaseException) -> None:
+        self.spool.keep(notifications, exc)
+        self._poke_spool()
+
+    def _poke_spool(self) -> None:
+        loop, wake = self._loop, self._spool_wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _write_spooled(self, notifications: Sequence[Notification]) -> None:
+        self.enqueue_many(notifications)
+
+    async def _retry_spool_forever(self) -> None:
+        """Write what the spool holds, backing off 0.2 s .. 30 s while the outbox fails."""
+        assert self._spool_wake is not None
+        delay = 0.2
+        while True:
+            if not len(self.spool):
+                self._spool_wake.clear()
+                await self._spool_wake.wait()
+                delay = 0.2
+            if await asyncio.to_thread(self.spool.flush, self._write_spooled):
+                continue
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
     def on_alert_event(self, alert: object, event: object) -> None:
         """Alert listener (``alert_manager.add_listener(dispatcher.on_alert_event)``):
@@ -243,11 +346,10 @@ class NotificationDispatcher:
         Never raises into the caller: an error is reported as an internal error.
         """
         try:
-            if getattr(event, "notify", True) is False:  # silenced, inhibited, cooldown
+            if not _notifiable(event):  # silenced, inhibited, cooldown; or not a kind to send
                 return
-            kind = getattr(event, "kind", event)
-            if all(getattr(kind, "value", kind) != k.value for k in NOTIFIABLE_EVENTS):
-                return
+            if self._hook is not None and self._hook.claim(event):
+                return  # already queued in the alert store's transaction
             snapshot = _snapshot(alert)
             loop = self._loop
             if loop is not None and threading.get_ident() == self._loop_thread:
@@ -255,7 +357,11 @@ class NotificationDispatcher:
                 if self._flush_handle is None:
                     self._flush_handle = loop.call_soon(self._flush_deferred)
                 return
-            self.enqueue(Notification.from_alert(snapshot, event))
+            notification = Notification.from_alert(snapshot, event)
+            try:
+                self.enqueue(notification)
+            except sqlite3.Error as exc:
+                self._keep([notification], exc)
         except Exception as exc:
             _report("notify.dispatcher", exc)
 
@@ -276,6 +382,8 @@ class NotificationDispatcher:
                 _report("notify.dispatcher", exc)
         try:
             self.enqueue_many(notifications)
+        except sqlite3.Error as exc:
+            self._keep(notifications, exc)
         except Exception as exc:
             _report("notify.dispatcher", exc)
 
@@ -323,8 +431,13 @@ class NotificationDispatcher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._progress = asyncio.Event()
+        self._spool_wake = asyncio.Event()
+        if len(self.spool):
+            self._spool_wake.set()
         self._tasks.append(asyncio.create_task(self._guarded(self._prune_forever(), "prune"),
                                                name="botmon-notify-prune"))
+        self._tasks.append(asyncio.create_task(
+            self._guarded(self._retry_spool_forever(), "spool"), name="botmon-notify-spool"))
         for destination, notifier in self._notifiers.items():
             self._wake[destination] = asyncio.Event()
             self._wake[destination].set()
@@ -340,7 +453,7 @@ class NotificationDispatcher:
         if self._progress is None:
             raise RuntimeError("NotificationDispatcher.drain() needs start() first")
         deadline = time.monotonic() + timeout
-        while self.pending_count() > 0 or self._in_flight:
+        while self.pending_count() > 0 or self._in_flight or len(self.spool):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -370,9 +483,17 @@ class NotificationDispatcher:
         self._loop = None
 
     def close(self) -> None:
-        """Close the outbox database (after ``stop()``)."""
+        """Close the outbox database (after ``stop()``). Notifications still held in
+        memory (the outbox could not take them) are written one last time; if that
+        fails too they are lost, and the log says how many."""
         self._settle_commits()
         self._committer.shutdown(wait=True)
+        if len(self.spool) and not self.spool.flush(self._write_spooled):
+            logger.error("notification outbox %s: %d notification(s) could not be stored "
+                         "before closing (%s)", self.outbox.path, len(self.spool),
+                         self.spool.failing)
+        if self._store is not None and self._hook is not None:
+            self._store.remove_commit_hook(self._hook)
         self.outbox.close()
 
     async def _guarded(self, coro: object, destination: str) -> None:
