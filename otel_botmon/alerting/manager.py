@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -125,26 +126,40 @@ class AlertManager:
         with this title and labels is still active: dedup)."""
         # The store write (with the notification's outbox rows, same transaction) runs
         # off the loop; it has committed when this returns. Listeners run on the loop.
-        alert, events = await asyncio.to_thread(
-            self.evaluator.create_custom_alert, title, message, severity, alert_type, labels,
+        alert, events = await self._off_loop(
+            "create_custom_alert", title, message, severity, alert_type, labels,
             now=self.clock(), dispatch=False,
         )
         self.evaluator.dispatch(events)
-        return alert.id
+        return str(alert.id)
 
     async def acknowledge_alert(self, alert_id: str, user: str) -> bool:
         """Acknowledge (stops escalation). False when the id is unknown."""
-        found, events = await asyncio.to_thread(
-            self.evaluator.acknowledge, alert_id, user, now=self.clock(), dispatch=False)
+        found, events = await self._off_loop(
+            "acknowledge", alert_id, user, now=self.clock(), dispatch=False)
         self.evaluator.dispatch(events)
-        return found
+        return bool(found)
 
     async def resolve_alert(self, alert_id: str, user: str | None = None) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
-        found, events = await asyncio.to_thread(
-            self.evaluator.resolve, alert_id, user, now=self.clock(), dispatch=False)
+        found, events = await self._off_loop(
+            "resolve", alert_id, user, now=self.clock(), dispatch=False)
         self.evaluator.dispatch(events)
-        return found
+        return bool(found)
+
+    async def _off_loop(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``self.evaluator.<method>(...)`` on a worker thread: its store write (SQLite,
+        possibly waiting for a lock) never blocks the event loop. The thread holds the
+        evaluator only weakly, so a dropped manager goes at once."""
+        ref = weakref.ref(self.evaluator)
+
+        def call() -> Any:
+            evaluator = ref()
+            if evaluator is None:
+                raise RuntimeError("the alert manager was dropped")
+            return getattr(evaluator, method)(*args, **kwargs)
+
+        return await asyncio.to_thread(call)
 
     def get_active_alerts(self) -> list[Alert]:
         """Pending and firing alerts, oldest first."""

@@ -186,17 +186,6 @@ def unlock_file(key: str | None) -> None:
                 pass
 
 
-def _decode_alert(row: tuple[Any, ...]) -> Alert | None:
-    """One stored alert, or None (logged) when its row cannot be read: a damaged row must
-    not keep the monitor from starting."""
-    try:
-        return Alert.from_dict(json.loads(row[0]))
-    except (ValueError, KeyError, TypeError) as exc:
-        logger.error("alert store: skipping an unreadable alert row (%s: %s)",
-                     type(exc).__name__, exc)
-        return None
-
-
 class StoreVersionError(RuntimeError):
     """The file was written by a newer otel_botmon (schema version above ours)."""
 
@@ -220,8 +209,7 @@ class AlertStore:
         self._saved_alerts: dict[str, Alert] = {}
         self.moved_aside: Path | None = None
         """Where a corrupt file was moved on open, else None."""
-        self.skipped_rows = 0
-        """Rows that could not be decoded (skipped, logged)."""
+        self._skipped: set[tuple[str, str]] = set()
         self.fallback_reason: str | None = None
         """Why the store is in memory although a file was asked for, else None."""
         self._lock_fd: str | None = None
@@ -389,10 +377,25 @@ class AlertStore:
             self._lock_fd = None
 
     def _decode_alert(self, row: tuple[Any, ...]) -> Alert | None:
-        alert = _decode_alert(row)
-        if alert is None:
-            self.skipped_rows += 1
-        return alert
+        try:
+            return Alert.from_dict(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError) as exc:
+            self._skip(("alert", str(row[1])), "alert", row[1], exc)
+            return None
+
+    def _skip(self, key: tuple[str, str], what: str, row_id: object, exc: Exception) -> None:
+        """Count and log an unreadable row once (it is read again by later queries)."""
+        with self._lock:
+            if key in self._skipped:
+                return
+            self._skipped.add(key)
+        logger.error("alert store %s: skipping unreadable %s row %s (%s: %s)",
+                     self.path, what, row_id, type(exc).__name__, exc)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows that could not be decoded (skipped, logged once each)."""
+        return len(self._skipped)
 
     # --- alerts ---------------------------------------------------------------------------
 
@@ -420,7 +423,7 @@ class AlertStore:
         """Pending and firing alerts with their events, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT data FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
+                "SELECT data, id FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
                 (AlertState.PENDING.value, AlertState.FIRING.value),
             ).fetchall()
             alerts = [a for a in map(self._decode_alert, rows) if a is not None]
@@ -431,7 +434,8 @@ class AlertStore:
     def get_alert(self, alert_id: str) -> Alert | None:
         """One alert with its events, or None."""
         with self._lock:
-            row = self._conn.execute("SELECT data FROM alerts WHERE id=?", (alert_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT data, id FROM alerts WHERE id=?", (alert_id,)).fetchone()
             alert = None if row is None else self._decode_alert(row)
             if alert is None:
                 return None
@@ -442,7 +446,8 @@ class AlertStore:
         """Alerts of every state, newest first (without events, for speed)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT data FROM alerts ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                "SELECT data, id FROM alerts ORDER BY started_at DESC, rowid DESC"
+                " LIMIT ? OFFSET ?",
                 (max(0, int(limit)), max(0, int(offset))),
             ).fetchall()
         return [a for a in map(self._decode_alert, rows) if a is not None]
@@ -520,9 +525,8 @@ class AlertStore:
                     suppressed=suppressed, id=int(event_id),
                 ))
             except (ValueError, TypeError) as exc:  # a damaged row: skip it, keep the rest
-                self.skipped_rows += 1
-                logger.error("alert store: skipping unreadable event %s of alert %s (%s)",
-                             event_id, alert_id, exc)
+                self._skip(("event", str(event_id)), f"event (alert {alert_id})", event_id,
+                           exc)
         return events
 
     # --- silences -------------------------------------------------------------------------
@@ -542,15 +546,13 @@ class AlertStore:
         """Silences not yet expired at ``now`` (all of them when ``now`` is None)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT data FROM silences WHERE ends_at > ?",
+                "SELECT data, id FROM silences WHERE ends_at > ?",
                 (float("-inf") if now is None else now,),
             ).fetchall()
         silences = []
-        for (data,) in rows:
+        for data, silence_id in rows:
             try:
                 silences.append(Silence.from_dict(json.loads(data)))
             except (ValueError, KeyError, TypeError) as exc:  # skip it, keep the rest
-                self.skipped_rows += 1
-                logger.error("alert store: skipping an unreadable silence row (%s: %s)",
-                             type(exc).__name__, exc)
+                self._skip(("silence", str(silence_id)), "silence", silence_id, exc)
         return silences

@@ -80,7 +80,8 @@ def test_a_second_process_on_the_same_store_is_refused_clearly(tmp_path: Path) -
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "OPEN"
-        with pytest.raises(StoreInUseError, match=f"in use by another process \\(pid {holder.pid}\\)"):
+        refused = f"in use by another process \\(pid {holder.pid}\\)"
+        with pytest.raises(StoreInUseError, match=refused):
             SystemMonitor(MonitoringConfig(alert_store_path=str(db), default_alert_rules=False))
     finally:
         holder.kill()
