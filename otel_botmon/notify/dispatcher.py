@@ -506,9 +506,14 @@ class NotificationDispatcher:
 
     async def _prune_forever(self) -> None:
         while True:
-            removed = self.outbox.prune(self._clock.time() - self.config.outbox_retention)
-            if removed:
-                logger.debug("notification outbox: pruned %d settled rows", removed)
+            try:  # SQLite (maybe waiting for a lock): off the loop
+                removed = await asyncio.to_thread(
+                    self.outbox.prune, self._clock.time() - self.config.outbox_retention)
+            except sqlite3.Error as exc:  # locked or full: try again next time
+                _report("notify.prune", exc)
+            else:
+                if removed:
+                    logger.debug("notification outbox: pruned %d settled rows", removed)
             await asyncio.sleep(3600.0)
 
     # ----- the workers -----
@@ -556,21 +561,24 @@ class NotificationDispatcher:
             if wait > 0:
                 await self._clock.sleep(wait)
 
-    def _decode(self, items: Sequence[OutboxItem]) -> list[tuple[OutboxItem, Notification]]:
+    async def _decode(
+        self, items: Sequence[OutboxItem],
+    ) -> list[tuple[OutboxItem, Notification]]:
         decoded = []
         for item in items:
             try:
                 decoded.append((item, Notification.from_dict(json.loads(item.payload))))
             except (ValueError, KeyError, TypeError) as exc:
                 result = DeliveryResult.failed(f"stored notification is corrupt: {exc}")
-                self.outbox.settle([item], result, self._clock.time(), state=FAILED)
+                await asyncio.to_thread(
+                    self.outbox.settle, [item], result, self._clock.time(), state=FAILED)
                 self._emit(item.alert_id, NotificationChannel(item.channel), result)
         return decoded
 
     async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem]) -> None:
         due = [i for i in items if i.next_attempt_at <= self._clock.time()]
         storm = notifier.collapsible and len(items) > self.config.storm_threshold
-        batch = self._decode(due if notifier.batches or storm else due[:1])
+        batch = await self._decode(due if notifier.batches or storm else due[:1])
         if not batch:
             return
         notifications = [n for _, n in batch]
