@@ -198,9 +198,11 @@ class AlertEvaluator:
                 return None
             if self.store is not None:
                 try:
-                    self.store.save_event(event)
+                    self.store.save_event(event, hooks=False)
                 except Exception as exc:
                     report_internal_error("alerting.store", exc)
+                    event.id = None
+                    self._unsaved.append(event)  # written with the next cycle
             if alert is not None:
                 alert.events.append(event)
         return event
