@@ -25,7 +25,7 @@ from otel_botmon.alerting.model import (
     render_template,
 )
 from otel_botmon.alerting.rules import RuleFileError, RuleGroup, load_rule_file, load_rule_groups
-from otel_botmon.alerting.store import AlertStore, StoreVersionError
+from otel_botmon.alerting.store import AlertStore, StoreInUseError, StoreVersionError
 
 __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # default_rules
@@ -62,5 +62,6 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "load_rule_groups",
     # store
     "AlertStore",
+    "StoreInUseError",
     "StoreVersionError",
 ]
