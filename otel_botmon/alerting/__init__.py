@@ -25,7 +25,8 @@ from otel_botmon.alerting.model import (
     render_template,
 )
 from otel_botmon.alerting.rules import RuleFileError, RuleGroup, load_rule_file, load_rule_groups
-from otel_botmon.alerting.store import AlertStore, StoreInUseError, StoreVersionError
+from otel_botmon.alerting.store import AlertStore, StoreVersionError
+from otel_botmon.alerting.store_file import StoreInUseError
 
 __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # default_rules

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from otel_botmon.alerting.store import AlertStore, rollback_quietly
+from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
 
 __all__ = ["AttemptRecord", "Outbox", "OutboxItem"]

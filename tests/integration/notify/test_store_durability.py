@@ -21,7 +21,8 @@ import pytest
 
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import AlertSeverity
-from otel_botmon.alerting.store import AlertStore, StoreInUseError
+from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.store_file import StoreInUseError
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor
 from otel_botmon.notify import NotificationConfig, NotificationDispatcher
 from tests.integration.notify.receivers import Receiver, wait_until_async
