@@ -126,9 +126,16 @@ class AlertStore:
         self.moved_aside: Path | None = None
         """Where a corrupt file was moved on open, else None."""
         self._skipped: set[tuple[str, str]] = set()
+        self._skip_lock = threading.Lock()
         self.fallback_reason: str | None = None
         """Why the store is in memory although a file was asked for, else None."""
         self._lock_fd: str | None = None
+        # Reads of a file store use a connection of their own: in WAL mode they never
+        # wait for a writer, so a read on the event loop does not stall behind a write
+        # that waits for another process's lock (the writer holds ``_lock`` meanwhile).
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.RLock()
+        self._writer: int | None = None  # thread inside transaction()
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
@@ -143,6 +150,11 @@ class AlertStore:
             self._lock_fd = None
             self.path = ":memory:"
             self._conn = self._open()
+        if self.path != ":memory:":
+            self._reader = sqlite3.connect(
+                self.path, timeout=self.timeout_s, check_same_thread=False,
+                isolation_level=None)
+            self._reader.execute("PRAGMA query_only=1")
 
     @property
     def in_memory(self) -> bool:
@@ -236,6 +248,18 @@ class AlertStore:
             yield self._conn
 
     @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a read: the reader, unless this thread is inside a
+        transaction (it must see its own uncommitted rows) or the store is in memory."""
+        reader = self._reader
+        if reader is None or self._writer == threading.get_ident():
+            with self._lock:
+                yield self._conn
+            return
+        with self._read_lock:
+            yield reader
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one atomic transaction (one cycle's events and alert states:
         after a crash either all of them are stored or none). Re-entrant."""
@@ -245,6 +269,7 @@ class AlertStore:
                 return
             self._saved, self._saved_alerts = [], {}
             self._conn.execute("BEGIN IMMEDIATE")
+            self._writer = threading.get_ident()
             saved: list[tuple[Alert, AlertEvent]] = []
             committed = False
             try:
@@ -255,6 +280,7 @@ class AlertStore:
                 self._conn.execute("COMMIT")
                 committed = True
             finally:
+                self._writer = None
                 if not committed:
                     rollback_quietly(self._conn)
                 self._saved, self._saved_alerts = [], {}
@@ -287,6 +313,10 @@ class AlertStore:
                 self._hooks.remove(hook)
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             self._conn.close()
             unlock_file(self._lock_fd)
@@ -301,7 +331,7 @@ class AlertStore:
 
     def _skip(self, key: tuple[str, str], what: str, row_id: object, exc: Exception) -> None:
         """Count and log an unreadable row once (it is read again by later queries)."""
-        with self._lock:
+        with self._skip_lock:
             if key in self._skipped:
                 return
             self._skipped.add(key)
@@ -337,8 +367,8 @@ class AlertStore:
 
     def load_active(self) -> list[Alert]:
         """Pending and firing alerts with their events, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT data, id FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
                 (AlertState.PENDING.value, AlertState.FIRING.value),
             ).fetchall()
@@ -349,8 +379,8 @@ class AlertStore:
 
     def get_alert(self, alert_id: str) -> Alert | None:
         """One alert with its events, or None."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 "SELECT data, id FROM alerts WHERE id=?", (alert_id,)).fetchone()
             alert = None if row is None else self._decode_alert(row)
             if alert is None:
@@ -360,8 +390,8 @@ class AlertStore:
 
     def history(self, limit: int = 100, offset: int = 0) -> list[Alert]:
         """Alerts of every state, newest first (without events, for speed)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT data, id FROM alerts ORDER BY started_at DESC, rowid DESC"
                 " LIMIT ? OFFSET ?",
                 (max(0, int(limit)), max(0, int(offset))),
@@ -370,8 +400,8 @@ class AlertStore:
 
     def last_resolved(self) -> dict[str, float]:
         """Fingerprint -> when its latest instance resolved (for cooldowns)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT fingerprint, MAX(resolved_at) FROM alerts WHERE resolved_at IS NOT NULL"
                 " GROUP BY fingerprint"
             ).fetchall()
@@ -426,8 +456,8 @@ class AlertStore:
 
     def events(self, alert_id: str) -> list[AlertEvent]:
         """An alert's events, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT id, kind, at, notify, suppressed, detail FROM alert_events"
                 " WHERE alert_id=? ORDER BY id",
                 (alert_id,),
@@ -460,8 +490,8 @@ class AlertStore:
 
     def load_silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at ``now`` (all of them when ``now`` is None)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT data, id FROM silences WHERE ends_at > ?",
                 (float("-inf") if now is None else now,),
             ).fetchall()

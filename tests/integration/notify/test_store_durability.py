@@ -185,18 +185,30 @@ async def test_a_held_write_lock_never_blocks_the_loop_and_the_write_is_retried(
     # a backup tool, the sqlite3 shell ...: not otel_botmon, so the file lock does not stop it
     holder = sqlite3.connect(db, timeout=0)
     holder.execute("BEGIN IMMEDIATE")
-    ticks = 0
+    ticks = reads_during_write = 0
+
+    def writer_busy() -> bool:  # another thread holds the store's write lock
+        if store._lock.acquire(blocking=False):
+            store._lock.release()
+            return False
+        return True
 
     async def ticker() -> None:
-        nonlocal ticks
+        nonlocal ticks, reads_during_write
         while True:
             await asyncio.sleep(0.01)
             ticks += 1
+            if writer_busy():
+                manager.get_alert_history(5)  # a dashboard read, on the loop
+                store.load_active()
+                if writer_busy():  # ... returned while the write still waited
+                    reads_during_write += 1
 
     task = asyncio.create_task(ticker())
     try:
         alert_id = await manager.create_custom_alert("locked", "m", AlertSeverity.CRITICAL)
         assert ticks > 0  # the loop ran while the write waited for the lock
+        assert reads_during_write > 0  # and reads did not queue behind that write
         assert store.get_alert(alert_id) is None  # not stored yet (the lock) ...
         holder.rollback()
         holder.close()
