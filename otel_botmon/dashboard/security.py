@@ -36,9 +36,10 @@ import logging
 import resource
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+if TYPE_CHECKING:  # importable without the dashboard extra (ServerLimits, GuardPolicy)
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("otel_botmon.dashboard")
 
