@@ -222,3 +222,23 @@ async def test_a_held_write_lock_never_blocks_the_loop_and_the_write_is_retried(
         await dispatcher.stop()
         dispatcher.close()
         manager.close()
+
+
+async def test_file_size_limit_keeps_notifications_until_writes_work_again(
+    tmp_path: Path, webhook_receiver: Receiver,
+) -> None:
+    """The same without root: RLIMIT_FSIZE in a child makes every growing write fail."""
+    child = ManagedProcess(
+        [sys.executable, str(CHILD.with_name("fsize_child.py")), str(tmp_path / "alerts.db"),
+         f"{webhook_receiver.url}/hook"], tmp_path / "child.log").start()
+    try:
+        await wait_until_async(lambda: "DRAINED" in child.log() or not child.running(), 120,
+                               what="the child to deliver")
+        assert child.process is not None and child.process.wait(30) == 0, child.log()
+    finally:
+        child.stop()
+    log = child.log()
+    assert "SPOOLED 5" in log and "DRAINED" in log, log
+    assert "cannot be written" in log and "cannot rollback" not in log, log
+    titles = sorted(r.json()["title"] for r in webhook_receiver.delivered())
+    assert titles == sorted(["before"] + [f"full {i}" for i in range(5)])
