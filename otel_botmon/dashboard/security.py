@@ -309,8 +309,10 @@ class ServerLimits:
     ``max_connections`` open connections at most (WebSockets included): a connection over
     the cap is closed as soon as it is accepted. A connection that has not sent a complete
     request head within ``header_timeout_s`` of connecting (or of its previous response)
-    is closed; idle keep-alive connections close after ``keep_alive_s``. Request heads are
-    limited to ``max_header_bytes``; WebSocket messages from clients to ``ws_max_bytes``.
+    is closed; idle keep-alive connections close after ``keep_alive_s``. At most
+    ``max_header_bytes`` of an unfinished request head are buffered (h11's limit: a head
+    that arrives whole in one read is parsed); WebSocket messages from clients are
+    limited to ``ws_max_bytes``.
     """
 
     max_connections: int = field(default_factory=default_max_connections)

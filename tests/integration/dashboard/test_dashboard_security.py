@@ -249,3 +249,20 @@ async def test_near_miss_tokens_are_refused(live_token: Live) -> None:
     for wrong in (TOKEN[:-1], TOKEN + "x", TOKEN.upper(), "x"):
         r = await live_token.client.get("/api/status", headers={"authorization": f"Bearer {wrong}"})
         assert r.status_code == 401
+
+
+async def test_an_oversized_request_head_is_refused(live: Live) -> None:
+    # h11 refuses once more than max_header_bytes wait unparsed: a 1 MiB head never
+    # gets buffered whole
+    port = live.dashboard.port
+    head = (f"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"X-Pad: {'a' * 1024 * 1024}\r\n\r\n").encode()
+    reader, writer = await _raw(port, b"")
+    with contextlib.suppress(ConnectionError):
+        writer.write(head)
+        await writer.drain()
+    line = b""
+    with contextlib.suppress(ConnectionError):
+        line = await asyncio.wait_for(reader.readline(), 60)
+    assert line == b"" or int(line.split()[1]) == 400  # refused or cut, never served
+    writer.close()
