@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_float("BOTMON_DEMO_TIME_SCALE", 1.0), metavar="F",
                       help="multiply every fault phase and interval by F "
                            "(default 1, or $BOTMON_DEMO_TIME_SCALE)")
+    demo.add_argument("--exchange-only", action="store_true",
+                      help="serve only the simulated exchange (Binance spot wire format) "
+                           "on --port for your own bot; key and secret from "
+                           "$BOTMON_DEMO_API_KEY / $BOTMON_DEMO_API_SECRET")
     demo.set_defaults(func=cmd_demo)
 
     status = commands.add_parser("status", help="show a running dashboard's system status")
@@ -141,6 +145,8 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    if getattr(args, "exchange_only", False):
+        return _serve_exchange(args, out or sys.stdout)
     try:
         from otel_botmon.demo.runner import DemoOptions, run_demo
     except ImportError as exc:
@@ -157,6 +163,21 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise CliError(f"cannot start the demo on port {args.port}: {exc}; "
                        "try --port 0", 2) from exc
     return 0 if result.trades > 0 else 1
+
+
+def _serve_exchange(args: argparse.Namespace, out: TextIO) -> int:
+    from otel_botmon.demo.serve import serve_forever
+
+    key = os.environ.get("BOTMON_DEMO_API_KEY", "demo-api-key")
+    secret = os.environ.get("BOTMON_DEMO_API_SECRET", "demo-api-secret")
+    try:
+        asyncio.run(asyncio.wait_for(serve_forever(key, secret, args.port, out),
+                                     timeout=args.duration))
+    except (TimeoutError, asyncio.TimeoutError, KeyboardInterrupt):
+        pass
+    except OSError as exc:
+        raise CliError(f"cannot serve the exchange on port {args.port}: {exc}", 2) from exc
+    return 0
 
 
 # --- dashboard client ----------------------------------------------------------------------
