@@ -309,10 +309,10 @@ class ServerLimits:
     ``max_connections`` open connections at most (WebSockets included): a connection over
     the cap is closed as soon as it is accepted. A connection that has not sent a complete
     request head within ``header_timeout_s`` of connecting (or of its previous response)
-    is closed; idle keep-alive connections close after ``keep_alive_s``. At most
-    ``max_header_bytes`` of an unfinished request head are buffered (h11's limit: a head
-    that arrives whole in one read is parsed); WebSocket messages from clients are
-    limited to ``ws_max_bytes``.
+    is closed; idle keep-alive connections close after ``keep_alive_s``. A connection
+    that sends more than ``max_header_bytes`` without completing a request head is
+    closed (a head that arrives whole in one read, at most 256 KiB, is parsed);
+    WebSocket messages from clients are limited to ``ws_max_bytes``.
     """
 
     max_connections: int = field(default_factory=default_max_connections)
@@ -323,7 +323,6 @@ class ServerLimits:
 
     def uvicorn_settings(self) -> dict[str, Any]:
         return {
-            "http": "h11",  # bounded request heads (httptools has no limit)
             "h11_max_incomplete_event_size": self.max_header_bytes,
             "timeout_keep_alive": self.keep_alive_s,
             "limit_concurrency": self.max_connections + 1,
@@ -338,6 +337,20 @@ class ServerLimits:
         class LimitedProtocol(base):  # type: ignore[valid-type,misc]
             _botmon_timer: asyncio.TimerHandle | None = None
             _botmon_scope: Any = None
+            _botmon_cycle: Any = None
+            _botmon_head_bytes = 0
+
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                cycle = self.cycle
+                if cycle is not self._botmon_cycle:  # a request head completed
+                    self._botmon_cycle = cycle
+                    self._botmon_head_bytes = 0
+                elif cycle is None or cycle.response_complete:  # still no complete head
+                    self._botmon_head_bytes += len(data)
+                    if (self._botmon_head_bytes > limits.max_header_bytes
+                            and not self.transport.is_closing()):
+                        self.transport.close()  # httptools would buffer it without end
 
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
