@@ -2,9 +2,10 @@
 
 Two dashboards on one SystemMonitor, served by the same embedded server with the same
 limits: one with ``DashboardGuard`` (the default), one with the guard removed. Every
-request carries ``Host`` and ``Origin`` (so the guard checks both). Rounds alternate
-which server goes first; each round takes the median latency of N keep-alive requests
-per server; the figure is the median of the per-round ratios. Target: <= 1.05.
+request carries ``Host`` and ``Origin`` (so the guard checks both). Within a round the
+requests alternate between the servers one by one (ABAB..., then BABA... in the next
+round), so both see the same machine noise; each round's figure is the ratio of the two
+median latencies, and the result is the median of the per-round ratios. Target: <= 1.05.
 
     python bench/bench_dashboard_security.py [--quick]
 """
@@ -37,18 +38,26 @@ def unguarded(app: Any) -> Any:
     return app
 
 
-def median_latency(conn: http.client.HTTPConnection, port: int, n: int) -> float:
+def one_request(conn: http.client.HTTPConnection, port: int) -> float:
     headers = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
-    times = []
+    started = time.perf_counter()
+    conn.request("GET", "/api/status", headers=headers)
+    response = conn.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - started
+    if response.status != 200:
+        raise RuntimeError(f"GET /api/status answered {response.status}")
+    return elapsed
+
+
+def paired_round(conns: dict[int, http.client.HTTPConnection], order: list[int],
+                 n: int) -> dict[int, float]:
+    """``n`` requests to each server, alternating one by one; the median per server."""
+    times: dict[int, list[float]] = {port: [] for port in order}
     for _ in range(n):
-        started = time.perf_counter()
-        conn.request("GET", "/api/status", headers=headers)
-        response = conn.getresponse()
-        response.read()
-        times.append(time.perf_counter() - started)
-        if response.status != 200:
-            raise RuntimeError(f"GET /api/status answered {response.status}")
-    return statistics.median(times)
+        for port in order:
+            times[port].append(one_request(conns[port], port))
+    return {port: statistics.median(t) for port, t in times.items()}
 
 
 def main(quick: bool) -> int:
@@ -71,13 +80,13 @@ def main(quick: bool) -> int:
     monitor, guarded, plain = call(start())
     rounds, n = (8, 100) if quick else (30, 300)
     try:
-        conns = {s.port: http.client.HTTPConnection("127.0.0.1", s.port) for s in (guarded, plain)}
-        for port, conn in conns.items():
-            median_latency(conn, port, 50)  # warm up
+        conns = {s.port: http.client.HTTPConnection("127.0.0.1", s.port)
+                 for s in (guarded, plain)}
+        paired_round(conns, [guarded.port, plain.port], 50)  # warm up
         ratios, on_s, off_s = [], [], []
         for i in range(rounds):
-            order = [guarded, plain] if i % 2 == 0 else [plain, guarded]
-            figures = {s.port: median_latency(conns[s.port], s.port, n) for s in order}
+            order = [guarded.port, plain.port] if i % 2 == 0 else [plain.port, guarded.port]
+            figures = paired_round(conns, order, n)
             on_s.append(figures[guarded.port])
             off_s.append(figures[plain.port])
             ratios.append(figures[guarded.port] / figures[plain.port])
