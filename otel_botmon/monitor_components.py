@@ -6,6 +6,7 @@ alert store lives) reads in one place and the facade stays small.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -105,8 +106,7 @@ def _dispatcher(config: MonitoringConfig, alert_manager: AlertManager) -> Any:
         return None
     notification_config = config.notification_config or NotificationConfig()
     # One SQLite file for alerts and their outbox unless the user chose another one.
-    def on_attempt(alert_id: str, channel: Any, result: Any) -> None:
-        # every delivery attempt becomes a "notified" event in the alert's history
+    def record(alert_id: str, channel: Any, result: Any) -> None:
         alert_manager.record_notification(
             alert_id, getattr(channel, "value", str(channel)),
             ok=result.outcome.value == "delivered",
@@ -114,10 +114,22 @@ def _dispatcher(config: MonitoringConfig, alert_manager: AlertManager) -> Any:
                     "status_code": result.status_code},
         )
 
+    def on_attempt(alert_id: str, channel: Any, result: Any) -> None:
+        # every delivery attempt becomes a "notified" event in the alert's history; the
+        # store write (SQLite, maybe waiting for a lock) never runs on the event loop
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            record(alert_id, channel, result)
+        else:
+            loop.run_in_executor(None, record, alert_id, channel, result)
+
     dispatcher = NotificationDispatcher(
         notification_config,
-        outbox_path=notification_config.outbox_path or config.alert_store_path,
+        outbox_path=notification_config.outbox_path,
         on_attempt=on_attempt,
+        # the store's file (and transactions) unless an outbox path was chosen
+        store=alert_manager.store,
     )
     alert_manager.add_listener(dispatcher.on_alert_event)
     return dispatcher

@@ -26,6 +26,7 @@ from otel_botmon.alerting.model import (
 )
 from otel_botmon.alerting.rules import RuleFileError, RuleGroup, load_rule_file, load_rule_groups
 from otel_botmon.alerting.store import AlertStore, StoreVersionError
+from otel_botmon.alerting.store_file import StoreInUseError
 
 __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # default_rules
@@ -62,5 +63,6 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "load_rule_groups",
     # store
     "AlertStore",
+    "StoreInUseError",
     "StoreVersionError",
 ]

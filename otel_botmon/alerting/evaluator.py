@@ -92,6 +92,7 @@ class AlertEvaluator:
         self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
         self._restored_at: float | None = None
         self._dirty: set[str] = set()  # ids of alerts to write to the store
+        self._unsaved: list[AlertEvent] = []  # events whose store write failed
         self._gate = NotificationGate(max_notifications_per_rule_per_minute)
         self._listeners = ListenerSet()
         if on_event is not None:
@@ -197,9 +198,11 @@ class AlertEvaluator:
                 return None
             if self.store is not None:
                 try:
-                    self.store.save_event(event)
+                    self.store.save_event(event, hooks=False)
                 except Exception as exc:
                     report_internal_error("alerting.store", exc)
+                    event.id = None
+                    self._unsaved.append(event)  # written with the next cycle
             if alert is not None:
                 alert.events.append(event)
         return event
@@ -395,8 +398,13 @@ class AlertEvaluator:
         self._gate.changed.clear()
         store = self.store
         if store is not None:
+            # Events of an earlier cycle whose write failed (disk full, locked) go first;
+            # they were dispatched then, so the store's commit hooks skip them.
+            retry, self._unsaved = self._unsaved, []
             try:
                 with store.transaction():
+                    for event in retry:
+                        store.save_event(event, hooks=False)
                     for event in events:
                         store.save_event(event)
                     for alert_id in self._dirty:
@@ -405,7 +413,15 @@ class AlertEvaluator:
                             store.save_alert(alert)
             except Exception as exc:
                 report_internal_error("alerting.store", exc)
+                # kept, and written with the next change: a failed write is retried
+                self._unsaved = (retry + events)[-10_000:]
+                for event in self._unsaved:
+                    event.id = None
+                return self._publish(events)
         self._dirty.clear()
+        self._publish(events)
+
+    def _publish(self, events: list[AlertEvent]) -> None:
         for event in events:
             alert = self._alerts.find(event.alert_id)
             if alert is not None:

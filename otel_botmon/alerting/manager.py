@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -123,20 +124,42 @@ class AlertManager:
     ) -> str:
         """Fire an alert from code and return its id (the same id again while an alert
         with this title and labels is still active: dedup)."""
-        alert, _ = self.evaluator.create_custom_alert(
-            title, message, severity, alert_type, labels, now=self.clock(),
+        # The store write (with the notification's outbox rows, same transaction) runs
+        # off the loop; it has committed when this returns. Listeners run on the loop.
+        alert, events = await self._off_loop(
+            "create_custom_alert", title, message, severity, alert_type, labels,
+            now=self.clock(), dispatch=False,
         )
-        return alert.id
+        self.evaluator.dispatch(events)
+        return str(alert.id)
 
     async def acknowledge_alert(self, alert_id: str, user: str) -> bool:
         """Acknowledge (stops escalation). False when the id is unknown."""
-        found, _ = self.evaluator.acknowledge(alert_id, user, now=self.clock())
-        return found
+        found, events = await self._off_loop(
+            "acknowledge", alert_id, user, now=self.clock(), dispatch=False)
+        self.evaluator.dispatch(events)
+        return bool(found)
 
     async def resolve_alert(self, alert_id: str, user: str | None = None) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
-        found, _ = self.evaluator.resolve(alert_id, user, now=self.clock())
-        return found
+        found, events = await self._off_loop(
+            "resolve", alert_id, user, now=self.clock(), dispatch=False)
+        self.evaluator.dispatch(events)
+        return bool(found)
+
+    async def _off_loop(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``self.evaluator.<method>(...)`` on a worker thread: its store write (SQLite,
+        possibly waiting for a lock) never blocks the event loop. The thread holds the
+        evaluator only weakly, so a dropped manager goes at once."""
+        ref = weakref.ref(self.evaluator)
+
+        def call() -> Any:
+            evaluator = ref()
+            if evaluator is None:
+                raise RuntimeError("the alert manager was dropped")
+            return getattr(evaluator, method)(*args, **kwargs)
+
+        return await asyncio.to_thread(call)
 
     def get_active_alerts(self) -> list[Alert]:
         """Pending and firing alerts, oldest first."""

@@ -5,8 +5,20 @@ loop and the notification dispatcher all write through it). The schema version i
 in ``PRAGMA user_version``. Other modules may keep their own tables in the same file
 (the notification outbox does): use :meth:`AlertStore.connection` for that.
 
-A file that is not a readable SQLite database is moved aside (``<name>.corrupt-<time>``)
-with a loud warning and a fresh store is created, so the monitor always starts.
+A file that is not a readable SQLite database, or whose alert tables have other columns
+(a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
+a fresh store is created, so the monitor always starts. A location that cannot be
+written (read-only directory or file) falls back to an in-memory store with a warning
+naming the file. Rows that cannot be decoded are skipped and counted
+(``skipped_rows``).
+
+One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
+open, and a second process opening the same file gets ``StoreInUseError`` naming the
+holder (two processes delivering one outbox would notify twice).
+
+Writes inside :meth:`AlertStore.transaction` can be joined by *commit hooks* (the
+notification outbox adds its rows to the same transaction, so an alert state is never
+committed without its notifications).
 """
 
 from __future__ import annotations
@@ -20,9 +32,16 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
+from otel_botmon.alerting.store_file import (
+    is_corruption,
+    is_unwritable,
+    lock_file,
+    rollback_quietly,
+    unlock_file,
+)
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
@@ -59,22 +78,28 @@ CREATE TABLE IF NOT EXISTS silences (
 """
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    if not isinstance(exc, sqlite3.OperationalError):
-        return True  # "file is not a database", "database disk image is malformed", quick_check
-    text = str(exc).lower()
-    return "malformed" in text or "not a database" in text
+# The columns each of our tables must have; a table of that name without them is a
+# foreign schema (another program's file, or a hand-edited one).
+_COLUMNS = {
+    "alerts": {"id", "fingerprint", "rule_name", "state", "started_at", "resolved_at", "data"},
+    "alert_events": {"id", "alert_id", "kind", "at", "notify", "suppressed", "detail"},
+    "silences": {"id", "ends_at", "data"},
+}
 
 
-def _decode_alert(row: tuple[Any, ...]) -> Alert | None:
-    """One stored alert, or None (logged) when its row cannot be read: a damaged row must
-    not keep the monitor from starting."""
-    try:
-        return Alert.from_dict(json.loads(row[0]))
-    except (ValueError, KeyError, TypeError) as exc:
-        logger.error("alert store: skipping an unreadable alert row (%s: %s)",
-                     type(exc).__name__, exc)
-        return None
+class ForeignSchemaError(sqlite3.DatabaseError):
+    """The file is a SQLite database whose alert tables are not ours."""
+
+
+class CommitHook(Protocol):
+    """Joins :meth:`AlertStore.transaction`: ``write`` runs inside the transaction (on
+    the store's connection, before COMMIT) with the events saved in it and their alerts;
+    ``done`` runs after it, with whether it committed."""
+
+    def write(self, conn: sqlite3.Connection, saved: list[tuple[Alert, AlertEvent]]) -> None:
+        ...
+
+    def done(self, saved: list[tuple[Alert, AlertEvent]], committed: bool) -> None: ...
 
 
 class StoreVersionError(RuntimeError):
@@ -95,21 +120,69 @@ class AlertStore:
         self.timeout_s = timeout_s
         """How long a statement waits for another process's lock before failing."""
         self._lock = threading.RLock()
+        self._hooks: list[CommitHook] = []
+        self._saved: list[AlertEvent] = []  # events saved in the open transaction
+        self._saved_alerts: dict[str, Alert] = {}
         self.moved_aside: Path | None = None
         """Where a corrupt file was moved on open, else None."""
+        self._skipped: set[tuple[str, str]] = set()
+        self._skip_lock = threading.Lock()
+        self.fallback_reason: str | None = None
+        """Why the store is in memory although a file was asked for, else None."""
+        self._lock_fd: str | None = None
+        # Reads of a file store use a connection of their own: in WAL mode they never
+        # wait for a writer, so a read on the event loop does not stall behind a write
+        # that waits for another process's lock (the writer holds ``_lock`` meanwhile).
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.RLock()
+        self._writer: int | None = None  # thread inside transaction()
         try:
+            self._conn = self._open_file()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if self.path == ":memory:" or not is_unwritable(exc):
+                raise  # locked: another process works on it, not ours to replace
+            logger.warning(
+                "alert store %s cannot be written (%s); keeping alerts and the "
+                "notification outbox IN MEMORY for this run (they will not survive a "
+                "restart). Fix the permissions or set alert_store_path.", self.path, exc)
+            self.fallback_reason = f"{type(exc).__name__}: {exc}"
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+            self.path = ":memory:"
             self._conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            if self.path == ":memory:" or not _is_corruption(exc):
-                raise  # locked, read-only, no permission: not ours to move away
-            self.moved_aside = self._move_aside(exc)
-            self._conn = self._open()
+        if self.path != ":memory:":
+            self._reader = sqlite3.connect(
+                self.path, timeout=self.timeout_s, check_same_thread=False,
+                isolation_level=None)
+            self._reader.execute("PRAGMA query_only=1")
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:"
+
+    def _open_file(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = lock_file(self.path)
+        try:
+            try:
+                return self._open()
+            except sqlite3.DatabaseError as exc:
+                if self.path == ":memory:" or not is_corruption(exc):
+                    raise
+                self.moved_aside = self._move_aside(exc)
+                return self._open()
+        except BaseException:
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+            raise
 
     # --- opening -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            # created owner-only: alert text can name accounts and amounts
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
@@ -125,6 +198,7 @@ class AlertStore:
                     f"alert store {self.path} has schema version {version}, newer than this "
                     f"otel_botmon's {SCHEMA_VERSION}; upgrade otel_botmon or use another file"
                 )
+            self._check_columns(conn)
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -135,6 +209,14 @@ class AlertStore:
             raise
         return conn
 
+    def _check_columns(self, conn: sqlite3.Connection) -> None:
+        for table, wanted in _COLUMNS.items():
+            found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+            if found and not wanted <= found:
+                raise ForeignSchemaError(
+                    f"table {table} has columns {sorted(found)}, not an otel_botmon "
+                    "alert store")
+
     def _move_aside(self, exc: BaseException) -> Path:
         target = Path(f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
         os.replace(self.path, target)
@@ -142,13 +224,18 @@ class AlertStore:
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, str(target) + suffix)
         logger.error(
-            "ALERT STORE CORRUPT: %s is not a readable SQLite database (%s); moved it to %s "
-            "and started an EMPTY alert store. Alert history before now is in that file.",
-            self.path, exc, target,
+            "ALERT STORE CORRUPT: %s is not a readable otel_botmon alert store (%s); moved "
+            "it to %s and started an EMPTY alert store. Alert history before now is in "
+            "that file.", self.path, exc, target,
         )
         return target
 
     # --- shared access --------------------------------------------------------------------
+
+    def share(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        """The connection and its (re-entrant) lock, for a module that keeps its tables
+        in this file and must write inside :meth:`transaction` (the outbox)."""
+        return self._conn, self._lock
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -161,6 +248,18 @@ class AlertStore:
             yield self._conn
 
     @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a read: the reader, unless this thread is inside a
+        transaction (it must see its own uncommitted rows) or the store is in memory."""
+        reader = self._reader
+        if reader is None or self._writer == threading.get_ident():
+            with self._lock:
+                yield self._conn
+            return
+        with self._read_lock:
+            yield reader
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one atomic transaction (one cycle's events and alert states:
         after a crash either all of them are stored or none). Re-entrant."""
@@ -168,17 +267,81 @@ class AlertStore:
             if self._conn.in_transaction:
                 yield
                 return
-            self._conn.execute("BEGIN")
+            self._saved, self._saved_alerts = [], {}
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._writer = threading.get_ident()
+            saved: list[tuple[Alert, AlertEvent]] = []
+            committed = False
             try:
                 yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                saved = self._saved_pairs()
+                for hook in self._hooks:
+                    hook.write(self._conn, saved)
+                self._conn.execute("COMMIT")
+                committed = True
+            finally:
+                self._writer = None
+                if not committed:
+                    rollback_quietly(self._conn)
+                self._saved, self._saved_alerts = [], {}
+                for hook in self._hooks:
+                    try:
+                        hook.done(saved, committed)
+                    except Exception as exc:  # a hook's bookkeeping must not undo a commit
+                        logger.error("alert store commit hook failed: %s", exc)
+
+    def _saved_pairs(self) -> list[tuple[Alert, AlertEvent]]:
+        """The events saved in this transaction with their alerts (as saved, or as
+        stored when the alert itself did not change)."""
+        pairs = []
+        for event in self._saved:
+            alert = self._saved_alerts.get(event.alert_id)
+            if alert is None:
+                alert = self.get_alert(event.alert_id)
+            if alert is not None:
+                pairs.append((alert, event))
+        return pairs
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Run ``hook`` in every :meth:`transaction` (see :class:`CommitHook`)."""
+        with self._lock:
+            self._hooks.append(hook)
+
+    def remove_commit_hook(self, hook: CommitHook) -> None:
+        with self._lock:
+            if hook in self._hooks:
+                self._hooks.remove(hook)
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             self._conn.close()
+            unlock_file(self._lock_fd)
+            self._lock_fd = None
+
+    def _decode_alert(self, row: tuple[Any, ...]) -> Alert | None:
+        try:
+            return Alert.from_dict(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError) as exc:
+            self._skip(("alert", str(row[1])), "alert", row[1], exc)
+            return None
+
+    def _skip(self, key: tuple[str, str], what: str, row_id: object, exc: Exception) -> None:
+        """Count and log an unreadable row once (it is read again by later queries)."""
+        with self._skip_lock:
+            if key in self._skipped:
+                return
+            self._skipped.add(key)
+        logger.error("alert store %s: skipping unreadable %s row %s (%s: %s)",
+                     self.path, what, row_id, type(exc).__name__, exc)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows that could not be decoded (skipped, logged once each)."""
+        return len(self._skipped)
 
     # --- alerts ---------------------------------------------------------------------------
 
@@ -186,6 +349,8 @@ class AlertStore:
         """Insert or update one alert (without its events)."""
         data = json.dumps(alert.to_dict(with_events=False))
         with self._lock:
+            if self._conn.in_transaction and self._hooks:
+                self._saved_alerts[alert.id] = alert
             self._conn.execute(
                 "INSERT INTO alerts(id, fingerprint, rule_name, state, started_at, resolved_at,"
                 " data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
@@ -202,21 +367,22 @@ class AlertStore:
 
     def load_active(self) -> list[Alert]:
         """Pending and firing alerts with their events, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT data FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT data, id FROM alerts WHERE state IN (?, ?) ORDER BY started_at",
                 (AlertState.PENDING.value, AlertState.FIRING.value),
             ).fetchall()
-            alerts = [a for a in map(_decode_alert, rows) if a is not None]
+            alerts = [a for a in map(self._decode_alert, rows) if a is not None]
             for alert in alerts:
                 alert.events = self.events(alert.id)
         return alerts
 
     def get_alert(self, alert_id: str) -> Alert | None:
         """One alert with its events, or None."""
-        with self._lock:
-            row = self._conn.execute("SELECT data FROM alerts WHERE id=?", (alert_id,)).fetchone()
-            alert = None if row is None else _decode_alert(row)
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT data, id FROM alerts WHERE id=?", (alert_id,)).fetchone()
+            alert = None if row is None else self._decode_alert(row)
             if alert is None:
                 return None
             alert.events = self.events(alert_id)
@@ -224,17 +390,18 @@ class AlertStore:
 
     def history(self, limit: int = 100, offset: int = 0) -> list[Alert]:
         """Alerts of every state, newest first (without events, for speed)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT data FROM alerts ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT data, id FROM alerts ORDER BY started_at DESC, rowid DESC"
+                " LIMIT ? OFFSET ?",
                 (max(0, int(limit)), max(0, int(offset))),
             ).fetchall()
-        return [a for a in map(_decode_alert, rows) if a is not None]
+        return [a for a in map(self._decode_alert, rows) if a is not None]
 
     def last_resolved(self) -> dict[str, float]:
         """Fingerprint -> when its latest instance resolved (for cooldowns)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT fingerprint, MAX(resolved_at) FROM alerts WHERE resolved_at IS NOT NULL"
                 " GROUP BY fingerprint"
             ).fetchall()
@@ -276,17 +443,21 @@ class AlertStore:
             )
             return int(cursor.lastrowid or 0)
 
-    def save_event(self, event: AlertEvent) -> None:
-        """Store an evaluator event and set its ``id``."""
-        event.id = self.add_event(
-            event.alert_id, event.kind, event.detail, at=event.at, notify=event.notify,
-            suppressed=event.suppressed,
-        )
+    def save_event(self, event: AlertEvent, *, hooks: bool = True) -> None:
+        """Store an evaluator event and set its ``id``. ``hooks=False``: the commit hooks
+        do not see it (an event stored late, after it was dispatched)."""
+        with self._lock:
+            event.id = self.add_event(
+                event.alert_id, event.kind, event.detail, at=event.at, notify=event.notify,
+                suppressed=event.suppressed,
+            )
+            if hooks and self._conn.in_transaction and self._hooks:
+                self._saved.append(event)
 
     def events(self, alert_id: str) -> list[AlertEvent]:
         """An alert's events, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT id, kind, at, notify, suppressed, detail FROM alert_events"
                 " WHERE alert_id=? ORDER BY id",
                 (alert_id,),
@@ -300,8 +471,8 @@ class AlertStore:
                     suppressed=suppressed, id=int(event_id),
                 ))
             except (ValueError, TypeError) as exc:  # a damaged row: skip it, keep the rest
-                logger.error("alert store: skipping unreadable event %s of alert %s (%s)",
-                             event_id, alert_id, exc)
+                self._skip(("event", str(event_id)), f"event (alert {alert_id})", event_id,
+                           exc)
         return events
 
     # --- silences -------------------------------------------------------------------------
@@ -319,9 +490,15 @@ class AlertStore:
 
     def load_silences(self, now: float | None = None) -> list[Silence]:
         """Silences not yet expired at ``now`` (all of them when ``now`` is None)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT data FROM silences WHERE ends_at > ?",
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT data, id FROM silences WHERE ends_at > ?",
                 (float("-inf") if now is None else now,),
             ).fetchall()
-        return [Silence.from_dict(json.loads(row[0])) for row in rows]
+        silences = []
+        for data, silence_id in rows:
+            try:
+                silences.append(Silence.from_dict(json.loads(data)))
+            except (ValueError, KeyError, TypeError) as exc:  # skip it, keep the rest
+                self._skip(("silence", str(silence_id)), "silence", silence_id, exc)
+        return silences

@@ -1,13 +1,16 @@
 """The dashboard's ASGI application: the guide's REST API, a WebSocket and the web page.
 
-``create_app(system_monitor, access_token=None)`` returns a FastAPI app. Reads are open;
-when ``access_token`` is set, every mutating endpoint and the WebSocket need it
+``create_app(system_monitor, access_token=None)`` returns a FastAPI app. When
+``access_token`` is set, every ``/api`` endpoint and the WebSocket need it
 (``Authorization: Bearer <token>``; the WebSocket also takes ``?token=``) and answer
-401 without it. Errors are JSON ``{"error": ..., "detail": ...}``.
+401 without it; the page itself is open. Foreign hosts, foreign origins, non-JSON bodies
+and oversized bodies are refused first (``security.DashboardGuard``). Errors are JSON
+``{"error": ..., "detail": ...}``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +39,7 @@ from otel_botmon.dashboard.models import (
     StatusResponse,
 )
 from otel_botmon.dashboard.push import PushHub
+from otel_botmon.dashboard.security import DashboardGuard, GuardPolicy, declare_token_on_reads
 from otel_botmon.monitor import SystemMonitor, UnknownAlertError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -91,12 +95,14 @@ def create_app(
     push_interval_s: float = 2.0,
     alert_limit: int = 20,
     history_limit: int = 120,
+    guard: GuardPolicy | None = None,
 ) -> FastAPI:
     """Build the dashboard app for ``system_monitor``.
 
     ``push_interval_s`` is the longest a WebSocket client waits for an update; changes
     (alerts, health checks) are pushed sooner. ``alert_limit``/``history_limit`` bound
-    the recent alerts and chart points in ``/api/dashboard``.
+    the recent alerts and chart points in ``/api/dashboard``. ``guard`` decides which
+    hosts, origins and bodies are accepted (loopback, same origin, 64 KiB by default).
     """
     if access_token is not None and not access_token:
         raise ValueError("access_token must be a non-empty string or None")
@@ -128,6 +134,11 @@ def create_app(
     )
     app.state.push_hub = hub
     app.add_middleware(SecurityHeaders)
+    # Added last, so outermost: refuses before anything reads, parses or authenticates.
+    policy = dataclasses.replace(guard or GuardPolicy(), access_token=access_token)
+    app.add_middleware(DashboardGuard, policy=policy)
+    if access_token is not None:
+        declare_token_on_reads(app)
     bearer = HTTPBearer(auto_error=False, description="The dashboard's access token")
 
     def token_ok(given: str | None) -> bool:

@@ -8,6 +8,8 @@ import logging
 import socket
 from typing import Any
 
+from otel_botmon.dashboard.security import ServerLimits
+
 logger = logging.getLogger("otel_botmon.dashboard")
 
 
@@ -35,8 +37,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class EmbeddedServer:
     """Serve ``app`` on ``host:port`` from the current event loop until ``stop()``."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "server"):
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "server",
+        limits: ServerLimits | None = None,
+    ):
         self.app = app
+        self.limits = limits
+        """Connection cap and timeouts (see ``ServerLimits``); None: uvicorn's defaults."""
         self.host = host
         self.port = port
         self.name = name
@@ -54,7 +61,11 @@ class EmbeddedServer:
         config = uvicorn.Config(
             self.app, host=self.host, port=self.port, log_level="warning",
             access_log=False, lifespan="on", ws_ping_interval=20.0,
+            **(self.limits.uvicorn_settings() if self.limits else {}),
         )
+        if self.limits is not None:
+            config.load()
+            config.http_protocol_class = self.limits.protocol(config.http_protocol_class)
         server = uvicorn.Server(config)
         # The host application owns signal handling; an embedded server must not take it.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

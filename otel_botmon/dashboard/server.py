@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from otel_botmon.monitor import SystemMonitor
+
+if TYPE_CHECKING:  # the dashboard extra may be missing at import time
+    from otel_botmon.dashboard.security import ServerLimits
 
 logger = logging.getLogger("otel_botmon.dashboard")
 
@@ -27,6 +31,11 @@ class MonitoringDashboard:
     Binds 127.0.0.1 by default. Binding any other address needs an ``access_token``
     (``ValueError`` otherwise): the API can acknowledge and resolve alerts, so it is not
     exposed beyond this machine without one. ``port=0`` picks a free port (see ``url``).
+
+    Requests are accepted for loopback names and ``host`` only; add the names and origins
+    the dashboard is reached under (a reverse proxy, the machine's DNS name) with
+    ``allowed_hosts``/``allowed_origins``. ``max_body_bytes`` bounds request bodies and
+    ``limits`` (a ``ServerLimits``) the connections and their timeouts.
     """
 
     def __init__(
@@ -37,6 +46,10 @@ class MonitoringDashboard:
         access_token: str | None = None,
         *,
         push_interval_s: float = 2.0,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        max_body_bytes: int = 64 * 1024,
+        limits: ServerLimits | None = None,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
@@ -52,6 +65,10 @@ class MonitoringDashboard:
         self.port = port
         self._access_token = access_token
         self.push_interval_s = push_interval_s
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.allowed_origins = tuple(allowed_origins)
+        self.max_body_bytes = max_body_bytes
+        self.limits = limits
         self._server: Any = None
         self.app: Any = None
 
@@ -78,6 +95,7 @@ class MonitoringDashboard:
         try:
             from otel_botmon.dashboard.app import create_app
             from otel_botmon.dashboard.embedded import EmbeddedServer
+            from otel_botmon.dashboard.security import GuardPolicy, ServerLimits
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError(
                 f"the dashboard needs {exc.name!r}: pip install 'otel-botmon[dashboard]'"
@@ -85,8 +103,13 @@ class MonitoringDashboard:
         self.app = create_app(
             self.system_monitor, access_token=self._access_token,
             push_interval_s=self.push_interval_s,
+            guard=GuardPolicy(
+                bind_host=self.host, allowed_hosts=self.allowed_hosts,
+                allowed_origins=self.allowed_origins, max_body_bytes=self.max_body_bytes,
+            ),
         )
-        server = EmbeddedServer(self.app, self.host, self.port, name="dashboard")
+        server = EmbeddedServer(self.app, self.host, self.port, name="dashboard",
+                                limits=self.limits or ServerLimits())
         await server.start()
         self._server = server
         self.port = server.port

@@ -130,18 +130,21 @@ class AlertmanagerNotifier(Notifier):
             return DeliveryResult.delivered("nothing to send")
         result = await self._post(relevant)
         if result.ok:
-            for n in relevant:
-                if n.event is AlertEventKind.RESOLVED:
-                    self._outbox.active_delete(self.destination, n.fingerprint)
-                else:
-                    self._outbox.active_put(self.destination, n.fingerprint,
-                                            json.dumps(n.to_dict()))
+            await asyncio.to_thread(self._remember, relevant)  # SQLite: off the loop
         return result
+
+    def _remember(self, notifications: Sequence[Notification]) -> None:
+        for n in notifications:
+            if n.event is AlertEventKind.RESOLVED:
+                self._outbox.active_delete(self.destination, n.fingerprint)
+            else:
+                self._outbox.active_put(self.destination, n.fingerprint,
+                                        json.dumps(n.to_dict()))
 
     async def resend_firing(self) -> DeliveryResult | None:
         """Re-send every alert still firing here; None when there is none."""
-        firing = [Notification.from_dict(json.loads(p)) for p in
-                  self._outbox.active(self.destination)]
+        stored = await asyncio.to_thread(self._outbox.active, self.destination)
+        firing = [Notification.from_dict(json.loads(p)) for p in stored]
         if not firing:
             return None
         return await self._post(firing)

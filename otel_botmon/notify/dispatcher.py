@@ -14,6 +14,11 @@ delivers that destination's rows in order:
 
 Every attempt is stored (``attempts()``) and reported to ``on_attempt(alert_id, channel,
 result)``, which the SystemMonitor routes to the alert's event history.
+
+Given the alert ``store``, the dispatcher joins its transactions: an alert event's rows
+are committed with the alert's state, so no crash can store one without the other. A
+write the outbox cannot take (full disk, a lock held too long by another process) keeps
+the notifications in memory and retries until it can (``spool``).
 """
 
 from __future__ import annotations
@@ -22,27 +27,23 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.alertmanager import AlertmanagerNotifier
+from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
-from otel_botmon.notify.config import NotificationConfig, Secret
-from otel_botmon.notify.console import ConsoleNotifier
-from otel_botmon.notify.email import EmailNotifier
-from otel_botmon.notify.file import FileNotifier
+from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summarize
+from otel_botmon.notify.notifiers import build_notifiers
+from otel_botmon.notify.notifiers import snapshot as take_snapshot
 from otel_botmon.notify.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox, OutboxItem
-from otel_botmon.notify.pagerduty import PagerDutyNotifier
-from otel_botmon.notify.slack import SlackNotifier
-from otel_botmon.notify.telegram import TelegramNotifier
-from otel_botmon.notify.webhook import WebhookNotifier
+from otel_botmon.notify.spool import OutboxCommitHook, Spool
 
 __all__ = ["Clock", "NotificationDispatcher", "SystemClock", "build_notifiers"]
 
@@ -71,60 +72,12 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
-def build_notifiers(
-    config: NotificationConfig, outbox: Outbox, *, console_stream: TextIO | None = None
-) -> list[Notifier]:
-    """One notifier per configured destination (one per webhook URL)."""
-    notifiers: list[Notifier] = []
-    channels = set(config.configured_channels())
-    if NotificationChannel.CONSOLE in channels:
-        notifiers.append(ConsoleNotifier(console_stream))
-    if NotificationChannel.FILE in channels and config.log_file:
-        notifiers.append(FileNotifier(config.log_file, config.log_file_max_bytes,
-                                      config.log_file_backups))
-    if NotificationChannel.EMAIL in channels:
-        notifiers.append(EmailNotifier(config))
-    hmac_secret = config.webhook_hmac_secret
-    for index, url in enumerate(config.webhook_urls):
-        assert isinstance(url, Secret)
-        notifiers.append(WebhookNotifier(
-            url, index, config.webhook_timeout,
-            hmac_secret if isinstance(hmac_secret, Secret) else None,
-        ))
-    if isinstance(config.slack_webhook_url, Secret):
-        notifiers.append(SlackNotifier(config.slack_webhook_url, config.slack_channel,
-                                       config.webhook_timeout))
-    if isinstance(config.telegram_bot_token, Secret) and config.telegram_chat_id:
-        notifiers.append(TelegramNotifier(config.telegram_api_url, config.telegram_bot_token,
-                                          config.telegram_chat_id, config.webhook_timeout))
-    if config.alertmanager_url:
-        notifiers.append(AlertmanagerNotifier(
-            config.alertmanager_url, outbox, resend_interval=config.alertmanager_resend_interval,
-            timeout=config.webhook_timeout, generator_url=config.generator_url,
-        ))
-    if isinstance(config.pagerduty_routing_key, Secret):
-        notifiers.append(PagerDutyNotifier(
-            config.pagerduty_url, config.pagerduty_routing_key, config.source,
-            config.webhook_timeout, client_url=config.generator_url,
-        ))
-    return notifiers
-
-
-_SNAPSHOT_FIELDS = (
-    "id", "alert_id", "fingerprint", "title", "name", "message", "description", "severity",
-    "alert_type", "value", "fired_at", "first_fired", "started_at", "active_at", "created_at",
-    "timestamp", "rule_name", "rule", "acknowledged_by", "resolved_by",
-)
-
-
-def _snapshot(alert: object) -> SimpleNamespace:
-    """What ``Notification.from_alert`` reads, copied now: the alert object lives on and
-    changes, the notification must say how it was at this event."""
-    snapshot = SimpleNamespace(**{name: getattr(alert, name, None) for name in _SNAPSHOT_FIELDS})
-    snapshot.labels = dict(getattr(alert, "labels", None) or {})
-    snapshot.annotations = dict(getattr(alert, "annotations", None) or {})
-    snapshot.channels = list(getattr(alert, "channels", None) or [])
-    return snapshot
+def _notifiable(event: object) -> bool:
+    """Whether an alert event is one to notify (and not silenced, inhibited ...)."""
+    if getattr(event, "notify", True) is False:
+        return False
+    kind = getattr(event, "kind", event)
+    return any(getattr(kind, "value", kind) == k.value for k in NOTIFIABLE_EVENTS)
 
 
 def _report(component: str, exc: BaseException) -> None:
@@ -136,12 +89,14 @@ def _report(component: str, exc: BaseException) -> None:
 class NotificationDispatcher:
     """Routes notifications to destinations through a durable outbox.
 
-    ``outbox_path`` overrides ``config.outbox_path`` (pass the alert store's file to keep
-    one database). ``notifiers`` replaces the ones built from the config (tests,
-    custom channels). ``clock`` and ``rng`` make scheduling deterministic in tests.
+    ``outbox_path`` overrides ``config.outbox_path``. ``store`` (the alert store) makes
+    the outbox join its transactions, in the store's own file unless an outbox path is
+    given. ``notifiers`` replaces the ones built from the config (tests, custom
+    channels). ``clock`` and ``rng`` make scheduling deterministic in tests.
 
     Raises:
         sqlite3.Error: the outbox file cannot be opened.
+        StoreInUseError: another process has the outbox file open.
     """
 
     def __init__(
@@ -154,10 +109,17 @@ class NotificationDispatcher:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         console_stream: TextIO | None = None,
+        store: AlertStore | None = None,
     ) -> None:
         self.config = config if config is not None else NotificationConfig()
-        path = outbox_path or self.config.outbox_path or ":memory:"
-        self.outbox = Outbox(path)
+        path = outbox_path or self.config.outbox_path
+        if store is not None and (path is None or str(path) == store.path):
+            self.outbox = Outbox(store=store)
+        else:
+            self.outbox = Outbox(path or ":memory:")
+        self.spool = Spool(self.outbox.path)
+        """Notifications the outbox could not take yet (retried until it can)."""
+        self._spool_wake: asyncio.Event | None = None
         self.on_attempt = on_attempt
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._rng = rng if rng is not None else random.Random()
@@ -180,6 +142,12 @@ class NotificationDispatcher:
         # loop, which is often the bot's; one worker keeps the commits in order.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="botmon-outbox")
         self._commit: Future[None] | None = None
+        self._store = store
+        self._hook: OutboxCommitHook | None = None
+        if store is not None:
+            self._hook = OutboxCommitHook(_notifiable, self._queue_in_transaction,
+                                          self._after_commit)
+            store.add_commit_hook(self._hook)
 
     # ----- the fast path: called by the evaluator / alert manager -----
 
@@ -218,19 +186,91 @@ class NotificationDispatcher:
         return len(ids)
 
     def _route(self, notification: Notification) -> list[tuple[str, str]]:
+        targets, missing = self._targets(notification)
+        for channel, result in missing:
+            self._emit(notification.alert_id, channel, result)
+        return targets
+
+    def _targets(self, notification: Notification) -> tuple[
+            list[tuple[str, str]], list[tuple[NotificationChannel, DeliveryResult]]]:
+        """Destinations for ``notification``; requested channels that are not configured
+        are recorded as failed attempts and returned for reporting."""
         channels = self.config.channels_for(notification.severity, notification.channels,
                                             list(self._by_channel))
         targets: list[tuple[str, str]] = []
+        missing: list[tuple[NotificationChannel, DeliveryResult]] = []
         for channel in channels:
             notifiers = self._by_channel.get(channel)
             if not notifiers:
                 result = DeliveryResult.failed(f"channel {channel.value} is not configured")
                 self.outbox.record_attempt(notification.alert_id, channel.value, channel.value,
                                            result, self._clock.time())
-                self._emit(notification.alert_id, channel, result)
+                missing.append((channel, result))
                 continue
             targets.extend((channel.value, n.destination) for n in notifiers)
-        return targets
+        return targets, missing
+
+    # ----- inside the alert store's transaction -----
+
+    def _queue_in_transaction(self, pairs: list[tuple[Any, Any]]) -> Any:
+        """Commit hook: the outbox rows of these (alert, event) pairs, written in the
+        store's open transaction (or the outbox's own file, before it commits)."""
+        entries: list[tuple[str, str, dict[str, object], list[tuple[str, str]]]] = []
+        woken: set[str] = set()
+        missing: list[tuple[str, NotificationChannel, DeliveryResult]] = []
+        for alert, event in pairs:
+            notification = Notification.from_alert(take_snapshot(alert), event)
+            targets, unconfigured = self._targets(notification)
+            missing.extend((notification.alert_id, c, r) for c, r in unconfigured)
+            if targets:
+                entries.append((notification.id, notification.alert_id,
+                                notification.to_dict(), targets))
+                woken.update(destination for _, destination in targets)
+        if entries:
+            self.outbox.enqueue_many(entries, self._clock.time())
+        return woken, missing
+
+    def _after_commit(self, result: Any) -> None:
+        woken, missing = result
+        self._wake_workers(woken)
+        loop = self._loop
+        for alert_id, channel, attempt in missing:
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._emit, alert_id, channel, attempt)
+            else:
+                self._emit(alert_id, channel, attempt)
+
+    # ----- notifications the outbox could not take -----
+
+    def _keep(self, notifications: Sequence[Notification], exc: BaseException) -> None:
+        self.spool.keep(notifications, exc)
+        self._poke_spool()
+
+    def _poke_spool(self) -> None:
+        loop, wake = self._loop, self._spool_wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _write_spooled(self, notifications: Sequence[Notification]) -> None:
+        self.enqueue_many(notifications)
+
+    async def _retry_spool_forever(self) -> None:
+        """Write what the spool holds, backing off 0.2 s .. 30 s while the outbox fails."""
+        assert self._spool_wake is not None
+        delay = 0.2
+        while True:
+            if not len(self.spool):
+                self._spool_wake.clear()
+                await self._spool_wake.wait()
+                delay = 0.2
+            if await asyncio.to_thread(self.spool.flush, self._write_spooled):
+                continue
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
     def on_alert_event(self, alert: object, event: object) -> None:
         """Alert listener (``alert_manager.add_listener(dispatcher.on_alert_event)``):
@@ -243,19 +283,22 @@ class NotificationDispatcher:
         Never raises into the caller: an error is reported as an internal error.
         """
         try:
-            if getattr(event, "notify", True) is False:  # silenced, inhibited, cooldown
+            if not _notifiable(event):  # silenced, inhibited, cooldown; or not a kind to send
                 return
-            kind = getattr(event, "kind", event)
-            if all(getattr(kind, "value", kind) != k.value for k in NOTIFIABLE_EVENTS):
-                return
-            snapshot = _snapshot(alert)
+            if self._hook is not None and self._hook.claim(event):
+                return  # already queued in the alert store's transaction
+            snapshot = take_snapshot(alert)
             loop = self._loop
             if loop is not None and threading.get_ident() == self._loop_thread:
                 self._deferred.append((snapshot, event))
                 if self._flush_handle is None:
                     self._flush_handle = loop.call_soon(self._flush_deferred)
                 return
-            self.enqueue(Notification.from_alert(snapshot, event))
+            notification = Notification.from_alert(snapshot, event)
+            try:
+                self.enqueue(notification)
+            except sqlite3.Error as exc:
+                self._keep([notification], exc)
         except Exception as exc:
             _report("notify.dispatcher", exc)
 
@@ -276,6 +319,8 @@ class NotificationDispatcher:
                 _report("notify.dispatcher", exc)
         try:
             self.enqueue_many(notifications)
+        except sqlite3.Error as exc:
+            self._keep(notifications, exc)
         except Exception as exc:
             _report("notify.dispatcher", exc)
 
@@ -323,8 +368,13 @@ class NotificationDispatcher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._progress = asyncio.Event()
+        self._spool_wake = asyncio.Event()
+        if len(self.spool):
+            self._spool_wake.set()
         self._tasks.append(asyncio.create_task(self._guarded(self._prune_forever(), "prune"),
                                                name="botmon-notify-prune"))
+        self._tasks.append(asyncio.create_task(
+            self._guarded(self._retry_spool_forever(), "spool"), name="botmon-notify-spool"))
         for destination, notifier in self._notifiers.items():
             self._wake[destination] = asyncio.Event()
             self._wake[destination].set()
@@ -340,7 +390,7 @@ class NotificationDispatcher:
         if self._progress is None:
             raise RuntimeError("NotificationDispatcher.drain() needs start() first")
         deadline = time.monotonic() + timeout
-        while self.pending_count() > 0 or self._in_flight:
+        while self.pending_count() > 0 or self._in_flight or len(self.spool):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -370,9 +420,17 @@ class NotificationDispatcher:
         self._loop = None
 
     def close(self) -> None:
-        """Close the outbox database (after ``stop()``)."""
+        """Close the outbox database (after ``stop()``). Notifications still held in
+        memory (the outbox could not take them) are written one last time; if that
+        fails too they are lost, and the log says how many."""
         self._settle_commits()
         self._committer.shutdown(wait=True)
+        if len(self.spool) and not self.spool.flush(self._write_spooled):
+            logger.error("notification outbox %s: %d notification(s) could not be stored "
+                         "before closing (%s)", self.outbox.path, len(self.spool),
+                         self.spool.failing)
+        if self._store is not None and self._hook is not None:
+            self._store.remove_commit_hook(self._hook)
         self.outbox.close()
 
     async def _guarded(self, coro: object, destination: str) -> None:
@@ -385,9 +443,14 @@ class NotificationDispatcher:
 
     async def _prune_forever(self) -> None:
         while True:
-            removed = self.outbox.prune(self._clock.time() - self.config.outbox_retention)
-            if removed:
-                logger.debug("notification outbox: pruned %d settled rows", removed)
+            try:  # SQLite (maybe waiting for a lock): off the loop
+                removed = await asyncio.to_thread(
+                    self.outbox.prune, self._clock.time() - self.config.outbox_retention)
+            except sqlite3.Error as exc:  # locked or full: try again next time
+                _report("notify.prune", exc)
+            else:
+                if removed:
+                    logger.debug("notification outbox: pruned %d settled rows", removed)
             await asyncio.sleep(3600.0)
 
     # ----- the workers -----
@@ -435,21 +498,24 @@ class NotificationDispatcher:
             if wait > 0:
                 await self._clock.sleep(wait)
 
-    def _decode(self, items: Sequence[OutboxItem]) -> list[tuple[OutboxItem, Notification]]:
+    async def _decode(
+        self, items: Sequence[OutboxItem],
+    ) -> list[tuple[OutboxItem, Notification]]:
         decoded = []
         for item in items:
             try:
                 decoded.append((item, Notification.from_dict(json.loads(item.payload))))
             except (ValueError, KeyError, TypeError) as exc:
                 result = DeliveryResult.failed(f"stored notification is corrupt: {exc}")
-                self.outbox.settle([item], result, self._clock.time(), state=FAILED)
+                await asyncio.to_thread(
+                    self.outbox.settle, [item], result, self._clock.time(), state=FAILED)
                 self._emit(item.alert_id, NotificationChannel(item.channel), result)
         return decoded
 
     async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem]) -> None:
         due = [i for i in items if i.next_attempt_at <= self._clock.time()]
         storm = notifier.collapsible and len(items) > self.config.storm_threshold
-        batch = self._decode(due if notifier.batches or storm else due[:1])
+        batch = await self._decode(due if notifier.batches or storm else due[:1])
         if not batch:
             return
         notifications = [n for _, n in batch]

@@ -1,21 +1,26 @@
 """The durable outbox: every notification to every destination is a row in SQLite first.
 
 Rows live in their own tables (``notify_outbox``, ``notify_attempts``, ``notify_active``)
-so the file can be the alert store's. WAL journaling with ``synchronous=NORMAL`` makes a
-committed row survive the process being killed; the dispatcher delivers rows in ``id``
-order per destination and marks them delivered or failed, so after a restart whatever
-was still pending is delivered (at least once).
+so the file can be the alert store's: then the outbox uses the store's connection and
+its rows join the store's transactions (an alert and its notifications commit together).
+WAL journaling with ``synchronous=NORMAL`` makes a committed row survive the process
+being killed; the dispatcher delivers rows in ``id`` order per destination and marks
+them delivered or failed, so after a restart whatever was still pending is delivered (at
+least once). A file of its own is opened through an ``AlertStore`` too, so it gets the
+same protection: one process per file, a corrupt file moved aside, a read-only location
+falling back to memory.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
 
 __all__ = ["AttemptRecord", "Outbox", "OutboxItem"]
@@ -112,30 +117,43 @@ _ITEMS_FROM = (
 class Outbox:
     """SQLite-backed queue of notification deliveries; safe to use from several threads.
 
-    ``path`` is a file (created with its directory) or ``":memory:"``.
+    ``path`` is a file (created with its directory) or ``":memory:"``; ``store`` shares
+    an open alert store's file and connection instead.
 
     Raises:
-        sqlite3.Error: the file cannot be opened or is not a database.
+        sqlite3.Error: the file cannot be opened (locked by another connection).
+        StoreInUseError: another process has the file open.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+    def __init__(self, path: str | Path = ":memory:", *, store: AlertStore | None = None) -> None:
+        self._owns_store = store is None
+        self.store = store if store is not None else AlertStore(path, timeout_s=10.0)
+        self.path = self.store.path
+        self._db, self._lock = self.store.share()
         with self._lock:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit survives a killed process (not a power cut).
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction, or part of the one already open on this connection (the
+        alert store's, when the outbox joins it)."""
         with self._lock:
-            self._db.close()
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                rollback_quietly(self._db)
+                raise
 
     # ----- the queue -----
 
@@ -162,30 +180,24 @@ class Outbox:
         encoded = [(nid, aid, json.dumps(payload, ensure_ascii=False), targets)
                    for nid, aid, payload, targets in entries]
         ids: list[int] = []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for notification_id, alert_id, text, targets in encoded:
-                    fresh = self._db.execute(
-                        "INSERT OR IGNORE INTO notify_messages (notification_id, payload) "
-                        "VALUES (?, ?)",
-                        (notification_id, text),
-                    ).rowcount
-                    # The message table's key is the dedup: a notification queued before
-                    # is not queued again (one index less to maintain per outbox row).
-                    for channel, destination in targets if fresh else ():
-                        cursor = self._db.execute(
-                            "INSERT INTO notify_outbox (notification_id, alert_id, channel, "
-                            "destination, created_at, next_attempt_at, updated_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (notification_id, alert_id, channel, destination, now, now, now),
-                        )
-                        if cursor.lastrowid is not None:
-                            ids.append(cursor.lastrowid)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            for notification_id, alert_id, text, targets in encoded:
+                fresh = self._db.execute(
+                    "INSERT OR IGNORE INTO notify_messages (notification_id, payload) "
+                    "VALUES (?, ?)",
+                    (notification_id, text),
+                ).rowcount
+                # The message table's key is the dedup: a notification queued before
+                # is not queued again (one index less to maintain per outbox row).
+                for channel, destination in targets if fresh else ():
+                    cursor = self._db.execute(
+                        "INSERT INTO notify_outbox (notification_id, alert_id, channel, "
+                        "destination, created_at, next_attempt_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (notification_id, alert_id, channel, destination, now, now, now),
+                    )
+                    if cursor.lastrowid is not None:
+                        ids.append(cursor.lastrowid)
         return ids
 
     def pending(self, destination: str, limit: int) -> list[OutboxItem]:
@@ -232,23 +244,17 @@ class Outbox:
         """Record one attempt on each row and move it to ``state`` (pending with a new
         ``next_attempt_at``, delivered or failed), in one transaction."""
         text = detail if detail is not None else result.detail
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for item in items:
-                    attempt = item.attempts + 1
-                    self._db.execute(
-                        "UPDATE notify_outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
-                        "updated_at = ?, last_detail = ? WHERE id = ?",
-                        (state, attempt, next_attempt_at if next_attempt_at is not None else now,
-                         now, text, item.id),
-                    )
-                    self._insert_attempt(item.id, item.alert_id, item.channel,
-                                         item.destination, now, attempt, result, text)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            for item in items:
+                attempt = item.attempts + 1
+                self._db.execute(
+                    "UPDATE notify_outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
+                    "updated_at = ?, last_detail = ? WHERE id = ?",
+                    (state, attempt, next_attempt_at if next_attempt_at is not None else now,
+                     now, text, item.id),
+                )
+                self._insert_attempt(item.id, item.alert_id, item.channel,
+                                     item.destination, now, attempt, result, text)
 
     def record_attempt(
         self, alert_id: str, channel: str, destination: str, result: DeliveryResult, now: float
@@ -287,22 +293,16 @@ class Outbox:
         """Delete delivered and failed rows last touched before ``before`` (epoch s),
         their attempts and unreferenced messages; return how many rows went. Pending
         rows are never pruned."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = self._db.execute(
-                    "DELETE FROM notify_outbox WHERE state != ? AND updated_at < ?",
-                    (PENDING, before),
-                ).rowcount
-                self._db.execute("DELETE FROM notify_attempts WHERE at < ?", (before,))
-                self._db.execute(
-                    "DELETE FROM notify_messages WHERE notification_id NOT IN "
-                    "(SELECT notification_id FROM notify_outbox)"
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            removed = self._db.execute(
+                "DELETE FROM notify_outbox WHERE state != ? AND updated_at < ?",
+                (PENDING, before),
+            ).rowcount
+            self._db.execute("DELETE FROM notify_attempts WHERE at < ?", (before,))
+            self._db.execute(
+                "DELETE FROM notify_messages WHERE notification_id NOT IN "
+                "(SELECT notification_id FROM notify_outbox)"
+            )
         return int(removed)
 
     # ----- alerts a destination must keep re-sending (Alertmanager) -----

@@ -23,6 +23,7 @@ class LiveDashboard:
     def __init__(
         self, config: MonitoringConfig | None = None, access_token: str | None = None,
         push_interval_s: float = 0.5, start_monitor: bool = True,
+        **dashboard_options: Any,
     ) -> None:
         self.config = config or MonitoringConfig(
             metrics_collection_interval=0.5, alert_check_interval=0.5,
@@ -31,6 +32,8 @@ class LiveDashboard:
         self.access_token = access_token
         self.push_interval_s = push_interval_s
         self.start_monitor = start_monitor
+        self.dashboard_options = dashboard_options
+        """Extra ``MonitoringDashboard`` arguments (``allowed_hosts=...``)."""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.monitor: SystemMonitor
@@ -51,7 +54,7 @@ class LiveDashboard:
             self.monitor = SystemMonitor(self.config)
             self.dashboard = MonitoringDashboard(
                 self.monitor, port=0, access_token=self.access_token,
-                push_interval_s=self.push_interval_s,
+                push_interval_s=self.push_interval_s, **self.dashboard_options,
             )
             if self.start_monitor:
                 await self.monitor.start()

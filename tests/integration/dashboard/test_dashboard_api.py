@@ -109,7 +109,7 @@ async def test_force_health_check_returns_fresh_results(live: Live) -> None:
     assert after["checked_at"] > before["checked_at"]
 
 
-async def test_mutations_need_the_token_when_one_is_set(live_token: Live) -> None:
+async def test_every_api_request_needs_the_token_when_one_is_set(live_token: Live) -> None:
     client = live_token.client
     alert_id = await _alert(live_token)
     for path, body in [
@@ -124,7 +124,11 @@ async def test_mutations_need_the_token_when_one_is_set(live_token: Live) -> Non
     good = {"authorization": f"Bearer {TOKEN}"}
     r = await client.post(f"/api/alerts/{alert_id}/acknowledge", json={"user": "u"}, headers=good)
     assert r.status_code == 200
-    assert (await client.get("/api/status")).status_code == 200
+    # reads too: the status, alerts and P&L are the bot's business
+    for path in ("/api/status", "/api/dashboard", "/api/alerts", "/openapi.json"):
+        assert (await client.get(path)).status_code == 401
+        assert (await client.get(path, headers=good)).status_code == 200
+    assert (await client.get("/")).status_code == 200  # the page reads #token=... itself
 
 
 def test_non_loopback_bind_needs_a_token(live: Live) -> None:
@@ -190,11 +194,13 @@ async def test_schema_declares_the_token_only_when_one_is_set(
     live: Live, live_token: Live,
 ) -> None:
     open_schema = (await live.client.get("/openapi.json")).json()
-    guarded_schema = (await live_token.client.get("/openapi.json")).json()
+    guarded_schema = (await live_token.client.get(
+        "/openapi.json", headers={"authorization": f"Bearer {TOKEN}"})).json()
     ack = "/api/alerts/{alert_id}/acknowledge"
     assert "security" not in open_schema["paths"][ack]["post"]
-    assert guarded_schema["paths"][ack]["post"]["security"]
-    assert "401" in guarded_schema["paths"][ack]["post"]["responses"]
+    for path, method in [(ack, "post"), ("/api/status", "get"), ("/api/dashboard", "get")]:
+        assert guarded_schema["paths"][path][method]["security"]
+        assert "401" in guarded_schema["paths"][path][method]["responses"]
 
 
 async def test_unsupported_method_is_405_with_allow(live: Live) -> None:

@@ -1,0 +1,111 @@
+"""The alert store's file: one process at a time, and telling a damaged file from a
+locked or read-only one.
+
+``lock_file`` holds an exclusive ``flock`` on ``<file>.lock`` for as long as the store is
+open (several stores of one process may share it; the kernel releases it when the
+process dies, even by SIGKILL). A second process gets :class:`StoreInUseError` naming
+the holder's pid.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sqlite3
+import threading
+
+logger = logging.getLogger("otel_botmon.alerting.store")
+
+__all__ = ["StoreInUseError", "is_corruption", "is_unwritable", "lock_file",
+           "rollback_quietly", "unlock_file"]
+
+
+class StoreInUseError(RuntimeError):
+    """Another process has the store file open."""
+
+
+def is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed", quick_check
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    if isinstance(exc, PermissionError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    ):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "readonly" in text or "read-only" in text or "unable to open" in text
+    )
+
+
+def rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open. SQLite rolls back by itself on some
+    errors (a full disk); a second ROLLBACK would raise "no transaction is active" and
+    hide the real error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # pragma: no cover - the connection is gone
+            logger.debug("rollback failed: %s", exc)
+
+
+_held_locks: dict[str, list[int]] = {}  # real path -> [descriptor, users in this process]
+_held_guard = threading.Lock()
+
+
+def lock_file(path: str) -> str | None:
+    """Hold an exclusive lock on ``<path>.lock`` for this process (several stores of one
+    process may share a file), or raise :class:`StoreInUseError` naming the process
+    that holds it. Returns the key to pass to :func:`unlock_file`; None where file
+    locks are not supported."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    key = os.path.realpath(path) + ".lock"
+    with _held_guard:
+        held = _held_locks.get(key)
+        if held is not None and held[2] == os.getpid():  # not one inherited through fork()
+            held[1] += 1
+            return key
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise StoreInUseError(
+                f"alert store {path} is in use by another process (pid {holder}); two "
+                "processes on one store would deliver every notification twice. Give each "
+                "bot its own alert_store_path (and outbox_path)."
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _held_locks[key] = [fd, 1, os.getpid()]
+        return key
+
+
+def unlock_file(key: str | None) -> None:
+    if key is None:
+        return
+    with _held_guard:
+        held = _held_locks.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del _held_locks[key]
+            try:
+                os.close(held[0])  # closing the descriptor releases the flock
+            except OSError:  # pragma: no cover
+                pass

@@ -1,0 +1,112 @@
+"""Start-up survives bad files: a foreign schema is moved aside, unreadable rows are
+skipped and counted, a read-only location falls back to memory with a warning naming
+the file; the monitor starts in every case."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otel_botmon.alerting.model import LabelMatcher, Silence
+from otel_botmon.alerting.store import AlertStore
+from otel_botmon.monitor import MonitoringConfig, SystemMonitor
+
+
+def _monitor(db: Path) -> SystemMonitor:
+    return SystemMonitor(MonitoringConfig(alert_store_path=str(db), default_alert_rules=False))
+
+
+def test_foreign_schema_is_moved_aside_with_one_clear_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = tmp_path / "botmon.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE alerts (name TEXT, price REAL)")  # somebody else's table
+    conn.execute("INSERT INTO alerts VALUES ('BTC', 45000)")
+    conn.commit()
+    conn.close()
+    with caplog.at_level(logging.ERROR, logger="otel_botmon.alerting.store"):
+        monitor = _monitor(db)
+    store = monitor.alert_manager.store
+    assert store is not None and store.moved_aside is not None
+    assert store.moved_aside.name.startswith("botmon.db.corrupt-")
+    lines = [r for r in caplog.records if r.name == "otel_botmon.alerting.store"]
+    assert len(lines) == 1 and str(store.moved_aside) in lines[0].getMessage()
+    assert str(db) in lines[0].getMessage() and "not an otel_botmon" in lines[0].getMessage()
+    kept = sqlite3.connect(store.moved_aside)  # nothing of theirs was destroyed
+    assert kept.execute("SELECT name FROM alerts").fetchall() == [("BTC",)]
+    kept.close()
+    monitor.close()
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(st.one_of(st.text(max_size=30), st.binary(max_size=30)),
+                        min_size=1, max_size=4))
+def test_unreadable_rows_are_skipped_and_counted(tmp_path: Path, garbage: list[object]) -> None:
+    db = Path(tempfile.mkdtemp(dir=tmp_path)) / "a.db"
+    store = AlertStore(db)
+    store.save_silence(Silence(id="good", matchers=[LabelMatcher("alertname", "=", "x")],
+                               starts_at=0.0, ends_at=4e9))
+    with store.connection() as conn:
+        for i, value in enumerate(garbage):
+            conn.execute("INSERT INTO silences(id, ends_at, data) VALUES (?, ?, ?)",
+                         (f"bad{i}", 4e9, value))
+        conn.execute("INSERT INTO alerts(id, fingerprint, rule_name, state, started_at, data)"
+                     " VALUES ('x', 'f', 'r', 'firing', 1, '{\"broken\": ')")
+    store.close()
+    monitor = _monitor(db)  # starts: the good silence is back, the bad rows are skipped
+    again = monitor.alert_manager.store
+    assert again is not None
+    assert [s.id for s in monitor.alert_manager.get_silences()] == ["good"]
+    assert again.skipped_rows == len(garbage) + 1
+    monitor.close()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody may write: chmod for users, a read-only tmpfs for root."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        yield folder
+        folder.chmod(stat.S_IRWXU)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="botmon-ro-"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a read-only tmpfs: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+async def test_read_only_location_falls_back_to_memory_naming_the_file(
+    read_only_dir: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = read_only_dir / "alerts.db"
+    with caplog.at_level(logging.WARNING):
+        monitor = _monitor(db)
+    store = monitor.alert_manager.store
+    assert store is not None and store.in_memory and store.fallback_reason
+    assert str(db) in caplog.text and "IN MEMORY" in caplog.text
+    alert_id = await monitor.create_custom_alert("still works", "m")
+    assert monitor.get_alert(alert_id) is not None
+    monitor.close()
