@@ -21,7 +21,7 @@ from typing import Any
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
-from otel_botmon.alerting.model import AlertSeverity, AlertType
+from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, AlertState, AlertType
 from otel_botmon.instrument.exchange import record_api_call
 from otel_botmon.instrument.trading import record_trade_execution
 from otel_botmon.monitor_components import Components, build_components
@@ -73,21 +73,30 @@ class SystemStatus:
     """What ``get_system_status()`` returns: the whole bot at a glance."""
 
     overall_health: HealthStatus
-    """Worst component health, raised to CRITICAL by an active critical/emergency alert."""
+    """Worst component health, raised to CRITICAL by a firing critical/emergency alert
+    (DEGRADED by a firing warning)."""
     active_alerts: int
+    """Firing alerts (as Prometheus counts them); pending ones are in ``pending_alerts``."""
     alerts_by_severity: dict[str, int]
+    """Firing alerts by severity."""
     components: dict[str, str]
     """Component name -> its health status value."""
     uptime_seconds: float
     started_at: float | None
     running: bool
     timestamp: float = field(default_factory=time.time)
+    pending_alerts: int = 0
+    """Alerts whose condition holds but not yet for their rule's ``for``."""
+    firing: list[dict[str, Any]] = field(default_factory=list)
+    """The firing alerts, most severe then oldest first: id, title, severity, fired_at."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "overall_health": self.overall_health.value,
             "active_alerts": self.active_alerts,
+            "pending_alerts": self.pending_alerts,
             "alerts_by_severity": dict(self.alerts_by_severity),
+            "firing": [dict(a) for a in self.firing],
             "components": dict(self.components),
             "uptime_seconds": round(self.uptime_seconds, 3),
             "started_at": self.started_at,
@@ -297,7 +306,9 @@ class SystemMonitor:
         return [dict(view) for view in views[: max(0, limit)]]
 
     def _require_alert(self, alert_id: str) -> None:
-        if self.alert_manager.get_alert(alert_id) is None:
+        alert = self.alert_manager.get_alert(alert_id)
+        if alert is None or alert.state is AlertState.INACTIVE:
+            # an inactive alert (pending that cleared) never fired: nothing to act on
             raise UnknownAlertError(alert_id)
 
     def _alert_view(self, alert_id: str) -> dict[str, Any]:
@@ -333,8 +344,15 @@ class SystemMonitor:
     def get_system_status(self) -> SystemStatus:
         """Overall health, uptime, active alerts by severity and component health."""
         by_severity = {s.value: 0 for s in AlertSeverity}
+        firing: list[Any] = []
+        pending = 0
         for alert in self.alert_manager.get_active_alerts():
+            if alert.state is not AlertState.FIRING:
+                pending += 1
+                continue
+            firing.append(alert)
             by_severity[alert.severity.value] = by_severity.get(alert.severity.value, 0) + 1
+        firing.sort(key=lambda a: (-a.severity.rank, a.fired_at or a.started_at))
         components = {
             name: result.status.value
             for name, result in sorted(self.health_checker.get_all_health().items())
@@ -357,6 +375,11 @@ class SystemMonitor:
             ),
             started_at=started,
             running=started is not None,
+            pending_alerts=pending,
+            firing=[{
+                "id": a.id, "title": redact_text(a.title), "severity": a.severity.value,
+                "fired_at": a.fired_at, "acknowledged_by": a.acknowledged_by,
+            } for a in firing],
         )
 
     def get_performance_summary(self, history_limit: int = 120) -> dict[str, Any]:
@@ -393,7 +416,13 @@ class SystemMonitor:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
 
-    def _on_alert_event(self, alert: Any, _event: Any) -> None:
+    def _on_alert_event(self, alert: Any, event: Any) -> None:
+        if event.kind is AlertEventKind.INACTIVE:
+            # a pending alert that never fired: gone from every list, not a ghost
+            with self._recent_lock:
+                self._recent.pop(alert.id, None)
+            self._notify_listeners()
+            return
         view = _alert_dict(alert)
         with self._recent_lock:
             self._recent[alert.id] = view

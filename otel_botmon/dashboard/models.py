@@ -14,10 +14,20 @@ class ErrorResponse(BaseModel):
     detail: Any = Field(default=None, description="Human-readable reason or field errors")
 
 
+class FiringAlert(BaseModel):
+    id: str
+    title: str
+    severity: str
+    fired_at: float | None
+    acknowledged_by: str | None = None
+
+
 class StatusResponse(BaseModel):
     overall_health: str = Field(description="healthy, degraded, critical or unknown")
-    active_alerts: int
-    alerts_by_severity: dict[str, int]
+    active_alerts: int = Field(description="Firing alerts (pending ones are not counted)")
+    pending_alerts: int = Field(description="Alerts whose condition holds, not yet for long")
+    alerts_by_severity: dict[str, int] = Field(description="Firing alerts by severity")
+    firing: list[FiringAlert] = Field(description="Firing alerts, most severe then oldest")
     components: dict[str, str] = Field(description="Component name -> health status")
     uptime_seconds: float
     started_at: float | None = Field(description="Epoch seconds (UTC) of start()")
