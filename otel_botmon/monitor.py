@@ -265,23 +265,35 @@ class SystemMonitor:
         ))
         return alert if isinstance(alert, str) else str(alert.id)
 
-    async def acknowledge_alert(self, alert_id: str, user: str) -> dict[str, Any]:
-        """Mark the alert acknowledged by ``user``; returns its view.
-
-        Raises ``UnknownAlertError`` when no alert has that id.
-        """
+    async def acknowledge_alert(
+        self, alert_id: str, user: str, *, note: str | None = None,
+    ) -> dict[str, Any]:
+        """Mark the alert acknowledged by ``user`` (with an optional ``note``); returns
+        its view. Raises ``UnknownAlertError`` when no alert has that id."""
         self._require_alert(alert_id)
-        await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user))
+        if note:
+            await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user, note=note))
+        else:
+            await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user))
         return self._alert_view(alert_id)
 
-    async def resolve_alert(self, alert_id: str, user: str | None = None) -> dict[str, Any]:
+    async def resolve_alert(
+        self, alert_id: str, user: str | None = None, *, note: str | None = None,
+    ) -> dict[str, Any]:
         """Resolve the alert by hand; returns its view. ``UnknownAlertError`` if unknown."""
         self._require_alert(alert_id)
-        if user is None:
+        if note:
+            await _maybe_await(self.alert_manager.resolve_alert(alert_id, user, note=note))
+        elif user is None:
             await _maybe_await(self.alert_manager.resolve_alert(alert_id))
         else:
             await _maybe_await(self.alert_manager.resolve_alert(alert_id, user))
         return self._alert_view(alert_id)
+
+    def require_actionable(self, alert_id: str) -> None:
+        """``UnknownAlertError`` unless an alert with this id can be acknowledged or
+        resolved (any state but INACTIVE)."""
+        self._require_alert(alert_id)
 
     def get_alert(self, alert_id: str, *, with_events: bool = False) -> dict[str, Any] | None:
         """The alert's view, or ``None`` when unknown. ``with_events`` adds its event log

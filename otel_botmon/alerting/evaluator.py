@@ -345,6 +345,7 @@ class AlertEvaluator:
 
     def _end(
         self, alert: Alert, now: float, events: list[AlertEvent], *, by: str | None, reason: str,
+        note: str | None = None,
     ) -> None:
         """Resolve an active alert and move it out of the active set."""
         was_firing = alert.state is AlertState.FIRING
@@ -360,6 +361,8 @@ class AlertEvaluator:
             detail: dict[str, Any] = {"reason": reason, "value": alert.value}
             if by is not None:
                 detail["by"] = by
+            if note:
+                detail["note"] = str(note)
             events.append(new_event(alert, AlertEventKind.RESOLVED, now, detail))
 
     def _deactivate(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
@@ -489,6 +492,7 @@ class AlertEvaluator:
 
     def acknowledge(
         self, alert_id: str, user: str, *, now: float | None = None, dispatch: bool = True,
+        note: str | None = None,
     ) -> tuple[bool, list[AlertEvent]]:
         """Record who acknowledged an alert (stops its escalation).
 
@@ -506,7 +510,10 @@ class AlertEvaluator:
             alert.acknowledged_by = str(user)
             alert.acknowledged_at = now
             self._dirty.add(alert.id)
-            events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, {"by": str(user)}))
+            detail = {"by": str(user)}
+            if note:
+                detail["note"] = str(note)
+            events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, detail))
             self._finish(events, now)
         if dispatch:
             self.dispatch(events)
@@ -514,7 +521,7 @@ class AlertEvaluator:
 
     def resolve(
         self, alert_id: str, user: str | None = None, *, now: float | None = None,
-        dispatch: bool = True,
+        dispatch: bool = True, note: str | None = None,
     ) -> tuple[bool, list[AlertEvent]]:
         """Resolve an alert by hand.
 
@@ -530,7 +537,7 @@ class AlertEvaluator:
                 return self._alerts.resolved_alert(alert_id) is not None, events
             if alert.rule_name in self._rules:
                 self._manually_resolved[alert.fingerprint] = alert.rule_name
-            self._end(alert, now, events, by=user or "", reason="resolved manually")
+            self._end(alert, now, events, by=user or "", reason="resolved manually", note=note)
             self._finish(events, now)
         if dispatch:
             self.dispatch(events)

@@ -128,14 +128,17 @@ class AlertManager:
         )
         return alert.id
 
-    async def acknowledge_alert(self, alert_id: str, user: str) -> bool:
-        """Acknowledge (stops escalation). False when the id is unknown."""
-        found, _ = self.evaluator.acknowledge(alert_id, user, now=self.clock())
+    async def acknowledge_alert(self, alert_id: str, user: str, note: str | None = None) -> bool:
+        """Acknowledge (stops escalation); ``note`` goes into the event. False when the id
+        is unknown."""
+        found, _ = self.evaluator.acknowledge(alert_id, user, now=self.clock(), note=note)
         return found
 
-    async def resolve_alert(self, alert_id: str, user: str | None = None) -> bool:
+    async def resolve_alert(
+        self, alert_id: str, user: str | None = None, note: str | None = None,
+    ) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
-        found, _ = self.evaluator.resolve(alert_id, user, now=self.clock())
+        found, _ = self.evaluator.resolve(alert_id, user, now=self.clock(), note=note)
         return found
 
     def get_active_alerts(self) -> list[Alert]:

@@ -3,13 +3,19 @@
 ``create_app(system_monitor, access_token=None)`` returns a FastAPI app. Reads are open;
 when ``access_token`` is set, every mutating endpoint and the WebSocket need it
 (``Authorization: Bearer <token>``; the WebSocket also takes ``?token=``) and answer
-401 without it. Errors are JSON ``{"error": ..., "detail": ...}``.
+401 without it. ``access_token`` may also be a mapping of names to tokens: an action
+taken with a token is then recorded as done by that name unless the body names a user.
+Errors are JSON ``{"error": ..., "detail": ...}``.
+
+Acknowledge and resolve take an optional JSON body (``{"user": ..., "note": ...}``); a
+body-less POST acknowledges as the token's name, or ``"dashboard"``. An unknown alert id
+answers 404 whatever the body.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,10 +91,50 @@ def _error(status: int, error: str, detail: Any = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+DEFAULT_USER = "dashboard"
+"""Who an action is recorded as when neither the body nor the token names anyone."""
+
+
+def _token_table(access_token: str | Mapping[str, str] | None) -> dict[str, str | None] | None:
+    """token -> name (None for an unnamed single token); None when the app is open."""
+    if access_token is None:
+        return None
+    if isinstance(access_token, str):
+        if not access_token:
+            raise ValueError("access_token must be a non-empty string or None")
+        return {access_token: None}
+    table: dict[str, str | None] = {}
+    for name, token in dict(access_token).items():
+        if not isinstance(token, str) or not token or not isinstance(name, str) or not name:
+            raise ValueError("access_token mapping must map non-empty names to non-empty tokens")
+        table[token] = name
+    if not table:
+        raise ValueError("access_token mapping must not be empty")
+    return table
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": False, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _optional_body(request: Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body as ``model``, or None when there is no body."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        ) from None
+
+
 def create_app(
     system_monitor: SystemMonitor,
     *,
-    access_token: str | None = None,
+    access_token: str | Mapping[str, str] | None = None,
     push_interval_s: float = 2.0,
     alert_limit: int = 20,
     history_limit: int = 120,
@@ -98,8 +145,7 @@ def create_app(
     (alerts, health checks) are pushed sooner. ``alert_limit``/``history_limit`` bound
     the recent alerts and chart points in ``/api/dashboard``.
     """
-    if access_token is not None and not access_token:
-        raise ValueError("access_token must be a non-empty string or None")
+    tokens = _token_table(access_token)
     monitor = system_monitor
 
     def build() -> dict[str, Any]:
@@ -131,22 +177,39 @@ def create_app(
     bearer = HTTPBearer(auto_error=False, description="The dashboard's access token")
 
     def token_ok(given: str | None) -> bool:
-        if access_token is None:
-            return True
-        return given is not None and hmac.compare_digest(
-            given.encode("utf-8"), access_token.encode("utf-8")
-        )
+        return check_token(given)[0]
+
+    def check_token(given: str | None) -> tuple[bool, str | None]:
+        """(allowed, the token's name)."""
+        if tokens is None:
+            return True, None
+        if given is None:
+            return False, None
+        found: tuple[bool, str | None] = (False, None)
+        for token, name in tokens.items():  # compare with every token: no timing hint
+            if hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+                found = (True, name)
+        return found
 
     def require_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> None:
-        if not token_ok(credentials.credentials if credentials else None):
+    ) -> str | None:
+        allowed, name = check_token(credentials.credentials if credentials else None)
+        if not allowed:
             raise _Unauthorized()
+        return name
+
+    def token_name(request: Request) -> str | None:
+        # read the header directly: a second security dependency would put the token
+        # into the schema of an open dashboard
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else None
+        return check_token(given)[1]
 
     _install_error_handlers(app)
     # Only a dashboard with a token declares (and checks) one, so the schema tells the truth.
-    guarded = [Depends(require_token)] if access_token is not None else []
-    errors = _ERRORS if access_token is not None else {
+    guarded = [Depends(require_token)] if tokens is not None else []
+    errors = _ERRORS if tokens is not None else {
         k: v for k, v in _ERRORS.items() if k != 401
     }
 
@@ -203,20 +266,35 @@ def create_app(
     @app.post(
         "/api/alerts/{alert_id}/acknowledge", response_model=AlertActionResponse,
         tags=["alerts"], responses=errors, dependencies=guarded,
+        openapi_extra=_body_schema(AcknowledgeRequest),
     )
-    async def acknowledge_alert(alert_id: str, body: AcknowledgeRequest) -> Any:
-        """Acknowledge an alert (stops its escalation)."""
-        alert = await monitor.acknowledge_alert(alert_id, body.user)
+    async def acknowledge_alert(
+        alert_id: str, request: Request,
+    ) -> Any:
+        """Acknowledge an alert (stops its escalation). The body is optional: without a
+        ``user`` the acknowledgement is recorded as the token's name or "dashboard"."""
+        monitor.require_actionable(alert_id)  # 404 first, whatever the body
+        body = await _optional_body(request, AcknowledgeRequest)
+        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        note = body.note if body is not None else None
+        alert = await monitor.acknowledge_alert(alert_id, user, note=note)
         hub.mark_changed()
         return JSONResponse({"alert": alert})
 
     @app.post(
         "/api/alerts/{alert_id}/resolve", response_model=AlertActionResponse,
         tags=["alerts"], responses=errors, dependencies=guarded,
+        openapi_extra=_body_schema(ResolveRequest),
     )
-    async def resolve_alert(alert_id: str, body: ResolveRequest | None = None) -> Any:
-        """Resolve an alert by hand."""
-        alert = await monitor.resolve_alert(alert_id, body.user if body else None)
+    async def resolve_alert(
+        alert_id: str, request: Request,
+    ) -> Any:
+        """Resolve an alert by hand (the body is optional, as for acknowledge)."""
+        monitor.require_actionable(alert_id)
+        body = await _optional_body(request, ResolveRequest)
+        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        note = body.note if body is not None else None
+        alert = await monitor.resolve_alert(alert_id, user, note=note)
         hub.mark_changed()
         return JSONResponse({"alert": alert})
 

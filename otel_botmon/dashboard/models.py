@@ -112,16 +112,19 @@ class DashboardResponse(BaseModel):
 
 
 class AcknowledgeRequest(BaseModel):
-    """Who acknowledges the alert."""
+    """Who acknowledges the alert, and why (both optional: the whole body is)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(min_length=1, max_length=100, examples=["trader_john"])
+    user: str | None = Field(default=None, min_length=1, max_length=100,
+                             examples=["trader_john"])
+    note: str | None = Field(default=None, max_length=500, examples=["looking into it"])
 
 
 class ResolveRequest(BaseModel):
-    """Optionally, who resolves the alert."""
+    """Optionally, who resolves the alert, and a note."""
 
     model_config = ConfigDict(extra="forbid")
 
     user: str | None = Field(default=None, min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=500)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import httpx
 import psutil
 import pytest
 
 from otel_botmon.alerting.model import AlertSeverity, AlertType
 from otel_botmon.dashboard.server import MonitoringDashboard
+from otel_botmon.monitor import SystemMonitor
 from otel_botmon.redaction import forget_secrets, register_secret
 
-from .conftest import TOKEN, Live
+from .conftest import TOKEN, Live, fast_config
 
 GUIDE_PATHS = {
     ("get", "/api/status"), ("get", "/api/health"), ("get", "/api/performance"),
@@ -84,7 +86,8 @@ async def test_unknown_alert_is_404_with_a_json_error(live: Live, action: str) -
 
 
 @pytest.mark.parametrize(
-    "body", [b"{not json", b'{"user": 5}', b'{"user": ""}', b"[]", b"", b"\xff\xfe_"],
+    "body", [b"{not json", b'{"user": 5}', b'{"user": ""}', b"[]", b"\xff\xfe_",
+             b'{"note": "' + b"x" * 501 + b'"}', b'{"user": "a", "extra": 1}'],
 )
 async def test_malformed_acknowledge_body_is_422(live: Live, body: bytes) -> None:
     alert_id = await _alert(live)
@@ -94,6 +97,60 @@ async def test_malformed_acknowledge_body_is_422(live: Live, body: bytes) -> Non
     )
     assert r.status_code == 422
     assert r.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+async def test_body_less_post_acts_as_dashboard_as_in_the_guide(live: Live, action: str) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(f"/api/alerts/{alert_id}/{action}")  # curl -X POST, no body
+    assert r.status_code == 200, r.text
+    events = (await live.client.get(f"/api/alerts/{alert_id}")).json()["events"]
+    (event,) = [e for e in events if e["kind"] == {"acknowledge": "acknowledged",
+                                                    "resolve": "resolved"}[action]]
+    assert event["detail"]["by"] == "dashboard"
+
+
+async def test_acknowledge_with_a_note_keeps_it_in_the_event(live: Live) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(f"/api/alerts/{alert_id}/acknowledge",
+                               json={"user": "ann", "note": "restarting the feed"})
+    assert r.status_code == 200 and r.json()["alert"]["acknowledged_by"] == "ann"
+    events = (await live.client.get(f"/api/alerts/{alert_id}")).json()["events"]
+    assert {"by": "ann", "note": "restarting the feed"} in [e["detail"] for e in events]
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+@pytest.mark.parametrize(
+    "body", [None, b"", b"{not json", b'{"user": 5}', b"[]", b'{"user": "x"}'],
+)
+async def test_unknown_alert_is_404_whatever_the_body(
+    live: Live, action: str, body: bytes | None,
+) -> None:
+    r = await live.client.post(
+        f"/api/alerts/0123456789abcdef/{action}", content=body,
+        headers={"content-type": "application/json"} if body is not None else {},
+    )
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_body_less_action_with_a_named_token_is_recorded_under_its_name() -> None:
+    monitor = SystemMonitor(fast_config())
+    dashboard = MonitoringDashboard(
+        monitor, port=0, access_token={"ann": "token-of-ann", "bob": "token-of-bob"},
+    )
+    await dashboard.start()
+    try:
+        alert_id = await monitor.create_custom_alert("Named", "m")
+        async with httpx.AsyncClient(base_url=dashboard.url) as client:
+            denied = await client.post(f"/api/alerts/{alert_id}/acknowledge",
+                                       headers={"authorization": "Bearer nope"})
+            assert denied.status_code == 401
+            r = await client.post(f"/api/alerts/{alert_id}/acknowledge",
+                                  headers={"authorization": "Bearer token-of-bob"})
+            assert r.status_code == 200 and r.json()["alert"]["acknowledged_by"] == "bob"
+    finally:
+        await dashboard.stop()
+        monitor.close()
 
 
 async def test_bad_query_parameter_is_422(live: Live) -> None:
