@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ from otel_botmon.redaction import redact_text
 __all__ = [
     "Metric", "MetricCategory", "MetricType", "MetricsCollector", "MonitoringConfig",
     "PerformanceMonitor", "PerformanceSample", "SystemMonitor", "SystemStatus",
-    "UnknownAlertError",
+    "UnknownAlertError", "UnknownSilenceError",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -55,6 +56,17 @@ CHART_FIELDS = (
 
 RECENT_ALERTS = 500
 """Alerts the monitor keeps at hand for ``get_alert_history`` without asking the store."""
+
+
+class UnknownSilenceError(KeyError):
+    """No silence has the given id."""
+
+    def __init__(self, silence_id: str) -> None:
+        super().__init__(silence_id)
+        self.silence_id = silence_id
+
+    def __str__(self) -> str:
+        return f"no silence with id {self.silence_id!r}"
 
 
 class UnknownAlertError(KeyError):
@@ -290,6 +302,44 @@ class SystemMonitor:
             await _maybe_await(self.alert_manager.resolve_alert(alert_id, user))
         return self._alert_view(alert_id)
 
+    # --- silences ---------------------------------------------------------------------
+
+    def get_silences(self) -> list[dict[str, Any]]:
+        """Silences that are active or scheduled, soonest ending first (expired ones are
+        dropped when expired by hand)."""
+        now = self.alert_manager.clock()
+        views = [_silence_dict(s, now) for s in self.alert_manager.get_silences()
+                 if s.ends_at > now]
+        return sorted(views, key=lambda v: v["ends_at"])
+
+    def add_silence(
+        self, matchers: list[str] | dict[str, str], duration_s: float, *, comment: str = "",
+        created_by: str = "", starts_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Silence alerts whose labels match every matcher (``alertname="x"``,
+        ``severity=~"warning|info"``) for ``duration_s``; ValueError on a bad matcher."""
+        silence_id = self.alert_manager.add_silence(
+            matchers, starts_at=starts_at, duration_s=duration_s, created_by=created_by,
+            comment=comment,
+        )
+        self._notify_listeners()
+        return self._silence_view(silence_id)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        """End a silence now; returns its last view. ``UnknownSilenceError`` if unknown."""
+        view = self._silence_view(silence_id)
+        self.alert_manager.remove_silence(silence_id)
+        view["state"] = "expired"
+        self._notify_listeners()
+        return view
+
+    def _silence_view(self, silence_id: str) -> dict[str, Any]:
+        now = self.alert_manager.clock()
+        for silence in self.alert_manager.get_silences():
+            if silence.id == silence_id:
+                return _silence_dict(silence, now)
+        raise UnknownSilenceError(silence_id)
+
     def require_actionable(self, alert_id: str) -> None:
         """``UnknownAlertError`` unless an alert with this id can be acknowledged or
         resolved (any state but INACTIVE)."""
@@ -416,6 +466,7 @@ class SystemMonitor:
                 "active": [_summary(a) for a in self.get_active_alerts()],
                 "recent": [_summary(a) for a in self.get_alert_history(limit=alert_limit)],
             },
+            "silences": self.get_silences(),
         }
 
     # --- change notifications (for push updates) --------------------------------------
@@ -477,6 +528,15 @@ SUMMARY_FIELDS = (
 
 def _summary(view: dict[str, Any]) -> dict[str, Any]:
     return {key: view.get(key) for key in SUMMARY_FIELDS}
+
+
+def _silence_dict(silence: Any, now: float) -> dict[str, Any]:
+    data: dict[str, Any] = silence.to_dict()
+    data["matchers_text"] = [f"{m.name}{m.op}{json.dumps(m.value)}" for m in silence.matchers]
+    data["state"] = ("active" if silence.active_at(now)
+                     else "pending" if now < silence.starts_at else "expired")
+    data["comment"] = redact_text(data.get("comment", ""))
+    return data
 
 
 def _health_dict(result: Any) -> dict[str, Any]:

@@ -40,10 +40,13 @@ from otel_botmon.dashboard.models import (
     HealthResponse,
     PerformanceResponse,
     ResolveRequest,
+    SilenceRequest,
+    SilenceResponse,
+    SilencesResponse,
     StatusResponse,
 )
 from otel_botmon.dashboard.push import PushHub
-from otel_botmon.monitor import SystemMonitor, UnknownAlertError
+from otel_botmon.monitor import SystemMonitor, UnknownAlertError, UnknownSilenceError
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -298,6 +301,42 @@ def create_app(
         hub.mark_changed()
         return JSONResponse({"alert": alert})
 
+    @app.get("/api/silences", response_model=SilencesResponse, tags=["silences"])
+    async def get_silences() -> Any:
+        """Active and scheduled silences, soonest ending first."""
+        silences = monitor.get_silences()
+        return JSONResponse({"silences": silences, "count": len(silences)})
+
+    @app.post(
+        "/api/silences", response_model=SilenceResponse, status_code=201, tags=["silences"],
+        responses={k: v for k, v in errors.items() if k != 404}, dependencies=guarded,
+    )
+    async def create_silence(body: SilenceRequest, request: Request) -> Any:
+        """Silence the notifications of alerts matching every matcher for a while."""
+        try:
+            silence = monitor.add_silence(
+                body.matchers, body.duration_s, comment=body.comment,
+                created_by=body.created_by or token_name(request) or DEFAULT_USER,
+                starts_at=body.starts_at,
+            )
+        except ValueError as exc:
+            return _error(422, "invalid_request", str(exc))
+        hub.mark_changed()
+        return JSONResponse({"silence": silence}, status_code=201)
+
+    @app.post(
+        "/api/silences/{silence_id}/expire", response_model=SilenceResponse,
+        tags=["silences"], responses={
+            **{k: v for k, v in errors.items() if k != 422},
+            404: {"model": ErrorResponse, "description": "No silence with this id"},
+        }, dependencies=guarded,
+    )
+    async def expire_silence(silence_id: str) -> Any:
+        """End a silence now."""
+        silence = monitor.expire_silence(silence_id)
+        hub.mark_changed()
+        return JSONResponse({"silence": silence})
+
     @app.get("/api/dashboard", response_model=DashboardResponse, tags=["dashboard"])
     async def get_dashboard() -> Any:
         """Everything the page shows, in one response (at most a second old)."""
@@ -343,6 +382,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownAlertError)
     async def unknown_alert(_: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(UnknownSilenceError)
+    async def unknown_silence(_: Request, exc: Exception) -> Response:
         return _error(404, "not_found", str(exc))
 
     @app.exception_handler(RequestValidationError)

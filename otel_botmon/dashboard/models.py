@@ -109,6 +109,7 @@ class DashboardResponse(BaseModel):
     health: HealthResponse
     performance: PerformanceResponse
     alerts: DashboardAlerts
+    silences: list[SilenceView] = Field(default_factory=list)
 
 
 class AcknowledgeRequest(BaseModel):
@@ -128,3 +129,50 @@ class ResolveRequest(BaseModel):
 
     user: str | None = Field(default=None, min_length=1, max_length=100)
     note: str | None = Field(default=None, max_length=500)
+
+
+class SilenceMatcher(BaseModel):
+    name: str
+    op: str = Field(description="=, !=, =~ or !~")
+    value: str
+
+
+class SilenceView(BaseModel):
+    """A silence: matching alerts still change state but are not notified."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    matchers: list[SilenceMatcher]
+    matchers_text: list[str]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    state: str = Field(description="active, pending (starts later) or expired")
+
+
+class SilencesResponse(BaseModel):
+    silences: list[SilenceView]
+    count: int
+
+
+class SilenceResponse(BaseModel):
+    silence: SilenceView
+
+
+class SilenceRequest(BaseModel):
+    """A new silence: label matchers, how long, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[str] = Field(min_length=1, max_length=20,
+                                examples=[['alertname="high_cpu_usage"', 'bot="demo"']])
+    duration_s: float = Field(gt=0, le=366 * 86400, examples=[7200])
+    comment: str = Field(default="", max_length=500)
+    created_by: str | None = Field(default=None, min_length=1, max_length=100)
+    starts_at: float | None = Field(default=None, ge=0, le=1e11,
+                                    description="Epoch seconds; default now")
+
+
+DashboardResponse.model_rebuild()

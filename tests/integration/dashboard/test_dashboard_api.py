@@ -61,7 +61,7 @@ async def test_health_performance_and_dashboard_answer(live: Live) -> None:
     assert perf["current"]["trades_total"] == 1
     assert 100.0 <= perf["current"]["trade_latency_p50_ms"] <= 500.0
     dash = (await live.client.get("/api/dashboard")).json()
-    assert set(dash) == {"status", "health", "performance", "alerts"}
+    assert set(dash) == {"status", "health", "performance", "alerts", "silences"}
 
 
 async def test_acknowledge_and_resolve_change_the_alert(live: Live) -> None:
@@ -266,3 +266,51 @@ async def test_alert_detail_lists_its_events(live: Live) -> None:
     assert "fired" in kinds and "acknowledged" in kinds
     missing = await live.client.get("/api/alerts/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+async def test_client_gone_mid_body_logs_no_traceback(live: Live) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)  # uvicorn's loggers do not propagate
+    try:
+        await _send_half_requests(live)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
+
+
+async def _send_half_requests(live: Live) -> None:
+    alert_id = await _alert(live)
+    for _ in range(3):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", live.dashboard.port)
+        writer.write(
+            f"POST /api/alerts/{alert_id}/acknowledge HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\"".encode()
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    # the server is still fine, and said nothing about the clients that left
+    assert (await live.client.get("/api/status")).status_code == 200
+    assert live.monitor.get_alert(alert_id)["acknowledged"] is False
+
+
+async def test_silences_are_created_listed_and_expired(live: Live) -> None:
+    r = await live.client.post("/api/silences", json={
+        "matchers": ['alertname="Custom Trading Alert"'], "duration_s": 600, "comment": "c"})
+    assert r.status_code == 201, r.text
+    silence = r.json()["silence"]
+    assert silence["created_by"] == "dashboard" and silence["state"] == "active"
+    listed = (await live.client.get("/api/silences")).json()
+    assert [s["id"] for s in listed["silences"]] == [silence["id"]]
+    for bad in ({"matchers": ["no operator"], "duration_s": 60},
+                {"matchers": [], "duration_s": 60}, {"matchers": ["a=b"], "duration_s": 0}):
+        assert (await live.client.post("/api/silences", json=bad)).status_code == 422
+    r = await live.client.post(f"/api/silences/{silence['id']}/expire")
+    assert r.status_code == 200 and r.json()["silence"]["state"] == "expired"
+    assert (await live.client.get("/api/silences")).json()["count"] == 0
+    r = await live.client.post(f"/api/silences/{silence['id']}/expire")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
