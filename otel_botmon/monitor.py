@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -27,8 +26,16 @@ from otel_botmon.instrument.exchange import record_api_call
 from otel_botmon.instrument.trading import record_trade_execution
 from otel_botmon.monitor_components import Components, build_components
 from otel_botmon.monitor_config import MonitoringConfig
+from otel_botmon.monitor_views import (
+    alert_dict,
+    health_dict,
+    rule_dict,
+    silence_dict,
+    summary,
+)
 from otel_botmon.observe.checks import TradingEngineCheck
 from otel_botmon.observe.health import HealthStatus
+from otel_botmon.observe.trading_view import read_trading_view, recent_trades_for
 from otel_botmon.performance import (
     Metric,
     MetricCategory,
@@ -149,8 +156,11 @@ class SystemMonitor:
         # request), so the dashboard's "recent alerts" never sorts the stored history.
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._recent_lock = threading.Lock()
+        tel = telemetry.get_telemetry()
+        self._recent_trades = recent_trades_for(tel.tracer_provider if tel else None)
+        self._trading: dict[str, Any] = {"rate_limits": [], "pnl_by_symbol": []}
         for alert in reversed(self.alert_manager.get_alert_history(limit=RECENT_ALERTS)):
-            self._recent[alert.id] = _alert_dict(alert)
+            self._recent[alert.id] = alert_dict(alert)
         self.alert_manager.add_listener(self._on_alert_event, notifiable_only=False)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -171,6 +181,7 @@ class SystemMonitor:
         await self.health_checker.start()
         await self.alert_manager.start()
         self.performance_monitor.sample()
+        self._sample_trading()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._sample_loop(), name="botmon-performance"),
@@ -219,9 +230,19 @@ class SystemMonitor:
             try:
                 # Collecting the reader walks every series: keep it off the event loop.
                 await asyncio.to_thread(self.performance_monitor.sample)
+                await asyncio.to_thread(self._sample_trading)
                 self._notify_listeners()
             except Exception as exc:
                 report_internal_error("monitor.sample", exc)
+
+    def _sample_trading(self) -> None:
+        tel = telemetry.get_telemetry()
+        if tel is None:
+            return
+        try:
+            self._trading = read_trading_view(tel.metric_reader.get_metrics_data())
+        except Exception as exc:
+            report_internal_error("monitor.trading_view", exc)
 
     async def _status_log_loop(self) -> None:
         while True:
@@ -308,7 +329,7 @@ class SystemMonitor:
         """Silences that are active or scheduled, soonest ending first (expired ones are
         dropped when expired by hand)."""
         now = self.alert_manager.clock()
-        views = [_silence_dict(s, now) for s in self.alert_manager.get_silences()
+        views = [silence_dict(s, now) for s in self.alert_manager.get_silences()
                  if s.ends_at > now]
         return sorted(views, key=lambda v: v["ends_at"])
 
@@ -337,7 +358,7 @@ class SystemMonitor:
         now = self.alert_manager.clock()
         for silence in self.alert_manager.get_silences():
             if silence.id == silence_id:
-                return _silence_dict(silence, now)
+                return silence_dict(silence, now)
         raise UnknownSilenceError(silence_id)
 
     def require_actionable(self, alert_id: str) -> None:
@@ -349,11 +370,11 @@ class SystemMonitor:
         """The alert's view, or ``None`` when unknown. ``with_events`` adds its event log
         (fired, acknowledged, every notification attempt, resolved ...)."""
         alert = self.alert_manager.get_alert(alert_id)
-        return None if alert is None else _alert_dict(alert, with_events=with_events)
+        return None if alert is None else alert_dict(alert, with_events=with_events)
 
     def get_active_alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts, most severe and newest first."""
-        alerts = [_alert_dict(a) for a in self.alert_manager.get_active_alerts()]
+        alerts = [alert_dict(a) for a in self.alert_manager.get_active_alerts()]
         order = {s.value: s.rank for s in AlertSeverity}
         alerts.sort(key=lambda a: (-order.get(a["severity"], 0), -(a["started_at"] or 0)))
         return alerts
@@ -361,7 +382,7 @@ class SystemMonitor:
     def get_alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` alerts of any state, newest first."""
         if limit > RECENT_ALERTS:
-            return [_alert_dict(a) for a in self.alert_manager.get_alert_history(limit=limit)]
+            return [alert_dict(a) for a in self.alert_manager.get_alert_history(limit=limit)]
         with self._recent_lock:
             views = list(self._recent.values())
         views.sort(key=lambda a: a["started_at"] or 0.0, reverse=True)
@@ -397,7 +418,7 @@ class SystemMonitor:
         return {
             "overall_health": self.health_checker.overall_status().value,
             "components": {
-                name: _health_dict(result) for name, result in sorted(results.items())
+                name: health_dict(result) for name, result in sorted(results.items())
             },
         }
 
@@ -448,6 +469,7 @@ class SystemMonitor:
         """The latest performance sample, chart columns and custom metrics."""
         latest = self.performance_monitor.latest
         return {
+            "window_s": self.performance_monitor.window_s,
             "current": latest.to_dict() if latest is not None else None,
             "history": self.performance_monitor.series(CHART_FIELDS, limit=history_limit),
             "custom_metrics": self.performance_monitor.metrics_collector.summaries(),
@@ -463,11 +485,18 @@ class SystemMonitor:
             "health": self.get_health_details(),
             "performance": self.get_performance_summary(history_limit),
             "alerts": {
-                "active": [_summary(a) for a in self.get_active_alerts()],
-                "recent": [_summary(a) for a in self.get_alert_history(limit=alert_limit)],
+                "active": [summary(a) for a in self.get_active_alerts()],
+                "recent": [summary(a) for a in self.get_alert_history(limit=alert_limit)],
             },
             "silences": self.get_silences(),
+            "trading": self.get_trading_view(),
+            "rules": [rule_dict(r) for r in self.alert_manager.rules],
         }
+
+    def get_trading_view(self) -> dict[str, Any]:
+        """Rate-limit usage per exchange/budget/interval, realized P&L by symbol (as of the
+        last sample) and the most recent trades, newest first."""
+        return {**self._trading, "recent_trades": self._recent_trades.snapshot(20)}
 
     # --- change notifications (for push updates) --------------------------------------
 
@@ -486,7 +515,7 @@ class SystemMonitor:
                 self._recent.pop(alert.id, None)
             self._notify_listeners()
             return
-        view = _alert_dict(alert)
+        view = alert_dict(alert)
         with self._recent_lock:
             self._recent[alert.id] = view
             self._recent.move_to_end(alert.id)
@@ -506,40 +535,3 @@ async def _maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
-
-
-def _alert_dict(alert: Any, *, with_events: bool = False) -> dict[str, Any]:
-    """An alert's JSON view, with secrets scrubbed from its free text."""
-    data: dict[str, Any] = alert.to_dict(with_events=with_events)
-    for event in data.get("events", ()):
-        event["detail"] = {k: redact_text(v) if isinstance(v, str) else v
-                           for k, v in dict(event.get("detail") or {}).items()}
-    data["title"] = redact_text(data.get("title", ""))
-    data["message"] = redact_text(data.get("message", ""))
-    data["annotations"] = {k: redact_text(v) for k, v in dict(data.get("annotations", {})).items()}
-    return data
-
-
-SUMMARY_FIELDS = (
-    "id", "title", "message", "severity", "alert_type", "state", "acknowledged",
-    "acknowledged_by", "labels", "value", "started_at", "fired_at", "resolved_at",
-)
-
-
-def _summary(view: dict[str, Any]) -> dict[str, Any]:
-    return {key: view.get(key) for key in SUMMARY_FIELDS}
-
-
-def _silence_dict(silence: Any, now: float) -> dict[str, Any]:
-    data: dict[str, Any] = silence.to_dict()
-    data["matchers_text"] = [f"{m.name}{m.op}{json.dumps(m.value)}" for m in silence.matchers]
-    data["state"] = ("active" if silence.active_at(now)
-                     else "pending" if now < silence.starts_at else "expired")
-    data["comment"] = redact_text(data.get("comment", ""))
-    return data
-
-
-def _health_dict(result: Any) -> dict[str, Any]:
-    data: dict[str, Any] = result.to_dict()
-    data["message"] = redact_text(data.get("message", ""))
-    return data

@@ -52,6 +52,8 @@ class HealthResponse(BaseModel):
 
 
 class PerformanceResponse(BaseModel):
+    window_s: float | None = Field(
+        default=None, description="Seconds covered by windowed figures (quantiles, rates)")
     current: dict[str, Any] | None = Field(description="Latest sample, or null before the first")
     history: dict[str, list[Any]] = Field(description="Chart columns, oldest first")
     custom_metrics: dict[str, dict[str, Any]]
@@ -70,7 +72,11 @@ class AlertView(BaseModel):
     state: str
     acknowledged: bool
     acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    rule_name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Rule annotations (summary, runbook_url ...)")
     value: float | None = None
     started_at: float | None = None
     fired_at: float | None = None
@@ -110,6 +116,8 @@ class DashboardResponse(BaseModel):
     performance: PerformanceResponse
     alerts: DashboardAlerts
     silences: list[SilenceView] = Field(default_factory=list)
+    trading: TradingView | None = None
+    rules: list[RuleView] = Field(default_factory=list)
 
 
 class AcknowledgeRequest(BaseModel):
@@ -173,6 +181,52 @@ class SilenceRequest(BaseModel):
     created_by: str | None = Field(default=None, min_length=1, max_length=100)
     starts_at: float | None = Field(default=None, ge=0, le=1e11,
                                     description="Epoch seconds; default now")
+
+
+
+class RateLimitRow(BaseModel):
+    exchange: str
+    budget: str
+    interval: str
+    utilization: float | None = Field(description="0..1 of the budget used, when known")
+    used: float | None
+    orders: float | None
+    retry_after: float | None = Field(description="Seconds, when the exchange asked to wait")
+
+
+class TradeRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    time: float
+    symbol: str
+    side: str
+    quantity: float | None
+    price: float | None
+    slippage_bp: float | None = Field(description="Adverse positive, favorable negative")
+    outcome: str
+    latency_ms: float | None
+
+
+class SymbolPnl(BaseModel):
+    symbol: str
+    pnl: float
+
+
+class TradingView(BaseModel):
+    rate_limits: list[RateLimitRow]
+    recent_trades: list[TradeRow]
+    pnl_by_symbol: list[SymbolPnl]
+
+
+class RuleView(BaseModel):
+    name: str
+    severity: str
+    condition: str
+    for_s: float
+    metric: str | None
+    op: str | None
+    threshold: float | None
+    unit: str | None
 
 
 DashboardResponse.model_rebuild()
