@@ -715,6 +715,9 @@
       const at = Number(node.dataset.ackAt);
       if (at && !stale) setText(node, node.textContent.replace(/ · .* ago$/, " · " + fmtAge(serverNow() - at) + " ago"));
     }
+    for (const [id, open] of Object.entries(state.details)) {  // open event lists stay current
+      if (open.loaded && now() - open.loaded > 10 && !stale) { open.loaded = now(); loadEvents(id); }
+    }
     for (const li of document.querySelectorAll("#firing > li")) {
       const id = li.dataset.key;
       const button = li.querySelector(".resolve-btn");
