@@ -16,7 +16,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_botmon import telemetry
@@ -27,6 +26,9 @@ from otel_botmon.instrument.trading import record_trade_execution
 from otel_botmon.monitor_components import Components, build_components
 from otel_botmon.monitor_config import MonitoringConfig
 from otel_botmon.monitor_views import (
+    SystemStatus,
+    UnknownAlertError,
+    UnknownSilenceError,
     alert_dict,
     health_dict,
     rule_dict,
@@ -63,65 +65,6 @@ CHART_FIELDS = (
 
 RECENT_ALERTS = 500
 """Alerts the monitor keeps at hand for ``get_alert_history`` without asking the store."""
-
-
-class UnknownSilenceError(KeyError):
-    """No silence has the given id."""
-
-    def __init__(self, silence_id: str) -> None:
-        super().__init__(silence_id)
-        self.silence_id = silence_id
-
-    def __str__(self) -> str:
-        return f"no silence with id {self.silence_id!r}"
-
-
-class UnknownAlertError(KeyError):
-    """No alert has the given id."""
-
-    def __init__(self, alert_id: str) -> None:
-        super().__init__(alert_id)
-        self.alert_id = alert_id
-
-    def __str__(self) -> str:
-        return f"no alert with id {self.alert_id!r}"
-
-
-@dataclass
-class SystemStatus:
-    """What ``get_system_status()`` returns: the whole bot at a glance."""
-
-    overall_health: HealthStatus
-    """Worst component health, raised to CRITICAL by a firing critical/emergency alert
-    (DEGRADED by a firing warning)."""
-    active_alerts: int
-    """Firing alerts (as Prometheus counts them); pending ones are in ``pending_alerts``."""
-    alerts_by_severity: dict[str, int]
-    """Firing alerts by severity."""
-    components: dict[str, str]
-    """Component name -> its health status value."""
-    uptime_seconds: float
-    started_at: float | None
-    running: bool
-    timestamp: float = field(default_factory=time.time)
-    pending_alerts: int = 0
-    """Alerts whose condition holds but not yet for their rule's ``for``."""
-    firing: list[dict[str, Any]] = field(default_factory=list)
-    """The firing alerts, most severe then oldest first: id, title, severity, fired_at."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "overall_health": self.overall_health.value,
-            "active_alerts": self.active_alerts,
-            "pending_alerts": self.pending_alerts,
-            "alerts_by_severity": dict(self.alerts_by_severity),
-            "firing": [dict(a) for a in self.firing],
-            "components": dict(self.components),
-            "uptime_seconds": round(self.uptime_seconds, 3),
-            "started_at": self.started_at,
-            "running": self.running,
-            "timestamp": self.timestamp,
-        }
 
 
 class SystemMonitor:
