@@ -17,6 +17,7 @@ from otel_botmon import cli
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry as botmon_telemetry
 from otel_botmon.alerting.model import AlertRule, AlertSeverity, AlertType
+from otel_botmon.instrument.trading import record_position_closed, trade
 from otel_botmon.monitor import MonitoringConfig
 from tests.integration.dashboard.live_server import LiveDashboard
 
@@ -56,6 +57,13 @@ def gauge(value: float) -> None:
 def incident(live: LiveDashboard) -> str:
     """A critical incident with two more alerts; returns the critical alert's id."""
     call = live.call
+    for n in range(3):  # the other views have content too (widths are checked on all of it)
+        with trade(symbol="BTCUSDT", side="SELL", quantity=0.25, price=45000.0) as t:
+            t.filled(price=44990.0 - n, quantity=0.25)
+        record_position_closed("BTCUSDT" if n else "ETHUSDT", 12.5 - 20 * n)
+    gauge(1150)
+    live.monitor.add_silence(['alertname="a_rather_long_alert_name_for_a_narrow_phone"'], 3600,
+                             comment="a comment that is long enough to need wrapping on a phone")
     call(live.monitor.create_custom_alert("Exchange API degraded", "p95 above 2 s",
                                           AlertSeverity.WARNING, AlertType.API,
                                           labels={"exchange": "binance"}))
@@ -95,6 +103,15 @@ def test_firing_alert_is_on_screen_first_and_the_page_fits(
     assert age.text.startswith("for ") and "UTC" in (age.get_attribute("title") or "")
     assert "symbol=BTCUSDT" in first.find_element(By.CSS_SELECTOR, ".labels").text
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chart-host polyline"))
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trades tbody tr")) == 4)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#ratelimits tbody tr"))
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#silences > li"))
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#pnl > li")) == 2)
+    browser.execute_script("document.getElementById('history-panel').open = true")
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, innerWidth]")
+    assert widths[0] <= widths[1], widths  # with every view filled and history open
+    browser.execute_script("document.getElementById('history-panel').open = false")
     browser.save_screenshot(os.path.join(artifacts_dir, f"incident-{size[0]}x{size[1]}.png"))
     assert severe_console_entries(browser) == []
 
@@ -212,15 +229,20 @@ def test_charts_have_time_axis_threshold_spans_tooltip_and_runbook_link(
     live.monitor.alert_manager.register_rule(AlertRule(
         "weight_critical", f"{GAUGE} > 100", severity=AlertSeverity.CRITICAL,
         description="Rate-limit weight critical",
-        annotations={"runbook_url": "https://runbooks.example/weight",
-                     "dashboard": "javascript:alert(1)"}))
+        annotations={"runbook_url": "https://runbooks.example/weight"}))
+    live.monitor.alert_manager.register_rule(AlertRule(
+        "weight_sneaky", f"{GAUGE} > 200", severity=AlertSeverity.WARNING,
+        annotations={"runbook_url": "javascript:document.body.dataset.pwned=1"}))
     live.monitor.alert_manager.register_rule(AlertRule(
         "cpu_high", "cpu > 95", severity=AlertSeverity.WARNING, for_=3600))
     gauge(500)
     set_viewport(browser, VIEWPORTS["desktop"])
     browser.get(live.url)
-    link = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#firing .runbook"))[0]
-    assert link.get_attribute("href") == "https://runbooks.example/weight"
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#firing > li")) == 2)
+    links = [a.get_attribute("href")
+             for a in browser.find_elements(By.CSS_SELECTOR, "#firing a.runbook")]
+    assert "https://runbooks.example/weight" in links
+    assert not [h for h in links if h and not h.startswith("https://")]  # no javascript: link
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#chart-host polyline")) == 2)
     # the rule's threshold: a dashed line, or named at the top when far above the data
     wait_for(lambda: "cpu_high > 95" in text(browser, "#chart-host .threshold-label"))

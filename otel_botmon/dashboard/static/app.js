@@ -698,7 +698,9 @@
     const view = state.view;
     const age = state.lastData ? now() - state.lastData : null;
     setText($("updated"), age === null ? "no data yet" : "updated " + fmtAge(age) + " ago");
-    const stale = !state.connected && state.lastData > 0;
+    // stale: the socket is down, or it is open but silent (the server pushes at least every
+    // few seconds, so 10 s of silence means a hung process)
+    const stale = state.lastData > 0 && (!state.connected || age > 10);
     document.body.classList.toggle("stale", stale);
     $("stale-banner").hidden = !stale;
     if (stale) setText($("stale-text"), "Everything below is " + fmtAge(age) + " old (last update " + fmtUtc(state.lastData, true) + ").");
