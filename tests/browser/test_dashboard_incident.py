@@ -246,7 +246,8 @@ def test_charts_have_time_axis_threshold_spans_tooltip_and_runbook_link(
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#chart-host polyline")) == 2)
     # the rule's threshold: a dashed line, or named at the top when far above the data
     wait_for(lambda: "cpu_high > 95" in text(browser, "#chart-host .threshold-label"))
-    labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chart-host text")]
+    labels = browser.execute_script(  # one read: the chart redraws as data arrives
+        "return Array.from(document.querySelectorAll('#chart-host text'), t => t.textContent)")
     assert any(label.endswith("UTC · last " + label.split("last ")[-1]) for label in labels)
     ticks = browser.execute_script(
         "return Array.from(document.querySelectorAll('#chart-host text'))"
@@ -260,8 +261,7 @@ def test_charts_have_time_axis_threshold_spans_tooltip_and_runbook_link(
     assert font >= 10.5  # labels are drawn at their CSS size, not scaled down
     chart = browser.find_element(By.ID, "chart-host")
     ActionChains(browser).move_to_element(chart).perform()
-    wait_for(lambda: "UTC" in text(browser, "#chart-host .tip"))
-    assert "cpu:" in text(browser, "#chart-host .tip")
+    wait_for(lambda: "UTC" in (tip := text(browser, "#chart-host .tip")) and "cpu:" in tip)
     browser.save_screenshot(os.path.join(artifacts_dir, "charts.png"))
     assert severe_console_entries(browser) == []
 
