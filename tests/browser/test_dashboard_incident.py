@@ -167,9 +167,14 @@ def test_rows_are_updated_in_place_and_acknowledge_names_who(
     selector = f'#firing li[data-alert-id="{alert_id}"]'
     row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, selector))[0]
     browser.execute_script("arguments[0].dataset.mark = 'kept'", row)
+    browser.execute_script(  # the trader selects the title to copy it
+        "const r = document.createRange(); r.selectNodeContents(arguments[0]);"
+        "getSelection().removeAllRanges(); getSelection().addRange(r);",
+        row.find_element(By.CSS_SELECTOR, ".title"))
     live.call(live.monitor.create_custom_alert("Another one", "m", AlertSeverity.CRITICAL))
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#firing > li")) == 2)
     assert browser.find_element(By.CSS_SELECTOR, selector).get_attribute("data-mark") == "kept"
+    assert browser.execute_script("return getSelection().toString()") == "In place"
     you = browser.find_element(By.ID, "you")
     you.send_keys("ann")
     browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", you)
