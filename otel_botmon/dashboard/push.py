@@ -184,7 +184,7 @@ class PushHub:
         if client.sent is None:
             client.sent = dict(snap.compare)
             client.history_ts = newest
-            return _full_message(snap)
+            return _full_message(snap, self.interval_s)
         changed = [k for k, v in snap.compare.items() if client.sent.get(k) != v]
         for key in changed:
             client.sent[key] = snap.compare[key]
@@ -260,8 +260,10 @@ class PushHub:
                 await asyncio.sleep(max(0.0, self.min_gap_s - spent))
 
 
-def _full_message(snap: _Snapshot) -> str:
-    return (f'{{"type":"dashboard","at":{json.dumps(snap.at)},'
+def _full_message(snap: _Snapshot, interval_s: float | None = None) -> str:
+    # interval_s: the longest gap between two pushes (a client can tell a hung server)
+    interval = "" if interval_s is None else f'"interval_s":{json.dumps(interval_s)},'
+    return (f'{{"type":"dashboard","at":{json.dumps(snap.at)},{interval}'
             f'"history_limit":{snap.history_limit},"data":{snap.text}}}')
 
 

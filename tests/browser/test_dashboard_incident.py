@@ -159,6 +159,25 @@ def test_stopping_the_server_shows_the_stale_banner(
         browser.save_screenshot(os.path.join(artifacts_dir, "stale.png"))
 
 
+def test_a_hung_server_with_its_socket_open_also_shows_the_banner(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    import threading
+
+    browser.get(live.url)
+    wait_for(lambda: text(browser, "#connection") == "live")
+    banner = browser.find_element(By.ID, "stale-banner")
+    release = threading.Event()
+    # the server's event loop stops answering (a blocked bot), the TCP socket stays open
+    live.loop.call_soon_threadsafe(lambda: release.wait(60))
+    try:
+        wait_for(lambda: banner.is_displayed(), timeout=40.0)
+        assert text(browser, "#connection") == "live"  # the socket itself never closed
+    finally:
+        release.set()
+    wait_for(lambda: not banner.is_displayed(), timeout=40.0)  # and it recovers
+
+
 def test_rows_are_updated_in_place_and_acknowledge_names_who(
     browser: Any, live: LiveDashboard,
 ) -> None:

@@ -699,8 +699,8 @@
     const age = state.lastData ? now() - state.lastData : null;
     setText($("updated"), age === null ? "no data yet" : "updated " + fmtAge(age) + " ago");
     // stale: the socket is down, or it is open but silent (the server pushes at least every
-    // few seconds, so 10 s of silence means a hung process)
-    const stale = state.lastData > 0 && (!state.connected || age > 10);
+    // interval_s, so three of those without a word means a hung process)
+    const stale = state.lastData > 0 && (!state.connected || age > Math.max(10, 3 * (state.interval || 2)));
     document.body.classList.toggle("stale", stale);
     $("stale-banner").hidden = !stale;
     if (stale) setText($("stale-text"), "Everything below is " + fmtAge(age) + " old (last update " + fmtUtc(state.lastData, true) + ").");
@@ -747,6 +747,7 @@
     if (message.type === "dashboard" || !state.view) {
       state.view = message.data;
       state.historyLimit = message.history_limit || 120;
+      if (message.interval_s) state.interval = message.interval_s;
       return;
     }
     const view = state.view;
