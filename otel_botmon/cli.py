@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_RAW, epilog=_examples(
             "botmon status",
             "botmon status --url bot-host:8001 --token \"$BOTMON_TOKEN\"",
-            "botmon status --json | jq .status.firing",
+            "botmon status --json | jq .firing",
             "*/5 * * * * botmon status >/dev/null || notify-me   # cron",
             "HEALTHCHECK CMD botmon status --timeout 3 >/dev/null  # Dockerfile"),
     )

@@ -162,13 +162,13 @@ def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     status = request(args, "GET", "/api/status", unreachable_code=STATUS_UNKNOWN)
     code = STATUS_EXIT.get(str(status.get("overall_health")), STATUS_UNKNOWN)
+    if args.json:  # /api/status as it is (it lists the firing alerts too)
+        out.write(json.dumps(status, indent=2) + "\n")
+        return code
     try:
         health = request(args, "GET", "/api/health", unreachable_code=STATUS_UNKNOWN)
     except CliError:
         health = {"components": {}}
-    if args.json:
-        out.write(json.dumps({"status": status, "health": health}, indent=2) + "\n")
-        return code
     paint = Painter(out, False if args.no_color else None)
     overall = str(status.get("overall_health", "unknown"))
     sev = status.get("alerts_by_severity", {})

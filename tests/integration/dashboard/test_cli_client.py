@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -69,6 +70,10 @@ def test_status_exits_2_while_an_alert_is_critical_and_names_it(
     assert code == 2
     assert out.splitlines()[0] == "CRITICAL · Trading engine stalled (+1)"
     assert "\x1b" not in out  # not a terminal: no colours
+    code, out, _ = run(capsys, "status", "--json", "--url", live.url)
+    assert code == 2
+    assert [a["title"] for a in json.loads(out)["firing"]] == [
+        "Trading engine stalled", "Harmless warning"]
 
 
 def test_status_exits_0_when_healthy_and_3_when_unreachable(
