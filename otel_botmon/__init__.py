@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from otel_botmon.__about__ import __version__
 from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
 from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
 from otel_botmon.alerting.manager import AlertManager
@@ -22,8 +23,22 @@ from otel_botmon.alerting.model import (
 from otel_botmon.alerting.rules import RuleFileError, load_rule_file
 from otel_botmon.custom_metrics import Metric, MetricCategory, MetricType
 from otel_botmon.exporters.influxdb_settings import InfluxDBSettings
+from otel_botmon.instrument.aiohttp_client import instrument_aiohttp, uninstrument_aiohttp
+from otel_botmon.instrument.ccxt import instrument_ccxt, uninstrument_ccxt
 from otel_botmon.instrument.exchange import exchange_call, record_api_call
 from otel_botmon.instrument.httpx import instrument_httpx, uninstrument_httpx
+from otel_botmon.instrument.orders import (
+    OrderHandle,
+    expire_orders,
+    open_order,
+    open_order_count,
+    order_canceled,
+    order_filled,
+    order_rejected,
+    set_order_limits,
+)
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
+from otel_botmon.instrument.requests_client import instrument_requests, uninstrument_requests
 from otel_botmon.instrument.trading import (
     current_trade,
     record_position_closed,
@@ -48,7 +63,6 @@ from otel_botmon.performance import PerformanceMonitor
 from otel_botmon.redaction import add_sensitive_keys, redact_text, register_secret
 from otel_botmon.telemetry import (
     Telemetry,
-    __version__,
     configure,
     get_meter,
     get_telemetry,
@@ -73,12 +87,28 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "record_position_closed",
     "record_trade_execution",
     "trade",
+    # instrument.orders
+    "OrderHandle",
+    "expire_orders",
+    "open_order",
+    "open_order_count",
+    "order_canceled",
+    "order_filled",
+    "order_rejected",
+    "set_order_limits",
     # instrument.exchange
     "exchange_call",
     "record_api_call",
-    # instrument.httpx
+    # instrument.httpx, .requests_client, .aiohttp_client, .ccxt
     "instrument_httpx",
     "uninstrument_httpx",
+    "instrument_requests",
+    "uninstrument_requests",
+    "instrument_aiohttp",
+    "uninstrument_aiohttp",
+    "instrument_ccxt",
+    "uninstrument_ccxt",
+    "record_ratelimit_headers",
     # redaction
     "add_sensitive_keys",
     "redact_text",

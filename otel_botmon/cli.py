@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run a simulated exchange, a bot, the monitor and the dashboard",
         formatter_class=_RAW, epilog=_examples(
             "botmon demo", "botmon demo --port 0 --duration 120 --no-browser",
-            "botmon demo --time-scale 0.2     # faults come five times as fast"),
+            "botmon demo --time-scale 0.2     # faults come five times as fast",
+            "botmon demo --exchange-only --port 8002   # just the exchange, for your bot"),
     )
     demo.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                       help="stop after S seconds (default: run until Ctrl+C)")
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_float("BOTMON_DEMO_TIME_SCALE", 1.0), metavar="F",
                       help="multiply every fault phase and interval by F "
                            "(default 1, or $BOTMON_DEMO_TIME_SCALE)")
+    demo.add_argument("--exchange-only", action="store_true",
+                      help="serve only the simulated exchange (Binance spot wire format) "
+                           "on --port for your own bot; key and secret from "
+                           "$BOTMON_DEMO_API_KEY / $BOTMON_DEMO_API_SECRET")
     demo.set_defaults(func=cmd_demo)
 
     status = commands.add_parser(
@@ -201,6 +206,8 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    if getattr(args, "exchange_only", False):
+        return _serve_exchange(args, out or sys.stdout)
     try:
         from otel_botmon.demo.runner import DemoOptions, run_demo
     except ImportError as exc:
@@ -217,6 +224,21 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise CliError(f"cannot start the demo on port {args.port}: {exc}; "
                        "try --port 0", 2) from exc
     return 0 if result.trades > 0 else 1
+
+
+def _serve_exchange(args: argparse.Namespace, out: TextIO) -> int:
+    from otel_botmon.demo.serve import serve_forever
+
+    key = os.environ.get("BOTMON_DEMO_API_KEY", "demo-api-key")
+    secret = os.environ.get("BOTMON_DEMO_API_SECRET", "demo-api-secret")
+    try:
+        asyncio.run(asyncio.wait_for(serve_forever(key, secret, args.port, out),
+                                     timeout=args.duration))
+    except (TimeoutError, asyncio.TimeoutError, KeyboardInterrupt):
+        pass
+    except OSError as exc:
+        raise CliError(f"cannot serve the exchange on port {args.port}: {exc}", 2) from exc
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,13 +30,17 @@ TRADING_FILL_QUANTITY: Final = "trading.fill_quantity"
 TRADING_SLIPPAGE_BP: Final = "trading.slippage_bp"
 TRADING_SLIPPAGE_DIRECTION: Final = "trading.slippage.direction"
 TRADING_REJECT_REASON: Final = "trading.reject_reason"
+# span-only attributes of orders tracked with open_order() (never on metrics)
+TRADING_ORDER_ID: Final = "trading.order_id"
+TRADING_CANCEL_REASON: Final = "trading.cancel_reason"
+TRADING_EXPIRED_BY: Final = "trading.expired_by"  # "ttl" or "cap" (evicted as the oldest)
 ERROR_TYPE: Final = "error.type"
 
 EXCHANGE_NAME: Final = "exchange.name"
 EXCHANGE_ENDPOINT: Final = "exchange.endpoint"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 RATELIMIT_INTERVAL: Final = "ratelimit.interval"
-RATELIMIT_KIND: Final = "ratelimit.kind"
+RATELIMIT_BUDGET: Final = "ratelimit.budget"
 
 HEALTH_COMPONENT: Final = "health.component"
 ALERT_SEVERITY: Final = "alert.severity"
@@ -57,6 +61,8 @@ class TradeOutcome(str, Enum):
     PARTIAL = "partial"
     REJECTED = "rejected"
     ERROR = "error"
+    CANCELED = "canceled"  # an open order canceled before anything filled
+    EXPIRED = "expired"  # an open order never finished within its TTL, or evicted
 
 
 class PositionResult(str, Enum):
@@ -159,10 +165,26 @@ EXCHANGE_REQUESTS = MetricSpec(
     "botmon.exchange.requests", InstrumentKind.COUNTER, "{request}",
     "Exchange API calls by status code and error type.", _EXCHANGE_ATTRS,
 )
+_RATELIMIT_ATTRS = (EXCHANGE_NAME, RATELIMIT_BUDGET, RATELIMIT_INTERVAL)
 EXCHANGE_RATELIMIT_USED = MetricSpec(
     "botmon.exchange.ratelimit.used", InstrumentKind.GAUGE, "{weight}",
-    "Rate-limit usage the exchange reported in its last response headers.",
-    (EXCHANGE_NAME, RATELIMIT_INTERVAL, RATELIMIT_KIND),
+    "Request weight (or requests) used in the interval, from the last response's headers.",
+    _RATELIMIT_ATTRS, observable=True,
+)
+EXCHANGE_RATELIMIT_ORDERS = MetricSpec(
+    "botmon.exchange.ratelimit.orders", InstrumentKind.GAUGE, "{order}",
+    "Orders placed in the interval, from the last response's headers.", _RATELIMIT_ATTRS,
+    observable=True,
+)
+EXCHANGE_RATELIMIT_RETRY_AFTER = MetricSpec(
+    "botmon.exchange.ratelimit.retry_after", InstrumentKind.GAUGE, "s",
+    "Back-off the exchange asked for with Retry-After on a 418/429/503; 0 again after "
+    "the next response without it.", (EXCHANGE_NAME, RATELIMIT_BUDGET), observable=True,
+)
+EXCHANGE_RATELIMIT_UTILIZATION = MetricSpec(
+    "botmon.exchange.ratelimit.utilization", InstrumentKind.GAUGE, "1",
+    "Share of the rate-limit budget used in the interval, 0..1 (the highest of weight "
+    "and orders), where the limit is known.", _RATELIMIT_ATTRS, observable=True,
 )
 HEALTH_STATUS = MetricSpec(
     "botmon.health.status", InstrumentKind.GAUGE, "1",
@@ -207,7 +229,8 @@ SYSTEM_NETWORK_IO = MetricSpec(
 )
 PROCESS_CPU_UTILIZATION = MetricSpec(
     "process.cpu.utilization", InstrumentKind.GAUGE, "1",
-    "This process's CPU utilization, 0..1 of one core.", (), observable=True,
+    "This process's CPU utilization, 0..1 of all CPUs (the semantic conventions' "
+    "definition: CPU time over wall time times the CPU count).", (), observable=True,
 )
 PROCESS_MEMORY_USAGE = MetricSpec(
     "process.memory.usage", InstrumentKind.UP_DOWN_COUNTER, "By",
@@ -218,6 +241,7 @@ ALL_METRICS: Final[tuple[MetricSpec, ...]] = (
     TRADE_DURATION, TRADES, TRADE_VOLUME, TRADE_NOTIONAL, TRADE_SLIPPAGE,
     PNL_REALIZED, POSITIONS_CLOSED,
     EXCHANGE_REQUEST_DURATION, EXCHANGE_REQUESTS, EXCHANGE_RATELIMIT_USED,
+    EXCHANGE_RATELIMIT_ORDERS, EXCHANGE_RATELIMIT_RETRY_AFTER, EXCHANGE_RATELIMIT_UTILIZATION,
     HEALTH_STATUS, HEALTH_CHECK_DURATION, ALERTS_ACTIVE, INTERNAL_ERRORS, EVENT_LOOP_LAG,
     SYSTEM_CPU_UTILIZATION, SYSTEM_MEMORY_UTILIZATION, SYSTEM_FILESYSTEM_UTILIZATION,
     SYSTEM_NETWORK_IO, PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE,

@@ -32,6 +32,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_botmon._internal import report_internal_error
 from otel_botmon._span_processing import DelegatingSpanProcessor
+from otel_botmon.exchanges import all_exact_secret_names, all_secret_names
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -67,9 +68,14 @@ _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
         "kcapikey", "kcapisign", "kcapipassphrase",
         "accesskey", "accesssign", "apisign", "sign",
     }
+) | frozenset(  # every exchange's key/signature names (otel_botmon.exchanges)
+    n.lower().replace("-", "").replace("_", "").replace(".", "")
+    for n in all_secret_names() | all_exact_secret_names()
 )
 # "sign" alone would match "design"; it is only sensitive as a whole name.
-_EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd"})
+_EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd"}) | frozenset(
+    n.lower() for n in all_exact_secret_names()
+)
 
 _lock = threading.Lock()
 # Span attributes repeat the same few keys; caching the answer keeps redaction cheap.

@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
+from otel_botmon.__about__ import __version__
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -51,8 +52,6 @@ from otel_botmon.exporters.temporality import with_preferred_temporality
 from otel_botmon.redaction import RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
-
-__version__ = "0.1.0"
 
 _DEFAULT_SERVICE_NAME = "trading-bot"
 _DEFAULT_EXPORT_TIMEOUT_S = 5.0
@@ -108,6 +107,11 @@ class Telemetry:
         if self._closed:
             return True
         self._closed = True
+        for observer in tuple(_observers):
+            try:
+                observer.retiring(self)
+            except Exception as exc:  # a test helper must not stop the shutdown
+                logger.warning("otel_botmon: pipeline observer failed: %s", exc)
         _forget(self)
 
         def work() -> None:
@@ -139,6 +143,10 @@ _generation = 0
 _instruments: dict[str, Any] = {}
 _instruments_generation = -1
 _atexit_registered = False
+# Test captures (otel_botmon.testing): every pipeline built while one is registered also
+# sends its spans to ``observer.span_processor`` and is announced to ``observer.built``;
+# ``observer.retiring`` sees it once more before it shuts down.
+_observers: list[Any] = []
 # The providers configure() installed as OpenTelemetry's globals, if it did (once only).
 _installed_tracer_provider: Any = None
 _installed_meter_provider: Any = None
@@ -195,6 +203,9 @@ def configure(
 
         influxdb = InfluxDBSettings.coerce(influxdb)
 
+    observers = tuple(_observers)
+    if observers:
+        span_processors = (*span_processors, *(o.span_processor for o in observers))
     key = (
         service_name, service_version, bot_name, exchange, strategy, endpoint, protocol,
         _headers_key(otlp_headers), export_interval_s, prometheus_port, prometheus_host,
@@ -224,7 +235,22 @@ def configure(
         _current = tel
         _generation += 1
         _register_atexit()
+        for observer in observers:
+            observer.built(tel)
         return tel
+
+
+def add_observer(observer: Any) -> None:
+    """Register a pipeline observer (see ``_observers``; used by otel_botmon.testing)."""
+    with _lock:
+        _observers.append(observer)
+
+
+def remove_observer(observer: Any) -> None:
+    """Unregister a pipeline observer; no error when it was not registered."""
+    with _lock:
+        if observer in _observers:
+            _observers.remove(observer)
 
 
 def shutdown(timeout_s: float = 5.0) -> bool:

@@ -1,4 +1,5 @@
-"""Instrumentation the bot calls: trades (``trading``) and exchange calls (``exchange``).
+"""Instrumentation the bot calls: trades (``trading``), orders finished in another
+callback (``orders``) and exchange calls (``exchange``).
 
 The shared decorator / context-manager machinery is in ``_wrappers``; value coercion
 with warn-once reporting is in ``_values``. Trades: the public calls in ``trading``, the

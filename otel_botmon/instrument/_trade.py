@@ -76,8 +76,8 @@ class ActiveTrade(ActiveCall):
     trade counts as filled at the requested quantity and price.
     """
 
-    __slots__ = ("_fills", "_inst", "_order_type", "_price", "_quantity", "_reason",
-                 "_rejected", "_side", "_site", "_symbol", "_timed")
+    __slots__ = ("_fills", "_inst", "_order_type", "_outcome_as", "_price", "_quantity",
+                 "_reason", "_rejected", "_side", "_site", "_symbol", "_timed")
 
     def __init__(
         self,
@@ -102,6 +102,8 @@ class ActiveTrade(ActiveCall):
         self._fills: _Fills | None = None
         self._rejected = False
         self._reason: str | None = None
+        # An outcome decided by the caller (orders: canceled, expired, partial ...).
+        self._outcome_as: str | None = None
 
     @property
     def symbol(self) -> str | None:
@@ -165,7 +167,7 @@ class ActiveTrade(ActiveCall):
         """(filled quantity, average fill price) as far as they are known."""
         fills = self._fills
         if fills is None:
-            if exc is None and not self._rejected:
+            if exc is None and not self._rejected and self._outcome_as is None:
                 return self._quantity, self._price  # returned normally: filled as asked
             return None, None
         if fills.qty > 0:
@@ -173,10 +175,12 @@ class ActiveTrade(ActiveCall):
         return None, fills.price_only
 
     def _outcome(self, exc: BaseException | None) -> str:
+        if self._rejected:  # also when the rejection arrived as an exception (ccxt)
+            return _REJECTED
         if exc is not None:
             return _ERROR
-        if self._rejected:
-            return _REJECTED
+        if self._outcome_as is not None:
+            return self._outcome_as
         fills = self._fills
         if (
             fills is not None and self._quantity is not None and not fills.quantity_unknown

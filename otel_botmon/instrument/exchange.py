@@ -6,7 +6,11 @@ One exchange call is one span (``exchange {endpoint}``, kind CLIENT) plus
 ``http.response.status_code`` (when known) and ``error.type`` (the exception's class
 name, or the status code as a string for a status >= 400, as the OpenTelemetry HTTP
 conventions do). Rate-limit headers are in :mod:`otel_botmon.instrument.ratelimit`,
-httpx in :mod:`otel_botmon.instrument.httpx`.
+the HTTP clients in ``httpx``, ``requests_client``, ``aiohttp_client`` and ``ccxt``.
+
+An exchange call owns the HTTP requests made inside it: they are counted once, by the
+call (see :class:`RequestOwner`), and the status an instrumented client saw becomes the
+call's status when the call itself has none.
 
 The bot's exceptions pass through unchanged; a bad value (a status code that is not a
 number, a response time that is not a number) is dropped with one warning.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from opentelemetry import trace
@@ -50,14 +55,13 @@ UNKNOWN: Final = "unknown"
 class _Instruments:
     """The tracer and instruments of one telemetry generation."""
 
-    __slots__ = ("duration", "generation", "ratelimit", "requests", "tracer")
+    __slots__ = ("duration", "generation", "requests", "tracer")
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.tracer: Tracer = telemetry.get_tracer()
         self.duration: Any = telemetry.instrument(conv.EXCHANGE_REQUEST_DURATION)
         self.requests: Any = telemetry.instrument(conv.EXCHANGE_REQUESTS)
-        self.ratelimit: Any = telemetry.instrument(conv.EXCHANGE_RATELIMIT_USED)
 
 
 _cache: _Instruments | None = None
@@ -113,22 +117,89 @@ def as_status_code(value: object, site: str) -> int | None:
     return None
 
 
-def _status_of_exception(exc: BaseException) -> int | None:
-    """The HTTP status an exchange-client exception carries, if any.
+_MAX_CHAIN: Final = 8
 
-    httpx/requests errors have ``.response.status_code``; aiohttp has ``.status``; many
-    exchange SDKs have ``.status_code``. Anything else gives None (no warning: most
-    exceptions simply have no status).
-    """
+
+def _status_of_one(exc: BaseException) -> int | None:
     for candidate in (
         getattr(exc, "status_code", None),
         getattr(getattr(exc, "response", None), "status_code", None),
         getattr(exc, "status", None),
+        getattr(exc, "http_status_code", None),
     ):
         if isinstance(candidate, int) and not isinstance(candidate, bool) \
                 and 100 <= candidate <= 599:
             return candidate
     return None
+
+
+def _status_of_exception(exc: BaseException) -> int | None:
+    """The HTTP status an exchange-client exception carries, if any.
+
+    httpx/requests errors have ``.response.status_code``; aiohttp has ``.status``; many
+    exchange SDKs have ``.status_code``. ccxt raises its own error *from* the HTTP
+    client's, so the ``__cause__``/``__context__`` chain is followed (at most 8 links).
+    Anything else gives None (no warning: most exceptions simply have no status).
+    """
+    seen: BaseException | None = exc
+    for _ in range(_MAX_CHAIN):
+        if seen is None:
+            break
+        status = _status_of_one(seen)
+        if status is not None:
+            return status
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# --- one request, counted once ------------------------------------------------------------
+#
+# Several layers can see one HTTP request: an ``exchange_call`` around a ccxt call, ccxt's
+# own fetch, and the requests/aiohttp/httpx client below it. The outermost of them owns the
+# request: it records the botmon.exchange.* request metrics; the inner layers only report
+# the HTTP status they saw to it (and still record rate-limit headers and their own client
+# span). An ``exchange_call`` always owns what runs inside it; otherwise the first
+# instrumented client layer (ccxt's fetch) claims the request with :func:`claim_request`.
+
+
+class RequestOwner:
+    """A layer that counts a request; inner layers tell it the status they saw."""
+
+    __slots__ = ("inner_error", "inner_status")
+
+    def __init__(self) -> None:
+        self.inner_status: int | None = None
+        self.inner_error: str | None = None
+
+    def inner_response(self, status: int | None, error: str | None) -> None:
+        if status is not None:
+            self.inner_status = status
+        if error is not None:
+            self.inner_error = error
+
+
+_OWNER: ContextVar[RequestOwner | None] = ContextVar("otel_botmon_request_owner", default=None)
+
+
+def request_owner() -> RequestOwner | None:
+    """The layer that counts the current request (None: the caller counts it)."""
+    owner = _OWNER.get()
+    if owner is not None:
+        return owner
+    call = current_exchange()
+    return call._inner if call is not None else None
+
+
+def claim_request(owner: RequestOwner) -> Token[RequestOwner | None]:
+    """Make ``owner`` the counting layer until :func:`release_request`."""
+    return _OWNER.set(owner)
+
+
+def release_request(token: Token[RequestOwner | None]) -> None:
+    try:
+        _OWNER.reset(token)
+    except ValueError:  # reset from another context: leave no owner behind
+        _OWNER.set(None)
 
 
 def _metric_attributes(
@@ -157,7 +228,7 @@ class ActiveExchangeCall(ActiveCall):
     status. A decorated function's return value is used when it has ``.status_code``.
     """
 
-    __slots__ = ("_endpoint", "_exchange", "_inst", "_site", "_status")
+    __slots__ = ("_endpoint", "_exchange", "_inner", "_inst", "_site", "_status")
 
     def __init__(
         self, span: Span, inst: _Instruments | None, exchange: str, endpoint: str, site: str
@@ -168,6 +239,7 @@ class ActiveExchangeCall(ActiveCall):
         self._endpoint = endpoint
         self._site = site
         self._status: object = None
+        self._inner = RequestOwner()  # what instrumented clients inside saw
 
     @property
     def exchange(self) -> str:
@@ -200,6 +272,8 @@ class ActiveExchangeCall(ActiveCall):
             status = as_status_code(result.status_code, self._site)
         else:
             status = None
+        if status is None:  # the status an instrumented client inside saw
+            status = self._inner.inner_status
         error = _error_type(exc, status)
         attrs = _metric_attributes(self._exchange, self._endpoint, status, error)
         inst.duration.record(duration_s, attrs)
@@ -372,9 +446,17 @@ def _record_api_span(
 def record_exchange_request(
     exchange: str, endpoint: str, status_code: int | None, exc: BaseException | None,
     duration_s: float,
-) -> None:
-    """Count one exchange request and its duration (used by ``instrument_httpx``)."""
+) -> bool:
+    """Count one exchange request and its duration, unless an outer layer owns it (an
+    ``exchange_call``, ``instrument_ccxt``): then only tell that layer the status.
+    Returns whether it counted."""
+    error = _error_type(exc, status_code)
+    owner = request_owner()
+    if owner is not None:
+        owner.inner_response(status_code, error)
+        return False
     inst = _instruments()
-    attrs = _metric_attributes(exchange, endpoint, status_code, _error_type(exc, status_code))
+    attrs = _metric_attributes(exchange, endpoint, status_code, error)
     inst.duration.record(duration_s, attrs)
     inst.requests.add(1, attrs)
+    return True

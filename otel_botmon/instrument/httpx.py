@@ -13,8 +13,8 @@ tracer and meter providers) and adds:
   read attributes in ``on_start`` would.
 * a thin wrapper around the transport that records ``botmon.exchange.requests`` and
   ``botmon.exchange.request.duration`` (also for connection errors and timeouts, which
-  never reach a response hook) and the exchange's rate-limit headers into
-  ``botmon.exchange.ratelimit.used``.
+  never reach a response hook; counted once, see ``exchange.RequestOwner``) and the
+  exchange's rate-limit headers into the ``botmon.exchange.ratelimit.*`` gauges.
 
 ``instrument_httpx()`` instruments every ``httpx.Client``/``AsyncClient`` (through their
 default transports); ``instrument_httpx(client)`` one client, whatever its transport (a
@@ -26,7 +26,6 @@ Calling it again is a no-op (it only updates the exchange name), except after
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import weakref
@@ -40,26 +39,20 @@ from wrapt import wrap_function_wrapper
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon.instrument._http import (
+    endpoint_from_path,
+    observe_response,
+    scrub_span,
+    stable_http_semconv,
+)
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import default_exchange, record_exchange_request
-from otel_botmon.instrument.ratelimit import record_ratelimit_headers
-from otel_botmon.redaction import redact_text, redacted_changes
 
 __all__ = ["endpoint_from_path", "instrument_httpx", "uninstrument_httpx"]
 
 _COMPONENT = "httpx"
 _MARKER: Final = "_otel_botmon_httpx"
-_MAX_ENDPOINT_CHARS: Final = 128
-# Path segments that are identifiers, not endpoints: numbers, UUIDs, long tokens (a
-# Slack webhook's or a Telegram bot's secret path part). Keeps metric cardinality bounded
-# and secrets out of the endpoint label.
-_ID_SEGMENT: Final = re.compile(r"^(?:\d+|(?=[^/]*\d)[A-Za-z0-9_\-:.=~]{16,})$")
-
 _lock = threading.RLock()
 # Bots call the same few paths over and over; remember their labels (bounded).
-_ENDPOINT_CACHE_SIZE: Final = 1024
-_endpoints: dict[str, str] = {}
-
 
 class _Settings:
     """What one instrumentation (all clients, or one client) records requests as."""
@@ -76,38 +69,8 @@ _global: _Settings | None = None
 _clients: weakref.WeakSet[httpx.Client | httpx.AsyncClient] = weakref.WeakSet()
 
 
-def endpoint_from_path(path: str) -> str:
-    """The ``exchange.endpoint`` label for a URL path: identifiers become ``{id}``.
-
-    ``/api/v3/order`` stays; ``/orders/12345`` gives ``/orders/{id}``. Registered
-    secrets are scrubbed and the result is at most 128 characters.
-    """
-    found = _endpoints.get(path)
-    if found is None:
-        segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
-        found = redact_text("/".join(segments) or "/")[:_MAX_ENDPOINT_CHARS]
-        if len(_endpoints) >= _ENDPOINT_CACHE_SIZE:
-            _endpoints.clear()
-        _endpoints[path] = found
-    return found
-
-
-# --- redaction hooks ---------------------------------------------------------------------
-
-
 def _scrub_span(span: Any) -> None:
-    """Overwrite every span attribute that carries a secret with its redacted value."""
-    try:
-        if not span.is_recording():
-            return
-        attributes = getattr(span, "attributes", None)
-        if not attributes:
-            return
-        changed = redacted_changes(attributes)
-        if changed:
-            span.set_attributes(changed)
-    except Exception as exc:
-        report_internal_error(_COMPONENT, exc)
+    scrub_span(span, _COMPONENT)
 
 
 def _request_hook(span: Any, request: Any) -> None:
@@ -133,22 +96,16 @@ def _observe(
     settings: _Settings, request: object, response: object, exc: BaseException | None,
     duration_s: float,
 ) -> None:
-    try:
-        url = getattr(request, "url", None)
-        if settings.hosts is not None and getattr(url, "host", None) not in settings.hosts:
-            return
-        exchange = settings.exchange or default_exchange()
-        endpoint = endpoint_from_path(str(getattr(url, "path", "") or "/"))
-        status = getattr(response, "status_code", None) if response is not None else None
-        if not isinstance(status, int):
-            status = None
-        record_exchange_request(exchange, endpoint, status, exc, duration_s)
-        if response is not None:
-            headers = getattr(response, "headers", None)
-            if headers:
-                record_ratelimit_headers(headers, exchange=exchange, status_code=status)
-    except Exception as internal:
-        report_internal_error(_COMPONENT, internal)
+    url = getattr(request, "url", None)
+    host = getattr(url, "host", None)
+    if settings.hosts is not None and host not in settings.hosts:
+        return
+    observe_response(
+        _COMPONENT, settings.exchange, host, str(getattr(url, "path", "") or "/"),
+        getattr(response, "status_code", None) if response is not None else None,
+        getattr(response, "headers", None) if response is not None else None,
+        exc, duration_s,
+    )
 
 
 def _sync_wrapper(settings: _Settings) -> Callable[..., Any]:
@@ -233,6 +190,7 @@ def instrument_httpx(
     ``exchange``/``hosts``; never raises for anything that happens during requests.
     """
     host_set = _check_args(client, exchange, hosts)
+    stable_http_semconv()
     with _lock:
         if client is None:
             _instrument_all(exchange, host_set)

@@ -1,42 +1,113 @@
-"""Exchange rate-limit headers into ``botmon.exchange.ratelimit.used``.
+"""Exchange rate-limit headers into the ``botmon.exchange.ratelimit.*`` gauges.
 
-Exchanges report how much of their request budget a client has used in response headers:
-Binance sends ``X-MBX-USED-WEIGHT-<interval>`` and ``X-MBX-ORDER-COUNT-<interval>`` on
-every response and ``Retry-After`` when it throttles (429) or bans (418) an IP.
-:func:`record_ratelimit_headers` turns them into gauge readings by ``exchange.name``,
-``ratelimit.kind`` (``weight``, ``orders``, ``retry_after``) and ``ratelimit.interval``
-(``1m``, ``10s``, ``1d`` ...). Works with any HTTP client's headers; ``instrument_httpx``
-calls it for every response. A header that does not hold a number is skipped with one
-warning; nothing here raises.
+Which headers an exchange sends, which request budget a path counts against and how big
+a budget is are data, in :mod:`otel_botmon.exchanges`. This module reads one response's
+headers with that table and sets, by ``exchange.name``, ``ratelimit.budget`` and
+``ratelimit.interval``:
+
+* ``botmon.exchange.ratelimit.used`` ({weight}): weight or requests used in the interval
+  (Binance ``X-MBX-USED-WEIGHT-1M``; Bybit/KuCoin/Gate.io limit minus remaining);
+* ``botmon.exchange.ratelimit.orders`` ({order}): orders placed in the interval;
+* ``botmon.exchange.ratelimit.utilization`` (1): used / limit, 0..1, where the limit is
+  known (sent by the exchange, or documented in the table), the highest of weight and
+  orders for one budget and interval;
+* ``botmon.exchange.ratelimit.retry_after`` (s, by exchange and budget): ``Retry-After``
+  on a 418/429/503 (any exchange); back to 0 on the next response without it.
+
+The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
+or, failing that, the one whose API host or headers the response has. A header that
+does not hold a non-negative number is skipped with one warning per header name and
+counted in ``botmon.internal.errors``; nothing here raises.
 """
 
 from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
+
+from opentelemetry.metrics import Observation
 
 from otel_botmon import conventions as conv
+from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._observable import create_observable
+from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
+from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import _instruments, default_exchange
+from otel_botmon.instrument.exchange import default_exchange
 
 __all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
 
-RATELIMIT_WEIGHT: Final = "weight"
-RATELIMIT_ORDERS: Final = "orders"
-RATELIMIT_RETRY_AFTER: Final = "retry_after"
+USED: Final = "used"
+ORDERS: Final = "orders"
+RETRY_AFTER: Final = "retry_after"
+UTILIZATION: Final = "utilization"
+DEFAULT_BUDGET: Final = "default"
 
-# Binance: X-MBX-USED-WEIGHT-1M, X-MBX-ORDER-COUNT-10S, X-SAPI-USED-IP-WEIGHT-1M ...
-_RATELIMIT_HEADER: Final = re.compile(
-    r"^x-(?:mbx-used-weight|sapi-used-(?:ip|uid)-weight|mbx-order-count)-(\d+)([smhd])$",
-    re.IGNORECASE,
-)
 # Statuses after which Retry-After says how long the exchange wants us to back off
 # (418: Binance's IP ban after ignoring 429s).
 _RETRY_AFTER_STATUSES: Final = frozenset({418, 429, 503})
+_INTERVAL: Final = r"(\d{1,6})([smhd])"
+
+Reading = tuple[str, str, str | None, float]
+"""``(instrument, budget, interval, value)``; instrument is used/orders/retry_after/
+utilization; interval is None for retry_after."""
+
+
+class _Entry:
+    """One table header row compiled: which exchange and budget it belongs to."""
+
+    __slots__ = ("budget", "exchange", "regex", "spec")
+
+    def __init__(self, exchange: Exchange, budget: str, spec: RateLimitHeader) -> None:
+        self.exchange = exchange
+        self.budget = budget
+        self.spec = spec
+        self.regex = re.compile(
+            "^" + re.escape(spec.pattern.lower()).replace(re.escape("{interval}"), _INTERVAL)
+            + "$"
+        )
+
+
+_ENTRIES: Final[tuple[_Entry, ...]] = tuple(
+    _Entry(row, budget.name, spec)
+    for row in EXCHANGES for budget in row.budgets for spec in budget.headers
+)
+# Header names repeat on every response: remember which table rows each one matches.
+_NAME_CACHE_SIZE: Final = 512
+_by_name: dict[str, tuple[tuple[_Entry, str | None], ...]] = {}
+
+
+def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
+    found = _by_name.get(lname)
+    if found is None:
+        hits: list[tuple[_Entry, str | None]] = []
+        if lname.startswith(("x-", "gw-")):
+            for entry in _ENTRIES:
+                match = entry.regex.match(lname)
+                if match is not None:
+                    interval = entry.spec.interval
+                    if match.groups():
+                        interval = f"{int(match.group(1))}{match.group(2)}"
+                    hits.append((entry, interval))
+        found = tuple(hits)
+        if len(_by_name) >= _NAME_CACHE_SIZE:
+            _by_name.clear()
+        _by_name[lname] = found
+    return found
+
+
+def _path_budget(row: Exchange | None, path: str | None) -> str:
+    if row is None:
+        return DEFAULT_BUDGET
+    for budget in row.budgets:
+        if not budget.paths or (path is not None and path.startswith(budget.paths)):
+            return budget.name
+    return DEFAULT_BUDGET
 
 
 def _header_pairs(headers: object) -> Iterable[tuple[object, object]]:
@@ -46,6 +117,10 @@ def _header_pairs(headers: object) -> Iterable[tuple[object, object]]:
         return pairs
     if isinstance(headers, Mapping):
         return headers.items()
+    items = getattr(headers, "items", None)  # requests' CaseInsensitiveDict, multidict
+    if callable(items):
+        found: Iterable[tuple[object, object]] = items()
+        return found
     if isinstance(headers, Iterable) and not isinstance(headers, (str, bytes)):
         return headers  # a list of (name, value) pairs, as httpcore gives them
     return ()
@@ -70,80 +145,213 @@ def _retry_after_seconds(value: str) -> float | None:
             when = when.replace(tzinfo=timezone.utc)
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
         return max(seconds, 0.0)
-    return seconds if seconds >= 0 and seconds == seconds else None
+    return seconds if 0 <= seconds < float("inf") else None
+
+
+def _parse_count(value: str) -> float | None:
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 15:
+        return None
+    return float(int(value))
+
+
+class _Budget:
+    """The readings of one (budget, interval) in one response."""
+
+    __slots__ = ("limit", "orders", "orders_limit", "remaining", "used", "used_limit")
+
+    def __init__(self) -> None:
+        self.used: float | None = None
+        self.orders: float | None = None
+        self.remaining: float | None = None
+        self.limit: float | None = None
+        self.used_limit: float | None = None
+        self.orders_limit: float | None = None
+
+
+def _choose(
+    hits: tuple[tuple[_Entry, str | None], ...], row: Exchange | None, budget: str
+) -> tuple[_Entry, str | None] | None:
+    """The table row a header means for this exchange and path budget."""
+    mine = [hit for hit in hits if row is None or hit[0].exchange is row]
+    if not mine:
+        return None
+    for hit in mine:
+        if hit[0].budget == budget:
+            return hit
+    return mine[0]
 
 
 def parse_ratelimit_headers(
-    headers: object, status_code: int | None = None, *, site: str = "ratelimit"
-) -> list[tuple[str, str | None, float]]:
-    """The rate-limit readings in ``headers`` as ``(kind, interval, value)`` tuples.
+    headers: object, status_code: int | None = None, *, exchange: str | None = None,
+    host: str | None = None, path: str | None = None, site: str = "ratelimit",
+) -> list[Reading]:
+    """The rate-limit readings in one response's headers.
 
-    ``X-MBX-USED-WEIGHT-1M: 1200`` gives ``("weight", "1m", 1200.0)``,
-    ``X-MBX-ORDER-COUNT-10S`` kind ``"orders"``; ``Retry-After`` on a 418/429/503 gives
-    ``("retry_after", None, seconds)``. Accepts a mapping, ``httpx.Headers`` or
-    ``(name, value)`` pairs (str or bytes). Unparseable values are skipped with one
-    warning per header name; never raises.
+    ``exchange`` (a ccxt id or alias) and ``host`` pick the table row; without either the
+    row is the first whose headers the response has. ``path`` picks the budget
+    (``/sapi/`` is Binance's SAPI budget, ``/fapi/`` USD-M futures). Accepts a mapping,
+    ``httpx.Headers``, requests' or aiohttp's headers, or ``(name, value)`` pairs (str or
+    bytes). Unparseable values are skipped with one warning per header name; never
+    raises.
     """
-    readings: list[tuple[str, str | None, float]] = []
+    readings: list[Reading] = []
     try:
+        row = find_exchange(exchange, host)
+        path_budget = _path_budget(row, path)
+        budgets: dict[tuple[str, str | None], _Budget] = {}
         for raw_name, raw_value in _header_pairs(headers):
-            name = _text(raw_name)
-            match = _RATELIMIT_HEADER.match(name)
-            if match is not None:
-                kind = RATELIMIT_ORDERS if "order" in name.lower() else RATELIMIT_WEIGHT
-                interval = f"{int(match.group(1))}{match.group(2).lower()}"
-                value = _parse_count(_text(raw_value))
-                if value is None:
-                    _warn_bad_header(site, name, raw_value)
-                    continue
-                readings.append((kind, interval, value))
-            elif name.lower() == "retry-after" and status_code in _RETRY_AFTER_STATUSES:
-                seconds = _retry_after_seconds(_text(raw_value))
-                if seconds is None:
-                    _warn_bad_header(site, name, raw_value)
-                    continue
-                readings.append((RATELIMIT_RETRY_AFTER, None, seconds))
-    except (TypeError, ValueError) as exc:  # headers of an unexpected shape
+            lname = _text(raw_name).lower()
+            if lname == "retry-after":
+                if status_code in _RETRY_AFTER_STATUSES:
+                    seconds = _retry_after_seconds(_text(raw_value))
+                    if seconds is None:
+                        _bad_header(site, lname, raw_value)
+                    else:
+                        readings.append((RETRY_AFTER, path_budget, None, seconds))
+                continue
+            hits = _entries_for(lname)
+            if not hits:
+                continue
+            chosen = _choose(hits, row, path_budget)
+            if chosen is None:
+                continue
+            entry, interval = chosen
+            if row is None:  # the first exchange whose header this is
+                row = entry.exchange
+                path_budget = _path_budget(row, path)
+            value = _parse_count(_text(raw_value))
+            if value is None:
+                _bad_header(site, lname, raw_value)
+                continue
+            _collect(budgets.setdefault((entry.budget, interval), _Budget()), entry.spec,
+                     interval, value)
+        for (budget, interval), b in budgets.items():
+            readings.extend(_derive(budget, interval, b))
+    except (TypeError, ValueError, AttributeError) as exc:  # headers of an odd shape
         warn_once(site, "headers", f"otel_botmon: unreadable response headers in {site}: "
                                    f"{type(exc).__name__}; rate limits not recorded")
     return readings
 
 
-def _parse_count(value: str) -> float | None:
-    value = value.strip()
-    if not value.isdigit():
-        return None
-    return float(int(value))
+def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: float) -> None:
+    documented = dict(spec.limits).get(interval or "")
+    if spec.kind == USED:
+        b.used, b.used_limit = value, documented
+    elif spec.kind == ORDERS:
+        b.orders, b.orders_limit = value, documented
+    elif spec.kind == "remaining":
+        b.remaining = value
+        if documented is not None and b.limit is None:
+            b.limit = documented
+    else:
+        b.limit = value
 
 
-def _warn_bad_header(site: str, name: str, value: object) -> None:
-    warn_once(
-        site, name.lower(),
-        f"otel_botmon: response header {name}: {_text(value)!r:.40} is not a number; "
-        "skipped (warned once per header)",
+def _derive(budget: str, interval: str | None, b: _Budget) -> list[Reading]:
+    out: list[Reading] = []
+    shares: list[float] = []
+    used, used_limit = b.used, b.used_limit
+    if used is None and b.remaining is not None and b.limit:
+        used, used_limit = max(b.limit - b.remaining, 0.0), b.limit
+    if used is not None:
+        out.append((USED, budget, interval, used))
+        if used_limit:
+            shares.append(used / used_limit)
+    if b.orders is not None:
+        out.append((ORDERS, budget, interval, b.orders))
+        if b.orders_limit:
+            shares.append(b.orders / b.orders_limit)
+    if shares:
+        out.append((UTILIZATION, budget, interval, min(max(shares), 1.0)))
+    return out
+
+
+def _bad_header(site: str, name: str, value: object) -> None:
+    report_bad_input(
+        "ratelimit", site, name,
+        f"otel_botmon: response header {name}: {_text(value)!r:.40} is not a "
+        "non-negative number; skipped (warned once per header)",
     )
 
 
+# The latest reading of every (instrument, attributes): observable gauges report them at
+# collection time, so a response costs a few dict writes, not four SDK measurements.
+# Bounded like the SDK's cardinality limit; cleared when configure() builds new providers.
+_MAX_SERIES: Final = conv.CARDINALITY_LIMIT
+_latest: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+    USED: {}, ORDERS: {}, RETRY_AFTER: {}, UTILIZATION: {}}
+_SPECS: Final = {USED: conv.EXCHANGE_RATELIMIT_USED, ORDERS: conv.EXCHANGE_RATELIMIT_ORDERS,
+                 RETRY_AFTER: conv.EXCHANGE_RATELIMIT_RETRY_AFTER,
+                 UTILIZATION: conv.EXCHANGE_RATELIMIT_UTILIZATION}
+_registered_generation = -1
+_register_lock = threading.Lock()
+_keep: list[Any] = []  # the observable instruments of the current generation
+
+
+def _observer(kind: str) -> Callable[[], Iterable[Observation]]:
+    def observe() -> Iterable[Observation]:
+        return [Observation(value, dict(key)) for key, value in list(_latest[kind].items())]
+
+    return observe
+
+
+def _ensure_registered() -> None:
+    global _registered_generation
+    generation = telemetry.generation()
+    if generation == _registered_generation:
+        return
+    with _register_lock:
+        if generation == _registered_generation:
+            return
+        for values in _latest.values():
+            values.clear()
+        meter = telemetry.get_meter()
+        _keep[:] = [create_observable(meter, spec, _observer(kind))
+                    for kind, spec in _SPECS.items()]
+        _registered_generation = generation
+
+
+def _set(kind: str, value: float, attrs: dict[str, str]) -> None:
+    values = _latest[kind]
+    key = tuple(sorted(attrs.items()))
+    if key not in values and len(values) >= _MAX_SERIES:
+        return
+    values[key] = value
+
+
 def record_ratelimit_headers(
-    headers: object, *, exchange: str | None = None, status_code: int | None = None
-) -> list[tuple[str, str | None, float]]:
-    """Record the rate-limit headers of one response on ``botmon.exchange.ratelimit.used``.
+    headers: object, *, exchange: str | None = None, status_code: int | None = None,
+    host: str | None = None, path: str | None = None,
+) -> list[Reading]:
+    """Record the rate-limit headers of one response on the ``ratelimit`` gauges.
 
     Works with any HTTP client's headers (see :func:`parse_ratelimit_headers`); returns
     the readings it recorded. ``exchange`` defaults to ``configure(exchange=...)``.
     Never raises.
     """
     try:
-        readings = parse_ratelimit_headers(headers, status_code, site="ratelimit headers")
-        if not readings:
-            return readings
-        gauge = _instruments().ratelimit
         name = exchange or default_exchange()
-        for kind, interval, value in readings:
-            attrs = {conv.EXCHANGE_NAME: name, conv.RATELIMIT_KIND: kind}
-            if interval is not None:
-                attrs[conv.RATELIMIT_INTERVAL] = interval
-            gauge.set(value, attrs)
+        readings = parse_ratelimit_headers(
+            headers, status_code, exchange=name, host=host, path=path,
+            site="ratelimit headers",
+        )
+        _ensure_registered()
+        row = find_exchange(name, host)
+        label = row.name if row is not None else name
+        retried = False
+        for kind, budget, interval, value in readings:
+            attrs = {conv.EXCHANGE_NAME: label, conv.RATELIMIT_BUDGET: budget}
+            if kind == RETRY_AFTER:
+                retried = True
+            else:
+                attrs[conv.RATELIMIT_INTERVAL] = interval or ""
+            _set(kind, value, attrs)
+        if not retried:  # Retry-After clears with the next response that has none
+            key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, _path_budget(row, path)))
+            retry = _latest[RETRY_AFTER]
+            if retry.get(key):
+                retry[key] = 0.0
         return readings
     except Exception as exc:
         report_internal_error("ratelimit", exc)

@@ -27,6 +27,9 @@ from otel_botmon import conventions as conv
 from otel_botmon._internal import report_internal_error
 from otel_botmon.instrument._trade import (
     _COMPONENT,
+    _FILLED,
+    _PARTIAL,
+    _REJECTED,
     ActiveTrade,
     TradeScope,
     slippage_bp,
@@ -120,17 +123,28 @@ def current_trade() -> ActiveTrade | None:
     return current(ActiveTrade)
 
 
+_OUTCOMES = frozenset(o.value for o in conv.TradeOutcome)
+
+
 def record_trade_execution(
     symbol: object,
     side: object,
     quantity: object,
     price: object,
     execution_time: object,
+    *,
+    requested_price: object = None,
+    order_type: object = None,
+    outcome: object = None,
 ) -> None:
-    """Record a filled trade after the fact (the seed's ``SystemMonitor`` call).
+    """Record a trade after the fact (the seed's ``SystemMonitor`` call).
 
     ``execution_time`` is in milliseconds, as in the guide; it is recorded in seconds on
-    ``botmon.trade.duration`` and as the span's duration. Non-numeric or negative values
+    ``botmon.trade.duration`` and as the span's duration. ``price`` is the fill price;
+    with ``requested_price`` (the order's price) the slippage between the two is
+    recorded. ``outcome`` is one of ``trading.outcome``'s values (``filled`` by default;
+    ``partial`` records ``quantity`` as filled; ``rejected``, ``canceled``, ``expired``
+    and ``error`` record no fill). Non-numeric or negative values and unknown outcomes
     are dropped with one warning; this never raises.
     """
     site = "record_trade_execution"
@@ -143,8 +157,18 @@ def record_trade_execution(
                 "the trade is recorded without a duration (warned once)",
             )
             millis = None
+        result = _FILLED if outcome is None else as_label(outcome).lower()
+        if result not in _OUTCOMES:
+            warn_once(
+                site, "outcome",
+                f"otel_botmon: outcome={outcome!r:.40} in {site} is not one of "
+                f"{sorted(_OUTCOMES)}; recorded as filled (warned once)",
+            )
+            result = _FILLED
+        explicit = requested_price is not None
         scope = TradeScope(
-            symbol=symbol, side=side, quantity=quantity, price=price, site=site
+            symbol=symbol, side=side, quantity=quantity,
+            price=requested_price if explicit else price, order_type=order_type, site=site,
         )
         if millis is None:
             state = scope._begin(None, site)
@@ -154,6 +178,15 @@ def record_trade_execution(
             # Back-date the start so the span and the histogram show the real duration.
             state = scope._begin(None, site, start_time_ns=time.time_ns() - nanos)
             state._start_ns = time.perf_counter_ns() - nanos
+        if result == _REJECTED:
+            state.rejected()
+        elif result in (_FILLED, _PARTIAL):
+            if explicit or result == _PARTIAL:
+                state.filled(price=price if explicit else None, quantity=quantity)
+            if result == _PARTIAL:
+                state._outcome_as = _PARTIAL
+        else:
+            state._outcome_as = result
         state._end(None)
     except Exception as exc:
         report_internal_error(_COMPONENT, exc)

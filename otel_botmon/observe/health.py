@@ -375,8 +375,12 @@ class HealthChecker:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
-            task.cancel()
-            raise
+            if not task.done() or task.cancelled():
+                task.cancel()
+                raise
+            # The check finished in the loop step that cancelled us (stop() right after
+            # it returned): its result is complete, so it is kept rather than lost.
+            done = {task}
         elapsed = time.perf_counter() - started
         if done and elapsed > timeout:
             # Finished, yet after its timeout: only possible when the check kept the

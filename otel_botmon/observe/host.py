@@ -173,6 +173,8 @@ class HostObserver:
         self._meter = meter
         self._mountpoints = tuple(mountpoints) if mountpoints is not None else None
         self._process = psutil.Process()
+        # process.cpu.utilization is a share of all CPUs (semantic conventions).
+        self._cpu_count = max(psutil.cpu_count() or 1, 1)
         self._lock = threading.Lock()
         self._sample: HostSample | None = None
         self._primed_at: float | None = None
@@ -368,7 +370,7 @@ class HostObserver:
 
     def _observe_process_cpu(self) -> list[Observation]:
         s = self._current()
-        return [Observation(s.process_cpu_percent / 100.0)] if s else []
+        return [Observation(s.process_cpu_percent / 100.0 / self._cpu_count)] if s else []
 
     def _observe_process_memory(self) -> list[Observation]:
         s = self._current()

@@ -21,7 +21,7 @@ from otel_botmon._internal import report_internal_error
 __all__ = ["RATELIMIT_PREFIX", "RecentTrades", "read_trading_view", "recent_trades_for"]
 
 RATELIMIT_PREFIX = "botmon.exchange.ratelimit."
-RATELIMIT_BUDGET = "ratelimit.budget"
+_LEGACY_KIND = "ratelimit.kind"
 _KIND_FIELD = {"weight": "used", "orders": "orders", "retry_after": "retry_after"}
 """``ratelimit.kind`` of the older single ``.used`` gauge -> the field it fills."""
 _FIELDS = ("utilization", "used", "orders", "retry_after")
@@ -59,13 +59,13 @@ def read_trading_view(data: Any) -> dict[str, Any]:
             pnl[symbol] = pnl.get(symbol, 0.0) + value
             continue
         field = name[len(RATELIMIT_PREFIX):]
-        kind = attrs.get(conv.RATELIMIT_KIND)
+        kind = attrs.get(_LEGACY_KIND)
         if field == "used" and kind is not None:
             field = _KIND_FIELD.get(str(kind), "used")
         if field not in _FIELDS:
             continue
         key = (str(attrs.get(conv.EXCHANGE_NAME, "") or "-"),
-               str(attrs.get(RATELIMIT_BUDGET, "") or "-"),
+               str(attrs.get(conv.RATELIMIT_BUDGET, "") or "-"),
                str(attrs.get(conv.RATELIMIT_INTERVAL, "") or "-"))
         row = rows.setdefault(key, {"exchange": key[0], "budget": key[1], "interval": key[2],
                                     **dict.fromkeys(_FIELDS)})

@@ -15,8 +15,8 @@ from selenium.webdriver.common.by import By
 
 from otel_botmon import cli
 from otel_botmon import conventions as conv
-from otel_botmon import telemetry as botmon_telemetry
 from otel_botmon.alerting.model import AlertRule, AlertSeverity, AlertType
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
 from otel_botmon.instrument.trading import record_position_closed, trade
 from otel_botmon.monitor import MonitoringConfig
 from tests.integration.dashboard.live_server import LiveDashboard
@@ -27,8 +27,6 @@ pytestmark = pytest.mark.browser
 
 VIEWPORTS = {"desktop": (1440, 900), "mobile": (390, 844)}
 GAUGE = conv.EXCHANGE_RATELIMIT_USED.name
-GAUGE_ATTRS = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_INTERVAL: "1m",
-               conv.RATELIMIT_KIND: "weight"}
 
 
 @pytest.fixture
@@ -51,7 +49,8 @@ def set_viewport(browser: Any, size: tuple[int, int]) -> None:
 
 
 def gauge(value: float) -> None:
-    botmon_telemetry.instrument(conv.EXCHANGE_RATELIMIT_USED).set(value, GAUGE_ATTRS)
+    """Binance's used-weight header, as a bot's HTTP client would see it."""
+    record_ratelimit_headers({"x-mbx-used-weight-1m": str(int(value))}, exchange="binance")
 
 
 def incident(live: LiveDashboard) -> str:

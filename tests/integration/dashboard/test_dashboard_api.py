@@ -200,8 +200,11 @@ def test_non_loopback_bind_needs_a_token(live: Live) -> None:
 async def test_default_dashboard_listens_on_loopback_only(live: Live) -> None:
     # the sockets really listening, not the host attribute: a server that ignored the
     # configured host and bound 0.0.0.0 would expose the dashboard to the network
+    process = psutil.Process()
+    # net_connections() arrived in psutil 6.0; connections() is its name in the 5.9 floor
+    connections = getattr(process, "net_connections", None) or process.connections
     listening = [
-        c.laddr for c in psutil.Process().net_connections(kind="inet")
+        c.laddr for c in connections(kind="inet")
         if c.status == psutil.CONN_LISTEN and c.laddr.port == live.dashboard.port
     ]
     assert listening, "the dashboard's port is not listening"

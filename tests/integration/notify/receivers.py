@@ -90,6 +90,9 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing arrived
+                    self.close_connection = True
+                    return
                 record = Received("POST", self.path, {k.lower(): v for k, v in
                                                       self.headers.items()}, body,
                                   time.monotonic())

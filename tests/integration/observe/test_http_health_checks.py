@@ -144,12 +144,16 @@ async def test_exchange_check_feeds_the_health_gauge(
     )
 
     await checker.force_check()
-    assert telemetry.value(HEALTH_STATUS.name, health__component="exchange-under-test") == 2
+    assert telemetry.metric_point(
+        HEALTH_STATUS.name, health_component="exchange-under-test"
+    ).value == 2
 
     binance(http_server)
     await checker.force_check()
     assert checker.get_component_health("exchange-under-test").status is HealthStatus.HEALTHY
-    assert telemetry.value(HEALTH_STATUS.name, health__component="exchange-under-test") == 0
+    assert telemetry.metric_point(
+        HEALTH_STATUS.name, health_component="exchange-under-test"
+    ).value == 0
 
 
 @pytest.mark.parametrize(

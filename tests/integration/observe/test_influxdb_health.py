@@ -29,7 +29,9 @@ async def test_influxdb_outage_and_recovery(
     await checker.start()
     try:
         await eventually(lambda: status() is HealthStatus.HEALTHY, timeout=5)
-        assert telemetry.value(HEALTH_STATUS.name, health__component="influxdb-under-test") == 0
+        assert telemetry.metric_point(
+            HEALTH_STATUS.name, health_component="influxdb-under-test"
+        ).value == 0
         assert "answered /ping" in checker.get_component_health("influxdb-under-test").message
 
         await asyncio.to_thread(influxdb.stop)
@@ -39,11 +41,15 @@ async def test_influxdb_outage_and_recovery(
         message = checker.get_component_health("influxdb-under-test").message
         assert f"InfluxDB at {influxdb.url} did not answer /ping" in message
         assert "Connection refused" in message
-        assert telemetry.value(HEALTH_STATUS.name, health__component="influxdb-under-test") == 2
+        assert telemetry.metric_point(
+            HEALTH_STATUS.name, health_component="influxdb-under-test"
+        ).value == 2
 
         await asyncio.to_thread(influxdb.start)  # same port
         await eventually(lambda: status() is HealthStatus.HEALTHY, timeout=10)
-        assert telemetry.value(HEALTH_STATUS.name, health__component="influxdb-under-test") == 0
+        assert telemetry.metric_point(
+            HEALTH_STATUS.name, health_component="influxdb-under-test"
+        ).value == 0
     finally:
         await checker.stop()
         check.close()

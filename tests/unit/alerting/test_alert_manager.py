@@ -74,8 +74,8 @@ def test_alerts_are_telemetry_too(telemetry: Any, clock: Clock) -> None:
     manager.register_rule(guide_rule())
     close_positions(wins=1, losses=3)
     manager.evaluate_once()
-    assert telemetry.value(conv.ALERTS_ACTIVE.name, alert__severity="warning") == 1
-    assert telemetry.value(conv.ALERTS_ACTIVE.name, alert__severity="critical") == 0
+    assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="warning").value == 1
+    assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="critical").value == 0
     (span,) = [s for s in telemetry.spans() if s.name == "botmon.alerts"]
     (event,) = span.events
     assert event.name == "alert.fired"
@@ -83,7 +83,7 @@ def test_alerts_are_telemetry_too(telemetry: Any, clock: Clock) -> None:
     assert event.attributes[conv.ALERT_SEVERITY] == "warning"
     assert event.attributes["alert.value"] == 25.0
     manager.close()
-    assert telemetry.value(conv.ALERTS_ACTIVE.name, alert__severity="warning") == 0
+    assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="warning").value == 0
 
 
 def test_a_metric_that_vanishes_or_changes_type_never_crashes(clock: Clock) -> None:
@@ -239,10 +239,10 @@ async def test_a_dropped_manager_stops_counting_at_once(telemetry: Any, clock: C
     await keep.create_custom_alert("kept", "x", AlertSeverity.CRITICAL)
     dropped = AlertManager(clock=clock)
     await dropped.create_custom_alert("dropped", "x", AlertSeverity.CRITICAL)
-    assert telemetry.value(conv.ALERTS_ACTIVE.name, alert__severity="critical") == 2
+    assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="critical").value == 2
     gc.disable()  # no reference cycle may keep an evaluator alive
     try:
         del dropped
-        assert telemetry.value(conv.ALERTS_ACTIVE.name, alert__severity="critical") == 1
+        assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="critical").value == 1
     finally:
         gc.enable()

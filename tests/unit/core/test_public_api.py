@@ -48,3 +48,9 @@ def test_unknown_attribute_raises_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_the_open_order_calls_are_public() -> None:
+    orders = {"open_order", "order_filled", "order_rejected", "order_canceled",
+              "set_order_limits", "expire_orders", "open_order_count", "OrderHandle"}
+    assert orders <= set(otel_botmon.__all__)

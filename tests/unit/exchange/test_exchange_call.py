@@ -53,8 +53,8 @@ def test_decorated_call_records_span_and_metrics_with_returned_status(
     assert span.kind is SpanKind.CLIENT
     assert dict(span.attributes) == attrs("create_order", 200)
     assert span.status.status_code is StatusCode.UNSET
-    assert metrics.point(REQUESTS, attrs("create_order", 200)).value == 1
-    duration = metrics.point(DURATION, attrs("create_order", 200))
+    assert metrics.metric_point(REQUESTS, attrs("create_order", 200)).value == 1
+    duration = metrics.metric_point(DURATION, attrs("create_order", 200))
     assert duration.count == 1
     assert 0 <= duration.sum < 1.0
 
@@ -80,7 +80,7 @@ def test_bare_decorator_names_the_endpoint_after_the_function(
     (span,) = telemetry.spans()
     assert span.name == "exchange get_ticker"
     # the exchange comes from configure(exchange="binance") in the fixture
-    assert metrics.attribute_sets(REQUESTS) == [attrs("get_ticker")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("get_ticker")]
 
 
 def test_context_manager_status_code_is_settable(telemetry: Any, metrics: Any) -> None:
@@ -90,7 +90,7 @@ def test_context_manager_status_code_is_settable(telemetry: Any, metrics: Any) -
     assert current_exchange() is None
     (span,) = telemetry.spans()
     assert dict(span.attributes) == attrs("balance", 200, exchange="okx")
-    assert metrics.point(REQUESTS, attrs("balance", 200, exchange="okx")).value == 1
+    assert metrics.metric_point(REQUESTS, attrs("balance", 200, exchange="okx")).value == 1
 
 
 def test_context_manager_accepts_a_response_object_as_status(
@@ -98,19 +98,19 @@ def test_context_manager_accepts_a_response_object_as_status(
 ) -> None:
     with exchange_call("binance", "ping") as call:
         call.status_code = httpx.Response(204)
-    assert metrics.attribute_sets(REQUESTS) == [attrs("ping", 204)]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("ping", 204)]
 
 
 def test_with_block_without_endpoint_is_unknown(telemetry: Any, metrics: Any) -> None:
     with exchange_call():
         pass
-    assert metrics.attribute_sets(REQUESTS) == [attrs("unknown")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("unknown")]
 
 
 async def test_async_with_records_like_with(telemetry: Any, metrics: Any) -> None:
     async with exchange_call(exchange="kucoin", endpoint="orders") as call:
         call.status_code = 201
-    assert metrics.attribute_sets(REQUESTS) == [attrs("orders", 201, exchange="kucoin")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("orders", 201, exchange="kucoin")]
 
 
 async def test_coroutine_is_instrumented(telemetry: Any, metrics: Any) -> None:
@@ -120,7 +120,7 @@ async def test_coroutine_is_instrumented(telemetry: Any, metrics: Any) -> None:
 
     assert (await depth()).status_code == 200
     assert [s.name for s in telemetry.spans()] == ["exchange depth"]
-    assert metrics.attribute_sets(REQUESTS) == [attrs("depth", 200)]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("depth", 200)]
 
 
 def test_generator_is_one_call_spanning_all_items(telemetry: Any, metrics: Any) -> None:
@@ -131,7 +131,7 @@ def test_generator_is_one_call_spanning_all_items(telemetry: Any, metrics: Any) 
 
     assert list(klines()) == [1, 2]
     assert [s.name for s in telemetry.spans()] == ["exchange klines"]
-    assert metrics.point(REQUESTS, attrs("klines")).value == 1
+    assert metrics.metric_point(REQUESTS, attrs("klines")).value == 1
 
 
 async def test_async_generator_is_one_call(telemetry: Any, metrics: Any) -> None:
@@ -141,7 +141,7 @@ async def test_async_generator_is_one_call(telemetry: Any, metrics: Any) -> None
         yield 2
 
     assert [i async for i in stream()] == [1, 2]
-    assert metrics.point(REQUESTS, attrs("trades_stream")).value == 1
+    assert metrics.metric_point(REQUESTS, attrs("trades_stream")).value == 1
 
 
 def test_exception_is_reraised_unchanged_with_error_type(telemetry: Any, metrics: Any) -> None:
@@ -158,7 +158,7 @@ def test_exception_is_reraised_unchanged_with_error_type(telemetry: Any, metrics
     (span,) = telemetry.spans()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes[conv.ERROR_TYPE] == "ConnectionResetError"
-    assert metrics.attribute_sets(REQUESTS) == [
+    assert metrics.metric_attribute_sets(REQUESTS) == [
         attrs("create_order", error="ConnectionResetError")
     ]
 
@@ -171,7 +171,7 @@ def test_http_status_error_gives_its_status_code(telemetry: Any, metrics: Any) -
             exchange_call(exchange="binance", endpoint="create_order"):
         response.raise_for_status()
 
-    assert metrics.attribute_sets(REQUESTS) == [
+    assert metrics.metric_attribute_sets(REQUESTS) == [
         attrs("create_order", 429, error="HTTPStatusError")
     ]
 
@@ -184,7 +184,7 @@ def test_error_status_without_exception_marks_the_call_failed(
     (span,) = telemetry.spans()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes[conv.ERROR_TYPE] == "418"
-    assert metrics.attribute_sets(REQUESTS) == [attrs("create_order", 418, error="418")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [attrs("create_order", 418, error="418")]
 
 
 def test_bad_status_code_is_dropped_with_one_warning(
@@ -194,7 +194,7 @@ def test_bad_status_code_is_dropped_with_one_warning(
     for _ in range(3):
         with exchange_call(exchange="binance", endpoint="ping") as call:
             call.status_code = "abc"
-    assert metrics.point(REQUESTS, attrs("ping")).value == 3
+    assert metrics.metric_point(REQUESTS, attrs("ping")).value == 3
     warnings = [r for r in caplog.records if "status code" in r.getMessage()]
     assert len(warnings) == 1
     assert "'abc'" in warnings[0].getMessage()
@@ -228,10 +228,10 @@ def test_default_exchange_is_unknown_without_configure() -> None:
 def test_record_api_call_converts_milliseconds_to_seconds(telemetry: Any, metrics: Any) -> None:
     record_api_call(endpoint="get_account_info", response_time=150.0, status_code=200)
 
-    duration = metrics.point(DURATION, attrs("get_account_info", 200))
+    duration = metrics.metric_point(DURATION, attrs("get_account_info", 200))
     assert duration.count == 1
     assert duration.sum == pytest.approx(0.150)
-    assert metrics.point(REQUESTS, attrs("get_account_info", 200)).value == 1
+    assert metrics.metric_point(REQUESTS, attrs("get_account_info", 200)).value == 1
     (span,) = telemetry.spans()
     assert span.name == "exchange get_account_info"
     assert span.end_time - span.start_time == pytest.approx(150_000_000, abs=1_000)
@@ -241,7 +241,7 @@ def test_record_api_call_with_error_status_and_explicit_exchange(
     telemetry: Any, metrics: Any
 ) -> None:
     record_api_call("create_order", 35.0, 500, exchange="okx")
-    assert metrics.attribute_sets(REQUESTS) == [
+    assert metrics.metric_attribute_sets(REQUESTS) == [
         attrs("create_order", 500, error="500", exchange="okx")
     ]
 
@@ -252,8 +252,8 @@ def test_record_api_call_with_bad_response_time_still_counts(
     caplog.set_level(logging.WARNING, logger="otel_botmon")
     record_api_call("ping", "fast", 200)
     record_api_call("ping", -5, 200)
-    assert metrics.point(REQUESTS, attrs("ping", 200)).value == 2
-    assert metrics.attribute_sets(DURATION) == []
+    assert metrics.metric_point(REQUESTS, attrs("ping", 200)).value == 2
+    assert metrics.metric_attribute_sets(DURATION) == []
     assert len([r for r in caplog.records if "response_time" in r.getMessage()]) == 2
 
 

@@ -24,6 +24,8 @@ from tests.integration.otlp.fake_exchange import Answer, FakeExchange
 REQUESTS = conv.EXCHANGE_REQUESTS.name
 DURATION = conv.EXCHANGE_REQUEST_DURATION.name
 GAUGE = conv.EXCHANGE_RATELIMIT_USED.name
+ORDERS = conv.EXCHANGE_RATELIMIT_ORDERS.name
+RETRY_AFTER = conv.EXCHANGE_RATELIMIT_RETRY_AFTER.name
 SIGNATURE = "c0ffee5eed5a1t"
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SIGNED_PATH = f"/api/v3/order?symbol=BTCUSDT&side=BUY&timestamp=1700000000&signature={SIGNATURE}"
@@ -67,14 +69,14 @@ def assert_recorded_signed_call(telemetry: Any, metrics: Any) -> None:
     assert url.endswith("/api/v3/order?symbol=BTCUSDT&side=BUY&timestamp=1700000000"
                         f"&signature={REDACTED}")
     assert span.attributes["http.request.header.x_mbx_apikey"] == (REDACTED,)
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
-    assert metrics.point(DURATION, exchange_attrs()).count == 1
-    weight = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "weight",
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(DURATION, exchange_attrs()).count == 1
+    weight = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
               conv.RATELIMIT_INTERVAL: "1m"}
-    orders = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
+    orders = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
               conv.RATELIMIT_INTERVAL: "10s"}
-    assert metrics.point(GAUGE, weight).value == 42
-    assert metrics.point(GAUGE, orders).value == 3
+    assert metrics.metric_point(GAUGE, weight).value == 42
+    assert metrics.metric_point(ORDERS, orders).value == 3
 
 
 def test_one_sync_client_is_traced_redacted_and_measured(telemetry: Any, metrics: Any) -> None:
@@ -108,7 +110,7 @@ def test_instrumenting_twice_is_once(telemetry: Any, metrics: Any) -> None:
     client.get("https://api.binance.com/api/v3/order")
 
     assert len(telemetry.spans()) == 1
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1
 
 
 def test_uninstrument_restores_the_client(telemetry: Any, metrics: Any) -> None:
@@ -122,8 +124,8 @@ def test_uninstrument_restores_the_client(telemetry: Any, metrics: Any) -> None:
     assert not is_instrumented(client)
     assert client._transport.handle_request == original
     client.get("https://api.binance.com/api/v3/order")
-    assert telemetry.spans() == ()
-    assert metrics.attribute_sets(REQUESTS) == []
+    assert telemetry.spans() == []
+    assert metrics.metric_attribute_sets(REQUESTS) == []
 
 
 def test_connection_error_is_counted_and_reraised(telemetry: Any, metrics: Any) -> None:
@@ -137,7 +139,7 @@ def test_connection_error_is_counted_and_reraised(telemetry: Any, metrics: Any) 
     with pytest.raises(httpx.ConnectError) as caught:
         client.get(f"https://api.binance.com{SIGNED_PATH}")
     assert caught.value is error
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs(None, "ConnectError")]
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs(None, "ConnectError")]
     assert_no_secret(telemetry.spans())
 
 
@@ -151,9 +153,9 @@ def test_throttled_response_records_status_error_and_retry_after(
     instrument_httpx(client, exchange="binance")
     assert client.get("https://api.binance.com/api/v3/order").status_code == 429
 
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs(429, "429")]
-    retry = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "retry_after"}
-    assert metrics.point(GAUGE, retry).value == 30
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs(429, "429")]
+    retry = {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot"}
+    assert metrics.metric_point(RETRY_AFTER, retry).value == 30
 
 
 def test_garbage_response_never_breaks_the_request(
@@ -170,9 +172,10 @@ def test_garbage_response_never_breaks_the_request(
     for _ in range(2):
         assert client.get("https://api.binance.com/api/v3/order").content == b"<html>"
 
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 2
-    assert metrics.attribute_sets(GAUGE) == [
-        {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_KIND: "orders",
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 2
+    assert metrics.metric_attribute_sets(GAUGE) == []
+    assert metrics.metric_attribute_sets(ORDERS) == [
+        {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_BUDGET: "spot",
          conv.RATELIMIT_INTERVAL: "1d"}
     ]
     warned = [r for r in caplog.records if "x-mbx-used-weight-1m" in r.getMessage().lower()]
@@ -186,7 +189,7 @@ def test_hosts_limit_which_requests_count_as_exchange_calls(
     instrument_httpx(client, exchange="binance", hosts=["api.binance.com"])
     client.get("https://hooks.slack.example/services/T0/B0/x")
     client.get("https://api.binance.com/api/v3/order")
-    assert metrics.attribute_sets(REQUESTS) == [exchange_attrs()]
+    assert metrics.metric_attribute_sets(REQUESTS) == [exchange_attrs()]
     assert len(telemetry.spans()) == 2  # both traced and redacted, one measured
 
 
@@ -299,4 +302,42 @@ def test_one_client_on_top_of_all_clients_is_not_traced_twice(
         instrument_httpx(client, exchange="binance")
         client.get(exchange_server.url("/api/v3/order"))
     assert len(telemetry.spans()) == 1
-    assert metrics.point(REQUESTS, exchange_attrs()).value == 1
+    assert metrics.metric_point(REQUESTS, exchange_attrs()).value == 1
+
+
+def test_stable_http_conventions_by_default(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    client = httpx.Client(transport=httpx.MockTransport(binance_answer))
+    instrument_httpx(client, exchange="binance")
+    client.post(f"https://api.binance.com{SIGNED_PATH}")
+
+    (span,) = telemetry.spans()
+    assert span.attributes["http.request.method"] == "POST"
+    assert span.attributes["url.full"].endswith(f"signature={REDACTED}")
+    assert span.attributes["server.address"] == "api.binance.com"
+    assert span.attributes["http.response.status_code"] == 200
+    assert "http.url" not in span.attributes and "http.status_code" not in span.attributes
+    found = telemetry.metrics()
+    assert found["http.client.request.duration"].unit == "s"
+    assert "http.client.duration" not in found
+
+
+def test_the_old_conventions_are_one_environment_variable_away(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "default")  # the README's opt-out
+    try:
+        client = httpx.Client(transport=httpx.MockTransport(binance_answer))
+        instrument_httpx(client, exchange="binance")
+        client.get("https://api.binance.com/api/v3/time")
+        (span,) = telemetry.spans()
+        assert "http.url" in span.attributes and "url.full" not in span.attributes
+        assert telemetry.metrics()["http.client.duration"].unit == "ms"
+    finally:
+        uninstrument_httpx()
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN")
+        from otel_botmon.instrument._http import stable_http_semconv
+
+        stable_http_semconv()  # back to the default for the tests after this one

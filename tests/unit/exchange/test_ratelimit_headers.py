@@ -1,4 +1,4 @@
-"""Reading exchange rate-limit headers into botmon.exchange.ratelimit.used."""
+"""Rate-limit headers of every exchange in the conventions table into the ratelimit gauges."""
 
 from __future__ import annotations
 
@@ -9,53 +9,100 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
+from otel_botmon.exchanges import EXCHANGES, Exchange, find_exchange
 from otel_botmon.instrument.ratelimit import parse_ratelimit_headers, record_ratelimit_headers
+from otel_botmon.redaction import is_sensitive_key, redact_headers
 
-GAUGE = conv.EXCHANGE_RATELIMIT_USED.name
+USED = conv.EXCHANGE_RATELIMIT_USED.name
+ORDERS = conv.EXCHANGE_RATELIMIT_ORDERS.name
+RETRY = conv.EXCHANGE_RATELIMIT_RETRY_AFTER.name
+UTIL = conv.EXCHANGE_RATELIMIT_UTILIZATION.name
+ERRORS = conv.INTERNAL_ERRORS.name
 
 
-def test_binance_weight_and_order_count_headers() -> None:
-    headers = httpx.Headers({
-        "X-MBX-USED-WEIGHT-1M": "1180", "x-mbx-used-weight-1d": "20000",
-        "X-MBX-ORDER-COUNT-10S": "3", "X-SAPI-USED-IP-WEIGHT-1M": "12",
-        "Content-Type": "application/json",
-    })
-    assert sorted(parse_ratelimit_headers(headers)) == [
-        ("orders", "10s", 3.0),
-        ("weight", "1d", 20000.0),
-        ("weight", "1m", 12.0),
-        ("weight", "1m", 1180.0),
-    ]
+def attrs(budget: str, interval: str | None = None, exchange: str = "binance") -> dict[str, Any]:
+    found = {conv.EXCHANGE_NAME: exchange, conv.RATELIMIT_BUDGET: budget}
+    if interval is not None:
+        found[conv.RATELIMIT_INTERVAL] = interval
+    return found
+
+
+def test_binance_spot_sapi_and_usdm_are_separate_budgets(telemetry: Any, metrics: Any) -> None:
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "5900", "X-MBX-ORDER-COUNT-10S": "3"},
+                             exchange="binance", path="/api/v3/order")
+    record_ratelimit_headers({"X-SAPI-USED-IP-WEIGHT-1M": "40"}, exchange="binance",
+                             path="/sapi/v1/capital/config/getall")
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "1200", "X-MBX-ORDER-COUNT-1M": "600"},
+                             exchange="binance", path="/fapi/v1/order")
+
+    assert metrics.metric_point(USED, attrs("spot", "1m")).value == 5900  # not hidden by SAPI's 40
+    assert metrics.metric_point(USED, attrs("sapi", "1m")).value == 40
+    assert metrics.metric_point(USED, attrs("usdm", "1m")).value == 1200
+    assert metrics.metric_point(ORDERS, attrs("spot", "10s")).value == 3
+    assert metrics.metric_point(ORDERS, attrs("usdm", "1m")).value == 600
+    assert metrics.metric_point(UTIL, attrs("spot", "1m")).value == pytest.approx(5900 / 6000)
+    assert metrics.metric_point(UTIL, attrs("spot", "10s")).value == pytest.approx(3 / 100)
+    # weight 1200/2400 and orders 600/1200 share budget and interval: the higher share
+    assert metrics.metric_point(UTIL, attrs("usdm", "1m")).value == pytest.approx(0.5)
+    assert metrics.metric_point(UTIL, attrs("sapi", "1m")).value == pytest.approx(40 / 12000)
+
+
+def test_retry_after_clears_on_the_next_response_without_it(
+    telemetry: Any, metrics: Any
+) -> None:
+    record_ratelimit_headers({"Retry-After": "120"}, exchange="binance", status_code=418)
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 120
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "3"}, exchange="binance",
+                             status_code=200)
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 0
 
 
 def test_retry_after_counts_only_on_throttling_statuses() -> None:
     headers = {"Retry-After": "30"}
-    assert parse_ratelimit_headers(headers, 429) == [("retry_after", None, 30.0)]
-    assert parse_ratelimit_headers(headers, 418) == [("retry_after", None, 30.0)]
+    assert parse_ratelimit_headers(headers, 429) == [("retry_after", "default", None, 30.0)]
+    assert parse_ratelimit_headers(headers, 418, exchange="binance") == [
+        ("retry_after", "spot", None, 30.0)]
     assert parse_ratelimit_headers(headers, 200) == []
 
 
 def test_retry_after_as_http_date_gives_seconds_from_now() -> None:
     when = datetime.now(timezone.utc) + timedelta(seconds=120)
-    ((kind, interval, seconds),) = parse_ratelimit_headers(
+    ((kind, _budget, interval, seconds),) = parse_ratelimit_headers(
         [(b"retry-after", format_datetime(when, usegmt=True).encode())], 429
     )
     assert (kind, interval) == ("retry_after", None)
     assert 115 <= seconds <= 120
 
 
-@pytest.mark.parametrize("value", ["abc", "", "-1", "1.5e3", "12 units"])
-def test_garbage_values_are_skipped_with_one_warning(
-    value: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("value", ["abc", "", "-1", "1.5e3", "12 units", "١٢"])
+def test_garbage_values_are_skipped_warned_once_and_counted(
+    value: str, telemetry: Any, metrics: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="otel_botmon")
     headers = [("X-MBX-USED-WEIGHT-1M", value), ("X-MBX-ORDER-COUNT-1D", "5")]
     for _ in range(3):
-        assert parse_ratelimit_headers(headers) == [("orders", "1d", 5.0)]
-    warnings = [r for r in caplog.records if "X-MBX-USED-WEIGHT-1M" in r.getMessage()]
+        readings = record_ratelimit_headers(headers, exchange="binance")
+        assert ("orders", "spot", "1d", 5.0) in readings
+        assert not [r for r in readings if r[0] == "used"]
+    warnings = [r for r in caplog.records if "x-mbx-used-weight-1m" in r.getMessage()]
     assert len(warnings) == 1
+    assert metrics.metric_value(ERRORS, botmon_component="ratelimit") == 3
+
+
+def test_negative_retry_after_is_warned_once_counted_and_never_raised(
+    telemetry: Any, metrics: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_botmon")
+    for _ in range(2):
+        assert record_ratelimit_headers({"Retry-After": "-5"}, exchange="binance",
+                                        status_code=429) == []
+    assert len([r for r in caplog.records if "retry-after" in r.getMessage()]) == 1
+    assert metrics.metric_value(ERRORS, botmon_component="ratelimit") == 2
+    assert metrics.metric_points(RETRY) == []
 
 
 def test_unreadable_header_containers_give_nothing() -> None:
@@ -64,18 +111,60 @@ def test_unreadable_header_containers_give_nothing() -> None:
     assert parse_ratelimit_headers(["no-pairs-here"]) == []
 
 
-def test_record_sets_the_gauge_per_exchange_interval_and_kind(
-    telemetry: Any, metrics: Any
-) -> None:
-    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "100"}, exchange="binance")
-    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "250", "X-MBX-ORDER-COUNT-10S": "4"})
-    record_ratelimit_headers({"Retry-After": "7"}, exchange="binance", status_code=429)
+def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
+    assert parse_ratelimit_headers({"gw-ratelimit-limit": "2000",
+                                    "gw-ratelimit-remaining": "1500"}) == [
+        ("used", "pool", "30s", 500.0), ("utilization", "pool", "30s", 0.25)]
+    assert find_exchange(host="fapi.binance.com") is find_exchange("binanceusdm")
+    assert find_exchange("no-such-exchange") is None
 
-    base = {conv.EXCHANGE_NAME: "binance"}
-    weight = {**base, conv.RATELIMIT_KIND: "weight", conv.RATELIMIT_INTERVAL: "1m"}
-    orders = {**base, conv.RATELIMIT_KIND: "orders", conv.RATELIMIT_INTERVAL: "10s"}
-    retry = {**base, conv.RATELIMIT_KIND: "retry_after"}
-    assert metrics.point(GAUGE, weight).value == 250  # last value wins
-    assert metrics.point(GAUGE, orders).value == 4
-    assert metrics.point(GAUGE, retry).value == 7
-    assert len(metrics.attribute_sets(GAUGE)) == 3
+
+def _example_headers(row: Exchange) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for budget in row.budgets:
+        for spec in budget.headers:
+            name = spec.pattern.replace("{interval}", "1m")
+            headers[name] = {"limit": "100", "remaining": "75"}.get(spec.kind, "25")
+    return headers
+
+
+@pytest.mark.parametrize("row", EXCHANGES, ids=[row.name for row in EXCHANGES])
+def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) -> None:
+    """Adding an exchange to otel_botmon.exchanges is covered by this test."""
+    assert find_exchange(row.name) is row
+    for alias in row.aliases:
+        assert find_exchange(alias) is row
+    for host in row.hosts:
+        assert find_exchange(host=host) is row
+    budget_names = {b.name for b in row.budgets}
+    assert len(budget_names) == len(row.budgets)
+    for budget in row.budgets:
+        path = budget.paths[0] + "x" if budget.paths else "/any"
+        readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
+        kinds = {spec.kind for spec in budget.headers}
+        got = {(kind, b) for kind, b, _i, _v in readings}
+        if kinds & {"used", "remaining"} and ({"used"} <= kinds or {"limit"} <= kinds
+                                              or any(s.limits for s in budget.headers)):
+            assert ("used", budget.name) in got, (budget.name, readings)
+        if "orders" in kinds:
+            assert ("orders", budget.name) in got
+        for kind, _b, _i, value in readings:
+            if kind == "utilization":
+                assert 0.0 <= value <= 1.0
+    for name in (*row.secret_names, *row.exact_secret_names):
+        assert is_sensitive_key(name), name
+        assert is_sensitive_key(name.upper()) and is_sensitive_key(name.lower())
+        assert redact_headers({name: "s3cr3t-value"}) == {name: "REDACTED"}
+    for name in row.exact_secret_names:
+        assert not is_sensitive_key("monkey" + name)  # only the whole name
+
+
+@given(limit=st.integers(1, 10**9), share=st.floats(0.0, 1.0))
+def test_utilization_is_used_over_limit_within_0_and_1(limit: int, share: float) -> None:
+    remaining = limit - int(limit * share)
+    readings = parse_ratelimit_headers(
+        httpx.Headers({"X-Bapi-Limit": str(limit), "X-Bapi-Limit-Status": str(remaining)}),
+        exchange="bybit")
+    util = [v for kind, _b, _i, v in readings if kind == "utilization"]
+    assert util == [pytest.approx((limit - remaining) / limit)]
+    assert 0.0 <= util[0] <= 1.0

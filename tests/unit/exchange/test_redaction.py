@@ -240,7 +240,7 @@ def test_span_is_dropped_not_leaked_when_redaction_fails(
     exporter, provider = _redacting_provider()
     provider.get_tracer("t").start_span("GET", attributes={"url.full": "http://h/?token=t"}).end()
     assert exporter.get_finished_spans() == ()
-    errors = telemetry.points("botmon.internal.errors")
+    errors = telemetry.metric_points("botmon.internal.errors")
     assert [(dict(p.attributes), p.value) for p in errors] == [
         ({"botmon.component": "redaction", "error.type": "RuntimeError"}, 1)
     ]

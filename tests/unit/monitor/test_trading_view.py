@@ -4,36 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry as botmon_telemetry
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
 from otel_botmon.instrument.trading import record_position_closed, trade
 from otel_botmon.observe.trading_view import read_trading_view, recent_trades_for
 
-UTILIZATION = conv.MetricSpec(
-    "botmon.exchange.ratelimit.utilization", conv.InstrumentKind.GAUGE, "1", "share used",
-    (conv.EXCHANGE_NAME, "ratelimit.budget", conv.RATELIMIT_INTERVAL),
+LEGACY_USED = conv.MetricSpec(  # the single gauge split by ratelimit.kind of earlier releases
+    "botmon.exchange.ratelimit.used", conv.InstrumentKind.GAUGE, "{weight}", "used",
+    (conv.EXCHANGE_NAME, conv.RATELIMIT_INTERVAL, "ratelimit.kind"),
 )
 
 
-def test_rate_limits_from_todays_used_gauge_and_the_utilization_gauge(telemetry: Any) -> None:
-    used = botmon_telemetry.instrument(conv.EXCHANGE_RATELIMIT_USED)
-    used.set(600, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_INTERVAL: "1m",
-                   conv.RATELIMIT_KIND: "weight"})
-    used.set(3, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_INTERVAL: "10s",
-                 conv.RATELIMIT_KIND: "orders"})
+def test_rate_limits_from_the_exchange_headers(telemetry: Any) -> None:
+    record_ratelimit_headers({"x-mbx-used-weight-1m": "5700", "x-mbx-order-count-10s": "3"},
+                             exchange="binance")
     view = read_trading_view(telemetry.metric_reader.get_metrics_data())
-    rows = {(r["interval"]): r for r in view["rate_limits"]}
+    rows = {(r["budget"], r["interval"]): r for r in view["rate_limits"]}
+    weight, orders = rows[("spot", "1m")], rows[("spot", "10s")]
+    assert weight["used"] == 5700 and weight["utilization"] == pytest.approx(0.95)
+    assert orders["orders"] == 3 and orders["utilization"] is not None
+    assert view["rate_limits"][0] is weight  # the most used first
+
+
+def test_rate_limits_from_the_earlier_single_gauge(telemetry: Any) -> None:
+    used = botmon_telemetry.instrument(LEGACY_USED)
+    used.set(600, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_INTERVAL: "1m",
+                   "ratelimit.kind": "weight"})
+    used.set(3, {conv.EXCHANGE_NAME: "binance", conv.RATELIMIT_INTERVAL: "10s",
+                 "ratelimit.kind": "orders"})
+    view = read_trading_view(telemetry.metric_reader.get_metrics_data())
+    rows = {r["interval"]: r for r in view["rate_limits"]}
     assert rows["1m"]["used"] == 600 and rows["1m"]["utilization"] is None
     assert rows["10s"]["orders"] == 3
-    util = botmon_telemetry.instrument(UTILIZATION)
-    util.set(0.93, {conv.EXCHANGE_NAME: "binance", "ratelimit.budget": "usdm",
-                    conv.RATELIMIT_INTERVAL: "1m"})
-    view = read_trading_view(telemetry.metric_reader.get_metrics_data())
-    first = view["rate_limits"][0]  # the most used first
-    assert (first["exchange"], first["budget"], first["utilization"]) == ("binance", "usdm", 0.93)
 
 
 def test_nothing_recorded_gives_empty_views(telemetry: Any) -> None:
@@ -61,8 +68,8 @@ def test_pnl_by_symbol_sums_to_the_total(closes: list[tuple[str, float]]) -> Non
 
 
 def test_recent_trades_keep_the_newest_first_with_fill_and_outcome(telemetry: Any) -> None:
-    recent = recent_trades_for(telemetry.tel.tracer_provider)
-    assert recent_trades_for(telemetry.tel.tracer_provider) is recent  # one per provider
+    recent = recent_trades_for(telemetry.telemetry.tracer_provider)
+    assert recent_trades_for(telemetry.telemetry.tracer_provider) is recent  # one per provider
     for n in range(3):
         with trade(symbol="BTCUSDT", side="BUY", quantity=0.5, price=100.0) as t:
             t.filled(price=100.0 + n, quantity=0.5)

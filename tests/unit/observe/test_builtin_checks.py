@@ -74,7 +74,9 @@ async def test_heartbeat_check_through_the_checker_gauge(telemetry: Any) -> None
 
     await checker.force_check()
 
-    assert telemetry.value("botmon.health.status", health__component="heartbeat-under-test") == 2
+    assert telemetry.metric_point(
+        "botmon.health.status", health_component="heartbeat-under-test"
+    ).value == 2
 
 
 @pytest.mark.parametrize("bad", [0, -1, math.nan])

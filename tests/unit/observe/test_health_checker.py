@@ -436,8 +436,8 @@ async def test_two_checkers_both_report_status(telemetry: Any) -> None:
     await first.force_check()
     await second.force_check()
 
-    assert telemetry.value(HEALTH_STATUS.name, health__component="first-a") == 0
-    assert telemetry.value(HEALTH_STATUS.name, health__component="second-b") == 0
+    assert telemetry.metric_point(HEALTH_STATUS.name, health_component="first-a").value == 0
+    assert telemetry.metric_point(HEALTH_STATUS.name, health_component="second-b").value == 0
 
 
 async def test_check_blocking_the_event_loop_past_its_timeout_is_critical() -> None:
@@ -465,9 +465,9 @@ async def test_a_discarded_checker_stops_reporting(telemetry: Any) -> None:
     checker = HealthChecker()
     checker.register_health_check("discarded-one", ok)
     await checker.force_check()
-    assert telemetry.value(HEALTH_STATUS.name, health__component="discarded-one") == 0
+    assert telemetry.metric_point(HEALTH_STATUS.name, health_component="discarded-one").value == 0
 
     del checker
     gc.collect()
 
-    assert telemetry.value(HEALTH_STATUS.name, health__component="discarded-one") is None
+    assert telemetry.metric_points(HEALTH_STATUS.name, health_component="discarded-one") == []

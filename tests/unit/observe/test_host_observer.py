@@ -43,7 +43,7 @@ def points(reader: InMemoryMetricReader, scope: str | None = None) -> dict[str, 
 def own_meter(telemetry: Any, name: str) -> Any:
     """A meter only this test's observer uses, so observers other tests left running
     (they share the default meter) cannot show up in absence checks."""
-    return telemetry.tel.meter_provider.get_meter(name)
+    return telemetry.telemetry.meter_provider.get_meter(name)
 
 
 def burn_cpu(seconds: float) -> None:
@@ -90,16 +90,21 @@ def test_reports_every_host_metric_in_range(telemetry: Any, observer: Any) -> No
 
 
 def test_first_cpu_reading_is_real_not_zero(telemetry: Any, observer: Any) -> None:
-    observer(interval_s=5.0).start()
+    obs = observer(interval_s=5.0)
+    obs.start()
     burn_cpu(0.3)
 
     found = points(telemetry.metric_reader)
 
     (process_cpu,) = found[PROCESS_CPU_UTILIZATION.name]
+    # A share of all CPUs, as the semantic conventions define it, not of one core.
+    cpus = psutil.cpu_count() or 1
+    assert process_cpu.value == pytest.approx(obs.latest().process_cpu_percent / 100 / cpus)
+    assert 0.0 <= process_cpu.value <= 1.0
     (system_cpu,) = found[SYSTEM_CPU_UTILIZATION.name]
     # Unprimed, psutil's first reading is exactly 0.0. The real value is near 1.0 (one
     # busy core) but less on a crowded CI host, hence the low bar.
-    assert process_cpu.value > 0.05
+    assert process_cpu.value * cpus > 0.05
     assert system_cpu.value > 0.0
 
 

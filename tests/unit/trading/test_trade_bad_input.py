@@ -52,8 +52,8 @@ def test_non_numeric_price_in_a_with_block_is_dropped_with_one_warning(
     assert len(warnings_from(caplog)) == 1
     assert all(conv.TRADING_PRICE not in s.attributes for s in telemetry.spans())
     buy = {conv.TRADING_SYMBOL: "BTCUSDT", conv.TRADING_SIDE: "BUY"}
-    assert metrics.point("botmon.trade.volume", buy).value == 2.0
-    assert metrics.attribute_sets("botmon.trade.notional") == []
+    assert metrics.metric_point("botmon.trade.volume", buy).value == 2.0
+    assert metrics.metric_attribute_sets("botmon.trade.notional") == []
 
 
 def test_non_numeric_fill_is_dropped_and_the_trade_still_ends(
@@ -109,7 +109,7 @@ def test_sdk_error_while_recording_is_logged_once_counted_and_never_raised(
     errors = [r for r in caplog.records if r.name == "otel_botmon" and r.levelno == logging.ERROR]
     assert len(errors) == 1
     internal = {conv.INTERNAL_COMPONENT: "trade", conv.ERROR_TYPE: "RuntimeError"}
-    assert metrics.point("botmon.internal.errors", internal).value == 2
+    assert metrics.metric_point("botmon.internal.errors", internal).value == 2
     assert len(telemetry.spans()) == 2  # spans still end
 
 
@@ -135,7 +135,7 @@ def test_sdk_error_when_starting_the_span_still_runs_the_bot_code(
         t.filled(price=1.0)  # a usable, inert handle
     assert calls == ["BTCUSDT"]
     internal = {conv.INTERNAL_COMPONENT: "trade", conv.ERROR_TYPE: "ValueError"}
-    assert metrics.point("botmon.internal.errors", internal).value == 2
+    assert metrics.metric_point("botmon.internal.errors", internal).value == 2
 
 
 def test_bot_exception_wins_over_an_sdk_error(

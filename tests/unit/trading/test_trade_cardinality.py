@@ -17,9 +17,9 @@ def test_more_symbols_than_the_limit_fold_into_one_overflow_series(telemetry: An
         place(f"SYM{i}", 1.0, 2.0)
 
     for name in ("botmon.trades", "botmon.trade.duration", "botmon.trade.volume"):
-        points = telemetry.points(name)
+        points = telemetry.metric_points(name)
         assert len(points) <= conv.CARDINALITY_LIMIT + 1, name
         overflow = [p for p in points if p.attributes.get("otel.metric.overflow")]
         assert len(overflow) == 1, name
-    total = sum(p.value for p in telemetry.points("botmon.trades"))
+    total = sum(p.value for p in telemetry.metric_points("botmon.trades"))
     assert total == conv.CARDINALITY_LIMIT + 500  # nothing lost, only folded

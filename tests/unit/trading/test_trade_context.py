@@ -29,11 +29,11 @@ def test_fill_above_requested_price_on_buy_is_positive_slippage(
     assert span.name == "trade BTCUSDT"
     assert span.attributes[conv.TRADING_SLIPPAGE_BP] == pytest.approx(10.0)
     assert span.attributes[conv.TRADING_FILL_PRICE] == 45045.0
-    slippage = metrics.point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE})
+    slippage = metrics.metric_point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE})
     assert (slippage.count, slippage.sum) == (1, pytest.approx(10.0))
-    assert metrics.point("botmon.trade.notional", BTC_BUY).value == pytest.approx(45.045)
+    assert metrics.metric_point("botmon.trade.notional", BTC_BUY).value == pytest.approx(45.045)
     filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
-    assert metrics.point("botmon.trades", filled).value == 1
+    assert metrics.metric_point("botmon.trades", filled).value == 1
 
 
 def test_fill_below_requested_price_on_sell_is_positive_slippage(
@@ -42,9 +42,8 @@ def test_fill_below_requested_price_on_sell_is_positive_slippage(
     with trade(symbol="BTCUSDT", side="SELL", quantity=1, price=100.0) as t:
         t.filled(price=99.0)
 
-    assert metrics.point("botmon.trade.slippage", {**BTC_SELL, **ADVERSE}).sum == pytest.approx(
-        100.0
-    )
+    slippage = metrics.metric_point("botmon.trade.slippage", {**BTC_SELL, **ADVERSE})
+    assert slippage.sum == pytest.approx(100.0)
 
 
 def test_favorable_fill_is_recorded_as_magnitude_with_its_direction(
@@ -55,11 +54,11 @@ def test_favorable_fill_is_recorded_as_magnitude_with_its_direction(
     with trade(symbol="BTCUSDT", side="BUY", quantity=1, price=100.0) as t:
         t.filled(price=100.0)
 
-    assert metrics.point("botmon.trade.slippage", {**BTC_BUY, **FAVORABLE}).sum == (
+    assert metrics.metric_point("botmon.trade.slippage", {**BTC_BUY, **FAVORABLE}).sum == (
         pytest.approx(100.0)
     )
     none = {**BTC_BUY, conv.TRADING_SLIPPAGE_DIRECTION: "none"}
-    assert metrics.point("botmon.trade.slippage", none).count == 1
+    assert metrics.metric_point("botmon.trade.slippage", none).count == 1
     first, _ = telemetry.spans()
     assert first.attributes[conv.TRADING_SLIPPAGE_BP] == pytest.approx(-100.0)
 
@@ -89,11 +88,11 @@ def test_fill_below_requested_quantity_is_partial(telemetry: Any, metrics: Any) 
         t.filled(price=11.0, quantity=0.5)
 
     partial = {**BTC_BUY, conv.TRADING_OUTCOME: "partial"}
-    assert metrics.point("botmon.trades", partial).value == 1
-    assert metrics.point("botmon.trade.volume", BTC_BUY).value == pytest.approx(1.0)
-    assert metrics.point("botmon.trade.notional", BTC_BUY).value == pytest.approx(10.5)
+    assert metrics.metric_point("botmon.trades", partial).value == 1
+    assert metrics.metric_point("botmon.trade.volume", BTC_BUY).value == pytest.approx(1.0)
+    assert metrics.metric_point("botmon.trade.notional", BTC_BUY).value == pytest.approx(10.5)
     # one fill had no price of its own: no slippage claim from a mixed average
-    assert metrics.attribute_sets("botmon.trade.slippage") == []
+    assert metrics.metric_attribute_sets("botmon.trade.slippage") == []
     (span,) = telemetry.spans()
     assert span.attributes[conv.TRADING_FILL_PRICE] == pytest.approx(10.5)
 
@@ -108,7 +107,7 @@ def test_several_fills_adding_up_to_the_quantity_are_filled_at_their_average(
     (span,) = telemetry.spans()
     assert span.attributes[conv.TRADING_OUTCOME] == "filled"
     assert span.attributes[conv.TRADING_FILL_PRICE] == pytest.approx(101.0)
-    assert metrics.point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE}).sum == (
+    assert metrics.metric_point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE}).sum == (
         pytest.approx(100.0)
     )
 
@@ -120,8 +119,8 @@ def test_rejection_counts_no_volume_and_keeps_the_reason_on_the_span(
         t.rejected("insufficient balance")
 
     rejected = {**BTC_BUY, conv.TRADING_OUTCOME: "rejected"}
-    assert metrics.point("botmon.trades", rejected).value == 1
-    assert metrics.attribute_sets("botmon.trade.volume") == []
+    assert metrics.metric_point("botmon.trades", rejected).value == 1
+    assert metrics.metric_attribute_sets("botmon.trade.volume") == []
     (span,) = telemetry.spans()
     assert span.attributes[conv.TRADING_REJECT_REASON] == "insufficient balance"
     assert span.status.status_code is StatusCode.UNSET
@@ -143,9 +142,9 @@ def test_body_without_a_report_is_filled_at_the_requested_values(
     with trade(symbol="BTCUSDT", side="BUY", quantity=3, price=2.0):
         pass
 
-    assert metrics.point("botmon.trade.volume", BTC_BUY).value == 3.0
-    assert metrics.point("botmon.trade.notional", BTC_BUY).value == 6.0
-    assert metrics.attribute_sets("botmon.trade.slippage") == []
+    assert metrics.metric_point("botmon.trade.volume", BTC_BUY).value == 3.0
+    assert metrics.metric_point("botmon.trade.notional", BTC_BUY).value == 6.0
+    assert metrics.metric_attribute_sets("botmon.trade.slippage") == []
 
 
 def test_exception_in_block_is_reraised_and_recorded(telemetry: Any, metrics: Any) -> None:
@@ -156,7 +155,7 @@ def test_exception_in_block_is_reraised_and_recorded(telemetry: Any, metrics: An
     (span,) = telemetry.spans()
     assert span.status.status_code is StatusCode.ERROR
     error = {**BTC_BUY, conv.TRADING_OUTCOME: "error", conv.ERROR_TYPE: "RuntimeError"}
-    assert metrics.point("botmon.trades", error).value == 1
+    assert metrics.metric_point("botmon.trades", error).value == 1
 
 
 async def test_async_with_records_the_trade(telemetry: Any, metrics: Any) -> None:
@@ -164,7 +163,7 @@ async def test_async_with_records_the_trade(telemetry: Any, metrics: Any) -> Non
         await asyncio.sleep(0)
         t.filled(price=49.5)
 
-    assert metrics.point("botmon.trade.slippage", {**BTC_SELL, **ADVERSE}).sum == (
+    assert metrics.metric_point("botmon.trade.slippage", {**BTC_SELL, **ADVERSE}).sum == (
         pytest.approx(100.0)
     )
 
@@ -188,8 +187,8 @@ async def test_one_scope_entered_by_concurrent_tasks_keeps_calls_apart(
     spans = telemetry.spans()
     assert sorted(s.attributes[conv.TRADING_FILL_PRICE] for s in spans) == [99.0, 101.0]
     assert len({s.context.span_id for s in spans}) == 2
-    adverse = metrics.point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE})
-    favorable = metrics.point("botmon.trade.slippage", {**BTC_BUY, **FAVORABLE})
+    adverse = metrics.metric_point("botmon.trade.slippage", {**BTC_BUY, **ADVERSE})
+    favorable = metrics.metric_point("botmon.trade.slippage", {**BTC_BUY, **FAVORABLE})
     assert (adverse.sum, favorable.sum) == (pytest.approx(100.0), pytest.approx(100.0))
 
 
@@ -211,13 +210,13 @@ def test_one_scope_used_from_threads_records_each_call(telemetry: Any, metrics: 
 
     assert len(telemetry.spans()) == 100
     filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
-    assert metrics.point("botmon.trades", filled).value == 100
+    assert metrics.metric_point("botmon.trades", filled).value == 100
 
 
 def test_trades_follow_a_reconfigured_pipeline(telemetry: Any) -> None:
     with trade(symbol="BTCUSDT"):
         pass
-    telemetry.tel.shutdown()
+    telemetry.telemetry.shutdown()
     fresh = botmon_telemetry.configure("other-bot", set_global=False)
 
     with trade(symbol="ETHUSDT"):

@@ -55,13 +55,13 @@ def test_bare_decorator_records_duration_count_volume_notional(
     decorated(symbol="BTCUSDT", side="BUY", quantity=0.002, price=45000.0, order_type="market")
 
     outcome = {**BTC_BUY, conv.TRADING_ORDER_TYPE: "MARKET", conv.TRADING_OUTCOME: "filled"}
-    duration = metrics.point("botmon.trade.duration", outcome)
+    duration = metrics.metric_point("botmon.trade.duration", outcome)
     assert duration.count == 1
     assert 0 < duration.sum < 1.0
-    assert metrics.point("botmon.trades", outcome).value == 1
-    assert metrics.point("botmon.trade.volume", BTC_BUY).value == pytest.approx(0.002)
-    assert metrics.point("botmon.trade.notional", BTC_BUY).value == pytest.approx(90.0)
-    assert metrics.attribute_sets("botmon.trade.slippage") == []
+    assert metrics.metric_point("botmon.trades", outcome).value == 1
+    assert metrics.metric_point("botmon.trade.volume", BTC_BUY).value == pytest.approx(0.002)
+    assert metrics.metric_point("botmon.trade.notional", BTC_BUY).value == pytest.approx(90.0)
+    assert metrics.metric_attribute_sets("botmon.trade.slippage") == []
 
 
 def test_fixed_attributes_apply_and_call_arguments_override_them(telemetry: Any) -> None:
@@ -144,9 +144,9 @@ def test_exception_is_reraised_unchanged_and_marks_span_and_metrics(
     assert span.attributes[conv.TRADING_OUTCOME] == "error"
     assert [e.name for e in span.events] == ["exception"]
     error = {**BTC_BUY, conv.TRADING_OUTCOME: "error", conv.ERROR_TYPE: "ConnectionError"}
-    assert metrics.point("botmon.trades", error).value == 1
-    assert metrics.point("botmon.trade.duration", error).count == 1
-    assert metrics.attribute_sets("botmon.trade.volume") == []
+    assert metrics.metric_point("botmon.trades", error).value == 1
+    assert metrics.metric_point("botmon.trade.duration", error).count == 1
+    assert metrics.metric_attribute_sets("botmon.trade.volume") == []
 
 
 def test_span_is_current_inside_the_body_and_restored_after(telemetry: Any) -> None:
@@ -198,7 +198,7 @@ def test_current_trade_reports_fills_from_a_decorated_function(
         conv.TRADING_SYMBOL: "ETHUSDT", conv.TRADING_SIDE: "BUY",
         conv.TRADING_SLIPPAGE_DIRECTION: "adverse",
     }
-    assert metrics.point("botmon.trade.slippage", eth).sum == pytest.approx(50.0)
+    assert metrics.metric_point("botmon.trade.slippage", eth).sum == pytest.approx(50.0)
 
 
 def test_current_trade_is_found_from_inside_a_nested_exchange_call(telemetry: Any) -> None:
@@ -232,7 +232,7 @@ async def test_coroutine_is_awaited_inside_the_span(telemetry: Any, metrics: Any
     (span,) = telemetry.spans()
     assert span.name == "trade BTCUSDT"
     filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
-    assert metrics.point("botmon.trade.duration", filled).sum >= 0.01
+    assert metrics.metric_point("botmon.trade.duration", filled).sum >= 0.01
 
 
 async def test_coroutine_exception_passes_through(telemetry: Any) -> None:
@@ -259,7 +259,7 @@ def test_generator_span_covers_iteration_but_not_the_consumer(telemetry: Any) ->
 
     assert inspect.isgeneratorfunction(fills)
     gen = fills("BTCUSDT")
-    assert telemetry.spans() == ()  # nothing runs before the first next()
+    assert telemetry.spans() == []  # nothing runs before the first next()
     assert next(gen) == 0
     assert not trace.get_current_span().is_recording()  # consumer side: not our span
     assert gen.send("ack") == 1

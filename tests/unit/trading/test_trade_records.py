@@ -21,11 +21,11 @@ def test_record_trade_execution_takes_the_guides_keywords_and_milliseconds(
     )
 
     filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
-    duration = metrics.point("botmon.trade.duration", filled)
+    duration = metrics.metric_point("botmon.trade.duration", filled)
     assert (duration.count, duration.sum) == (1, pytest.approx(0.25, abs=0.001))
-    assert metrics.point("botmon.trades", filled).value == 1
-    assert metrics.point("botmon.trade.volume", BTC_BUY).value == pytest.approx(0.001)
-    assert metrics.point("botmon.trade.notional", BTC_BUY).value == pytest.approx(45.0)
+    assert metrics.metric_point("botmon.trades", filled).value == 1
+    assert metrics.metric_point("botmon.trade.volume", BTC_BUY).value == pytest.approx(0.001)
+    assert metrics.metric_point("botmon.trade.notional", BTC_BUY).value == pytest.approx(45.0)
 
 
 def test_record_trade_execution_span_lasts_the_execution_time(telemetry: Any) -> None:
@@ -44,8 +44,8 @@ def test_record_trade_execution_with_bad_time_counts_the_trade_without_duration(
     record_trade_execution("BTCUSDT", "BUY", 1.0, 10.0, execution_time=-5.0)
 
     filled = {**BTC_BUY, conv.TRADING_OUTCOME: "filled"}
-    assert metrics.point("botmon.trades", filled).value == 2
-    assert metrics.attribute_sets("botmon.trade.duration") == []
+    assert metrics.metric_point("botmon.trades", filled).value == 2
+    assert metrics.metric_attribute_sets("botmon.trade.duration") == []
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert "execution_time" in warnings[0].getMessage()
@@ -56,11 +56,11 @@ def test_positions_feed_realized_pnl_and_win_rate(telemetry: Any, metrics: Any) 
         record_position_closed(symbol="BTCUSDT", pnl=pnl)
 
     btc = {conv.TRADING_SYMBOL: "BTCUSDT"}
-    assert metrics.point("botmon.pnl.realized", btc).value == pytest.approx(16.0)
+    assert metrics.metric_point("botmon.pnl.realized", btc).value == pytest.approx(16.0)
 
     def closed(result: str) -> float:
         attrs = {**btc, conv.TRADING_RESULT: result}
-        return float(metrics.point("botmon.positions.closed", attrs).value)
+        return float(metrics.metric_point("botmon.positions.closed", attrs).value)
 
     wins, losses, even = closed("win"), closed("loss"), closed("breakeven")
     assert (wins, losses, even) == (2, 1, 1)
@@ -72,5 +72,5 @@ def test_non_numeric_pnl_records_nothing_and_warns(
 ) -> None:
     record_position_closed("BTCUSDT", pnl=None)
 
-    assert metrics.attribute_sets("botmon.positions.closed") == []
+    assert metrics.metric_attribute_sets("botmon.positions.closed") == []
     assert [r.levelno for r in caplog.records] == [logging.WARNING]

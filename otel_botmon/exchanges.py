@@ -1,0 +1,235 @@
+"""Exchange conventions as data: rate-limit headers, request budgets and secret names.
+
+One :class:`Exchange` row per exchange, in :data:`EXCHANGES`. The rate-limit readers
+(:mod:`otel_botmon.instrument.ratelimit`) and the secret scrubber
+(:mod:`otel_botmon.redaction`) read this table; neither has an exchange's name in code.
+Adding an exchange is one row here plus its case in the parametrized table test.
+
+A row says:
+
+* ``name``: the exchange's ccxt id (``exchange.name`` on the metrics); ``aliases`` are
+  other ids that mean the same venue (ccxt's ``binanceusdm``, the old ``huobi``).
+* ``hosts``: API host names (a request to ``fapi.binance.com`` is Binance's even when
+  the bot did not name its exchange).
+* ``budgets``: separate request budgets. A :class:`Budget` applies to the paths that
+  start with one of its ``paths`` (the first match wins; ``()`` matches every path) and
+  lists the :class:`RateLimitHeader` rows the exchange sends for it. Binance spot, SAPI
+  and USD-M futures each count weight separately, so they are three budgets: a SAPI
+  reading of 40 never hides a spot reading of 5900.
+* ``secret_names``: the header, query and body names that carry a key, a signature or
+  a passphrase (matched the way :func:`otel_botmon.redaction.is_sensitive_key` matches:
+  case and ``-``/``_``/``.`` ignored, a name ending in one is sensitive too);
+  ``exact_secret_names`` only as the whole name (Gate.io's ``KEY``/``SIGN`` header would
+  otherwise make ``monkey`` and ``design`` secret).
+
+A :class:`RateLimitHeader` ``pattern`` is a header name, case-insensitive, in which
+``{interval}`` stands for a number and a unit (``1m``, ``10s``, ``1d``) read from the
+name. Its ``kind`` says what the value is: ``used`` (weight or requests spent in the
+interval), ``orders`` (orders placed in the interval), ``remaining`` (what is left;
+with the ``limit`` header of the same budget it gives used = limit - remaining) or
+``limit`` (the budget's size, sent by the exchange). ``limits`` gives the documented
+size by interval when the exchange does not send it, so utilization (0..1) is known.
+``Retry-After`` on a 418/429/503 is read for every exchange and needs no row.
+
+This module is data only: it imports nothing from otel_botmon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final, Literal
+
+__all__ = [
+    "EXCHANGES",
+    "Budget",
+    "Exchange",
+    "RateLimitHeader",
+    "all_exact_secret_names",
+    "all_secret_names",
+    "find_exchange",
+]
+
+HeaderKind = Literal["used", "orders", "remaining", "limit"]
+
+
+@dataclass(frozen=True)
+class RateLimitHeader:
+    """One response header that reports a rate-limit reading."""
+
+    pattern: str
+    """Header name, case-insensitive; ``{interval}`` stands for e.g. ``1m``."""
+    kind: HeaderKind
+    interval: str | None = None
+    """The interval when the name does not carry it (``10s``, ``1m``)."""
+    limits: tuple[tuple[str, float], ...] = ()
+    """Documented budget size per interval, e.g. ``(("1m", 6000),)``."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One separately counted request budget of an exchange."""
+
+    name: str
+    """``ratelimit.budget`` on the metrics (``spot``, ``sapi``, ``usdm`` ...)."""
+    paths: tuple[str, ...] = ()
+    """URL path prefixes this budget covers; ``()`` = any path."""
+    headers: tuple[RateLimitHeader, ...] = ()
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """The conventions of one exchange."""
+
+    name: str
+    hosts: tuple[str, ...]
+    budgets: tuple[Budget, ...]
+    secret_names: tuple[str, ...]
+    exact_secret_names: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+_BINANCE_SECRETS: Final = ("X-MBX-APIKEY", "signature", "apiKey", "secret")
+
+EXCHANGES: Final[tuple[Exchange, ...]] = (
+    Exchange(
+        name="binance",
+        aliases=("binanceus", "binanceusdm", "binancecoinm"),
+        hosts=("api.binance.com", "api1.binance.com", "api2.binance.com", "api3.binance.com",
+               "api4.binance.com", "api-gcp.binance.com", "testnet.binance.vision",
+               "fapi.binance.com", "dapi.binance.com", "testnet.binancefuture.com",
+               "api.binance.us"),
+        budgets=(
+            Budget("sapi", paths=("/sapi/",), headers=(
+                RateLimitHeader("x-sapi-used-ip-weight-{interval}", "used",
+                                limits=(("1m", 12000.0),)),
+                RateLimitHeader("x-sapi-used-uid-weight-{interval}", "used",
+                                limits=(("1m", 180000.0),)),
+            )),
+            Budget("usdm", paths=("/fapi/",), headers=(
+                RateLimitHeader("x-mbx-used-weight-{interval}", "used",
+                                limits=(("1m", 2400.0),)),
+                RateLimitHeader("x-mbx-order-count-{interval}", "orders",
+                                limits=(("10s", 300.0), ("1m", 1200.0))),
+            )),
+            Budget("coinm", paths=("/dapi/",), headers=(
+                RateLimitHeader("x-mbx-used-weight-{interval}", "used",
+                                limits=(("1m", 2400.0),)),
+                RateLimitHeader("x-mbx-order-count-{interval}", "orders",
+                                limits=(("1m", 1200.0),)),
+            )),
+            Budget("spot", headers=(
+                RateLimitHeader("x-mbx-used-weight-{interval}", "used",
+                                limits=(("1m", 6000.0),)),
+                RateLimitHeader("x-mbx-order-count-{interval}", "orders",
+                                limits=(("10s", 100.0), ("1d", 200000.0))),
+            )),
+        ),
+        secret_names=_BINANCE_SECRETS,
+    ),
+    Exchange(
+        name="bybit",
+        hosts=("api.bybit.com", "api.bytick.com", "api-testnet.bybit.com"),
+        budgets=(Budget("v5", headers=(
+            RateLimitHeader("x-bapi-limit", "limit", interval="1s"),
+            RateLimitHeader("x-bapi-limit-status", "remaining", interval="1s"),
+        )),),
+        secret_names=("X-BAPI-API-KEY", "X-BAPI-SIGN", "api_key", "sign"),
+    ),
+    Exchange(
+        # OKX sends no rate-limit headers; 429 (code 50011) is read from the status.
+        name="okx",
+        hosts=("www.okx.com", "aws.okx.com", "my.okx.com"),
+        budgets=(),
+        secret_names=("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-PASSPHRASE"),
+    ),
+    Exchange(
+        name="kucoin",
+        aliases=("kucoinfutures",),
+        hosts=("api.kucoin.com", "api-futures.kucoin.com", "openapi-sandbox.kucoin.com"),
+        budgets=(Budget("pool", headers=(
+            RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
+            RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
+        )),),
+        secret_names=("KC-API-KEY", "KC-API-SIGN", "KC-API-PASSPHRASE"),
+    ),
+    Exchange(
+        name="gate",
+        aliases=("gateio",),
+        hosts=("api.gateio.ws", "fx-api.gateio.ws", "api.gate.io"),
+        budgets=(Budget("api", headers=(
+            RateLimitHeader("x-gate-ratelimit-limit", "limit", interval="10s"),
+            RateLimitHeader("x-gate-ratelimit-requests-remain", "remaining", interval="10s"),
+        )),),
+        secret_names=(),
+        exact_secret_names=("KEY", "SIGN"),
+    ),
+    Exchange(
+        # Kraken counts calls against a decaying counter and sends no headers; a
+        # throttled call answers "EAPI:Rate limit exceeded".
+        name="kraken",
+        aliases=("krakenfutures",),
+        hosts=("api.kraken.com", "futures.kraken.com"),
+        budgets=(),
+        secret_names=("API-Key", "API-Sign", "otp"),
+    ),
+    Exchange(
+        # Coinbase documents per-second limits (30/s private, 10/s public) but sends no
+        # rate-limit headers; Advanced Trade authenticates with a JWT bearer token.
+        name="coinbase",
+        aliases=("coinbaseexchange", "coinbaseadvanced"),
+        hosts=("api.coinbase.com", "api.exchange.coinbase.com"),
+        budgets=(),
+        secret_names=("CB-ACCESS-KEY", "CB-ACCESS-SIGN", "CB-ACCESS-PASSPHRASE"),
+    ),
+    Exchange(
+        # Bitget documents per-endpoint limits per second and sends no headers for them.
+        name="bitget",
+        hosts=("api.bitget.com",),
+        budgets=(),
+        secret_names=("ACCESS-KEY", "ACCESS-SIGN", "ACCESS-PASSPHRASE"),
+    ),
+    Exchange(
+        name="htx",
+        aliases=("huobi",),
+        hosts=("api.huobi.pro", "api.hbdm.com", "api-aws.huobi.pro", "api.htx.com"),
+        budgets=(Budget("api", headers=(
+            RateLimitHeader("x-hb-ratelimit-requests-remain", "remaining", interval="1s"),
+        )),),
+        secret_names=("AccessKeyId", "Signature"),
+    ),
+    Exchange(
+        # Hyperliquid: 1200 weight per minute per IP, no headers; actions are signed
+        # with the wallet's private key ({"signature": {"r", "s", "v"}} in the body).
+        name="hyperliquid",
+        hosts=("api.hyperliquid.xyz", "api.hyperliquid-testnet.xyz"),
+        budgets=(),
+        secret_names=("signature", "privateKey", "walletPrivateKey"),
+    ),
+)
+
+
+@lru_cache(maxsize=256)
+def find_exchange(name: str | None = None, host: str | None = None) -> Exchange | None:
+    """The row for an exchange id or alias (case-insensitive), else for an API host."""
+    if name:
+        wanted = name.lower()
+        for row in EXCHANGES:
+            if wanted == row.name or wanted in row.aliases:
+                return row
+    if host:
+        wanted = host.lower()
+        for row in EXCHANGES:
+            if wanted in row.hosts:
+                return row
+    return None
+
+
+def all_secret_names() -> frozenset[str]:
+    """Every exchange's secret-bearing names (sensitive as a name or a name's end)."""
+    return frozenset(n for row in EXCHANGES for n in row.secret_names)
+
+
+def all_exact_secret_names() -> frozenset[str]:
+    """Names that are secret only as the whole name (``KEY``, ``SIGN``)."""
+    return frozenset(n for row in EXCHANGES for n in row.exact_secret_names)

@@ -1,0 +1,1 @@
+"""Integrations with trading frameworks (each needs its own optional extra)."""

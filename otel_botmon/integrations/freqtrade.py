@@ -1,0 +1,308 @@
+"""Freqtrade: one mixin gives a strategy trade spans, order outcomes, P&L and a heartbeat.
+
+::
+
+    from freqtrade.strategy import IStrategy
+    from otel_botmon.integrations.freqtrade import BotmonStrategyMixin
+
+    class MyStrategy(BotmonStrategyMixin, IStrategy):   # the mixin first
+        ...                                             # your strategy, unchanged
+
+What it wires (your own callbacks still run first, unchanged, and decide):
+
+* ``bot_start``: ``otel_botmon.configure()`` unless the process already did (service
+  ``freqtrade``, ``bot.name`` from the config's ``bot_name``, ``bot.exchange``, the
+  strategy's class name), and the exchange's ccxt instances are instrumented with
+  ``otel_botmon.instrument_ccxt`` when this otel_botmon has it;
+* ``bot_loop_start``: a heartbeat on ``strategy.botmon_engine_check`` (a
+  :class:`~otel_botmon.TradingEngineCheck`; register it with your monitor), expiry of
+  stale open orders, and a look in Freqtrade's database for orders canceled without a
+  strategy callback (its ``unfilledtimeout``, a cancel on the exchange);
+* ``confirm_trade_entry`` / ``confirm_trade_exit`` returning True: ``open_order`` with
+  the pair, side, amount, rate and order type Freqtrade is about to place;
+* ``order_filled``: the order finishes (``filled``, or ``partial``), with slippage from
+  the confirmed rate; an exit that closes the trade also records
+  ``record_position_closed(pair, trade.close_profit_abs)``. A fill with no confirm
+  before it (stoploss on exchange, a restart) is still recorded, timed from the order's
+  ``order_date``;
+* ``check_entry_timeout`` / ``check_exit_timeout`` returning True: the order is
+  ``canceled`` (``partial`` when part of it filled).
+
+Only live and dry-run bots are wired: in backtesting and hyperopt (``config["runmode"]``)
+the mixin records nothing, so simulated trades never reach the bot's telemetry.
+
+Nothing here raises into Freqtrade: errors are logged once and counted in
+``botmon.internal.errors`` (component ``freqtrade``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from otel_botmon import telemetry
+from otel_botmon._internal import report_internal_error
+from otel_botmon.instrument.orders import (
+    expire_orders,
+    open_order,
+    order_canceled,
+    order_filled,
+    order_rejected,
+)
+from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
+from otel_botmon.observe.checks import TradingEngineCheck
+
+__all__ = ["BotmonStrategyMixin"]
+
+logger = logging.getLogger("otel_botmon")
+
+_COMPONENT = "freqtrade"
+_LIVE_RUNMODES = frozenset({"live", "dry_run"})
+_CLOCK_SKEW = timedelta(seconds=30)
+_CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
+_WRAPPED = (
+    "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
+    "order_filled", "check_entry_timeout", "check_exit_timeout",
+)
+# The parameters Freqtrade passes, in order (it passes them by keyword today).
+_PARAMS: dict[str, tuple[str, ...]] = {
+    "bot_loop_start": ("current_time",),
+    "confirm_trade_entry": ("pair", "order_type", "amount", "rate", "time_in_force",
+                            "current_time", "entry_tag", "side"),
+    "confirm_trade_exit": ("pair", "trade", "order_type", "amount", "rate", "time_in_force",
+                           "exit_reason", "current_time"),
+    "order_filled": ("pair", "trade", "order", "current_time"),
+    "check_entry_timeout": ("pair", "trade", "order", "current_time"),
+    "check_exit_timeout": ("pair", "trade", "order", "current_time"),
+}
+
+
+class _Pending:
+    """An order confirmed to Freqtrade and tracked with ``open_order``."""
+
+    __slots__ = ("key", "opened_at", "side")
+
+    def __init__(self, key: str, side: str, opened_at: datetime) -> None:
+        self.key = key
+        self.side = side  # the Freqtrade order side: "buy" or "sell"
+        self.opened_at = opened_at
+
+
+class BotmonStrategyMixin:
+    """Put first in the bases of a Freqtrade ``IStrategy`` subclass (see the module doc).
+
+    Class attributes to override: ``botmon_configure`` (False: never call
+    ``configure()``), ``botmon_heartbeat_max_age_s`` (the engine check's limit; default
+    ten loop intervals, at least 60 s).
+    """
+
+    botmon_configure: bool = True
+    botmon_heartbeat_max_age_s: float | None = None
+
+    def __init__(self, config: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+        self._botmon_lock = threading.Lock()
+        self._botmon_pending: dict[tuple[str, str], _Pending] = {}
+        self._botmon_seq = 0
+        max_age = self.botmon_heartbeat_max_age_s
+        if max_age is None:
+            throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
+            max_age = max(60.0, 10.0 * float(throttle or 5))
+        self.botmon_engine_check = TradingEngineCheck(max_age_s=max_age)
+        runmode = config.get("runmode")
+        mode = str(getattr(runmode, "value", runmode or "")).lower()
+        if mode and mode not in _LIVE_RUNMODES:
+            return  # backtesting, hyperopt, plotting: simulated trades are not telemetry
+        for name in _WRAPPED:
+            user = getattr(self, name, None)
+            if user is not None:
+                setattr(self, name, self._botmon_wrap(name, user))
+
+    # --- wiring -----------------------------------------------------------------------
+
+    def _botmon_wrap(self, name: str, user: Callable[..., Any]) -> Callable[..., Any]:
+        after = getattr(self, f"_botmon_after_{name}")
+        names = _PARAMS.get(name, ())
+
+        @functools.wraps(user)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = user(*args, **kwargs)  # the strategy's own callback decides
+            try:
+                values = dict(zip(names, args, strict=False))
+                values.update(kwargs)
+                after(result, values)
+            except Exception as exc:
+                report_internal_error(_COMPONENT, exc)
+            return result
+
+        return wrapper
+
+    def _botmon_after_bot_start(self, result: object, kw: dict[str, Any]) -> None:
+        config: dict[str, Any] = getattr(self, "config", None) or {}
+        if self.botmon_configure and telemetry.get_telemetry() is None:
+            telemetry.configure(
+                "freqtrade",
+                bot_name=config.get("bot_name") or None,
+                exchange=(config.get("exchange") or {}).get("name") or None,
+                strategy=type(self).__name__,
+            )
+        self._botmon_instrument_exchange()
+
+    def _botmon_after_bot_loop_start(self, result: object, kw: dict[str, Any]) -> None:
+        self.botmon_engine_check.heartbeat()
+        expire_orders()
+        self._botmon_reconcile()
+
+    def _botmon_after_confirm_trade_entry(self, result: object, kw: dict[str, Any]) -> None:
+        if not result:
+            return  # the strategy vetoed it: no order is placed
+        side = "sell" if kw.get("side") == "short" else "buy"
+        self._botmon_open(kw.get("pair"), "entry", side, kw)
+
+    def _botmon_after_confirm_trade_exit(self, result: object, kw: dict[str, Any]) -> None:
+        if not result:
+            return
+        trade = kw.get("trade")
+        side = str(getattr(trade, "exit_side", None) or "sell")
+        self._botmon_open(kw.get("pair"), "exit", side, kw)
+
+    def _botmon_after_order_filled(self, result: object, kw: dict[str, Any]) -> None:
+        pair, trade, order = kw.get("pair"), kw.get("trade"), kw.get("order")
+        if order is None:
+            return
+        kind = _kind(trade, order)
+        with self._botmon_lock:
+            pending = self._botmon_pending.pop((str(pair), kind), None)
+        price, filled = order.safe_price, order.safe_filled
+        if pending is not None:
+            order_filled(pending.key, price, filled, final=True, cumulative=True)
+        else:
+            # No confirm before it (stoploss on exchange, a restart): still one trade.
+            record_trade_execution(
+                pair, _side(order, trade, kind), filled, price, _age_ms(order),
+                requested_price=order.safe_placement_price, order_type=order.order_type,
+                outcome="partial" if filled < (order.safe_amount or 0) * (1 - 1e-9)
+                else "filled",
+            )
+        if kind == "exit" and trade is not None and not trade.is_open:
+            profit = trade.close_profit_abs
+            record_position_closed(pair, trade.realized_profit if profit is None else profit)
+
+    def _botmon_after_check_entry_timeout(self, result: object, kw: dict[str, Any]) -> None:
+        self._botmon_timed_out(result, kw, "check_entry_timeout")
+
+    def _botmon_after_check_exit_timeout(self, result: object, kw: dict[str, Any]) -> None:
+        self._botmon_timed_out(result, kw, "check_exit_timeout")
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _botmon_open(self, pair: object, kind: str, side: str, kw: dict[str, Any]) -> None:
+        with self._botmon_lock:
+            self._botmon_seq += 1
+            key = f"freqtrade:{pair}:{kind}:{self._botmon_seq}"
+            # An earlier confirm for the pair that never reached the exchange is left to
+            # the reconciliation (or the TTL): only the newest one can still be live.
+            self._botmon_pending[(str(pair), kind)] = _Pending(
+                key, side, datetime.now(timezone.utc)
+            )
+        open_order(key, pair, side, kw.get("amount"), kw.get("rate"), kw.get("order_type"))
+
+    def _botmon_timed_out(self, result: object, kw: dict[str, Any], reason: str) -> None:
+        if not result:
+            return
+        pair, order = kw.get("pair"), kw.get("order")
+        if order is None:
+            return
+        kind = _kind(kw.get("trade"), order)
+        with self._botmon_lock:
+            pending = self._botmon_pending.pop((str(pair), kind), None)
+        if pending is None:
+            return
+        filled = getattr(order, "safe_filled", 0.0) or 0.0
+        if filled > 0:
+            order_filled(pending.key, order.safe_price, filled, cumulative=True)
+        order_canceled(pending.key, reason=reason)
+
+    def _botmon_reconcile(self) -> None:
+        """Finish pending orders that Freqtrade's database shows as no longer open."""
+        with self._botmon_lock:
+            pending = list(self._botmon_pending.items())
+        if not pending:
+            return
+        from freqtrade.persistence import Trade
+
+        for (pair, kind), item in pending:
+            # The newest order of that side placed since the confirm (the exchange's
+            # clock may be a little behind ours). Open trades only: a canceled entry
+            # that filled nothing is deleted with its trade, and history stays unread.
+            since = item.opened_at - _CLOCK_SKEW
+            found = None
+            for trade in Trade.get_trades_proxy(pair=pair, is_open=True):
+                for order in trade.orders:
+                    if order.ft_order_side == item.side and order.order_date_utc >= since:
+                        found = order
+            if found is not None and found.ft_is_open:
+                continue  # still on the exchange
+            with self._botmon_lock:
+                if self._botmon_pending.get((pair, kind)) is not item:
+                    continue
+                del self._botmon_pending[(pair, kind)]
+            if found is None:
+                order_canceled(item.key, reason=(
+                    "no order in freqtrade's database after the confirm (placement failed, "
+                    "or an entry canceled unfilled and deleted)"
+                ))
+                continue
+            status = str(found.status or "").lower()
+            filled = found.safe_filled
+            if filled > 0:
+                order_filled(item.key, found.safe_price, filled, final=True, cumulative=True)
+            elif status == "rejected":
+                order_rejected(item.key, reason=f"freqtrade: order {status}")
+            else:
+                order_canceled(item.key, reason=f"freqtrade: order {status or 'closed'}")
+
+    def _botmon_instrument_exchange(self) -> None:
+        """Instrument the ccxt instances behind Freqtrade's exchange, when possible."""
+        import otel_botmon
+
+        instrument = getattr(otel_botmon, "instrument_ccxt", None)
+        # Freqtrade gives strategies its exchange only through the data provider.
+        exchange = getattr(getattr(self, "dp", None), "_exchange", None)
+        apis = [getattr(exchange, name, None) for name in ("_api", "_api_async", "_ws_async")]
+        apis = [api for api in apis if api is not None]
+        if instrument is None or not apis:
+            logger.info(
+                "otel_botmon: Freqtrade's exchange is not instrumented (%s)",
+                "this otel_botmon has no instrument_ccxt" if instrument is None
+                else "no exchange on the strategy's data provider",
+            )
+            return
+        for api in apis:
+            instrument(api)
+
+
+def _kind(trade: Any, order: Any) -> str:
+    entry_side = getattr(trade, "entry_side", None)
+    if entry_side is not None and getattr(order, "ft_order_side", None) == entry_side:
+        return "entry"
+    return "exit"
+
+
+def _side(order: Any, trade: Any, kind: str) -> str:
+    side = getattr(order, "ft_order_side", None)
+    if side in ("buy", "sell"):
+        return str(side)
+    return str(getattr(trade, "exit_side", None) or "sell")  # a stoploss order exits
+
+
+def _age_ms(order: Any) -> float | None:
+    placed = getattr(order, "order_date_utc", None)
+    if placed is None:
+        return None
+    now = datetime.now(timezone.utc)
+    return max(float((now - placed).total_seconds()) * 1000.0, 0.0)

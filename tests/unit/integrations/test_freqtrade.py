@@ -1,0 +1,301 @@
+"""The Freqtrade mixin, driven through real Freqtrade callbacks and persistence objects.
+
+The strategy is examples/freqtrade_strategy.py; trades and orders are Freqtrade's own
+``Trade`` / ``Order`` rows in an in-memory SQLite database (``init_db("sqlite://")``),
+moved through their states the way Freqtrade's bot does (``Trade.update_trade``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("freqtrade")
+
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Order, Trade, init_db
+
+import otel_botmon
+from otel_botmon import conventions as conv
+from otel_botmon import telemetry
+from otel_botmon.instrument import orders
+from otel_botmon.observe.health import HealthStatus
+from otel_botmon.testing import TelemetryCapture
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategy.py"
+PAIR = "BTC/USDT"
+UTC = timezone.utc
+
+
+def _example() -> Any:
+    spec = importlib.util.spec_from_file_location("freqtrade_strategy", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STRATEGY = _example().BotmonSmaStrategy
+CONFIG: dict[str, Any] = {
+    "runmode": RunMode.DRY_RUN, "dry_run": True, "stake_currency": "USDT",
+    "exchange": {"name": "binance", "key": "", "secret": ""}, "bot_name": "ft-test",
+    "candle_type_def": "spot", "trading_mode": "spot", "margin_mode": "",
+}
+
+
+@pytest.fixture(autouse=True)
+def _database() -> Iterator[None]:
+    init_db("sqlite://")
+    orders._BOOK.clear()
+    yield
+    Trade.session.remove()
+    orders._BOOK.clear()
+
+
+def _started(cls: Any = STRATEGY) -> Any:
+    strategy = cls(dict(CONFIG))
+    strategy.ft_bot_start()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    return strategy
+
+
+def _confirm_entry(strategy: Any, amount: float = 0.01, rate: float = 45000.0) -> bool:
+    return bool(strategy.confirm_trade_entry(
+        pair=PAIR, order_type="limit", amount=amount, rate=rate, time_in_force="GTC",
+        current_time=datetime.now(UTC), entry_tag=None, side="long",
+    ))
+
+
+def _placed_entry(order_id: str = "ex-1", price: float = 45000.0) -> tuple[Trade, Order]:
+    """What Freqtrade's execute_entry stores after placing the order."""
+    now = datetime.now(UTC)
+    trade = Trade(
+        pair=PAIR, stake_amount=450.0, amount=0.01, amount_requested=0.01, fee_open=0.001,
+        fee_close=0.001, is_open=True, open_date=now, open_rate=price, exchange="binance",
+        strategy="BotmonSmaStrategy", timeframe=5, leverage=1.0, is_short=False,
+    )
+    order = Order(
+        ft_order_side="buy", ft_pair=PAIR, ft_is_open=True, ft_amount=0.01, ft_price=price,
+        order_id=order_id, status="open", symbol=PAIR, order_type="limit", side="buy",
+        price=price, amount=0.01, filled=0.0, remaining=0.01, cost=0.0, order_date=now,
+    )
+    trade.orders.append(order)
+    Trade.session.add(trade)
+    Trade.commit()
+    return trade, order
+
+
+def _fill(trade: Trade, order: Order, average: float, filled: float | None = None) -> None:
+    """What Freqtrade does when the exchange reports the order closed."""
+    order.filled = order.amount if filled is None else filled
+    order.remaining = (order.amount or 0.0) - order.filled
+    order.average, order.cost = average, average * order.filled
+    order.status, order.ft_is_open = "closed", False
+    order.order_filled_date = datetime.now(UTC)
+    trade.update_trade(order)
+    Trade.commit()
+
+
+def _placed_exit(trade: Trade, price: float) -> Order:
+    order = Order(
+        ft_order_side="sell", ft_pair=PAIR, ft_is_open=True, ft_amount=0.01, ft_price=price,
+        order_id="ex-2", status="open", symbol=PAIR, order_type="limit", side="sell",
+        price=price, amount=0.01, filled=0.0, remaining=0.01, cost=0.0,
+        order_date=datetime.now(UTC),
+    )
+    trade.orders.append(order)
+    Trade.commit()
+    return order
+
+
+def test_a_round_trip_is_two_trades_with_slippage_and_a_closed_position(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    assert _confirm_entry(strategy, rate=45000.0)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45045.0)
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=46000.0,
+        time_in_force="GTC", exit_reason="roi", current_time=datetime.now(UTC),
+    )
+    exit_order = _placed_exit(trade, 46000.0)
+    _fill(trade, exit_order, average=45954.0)
+    assert not trade.is_open and trade.close_profit_abs is not None
+    strategy.order_filled(pair=PAIR, trade=trade, order=exit_order,
+                          current_time=datetime.now(UTC))
+
+    buy, sell = capture_telemetry.spans("trade BTC/USDT")
+    assert (buy.attributes or {})[conv.TRADING_SIDE] == "BUY"
+    assert (buy.attributes or {})[conv.TRADING_SLIPPAGE_BP] == pytest.approx(10.0)
+    assert (sell.attributes or {})[conv.TRADING_SIDE] == "SELL"
+    assert (sell.attributes or {})[conv.TRADING_SLIPPAGE_BP] == pytest.approx(10.0)
+    filled = capture_telemetry.metric_points("botmon.trades", trading_outcome="filled")
+    assert sum(p.value for p in filled) == 2
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs
+    )
+    assert capture_telemetry.metric_value(
+        "botmon.positions.closed", trading_result="win"
+    ) == 1
+    assert orders.open_order_count() == 0
+
+
+def test_a_vetoed_entry_opens_nothing(capture_telemetry: TelemetryCapture) -> None:
+    strategy = _started()
+    assert not _confirm_entry(strategy, amount=0.0)  # the example refuses amount 0
+    assert orders.open_order_count() == 0
+
+
+def test_a_timeout_the_strategy_asks_for_cancels_the_order(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    class Impatient(STRATEGY):  # type: ignore[misc, valid-type]
+        def check_entry_timeout(self, pair: str, trade: Any, order: Any,
+                                current_time: datetime, **kwargs: Any) -> bool:
+            return True
+
+    strategy = _started(Impatient)
+    _confirm_entry(strategy)
+    trade, entry = _placed_entry()
+    entry.filled = 0.004  # partly filled when the timeout hits
+    assert strategy.check_entry_timeout(pair=PAIR, trade=trade, order=entry,
+                                        current_time=datetime.now(UTC))
+
+    span = capture_telemetry.span("trade BTC/USDT")
+    assert (span.attributes or {})[conv.TRADING_OUTCOME] == "partial"
+    assert (span.attributes or {})[conv.TRADING_CANCEL_REASON] == "check_entry_timeout"
+    assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.004)
+
+
+def test_the_loop_finds_orders_freqtrade_canceled_without_a_callback(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    _confirm_entry(strategy)
+    _, entry = _placed_entry()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    assert orders.open_order_count() == 1  # still open on the exchange
+
+    entry.status, entry.ft_is_open = "canceled", False  # unfilledtimeout from the config
+    Trade.commit()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="canceled") == 1
+
+    _confirm_entry(strategy)  # and this one never reached the exchange at all
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="canceled") == 2
+    assert orders.open_order_count() == 0
+
+
+def test_a_fill_without_a_confirm_is_still_a_trade_timed_from_the_order(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    trade, entry = _placed_entry()  # e.g. placed before a restart
+    entry.order_date = datetime.now(UTC) - timedelta(seconds=3)
+    _fill(trade, entry, average=45000.0)
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+
+    span = capture_telemetry.span("trade BTC/USDT")
+    assert (span.attributes or {})[conv.TRADING_OUTCOME] == "filled"
+    assert span.end_time is not None and span.start_time is not None
+    assert (span.end_time - span.start_time) / 1e9 >= 3.0
+    assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.01)
+
+
+def test_each_loop_beats_the_engine_check(capture_telemetry: TelemetryCapture) -> None:
+    strategy = _started()
+    check = strategy.botmon_engine_check
+    assert check.age_s() is not None and check.max_age_s == 60.0
+    result = asyncio.run(check(None))
+    assert result["status"] is HealthStatus.HEALTHY
+
+
+def test_bot_start_configures_otel_botmon_when_nothing_did() -> None:
+    assert telemetry.get_telemetry() is None
+    _started()
+    tel = telemetry.get_telemetry()
+    assert tel is not None
+    attrs = tel.resource.attributes
+    assert attrs["service.name"] == "freqtrade" and attrs["bot.name"] == "ft-test"
+    assert attrs["bot.exchange"] == "binance" and attrs["bot.strategy"] == "BotmonSmaStrategy"
+
+
+def test_the_exchanges_ccxt_instances_are_handed_to_instrument_ccxt(
+    capture_telemetry: TelemetryCapture, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from freqtrade.data.dataprovider import DataProvider
+    from freqtrade.exchange import Exchange
+
+    exchange = Exchange(dict(CONFIG), validate=False)  # real ccxt objects, no network
+    try:
+        seen: list[Any] = []
+        monkeypatch.setattr(otel_botmon, "instrument_ccxt", seen.append, raising=False)
+        strategy = STRATEGY(dict(CONFIG))
+        strategy.dp = DataProvider(dict(CONFIG), exchange)
+        strategy.ft_bot_start()
+        assert [type(api).__module__ for api in seen] == ["ccxt.binance", "ccxt.pro.binance"]
+
+        monkeypatch.delattr(otel_botmon, "instrument_ccxt")
+        with caplog.at_level(logging.INFO, logger="otel_botmon"):
+            STRATEGY(dict(CONFIG)).ft_bot_start()  # an older otel_botmon: logged, no error
+        assert any("not instrumented" in r.getMessage() for r in caplog.records)
+    finally:
+        exchange.close()
+
+
+def test_the_strategys_own_errors_pass_through_and_ours_never_do(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    class Broken(STRATEGY):  # type: ignore[misc, valid-type]
+        def confirm_trade_exit(self, *args: Any, **kwargs: Any) -> bool:
+            raise RuntimeError("strategy bug")
+
+    strategy = _started(Broken)
+    with pytest.raises(RuntimeError, match="strategy bug"):  # Freqtrade's to handle
+        strategy.confirm_trade_exit(pair=PAIR, trade=None)
+    strategy.order_filled(pair=PAIR, trade=None, order=object(), current_time=None)
+    assert capture_telemetry.metric_value(
+        "botmon.internal.errors", botmon_component="freqtrade"
+    ) == 1
+
+
+def test_backtesting_records_nothing(capture_telemetry: TelemetryCapture) -> None:
+    strategy = STRATEGY({**CONFIG, "runmode": RunMode.BACKTEST})
+    strategy.ft_bot_start()
+    assert _confirm_entry(strategy)
+    assert orders.open_order_count() == 0
+    assert capture_telemetry.spans() == []
+
+
+def test_the_loop_records_a_rejected_or_partly_filled_order_as_such(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    _confirm_entry(strategy)
+    _, entry = _placed_entry("ex-rejected")
+    entry.status, entry.ft_is_open = "rejected", False
+    Trade.commit()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+
+    Trade.session.query(Trade).delete()
+    _confirm_entry(strategy)
+    _, entry = _placed_entry("ex-partial")
+    entry.status, entry.ft_is_open, entry.filled, entry.average = "canceled", False, 0.003, 1.0
+    Trade.commit()
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+
+    outcomes = sorted((s.attributes or {})[conv.TRADING_OUTCOME] for s in capture_telemetry.spans())
+    assert outcomes == ["partial", "rejected"]
+    assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.003)
