@@ -70,11 +70,25 @@ def read_trading_view(data: Any) -> dict[str, Any]:
         row = rows.setdefault(key, {"exchange": key[0], "budget": key[1], "interval": key[2],
                                     **dict.fromkeys(_FIELDS)})
         row[field] = value
+    _fold_retry_after(rows)
     limits = sorted(rows.values(), key=lambda r: (-(r["utilization"] or 0.0), r["exchange"],
                                                   r["budget"], r["interval"]))
     by_symbol = [{"symbol": s, "pnl": round(v, 8)} for s, v in sorted(
         pnl.items(), key=lambda item: item[1])]
     return {"rate_limits": limits, "pnl_by_symbol": by_symbol}
+
+
+def _fold_retry_after(rows: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+    """``retry_after`` has no interval: show it on the budget's other rows, and keep a row
+    of its own only when the budget has no other figures and it asks to wait."""
+    for key in [k for k, r in rows.items() if k[2] == "-" and r["used"] is None
+                and r["orders"] is None and r["utilization"] is None]:
+        wait = rows[key]["retry_after"]
+        siblings = [r for k, r in rows.items() if k[:2] == key[:2] and k != key]
+        for sibling in siblings:
+            sibling["retry_after"] = wait
+        if siblings or not wait:
+            del rows[key]
 
 
 class RecentTrades(SpanProcessor):

@@ -29,6 +29,12 @@ def test_rate_limits_from_the_exchange_headers(telemetry: Any) -> None:
     assert weight["used"] == 5700 and weight["utilization"] == pytest.approx(0.95)
     assert orders["orders"] == 3 and orders["utilization"] is not None
     assert view["rate_limits"][0] is weight  # the most used first
+    assert weight["retry_after"] is None and len(view["rate_limits"]) == 2
+    record_ratelimit_headers({"retry-after": "30", "x-mbx-used-weight-1m": "6000"},
+                             exchange="binance", status_code=429)
+    view = read_trading_view(telemetry.metric_reader.get_metrics_data())
+    assert len(view["rate_limits"]) == 2  # Retry-After shows on the budget's rows
+    assert {r["retry_after"] for r in view["rate_limits"]} == {30.0}
 
 
 def test_rate_limits_from_the_earlier_single_gauge(telemetry: Any) -> None:
