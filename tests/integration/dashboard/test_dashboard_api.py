@@ -239,7 +239,7 @@ async def test_page_and_assets_are_served_with_a_strict_csp(live: Live) -> None:
     r = await live.client.get("/")
     assert r.status_code == 200 and "otel_botmon" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/app.css"):
+    for asset in ("/static/app.js", "/static/dom.js", "/static/charts.js", "/static/app.css"):
         assert (await live.client.get(asset)).status_code == 200
     assert "http://" not in r.text and "https://" not in r.text  # nothing from a CDN
     for page in ("/docs", "/redoc"):  # FastAPI's UIs would load from a CDN
