@@ -1,45 +1,63 @@
 """The ``botmon`` command: the demo, and a client of a running dashboard's API.
 
 ``botmon demo`` runs the simulated exchange, a trading bot, the monitor and the
-dashboard in one process. ``botmon status`` and ``botmon alerts list|ack|resolve`` talk
-to a running dashboard (``--url``, default ``$BOTMON_URL`` or http://127.0.0.1:8001;
-``--token``, default ``$BOTMON_TOKEN``). ``botmon rules check|test|export`` works on
-rule files. Exit codes: 0 success, 1 the command failed, 2 bad usage or unreachable API.
+dashboard in one process. ``botmon status``, ``botmon alerts list|ack|resolve`` and
+``botmon silence add|list|expire`` talk to a running dashboard (``--url``, default
+``$BOTMON_URL`` or http://127.0.0.1:8001, scheme optional; ``--token``, default
+``$BOTMON_TOKEN``). ``botmon rules check|test|export`` works on rule files.
+
+Exit codes: 0 success, 1 the command failed, 2 bad usage or unreachable API; ``botmon
+status`` exits 0/1/2 for healthy/degraded/critical and 3 when the health is unknown or
+the dashboard cannot be reached (the Nagios convention, for cron and health checks).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TextIO
 
-import httpx
+from otel_botmon.cli_client import (
+    DEFAULT_URL,
+    CliError,
+    cmd_alerts_ack,
+    cmd_alerts_list,
+    cmd_alerts_resolve,
+    cmd_status,
+)
 
-DEFAULT_URL = "http://127.0.0.1:8001"
+__all__ = ["CliError", "build_parser", "main"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
 
 
-class CliError(Exception):
-    """A failure to report on stderr with an exit code, without a traceback."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join("  " + line for line in lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="botmon", description="OpenTelemetry monitoring for trading bots.",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon demo                      # simulated exchange + bot + dashboard",
+            "botmon status                    # exit 0/1/2/3: healthy/degraded/critical/unknown",
+            "botmon alerts list --pending",
+            "botmon alerts ack 1a2b3c --note 'restarting the feed'",
+            "botmon silence add alertname=high_cpu_usage --duration 2h --comment deploy",
+        ),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     demo = commands.add_parser(
         "demo", help="run a simulated exchange, a bot, the monitor and the dashboard",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon demo", "botmon demo --port 0 --duration 120 --no-browser",
+            "botmon demo --time-scale 0.2     # faults come five times as fast",
+            "botmon demo --exchange-only --port 8002   # just the exchange, for your bot"),
     )
     demo.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                       help="stop after S seconds (default: run until Ctrl+C)")
@@ -56,28 +74,61 @@ def build_parser() -> argparse.ArgumentParser:
                            "$BOTMON_DEMO_API_KEY / $BOTMON_DEMO_API_SECRET")
     demo.set_defaults(func=cmd_demo)
 
-    status = commands.add_parser("status", help="show a running dashboard's system status")
+    status = commands.add_parser(
+        "status", help="firing alerts and component health; exit code = health",
+        description="Print the overall health, the firing alerts and every component's "
+                    "message. Exit code: 0 healthy, 1 degraded, 2 critical, 3 unknown or "
+                    "unreachable, so it can serve as a cron check or a container health "
+                    "check.",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon status",
+            "botmon status --url bot-host:8001 --token \"$BOTMON_TOKEN\"",
+            "botmon status --json | jq .firing",
+            "*/5 * * * * botmon status >/dev/null || notify-me   # cron",
+            "HEALTHCHECK CMD botmon status --timeout 3 >/dev/null  # Dockerfile"),
+    )
     _client_options(status)
     status.set_defaults(func=cmd_status)
 
-    alerts = commands.add_parser("alerts", help="list, acknowledge or resolve alerts")
+    alerts = commands.add_parser(
+        "alerts", help="list, acknowledge or resolve alerts", formatter_class=_RAW,
+        epilog=_examples("botmon alerts list", "botmon alerts ack 1a2b3c",
+                         "botmon alerts resolve 1a2b3c --note 'fixed the feed'"),
+    )
     actions = alerts.add_subparsers(dest="alerts_command", metavar="{list,ack,resolve}")
     actions.required = True
-    listing = actions.add_parser("list", help="active alerts (--all: recent of any state)")
-    listing.add_argument("--all", action="store_true", help="include resolved alerts")
+    listing = actions.add_parser(
+        "list", help="firing alerts (--pending: and pending; --all: recent of any state)",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon alerts list", "botmon alerts list --pending",
+            "botmon alerts list --all --limit 20", "botmon alerts list --json --wide"),
+    )
+    listing.add_argument("--all", action="store_true",
+                         help="recent alerts of any state, resolved included")
+    listing.add_argument("--pending", action="store_true",
+                         help="also alerts whose condition holds but not yet for long")
+    listing.add_argument("--wide", action="store_true", help="full 32-character ids")
     listing.add_argument("--limit", type=int, default=50)
     _client_options(listing)
     listing.set_defaults(func=cmd_alerts_list)
-    ack = actions.add_parser("ack", help="acknowledge an alert")
-    ack.add_argument("alert_id", metavar="ID")
-    ack.add_argument("--user", required=True, metavar="U", help="who acknowledges")
-    _client_options(ack)
-    ack.set_defaults(func=cmd_alerts_ack)
-    resolve = actions.add_parser("resolve", help="resolve an alert")
-    resolve.add_argument("alert_id", metavar="ID")
-    resolve.add_argument("--user", default=None, metavar="U")
-    _client_options(resolve)
-    resolve.set_defaults(func=cmd_alerts_resolve)
+    for name, verb, func in (("ack", "acknowledge", cmd_alerts_ack),
+                             ("resolve", "resolve", cmd_alerts_resolve)):
+        action = actions.add_parser(
+            name, help=f"{verb} an alert (ID: any unique prefix of its id)",
+            formatter_class=_RAW, epilog=_examples(
+                f"botmon alerts {name} 1a2b3c4d",
+                f"botmon alerts {name} 1a2b --user ann --note 'on it'"),
+        )
+        action.add_argument("alert_id", metavar="ID")
+        action.add_argument("--user", default=None, metavar="U",
+                            help=f"who does it (default: $USER, here {_user()!r})")
+        action.add_argument("--note", default=None, metavar="TEXT", help="why, what next")
+        _client_options(action)
+        action.set_defaults(func=func)
+
+    from otel_botmon.cli_silence import add_silence_commands
+
+    add_silence_commands(commands, _client_options)
 
     try:
         from otel_botmon.alerting.rules_cli import add_rules_commands
@@ -132,13 +183,23 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
+def _user() -> str:
+    from otel_botmon.cli_client import default_user
+
+    return default_user()
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=os.environ.get("BOTMON_URL", DEFAULT_URL),
-                        help="dashboard base URL (default $BOTMON_URL or %(default)s)")
+                        help="dashboard base URL, scheme optional "
+                             "(default $BOTMON_URL or %(default)s)")
     parser.add_argument("--token", default=os.environ.get("BOTMON_TOKEN"),
                         help="dashboard access token (default $BOTMON_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colours (also: $NO_COLOR; none when not a terminal)")
     parser.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S")
+
 
 
 # --- demo ----------------------------------------------------------------------------------
@@ -178,112 +239,6 @@ def _serve_exchange(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise CliError(f"cannot serve the exchange on port {args.port}: {exc}", 2) from exc
     return 0
-
-
-# --- dashboard client ----------------------------------------------------------------------
-
-
-def _request(args: argparse.Namespace, method: str, path: str,
-             body: dict[str, Any] | None = None) -> Any:
-    url = args.url.rstrip("/") + path
-    headers = {"Accept": "application/json"}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=args.timeout)
-    except httpx.HTTPError as exc:
-        raise CliError(
-            f"cannot reach the dashboard at {args.url} ({type(exc).__name__}); is "
-            "`botmon demo` or your bot's MonitoringDashboard running? (--url)", 2,
-        ) from exc
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.status_code == 401:
-        raise CliError("the dashboard needs an access token: pass --token or set BOTMON_TOKEN", 2)
-    if response.status_code >= 400:
-        detail = payload.get("detail") if isinstance(payload, dict) else response.text[:200]
-        raise CliError(f"{method} {path} failed with HTTP {response.status_code}: {detail}")
-    return payload
-
-
-def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    status = _request(args, "GET", "/api/status")
-    if args.json:
-        out.write(json.dumps(status, indent=2) + "\n")
-        return 0
-    sev = status.get("alerts_by_severity", {})
-    out.write(f"overall health: {status['overall_health']}\n")
-    out.write(f"uptime:         {_duration(status.get('uptime_seconds', 0))}\n")
-    out.write(f"active alerts:  {status['active_alerts']} ("
-              + ", ".join(f"{k} {v}" for k, v in sev.items()) + ")\n")
-    out.write("components:\n")
-    for name, health in sorted(status.get("components", {}).items()):
-        out.write(f"  {name:<24} {health}\n")
-    return 0
-
-
-def cmd_alerts_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    params = f"?state={'all' if args.all else 'active'}&limit={max(1, min(args.limit, 1000))}"
-    payload = _request(args, "GET", "/api/alerts" + params)
-    alerts = payload.get("alerts", [])
-    if args.json:
-        out.write(json.dumps(alerts, indent=2) + "\n")
-        return 0
-    if not alerts:
-        out.write("no alerts\n")
-        return 0
-    out.write(f"{'ID':<32}  {'SEVERITY':<9} {'STATE':<9} {'ACK':<12} {'SINCE':<20} TITLE\n")
-    for alert in alerts:
-        ack = alert.get("acknowledged_by") or ("yes" if alert.get("acknowledged") else "-")
-        out.write(f"{alert['id']:<32}  {alert['severity']:<9} {alert['state']:<9} "
-                  f"{_clip(ack, 12):<12} {_when(alert.get('started_at')):<20} "
-                  f"{_clip(alert['title'], 80)}\n")
-    return 0
-
-
-def cmd_alerts_ack(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    alert = _request(args, "POST", f"/api/alerts/{_quote(args.alert_id)}/acknowledge",
-                     {"user": args.user})["alert"]
-    out.write(f"acknowledged {alert['id']} ({_clip(alert['title'], 80)}) as {args.user}\n")
-    return 0
-
-
-def cmd_alerts_resolve(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    body = {"user": args.user} if args.user else None
-    alert = _request(args, "POST", f"/api/alerts/{_quote(args.alert_id)}/resolve", body)["alert"]
-    out.write(f"resolved {alert['id']} ({_clip(alert['title'], 80)})\n")
-    return 0
-
-
-def _quote(alert_id: str) -> str:
-    from urllib.parse import quote
-
-    return quote(alert_id, safe="")
-
-
-def _clip(text: str, width: int) -> str:
-    # Terminal output: no control characters from alert text (escape sequences).
-    clean = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return clean if len(clean) <= width else clean[: width - 1] + "…"
-
-
-def _when(stamp: float | None) -> str:
-    if not stamp:
-        return "-"
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,18 +16,28 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
-from otel_botmon.alerting.model import AlertSeverity, AlertType
+from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, AlertState, AlertType
 from otel_botmon.instrument.exchange import record_api_call
 from otel_botmon.instrument.trading import record_trade_execution
 from otel_botmon.monitor_components import Components, build_components
 from otel_botmon.monitor_config import MonitoringConfig
+from otel_botmon.monitor_views import (
+    SystemStatus,
+    UnknownAlertError,
+    UnknownSilenceError,
+    alert_dict,
+    health_dict,
+    rule_dict,
+    silence_dict,
+    summary,
+)
 from otel_botmon.observe.checks import TradingEngineCheck
 from otel_botmon.observe.health import HealthStatus
+from otel_botmon.observe.trading_view import read_trading_view, recent_trades_for
 from otel_botmon.performance import (
     Metric,
     MetricCategory,
@@ -41,7 +51,7 @@ from otel_botmon.redaction import redact_text
 __all__ = [
     "Metric", "MetricCategory", "MetricType", "MetricsCollector", "MonitoringConfig",
     "PerformanceMonitor", "PerformanceSample", "SystemMonitor", "SystemStatus",
-    "UnknownAlertError",
+    "UnknownAlertError", "UnknownSilenceError",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -55,45 +65,6 @@ CHART_FIELDS = (
 
 RECENT_ALERTS = 500
 """Alerts the monitor keeps at hand for ``get_alert_history`` without asking the store."""
-
-
-class UnknownAlertError(KeyError):
-    """No alert has the given id."""
-
-    def __init__(self, alert_id: str) -> None:
-        super().__init__(alert_id)
-        self.alert_id = alert_id
-
-    def __str__(self) -> str:
-        return f"no alert with id {self.alert_id!r}"
-
-
-@dataclass
-class SystemStatus:
-    """What ``get_system_status()`` returns: the whole bot at a glance."""
-
-    overall_health: HealthStatus
-    """Worst component health, raised to CRITICAL by an active critical/emergency alert."""
-    active_alerts: int
-    alerts_by_severity: dict[str, int]
-    components: dict[str, str]
-    """Component name -> its health status value."""
-    uptime_seconds: float
-    started_at: float | None
-    running: bool
-    timestamp: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "overall_health": self.overall_health.value,
-            "active_alerts": self.active_alerts,
-            "alerts_by_severity": dict(self.alerts_by_severity),
-            "components": dict(self.components),
-            "uptime_seconds": round(self.uptime_seconds, 3),
-            "started_at": self.started_at,
-            "running": self.running,
-            "timestamp": self.timestamp,
-        }
 
 
 class SystemMonitor:
@@ -128,8 +99,11 @@ class SystemMonitor:
         # request), so the dashboard's "recent alerts" never sorts the stored history.
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._recent_lock = threading.Lock()
+        tel = telemetry.get_telemetry()
+        self._recent_trades = recent_trades_for(tel.tracer_provider if tel else None)
+        self._trading: dict[str, Any] = {"rate_limits": [], "pnl_by_symbol": []}
         for alert in reversed(self.alert_manager.get_alert_history(limit=RECENT_ALERTS)):
-            self._recent[alert.id] = _alert_dict(alert)
+            self._recent[alert.id] = alert_dict(alert)
         self.alert_manager.add_listener(self._on_alert_event, notifiable_only=False)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -150,6 +124,7 @@ class SystemMonitor:
         await self.health_checker.start()
         await self.alert_manager.start()
         self.performance_monitor.sample()
+        self._sample_trading()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._sample_loop(), name="botmon-performance"),
@@ -198,9 +173,19 @@ class SystemMonitor:
             try:
                 # Collecting the reader walks every series: keep it off the event loop.
                 await asyncio.to_thread(self.performance_monitor.sample)
+                await asyncio.to_thread(self._sample_trading)
                 self._notify_listeners()
             except Exception as exc:
                 report_internal_error("monitor.sample", exc)
+
+    def _sample_trading(self) -> None:
+        tel = telemetry.get_telemetry()
+        if tel is None:
+            return
+        try:
+            self._trading = read_trading_view(tel.metric_reader.get_metrics_data())
+        except Exception as exc:
+            report_internal_error("monitor.trading_view", exc)
 
     async def _status_log_loop(self) -> None:
         while True:
@@ -256,33 +241,83 @@ class SystemMonitor:
         ))
         return alert if isinstance(alert, str) else str(alert.id)
 
-    async def acknowledge_alert(self, alert_id: str, user: str) -> dict[str, Any]:
-        """Mark the alert acknowledged by ``user``; returns its view.
-
-        Raises ``UnknownAlertError`` when no alert has that id.
-        """
+    async def acknowledge_alert(
+        self, alert_id: str, user: str, *, note: str | None = None,
+    ) -> dict[str, Any]:
+        """Mark the alert acknowledged by ``user`` (with an optional ``note``); returns
+        its view. Raises ``UnknownAlertError`` when no alert has that id."""
         self._require_alert(alert_id)
-        await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user))
+        if note:
+            await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user, note=note))
+        else:
+            await _maybe_await(self.alert_manager.acknowledge_alert(alert_id, user))
         return self._alert_view(alert_id)
 
-    async def resolve_alert(self, alert_id: str, user: str | None = None) -> dict[str, Any]:
+    async def resolve_alert(
+        self, alert_id: str, user: str | None = None, *, note: str | None = None,
+    ) -> dict[str, Any]:
         """Resolve the alert by hand; returns its view. ``UnknownAlertError`` if unknown."""
         self._require_alert(alert_id)
-        if user is None:
+        if note:
+            await _maybe_await(self.alert_manager.resolve_alert(alert_id, user, note=note))
+        elif user is None:
             await _maybe_await(self.alert_manager.resolve_alert(alert_id))
         else:
             await _maybe_await(self.alert_manager.resolve_alert(alert_id, user))
         return self._alert_view(alert_id)
 
+    # --- silences ---------------------------------------------------------------------
+
+    def get_silences(self) -> list[dict[str, Any]]:
+        """Silences that are active or scheduled, soonest ending first (expired ones are
+        dropped when expired by hand)."""
+        now = self.alert_manager.clock()
+        views = [silence_dict(s, now) for s in self.alert_manager.get_silences()
+                 if s.ends_at > now]
+        return sorted(views, key=lambda v: v["ends_at"])
+
+    def add_silence(
+        self, matchers: list[str] | dict[str, str], duration_s: float, *, comment: str = "",
+        created_by: str = "", starts_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Silence alerts whose labels match every matcher (``alertname="x"``,
+        ``severity=~"warning|info"``) for ``duration_s``; ValueError on a bad matcher."""
+        silence_id = self.alert_manager.add_silence(
+            matchers, starts_at=starts_at, duration_s=duration_s, created_by=created_by,
+            comment=comment,
+        )
+        self._notify_listeners()
+        return self._silence_view(silence_id)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        """End a silence now; returns its last view. ``UnknownSilenceError`` if unknown."""
+        view = self._silence_view(silence_id)
+        self.alert_manager.remove_silence(silence_id)
+        view["state"] = "expired"
+        self._notify_listeners()
+        return view
+
+    def _silence_view(self, silence_id: str) -> dict[str, Any]:
+        now = self.alert_manager.clock()
+        for silence in self.alert_manager.get_silences():
+            if silence.id == silence_id:
+                return silence_dict(silence, now)
+        raise UnknownSilenceError(silence_id)
+
+    def require_actionable(self, alert_id: str) -> None:
+        """``UnknownAlertError`` unless an alert with this id can be acknowledged or
+        resolved (any state but INACTIVE)."""
+        self._require_alert(alert_id)
+
     def get_alert(self, alert_id: str, *, with_events: bool = False) -> dict[str, Any] | None:
         """The alert's view, or ``None`` when unknown. ``with_events`` adds its event log
         (fired, acknowledged, every notification attempt, resolved ...)."""
         alert = self.alert_manager.get_alert(alert_id)
-        return None if alert is None else _alert_dict(alert, with_events=with_events)
+        return None if alert is None else alert_dict(alert, with_events=with_events)
 
     def get_active_alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts, most severe and newest first."""
-        alerts = [_alert_dict(a) for a in self.alert_manager.get_active_alerts()]
+        alerts = [alert_dict(a) for a in self.alert_manager.get_active_alerts()]
         order = {s.value: s.rank for s in AlertSeverity}
         alerts.sort(key=lambda a: (-order.get(a["severity"], 0), -(a["started_at"] or 0)))
         return alerts
@@ -290,14 +325,16 @@ class SystemMonitor:
     def get_alert_history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` alerts of any state, newest first."""
         if limit > RECENT_ALERTS:
-            return [_alert_dict(a) for a in self.alert_manager.get_alert_history(limit=limit)]
+            return [alert_dict(a) for a in self.alert_manager.get_alert_history(limit=limit)]
         with self._recent_lock:
             views = list(self._recent.values())
         views.sort(key=lambda a: a["started_at"] or 0.0, reverse=True)
         return [dict(view) for view in views[: max(0, limit)]]
 
     def _require_alert(self, alert_id: str) -> None:
-        if self.alert_manager.get_alert(alert_id) is None:
+        alert = self.alert_manager.get_alert(alert_id)
+        if alert is None or alert.state is AlertState.INACTIVE:
+            # an inactive alert (pending that cleared) never fired: nothing to act on
             raise UnknownAlertError(alert_id)
 
     def _alert_view(self, alert_id: str) -> dict[str, Any]:
@@ -324,7 +361,7 @@ class SystemMonitor:
         return {
             "overall_health": self.health_checker.overall_status().value,
             "components": {
-                name: _health_dict(result) for name, result in sorted(results.items())
+                name: health_dict(result) for name, result in sorted(results.items())
             },
         }
 
@@ -333,8 +370,15 @@ class SystemMonitor:
     def get_system_status(self) -> SystemStatus:
         """Overall health, uptime, active alerts by severity and component health."""
         by_severity = {s.value: 0 for s in AlertSeverity}
+        firing: list[Any] = []
+        pending = 0
         for alert in self.alert_manager.get_active_alerts():
+            if alert.state is not AlertState.FIRING:
+                pending += 1
+                continue
+            firing.append(alert)
             by_severity[alert.severity.value] = by_severity.get(alert.severity.value, 0) + 1
+        firing.sort(key=lambda a: (-a.severity.rank, a.fired_at or a.started_at))
         components = {
             name: result.status.value
             for name, result in sorted(self.health_checker.get_all_health().items())
@@ -357,12 +401,18 @@ class SystemMonitor:
             ),
             started_at=started,
             running=started is not None,
+            pending_alerts=pending,
+            firing=[{
+                "id": a.id, "title": redact_text(a.title), "severity": a.severity.value,
+                "fired_at": a.fired_at, "acknowledged_by": a.acknowledged_by,
+            } for a in firing],
         )
 
     def get_performance_summary(self, history_limit: int = 120) -> dict[str, Any]:
         """The latest performance sample, chart columns and custom metrics."""
         latest = self.performance_monitor.latest
         return {
+            "window_s": self.performance_monitor.window_s,
             "current": latest.to_dict() if latest is not None else None,
             "history": self.performance_monitor.series(CHART_FIELDS, limit=history_limit),
             "custom_metrics": self.performance_monitor.metrics_collector.summaries(),
@@ -378,10 +428,18 @@ class SystemMonitor:
             "health": self.get_health_details(),
             "performance": self.get_performance_summary(history_limit),
             "alerts": {
-                "active": [_summary(a) for a in self.get_active_alerts()],
-                "recent": [_summary(a) for a in self.get_alert_history(limit=alert_limit)],
+                "active": [summary(a) for a in self.get_active_alerts()],
+                "recent": [summary(a) for a in self.get_alert_history(limit=alert_limit)],
             },
+            "silences": self.get_silences(),
+            "trading": self.get_trading_view(),
+            "rules": [rule_dict(r) for r in self.alert_manager.rules],
         }
+
+    def get_trading_view(self) -> dict[str, Any]:
+        """Rate-limit usage per exchange/budget/interval, realized P&L by symbol (as of the
+        last sample) and the most recent trades, newest first."""
+        return {**self._trading, "recent_trades": self._recent_trades.snapshot(20)}
 
     # --- change notifications (for push updates) --------------------------------------
 
@@ -393,8 +451,14 @@ class SystemMonitor:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
 
-    def _on_alert_event(self, alert: Any, _event: Any) -> None:
-        view = _alert_dict(alert)
+    def _on_alert_event(self, alert: Any, event: Any) -> None:
+        if event.kind is AlertEventKind.INACTIVE:
+            # a pending alert that never fired: gone from every list, not a ghost
+            with self._recent_lock:
+                self._recent.pop(alert.id, None)
+            self._notify_listeners()
+            return
+        view = alert_dict(alert)
         with self._recent_lock:
             self._recent[alert.id] = view
             self._recent.move_to_end(alert.id)
@@ -414,31 +478,3 @@ async def _maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
-
-
-def _alert_dict(alert: Any, *, with_events: bool = False) -> dict[str, Any]:
-    """An alert's JSON view, with secrets scrubbed from its free text."""
-    data: dict[str, Any] = alert.to_dict(with_events=with_events)
-    for event in data.get("events", ()):
-        event["detail"] = {k: redact_text(v) if isinstance(v, str) else v
-                           for k, v in dict(event.get("detail") or {}).items()}
-    data["title"] = redact_text(data.get("title", ""))
-    data["message"] = redact_text(data.get("message", ""))
-    data["annotations"] = {k: redact_text(v) for k, v in dict(data.get("annotations", {})).items()}
-    return data
-
-
-SUMMARY_FIELDS = (
-    "id", "title", "message", "severity", "alert_type", "state", "acknowledged",
-    "acknowledged_by", "labels", "value", "started_at", "fired_at", "resolved_at",
-)
-
-
-def _summary(view: dict[str, Any]) -> dict[str, Any]:
-    return {key: view.get(key) for key in SUMMARY_FIELDS}
-
-
-def _health_dict(result: Any) -> dict[str, Any]:
-    data: dict[str, Any] = result.to_dict()
-    data["message"] = redact_text(data.get("message", ""))
-    return data

@@ -5,7 +5,8 @@ plus sorted labels). States follow Prometheus: a new match is PENDING; it FIRES 
 condition has held for ``for_`` seconds (at once when ``for_`` is 0); a firing alert whose
 condition stops holding keeps firing for ``keep_firing_for`` seconds and, with a
 ``recovery_threshold``, until its value crosses that threshold; then it RESOLVES. A
-pending alert whose condition stops holding is dropped (never notified).
+pending alert whose condition stops holding becomes INACTIVE: one ``inactive`` event (never
+notified) tells listeners it is gone, and it leaves the active set and the store.
 
 A manual resolve of a rule's alert sticks: the same series does not raise a new alert until
 its condition has been seen clear once. Which events are notified is decided by
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,6 +49,7 @@ from otel_botmon.alerting.suppression import NotificationGate, new_event
 logger = logging.getLogger("otel_botmon.alerting")
 
 _ORPHAN_GRACE_S = 600.0
+_INACTIVE_KEPT = 256  # pending alerts that cleared, kept so ``get`` can say what became of them
 
 
 class AlertEvaluator:
@@ -90,6 +93,7 @@ class AlertEvaluator:
         self._rules: dict[str, CompiledRule] = {}
         self._alerts = AlertRegistry(store)
         self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
+        self._inactive: OrderedDict[str, Alert] = OrderedDict()  # id -> cleared pending alert
         self._restored_at: float | None = None
         self._dirty: set[str] = set()  # ids of alerts to write to the store
         self._unsaved: list[AlertEvent] = []  # events whose store write failed
@@ -178,9 +182,13 @@ class AlertEvaluator:
         return [a for a in self.active() if a.state is AlertState.PENDING]
 
     def get(self, alert_id: str) -> Alert | None:
-        """An alert by id: active ones from memory, resolved ones from the store."""
+        """An alert by id: active ones from memory, resolved ones from the store, and
+        recently cleared pending ones (state INACTIVE, memory only)."""
         with self._lock:
-            return self._alerts.get(alert_id)
+            return self._alerts.get(alert_id) or self._inactive.get(alert_id)
+
+    def _find(self, alert_id: str) -> Alert | None:
+        return self._alerts.find(alert_id) or self._inactive.get(alert_id)
 
     def record_event(
         self, alert_id: str, kind: AlertEventKind, detail: Mapping[str, Any] | None = None,
@@ -299,13 +307,7 @@ class AlertEvaluator:
         recovery = self._recovery_values(compiled, missing, now, shared)
         for alert in missing:
             if alert.state is AlertState.PENDING:
-                del compiled.alerts[alert.fingerprint]
-                self._alerts.by_id.pop(alert.id, None)
-                if self.store is not None:
-                    try:
-                        self.store.delete_alert(alert.id)
-                    except Exception as exc:
-                        report_internal_error("alerting.store", exc)
+                self._deactivate(alert, now, events)
                 continue
             still = recovery.get(alert.fingerprint)
             if still is not None:
@@ -346,6 +348,7 @@ class AlertEvaluator:
 
     def _end(
         self, alert: Alert, now: float, events: list[AlertEvent], *, by: str | None, reason: str,
+        note: str | None = None,
     ) -> None:
         """Resolve an active alert and move it out of the active set."""
         was_firing = alert.state is AlertState.FIRING
@@ -361,7 +364,29 @@ class AlertEvaluator:
             detail: dict[str, Any] = {"reason": reason, "value": alert.value}
             if by is not None:
                 detail["by"] = by
+            if note:
+                detail["note"] = str(note)
             events.append(new_event(alert, AlertEventKind.RESOLVED, now, detail))
+
+    def _deactivate(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
+        """A pending alert whose condition cleared: INACTIVE, out of the active set and the
+        store (it never fired), and one ``inactive`` event that is never notified."""
+        alert.state = AlertState.INACTIVE
+        alert.last_eval = now
+        self._forget_active(alert)
+        self._dirty.discard(alert.id)
+        self._inactive[alert.id] = alert
+        while len(self._inactive) > _INACTIVE_KEPT:
+            self._inactive.popitem(last=False)
+        if self.store is not None:
+            try:
+                self.store.delete_alert(alert.id)
+            except Exception as exc:
+                report_internal_error("alerting.store", exc)
+        event = new_event(alert, AlertEventKind.INACTIVE, now,
+                          {"reason": "condition cleared before for", "value": alert.value})
+        event.notify = False
+        events.append(event)
 
     def _forget_active(self, alert: Alert) -> None:
         self._alerts.discard_active(alert)
@@ -392,7 +417,7 @@ class AlertEvaluator:
 
     def _finish(self, events: list[AlertEvent], now: float) -> None:
         """Decide what to notify, then store and publish this cycle's changes."""
-        self._gate.apply(events, self._alerts.by_id.values(), self._alerts.find, now,
+        self._gate.apply(events, self._alerts.by_id.values(), self._find, now,
                          self._policy)
         self._dirty |= self._gate.changed
         self._gate.changed.clear()
@@ -406,7 +431,8 @@ class AlertEvaluator:
                     for event in retry:
                         store.save_event(event, hooks=False)
                     for event in events:
-                        store.save_event(event)
+                        if event.kind is not AlertEventKind.INACTIVE:  # not in the store
+                            store.save_event(event)
                     for alert_id in self._dirty:
                         alert = self._alerts.find(alert_id)
                         if alert is not None:
@@ -423,14 +449,14 @@ class AlertEvaluator:
 
     def _publish(self, events: list[AlertEvent]) -> None:
         for event in events:
-            alert = self._alerts.find(event.alert_id)
+            alert = self._find(event.alert_id)
             if alert is not None:
                 alert.events.append(event)
         if events and self.publish_telemetry:
             from otel_botmon.alerting import alert_telemetry
 
             alert_telemetry.record_events(
-                [(a, e) for e in events if (a := self._alerts.find(e.alert_id)) is not None]
+                [(a, e) for e in events if (a := self._find(e.alert_id)) is not None]
             )
 
     # --- custom alerts and manual actions ----------------------------------------------------
@@ -482,6 +508,7 @@ class AlertEvaluator:
 
     def acknowledge(
         self, alert_id: str, user: str, *, now: float | None = None, dispatch: bool = True,
+        note: str | None = None,
     ) -> tuple[bool, list[AlertEvent]]:
         """Record who acknowledged an alert (stops its escalation).
 
@@ -499,7 +526,10 @@ class AlertEvaluator:
             alert.acknowledged_by = str(user)
             alert.acknowledged_at = now
             self._dirty.add(alert.id)
-            events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, {"by": str(user)}))
+            detail = {"by": str(user)}
+            if note:
+                detail["note"] = str(note)
+            events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, detail))
             self._finish(events, now)
         if dispatch:
             self.dispatch(events)
@@ -507,7 +537,7 @@ class AlertEvaluator:
 
     def resolve(
         self, alert_id: str, user: str | None = None, *, now: float | None = None,
-        dispatch: bool = True,
+        dispatch: bool = True, note: str | None = None,
     ) -> tuple[bool, list[AlertEvent]]:
         """Resolve an alert by hand.
 
@@ -523,7 +553,7 @@ class AlertEvaluator:
                 return self._alerts.resolved_alert(alert_id) is not None, events
             if alert.rule_name in self._rules:
                 self._manually_resolved[alert.fingerprint] = alert.rule_name
-            self._end(alert, now, events, by=user or "", reason="resolved manually")
+            self._end(alert, now, events, by=user or "", reason="resolved manually", note=note)
             self._finish(events, now)
         if dispatch:
             self.dispatch(events)

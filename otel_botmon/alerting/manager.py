@@ -133,17 +133,20 @@ class AlertManager:
         self.evaluator.dispatch(events)
         return str(alert.id)
 
-    async def acknowledge_alert(self, alert_id: str, user: str) -> bool:
-        """Acknowledge (stops escalation). False when the id is unknown."""
+    async def acknowledge_alert(self, alert_id: str, user: str, note: str | None = None) -> bool:
+        """Acknowledge (stops escalation); ``note`` goes into the event. False when the id
+        is unknown."""
         found, events = await self._off_loop(
-            "acknowledge", alert_id, user, now=self.clock(), dispatch=False)
+            "acknowledge", alert_id, user, now=self.clock(), dispatch=False, note=note)
         self.evaluator.dispatch(events)
         return bool(found)
 
-    async def resolve_alert(self, alert_id: str, user: str | None = None) -> bool:
+    async def resolve_alert(
+        self, alert_id: str, user: str | None = None, note: str | None = None,
+    ) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
         found, events = await self._off_loop(
-            "resolve", alert_id, user, now=self.clock(), dispatch=False)
+            "resolve", alert_id, user, now=self.clock(), dispatch=False, note=note)
         self.evaluator.dispatch(events)
         return bool(found)
 

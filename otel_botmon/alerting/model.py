@@ -77,6 +77,8 @@ class AlertEventKind(str, Enum):
     """What happened to an alert instance; every kind is stored and can be notified."""
 
     PENDING = "pending"
+    INACTIVE = "inactive"
+    """A pending alert whose condition cleared before its ``for``: it never fired."""
     FIRED = "fired"
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"

@@ -4,15 +4,21 @@
 ``access_token`` is set, every ``/api`` endpoint and the WebSocket need it
 (``Authorization: Bearer <token>``; the WebSocket also takes ``?token=``) and answer
 401 without it; the page itself is open. Foreign hosts, foreign origins, non-JSON bodies
-and oversized bodies are refused first (``security.DashboardGuard``). Errors are JSON
-``{"error": ..., "detail": ...}``.
+and oversized bodies are refused first (``security.DashboardGuard``).
+``access_token`` may also be a mapping of names to tokens: an action
+taken with a token is then recorded as done by that name unless the body names a user.
+Errors are JSON ``{"error": ..., "detail": ...}``.
+
+Acknowledge and resolve take an optional JSON body (``{"user": ..., "note": ...}``); a
+body-less POST acknowledges as the token's name, or ``"dashboard"``. An unknown alert id
+answers 404 whatever the body.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,11 +43,14 @@ from otel_botmon.dashboard.models import (
     HealthResponse,
     PerformanceResponse,
     ResolveRequest,
+    SilenceRequest,
+    SilenceResponse,
+    SilencesResponse,
     StatusResponse,
 )
 from otel_botmon.dashboard.push import PushHub
 from otel_botmon.dashboard.security import DashboardGuard, GuardPolicy, declare_token_on_reads
-from otel_botmon.monitor import SystemMonitor, UnknownAlertError
+from otel_botmon.monitor import SystemMonitor, UnknownAlertError, UnknownSilenceError
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -88,10 +98,50 @@ def _error(status: int, error: str, detail: Any = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+DEFAULT_USER = "dashboard"
+"""Who an action is recorded as when neither the body nor the token names anyone."""
+
+
+def _token_table(access_token: str | Mapping[str, str] | None) -> dict[str, str | None] | None:
+    """token -> name (None for an unnamed single token); None when the app is open."""
+    if access_token is None:
+        return None
+    if isinstance(access_token, str):
+        if not access_token:
+            raise ValueError("access_token must be a non-empty string or None")
+        return {access_token: None}
+    table: dict[str, str | None] = {}
+    for name, token in dict(access_token).items():
+        if not isinstance(token, str) or not token or not isinstance(name, str) or not name:
+            raise ValueError("access_token mapping must map non-empty names to non-empty tokens")
+        table[token] = name
+    if not table:
+        raise ValueError("access_token mapping must not be empty")
+    return table
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": False, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _optional_body(request: Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body as ``model``, or None when there is no body."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        ) from None
+
+
 def create_app(
     system_monitor: SystemMonitor,
     *,
-    access_token: str | None = None,
+    access_token: str | Mapping[str, str] | None = None,
     push_interval_s: float = 2.0,
     alert_limit: int = 20,
     history_limit: int = 120,
@@ -104,8 +154,7 @@ def create_app(
     the recent alerts and chart points in ``/api/dashboard``. ``guard`` decides which
     hosts, origins and bodies are accepted (loopback, same origin, 64 KiB by default).
     """
-    if access_token is not None and not access_token:
-        raise ValueError("access_token must be a non-empty string or None")
+    tokens = _token_table(access_token)
     monitor = system_monitor
 
     def build() -> dict[str, Any]:
@@ -142,22 +191,39 @@ def create_app(
     bearer = HTTPBearer(auto_error=False, description="The dashboard's access token")
 
     def token_ok(given: str | None) -> bool:
-        if access_token is None:
-            return True
-        return given is not None and hmac.compare_digest(
-            given.encode("utf-8"), access_token.encode("utf-8")
-        )
+        return check_token(given)[0]
+
+    def check_token(given: str | None) -> tuple[bool, str | None]:
+        """(allowed, the token's name)."""
+        if tokens is None:
+            return True, None
+        if given is None:
+            return False, None
+        found: tuple[bool, str | None] = (False, None)
+        for token, name in tokens.items():  # compare with every token: no timing hint
+            if hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+                found = (True, name)
+        return found
 
     def require_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> None:
-        if not token_ok(credentials.credentials if credentials else None):
+    ) -> str | None:
+        allowed, name = check_token(credentials.credentials if credentials else None)
+        if not allowed:
             raise _Unauthorized()
+        return name
+
+    def token_name(request: Request) -> str | None:
+        # read the header directly: a second security dependency would put the token
+        # into the schema of an open dashboard
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else None
+        return check_token(given)[1]
 
     _install_error_handlers(app)
     # Only a dashboard with a token declares (and checks) one, so the schema tells the truth.
-    guarded = [Depends(require_token)] if access_token is not None else []
-    errors = _ERRORS if access_token is not None else {
+    guarded = [Depends(require_token)] if tokens is not None else []
+    errors = _ERRORS if tokens is not None else {
         k: v for k, v in _ERRORS.items() if k != 401
     }
 
@@ -214,22 +280,73 @@ def create_app(
     @app.post(
         "/api/alerts/{alert_id}/acknowledge", response_model=AlertActionResponse,
         tags=["alerts"], responses=errors, dependencies=guarded,
+        openapi_extra=_body_schema(AcknowledgeRequest),
     )
-    async def acknowledge_alert(alert_id: str, body: AcknowledgeRequest) -> Any:
-        """Acknowledge an alert (stops its escalation)."""
-        alert = await monitor.acknowledge_alert(alert_id, body.user)
+    async def acknowledge_alert(
+        alert_id: str, request: Request,
+    ) -> Any:
+        """Acknowledge an alert (stops its escalation). The body is optional: without a
+        ``user`` the acknowledgement is recorded as the token's name or "dashboard"."""
+        monitor.require_actionable(alert_id)  # 404 first, whatever the body
+        body = await _optional_body(request, AcknowledgeRequest)
+        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        note = body.note if body is not None else None
+        alert = await monitor.acknowledge_alert(alert_id, user, note=note)
         hub.mark_changed()
         return JSONResponse({"alert": alert})
 
     @app.post(
         "/api/alerts/{alert_id}/resolve", response_model=AlertActionResponse,
         tags=["alerts"], responses=errors, dependencies=guarded,
+        openapi_extra=_body_schema(ResolveRequest),
     )
-    async def resolve_alert(alert_id: str, body: ResolveRequest | None = None) -> Any:
-        """Resolve an alert by hand."""
-        alert = await monitor.resolve_alert(alert_id, body.user if body else None)
+    async def resolve_alert(
+        alert_id: str, request: Request,
+    ) -> Any:
+        """Resolve an alert by hand (the body is optional, as for acknowledge)."""
+        monitor.require_actionable(alert_id)
+        body = await _optional_body(request, ResolveRequest)
+        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        note = body.note if body is not None else None
+        alert = await monitor.resolve_alert(alert_id, user, note=note)
         hub.mark_changed()
         return JSONResponse({"alert": alert})
+
+    @app.get("/api/silences", response_model=SilencesResponse, tags=["silences"])
+    async def get_silences() -> Any:
+        """Active and scheduled silences, soonest ending first."""
+        silences = monitor.get_silences()
+        return JSONResponse({"silences": silences, "count": len(silences)})
+
+    @app.post(
+        "/api/silences", response_model=SilenceResponse, status_code=201, tags=["silences"],
+        responses={k: v for k, v in errors.items() if k != 404}, dependencies=guarded,
+    )
+    async def create_silence(body: SilenceRequest, request: Request) -> Any:
+        """Silence the notifications of alerts matching every matcher for a while."""
+        try:
+            silence = monitor.add_silence(
+                body.matchers, body.duration_s, comment=body.comment,
+                created_by=body.created_by or token_name(request) or DEFAULT_USER,
+                starts_at=body.starts_at,
+            )
+        except ValueError as exc:
+            return _error(422, "invalid_request", str(exc))
+        hub.mark_changed()
+        return JSONResponse({"silence": silence}, status_code=201)
+
+    @app.post(
+        "/api/silences/{silence_id}/expire", response_model=SilenceResponse,
+        tags=["silences"], responses={
+            **{k: v for k, v in errors.items() if k != 422},
+            404: {"model": ErrorResponse, "description": "No silence with this id"},
+        }, dependencies=guarded,
+    )
+    async def expire_silence(silence_id: str) -> Any:
+        """End a silence now."""
+        silence = monitor.expire_silence(silence_id)
+        hub.mark_changed()
+        return JSONResponse({"silence": silence})
 
     @app.get("/api/dashboard", response_model=DashboardResponse, tags=["dashboard"])
     async def get_dashboard() -> Any:
@@ -276,6 +393,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownAlertError)
     async def unknown_alert(_: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(UnknownSilenceError)
+    async def unknown_silence(_: Request, exc: Exception) -> Response:
         return _error(404, "not_found", str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -34,6 +34,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class QuietDisconnects:
+    """ASGI wrapper: a client that goes away mid-request (a page closed, a bot task
+    cancelled at shutdown) ends that request quietly instead of logging a traceback."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.requests import ClientDisconnect
+
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            logger.debug("client disconnected before the response")
+
+
 class EmbeddedServer:
     """Serve ``app`` on ``host:port`` from the current event loop until ``stop()``."""
 
@@ -59,7 +75,7 @@ class EmbeddedServer:
         import uvicorn
 
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_level="warning",
+            QuietDisconnects(self.app), host=self.host, port=self.port, log_level="warning",
             access_log=False, lifespan="on", ws_ping_interval=20.0,
             **(self.limits.uvicorn_settings() if self.limits else {}),
         )

@@ -1,9 +1,18 @@
-"""Pushing dashboard snapshots to WebSocket clients.
+"""Pushing dashboard updates to WebSocket clients as deltas.
 
-One snapshot is built and encoded once per update, then handed to every client's own
-sender task through a one-slot mailbox (newest wins). A slow client only ever holds the
-latest snapshot; a client that disconnects mid-send is dropped without touching the
-others.
+A client first gets the whole snapshot, ``{"type": "dashboard", "at": t, "data": {...}}``,
+then ``{"type": "delta", "at": t, "data": {section: value, ...}, "append": {...}}`` with
+only the top-level sections that changed since what *that client* was last sent, and the
+chart points newer than the last one it has (``append`` holds
+``performance.history`` columns to add; the client keeps at most ``history_limit`` points).
+A status whose only change is its clock (``timestamp``, ``uptime_seconds``) is not resent:
+``at`` is the server's time. An idle tab therefore costs a few dozen bytes per push.
+
+The snapshot is built and encoded once per change (shared by every client and by polling);
+each client's sender wakes on a change and computes its own delta at send time, so a slow
+client skips intermediate states but never misses a change. A client that disconnects
+mid-send is dropped without touching the others. Sending ``refresh`` asks for a whole
+snapshot again.
 """
 
 from __future__ import annotations
@@ -14,31 +23,73 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 logger = logging.getLogger("otel_botmon.dashboard")
 
+_CLOCK_FIELDS = ("timestamp", "uptime_seconds")
+
+
+@dataclass
+class _Snapshot:
+    version: int
+    built: float
+    at: float
+    text: str
+    sections: dict[str, str]
+    """Top-level key -> its JSON text (performance without its history)."""
+    compare: dict[str, str]
+    """What decides "changed": the sections, the status without its clock."""
+    history: dict[str, list[Any]]
+    history_limit: int
+
+
+def _split(data: dict[str, Any], text: str, version: int, now: float) -> _Snapshot:
+    sections: dict[str, str] = {}
+    compare: dict[str, str] = {}
+    history: dict[str, list[Any]] = {}
+    for key, value in data.items():
+        if key == "performance" and isinstance(value, dict):
+            history = dict(value.get("history") or {})
+            value = {k: v for k, v in value.items() if k != "history"}
+        encoded = json.dumps(value, default=str)
+        sections[key] = encoded
+        if key == "status" and isinstance(value, dict):
+            compare[key] = json.dumps({k: v for k, v in value.items() if k not in _CLOCK_FIELDS},
+                                      default=str)
+        else:
+            compare[key] = encoded
+    stamps = history.get("timestamp") or []
+    return _Snapshot(version, now, time.time(), text, sections, compare, history,
+                     max(1, len(stamps)))
+
 
 class _Client:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self.mailbox: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self.wake = asyncio.Event()
+        self.sent: dict[str, str] | None = None
+        """The ``compare`` texts of what this client was sent (None: send everything)."""
+        self.history_ts: float | None = None
 
-    def offer(self, message: str) -> None:
-        # newest wins: a client that has not taken the previous snapshot gets this one
-        if self.mailbox.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.mailbox.get_nowait()
-        self.mailbox.put_nowait(message)
+    def offer(self, _message: object = None) -> None:
+        """Something changed: the sender computes this client's delta when it next runs."""
+        self.wake.set()
+
+    def full(self) -> None:
+        self.sent = None
+        self.wake.set()
 
 
 class PushHub:
     """Builds snapshots with ``build()`` and pushes them to connected clients.
 
-    ``interval_s`` bounds how stale a client's view can get; ``mark_changed()`` pushes
-    sooner (coalesced to at most one build per ``min_gap_s``).
+    ``interval_s`` bounds how stale a client's view can get (an unchanged view costs a
+    tiny delta); ``mark_changed()`` pushes sooner (coalesced to at most one build per
+    ``min_gap_s``).
     """
 
     def __init__(
@@ -54,9 +105,10 @@ class PushHub:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.pushes = 0
+        self.bytes_sent = 0
         self.max_age_s = 1.0
         self._version = 0
-        self._cached: tuple[int, float, str] | None = None
+        self._cached: _Snapshot | None = None
         self._stopping = False
 
     @property
@@ -102,20 +154,53 @@ class PushHub:
         else:
             loop.call_soon_threadsafe(event.set)
 
+    def _snapshot(self) -> _Snapshot:
+        now = time.monotonic()
+        cached = self._cached
+        if cached is not None and cached.version == self._version and \
+                now - cached.built < self.max_age_s:
+            return cached
+        version = self._version
+        data = self._build()
+        text = json.dumps(data, default=str)
+        self._cached = _split(data, text, version, now)
+        return self._cached
+
     def snapshot_json(self) -> str:
         """The dashboard snapshot as JSON, rebuilt when something changed or after
         ``max_age_s``; polling clients and pushes share one build."""
-        now = time.monotonic()
-        cached = self._cached
-        if cached is not None and cached[0] == self._version and now - cached[1] < self.max_age_s:
-            return cached[2]
-        version = self._version
-        text = json.dumps(self._build(), default=str)
-        self._cached = (version, now, text)
-        return text
+        return self._snapshot().text
 
     def encode(self) -> str:
-        return '{"type":"dashboard","data":' + self.snapshot_json() + "}"
+        """The whole snapshot as a WebSocket message."""
+        snap = self._snapshot()
+        return _full_message(snap)
+
+    def encode_for(self, client: _Client) -> str:
+        """What ``client`` needs next: everything, or what changed since its last message."""
+        snap = self._snapshot()
+        stamps = snap.history.get("timestamp") or []
+        newest = stamps[-1] if stamps else None
+        if client.sent is None:
+            client.sent = dict(snap.compare)
+            client.history_ts = newest
+            return _full_message(snap, self.interval_s)
+        changed = [k for k, v in snap.compare.items() if client.sent.get(k) != v]
+        for key in changed:
+            client.sent[key] = snap.compare[key]
+        parts = [f'"{key}":{snap.sections[key]}' for key in changed]
+        message = (f'{{"type":"delta","at":{json.dumps(snap.at)},'
+                   f'"data":{{{",".join(parts)}}}')
+        if stamps and newest != client.history_ts:
+            last = client.history_ts
+            start = len(stamps)
+            while start > 0 and (last is None or stamps[start - 1] > last):
+                start -= 1
+            append = {col: values[start:] for col, values in snap.history.items()}
+            message += (f',"append":{{"performance.history":{json.dumps(append, default=str)}}},'
+                        f'"history_limit":{snap.history_limit}')
+            client.history_ts = newest
+        return message + "}"
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one accepted connection until it closes."""
@@ -123,11 +208,11 @@ class PushHub:
         self._clients.add(client)
         sender = asyncio.get_running_loop().create_task(self._send_loop(client))
         try:
-            client.offer(self.encode())
+            client.full()
             while True:
                 text = await websocket.receive_text()
                 if text.strip() in ("refresh", '{"type":"refresh"}', '{"type": "refresh"}'):
-                    client.offer(self.encode())
+                    client.full()
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -137,11 +222,18 @@ class PushHub:
 
     async def _send_loop(self, client: _Client) -> None:
         while True:
-            message = await client.mailbox.get()
+            await client.wake.wait()
+            client.wake.clear()
+            try:
+                message = self.encode_for(client)
+            except Exception as exc:
+                logger.warning("dashboard snapshot failed: %s", exc)
+                continue
             try:
                 await asyncio.wait_for(
                     client.websocket.send_text(message), timeout=self.send_timeout_s
                 )
+                self.bytes_sent += len(message)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -161,13 +253,46 @@ class PushHub:
                 return
             if self._clients:
                 started = time.monotonic()
-                try:
-                    message = self.encode()
-                except Exception as exc:
-                    logger.warning("dashboard snapshot failed: %s", exc)
-                else:
-                    for client in list(self._clients):
-                        client.offer(message)
-                    self.pushes += 1
+                for client in list(self._clients):
+                    client.offer()
+                self.pushes += 1
                 spent = time.monotonic() - started
                 await asyncio.sleep(max(0.0, self.min_gap_s - spent))
+
+
+def _full_message(snap: _Snapshot, interval_s: float | None = None) -> str:
+    # interval_s: the longest gap between two pushes (a client can tell a hung server)
+    interval = "" if interval_s is None else f'"interval_s":{json.dumps(interval_s)},'
+    return (f'{{"type":"dashboard","at":{json.dumps(snap.at)},{interval}'
+            f'"history_limit":{snap.history_limit},"data":{snap.text}}}')
+
+
+def apply_message(view: dict[str, Any] | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The client's side of the protocol (the page does the same in JavaScript): the
+    view after ``message``. Used by tests and by Python clients."""
+    if message.get("type") == "dashboard" or view is None:
+        return dict(message.get("data") or {})
+    view = dict(view)
+    for key, value in (message.get("data") or {}).items():
+        if key == "performance" and isinstance(value, dict):
+            old = view.get("performance") or {}
+            value = {**value, "history": old.get("history", {})}
+        view[key] = value
+    append = (message.get("append") or {}).get("performance.history")
+    if append:
+        perf = dict(view.get("performance") or {})
+        history = {k: list(v) for k, v in dict(perf.get("history") or {}).items()}
+        limit = int(message.get("history_limit") or 0) or None
+        for col, values in append.items():
+            merged = history.get(col, []) + list(values)
+            history[col] = merged[-limit:] if limit else merged
+        perf["history"] = history
+        view["performance"] = perf
+    status = view.get("status")
+    if isinstance(status, dict) and message.get("at") is not None:
+        status = dict(status)
+        status["timestamp"] = message["at"]
+        if status.get("running") and status.get("started_at"):
+            status["uptime_seconds"] = max(0.0, float(message["at"]) - status["started_at"])
+        view["status"] = status
+    return view

@@ -34,7 +34,7 @@ import ipaddress
 import json
 import logging
 import resource
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +100,7 @@ class GuardPolicy:
     bind_host: str = "127.0.0.1"
     allowed_hosts: Iterable[str] = ()
     allowed_origins: Iterable[str] = ()
-    access_token: str | None = None
+    access_token: str | Mapping[str, str] | None = None
     max_body_bytes: int = 64 * 1024
     body_timeout_s: float = 10.0
     _hosts: frozenset[str] = field(init=False, repr=False)
@@ -143,8 +143,14 @@ class GuardPolicy:
     def token_ok(self, given: str | None) -> bool:
         if self.access_token is None:
             return True
-        return given is not None and hmac.compare_digest(
-            given.encode("utf-8"), self.access_token.encode("utf-8"))
+        if given is None:
+            return False
+        tokens = ([self.access_token] if isinstance(self.access_token, str)
+                  else list(self.access_token.values()))
+        ok = False
+        for token in tokens:  # compare with every token: no timing hint of which matched
+            ok |= hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+        return ok
 
 
 class _Reject(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from otel_botmon.monitor import SystemMonitor
@@ -43,7 +43,7 @@ class MonitoringDashboard:
         system_monitor: SystemMonitor,
         host: str = "127.0.0.1",
         port: int = 8001,
-        access_token: str | None = None,
+        access_token: str | Mapping[str, str] | None = None,
         *,
         push_interval_s: float = 2.0,
         allowed_hosts: Iterable[str] = (),
@@ -53,8 +53,10 @@ class MonitoringDashboard:
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
-        if access_token is not None and (not isinstance(access_token, str) or not access_token):
-            raise ValueError("access_token must be a non-empty string or None")
+        if access_token is not None and (
+            not isinstance(access_token, (str, Mapping)) or not access_token
+        ):  # a mapping is {name: token}: actions are recorded under the token's name
+            raise ValueError("access_token must be a non-empty string, a mapping or None")
         if not is_loopback(host) and access_token is None:
             raise ValueError(
                 f"refusing to serve the dashboard on non-loopback address {host!r} without "

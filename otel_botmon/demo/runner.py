@@ -93,9 +93,13 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> DemoResult
                   interval_s=max(0.05, 0.5 * scale), seed=options.seed)
     dashboard = MonitoringDashboard(monitor, port=options.port)
     tasks: list[asyncio.Task[Any]] = []
+    started = False
     try:
-        await monitor.start()
+        # The dashboard first: a busy port is the likeliest failure, and then nothing
+        # else has run (no "demo stopped: 0 trades" before the real error).
         await dashboard.start()
+        await monitor.start()
+        started = True
         result.url = dashboard.url
         _say(out, f"otel_botmon demo: dashboard at {dashboard.url}")
         _say(out, f"simulated exchange at {exchange.base_url}; faults cycle every "
@@ -116,8 +120,9 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> DemoResult
         await monitor.stop()
         monitor.close()
         await exchange.stop()
-        _say(out, f"demo stopped: {bot.stats.trades} trades, {len(result.fired)} alerts fired, "
-                  f"{len(result.resolved)} resolved")
+        if started:
+            _say(out, f"demo stopped: {bot.stats.trades} trades, {len(result.fired)} alerts "
+                      f"fired, {len(result.resolved)} resolved")
     return result
 
 

@@ -37,6 +37,7 @@ NOTIFIABLE_EVENTS = frozenset(
 
 _EVENT_VERB = {
     AlertEventKind.PENDING: "pending",
+    AlertEventKind.INACTIVE: "inactive",
     AlertEventKind.FIRED: "FIRING",
     AlertEventKind.ESCALATED: "ESCALATED",
     AlertEventKind.ACKNOWLEDGED: "acknowledged",

@@ -88,7 +88,8 @@ def test_page_loads_without_console_errors_and_shows_components(
         By.CSS_SELECTOR, 'tr[data-component="system_resources"]'))
     assert "system_resources" in row[0].text
     wait_for(lambda: browser.find_element(By.ID, "connection").text == "live")
-    assert browser.find_element(By.ID, "overall").text in ("healthy", "degraded", "critical")
+    overall = browser.find_element(By.ID, "overall").text
+    assert overall.split(" · ")[0] in ("HEALTHY", "DEGRADED", "CRITICAL")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chart-host polyline"))
     wait_for(lambda: text(browser, '[data-metric="trades_total"] .value') == "1")
     browser.save_screenshot(os.path.join(artifacts_dir, "dashboard.png"))
@@ -103,14 +104,18 @@ def test_acknowledge_button_changes_the_alert_on_page_and_in_api(
         AlertType.TRADING,
     ))
     browser.get(live.url)
-    selector = f'tr[data-alert-id="{alert_id}"]'
+    selector = f'#firing li[data-alert-id="{alert_id}"]'
+    # the first click asks for a name; the second acts as "dashboard"
     click_until(browser, f"{selector} .ack-btn",
-                lambda: "acknowledged by dashboard" in text(browser, f"{selector} .alert-state"))
-    assert not browser.find_elements(By.CSS_SELECTOR, f"{selector} .ack-btn")
+                lambda: text(browser, f"{selector} .alert-state").startswith("ACK by dashboard"))
+    assert not browser.find_element(By.CSS_SELECTOR, f"{selector} .ack-btn").is_enabled()
     alert = httpx.get(f"{live.url}/api/alerts").json()["alerts"][0]
     assert alert["id"] == alert_id and alert["acknowledged_by"] == "dashboard"
-    click_until(browser, f"{selector} .resolve-btn",
-                lambda: text(browser, f"{selector} .alert-state").startswith("resolved"))
+    browser.find_element(By.CSS_SELECTOR, f"{selector} .resolve-btn").click()
+    history = f'#alerts tr[data-alert-id="{alert_id}"] .alert-state'
+    browser.execute_script("document.getElementById('history-panel').open = true")
+    wait_for(lambda: text(browser, history).startswith("resolved"))
+    assert not browser.find_elements(By.CSS_SELECTOR, selector)
     assert httpx.get(f"{live.url}/api/alerts").json()["count"] == 0
     assert severe_console_entries(browser) == []
 
@@ -122,9 +127,10 @@ def test_html_in_an_alert_title_renders_as_text(
         XSS_TITLE, "<script>document.body.dataset.pwned=2</script>", AlertSeverity.CRITICAL,
     ))
     browser.get(live.url)
-    wait_for(lambda: text(browser, f'tr[data-alert-id="{alert_id}"] .title') == XSS_TITLE)
-    assert browser.find_elements(By.CSS_SELECTOR, "#alerts img") == []
-    assert browser.find_elements(By.CSS_SELECTOR, "#alerts script") == []
+    wait_for(lambda: text(browser, f'#firing li[data-alert-id="{alert_id}"] .title') == XSS_TITLE)
+    assert XSS_TITLE in text(browser, "#overall")
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, header img") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "main script") == []
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-pwned") is None
     browser.save_screenshot(os.path.join(artifacts_dir, "dashboard-escaped-alert.png"))
     assert severe_console_entries(browser) == []
@@ -137,9 +143,9 @@ def test_page_with_an_access_token_goes_live_and_acts(browser: Any) -> None:
         browser.get(f"{live.url}/#token=page-token-42")
         wait_for(lambda: browser.find_element(By.ID, "connection").text == "live")
         assert "token" not in browser.current_url  # dropped from the address bar
-        selector = f'tr[data-alert-id="{alert_id}"]'
+        selector = f'#firing li[data-alert-id="{alert_id}"]'
         click_until(browser, f"{selector} .ack-btn",
-                    lambda: "acknowledged" in text(browser, f"{selector} .alert-state"))
+                    lambda: "ACK by" in text(browser, f"{selector} .alert-state"))
         assert live.monitor.get_alert(alert_id)["acknowledged_by"] == "dashboard"
         assert severe_console_entries(browser) == []
 
@@ -148,7 +154,7 @@ def test_events_button_shows_the_alert_history_as_text(browser: Any, live: LiveD
     alert_id = live.call(live.monitor.create_custom_alert("With history", "m"))
     live.call(live.monitor.acknowledge_alert(alert_id, "<b>ann</b>"))
     browser.get(live.url)
-    selector = f'tr[data-alert-id="{alert_id}"]'
+    selector = f'#firing li[data-alert-id="{alert_id}"]'
     click_until(browser, f"{selector} .details-btn",
                 lambda: "acknowledged by <b>ann</b>" in text(browser, f"{selector} .events"))
     wait_for(lambda: "fired" in text(browser, f"{selector} .events"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -49,12 +50,86 @@ def test_status_shows_health_uptime_and_components(
 ) -> None:
     _alert(live)
     code, out, _ = run(capsys, "status", "--url", live.url)
-    assert code == 0
     # a warning alert makes the bot at least degraded (a busy host can make it critical)
-    assert "overall health: degraded" in out or "overall health: critical" in out
-    assert "active alerts:  1 (info 0, warning 1, critical 0, emergency 0)" in out
+    assert ("overall health: degraded" in out and code == 1) or (
+        "overall health: critical" in out and code == 2)
+    assert "firing alerts:  1 (info 0, warning 1, critical 0, emergency 0); pending 0" in out
     assert re.search(r"^uptime: +\d+m \d\ds$", out, re.MULTILINE), out
     assert "system_resources" in out
+    assert re.search(r"^  WARNING +for \d+s +[0-9a-f]{8}  Custom Trading Alert$", out,
+                     re.MULTILINE), out
+
+
+def test_status_exits_2_while_an_alert_is_critical_and_names_it(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _alert(live, "Harmless warning")
+    live.call(live.monitor.create_custom_alert(
+        "Trading engine stalled", "no heartbeat", AlertSeverity.CRITICAL))
+    code, out, _ = run(capsys, "status", "--url", live.url.removeprefix("http://"))
+    assert code == 2
+    assert out.splitlines()[0] == "CRITICAL · Trading engine stalled (+1)"
+    assert "\x1b" not in out  # not a terminal: no colours
+    code, out, _ = run(capsys, "status", "--json", "--url", live.url)
+    assert code == 2
+    assert [a["title"] for a in json.loads(out)["firing"]] == [
+        "Trading engine stalled", "Harmless warning"]
+
+
+def test_status_exits_0_when_healthy_and_3_when_unreachable(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str],
+) -> None:
+    live.call(live.monitor.force_health_check())
+    code, _out, _ = run(capsys, "status", "--url", live.url)
+    status = live.monitor.get_system_status().overall_health.value
+    assert code == {"healthy": 0, "degraded": 1, "critical": 2}[status]
+    from tests.services import free_port
+
+    code, _, err = run(capsys, "status", "--url", f"127.0.0.1:{free_port()}", "--timeout", "2")
+    assert code == 3 and "cannot reach the dashboard" in err
+
+
+def test_ack_by_unique_prefix_defaults_to_user_and_takes_a_note(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("USER", "night_shift")
+    alert_id = _alert(live)
+    code, out, err = run(capsys, "alerts", "ack", alert_id[:6], "--note", "on it",
+                         "--url", live.url)
+    assert code == 0, err
+    assert f"acknowledged {alert_id[:8]}" in out and "as night_shift" in out
+    events = live.monitor.get_alert(alert_id, with_events=True)["events"]
+    assert {"by": "night_shift", "note": "on it"} in [e["detail"] for e in events]
+
+
+def test_ambiguous_prefix_is_refused(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ids = [_alert(live, f"Alert {n}") for n in range(40)]
+    # 40 random ids, 16 possible first characters: some first character is shared
+    shared = next(c for c in "0123456789abcdef" if sum(i[0] == c for i in ids) > 1)
+    code, _, err = run(capsys, "alerts", "resolve", shared, "--url", live.url)
+    assert code == 1 and "ambiguous" in err
+    assert all(live.monitor.get_alert(i)["state"] == "firing" for i in ids)
+
+
+def test_alerts_list_shows_age_and_pending_only_on_request(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from otel_botmon.alerting.history import MetricKind
+    from otel_botmon.alerting.model import AlertRule
+
+    manager = live.monitor.alert_manager
+    metric = "botmon.runtime.event_loop.lag"
+    manager.register_rule(AlertRule("slow_loop", f"{metric} > 0.5", for_=3600))
+    manager.history.add_point(metric, {}, 2.0, manager.clock(), kind=MetricKind.GAUGE)
+    manager.evaluate_once()
+    firing_id = _alert(live)
+    _, out, _ = run(capsys, "alerts", "list", "--url", live.url)
+    assert "AGE" in out.splitlines()[0]
+    assert firing_id[:8] in out and "pending" not in out
+    _code, out, _ = run(capsys, "alerts", "list", "--pending", "--url", live.url)
+    assert "pending" in out and firing_id[:8] in out
 
 
 def test_alerts_list_ack_and_resolve(
@@ -62,7 +137,7 @@ def test_alerts_list_ack_and_resolve(
 ) -> None:
     alert_id = _alert(live, "Low Win Rate Alert \x1b[31m")
     code, out, _ = run(capsys, "alerts", "list", "--url", live.url)
-    assert code == 0 and alert_id in out and "Low Win Rate Alert" in out
+    assert code == 0 and alert_id[:8] in out and "Low Win Rate Alert" in out
     assert "\x1b" not in out  # no terminal escapes from alert text
     code, out, _ = run(
         capsys, "alerts", "ack", alert_id, "--user", "trader_john", "--url", live.url)
@@ -73,7 +148,7 @@ def test_alerts_list_ack_and_resolve(
     assert live.monitor.get_alert(alert_id)["state"] == "resolved"
     code, out, _ = run(capsys, "alerts", "list", "--url", live.url)
     assert out.strip() == "no alerts"
-    code, out, _ = run(capsys, "alerts", "list", "--all", "--url", live.url)
+    code, out, _ = run(capsys, "alerts", "list", "--all", "--wide", "--url", live.url)
     assert alert_id in out and "resolved" in out
 
 
@@ -91,6 +166,10 @@ def test_token_is_required_and_sent(
     alert_id = _alert(live_token)
     code, _, err = run(capsys, "alerts", "ack", alert_id, "--user", "u", "--url", live_token.url)
     assert code == 2 and "--token" in err
+    code, _, err = run(capsys, "status", "--url", live_token.url)
+    assert code == 3 and "--token" in err  # with a token, reads need it too
+    code, _, err = run(capsys, "status", "--url", live_token.url, "--token", TOKEN)
+    assert code in (0, 1, 2)
     code, _, _ = run(capsys, "alerts", "ack", alert_id, "--user", "u", "--url", live_token.url,
                      "--token", TOKEN)
     assert code == 0
@@ -99,13 +178,46 @@ def test_token_is_required_and_sent(
 def test_unreachable_dashboard_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     from tests.services import free_port
 
-    code, _, err = run(capsys, "status", "--url", f"http://127.0.0.1:{free_port()}",
+    code, _, err = run(capsys, "alerts", "list", "--url", f"http://127.0.0.1:{free_port()}",
                        "--timeout", "2")
     assert code == 2 and "cannot reach the dashboard" in err
 
 
+def test_silence_add_list_and_expire(
+    live: LiveDashboard, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "silence", "add", "alertname=high_cpu_usage",
+                         'severity=~"warning|info"', "--duration", "1h30m",
+                         "--comment", "deploy", "--user", "ann", "--url", live.url)
+    assert code == 0, err
+    (silence,) = live.monitor.get_silences()
+    assert silence["created_by"] == "ann" and silence["comment"] == "deploy"
+    assert 5390 < silence["ends_at"] - silence["starts_at"] <= 5400
+    code, out, _ = run(capsys, "silence", "list", "--url", live.url)
+    assert silence["id"][:8] in out and 'alertname="high_cpu_usage"' in out
+    assert "active" in out and "1h" in out
+    code, out, _ = run(capsys, "silence", "expire", silence["id"][:5], "--url", live.url)
+    assert code == 0 and live.monitor.get_silences() == []
+    code, out, _ = run(capsys, "silence", "list", "--url", live.url)
+    assert out.strip() == "no silences"
+    code, _, err = run(capsys, "silence", "expire", "ffff", "--url", live.url)
+    assert code == 1 and "HTTP 404" in err
+
+
+def test_every_command_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["demo", "--help"], ["status", "--help"], ["alerts", "--help"],
+                 ["alerts", "list", "--help"], ["alerts", "ack", "--help"],
+                 ["alerts", "resolve", "--help"], ["silence", "--help"],
+                 ["silence", "add", "--help"], ["silence", "list", "--help"],
+                 ["silence", "expire", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert "examples:\n  botmon" in capsys.readouterr().out, argv
+
+
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["demo", "--duration", "-1"], ["demo", "--port", "70000"], ["alerts", "ack", "x"]):
+    for argv in (["demo", "--duration", "-1"], ["demo", "--port", "70000"], ["alerts", "ack"],
+                 ["silence", "add", "a=b", "--duration", "soon"]):
         with pytest.raises(SystemExit) as info:
             cli.main(argv)
         assert info.value.code == 2

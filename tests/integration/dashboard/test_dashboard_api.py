@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import httpx
 import psutil
 import pytest
 
 from otel_botmon.alerting.model import AlertSeverity, AlertType
+from otel_botmon.dashboard.models import DashboardResponse
 from otel_botmon.dashboard.server import MonitoringDashboard
+from otel_botmon.monitor import SystemMonitor
 from otel_botmon.redaction import forget_secrets, register_secret
 
-from .conftest import TOKEN, Live
+from .conftest import TOKEN, Live, fast_config
 
 GUIDE_PATHS = {
     ("get", "/api/status"), ("get", "/api/health"), ("get", "/api/performance"),
@@ -20,6 +23,8 @@ GUIDE_PATHS = {
     ("post", "/api/alerts/{alert_id}/acknowledge"), ("post", "/api/alerts/{alert_id}/resolve"),
     ("post", "/api/health/check"),
 }
+
+SECTIONS = set(DashboardResponse.model_fields)
 
 
 async def _alert(live: Live, title: str = "Custom Trading Alert", message: str = "m") -> str:
@@ -59,7 +64,7 @@ async def test_health_performance_and_dashboard_answer(live: Live) -> None:
     assert perf["current"]["trades_total"] == 1
     assert 100.0 <= perf["current"]["trade_latency_p50_ms"] <= 500.0
     dash = (await live.client.get("/api/dashboard")).json()
-    assert set(dash) == {"status", "health", "performance", "alerts"}
+    assert set(dash) == SECTIONS
 
 
 async def test_acknowledge_and_resolve_change_the_alert(live: Live) -> None:
@@ -84,7 +89,8 @@ async def test_unknown_alert_is_404_with_a_json_error(live: Live, action: str) -
 
 
 @pytest.mark.parametrize(
-    "body", [b"{not json", b'{"user": 5}', b'{"user": ""}', b"[]", b"", b"\xff\xfe_"],
+    "body", [b"{not json", b'{"user": 5}', b'{"user": ""}', b"[]", b"\xff\xfe_",
+             b'{"note": "' + b"x" * 501 + b'"}', b'{"user": "a", "extra": 1}'],
 )
 async def test_malformed_acknowledge_body_is_422(live: Live, body: bytes) -> None:
     alert_id = await _alert(live)
@@ -94,6 +100,60 @@ async def test_malformed_acknowledge_body_is_422(live: Live, body: bytes) -> Non
     )
     assert r.status_code == 422
     assert r.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+async def test_body_less_post_acts_as_dashboard_as_in_the_guide(live: Live, action: str) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(f"/api/alerts/{alert_id}/{action}")  # curl -X POST, no body
+    assert r.status_code == 200, r.text
+    events = (await live.client.get(f"/api/alerts/{alert_id}")).json()["events"]
+    (event,) = [e for e in events if e["kind"] == {"acknowledge": "acknowledged",
+                                                    "resolve": "resolved"}[action]]
+    assert event["detail"]["by"] == "dashboard"
+
+
+async def test_acknowledge_with_a_note_keeps_it_in_the_event(live: Live) -> None:
+    alert_id = await _alert(live)
+    r = await live.client.post(f"/api/alerts/{alert_id}/acknowledge",
+                               json={"user": "ann", "note": "restarting the feed"})
+    assert r.status_code == 200 and r.json()["alert"]["acknowledged_by"] == "ann"
+    events = (await live.client.get(f"/api/alerts/{alert_id}")).json()["events"]
+    assert {"by": "ann", "note": "restarting the feed"} in [e["detail"] for e in events]
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+@pytest.mark.parametrize(
+    "body", [None, b"", b"{not json", b'{"user": 5}', b"[]", b'{"user": "x"}'],
+)
+async def test_unknown_alert_is_404_whatever_the_body(
+    live: Live, action: str, body: bytes | None,
+) -> None:
+    r = await live.client.post(
+        f"/api/alerts/0123456789abcdef/{action}", content=body,
+        headers={"content-type": "application/json"} if body is not None else {},
+    )
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_body_less_action_with_a_named_token_is_recorded_under_its_name() -> None:
+    monitor = SystemMonitor(fast_config())
+    dashboard = MonitoringDashboard(
+        monitor, port=0, access_token={"ann": "token-of-ann", "bob": "token-of-bob"},
+    )
+    await dashboard.start()
+    try:
+        alert_id = await monitor.create_custom_alert("Named", "m")
+        async with httpx.AsyncClient(base_url=dashboard.url) as client:
+            denied = await client.post(f"/api/alerts/{alert_id}/acknowledge",
+                                       headers={"authorization": "Bearer nope"})
+            assert denied.status_code == 401
+            r = await client.post(f"/api/alerts/{alert_id}/acknowledge",
+                                  headers={"authorization": "Bearer token-of-bob"})
+            assert r.status_code == 200 and r.json()["alert"]["acknowledged_by"] == "bob"
+    finally:
+        await dashboard.stop()
+        monitor.close()
 
 
 async def test_bad_query_parameter_is_422(live: Live) -> None:
@@ -183,7 +243,7 @@ async def test_page_and_assets_are_served_with_a_strict_csp(live: Live) -> None:
     r = await live.client.get("/")
     assert r.status_code == 200 and "otel_botmon" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/app.css"):
+    for asset in ("/static/app.js", "/static/dom.js", "/static/charts.js", "/static/app.css"):
         assert (await live.client.get(asset)).status_code == 200
     assert "http://" not in r.text and "https://" not in r.text  # nothing from a CDN
     for page in ("/docs", "/redoc"):  # FastAPI's UIs would load from a CDN
@@ -218,3 +278,51 @@ async def test_alert_detail_lists_its_events(live: Live) -> None:
     assert "fired" in kinds and "acknowledged" in kinds
     missing = await live.client.get("/api/alerts/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+async def test_client_gone_mid_body_logs_no_traceback(live: Live) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)  # uvicorn's loggers do not propagate
+    try:
+        await _send_half_requests(live)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
+
+
+async def _send_half_requests(live: Live) -> None:
+    alert_id = await _alert(live)
+    for _ in range(3):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", live.dashboard.port)
+        writer.write(
+            f"POST /api/alerts/{alert_id}/acknowledge HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\"".encode()
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    # the server is still fine, and said nothing about the clients that left
+    assert (await live.client.get("/api/status")).status_code == 200
+    assert live.monitor.get_alert(alert_id)["acknowledged"] is False
+
+
+async def test_silences_are_created_listed_and_expired(live: Live) -> None:
+    r = await live.client.post("/api/silences", json={
+        "matchers": ['alertname="Custom Trading Alert"'], "duration_s": 600, "comment": "c"})
+    assert r.status_code == 201, r.text
+    silence = r.json()["silence"]
+    assert silence["created_by"] == "dashboard" and silence["state"] == "active"
+    listed = (await live.client.get("/api/silences")).json()
+    assert [s["id"] for s in listed["silences"]] == [silence["id"]]
+    for bad in ({"matchers": ["no operator"], "duration_s": 60},
+                {"matchers": [], "duration_s": 60}, {"matchers": ["a=b"], "duration_s": 0}):
+        assert (await live.client.post("/api/silences", json=bad)).status_code == 422
+    r = await live.client.post(f"/api/silences/{silence['id']}/expire")
+    assert r.status_code == 200 and r.json()["silence"]["state"] == "expired"
+    assert (await live.client.get("/api/silences")).json()["count"] == 0
+    r = await live.client.post(f"/api/silences/{silence['id']}/expire")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"

@@ -13,22 +13,33 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from otel_botmon.alerting.model import AlertSeverity
+from otel_botmon.dashboard.models import DashboardResponse
+from otel_botmon.dashboard.push import apply_message
 
 from .conftest import TOKEN, Live
 
+SECTIONS = set(DashboardResponse.model_fields)
+
+
+_VIEWS: dict[int, dict[str, Any]] = {}
+
 
 async def _next(ws: ClientConnection, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """The client's view (snapshot plus deltas) once ``predicate`` holds."""
     async with asyncio.timeout(timeout):
         while True:
             message = json.loads(await ws.recv())
-            if message["type"] == "dashboard" and predicate(message["data"]):
-                return message["data"]
+            assert message["type"] in ("dashboard", "delta")
+            view = apply_message(_VIEWS.get(id(ws)), message)
+            _VIEWS[id(ws)] = view
+            if predicate(view):
+                return view
 
 
 async def test_a_new_client_gets_a_snapshot_then_pushed_changes(live: Live) -> None:
     async with connect(live.ws_url) as ws:
         first = await _next(ws, lambda d: True)
-        assert set(first) == {"status", "health", "performance", "alerts"}
+        assert set(first) == SECTIONS
         await live.monitor.create_custom_alert("pushed", "m", AlertSeverity.CRITICAL)
         data = await _next(ws, lambda d: d["status"]["alerts_by_severity"]["critical"] == 1)
         assert data["alerts"]["active"][0]["title"] == "pushed"

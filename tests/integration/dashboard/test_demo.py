@@ -75,3 +75,17 @@ def test_cli_demo_prints_the_url_and_progress(capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert "dashboard at http://localhost:" in out
     assert "phase:" in out and "demo stopped:" in out
+
+
+def test_cli_demo_on_a_busy_port_says_so_first(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = cli.main(["demo", "--duration", "2", "--port", str(port), "--no-browser"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"cannot start the demo on port {port}" in captured.err
+    assert "demo stopped" not in captured.out and "Traceback" not in captured.err

@@ -41,16 +41,22 @@ def test_zero_for_fires_at_once_and_only_once(make_evaluator, conditions: Condit
     assert len(ev.firing()) == 1
 
 
-def test_pending_alert_whose_condition_clears_is_dropped(make_evaluator, conditions: Conditions,
-                                                         clock: Clock) -> None:
+def test_pending_alert_whose_condition_clears_ends_inactive(make_evaluator, conditions: Conditions,
+                                                            clock: Clock) -> None:
     cond = conditions.add("x > 1", ">", 1)
     ev = make_evaluator(AlertRule("x", "x > 1", for_=60))
     cond.set(5)
-    ev.evaluate()
+    (pending,) = ev.evaluate()
     clock.advance(30)
     cond.set(0)
-    assert ev.evaluate() == []
-    assert ev.active() == []
+    (ended,) = ev.evaluate()
+    assert ended.kind is AlertEventKind.INACTIVE and ended.alert_id == pending.alert_id
+    assert ended.notify is False  # it never fired: nobody is told
+    assert ev.active() == [] and ev.history_list() == []
+    gone = ev.get(pending.alert_id)
+    assert gone is not None and gone.state is AlertState.INACTIVE
+    assert [e.kind for e in gone.events] == [AlertEventKind.PENDING, AlertEventKind.INACTIVE]
+    assert ev.acknowledge(pending.alert_id, "ann") == (False, [])
     cond.set(5)
     clock.advance(30)
     ev.evaluate()
