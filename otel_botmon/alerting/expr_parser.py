@@ -10,7 +10,6 @@ errors are found at compile time, with the column of the offending token.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +25,7 @@ from otel_botmon.alerting.expr_catalog import (
 )
 from otel_botmon.alerting.expr_lexer import RuleSyntaxError, Token, TokenKind, tokenize
 from otel_botmon.alerting.history import Labels, MetricKind
+from otel_botmon.alerting.regex import AnchoredRegex, RegexError, compile_anchored
 
 __all__ = [
     "Binary",
@@ -71,7 +71,7 @@ class Matcher:
     label: str
     op: str  # = != =~ !~
     value: str
-    pattern: re.Pattern[str] | None
+    pattern: AnchoredRegex | None
 
     def matches(self, labels: Labels) -> bool:
         actual = labels.get(self.label, "")  # a missing label matches as "" (Prometheus)
@@ -452,11 +452,12 @@ def _is_function(name: str) -> bool:
             or name in OTHER_FUNCTIONS)
 
 
-def _compile_regex(pattern: str, text: str, pos: int) -> re.Pattern[str]:
+def _compile_regex(pattern: str, text: str, pos: int) -> AnchoredRegex:
     try:
-        return re.compile(pattern)
-    except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        raise RuleSyntaxError(f"invalid regular expression: {exc}", text, pos) from None
+        return compile_anchored(pattern)
+    except RegexError as exc:
+        raise RuleSyntaxError(f"invalid regular expression (RE2 syntax): {exc}", text,
+                              pos) from None
 
 
 def _describe(tok: Token) -> str:

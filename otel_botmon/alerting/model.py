@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeAlias
 
+from otel_botmon.alerting.regex import RegexError, compile_anchored
+
 
 class AlertSeverity(str, Enum):
     """How urgent an alert is. Ordered: INFO < WARNING < CRITICAL < EMERGENCY."""
@@ -396,8 +398,8 @@ class LabelMatcher:
             raise ValueError(f"label matcher {self.name!r}: unknown operator {self.op!r}")
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as exc:
+                compile_anchored(self.value)
+            except RegexError as exc:
                 raise ValueError(
                     f"label matcher {self.name}{self.op}{self.value!r}: bad regex: {exc}"
                 ) from None
@@ -422,7 +424,7 @@ class LabelMatcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        found = compile_anchored(self.value).fullmatch(actual) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:

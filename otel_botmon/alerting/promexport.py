@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from otel_botmon.alerting.expr import Condition, compile_condition
+from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
 from otel_botmon.alerting.expr_parser import (
     COMPARISONS,
     Binary,
@@ -54,7 +54,6 @@ SEVERITY_LABEL = "severity"
 #: is on every series either way (the bot's reader copies it, the collector converts
 #: resource attributes) and is what collector/alertmanager.yml groups alerts by.
 BOT_LABELS: tuple[str, ...] = ("job", "instance", "bot_name")
-_RE2_UNSUPPORTED = re.compile(r"\(\?[=!<P]|\\[1-9]")
 
 
 class NotTranslatable(ValueError):
@@ -102,6 +101,9 @@ def export_prometheus(
                 out_rules.append(_rule(rule, result, per_bot))
             except NotTranslatable as exc:
                 result.skipped.append((rule.name, str(exc)))
+                continue
+            except RuleSyntaxError as exc:  # e.g. a regex RE2 (and Prometheus) refuses
+                result.skipped.append((rule.name, exc.message))
                 continue
             result.exported.append(rule.name)
         if not out_rules:
@@ -298,10 +300,6 @@ def _selector(sel: Selector, histogram_component: str | None = None) -> str:
     name = prom_metric(sel.metric, kind, component)
     parts = []
     for m in sel.matchers:
-        if m.pattern is not None and _RE2_UNSUPPORTED.search(m.value):
-            raise NotTranslatable(
-                f"regular expression {m.value!r} uses a feature Prometheus (RE2) lacks"
-            )
         parts.append(f"{prom_label(m.label)}{m.op}{_quote(m.value)}")
     text = name + ("{" + ",".join(parts) + "}" if parts else "")
     if sel.range_s is not None:

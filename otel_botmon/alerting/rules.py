@@ -47,6 +47,7 @@ from otel_botmon.alerting.model import (
     AlertType,
     NotificationChannel,
 )
+from otel_botmon.alerting.yamlnodes import compose, scalar_position
 
 __all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
 
@@ -120,6 +121,7 @@ class _Loader:
         self.filename = filename
         self.constructor = yaml.constructor.SafeConstructor()
         self._comparison: str | None = None  # of the condition of the rule being read
+        self.text = ""
 
     def error(self, node: yaml.Node | None, where: str, message: str) -> RuleFileError:
         if node is None:
@@ -128,8 +130,9 @@ class _Loader:
         return RuleFileError(self.filename, mark.line + 1, mark.column + 1, where, message)
 
     def load(self, text: str) -> list[RuleGroup]:
+        self.text = text
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -330,7 +333,7 @@ class _Loader:
         try:
             self._comparison = compile_condition(text).comparison
         except RuleSyntaxError as exc:
-            line, column = _position_in_file(node, text, exc.position)
+            line, column = scalar_position(self.text, node, exc.position)
             raise RuleFileError(
                 self.filename, line, column, where, f"{exc.message}\n{_caret(exc)}"
             ) from None
@@ -343,18 +346,3 @@ def _join(where: str, key: str) -> str:
 
 def _caret(exc: RuleSyntaxError) -> str:
     return "\n".join(str(exc).split("\n")[1:])
-
-
-def _position_in_file(node: yaml.Node, text: str, position: int) -> tuple[int, int]:
-    """1-based line and column in the file of ``position`` in a condition's text."""
-    mark = node.start_mark
-    style = getattr(node, "style", None)
-    if style in ("|", ">"):
-        # block scalars start on the next line, indented; count lines up to the position
-        before = text[:position]
-        line = mark.line + 2 + before.count("\n")
-        return line, len(before) - (before.rfind("\n") + 1) + 1
-    if "\n" in text:
-        return mark.line + 1, mark.column + 1
-    offset = 1 if style in ("'", '"') else 0
-    return mark.line + 1, mark.column + 1 + offset + position
