@@ -220,8 +220,8 @@ def _run_test(
             # promtool compares an eval_time with the evaluation at or just before it
             if now <= when + 1e-9 < now + interval:
                 _compare(check, evaluator.firing(), where, report)
-    for check in test.expr_checks:
-        _check_expr(check, history, where, report)
+    for expr_check in test.expr_checks:
+        _check_expr(expr_check, history, where, report)
 
 
 def _normalize(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

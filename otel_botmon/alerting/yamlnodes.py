@@ -31,15 +31,16 @@ class _LimitedLoader(yaml.SafeLoader):
         self._nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
         self._nodes += 1
         if self._nodes > MAX_NODES:
-            raise LimitError(None, None, f"more than {MAX_NODES} values", event.start_mark)
+            raise LimitError(None, None, f"more than {MAX_NODES} values", mark)
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             self._depth += 1
             if self._depth > MAX_DEPTH:
                 raise LimitError(
-                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
                 )
             try:
                 return super().compose_node(parent, index)
