@@ -17,11 +17,12 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import chain, repeat
 from operator import add, is_, itemgetter, le, mul, sub, truediv
 from typing import Any
 
+from otel_botmon.alerting import promql_math as pm
 from otel_botmon.alerting.expr_histogram import (
     Extrapolation,
     bucket_extrapolation,
@@ -165,7 +166,7 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
         part = _COMPONENT[component]
         out = dict(zip(labels, map(part, values), strict=True))
         out.update((lab, part(point)) for lab, point in others)
-        return out
+        return _drop_absent(sel, history, out)
     out = dict(zip(labels, values, strict=True))
     out.update(others)
     return out
@@ -181,7 +182,18 @@ def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[La
     if component is None:
         return windows
     part = _COMPONENT[component]
-    return [(labels, [(t, part(p)) for t, p in points]) for labels, points in windows]
+    absent = history.absent_components
+    return [(labels, [(t, part(p)) for t, p in points]) for labels, points in windows
+            if not absent or (sel.metric, component, labels) not in absent]
+
+
+def _drop_absent(sel: Selector, history: MetricHistory, out: Vector) -> Vector:
+    """``out`` without the series whose ``.count``/``.sum`` was never given."""
+    absent = history.absent_components
+    if absent and sel.component is not None:
+        for labels in [k for k in out if (sel.metric, sel.component, k) in absent]:
+            del out[labels]
+    return out
 
 
 def extrapolated_change(
@@ -272,7 +284,7 @@ def _changes(
                                     per_second=per_second)
         if value is not None:
             out[labels] = value
-    return out
+    return _drop_absent(sel, history, out)
 
 
 def _young_counters(
@@ -321,29 +333,18 @@ def _extrapolation(
 
 
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
-    "avg_over_time": lambda vs: math.fsum(vs) / len(vs),
-    "min_over_time": min,
-    "max_over_time": max,
-    "sum_over_time": math.fsum,
+    "avg_over_time": pm.avg_over_time,
+    "min_over_time": pm.min_over_time,
+    "max_over_time": pm.max_over_time,
+    "sum_over_time": pm.sum_over_time,
     "count_over_time": lambda vs: float(len(vs)),
 }
 
-
-def _fsum(values: Iterable[float]) -> float:
-    try:
-        return math.fsum(values)
-    except (OverflowError, ValueError):  # inf - inf, or intermediate overflow
-        total = 0.0
-        for v in values:
-            total += v
-        return total
-
-
 _AGGREGATE: dict[str, Callable[[list[float]], float]] = {
-    "sum": _fsum,
-    "avg": lambda vs: _fsum(vs) / len(vs),
-    "min": lambda vs: min(vs, key=lambda v: (math.isnan(v), v)),
-    "max": lambda vs: max(vs, key=lambda v: (not math.isnan(v), v)),
+    "sum": pm.aggregate_sum,
+    "avg": pm.aggregate_avg,
+    "min": pm.aggregate_min,
+    "max": pm.aggregate_max,
     "count": lambda vs: float(len(vs)),
 }
 
@@ -359,7 +360,7 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
         assert isinstance(sel, Selector)
         reduce = _OVER_TIME[func]
         return {
-            labels: _safe(reduce, [v for _, v in points])
+            labels: reduce([v for _, v in points])
             for labels, points in _windows(sel, history, now)
         }
     if func == "histogram_quantile":
@@ -369,13 +370,6 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
         return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
     arg = _as_vector(evaluate_node(node.args[0], history, now))
     return _aggregate(func, arg, node.by or ())
-
-
-def _safe(reduce: Callable[[list[float]], float], values: list[float]) -> float:
-    try:
-        return reduce(values)
-    except (OverflowError, ValueError):
-        return math.nan
 
 
 def _aggregate(func: str, vector: Vector, by: tuple[str, ...]) -> Vector:

@@ -144,7 +144,8 @@ def _load_series(test: TestGroup, step: float) -> MetricHistory:
         le_text = prom_labels.pop("le", None)
         labels = Labels({label_names.get(k, k): v for k, v in prom_labels.items()})
         if target.kind is MetricKind.HISTOGRAM:
-            part = _le(le_text) if target.component == "bucket" else target.component
+            part = ((_le(le_text), le_text) if target.component == "bucket"
+                    else target.component)
             histograms.setdefault((target.metric, labels), {})[part] = values
             continue
         for k, value in enumerate(values):
@@ -163,7 +164,13 @@ def _add_histogram(
     step: float,
 ) -> None:
     steps = max(len(v) for v in parts.values())
-    les = sorted(p for p in parts if isinstance(p, float))
+    # buckets by bound; `le="1"` and `le="1.0"` are two series of one bound, as in
+    # Prometheus (histogram_quantile adds them up)
+    les = sorted((p for p in parts if isinstance(p, tuple)), key=lambda p: p[0])
+    # a histogram given without its _count or _sum series has no such series
+    for component in ("count", "sum"):
+        if component not in parts:
+            history.absent_components.add((metric, component, labels))
     for k in range(steps):
         present = {p: v[k] for p, v in parts.items() if k < len(v) and v[k] is not None}
         if not present:
@@ -171,8 +178,9 @@ def _add_histogram(
         if all(v == STALE for v in present.values()):
             history.mark_stale(metric, labels, k * step)
             continue
-        bounds = [le for le in les if isinstance(present.get(le), float)]
-        counts = [float(present[le]) for le in bounds]  # type: ignore[arg-type]
+        keys = [le for le in les if isinstance(present.get(le), float)]
+        bounds = [le[0] for le in keys]
+        counts = [float(present[le]) for le in keys]  # type: ignore[arg-type]
         total = present.get("count")
         total_f = float(total) if isinstance(total, float) else (counts[-1] if counts else 0.0)
         sum_ = present.get("sum")
