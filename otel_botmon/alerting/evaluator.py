@@ -273,19 +273,22 @@ class AlertEvaluator:
                 continue
             alert = compiled.alerts.get(fp)
             if alert is None:
-                alert = compiled.new_alert(labels, value, now)
+                alert = compiled.new_alert(labels, value, now, sample.labels)
                 self._dirty.add(alert.id)
                 compiled.alerts[fp] = alert
                 self._alerts.by_id[alert.id] = alert
                 if rule.for_ > 0:
                     events.append(new_event(alert, AlertEventKind.PENDING, now, {"value": value}))
-            alert.value = value
+            if alert.value != value:  # templates show the current value (Prometheus)
+                alert.value = value
+                if render(alert, rule, sample.labels):
+                    self._dirty.add(alert.id)
             alert.last_eval = now
             if alert.keep_firing_since is not None:
                 alert.keep_firing_since = None
                 self._dirty.add(alert.id)
             if alert.state is AlertState.PENDING and now - alert.started_at >= rule.for_:
-                self._fire(alert, rule, now, events)
+                self._fire(alert, rule, now, events, sample.labels)
         # A manual resolve sticks until the condition has been seen clear once.
         for fp, owner in list(self._manually_resolved.items()):
             if owner == rule.name and fp not in seen:
@@ -334,10 +337,11 @@ class AlertEvaluator:
                 held[compiled.identity(sample.labels)[0]] = value
         return held
 
-    def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent]) -> None:
+    def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent],
+              series: Mapping[str, str]) -> None:
         alert.state = AlertState.FIRING
         alert.fired_at = now
-        render(alert, rule)
+        render(alert, rule, series)
         self._dirty.add(alert.id)
         events.append(new_event(alert, AlertEventKind.FIRED, now, {"value": alert.value}))
 

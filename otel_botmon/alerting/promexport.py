@@ -129,7 +129,8 @@ def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict
     labels.setdefault(SEVERITY_LABEL, rule.severity.value)
     out["labels"] = labels
     if rule.annotations:
-        out["annotations"] = {k: translate_template(v) for k, v in rule.annotations.items()}
+        out["annotations"] = {k: translate_template(v, rule.name)
+                              for k, v in rule.annotations.items()}
     if rule.recovery_threshold is not None:
         result.notes.append((
             rule.name,
@@ -331,30 +332,32 @@ _TEMPLATE = re.compile(
     r"|\{\s*(?P<var>\$?value|rule|labels\[(?P<q>['\"]?)(?P<blabel>[^\]'\"]+)(?P=q)\]"
     r"|\$?labels\.(?P<dlabel>[A-Za-z_][\w.]*))(?::(?P<spec>[^{}]*))?\s*\}"
 )
-_PRINTF_SPEC = re.compile(r"^\.(\d{1,2})([fge])$")
+_PRINTF_SPEC = re.compile(r"^[-+ 0]*\d{0,2}(?:\.\d{1,2})?[fFeEgG]$")
 
 
-def translate_template(text: str) -> str:
-    """A botmon annotation template in Go-template form: ``{value:.2f}`` ->
-    ``{{ printf "%.2f" $value }}``, ``{labels[x.y]}`` -> ``{{ $labels.x_y }}``,
-    ``{rule}`` -> ``{{ $labels.alertname }}``; ``{{ ... }}`` stays as written."""
+def translate_template(text: str, rule_name: str | None = None) -> str:
+    """A botmon annotation template in Go-template form, rendering the same text in
+    Prometheus: ``{value:.2f}`` -> ``{{ printf "%.2f" $value }}``, ``{value}`` ->
+    ``{{ $value }}``, ``{labels[x.y]}`` -> ``{{ $labels.x_y }}``, ``{rule}`` -> the rule's
+    name (Prometheus' ``$labels`` are the series' labels, without ``alertname``);
+    ``{{ ... }}`` stays as written, with label names in Prometheus form."""
 
     def substitute(match: re.Match[str]) -> str:
         whole = match.group(0)
         if whole.startswith("{{"):
             return re.sub(
-                r"\$labels\.([A-Za-z_][\w.]*)",
-                lambda m: "$labels." + prom_label(m.group(1)),
+                r"(\$labels|\.Labels)\.([A-Za-z_][\w.]*)",
+                lambda m: m.group(1) + "." + prom_label(m.group(2)),
                 whole,
             )
         label = match.group("blabel") or match.group("dlabel")
         if label is not None:
             return "{{ $labels." + prom_label(label) + " }}"
         if match.group("var") == "rule":
-            return "{{ $labels.alertname }}"
-        spec = _PRINTF_SPEC.match(match.group("spec") or "")
-        if spec:
-            return '{{ printf "%.' + spec.group(1) + spec.group(2) + '" $value }}'
+            return rule_name if rule_name is not None else "{{ $labels.alertname }}"
+        spec = match.group("spec") or ""
+        if _PRINTF_SPEC.match(spec):
+            return '{{ printf "%' + spec + '" $value }}'
         return "{{ $value }}"
 
     return _TEMPLATE.sub(substitute, text)
