@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Sequence
 from itertools import chain, repeat
-from operator import add, is_, itemgetter, le, mul, sub, truediv
+from operator import add, is_, itemgetter, le, mul, sub
 from typing import Any
 
 from otel_botmon.alerting import promql_math as pm
@@ -240,10 +240,11 @@ def extrapolate(
     interval = sampled
     interval += to_start if to_start < threshold else average_gap / 2
     interval += to_end if to_end < threshold else average_gap / 2
-    result *= interval / sampled
+    # one factor, divided by the range first, as Prometheus (the last bit differs)
+    factor = interval / sampled
     if per_second:
-        result /= end - start
-    return result
+        factor /= end - start
+    return result * factor
 
 
 def _changes(
@@ -269,9 +270,9 @@ def _changes(
         change = list(map(sub, last, first))
         to_start = t0 - start
         scale = _extrapolation(n, t0, t1, to_start, start, now)
-        values = map(mul, change, repeat(scale))
         if per_second:
-            values = map(truediv, values, repeat(now - start))
+            scale /= now - start
+        values = map(mul, change, repeat(scale))
         out = dict(zip(edges.labels, values, strict=True))
         if counter and to_start > 0:
             _young_counters(out, edges.labels, first, change, n, t0, t1, start, now,
@@ -314,8 +315,10 @@ def _young_counters(
         v0, result = first[k], change[k]
         if result > 0 and v0 >= 0 and (to_zero := sampled * (v0 / result)) < to_start:
             interval = sampled + (to_zero if to_zero < threshold else half) + end_part
-            result *= interval / sampled
-            out[labels[k]] = result / (end - start) if per_second else result
+            factor = interval / sampled
+            if per_second:
+                factor /= end - start
+            out[labels[k]] = result * factor
 
 
 def _extrapolation(

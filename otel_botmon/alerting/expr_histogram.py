@@ -105,8 +105,8 @@ def extrapolate_with(
     return [
         delta * factor
         if not (0 <= initial < delta * ratio and ((reach := sampled * (initial / delta)) or 1))
-        else delta * ((sampled + (reach if reach < threshold else half) + end_part) / sampled)
-        / duration
+        else delta * (((sampled + (reach if reach < threshold else half) + end_part) / sampled)
+                      / duration)
         for delta, initial in zip(change, first_counts, strict=True)
     ]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import glob
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,15 @@ class RuleTestReport:
         return "\n".join(lines)
 
 
-def run_rule_tests(path: str | os.PathLike[str]) -> RuleTestReport:
+Observer = Callable[[str, list[tuple[dict[str, str], dict[str, str]]]], None]
+
+
+def run_rule_tests(path: str | os.PathLike[str], *,
+                   observe: Observer | None = None) -> RuleTestReport:
     """Run every test of the test file at ``path``.
+
+    ``observe(alertname, alerts)`` (optional) is called at every alert check with the
+    firing alerts' labels and annotations, in Prometheus form, whatever was expected.
 
     Raises :class:`RuleTestError` or :class:`~otel_botmon.alerting.rules.RuleFileError`
     when the file (or a rule file it names) cannot be read, with ``file:line:column``;
@@ -119,7 +126,7 @@ def run_rule_tests(path: str | os.PathLike[str]) -> RuleTestReport:
             rules += [r for g in load_rule_groups(rule_file) for r in g.rules]
     report = RuleTestReport(filename)
     for test in doc.tests:
-        _run_test(test, rules, doc.evaluation_interval, report)
+        _run_test(test, rules, doc.evaluation_interval, report, observe)
     return report
 
 
@@ -200,7 +207,8 @@ def _le(text: str | None) -> float:
 
 
 def _run_test(
-    test: TestGroup, rules: list[AlertRule], interval: float, report: RuleTestReport
+    test: TestGroup, rules: list[AlertRule], interval: float, report: RuleTestReport,
+    observe: Observer | None = None,
 ) -> None:
     from otel_botmon.alerting.evaluator import AlertEvaluator
 
@@ -227,7 +235,7 @@ def _run_test(
         for when, check in checks:
             # promtool compares an eval_time with the evaluation at or just before it
             if now <= when + 1e-9 < now + interval:
-                _compare(check, evaluator.firing(), where, report)
+                _compare(check, evaluator.firing(), where, report, observe)
     for expr_check in test.expr_checks:
         _check_expr(expr_check, history, where, report)
 
@@ -236,9 +244,13 @@ def _normalize(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((prom_label(str(k)), str(v)) for k, v in labels.items()))
 
 
-def _compare(check: AlertCheck, firing: list[Any], where: str, report: RuleTestReport) -> None:
+def _compare(check: AlertCheck, firing: list[Any], where: str, report: RuleTestReport,
+             observe: Observer | None = None) -> None:
     report.checks += 1
     name = check.alertname
+    if observe is not None:
+        observe(name, [(dict(_normalize(a.labels)), dict(_normalize(a.annotations)))
+                       for a in firing if a.labels.get("alertname") == name])
     expected = [
         (_normalize({**labels, "alertname": name}), _normalize(annotations))
         for labels, annotations in check.expected

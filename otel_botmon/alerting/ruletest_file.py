@@ -42,7 +42,9 @@ MAX_SAMPLES = 2_000_000
 
 _NUM = (r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
         r"|Inf|inf|NaN|nan)")
-_EXPANDING = re.compile(rf"^(?P<a>[+-]?{_NUM})(?P<b>[+-]{_NUM})?x(?P<n>[0-9]+)$")
+# promtool reads `Infx3` as a name: expanding notation takes finite numbers only
+_FINITE = r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)"
+_EXPANDING = re.compile(rf"^(?P<a>[+-]?{_FINITE})(?P<b>[+-]{_FINITE})?x(?P<n>[0-9]+)$")
 _PLAIN = re.compile(rf"^[+-]?{_NUM}$")
 _MISSING = re.compile(r"^_(?:x(?P<n>[0-9]+))?$")
 # Prometheus' model.ParseDuration: units in this order, each at most once, integers only
