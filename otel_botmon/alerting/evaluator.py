@@ -40,6 +40,7 @@ from otel_botmon.alerting.model import (
     Silence,
     fingerprint,
 )
+from otel_botmon.alerting.recording import Recorder, RecordingRule
 from otel_botmon.alerting.registry import AlertRegistry
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.suppression import NotificationGate, new_event
@@ -74,6 +75,7 @@ class AlertEvaluator:
         max_notifications_per_rule_per_minute: int = 20,
         custom_policy: AlertRule | None = None,
         publish_telemetry: bool = True,
+        recording_rules: Iterable[RecordingRule] = (),
     ) -> None:
         self.history = history
         self.publish_telemetry = publish_telemetry
@@ -94,6 +96,8 @@ class AlertEvaluator:
         self._dirty: set[str] = set()  # ids of alerts to write to the store
         self._gate = NotificationGate(max_notifications_per_rule_per_minute)
         self._listeners = ListenerSet()
+        self.recorder = Recorder(recording_rules)
+        """Recording rules, evaluated into the history before the alert rules each cycle."""
         if on_event is not None:
             self._listeners.add(on_event, notifiable_only=False)
         for rule in rules:
@@ -244,6 +248,8 @@ class AlertEvaluator:
         events: list[AlertEvent] = []
         shared: SharedValues = {}
         with self._lock:
+            if len(self.recorder):
+                self.recorder.record(self.history, now)
             for compiled in list(self._rules.values()):
                 if not compiled.rule.enabled:
                     continue

@@ -32,6 +32,7 @@ from otel_botmon.alerting.expr_histogram import (
     quantile_sorted,
     quantiles_sorted,
 )
+from otel_botmon.alerting.expr_matching import match_set, match_vectors
 from otel_botmon.alerting.expr_parser import (
     COMPARISONS,
     Binary,
@@ -88,10 +89,11 @@ def _build_key(node: Node) -> Hashable:
     if isinstance(node, Selector):
         return ("s", node.metric, node.component, _matcher_key(node), node.range_s)
     if isinstance(node, Call):
-        return ("c", node.func, tuple(node_key(a) for a in node.args), node.by, node.quantile)
+        return ("c", node.func, tuple(node_key(a) for a in node.args), node.by, node.quantile,
+                node.without)
     if isinstance(node, Binary):
         return ("b", node.op, node_key(node.left), node_key(node.right),
-                node.left.labelless, node.right.labelless)
+                node.left.labelless, node.right.labelless, node.bool_, node.matching)
     raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover
 
 
@@ -125,8 +127,13 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
     if isinstance(node, Binary):
         left = evaluate_node(node.left, history, now)
         right = evaluate_node(node.right, history, now)
-        if node.op in ("and", "or"):
+        if node.op in ("and", "or", "unless"):
+            if node.matching is not None:
+                return match_set(node.op, node.matching, _as_vector(left), _as_vector(right))
             return _set_op(node, _as_vector(left), _as_vector(right))
+        if node.matching is not None:
+            return match_vectors(node.op, node.matching, node.bool_, _as_vector(left),
+                                 _as_vector(right))
         return _binary(node, left, right)
     raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover - parser bug
 
@@ -372,15 +379,16 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
         arg = evaluate_node(node.args[0], history, now)
         return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
     arg = _as_vector(evaluate_node(node.args[0], history, now))
-    return _aggregate(func, arg, node.by or ())
+    return _aggregate(func, arg, node.by or (), node.without)
 
 
-def _aggregate(func: str, vector: Vector, by: tuple[str, ...]) -> Vector:
-    if not by:  # one group: no labels to compute per series
+def _aggregate(func: str, vector: Vector, by: tuple[str, ...], without: bool = False) -> Vector:
+    if not by and not without:  # one group: no labels to compute per series
         return {EMPTY_LABELS: _AGGREGATE[func](list(vector.values()))} if vector else {}
     groups: dict[Labels, list[float]] = {}
     for labels, value in vector.items():
-        groups.setdefault(labels.only(by) if by else EMPTY_LABELS, []).append(value)
+        key = labels.without(by) if without else labels.only(by)
+        groups.setdefault(key, []).append(value)
     reduce = _AGGREGATE[func]
     return {labels: reduce(values) for labels, values in groups.items()}
 
@@ -551,12 +559,20 @@ def _apply(op: str, a: float, b: float) -> float | None:
     return _arith(op, a, b)
 
 
+def _apply_bool(op: str, a: float, b: float) -> float:
+    return 1.0 if _compare(op, a, b) else 0.0
+
+
 def _binary(node: Binary, left: Value, right: Value) -> Value:
     op = node.op
     if isinstance(left, float) and isinstance(right, float):
+        if node.bool_:
+            return _apply_bool(op, left, right)
         if op in COMPARISONS:
             return {EMPTY_LABELS: left} if _compare(op, left, right) else {}
         return _arith(op, left, right)
+    if node.bool_:
+        return _binary_bool(node, left, right)
     out: Vector = {}
     if isinstance(right, float):
         assert isinstance(left, dict)
@@ -594,11 +610,33 @@ def _binary(node: Binary, left: Value, right: Value) -> Value:
     return out
 
 
+def _binary_bool(node: Binary, left: Value, right: Value) -> Vector:
+    """A comparison with ``bool``: 1 or 0 for every pair botmon's matching makes."""
+    op = node.op
+    if isinstance(right, float):
+        assert isinstance(left, dict)
+        return {labels: _apply_bool(op, a, right) for labels, a in left.items()}
+    if isinstance(left, float):
+        return {labels: _apply_bool(op, left, b) for labels, b in right.items()}
+    if node.right.labelless and not node.left.labelless:
+        return {labels: _apply_bool(op, a, b) for b in right.values()
+                for labels, a in left.items()}
+    if node.left.labelless and not node.right.labelless:
+        return {labels: _apply_bool(op, a, b) for a in left.values()
+                for labels, b in right.items()}
+    return {labels: _apply_bool(op, a, right[labels]) for labels, a in left.items()
+            if labels in right}
+
+
 def _set_op(node: Binary, left: Vector, right: Vector) -> Vector:
     if node.op == "and":
         if node.left.labelless or node.right.labelless:
             return dict(left) if right else {}
         return {labels: v for labels, v in left.items() if labels in right}
+    if node.op == "unless":
+        if node.left.labelless or node.right.labelless:
+            return {} if right else dict(left)
+        return {labels: v for labels, v in left.items() if labels not in right}
     out = dict(left)
     for labels, v in right.items():
         out.setdefault(labels, v)

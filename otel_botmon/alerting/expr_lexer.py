@@ -112,11 +112,11 @@ def tokenize(text: str) -> list[Token]:
 
 
 def _ident_start(ch: str) -> bool:
-    return ch.isascii() and (ch.isalpha() or ch == "_")
+    return ch.isascii() and (ch.isalpha() or ch in "_:")
 
 
 def _ident_char(ch: str) -> bool:
-    return ch.isascii() and (ch.isalnum() or ch in "_.")
+    return ch.isascii() and (ch.isalnum() or ch in "_.:")
 
 
 def _digit_at(text: str, i: int) -> bool:

@@ -34,6 +34,7 @@ from otel_botmon.alerting.expr_parser import (
 from otel_botmon.alerting.history import MetricKind
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.alerting.promnames import prom_label, prom_metric
+from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import RuleGroup
 
 __all__ = [
@@ -96,6 +97,14 @@ def export_prometheus(
     result = ExportResult({"groups": []})
     for group in groups:
         out_rules = []
+        for recording in group.recordings:  # before the alerts, as botmon evaluates them
+            try:
+                out_rules.append(_recording(recording, per_bot))
+            except (NotTranslatable, RuleSyntaxError) as exc:
+                why = exc.message if isinstance(exc, RuleSyntaxError) else str(exc)
+                result.skipped.append((recording.record, why))
+                continue
+            result.exported.append(recording.record)
         for rule in group.rules:
             try:
                 out_rules.append(_rule(rule, result, per_bot))
@@ -114,6 +123,14 @@ def export_prometheus(
         doc["rules"] = out_rules
         result.document["groups"].append(doc)
     return result
+
+
+def _recording(rule: RecordingRule, per_bot: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"record": rule.record,
+                           "expr": to_promql(compile_condition(rule.expr), per_bot)}
+    if rule.labels:
+        out["labels"] = {prom_label(k): v for k, v in rule.labels.items()}
+    return out
 
 
 def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict[str, Any]:
@@ -205,6 +222,9 @@ class _Translator:
         if func == "abs" and node.args[0].vtype is VType.SCALAR:
             raise NotTranslatable("abs() of a constant has no PromQL form; write the number")
         args = ", ".join(self.expr(a) for a in node.args)
+        if node.without:  # the per-bot labels are kept: they are not dropped
+            dropped = ", ".join(prom_label(b) for b in node.by or ())
+            return f"{func} without ({dropped}) ({args})"
         if node.by is not None:  # an aggregation over series (by () for a plain sum(x))
             labels = self.grouping(*(prom_label(b) for b in node.by))
             if labels:
@@ -218,11 +238,28 @@ class _Translator:
         present = " or ".join([*_metrics(partner), "target_info"])
         return f"(group by ({', '.join(self.per_bot)}) ({present}) * {number})"
 
+    def explicit(self, node: Binary, left: str, right: str) -> str:
+        """A binary operation with its own ``on``/``ignoring``: as written, with the
+        per-bot labels added to ``on(...)`` so that bots never match each other."""
+        m = node.matching
+        assert m is not None
+        names = [prom_label(n) for n in m.labels]
+        if m.on:
+            names = list(dict.fromkeys([*names, *self.per_bot]))
+        text = f"{node.op}{' bool' if node.bool_ else ''} {'on' if m.on else 'ignoring'}"
+        text += f"({', '.join(names)})"
+        if m.card in ("many-to-one", "one-to-many"):
+            group = "group_left" if m.card == "many-to-one" else "group_right"
+            text += f" {group}({', '.join(prom_label(n) for n in m.include)})"
+        return f"({left} {text} {right})"
+
     def binary(self, node: Binary) -> str:
         left, right = self.expr(node.left), self.expr(node.right)
+        if node.matching is not None:
+            return self.explicit(node, left, right)
         lt, rt = node.left.vtype, node.right.vtype
         lkeyed, rkeyed = self.bot_keyed(node.left), self.bot_keyed(node.right)
-        if node.op in ("and", "or"):
+        if node.op in ("and", "or", "unless"):
             lconst, rconst = not _metrics(node.left), not _metrics(node.right)
             if lt is VType.SCALAR:
                 if rkeyed and self.per_bot:
@@ -235,16 +272,17 @@ class _Translator:
                 else:
                     right = f"vector({right})"
             on = ""
-            if node.op == "and" and (node.left.labelless or node.right.labelless):
+            if node.op != "or" and (node.left.labelless or node.right.labelless):
                 # a labelless side applies to every series of its bot (botmon: of the bot);
                 # a side made of numbers only applies to every series
                 keyed = self.per_bot and (lkeyed or rkeyed) and not (lconst or rconst)
                 on = f" {self.on()}" if keyed else " on()"
             return f"({left} {node.op}{on} {right})"
+        op = f"{node.op} bool" if node.bool_ else node.op
         if lt is VType.SCALAR and rt is VType.SCALAR:
-            if node.op in COMPARISONS:
-                return f"(vector({left}) {node.op} {right})"
-            return f"({left} {node.op} {right})"
+            if node.op in COMPARISONS and not node.bool_:
+                return f"(vector({left}) {op} {right})"
+            return f"({left} {op} {right})"
         modifier = ""
         if lt is not VType.SCALAR and rt is not VType.SCALAR:
             lconst, rconst = self.constant(node.left, lt), self.constant(node.right, rt)
@@ -252,7 +290,7 @@ class _Translator:
                 modifier = f" {self.match(node.right)} group_left()"
             elif node.left.labelless and (not node.right.labelless or (lconst and rkeyed)):
                 modifier = f" {self.match(node.left)} group_right()"
-        return f"({left} {node.op}{modifier} {right})"
+        return f"({left} {op}{modifier} {right})"
 
     def constant(self, node: Node, vtype: VType) -> bool:
         return vtype is VType.SCALAR or not _metrics(node)

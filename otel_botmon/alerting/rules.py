@@ -47,11 +47,13 @@ from otel_botmon.alerting.model import (
     AlertType,
     NotificationChannel,
 )
+from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
 from otel_botmon.alerting.yamlnodes import compose, scalar_position
 
 __all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
 
 _GROUP_KEYS = frozenset({"name", "interval", "rules"})
+_RECORD_KEYS = frozenset({"record", "expr", "labels"})
 _RULE_KEYS = frozenset({
     "alert", "name", "expr", "condition", "for", "keep_firing_for", "severity", "type",
     "description", "cooldown", "cooldown_minutes", "escalation", "escalation_minutes",
@@ -84,11 +86,13 @@ class RuleFileError(ValueError):
 
 @dataclass
 class RuleGroup:
-    """One ``groups[]`` entry: a name, an optional evaluation interval and its rules."""
+    """One ``groups[]`` entry: a name, an optional evaluation interval, its alert rules
+    and its recording rules (``record:``), each in file order."""
 
     name: str
     rules: list[AlertRule] = field(default_factory=list)
     interval_s: float | None = None
+    recordings: list[RecordingRule] = field(default_factory=list)
 
 
 def load_rule_file(path: str | os.PathLike[str]) -> list[AlertRule]:
@@ -262,6 +266,11 @@ class _Loader:
         if "rules" not in fields:
             raise self.error(node, _join(where, "rules"), "missing")
         for i, rnode in enumerate(self.sequence(fields["rules"][1], _join(where, "rules"))):
+            if isinstance(rnode, yaml.MappingNode) and any(
+                isinstance(k, yaml.ScalarNode) and k.value == "record" for k, _ in rnode.value
+            ):
+                group.recordings.append(self.recording(rnode, f"{where}.rules[{i}]"))
+                continue
             rule = self.rule(rnode, f"{where}.rules[{i}]")
             if rule.name in seen_rules:
                 raise self.error(rnode, f"{where}.rules[{i}]", f"duplicate rule {rule.name!r}")
@@ -318,6 +327,21 @@ class _Loader:
             return AlertRule(**kwargs)
         except ValueError as exc:
             raise self.error(node, where, str(exc)) from None
+
+    def recording(self, node: yaml.Node, where: str) -> RecordingRule:
+        fields = self.mapping(node, where, _RECORD_KEYS)
+        name_node = fields["record"][1]
+        name = self.string(name_node, _join(where, "record"))
+        if not METRIC_NAME.match(name):
+            raise self.error(name_node, _join(where, "record"),
+                             f"invalid metric name {name!r} (a recorded series is named as "
+                             "in Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*)")
+        if "expr" not in fields:
+            raise self.error(node, _join(where, "expr"), "missing")
+        expr = self.condition(fields["expr"][1], _join(where, "expr"))
+        labels = self.string_map(fields["labels"][1], _join(where, "labels")) if (
+            "labels" in fields) else {}
+        return RecordingRule(name, expr, labels)
 
     def either(
         self, node: yaml.Node, where: str, values: dict[str, yaml.Node], a: str, b: str

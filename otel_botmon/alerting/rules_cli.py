@@ -54,7 +54,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None,
             print(f"FAILED: {exc}", file=err)
             failed = True
             continue
-        count = sum(len(g.rules) for g in groups)
+        count = sum(len(g.rules) + len(g.recordings) for g in groups)
         print(f"{path}: OK, {count} rule{'s' if count != 1 else ''} in {len(groups)} "
               f"group{'s' if len(groups) != 1 else ''}", file=out)
     return 1 if failed else 0

@@ -42,7 +42,14 @@ from otel_botmon.alerting.expr_eval import evaluate_node
 from otel_botmon.alerting.expr_parser import Binary, Derived, Node, Selector, VType
 from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
 from otel_botmon.alerting.model import AlertRule
-from otel_botmon.alerting.promnames import prom_label, prom_metric, reverse_labels, reverse_names
+from otel_botmon.alerting.promnames import (
+    PromSeries,
+    prom_label,
+    prom_metric,
+    reverse_labels,
+    reverse_names,
+)
+from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import load_rule_groups
 from otel_botmon.alerting.ruletest_file import (
     STALE,
@@ -119,14 +126,17 @@ def run_rule_tests(path: str | os.PathLike[str], *,
     doc = read_test_file(filename, source)
     base = os.path.dirname(os.path.abspath(filename))
     rules: list[AlertRule] = []
+    recordings: list[RecordingRule] = []
     for pattern in doc.rule_files:
         full = os.path.join(base, pattern)
         matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
         for rule_file in matches:
-            rules += [r for g in load_rule_groups(rule_file) for r in g.rules]
+            groups = load_rule_groups(rule_file)
+            rules += [r for g in groups for r in g.rules]
+            recordings += [r for g in groups for r in g.recordings]
     report = RuleTestReport(filename)
     for test in doc.tests:
-        _run_test(test, rules, doc.evaluation_interval, report, observe)
+        _run_test(test, rules, doc.evaluation_interval, report, observe, recordings)
     return report
 
 
@@ -136,11 +146,8 @@ def _load_series(test: TestGroup, step: float) -> MetricHistory:
     longest = 0
     for item in test.series:
         target = names.get(item.name)
-        if target is None:
-            raise RuleTestError(
-                f"{item.where}: unknown series name {item.name!r}; "
-                "use the Prometheus name of a botmon metric (e.g. botmon_trades_total)"
-            )
+        if target is None:  # a metric of the user's own: read under its own name
+            target = PromSeries(item.name, MetricKind.GAUGE, None)
         longest = max(longest, len(item.values))
         parsed.append((target, dict(item.labels), item.values))
     history = MetricHistory(max_age_s=1e12, max_points_per_series=max(longest, 2) + 1)
@@ -208,7 +215,7 @@ def _le(text: str | None) -> float:
 
 def _run_test(
     test: TestGroup, rules: list[AlertRule], interval: float, report: RuleTestReport,
-    observe: Observer | None = None,
+    observe: Observer | None = None, recordings: list[RecordingRule] | None = None,
 ) -> None:
     from otel_botmon.alerting.evaluator import AlertEvaluator
 
@@ -226,7 +233,8 @@ def _run_test(
             f"of {interval:g}s"
         )
     clock = [0.0]
-    evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0])
+    evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0],
+                               recording_rules=recordings or ())
     steps = math.floor(last / interval + 1e-9)
     for k in range(steps + 1):
         now = k * interval

@@ -27,6 +27,8 @@ class Case:
     annotations: dict[str, str] = field(default_factory=lambda: {"v": "{{ $value }}"})
     interval: str = "1m"
     for_: str | None = None
+    records: tuple[tuple[str, str, dict[str, str]], ...] = ()
+    """Recording rules (name, expr, labels) evaluated before the alert."""
 
 
 def gauges(*values: str, label: str = "a") -> tuple[tuple[str, str], ...]:
@@ -187,4 +189,64 @@ CASES: list[Case] = [
     ],
     Case("template_rerendered", "template", f"{GB} > 0", gauges("1 2 3 4 5 6 7"),
          annotations={"v": "now {{ $value }}"}, for_="2m"),
+    # --- recording rules, bool, without, vector matching, users' own metric names -------
+    Case("record_then_alert", "record", "job:g:sum > 0.25", (
+        (f'{G}{{a="1",b="x"}}', "0.1x10"), (f'{G}{{a="2",b="x"}}', "0.2x10"),
+        (f'{G}{{a="3",b="y"}}', "0.2x10")), records=(("job:g:sum", f"sum by (b) ({GB})", {}),)),
+    Case("record_with_labels", "record", "job:g:max", gauges("1x10", "3x10"),
+         records=(("job:g:max", f"max({GB})", {"team": "quant"}),)),
+    Case("record_chain", "record", "job:g:double > 5", gauges("1x10", "3x10"),
+         records=(("job:g:max", f"max({GB})", {}), ("job:g:double", "job:g:max * 2", {}))),
+    Case("record_rate", "record", "job:trades:rate1m * 60 > 5", ((C, "0+7x10"),),
+         records=(("job:trades:rate1m", f"rate({CB}[1m])", {}),)),
+    Case("record_over_time", "record", "max(job:g:max[3m])", gauges("1 5 2 1 1 1 1"),
+         records=(("job:g:max", f"max({GB})", {}),)),
+    Case("bool_comparison", "bool", f"{GB} > bool 1", gauges("1x10", "3x10")),
+    Case("bool_number_left", "bool", f"2 < bool {GB}", gauges("1x10", "3x10")),
+    Case("bool_counted", "bool", f"sum({GB} > bool 1)", gauges("1x10", "3x10", "5x10")),
+    Case("bool_nan", "bool", f"{GB} == bool {GB}", gauges(NAN, "3x10")),
+    Case("without", "without", f"sum without (a) ({GB})", (
+        (f'{G}{{a="1",b="x"}}', "1x10"), (f'{G}{{a="2",b="x"}}', "2x10"),
+        (f'{G}{{a="3",b="y"}}', "4x10"))),
+    Case("without_max", "without", f"max without (b) ({GB})", (
+        (f'{G}{{a="1",b="x"}}', "1x10"), (f'{G}{{a="1",b="y"}}', "2x10"),
+        (f'{G}{{a="3",b="y"}}', "4x10"))),
+    Case("on_group_left_ratio", "matching", "errors / on(a) group_left requests", (
+        ('errors{a="x",code="500"}', "2x10"), ('errors{a="x",code="503"}', "1x10"),
+        ('errors{a="y",code="500"}', "5x10"), ('requests{a="x"}', "10x10"),
+        ('requests{a="y"}', "20x10"))),
+    Case("ignoring_one_to_one", "matching", "errors / ignoring(code) requests", (
+        ('errors{a="x",code="500"}', "2x10"), ('requests{a="x"}', "10x10"),
+        ('requests{a="y"}', "20x10"))),
+    Case("group_right", "matching", "requests / on(a) group_right errors", (
+        ('errors{a="x",code="500"}', "2x10"), ('errors{a="x",code="503"}', "1x10"),
+        ('requests{a="x"}', "10x10"))),
+    Case("group_left_include", "matching", "errors * on(a) group_left(team) info", (
+        ('errors{a="x",code="500"}', "2x10"), ('errors{a="y",code="500"}', "3x10"),
+        ('info{a="x",team="quant"}', "1x10"), ('info{a="y",team="ops"}', "1x10"))),
+    Case("on_one_to_one_keeps_on_labels", "matching", "errors - on(a, code) requests", (
+        ('errors{a="x",code="1",z="q"}', "2x10"), ('requests{a="x",code="1"}', "10x10"))),
+    Case("comparison_on", "matching", "errors > on(a) group_left requests", (
+        ('errors{a="x",code="1"}', "12x10"), ('errors{a="x",code="2"}', "2x10"),
+        ('requests{a="x"}', "10x10"))),
+    Case("comparison_bool_on", "matching", "errors > bool on(a) group_left requests", (
+        ('errors{a="x",code="1"}', "12x10"), ('errors{a="x",code="2"}', "2x10"),
+        ('requests{a="x"}', "10x10"))),
+    Case("unless", "matching", f'{GB} unless {GB}{{a="s0"}}', gauges("1x10", "2x10")),
+    Case("and_on", "matching", f"{GB} and on(a) other", (
+        (f'{G}{{a="s0",b="1"}}', "1x10"), (f'{G}{{a="s1",b="1"}}', "2x10"),
+        ('other{a="s1"}', "1x10"))),
+    Case("or_ignoring", "matching", f"{GB} or ignoring(b) other", (
+        (f'{G}{{a="s0",b="1"}}', "1x10"), ('other{a="s0",b="2"}', "7x10"),
+        ('other{a="s9",b="2"}', "8x10"))),
+    Case("unless_on", "matching", f"{GB} unless on(a) other", (
+        (f'{G}{{a="s0",b="1"}}', "1x10"), (f'{G}{{a="s1",b="1"}}', "2x10"),
+        ('other{a="s1"}', "1x10"))),
+    Case("user_metric", "names", "my_queue_depth > 5", (
+        ('my_queue_depth{q="a"}', "1x10"), ('my_queue_depth{q="b"}', "9x10"))),
+    Case("user_counter_rate", "names", "rate(my_fills_total[5m]) > 0", (
+        ('my_fills_total{venue="x"}', "0+3x10"), ('my_fills_total{venue="y"}', "4x10"))),
+    Case("user_metric_ratio_per_bot", "names", "sum(my_fails) / sum(my_calls)", (
+        ('my_fails{q="a"}', "1x10"), ('my_fails{q="b"}', "2x10"),
+        ('my_calls{q="a"}', "10x10"), ('my_calls{q="b"}', "20x10"))),
 ]

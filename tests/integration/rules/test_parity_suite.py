@@ -36,7 +36,11 @@ def _rule_file(case: Case) -> dict[str, Any]:
                             "annotations": case.annotations}
     if case.for_:
         rule["for"] = case.for_
-    return {"groups": [{"name": "parity", "rules": [rule]}]}
+    records: list[dict[str, Any]] = [
+        {"record": name, "expr": expr, **({"labels": labels} if labels else {})}
+        for name, expr, labels in case.records
+    ]
+    return {"groups": [{"name": "parity", "rules": [*records, rule]}]}
 
 
 def _test_file(case: Case, rule_file: str, expected: list[Any] | None) -> dict[str, Any]:
@@ -100,7 +104,8 @@ def test_the_suite_is_large_and_covers_every_family() -> None:
     assert len(CASES) >= 70
     assert len({c.id for c in CASES}) == len(CASES)
     assert {c.family for c in CASES} >= {"sum", "rate", "nan", "histogram", "labels",
-                                         "arith", "template"}
+                                         "arith", "template", "record", "bool", "without",
+                                         "matching", "names"}
 
 
 def test_cases_are_not_vacuous(outcomes: dict[str, tuple[bool, str, Any]]) -> None:
