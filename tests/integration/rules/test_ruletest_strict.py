@@ -127,7 +127,7 @@ BLOCK_EXPR = HEAD + """\
       - expr: |
           sum(
             botmon.health.status)
-          + nosuch.metric
+          + botmon.nosuch
         eval_time: 1m
 """
 
@@ -136,7 +136,7 @@ def test_expression_errors_point_into_block_scalars(tmp_path: Path) -> None:
     path = _write(tmp_path, BLOCK_EXPR)
     report = run_rule_tests(path)
     assert not report.ok
-    # `nosuch.metric` is on line 12, column 13 of the file
+    # `botmon.nosuch` is on line 12, column 13 of the file
     assert f"{path}:12:13:" in report.render(), report.render()
 
 

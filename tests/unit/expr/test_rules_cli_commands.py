@@ -76,9 +76,13 @@ def test_test_command(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "test", str(files / "wrong.test.yml")]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "alertname: HighCpu" in out
-    (files / "bad.test.yml").write_text(TEST.replace("system_cpu_utilization", "nope"))
+    # a series of another name is a metric of its own: the CPU alert then never fires
+    (files / "other.test.yml").write_text(TEST.replace("system_cpu_utilization", "nope"))
+    assert main(["rules", "test", str(files / "other.test.yml")]) == 1
+    assert "alertname: HighCpu" in capsys.readouterr().out
+    (files / "bad.test.yml").write_text(TEST.replace("eval_time: 1m", "eval_time: 1"))
     assert main(["rules", "test", str(files / "bad.test.yml")]) == 1
-    assert "unknown series name 'nope'" in capsys.readouterr().err
+    assert "bad.test.yml:7:" in capsys.readouterr().err
 
 
 def test_export_writes_translatable_rules_and_says_which_not(
