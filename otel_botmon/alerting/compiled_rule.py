@@ -174,7 +174,9 @@ class CompiledRule:
     def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
         labels = {str(k): str(v) for k, v in series.items()}
         labels.update(self.rule.labels)
-        labels[ALERTNAME_LABEL] = self.rule.name
+        # a rule may name its alerts (the warning and critical rules of one measure share
+        # an alertname, as Alertmanager's inhibition expects); else the rule's name
+        labels[ALERTNAME_LABEL] = self.rule.labels.get(ALERTNAME_LABEL) or self.rule.name
         # the rule's severity wins over a series' own `severity` label, as the exported
         # rule's `labels: {severity: ...}` does in Prometheus
         labels[SEVERITY_LABEL] = self.rule.labels.get(SEVERITY_LABEL, self.rule.severity.value)

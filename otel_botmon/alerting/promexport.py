@@ -32,7 +32,7 @@ from otel_botmon.alerting.expr_parser import (
     VType,
 )
 from otel_botmon.alerting.history import MetricKind
-from otel_botmon.alerting.model import AlertRule
+from otel_botmon.alerting.model import ALERTNAME_LABEL, AlertRule
 from otel_botmon.alerting.promnames import prom_label, prom_metric
 from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import RuleGroup
@@ -137,12 +137,13 @@ def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict
     if not rule.enabled:
         raise NotTranslatable("rule is disabled")
     condition = compile_condition(rule.condition)
-    out: dict[str, Any] = {"alert": rule.name, "expr": to_promql(condition, per_bot)}
+    alertname = rule.labels.get(ALERTNAME_LABEL) or rule.name
+    out: dict[str, Any] = {"alert": alertname, "expr": to_promql(condition, per_bot)}
     if rule.for_ > 0:
         out["for"] = format_duration(rule.for_)
     if rule.keep_firing_for > 0:
         out["keep_firing_for"] = format_duration(rule.keep_firing_for)
-    labels = {prom_label(k): v for k, v in rule.labels.items()}
+    labels = {prom_label(k): v for k, v in rule.labels.items() if k != ALERTNAME_LABEL}
     labels.setdefault(SEVERITY_LABEL, rule.severity.value)
     out["labels"] = labels
     if rule.annotations:

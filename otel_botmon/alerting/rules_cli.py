@@ -90,9 +90,11 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None,
                 print(f"FAILED: {exc}", file=err)
                 return 2
     else:
-        from otel_botmon.alerting.default_rules import default_rules
+        from otel_botmon.alerting.default_rules import default_rules_for
+        from otel_botmon.monitor_config import MonitoringConfig  # a plain settings class
 
-        sources.append(RuleGroup("botmon_default", default_rules()))
+        # every rule SystemMonitor runs with the default configuration
+        sources.append(RuleGroup("botmon_default", default_rules_for(MonitoringConfig())))
     result = export_prometheus(sources)
     text = result.to_yaml()
     if args.output:
