@@ -95,9 +95,11 @@ class _Parser:
         return self.advance()
 
     def nest(self) -> None:
+        """One level deeper, just after its opening token (reported if too deep)."""
         self.nesting += 1
         if self.nesting > MAX_DEPTH:
-            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels")
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels",
+                             self.tokens[max(self.i - 1, 0)].pos)
 
     # --- grammar -----------------------------------------------------------------------
 
