@@ -29,6 +29,8 @@ class Case:
     for_: str | None = None
     records: tuple[tuple[str, str, dict[str, str]], ...] = ()
     """Recording rules (name, expr, labels) evaluated before the alert."""
+    extra: dict[str, object] = field(default_factory=dict)
+    """More fields of the botmon rule (recovery_threshold...)."""
 
 
 def gauges(*values: str, label: str = "a") -> tuple[tuple[str, str], ...]:
@@ -249,4 +251,9 @@ CASES: list[Case] = [
     Case("user_metric_ratio_per_bot", "names", "sum(my_fails) / sum(my_calls)", (
         ('my_fails{q="a"}', "1x10"), ('my_fails{q="b"}', "2x10"),
         ('my_calls{q="a"}', "10x10"), ('my_calls{q="b"}', "20x10"))),
+    # --- deliberate differences (see EXCEPTIONS in test_parity_suite.py) -------------------
+    Case("hysteresis", "exception", f"{GB} > 5", gauges("6 7 8 4.5 4.5 4.5 4.5"),
+         annotations={}, extra={"recovery_threshold": 4}),
+    Case("bucket_series_ending_early", "histogram", f"p50({HB}[5m])",
+         hist({"0.1": "0+1x3", "1": "0+5x10", "+Inf": "0+10x10"}), "6m"),
 ]
