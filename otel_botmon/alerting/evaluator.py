@@ -160,6 +160,7 @@ class AlertEvaluator:
                 if compiled.metrics is None:
                     return None
                 names.update(compiled.metrics)
+            names.update(self.recorder.referenced_metrics())
             return frozenset(names)
 
     @property

@@ -56,6 +56,13 @@ class Recorder:
     def __len__(self) -> int:
         return len(self._rules)
 
+    def referenced_metrics(self) -> set[str]:
+        """The metrics the rules read (so that the history ingests them)."""
+        names: set[str] = set()
+        for _, condition in self._rules:
+            names |= condition.referenced_metrics()
+        return names
+
     @property
     def rules(self) -> list[RecordingRule]:
         return [rule for rule, _ in self._rules]
