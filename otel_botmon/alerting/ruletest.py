@@ -330,12 +330,16 @@ def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float)
         elif isinstance(node, Binary) and node.op == "or":
             left = evaluate_node(node.left, history, now)
             node = node.left if isinstance(left, dict) and labels in left else node.right
-        elif isinstance(node, Binary) and node.op == "and":
+        elif isinstance(node, Binary) and node.op in ("and", "unless"):
             node = node.left
-        elif isinstance(node, Binary) and node.op in _KEEPS_NAME and not getattr(
-            node, "bool", False
-        ):
-            node = node.right if node.left.vtype is VType.SCALAR else node.left
+        elif isinstance(node, Binary) and node.op in _KEEPS_NAME and not node.bool_:
+            m = node.matching
+            if m is not None and m.card == "one-to-one" and m.on:
+                return None  # only the on(...) labels are kept
+            if m is not None and m.card == "one-to-many":
+                node = node.right
+            else:
+                node = node.right if node.left.vtype is VType.SCALAR else node.left
         else:
             return None
 
