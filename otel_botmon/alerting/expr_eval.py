@@ -126,6 +126,8 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
         return _call(node, history, now)
     if isinstance(node, Binary):
         left = evaluate_node(node.left, history, now)
+        if node.op in ("and", "unless") and not isinstance(left, float) and not left:
+            return {}  # nothing on the left: the right side cannot add anything
         right = evaluate_node(node.right, history, now)
         if node.op in ("and", "or", "unless"):
             if node.matching is not None:
