@@ -11,9 +11,7 @@ silence matcher is compiled here, with the ``google-re2`` binding.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Protocol
-
-import re2
+from typing import Any, Protocol
 
 __all__ = ["AnchoredRegex", "RegexError", "compile_anchored"]
 
@@ -28,13 +26,15 @@ class AnchoredRegex(Protocol):
     def fullmatch(self, text: str) -> object | None: ...
 
 
-def _options() -> re2.Options:
+@lru_cache(maxsize=1)
+def _re2() -> tuple[Any, Any]:
+    """The ``re2`` module and its options, imported on first use (it is a C extension
+    that takes tens of milliseconds to load; most processes never compile a regex)."""
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # RE2 would write its own message to stderr
-    return options
-
-
-_OPTIONS = _options()
+    return re2, options
 
 
 @lru_cache(maxsize=1024)
@@ -46,8 +46,9 @@ def compile_anchored(pattern: str) -> AnchoredRegex:
         raise RegexError(f"a regular expression must be a string, got {type(pattern).__name__}")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RegexError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
+    re2, options = _re2()
     try:
-        compiled: AnchoredRegex = re2.compile(pattern, options=_OPTIONS)
+        compiled: AnchoredRegex = re2.compile(pattern, options=options)
     except re2.error as exc:
         raise RegexError(_message(exc)) from None
     except (TypeError, ValueError, OverflowError) as exc:  # pragma: no cover - defensive
