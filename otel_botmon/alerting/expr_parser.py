@@ -260,6 +260,9 @@ class _Parser:
             kind = self.user_metric(name, tok.pos)
         matchers = self.parse_matchers() if self.at(TokenKind.PUNCT, "{") else ()
         range_s = self.parse_range() if self.at(TokenKind.PUNCT, "[") else None
+        if self.at_keyword("offset"):
+            raise self.error("'offset' is not supported (series are read at the evaluation "
+                             "time)")
         if kind is MetricKind.HISTOGRAM and component is None:
             if range_s is None:
                 raise self.error(
@@ -388,6 +391,11 @@ class _Parser:
             return Call(pos, args[0].vtype, args[0].labelless, depth, "abs", tuple(args))
         self.arity(name, pos, args, 1)
         arg = args[0]
+        if name in _OVER_TIME:  # PromQL's own name: avg_over_time(x[5m]) is avg(x[5m])
+            if by is not None:
+                raise self.error(f"'by' does not apply to {name}()", pos)
+            self.want(arg, VType.RANGE, f"{name}() needs a window such as x[5m]")
+            return Call(pos, VType.VECTOR, False, depth, name, (arg,))
         if arg.vtype is VType.RANGE:
             if by is not None:
                 raise self.error(f"'by' does not apply to {name}() over a window", pos)
@@ -451,9 +459,12 @@ class _Parser:
         raise self.error("'not' applies to a comparison such as not (cpu > 90)", pos)
 
 
+_OVER_TIME = frozenset(f"{a}_over_time" for a in AGGREGATIONS)
+
+
 def _is_function(name: str) -> bool:
     return (name in RATE_FUNCTIONS or name in AGGREGATIONS or name in QUANTILE_SHORTHANDS
-            or name in OTHER_FUNCTIONS)
+            or name in OTHER_FUNCTIONS or name in _OVER_TIME)
 
 
 def _compile_regex(pattern: str, text: str, pos: int) -> AnchoredRegex:

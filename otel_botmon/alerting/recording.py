@@ -10,7 +10,7 @@ marked stale, and recording rules run before the alert rules of the same cycle.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ class Recorder:
     def __init__(self, rules: Iterable[RecordingRule] = ()) -> None:
         self._rules: list[tuple[RecordingRule, Condition]] = []
         self._previous: dict[int, set[Labels]] = {}
+        self.on_error: Callable[[str, BaseException], None] | None = None
+        """Called with the rule's name and the error when a rule fails (instead of the
+        internal-error report)."""
         for rule in rules:
             self.add(rule)
 
@@ -88,4 +91,7 @@ class Recorder:
                     history.mark_stale(rule.record, gone, now)
                 self._previous[index] = written
             except Exception as exc:
-                report_internal_error(f"alerting.record.{rule.record}", exc)
+                if self.on_error is not None:
+                    self.on_error(rule.record, exc)
+                else:
+                    report_internal_error(f"alerting.record.{rule.record}", exc)

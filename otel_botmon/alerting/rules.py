@@ -353,7 +353,12 @@ class _Loader:
         return values[a] if a in values else values[b]
 
     def condition(self, node: yaml.Node, where: str) -> str:
-        text = self.string(node, where)
+        if isinstance(node, yaml.ScalarNode) and node.tag in (
+            "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+        ):
+            text = str(node.value)  # `expr: 1`: a number, as Prometheus reads it
+        else:
+            text = self.string(node, where)
         try:
             self._comparison = compile_condition(text).comparison
         except RuleSyntaxError as exc:

@@ -37,10 +37,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
+from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
 from otel_botmon.alerting.expr_eval import evaluate_node
+from otel_botmon.alerting.expr_matching import MatchingError
 from otel_botmon.alerting.expr_parser import Binary, Derived, Node, Selector, VType
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
+from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.alerting.promnames import (
     PromSeries,
@@ -223,29 +224,71 @@ def _run_test(
     where = f"tests[{test.index}]"
     history = _load_series(test, step)
     checks: list[tuple[float, AlertCheck]] = [(c.eval_time, c) for c in test.alert_checks]
+    # as promtool: the rules are evaluated from 0 to the last eval_time (at 0 at least,
+    # so a rule that cannot be evaluated fails even a test group without checks)
     last = max([c.eval_time for c in test.alert_checks]
-               + [c.eval_time for c in test.expr_checks], default=None)
-    if last is None:
-        return
+               + [c.eval_time for c in test.expr_checks], default=0.0)
     if last / interval > MAX_STEPS:
         raise RuleTestError(
             f"{where}: eval_time {last:g}s is more than {MAX_STEPS} evaluation intervals "
             f"of {interval:g}s"
         )
     clock = [0.0]
+    errors: list[tuple[str, BaseException]] = []
     evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0],
-                               recording_rules=recordings or ())
+                               recording_rules=recordings or (), publish_telemetry=False,
+                               compiler=lambda text: _Checked(compile_condition(text), text,
+                                                              errors))
+    evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     steps = math.floor(last / interval + 1e-9)
     for k in range(steps + 1):
         now = k * interval
         clock[0] = now
         evaluator.evaluate(now, dispatch=False)
+        if errors:  # as promtool: a rule that cannot be evaluated ends the test group
+            for name, exc in errors:
+                report.failures.append(f"{where} rule: {name}, time: {_duration(now)}, "
+                                       f"err: {exc}")
+            return
         for when, check in checks:
             # promtool compares an eval_time with the evaluation at or just before it
             if now <= when + 1e-9 < now + interval:
                 _compare(check, evaluator.firing(), where, report, observe)
     for expr_check in test.expr_checks:
         _check_expr(expr_check, history, where, report)
+
+
+class _Checked:
+    """A compiled condition that notes its evaluation errors (the evaluator would only
+    log them and keep the alerts' state; a rule test fails on them, as promtool)."""
+
+    def __init__(self, inner: Condition, text: str,
+                 errors: list[tuple[str, BaseException]]) -> None:
+        self.inner = inner
+        self.text = text
+        self.errors = errors
+        self.comparison = inner.comparison
+        self.threshold = inner.threshold
+        self.referenced_metrics = inner.referenced_metrics
+
+    def evaluate(self, history: Any, now: float) -> list[Sample]:
+        try:
+            return self.inner.evaluate(history, now)
+        except Exception as exc:
+            self.errors.append((self.text, exc))
+            raise
+
+    def values(self, history: Any, now: float) -> list[Sample]:
+        try:
+            return self.inner.values(history, now)
+        except Exception as exc:
+            self.errors.append((self.text, exc))
+            raise
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes:g}m{rest:g}s" if minutes else f"{rest:g}s"
 
 
 def _normalize(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -288,7 +331,13 @@ def _check_expr(check: ExprCheck, history: MetricHistory, where: str,
         )
         return
     now = check.eval_time
-    value = evaluate_node(condition.tree, history, now)
+    try:
+        value = evaluate_node(condition.tree, history, now)
+    except (MatchingError, ValueError, ArithmeticError) as exc:  # as promtool: a failure
+        report.failures.append(
+            f"{where} expr: {check.expr.strip()!r}, time: {check.eval_text}, err: {exc}"
+        )
+        return
     got: list[tuple[tuple[tuple[str, str], ...], float]] = []
     if isinstance(value, float):
         got.append(((), value))

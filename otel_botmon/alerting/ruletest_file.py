@@ -417,6 +417,8 @@ class _Reader:
 
 def _parse_metric(text: str) -> tuple[str | None, dict[str, str]]:
     stripped = text.strip()
+    if not stripped:  # no labels given: the sample of a labelless result
+        return None, {}
     if stripped.startswith("{"):
         try:
             return parse_series(stripped)
