@@ -179,7 +179,13 @@ class CompiledRule:
         labels[ALERTNAME_LABEL] = self.rule.labels.get(ALERTNAME_LABEL) or self.rule.name
         # the rule's severity wins over a series' own `severity` label, as the exported
         # rule's `labels: {severity: ...}` does in Prometheus
-        labels[SEVERITY_LABEL] = self.rule.labels.get(SEVERITY_LABEL, self.rule.severity.value)
+        severity = self.rule.labels.get(SEVERITY_LABEL, self.rule.severity.value)
+        if not severity:  # a rule file's rule without severity: the series' own, if any
+            severity = str(series.get(SEVERITY_LABEL, ""))
+        if severity:
+            labels[SEVERITY_LABEL] = severity
+        else:
+            labels.pop(SEVERITY_LABEL, None)
         return labels
 
 

@@ -145,7 +145,10 @@ def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict
         out["keep_firing_for"] = format_duration(rule.keep_firing_for)
     labels = {prom_label(k): v for k, v in rule.labels.items() if k != ALERTNAME_LABEL}
     labels.setdefault(SEVERITY_LABEL, rule.severity.value)
-    out["labels"] = labels
+    if not labels[SEVERITY_LABEL]:
+        del labels[SEVERITY_LABEL]  # the rule states no severity
+    if labels:
+        out["labels"] = labels
     if rule.annotations:
         out["annotations"] = {k: translate_template(v, rule.name)
                               for k, v in rule.annotations.items()}

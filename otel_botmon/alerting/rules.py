@@ -318,6 +318,10 @@ class _Loader:
                 if not isinstance(enabled, bool):
                     raise self.error(value_node, w, "expected true or false")
                 kwargs["enabled"] = enabled
+        if "severity" not in values and "severity" not in kwargs.get("labels", {}):
+            # a rule that states no severity gives its alerts no severity label, as in
+            # Prometheus (botmon still handles them as warnings)
+            kwargs["labels"] = {**kwargs.get("labels", {}), "severity": ""}
         if "recovery_threshold" in values and self._comparison not in ("<", "<=", ">", ">="):
             raise self.error(
                 values["recovery_threshold"], field_where["recovery_threshold"],

@@ -66,16 +66,21 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None,
     out, err = out or sys.stdout, err or sys.stderr
     failed = False
     # a rule that cannot be evaluated is a test failure here, not a bot's internal error
-    logging.getLogger("otel_botmon").setLevel(logging.CRITICAL)
-    for path in args.files:
-        try:
-            report = run_rule_tests(path)
-        except (RuleTestError, RuleFileError) as exc:
-            print(f"Unit Testing:  {path}\n  FAILED: {exc}", file=err)
-            failed = True
-            continue
-        print(report.render(), file=out)
-        failed = failed or not report.ok
+    bot_logger = logging.getLogger("otel_botmon")
+    level = bot_logger.level
+    bot_logger.setLevel(logging.CRITICAL)
+    try:
+        for path in args.files:
+            try:
+                report = run_rule_tests(path)
+            except (RuleTestError, RuleFileError) as exc:
+                print(f"Unit Testing:  {path}\n  FAILED: {exc}", file=err)
+                failed = True
+                continue
+            print(report.render(), file=out)
+            failed = failed or not report.ok
+    finally:
+        bot_logger.setLevel(level)
     return 1 if failed else 0
 
 

@@ -37,7 +37,7 @@ GOOD = HEAD + """\
       - eval_time: 2m
         alertname: Busy
         exp_alerts:
-          - exp_labels: {health_component: api, severity: warning}
+          - exp_labels: {health_component: api}
             exp_annotations: {summary: status 2}
     promql_expr_test:
       - expr: botmon.health.status
@@ -59,7 +59,7 @@ REFUSED = [
     ("repeated_key", GOOD.replace("evaluation_interval: 1m",
                                   "evaluation_interval: 1m\nevaluation_interval: 2m"),
      "3:1", "already set"),
-    ("exp_labels_list", GOOD.replace("{health_component: api, severity: warning}",
+    ("exp_labels_list", GOOD.replace("{health_component: api}",
                                      "[health_component, api]"), "12:25", "!!seq"),
     ("exp_annotations_string", GOOD.replace("{summary: status 2}", "'status 2'"), "13:30",
      "!!str"),
