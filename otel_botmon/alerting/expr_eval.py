@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import add, is_, itemgetter, le, mul, sub
 from typing import Any
 
@@ -315,19 +315,19 @@ def _young_counters(
     half = average_gap / 2
     to_end = end - t1
     end_part = to_end if to_end < threshold else half
-    k = -1
-    while True:
-        try:
-            k = candidates.index(True, k + 1)
-        except ValueError:
-            return
-        v0, result = first[k], change[k]
-        if result > 0 and v0 >= 0 and (to_zero := sampled * (v0 / result)) < to_start:
-            interval = sampled + (to_zero if to_zero < threshold else half) + end_part
+    # the candidates with a positive change and a non-negative start (the others keep
+    # the plain extrapolation), then their time back to zero, all in C-level passes
+    young = [k for k in compress(range(len(candidates)), candidates)
+             if change[k] > 0 and first[k] >= 0]
+    to_zero = [sampled * (first[k] / change[k]) for k in young]
+    range_s = end - start
+    for k, z in zip(young, to_zero, strict=True):
+        if z < to_start:
+            interval = sampled + (z if z < threshold else half) + end_part
             factor = interval / sampled
             if per_second:
-                factor /= end - start
-            out[labels[k]] = result * factor
+                factor /= range_s
+            out[labels[k]] = change[k] * factor
 
 
 def _extrapolation(
