@@ -78,6 +78,8 @@ __all__ = [
 
 MAX_STEPS = 200_000
 """Most evaluation steps one test group may take (eval_time / evaluation_interval)."""
+MAX_RULE_EVALUATIONS = 1_000_000
+"""Most rule evaluations (steps times rules) one test group may take."""
 
 
 @dataclass
@@ -228,10 +230,13 @@ def _run_test(
     # so a rule that cannot be evaluated fails even a test group without checks)
     last = max([c.eval_time for c in test.alert_checks]
                + [c.eval_time for c in test.expr_checks], default=0.0)
-    if last / interval > MAX_STEPS:
+    per_step = max(1, len(rules) + len(recordings or ()))
+    limit = min(MAX_STEPS, MAX_RULE_EVALUATIONS // per_step)
+    if last / interval > limit:
         raise RuleTestError(
-            f"{where}: eval_time {last:g}s is more than {MAX_STEPS} evaluation intervals "
-            f"of {interval:g}s"
+            f"{where}: eval_time {last:g}s is more than {limit} evaluation intervals "
+            f"of {interval:g}s for {per_step} rules (at most {MAX_RULE_EVALUATIONS:,} "
+            "rule evaluations per test group)"
         )
     clock = [0.0]
     errors: list[tuple[str, BaseException]] = []

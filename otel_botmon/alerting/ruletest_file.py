@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 STALE = "stale"
-MAX_SAMPLES = 2_000_000
+MAX_SAMPLES = 1_000_000
 """Most input samples one test file may expand to (``1x1000000000`` is refused)."""
 
 _NUM = (r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
