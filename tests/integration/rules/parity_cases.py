@@ -58,8 +58,10 @@ CASES: list[Case] = [
     Case("sum_ten_tenths", "sum", f"sum({GB})", gauges(*["0.1x10"] * 10)),
     Case("sum_ten_tenths_ge_1", "sum", f"sum({GB}) >= 1", gauges(*["0.1x10"] * 10)),
     Case("avg_ten_tenths", "sum", f"avg({GB})", gauges(*["0.1x10"] * 10)),
-    Case("sum_tenth_fifths_thirds", "sum", f"sum({GB})", gauges("0.1x10", "0.2x10", "0.3x10")),
-    Case("avg_tenth_fifths_thirds", "sum", f"avg({GB})", gauges("0.1x10", "0.2x10", "0.3x10")),
+    # (promtool adds series in an order it does not fix: sums of three or more distinct
+    # values may differ in the last bit between two promtool runs, so pairs are used)
+    Case("sum_tenth_fifth", "sum", f"sum({GB})", gauges("0.1x10", "0.2x10")),
+    Case("avg_tenth_fifth", "sum", f"avg({GB})", gauges("0.1x10", "0.2x10")),
     Case("sum_near_max", "sum", f"sum({GB})", gauges("1.7e308x10", "1.7e308x10")),
     Case("avg_near_max", "sum", f"avg({GB})", gauges("1.7e308x10", "1.7e308x10", "1.7e308x10")),
     Case("avg_inf_and_number", "sum", f"avg({GB})", gauges(INF, "1x10")),
@@ -160,7 +162,7 @@ CASES: list[Case] = [
     # --- arithmetic and comparison -------------------------------------------------------------
     Case("divide_by_zero", "arith", f"{GB} / 0", gauges("1x10", "-1x10", "0x10")),
     Case("modulo_float", "arith", f"{GB} % 0.3", gauges("1x10", "-1x10", "0.9x10")),
-    Case("equality_of_sums", "arith", f"sum({GB}) == 0.6", gauges("0.1x10", "0.2x10", "0.3x10")),
+    Case("equality_of_sums", "arith", f"sum({GB}) == 0.3", gauges("0.1x10", "0.2x10")),
     Case("percent_threshold", "arith", f"{GB} * 100 > 90", gauges("0.9x10", "0.91x10")),
     Case("tenth_plus_fifth", "arith", f"{GB} + 0.2", gauges("0.1x10")),
     # --- templates ----------------------------------------------------------------------------
