@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from otel_botmon.alerting.default_rules import default_rules
+from otel_botmon.alerting.default_rules import default_rules_for
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.monitor_config import MonitoringConfig
@@ -89,11 +89,7 @@ def _resource_thresholds(config: MonitoringConfig) -> _ResourceThresholds:
 def _alert_manager(config: MonitoringConfig) -> AlertManager:
     rules: list[AlertRule] = []
     if config.default_alert_rules:
-        rules = default_rules(
-            **_resource_thresholds(config),
-            api_response_time_warning_ms=config.api_response_time_warning,
-            api_response_time_critical_ms=config.api_response_time_critical,
-        )
+        rules = default_rules_for(config)
     return AlertManager(
         store=config.alert_store_path, interval_s=config.alert_check_interval, rules=rules,
     )

@@ -158,33 +158,50 @@ class CompiledRule:
             self.identities[series] = found
         return found
 
-    def new_alert(self, labels: dict[str, str], value: float, now: float) -> Alert:
-        """A new PENDING alert of this rule for a series (labels from ``identity``)."""
+    def new_alert(self, labels: dict[str, str], value: float, now: float,
+                  series: Mapping[str, str] | None = None) -> Alert:
+        """A new PENDING alert of this rule for a series (labels from ``identity``;
+        ``series``: the series' own labels, which templates see as ``$labels``)."""
         rule = self.rule
         alert = Alert.new(
             rule_name=rule.name, title=rule.name, message="", severity=rule.severity,
             alert_type=rule.alert_type, labels=labels, started_at=now, channels=rule.channels,
         )
         alert.value = value
-        render(alert, rule)
+        render(alert, rule, series)
         return alert
 
     def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
         labels = {str(k): str(v) for k, v in series.items()}
         labels.update(self.rule.labels)
-        labels[ALERTNAME_LABEL] = self.rule.name
-        labels.setdefault(SEVERITY_LABEL, self.rule.severity.value)
+        # a rule may name its alerts (the warning and critical rules of one measure share
+        # an alertname, as Alertmanager's inhibition expects); else the rule's name
+        labels[ALERTNAME_LABEL] = self.rule.labels.get(ALERTNAME_LABEL) or self.rule.name
+        # the rule's severity wins over a series' own `severity` label, as the exported
+        # rule's `labels: {severity: ...}` does in Prometheus
+        severity = self.rule.labels.get(SEVERITY_LABEL, self.rule.severity.value)
+        if not severity:  # a rule file's rule without severity: the series' own, if any
+            severity = str(series.get(SEVERITY_LABEL, ""))
+        if severity:
+            labels[SEVERITY_LABEL] = severity
+        else:
+            labels.pop(SEVERITY_LABEL, None)
         return labels
 
 
-def render(alert: Alert, rule: AlertRule) -> None:
+def render(alert: Alert, rule: AlertRule, series: Mapping[str, str] | None = None) -> bool:
     """Fill the alert's title (``summary`` annotation, else the rule's description, else
     its name), message (``description`` annotation, else description, else condition) and
-    annotations from the rule's templates with the alert's value and labels."""
+    annotations from the rule's templates with the alert's value and the series' labels
+    (``series``; the alert's labels when not given). True when anything changed."""
+    labels = alert.labels if series is None else series
 
     def fill(text: str) -> str:
-        return render_template(text, value=alert.value, labels=alert.labels, rule=rule.name)
+        return render_template(text, value=alert.value, labels=labels, rule=rule.name)
+
+    before = (alert.title, alert.message, alert.annotations)
 
     alert.annotations = {k: fill(v) for k, v in rule.annotations.items()}
     alert.title = fill(rule.annotations.get("summary") or rule.description or rule.name)
     alert.message = fill(rule.annotations.get("description") or rule.description or rule.condition)
+    return before != (alert.title, alert.message, alert.annotations)

@@ -14,7 +14,9 @@ High API Error Rate         ``api_error_rate > 10`` (per minute)      0         
 =========================== ========================================= ================= =====
 
 A severity level is one :class:`AlertRule`, so CPU and memory are two rules each; they share
-a ``component`` label, so a firing critical inhibits the notification of its warning.
+a ``component`` label, so a firing critical inhibits the notification of its warning, and
+one ``alertname`` (the warning rule's name) with a ``severity`` label, so Alertmanager's
+inhibition (``equal: [alertname, job, bot_name]``) does the same for the exported rules.
 ``cpu``/``memory`` are percent; a health check is failing at ``botmon.health.status == 2``
 (3, unknown, is a check that has not run yet: no alert).
 The CPU and memory rules hold for one minute before firing so a short spike does not page.
@@ -26,8 +28,10 @@ only when their thresholds are passed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.model import AlertRule, AlertSeverity, AlertType
+from otel_botmon.alerting.model import ALERTNAME_LABEL, AlertRule, AlertSeverity, AlertType
 
 _SUSTAINED_S = 60.0
 
@@ -47,7 +51,7 @@ def _pct_pair(
             description=f"{label} above {threshold:g}%",
             cooldown_minutes=cooldown,
             for_=_SUSTAINED_S,
-            labels={"component": metric},
+            labels={"component": metric, ALERTNAME_LABEL: name},
             annotations={
                 "summary": f"High {label} usage",
                 "description": f"{label} usage is {{value:.1f}}% "
@@ -145,7 +149,7 @@ def _api_latency_rules(warning_ms: float | None, critical_ms: float | None) -> l
             alert_type=AlertType.API,
             description=f"Exchange API p95 response time above {threshold:g} ms",
             cooldown_minutes=5.0,
-            labels={"component": "api_latency"},
+            labels={"component": "api_latency", ALERTNAME_LABEL: "slow_api_response"},
             annotations={
                 "summary": "Slow exchange API responses",
                 "description": "Exchange API p95 is {value:.3f} s "
@@ -153,6 +157,22 @@ def _api_latency_rules(warning_ms: float | None, critical_ms: float | None) -> l
             },
         ))
     return rules
+
+
+def default_rules_for(config: Any) -> list[AlertRule]:
+    """The default rules with the thresholds of a ``MonitoringConfig`` (any object with
+    its threshold attributes): the rules ``SystemMonitor`` runs, and the ones shipped in
+    ``collector/prometheus/rules/``."""
+    return default_rules(
+        cpu_warning=config.cpu_warning_threshold,
+        cpu_critical=config.cpu_critical_threshold,
+        memory_warning=config.memory_warning_threshold,
+        memory_critical=config.memory_critical_threshold,
+        disk_warning=config.disk_warning_threshold,
+        disk_critical=config.disk_critical_threshold,
+        api_response_time_warning_ms=config.api_response_time_warning,
+        api_response_time_critical_ms=config.api_response_time_critical,
+    )
 
 
 DEFAULT_RULES: tuple[AlertRule, ...] = tuple(default_rules())

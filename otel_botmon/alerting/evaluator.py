@@ -42,6 +42,7 @@ from otel_botmon.alerting.model import (
     Silence,
     fingerprint,
 )
+from otel_botmon.alerting.recording import Recorder, RecordingRule
 from otel_botmon.alerting.registry import AlertRegistry
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.suppression import NotificationGate, new_event
@@ -77,6 +78,7 @@ class AlertEvaluator:
         max_notifications_per_rule_per_minute: int = 20,
         custom_policy: AlertRule | None = None,
         publish_telemetry: bool = True,
+        recording_rules: Iterable[RecordingRule] = (),
     ) -> None:
         self.history = history
         self.publish_telemetry = publish_telemetry
@@ -99,6 +101,8 @@ class AlertEvaluator:
         self._unsaved: list[AlertEvent] = []  # events whose store write failed
         self._gate = NotificationGate(max_notifications_per_rule_per_minute)
         self._listeners = ListenerSet()
+        self.recorder = Recorder(recording_rules)
+        """Recording rules, evaluated into the history before the alert rules each cycle."""
         if on_event is not None:
             self._listeners.add(on_event, notifiable_only=False)
         for rule in rules:
@@ -161,6 +165,7 @@ class AlertEvaluator:
                 if compiled.metrics is None:
                     return None
                 names.update(compiled.metrics)
+            names.update(self.recorder.referenced_metrics())
             return frozenset(names)
 
     @property
@@ -255,6 +260,8 @@ class AlertEvaluator:
         events: list[AlertEvent] = []
         shared: SharedValues = {}
         with self._lock:
+            if len(self.recorder):
+                self.recorder.record(self.history, now)
             for compiled in list(self._rules.values()):
                 if not compiled.rule.enabled:
                     continue
@@ -284,19 +291,22 @@ class AlertEvaluator:
                 continue
             alert = compiled.alerts.get(fp)
             if alert is None:
-                alert = compiled.new_alert(labels, value, now)
+                alert = compiled.new_alert(labels, value, now, sample.labels)
                 self._dirty.add(alert.id)
                 compiled.alerts[fp] = alert
                 self._alerts.by_id[alert.id] = alert
                 if rule.for_ > 0:
                     events.append(new_event(alert, AlertEventKind.PENDING, now, {"value": value}))
-            alert.value = value
+            if alert.value != value:  # templates show the current value (Prometheus)
+                alert.value = value
+                if render(alert, rule, sample.labels):
+                    self._dirty.add(alert.id)
             alert.last_eval = now
             if alert.keep_firing_since is not None:
                 alert.keep_firing_since = None
                 self._dirty.add(alert.id)
             if alert.state is AlertState.PENDING and now - alert.started_at >= rule.for_:
-                self._fire(alert, rule, now, events)
+                self._fire(alert, rule, now, events, sample.labels)
         # A manual resolve sticks until the condition has been seen clear once.
         for fp, owner in list(self._manually_resolved.items()):
             if owner == rule.name and fp not in seen:
@@ -339,10 +349,11 @@ class AlertEvaluator:
                 held[compiled.identity(sample.labels)[0]] = value
         return held
 
-    def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent]) -> None:
+    def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent],
+              series: Mapping[str, str]) -> None:
         alert.state = AlertState.FIRING
         alert.fired_at = now
-        render(alert, rule)
+        render(alert, rule, series)
         self._dirty.add(alert.id)
         events.append(new_event(alert, AlertEventKind.FIRED, now, {"value": alert.value}))
 

@@ -62,6 +62,7 @@ class Condition:
             and top.left.vtype is VType.VECTOR
             and isinstance(top.right, Number)
             and not math.isnan(top.right.value)
+            and top.matching is None
         ):
             self._ordered = (top.op, top.left, top.right.value)
 
@@ -152,9 +153,9 @@ def _top_comparison(node: Node) -> Binary | None:
     while True:
         if isinstance(node, Derived):
             node = node.expansion
-        elif isinstance(node, Binary) and node.op in ("and", "or"):
+        elif isinstance(node, Binary) and node.op in ("and", "or", "unless"):
             node = node.left
-        elif isinstance(node, Binary) and node.op in COMPARISONS:
+        elif isinstance(node, Binary) and node.op in COMPARISONS and not node.bool_:
             return node
         else:
             return None

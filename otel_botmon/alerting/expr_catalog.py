@@ -34,7 +34,10 @@ QUANTILE_SHORTHANDS: Final[Mapping[str, float]] = {
 
 OTHER_FUNCTIONS: Final = ("abs", "quantile")
 
-KEYWORDS: Final = frozenset({"and", "or", "not", "by"})
+KEYWORDS: Final = frozenset({
+    "and", "or", "unless", "not", "by", "without", "bool", "on", "ignoring", "group_left",
+    "group_right",
+})
 
 
 @dataclass(frozen=True)

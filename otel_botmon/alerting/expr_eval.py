@@ -17,11 +17,12 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from itertools import chain, repeat
-from operator import add, is_, itemgetter, le, mul, sub, truediv
+from collections.abc import Callable, Hashable, Sequence
+from itertools import chain, compress, repeat
+from operator import add, is_, itemgetter, le, mul, sub
 from typing import Any
 
+from otel_botmon.alerting import promql_math as pm
 from otel_botmon.alerting.expr_histogram import (
     Extrapolation,
     bucket_extrapolation,
@@ -31,6 +32,7 @@ from otel_botmon.alerting.expr_histogram import (
     quantile_sorted,
     quantiles_sorted,
 )
+from otel_botmon.alerting.expr_matching import match_set, match_vectors
 from otel_botmon.alerting.expr_parser import (
     COMPARISONS,
     Binary,
@@ -87,10 +89,11 @@ def _build_key(node: Node) -> Hashable:
     if isinstance(node, Selector):
         return ("s", node.metric, node.component, _matcher_key(node), node.range_s)
     if isinstance(node, Call):
-        return ("c", node.func, tuple(node_key(a) for a in node.args), node.by, node.quantile)
+        return ("c", node.func, tuple(node_key(a) for a in node.args), node.by, node.quantile,
+                node.without)
     if isinstance(node, Binary):
         return ("b", node.op, node_key(node.left), node_key(node.right),
-                node.left.labelless, node.right.labelless)
+                node.left.labelless, node.right.labelless, node.bool_, node.matching)
     raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover
 
 
@@ -123,9 +126,16 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
         return _call(node, history, now)
     if isinstance(node, Binary):
         left = evaluate_node(node.left, history, now)
+        if node.op in ("and", "unless") and not isinstance(left, float) and not left:
+            return {}  # nothing on the left: the right side cannot add anything
         right = evaluate_node(node.right, history, now)
-        if node.op in ("and", "or"):
+        if node.op in ("and", "or", "unless"):
+            if node.matching is not None:
+                return match_set(node.op, node.matching, _as_vector(left), _as_vector(right))
             return _set_op(node, _as_vector(left), _as_vector(right))
+        if node.matching is not None:
+            return match_vectors(node.op, node.matching, node.bool_, _as_vector(left),
+                                 _as_vector(right))
         return _binary(node, left, right)
     raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover - parser bug
 
@@ -165,7 +175,7 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
         part = _COMPONENT[component]
         out = dict(zip(labels, map(part, values), strict=True))
         out.update((lab, part(point)) for lab, point in others)
-        return out
+        return _drop_absent(sel, history, out)
     out = dict(zip(labels, values, strict=True))
     out.update(others)
     return out
@@ -181,7 +191,18 @@ def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[La
     if component is None:
         return windows
     part = _COMPONENT[component]
-    return [(labels, [(t, part(p)) for t, p in points]) for labels, points in windows]
+    absent = history.absent_components
+    return [(labels, [(t, part(p)) for t, p in points]) for labels, points in windows
+            if not absent or (sel.metric, component, labels) not in absent]
+
+
+def _drop_absent(sel: Selector, history: MetricHistory, out: Vector) -> Vector:
+    """``out`` without the series whose ``.count``/``.sum`` was never given."""
+    absent = history.absent_components
+    if absent and sel.component is not None:
+        for labels in [k for k in out if (sel.metric, sel.component, k) in absent]:
+            del out[labels]
+    return out
 
 
 def extrapolated_change(
@@ -228,10 +249,11 @@ def extrapolate(
     interval = sampled
     interval += to_start if to_start < threshold else average_gap / 2
     interval += to_end if to_end < threshold else average_gap / 2
-    result *= interval / sampled
+    # one factor, divided by the range first, as Prometheus (the last bit differs)
+    factor = interval / sampled
     if per_second:
-        result /= end - start
-    return result
+        factor /= end - start
+    return result * factor
 
 
 def _changes(
@@ -257,9 +279,9 @@ def _changes(
         change = list(map(sub, last, first))
         to_start = t0 - start
         scale = _extrapolation(n, t0, t1, to_start, start, now)
-        values = map(mul, change, repeat(scale))
         if per_second:
-            values = map(truediv, values, repeat(now - start))
+            scale /= now - start
+        values = map(mul, change, repeat(scale))
         out = dict(zip(edges.labels, values, strict=True))
         if counter and to_start > 0:
             _young_counters(out, edges.labels, first, change, n, t0, t1, start, now,
@@ -272,7 +294,7 @@ def _changes(
                                     per_second=per_second)
         if value is not None:
             out[labels] = value
-    return out
+    return _drop_absent(sel, history, out)
 
 
 def _young_counters(
@@ -293,17 +315,19 @@ def _young_counters(
     half = average_gap / 2
     to_end = end - t1
     end_part = to_end if to_end < threshold else half
-    k = -1
-    while True:
-        try:
-            k = candidates.index(True, k + 1)
-        except ValueError:
-            return
-        v0, result = first[k], change[k]
-        if result > 0 and v0 >= 0 and (to_zero := sampled * (v0 / result)) < to_start:
-            interval = sampled + (to_zero if to_zero < threshold else half) + end_part
-            result *= interval / sampled
-            out[labels[k]] = result / (end - start) if per_second else result
+    # the candidates with a positive change and a non-negative start (the others keep
+    # the plain extrapolation), then their time back to zero, all in C-level passes
+    young = [k for k in compress(range(len(candidates)), candidates)
+             if change[k] > 0 and first[k] >= 0]
+    to_zero = [sampled * (first[k] / change[k]) for k in young]
+    range_s = end - start
+    for k, z in zip(young, to_zero, strict=True):
+        if z < to_start:
+            interval = sampled + (z if z < threshold else half) + end_part
+            factor = interval / sampled
+            if per_second:
+                factor /= range_s
+            out[labels[k]] = change[k] * factor
 
 
 def _extrapolation(
@@ -321,29 +345,18 @@ def _extrapolation(
 
 
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
-    "avg_over_time": lambda vs: math.fsum(vs) / len(vs),
-    "min_over_time": min,
-    "max_over_time": max,
-    "sum_over_time": math.fsum,
+    "avg_over_time": pm.avg_over_time,
+    "min_over_time": pm.min_over_time,
+    "max_over_time": pm.max_over_time,
+    "sum_over_time": pm.sum_over_time,
     "count_over_time": lambda vs: float(len(vs)),
 }
 
-
-def _fsum(values: Iterable[float]) -> float:
-    try:
-        return math.fsum(values)
-    except (OverflowError, ValueError):  # inf - inf, or intermediate overflow
-        total = 0.0
-        for v in values:
-            total += v
-        return total
-
-
 _AGGREGATE: dict[str, Callable[[list[float]], float]] = {
-    "sum": _fsum,
-    "avg": lambda vs: _fsum(vs) / len(vs),
-    "min": lambda vs: min(vs, key=lambda v: (math.isnan(v), v)),
-    "max": lambda vs: max(vs, key=lambda v: (not math.isnan(v), v)),
+    "sum": pm.aggregate_sum,
+    "avg": pm.aggregate_avg,
+    "min": pm.aggregate_min,
+    "max": pm.aggregate_max,
     "count": lambda vs: float(len(vs)),
 }
 
@@ -359,7 +372,7 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
         assert isinstance(sel, Selector)
         reduce = _OVER_TIME[func]
         return {
-            labels: _safe(reduce, [v for _, v in points])
+            labels: reduce([v for _, v in points])
             for labels, points in _windows(sel, history, now)
         }
     if func == "histogram_quantile":
@@ -368,22 +381,16 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
         arg = evaluate_node(node.args[0], history, now)
         return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
     arg = _as_vector(evaluate_node(node.args[0], history, now))
-    return _aggregate(func, arg, node.by or ())
+    return _aggregate(func, arg, node.by or (), node.without)
 
 
-def _safe(reduce: Callable[[list[float]], float], values: list[float]) -> float:
-    try:
-        return reduce(values)
-    except (OverflowError, ValueError):
-        return math.nan
-
-
-def _aggregate(func: str, vector: Vector, by: tuple[str, ...]) -> Vector:
-    if not by:  # one group: no labels to compute per series
+def _aggregate(func: str, vector: Vector, by: tuple[str, ...], without: bool = False) -> Vector:
+    if not by and not without:  # one group: no labels to compute per series
         return {EMPTY_LABELS: _AGGREGATE[func](list(vector.values()))} if vector else {}
     groups: dict[Labels, list[float]] = {}
     for labels, value in vector.items():
-        groups.setdefault(labels.only(by) if by else EMPTY_LABELS, []).append(value)
+        key = labels.without(by) if without else labels.only(by)
+        groups.setdefault(key, []).append(value)
     reduce = _AGGREGATE[func]
     return {labels: reduce(values) for labels, values in groups.items()}
 
@@ -554,12 +561,20 @@ def _apply(op: str, a: float, b: float) -> float | None:
     return _arith(op, a, b)
 
 
+def _apply_bool(op: str, a: float, b: float) -> float:
+    return 1.0 if _compare(op, a, b) else 0.0
+
+
 def _binary(node: Binary, left: Value, right: Value) -> Value:
     op = node.op
     if isinstance(left, float) and isinstance(right, float):
+        if node.bool_:
+            return _apply_bool(op, left, right)
         if op in COMPARISONS:
             return {EMPTY_LABELS: left} if _compare(op, left, right) else {}
         return _arith(op, left, right)
+    if node.bool_:
+        return _binary_bool(node, left, right)
     out: Vector = {}
     if isinstance(right, float):
         assert isinstance(left, dict)
@@ -597,11 +612,33 @@ def _binary(node: Binary, left: Value, right: Value) -> Value:
     return out
 
 
+def _binary_bool(node: Binary, left: Value, right: Value) -> Vector:
+    """A comparison with ``bool``: 1 or 0 for every pair botmon's matching makes."""
+    op = node.op
+    if isinstance(right, float):
+        assert isinstance(left, dict)
+        return {labels: _apply_bool(op, a, right) for labels, a in left.items()}
+    if isinstance(left, float):
+        return {labels: _apply_bool(op, left, b) for labels, b in right.items()}
+    if node.right.labelless and not node.left.labelless:
+        return {labels: _apply_bool(op, a, b) for b in right.values()
+                for labels, a in left.items()}
+    if node.left.labelless and not node.right.labelless:
+        return {labels: _apply_bool(op, a, b) for a in left.values()
+                for labels, b in right.items()}
+    return {labels: _apply_bool(op, a, right[labels]) for labels, a in left.items()
+            if labels in right}
+
+
 def _set_op(node: Binary, left: Vector, right: Vector) -> Vector:
     if node.op == "and":
         if node.left.labelless or node.right.labelless:
             return dict(left) if right else {}
         return {labels: v for labels, v in left.items() if labels in right}
+    if node.op == "unless":
+        if node.left.labelless or node.right.labelless:
+            return {} if right else dict(left)
+        return {labels: v for labels, v in left.items() if labels not in right}
     out = dict(left)
     for labels, v in right.items():
         out.setdefault(labels, v)

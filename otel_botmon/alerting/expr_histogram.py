@@ -8,10 +8,9 @@ work is done on whole histogram points, so a 14-bucket histogram costs one pass.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, islice, repeat
-from operator import le, mul, sub
+from itertools import islice, repeat
+from operator import le, lt, mul, sub
 
 from otel_botmon.alerting.series import BOUNDS, COUNTS, HistogramPoint, histogram_decreased
 
@@ -106,35 +105,54 @@ def extrapolate_with(
     return [
         delta * factor
         if not (0 <= initial < delta * ratio and ((reach := sampled * (initial / delta)) or 1))
-        else delta * ((sampled + (reach if reach < threshold else half) + end_part) / sampled)
-        / duration
+        else delta * (((sampled + (reach if reach < threshold else half) + end_part) / sampled)
+                      / duration)
         for delta, initial in zip(change, first_counts, strict=True)
     ]
 
 
 def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
-    """:func:`histogram_quantile` for ascending, distinct ``bounds`` (the usual case)."""
+    """:func:`histogram_quantile` for ascending ``bounds`` (the usual case), exactly as
+    Prometheus' ``bucketQuantile``: equal bounds are merged, decreasing counts raised to
+    the running maximum (a NaN count stays NaN), the bucket found by Go's binary search,
+    and the rank interpolated with Go's float division (``0/0`` is NaN)."""
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    n = len(bounds)
-    if n < 2 or bounds[-1] != math.inf:
+    if not bounds or bounds[-1] != math.inf:
         return math.nan
-    # counts must not decrease with le; repair (running maximum) if they do (or hold
-    # NaN). The check runs at C speed; the repair calls max() per bucket
+    if not all(map(lt, bounds, islice(bounds, 1, None))):
+        return histogram_quantile(q, list(zip(bounds, counts, strict=True)))
+    if len(bounds) < 2:
+        return math.nan
+    return _bucket_quantile(q, bounds, counts)
+
+
+def _bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
+    """The quantile of ascending, distinct ``bounds`` ending at +Inf, ``0 <= q <= 1``."""
     fixed: Sequence[float] = counts
     if not all(map(le, counts, islice(counts, 1, None))):
-        fixed = list(accumulate(counts, max))
+        fixed = _monotonic(counts)
     observations = fixed[-1]
-    if observations == 0 or observations != observations:  # no data, or NaN
+    if observations == 0:
         return math.nan
     rank = q * observations
-    b = min(bisect_left(fixed, rank), n - 1)
-    if b == n - 1:
-        return bounds[-2]
+    top = len(bounds) - 1
+    # Go's sort.Search(top, counts[i] >= rank): the same probes, so NaN counts lead
+    # where they lead in Prometheus
+    lo, hi = 0, top
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if not fixed[mid] >= rank:
+            lo = mid + 1
+        else:
+            hi = mid
+    b = lo
+    if b == top:
+        return bounds[top - 1]
     if b == 0 and bounds[0] <= 0:
         return bounds[0]
     bucket_start, bucket_end, count = 0.0, bounds[b], fixed[b]
@@ -142,49 +160,42 @@ def quantile_sorted(q: float, bounds: Sequence[float], counts: Sequence[float]) 
         bucket_start = bounds[b - 1]
         count -= fixed[b - 1]
         rank -= fixed[b - 1]
-    if count == 0:
-        return bucket_start
-    return bucket_start + (bucket_end - bucket_start) * (rank / count)
+    return bucket_start + (bucket_end - bucket_start) * go_div(rank, count)
+
+
+def go_div(a: float, b: float) -> float:
+    """``a / b`` with IEEE semantics as Go computes it (no ZeroDivisionError)."""
+    if b == 0:
+        if a == 0 or a != a:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def _monotonic(counts: Sequence[float]) -> list[float]:
+    """Prometheus' ``ensureMonotonic``: a count below the running maximum is raised to
+    it; NaN compares false both ways, so a NaN count is kept and does not reset it."""
+    fixed = list(counts)
+    high = fixed[0]
+    for i in range(1, len(fixed)):
+        c = fixed[i]
+        if c > high:
+            high = c
+        elif c < high:
+            fixed[i] = high
+    return fixed
 
 
 def quantiles_sorted(
     q: float, bounds: Sequence[float], many: Iterable[Sequence[float]]
 ) -> list[float]:
     """:func:`quantile_sorted` of each counts in ``many``, all of one bucket layout: the
-    checks of ``q`` and ``bounds`` are made once, the same arithmetic follows."""
+    checks of ``q`` and ``bounds`` are made once."""
     n = len(bounds)
-    if math.isnan(q) or q < 0 or q > 1 or n < 2 or bounds[-1] != math.inf:
+    if (math.isnan(q) or q < 0 or q > 1 or n < 2 or bounds[-1] != math.inf
+            or not all(map(lt, bounds, islice(bounds, 1, None)))):
         return [quantile_sorted(q, bounds, counts) for counts in many]
-    top = n - 1
-    below_top = bounds[-2]
-    first_bound = bounds[0]
-    out: list[float] = []
-    append = out.append
-    for counts in many:
-        fixed: Sequence[float] = counts
-        if not all(map(le, counts, islice(counts, 1, None))):
-            fixed = list(accumulate(counts, max))
-        observations = fixed[-1]
-        if observations == 0 or observations != observations:  # no data, or NaN
-            append(math.nan)
-            continue
-        rank = q * observations
-        b = bisect_left(fixed, rank)
-        if b >= top:
-            append(below_top)
-        elif b == 0:
-            if first_bound <= 0:
-                append(first_bound)
-            else:
-                count = fixed[0]
-                append(0.0 if count == 0 else 0.0 + (first_bound - 0.0) * (rank / count))
-        else:
-            bucket_start = bounds[b - 1]
-            below = fixed[b - 1]
-            count = fixed[b] - below
-            append(bucket_start if count == 0 else
-                   bucket_start + (bounds[b] - bucket_start) * ((rank - below) / count))
-    return out
+    return [_bucket_quantile(q, bounds, counts) for counts in many]
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:

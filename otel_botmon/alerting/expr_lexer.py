@@ -104,7 +104,9 @@ def tokenize(text: str) -> list[Token]:
         else:
             op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
             if op is None:
-                raise RuleSyntaxError(f"unexpected character {ch!r}", text, i)
+                what = ("the @ modifier is not supported" if ch == "@"
+                        else f"unexpected character {ch!r}")
+                raise RuleSyntaxError(what, text, i)
             tokens.append(Token(TokenKind.OP, op, i))
             i += len(op)
     tokens.append(Token(TokenKind.EOF, "", n))
@@ -112,11 +114,11 @@ def tokenize(text: str) -> list[Token]:
 
 
 def _ident_start(ch: str) -> bool:
-    return ch.isascii() and (ch.isalpha() or ch == "_")
+    return ch.isascii() and (ch.isalpha() or ch in "_:")
 
 
 def _ident_char(ch: str) -> bool:
-    return ch.isascii() and (ch.isalnum() or ch in "_.")
+    return ch.isascii() and (ch.isalnum() or ch in "_.:")
 
 
 def _digit_at(text: str, i: int) -> bool:
@@ -173,6 +175,8 @@ def _duration(text: str, start: int, i: int, value: float) -> tuple[Token, int]:
         if not (k < len(text) and text[k].isascii() and text[k].isalpha()):
             raise RuleSyntaxError("a duration part needs a unit", text, k)
         i = k
+    if i < len(text) and text[i] == ":":
+        raise RuleSyntaxError("subqueries ([5m:1m]) are not supported", text, i)
     if i < len(text) and _ident_char(text[i]):
         raise RuleSyntaxError("a duration must not run into a name", text, i)
     if math.isnan(total):

@@ -9,11 +9,10 @@ errors are found at compile time, with the column of the offending token.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import Enum
 
 from otel_botmon.alerting.expr_catalog import (
     AGGREGATIONS,
@@ -25,13 +24,26 @@ from otel_botmon.alerting.expr_catalog import (
     known_metric_kinds,
 )
 from otel_botmon.alerting.expr_lexer import RuleSyntaxError, Token, TokenKind, tokenize
-from otel_botmon.alerting.history import Labels, MetricKind
+from otel_botmon.alerting.expr_nodes import (
+    Binary,
+    Call,
+    Derived,
+    Matcher,
+    Matching,
+    Node,
+    Number,
+    Selector,
+    VType,
+)
+from otel_botmon.alerting.history import MetricKind
+from otel_botmon.alerting.regex import AnchoredRegex, RegexError, compile_anchored
 
 __all__ = [
     "Binary",
     "Call",
     "Derived",
     "Matcher",
+    "Matching",
     "Node",
     "Number",
     "Selector",
@@ -43,81 +55,7 @@ MAX_DEPTH = 100
 COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
 _NEGATED = {">": "<=", "<=": ">", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
 _HISTOGRAM_COMPONENTS = ("count", "sum")
-
-
-class VType(str, Enum):
-    SCALAR = "number"
-    VECTOR = "series"
-    RANGE = "window"  # a scalar metric with [window]
-    HIST_RANGE = "histogram window"
-
-
-@dataclass(frozen=True, eq=False)
-class Node:
-    pos: int
-    vtype: VType
-    labelless: bool
-    depth: int
-
-
-@dataclass(frozen=True, eq=False)
-class Number(Node):
-    value: float
-    text: str
-
-
-@dataclass(frozen=True, eq=False)
-class Matcher:
-    label: str
-    op: str  # = != =~ !~
-    value: str
-    pattern: re.Pattern[str] | None
-
-    def matches(self, labels: Labels) -> bool:
-        actual = labels.get(self.label, "")  # a missing label matches as "" (Prometheus)
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        assert self.pattern is not None
-        hit = self.pattern.fullmatch(actual) is not None
-        return hit if self.op == "=~" else not hit
-
-
-@dataclass(frozen=True, eq=False)
-class Selector(Node):
-    metric: str
-    kind: MetricKind
-    component: str | None  # "count"/"sum" of a histogram
-    matchers: tuple[Matcher, ...]
-    range_s: float | None
-
-    def where(self, labels: Labels) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
-
-
-@dataclass(frozen=True, eq=False)
-class Call(Node):
-    """A function; ``func`` is its PromQL name (``rate``, ``avg_over_time``, ``sum``,
-    ``histogram_quantile``...)."""
-
-    func: str
-    args: tuple[Node, ...]
-    by: tuple[str, ...] | None = None
-    quantile: float | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Binary(Node):
-    op: str  # arithmetic, comparison, "and", "or"
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True, eq=False)
-class Derived(Node):
-    name: str
-    expansion: Node
+_RESERVED = ("botmon.", "system.", "process.")  # conventions' namespaces: no user names
 
 
 class _Parser:
@@ -157,9 +95,11 @@ class _Parser:
         return self.advance()
 
     def nest(self) -> None:
+        """One level deeper, just after its opening token (reported if too deep)."""
         self.nesting += 1
         if self.nesting > MAX_DEPTH:
-            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels")
+            raise self.error(f"expression nested deeper than {MAX_DEPTH} levels",
+                             self.tokens[max(self.i - 1, 0)].pos)
 
     # --- grammar -----------------------------------------------------------------------
 
@@ -180,15 +120,49 @@ class _Parser:
         left = self.parse_and()
         while self.at_keyword("or"):
             op = self.advance()
-            left = self.set_op("or", left, self.parse_and(), op.pos)
+            matching = self.parse_matching(op.text)
+            left = self.set_op("or", left, self.parse_and(), op.pos, matching)
         return left
 
     def parse_and(self) -> Node:
         left = self.parse_not()
-        while self.at_keyword("and"):
+        while self.at_keyword("and") or self.at_keyword("unless"):
             op = self.advance()
-            left = self.set_op("and", left, self.parse_not(), op.pos)
+            matching = self.parse_matching(op.text)
+            left = self.set_op(op.text, left, self.parse_not(), op.pos, matching)
         return left
+
+    def parse_matching(self, op: str) -> Matching | None:
+        """``on(...)``/``ignoring(...)`` and, for arithmetic and comparisons,
+        ``group_left(...)``/``group_right(...)`` after a binary operator."""
+        if not (self.at_keyword("on") or self.at_keyword("ignoring")):
+            if self.at_keyword("group_left") or self.at_keyword("group_right"):
+                raise self.error(f"{self.tok.text} needs on(...) or ignoring(...) before it")
+            return None
+        on = self.advance().text == "on"
+        labels = self.parse_label_list("on" if on else "ignoring")
+        set_op = op in ("and", "or", "unless")
+        if self.at_keyword("group_left") or self.at_keyword("group_right"):
+            group = self.advance()
+            if set_op:
+                raise self.error(f"{group.text} does not apply to '{op}'", group.pos)
+            include = self.parse_label_list(group.text) if self.at(TokenKind.PUNCT, "(") else ()
+            card = "many-to-one" if group.text == "group_left" else "one-to-many"
+            if on and set(include) & set(labels):
+                raise self.error("a label cannot be both matched on and included", group.pos)
+            return Matching(on, labels, card, include)
+        return Matching(on, labels, "many-to-many" if set_op else "one-to-one")
+
+    def parse_label_list(self, what: str) -> tuple[str, ...]:
+        self.expect(TokenKind.PUNCT, "(", f"'(' after '{what}'")
+        names: list[str] = []
+        while self.at(TokenKind.IDENT):
+            names.append(self.advance().text)
+            if not self.at(TokenKind.PUNCT, ","):
+                break
+            self.advance()
+        self.expect(TokenKind.PUNCT, ")", "a label name or ')'")
+        return tuple(names)
 
     def parse_not(self) -> Node:
         if self.at_keyword("not"):
@@ -203,24 +177,30 @@ class _Parser:
         left = self.parse_additive()
         if self.at(TokenKind.OP) and self.tok.text in COMPARISONS:
             op = self.advance()
+            as_bool = self.at_keyword("bool")
+            if as_bool:
+                self.advance()
+            matching = self.parse_matching(op.text)
             right = self.parse_additive()
             if self.at(TokenKind.OP) and self.tok.text in COMPARISONS:
                 raise self.error("comparisons cannot be chained; join them with 'and'")
-            return self.binary(op.text, left, right, op.pos)
+            return self.binary(op.text, left, right, op.pos, matching, as_bool)
         return left
 
     def parse_additive(self) -> Node:
         left = self.parse_multiplicative()
         while self.at(TokenKind.OP) and self.tok.text in ("+", "-"):
             op = self.advance()
-            left = self.binary(op.text, left, self.parse_multiplicative(), op.pos)
+            matching = self.parse_matching(op.text)
+            left = self.binary(op.text, left, self.parse_multiplicative(), op.pos, matching)
         return left
 
     def parse_multiplicative(self) -> Node:
         left = self.parse_unary()
         while self.at(TokenKind.OP) and self.tok.text in ("*", "/", "%"):
             op = self.advance()
-            left = self.binary(op.text, left, self.parse_unary(), op.pos)
+            matching = self.parse_matching(op.text)
+            left = self.binary(op.text, left, self.parse_unary(), op.pos, matching)
         return left
 
     def parse_unary(self) -> Node:
@@ -260,7 +240,7 @@ class _Parser:
             raise self.error(f"unexpected keyword '{name}'", tok.pos)
         if name.lower() in ("inf", "nan"):
             return Number(tok.pos, VType.SCALAR, True, 1, float(name), name)
-        if self.at(TokenKind.PUNCT, "(") or self.at_keyword("by"):
+        if self.at(TokenKind.PUNCT, "(") or self.at_keyword("by") or self.at_keyword("without"):
             return self.parse_call(tok)
         if name in DERIVED and self.allow_derived:
             expansion = _parse_derived(name)
@@ -277,9 +257,12 @@ class _Parser:
         if kind is None:
             if _is_function(name):
                 raise self.error(f"function '{name}' needs arguments in parentheses", tok.pos)
-            raise self.error(f"unknown metric or value '{name}'", tok.pos)
+            kind = self.user_metric(name, tok.pos)
         matchers = self.parse_matchers() if self.at(TokenKind.PUNCT, "{") else ()
         range_s = self.parse_range() if self.at(TokenKind.PUNCT, "[") else None
+        if self.at_keyword("offset"):
+            raise self.error("'offset' is not supported (series are read at the evaluation "
+                             "time)")
         if kind is MetricKind.HISTOGRAM and component is None:
             if range_s is None:
                 raise self.error(
@@ -290,6 +273,18 @@ class _Parser:
         else:
             vtype = VType.VECTOR if range_s is None else VType.RANGE
         return Selector(tok.pos, vtype, False, 1, name, kind, component, matchers, range_s)
+
+    def user_metric(self, name: str, pos: int) -> MetricKind:
+        """The kind of a metric that is not in conventions: any name is a series of the
+        user's own (or a recording rule's), read as a gauge; except names in botmon's own
+        namespaces and near-misses of known names, which are typos."""
+        if name.startswith(_RESERVED):
+            raise self.error(f"unknown metric or value '{name}'", pos)
+        close = difflib.get_close_matches(name, [*DERIVED, *self.metrics], n=1, cutoff=0.85)
+        if close:
+            raise self.error(f"unknown metric or value '{name}' (did you mean '{close[0]}'?)",
+                             pos)
+        return MetricKind.GAUGE
 
     def parse_matchers(self) -> tuple[Matcher, ...]:
         self.advance()
@@ -328,23 +323,19 @@ class _Parser:
         self.expect(TokenKind.PUNCT, "]", "']'")
         return tok.value
 
-    def parse_by(self) -> tuple[str, ...]:
-        self.advance()
-        self.expect(TokenKind.PUNCT, "(", "'(' after 'by'")
-        names: list[str] = []
-        while self.at(TokenKind.IDENT) and self.tok.text not in KEYWORDS:
-            names.append(self.advance().text)
-            if not self.at(TokenKind.PUNCT, ","):
-                break
-            self.advance()
-        self.expect(TokenKind.PUNCT, ")", "a label name or ')'")
-        return tuple(names)
+    def parse_grouping(self) -> tuple[tuple[str, ...], bool]:
+        """``by (labels)`` or ``without (labels)``: the labels and whether to drop them."""
+        word = self.advance().text
+        return self.parse_label_list(word), word == "without"
+
+    def at_grouping(self) -> bool:
+        return self.at_keyword("by") or self.at_keyword("without")
 
     def parse_call(self, name_tok: Token) -> Node:
         name = name_tok.text
         if not _is_function(name):
             raise self.error(f"unknown function '{name}'", name_tok.pos)
-        by = self.parse_by() if self.at_keyword("by") else None
+        by, without = self.parse_grouping() if self.at_grouping() else (None, False)
         self.expect(TokenKind.PUNCT, "(", "'('")
         self.nest()
         args: list[Node] = []
@@ -355,11 +346,19 @@ class _Parser:
             self.advance()
         self.nesting -= 1
         self.expect(TokenKind.PUNCT, ")", "',' or ')'")
-        if self.at_keyword("by"):
+        if self.at_grouping():
             if by is not None:
-                raise self.error("'by' given twice")
-            by = self.parse_by()
-        return self.build_call(name, name_tok.pos, args, by)
+                raise self.error("'by' or 'without' given twice")
+            by, without = self.parse_grouping()
+        if without and name not in AGGREGATIONS:
+            raise self.error(f"'without' does not apply to {name}()", name_tok.pos)
+        call = self.build_call(name, name_tok.pos, args, by)
+        if without and isinstance(call, Call):
+            if call.func not in AGGREGATIONS:
+                raise self.error(f"'without' does not apply to {name}() over a window",
+                                 name_tok.pos)
+            call = dataclasses.replace(call, without=True, labelless=False)
+        return call
 
     # --- node construction with type checks ---------------------------------------------
 
@@ -392,6 +391,11 @@ class _Parser:
             return Call(pos, args[0].vtype, args[0].labelless, depth, "abs", tuple(args))
         self.arity(name, pos, args, 1)
         arg = args[0]
+        if name in _OVER_TIME:  # PromQL's own name: avg_over_time(x[5m]) is avg(x[5m])
+            if by is not None:
+                raise self.error(f"'by' does not apply to {name}()", pos)
+            self.want(arg, VType.RANGE, f"{name}() needs a window such as x[5m]")
+            return Call(pos, VType.VECTOR, False, depth, name, (arg,))
         if arg.vtype is VType.RANGE:
             if by is not None:
                 raise self.error(f"'by' does not apply to {name}() over a window", pos)
@@ -414,31 +418,39 @@ class _Parser:
                 "a window needs a function such as rate(...), avg(...) or p95(...)", node.pos
             )
 
-    def binary(self, op: str, left: Node, right: Node, pos: int) -> Node:
+    def binary(self, op: str, left: Node, right: Node, pos: int,
+               matching: Matching | None = None, as_bool: bool = False) -> Node:
         self.value_operand(left)
         self.value_operand(right)
         depth = 1 + max(left.depth, right.depth)
         if depth > MAX_DEPTH:
             raise self.error(f"expression deeper than {MAX_DEPTH} operations", pos)
+        both_scalar = left.vtype is VType.SCALAR and right.vtype is VType.SCALAR
+        if matching is not None and (left.vtype is VType.SCALAR or right.vtype is VType.SCALAR):
+            raise self.error("vector matching (on/ignoring) needs series on both sides", pos)
         if op in COMPARISONS:
-            vtype = VType.VECTOR
+            vtype = VType.SCALAR if both_scalar and as_bool else VType.VECTOR
         else:
-            both_scalar = left.vtype is VType.SCALAR and right.vtype is VType.SCALAR
             vtype = VType.SCALAR if both_scalar else VType.VECTOR
-        return Binary(pos, vtype, left.labelless and right.labelless, depth, op, left, right)
+        labelless = left.labelless and right.labelless
+        if matching is not None:
+            labelless = (matching.on and not matching.labels
+                         and matching.card == "one-to-one")
+        return Binary(pos, vtype, labelless, depth, op, left, right, as_bool, matching)
 
-    def set_op(self, op: str, left: Node, right: Node, pos: int) -> Node:
+    def set_op(self, op: str, left: Node, right: Node, pos: int,
+               matching: Matching | None = None) -> Node:
         node = self.binary(op, left, right, pos)
-        labelless = left.labelless if op == "and" else left.labelless and right.labelless
-        return Binary(pos, VType.VECTOR, labelless, node.depth, op, left, right)
+        labelless = left.labelless if op != "or" else left.labelless and right.labelless
+        return Binary(pos, VType.VECTOR, labelless, node.depth, op, left, right, False,
+                      matching)
 
     def negate(self, node: Node, pos: int) -> Node:
         """``not`` inverts a comparison and is pushed through and/or (De Morgan)."""
-        if isinstance(node, Binary):
+        if isinstance(node, Binary) and not node.bool_:
             if node.op in _NEGATED and node.op in COMPARISONS:
-                return Binary(node.pos, node.vtype, node.labelless, node.depth,
-                              _NEGATED[node.op], node.left, node.right)
-            if node.op in ("and", "or"):
+                return dataclasses.replace(node, op=_NEGATED[node.op])
+            if node.op in ("and", "or") and node.matching is None:
                 flipped = "or" if node.op == "and" else "and"
                 return self.set_op(flipped, self.negate(node.left, pos),
                                    self.negate(node.right, pos), node.pos)
@@ -447,16 +459,20 @@ class _Parser:
         raise self.error("'not' applies to a comparison such as not (cpu > 90)", pos)
 
 
+_OVER_TIME = frozenset(f"{a}_over_time" for a in AGGREGATIONS)
+
+
 def _is_function(name: str) -> bool:
     return (name in RATE_FUNCTIONS or name in AGGREGATIONS or name in QUANTILE_SHORTHANDS
-            or name in OTHER_FUNCTIONS)
+            or name in OTHER_FUNCTIONS or name in _OVER_TIME)
 
 
-def _compile_regex(pattern: str, text: str, pos: int) -> re.Pattern[str]:
+def _compile_regex(pattern: str, text: str, pos: int) -> AnchoredRegex:
     try:
-        return re.compile(pattern)
-    except (re.error, OverflowError, RecursionError, ValueError) as exc:
-        raise RuleSyntaxError(f"invalid regular expression: {exc}", text, pos) from None
+        return compile_anchored(pattern)
+    except RegexError as exc:
+        raise RuleSyntaxError(f"invalid regular expression (RE2 syntax): {exc}", text,
+                              pos) from None
 
 
 def _describe(tok: Token) -> str:

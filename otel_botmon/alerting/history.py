@@ -222,6 +222,9 @@ class MetricHistory:
         self._memo: tuple[tuple[float, int], dict[Hashable, Any]] | None = None
         self._last_prune: float | None = None
         self._conflicts: set[str] = set()  # metric names warned about (see _conflict)
+        self.absent_components: set[tuple[str, str, Labels]] = set()
+        """(metric, "count" or "sum", labels) of histograms read without that series
+        (rule tests given only ``_bucket`` series): ``h.count``/``h.sum`` have none."""
 
     # --- input ---------------------------------------------------------------------
 

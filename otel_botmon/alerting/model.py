@@ -15,6 +15,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeAlias
 
+from otel_botmon.alerting.regex import RegexError, compile_anchored
+from otel_botmon.alerting.templates import render_template as render_template
+
 
 class AlertSeverity(str, Enum):
     """How urgent an alert is. Ordered: INFO < WARNING < CRITICAL < EMERGENCY."""
@@ -330,53 +333,19 @@ def iso_utc(stamp: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-# --- templating --------------------------------------------------------------------------
+# --- templating ---------------------------------------------------------------------------
 
 # {value}, {value:.2f}, {rule}, {labels[name]}, {labels.name}, and Prometheus' {{ $value }},
-# {{ $labels.name }}. Hand-rolled rather than str.format so a template from a rule file
-# can never reach attributes of Python objects.
-_TEMPLATE = re.compile(
-    r"\{\{\s*\$(?P<pvar>value|labels\.(?P<plabel>[A-Za-z_][\w.]*))\s*\}\}"
-    r"|\{\s*(?P<var>value|rule|\$value|labels\[(?P<qlabel>['\"]?)(?P<blabel>[^\]'\"]+)(?P=qlabel)\]"
-    r"|\$?labels\.(?P<dlabel>[A-Za-z_][\w.]*))(?::(?P<spec>[^{}]*))?\s*\}"
-)
+# {{ $labels.name }}, humanize*: see alerting/templates.py. Hand-rolled rather than
+# str.format so a template from a rule file can never reach attributes of Python objects.
 
 
 def format_value(value: float | None, spec: str | None = None) -> str:
-    """How ``{value}`` renders: integers without a fraction, others with 4 significant digits."""
+    """How ``{value}`` renders: as Go prints a float64 (``{{ $value }}`` in Prometheus)."""
     if value is None:
         return ""
-    if spec:
-        try:
-            return format(value, spec)
-        except (ValueError, TypeError):
-            pass
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-def render_template(
-    template: str, *, value: float | None, labels: Mapping[str, str], rule: str = "",
-) -> str:
-    """Fill ``{value}``/``{labels[x]}``/``{rule}`` (and ``{{ $value }}``/``{{ $labels.x }}``).
-
-    Unknown labels render as an empty string; anything else in braces is left as written.
-    Never raises.
-    """
-    if "{" not in template:
-        return template
-
-    def substitute(match: re.Match[str]) -> str:
-        label = match.group("plabel") or match.group("blabel") or match.group("dlabel")
-        if label is not None:
-            return str(labels.get(label, ""))
-        var = match.group("pvar") or match.group("var")
-        if var == "rule":
-            return rule
-        return format_value(value, match.group("spec"))
-
-    return _TEMPLATE.sub(substitute, template)
+    return render_template("{value:" + spec + "}" if spec else "{value}", value=value,
+                           labels={})
 
 
 # --- silences ----------------------------------------------------------------------------
@@ -398,8 +367,8 @@ class LabelMatcher:
             raise ValueError(f"label matcher {self.name!r}: unknown operator {self.op!r}")
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as exc:
+                compile_anchored(self.value)
+            except RegexError as exc:
                 raise ValueError(
                     f"label matcher {self.name}{self.op}{self.value!r}: bad regex: {exc}"
                 ) from None
@@ -424,7 +393,7 @@ class LabelMatcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        found = compile_anchored(self.value).fullmatch(actual) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from otel_botmon.alerting.expr import Condition, compile_condition
+from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
 from otel_botmon.alerting.expr_parser import (
     COMPARISONS,
     Binary,
@@ -32,8 +32,9 @@ from otel_botmon.alerting.expr_parser import (
     VType,
 )
 from otel_botmon.alerting.history import MetricKind
-from otel_botmon.alerting.model import AlertRule
+from otel_botmon.alerting.model import ALERTNAME_LABEL, AlertRule
 from otel_botmon.alerting.promnames import prom_label, prom_metric
+from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import RuleGroup
 
 __all__ = [
@@ -54,7 +55,6 @@ SEVERITY_LABEL = "severity"
 #: is on every series either way (the bot's reader copies it, the collector converts
 #: resource attributes) and is what collector/alertmanager.yml groups alerts by.
 BOT_LABELS: tuple[str, ...] = ("job", "instance", "bot_name")
-_RE2_UNSUPPORTED = re.compile(r"\(\?[=!<P]|\\[1-9]")
 
 
 class NotTranslatable(ValueError):
@@ -97,11 +97,22 @@ def export_prometheus(
     result = ExportResult({"groups": []})
     for group in groups:
         out_rules = []
+        for recording in group.recordings:  # before the alerts, as botmon evaluates them
+            try:
+                out_rules.append(_recording(recording, per_bot))
+            except (NotTranslatable, RuleSyntaxError) as exc:
+                why = exc.message if isinstance(exc, RuleSyntaxError) else str(exc)
+                result.skipped.append((recording.record, why))
+                continue
+            result.exported.append(recording.record)
         for rule in group.rules:
             try:
                 out_rules.append(_rule(rule, result, per_bot))
             except NotTranslatable as exc:
                 result.skipped.append((rule.name, str(exc)))
+                continue
+            except RuleSyntaxError as exc:  # e.g. a regex RE2 (and Prometheus) refuses
+                result.skipped.append((rule.name, exc.message))
                 continue
             result.exported.append(rule.name)
         if not out_rules:
@@ -114,20 +125,33 @@ def export_prometheus(
     return result
 
 
+def _recording(rule: RecordingRule, per_bot: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"record": rule.record,
+                           "expr": to_promql(compile_condition(rule.expr), per_bot)}
+    if rule.labels:
+        out["labels"] = {prom_label(k): v for k, v in rule.labels.items()}
+    return out
+
+
 def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict[str, Any]:
     if not rule.enabled:
         raise NotTranslatable("rule is disabled")
     condition = compile_condition(rule.condition)
-    out: dict[str, Any] = {"alert": rule.name, "expr": to_promql(condition, per_bot)}
+    alertname = rule.labels.get(ALERTNAME_LABEL) or rule.name
+    out: dict[str, Any] = {"alert": alertname, "expr": to_promql(condition, per_bot)}
     if rule.for_ > 0:
         out["for"] = format_duration(rule.for_)
     if rule.keep_firing_for > 0:
         out["keep_firing_for"] = format_duration(rule.keep_firing_for)
-    labels = {prom_label(k): v for k, v in rule.labels.items()}
+    labels = {prom_label(k): v for k, v in rule.labels.items() if k != ALERTNAME_LABEL}
     labels.setdefault(SEVERITY_LABEL, rule.severity.value)
-    out["labels"] = labels
+    if not labels[SEVERITY_LABEL]:
+        del labels[SEVERITY_LABEL]  # the rule states no severity
+    if labels:
+        out["labels"] = labels
     if rule.annotations:
-        out["annotations"] = {k: translate_template(v) for k, v in rule.annotations.items()}
+        out["annotations"] = {k: translate_template(v, rule.name)
+                              for k, v in rule.annotations.items()}
     if rule.recovery_threshold is not None:
         result.notes.append((
             rule.name,
@@ -202,6 +226,9 @@ class _Translator:
         if func == "abs" and node.args[0].vtype is VType.SCALAR:
             raise NotTranslatable("abs() of a constant has no PromQL form; write the number")
         args = ", ".join(self.expr(a) for a in node.args)
+        if node.without:  # the per-bot labels are kept: they are not dropped
+            dropped = ", ".join(prom_label(b) for b in node.by or ())
+            return f"{func} without ({dropped}) ({args})"
         if node.by is not None:  # an aggregation over series (by () for a plain sum(x))
             labels = self.grouping(*(prom_label(b) for b in node.by))
             if labels:
@@ -215,11 +242,28 @@ class _Translator:
         present = " or ".join([*_metrics(partner), "target_info"])
         return f"(group by ({', '.join(self.per_bot)}) ({present}) * {number})"
 
+    def explicit(self, node: Binary, left: str, right: str) -> str:
+        """A binary operation with its own ``on``/``ignoring``: as written, with the
+        per-bot labels added to ``on(...)`` so that bots never match each other."""
+        m = node.matching
+        assert m is not None
+        names = [prom_label(n) for n in m.labels]
+        if m.on:
+            names = list(dict.fromkeys([*names, *self.per_bot]))
+        text = f"{node.op}{' bool' if node.bool_ else ''} {'on' if m.on else 'ignoring'}"
+        text += f"({', '.join(names)})"
+        if m.card in ("many-to-one", "one-to-many"):
+            group = "group_left" if m.card == "many-to-one" else "group_right"
+            text += f" {group}({', '.join(prom_label(n) for n in m.include)})"
+        return f"({left} {text} {right})"
+
     def binary(self, node: Binary) -> str:
         left, right = self.expr(node.left), self.expr(node.right)
+        if node.matching is not None:
+            return self.explicit(node, left, right)
         lt, rt = node.left.vtype, node.right.vtype
         lkeyed, rkeyed = self.bot_keyed(node.left), self.bot_keyed(node.right)
-        if node.op in ("and", "or"):
+        if node.op in ("and", "or", "unless"):
             lconst, rconst = not _metrics(node.left), not _metrics(node.right)
             if lt is VType.SCALAR:
                 if rkeyed and self.per_bot:
@@ -232,16 +276,17 @@ class _Translator:
                 else:
                     right = f"vector({right})"
             on = ""
-            if node.op == "and" and (node.left.labelless or node.right.labelless):
+            if node.op != "or" and (node.left.labelless or node.right.labelless):
                 # a labelless side applies to every series of its bot (botmon: of the bot);
                 # a side made of numbers only applies to every series
                 keyed = self.per_bot and (lkeyed or rkeyed) and not (lconst or rconst)
                 on = f" {self.on()}" if keyed else " on()"
             return f"({left} {node.op}{on} {right})"
+        op = f"{node.op} bool" if node.bool_ else node.op
         if lt is VType.SCALAR and rt is VType.SCALAR:
-            if node.op in COMPARISONS:
-                return f"(vector({left}) {node.op} {right})"
-            return f"({left} {node.op} {right})"
+            if node.op in COMPARISONS and not node.bool_:
+                return f"(vector({left}) {op} {right})"
+            return f"({left} {op} {right})"
         modifier = ""
         if lt is not VType.SCALAR and rt is not VType.SCALAR:
             lconst, rconst = self.constant(node.left, lt), self.constant(node.right, rt)
@@ -249,7 +294,7 @@ class _Translator:
                 modifier = f" {self.match(node.right)} group_left()"
             elif node.left.labelless and (not node.right.labelless or (lconst and rkeyed)):
                 modifier = f" {self.match(node.left)} group_right()"
-        return f"({left} {node.op}{modifier} {right})"
+        return f"({left} {op}{modifier} {right})"
 
     def constant(self, node: Node, vtype: VType) -> bool:
         return vtype is VType.SCALAR or not _metrics(node)
@@ -298,10 +343,6 @@ def _selector(sel: Selector, histogram_component: str | None = None) -> str:
     name = prom_metric(sel.metric, kind, component)
     parts = []
     for m in sel.matchers:
-        if m.pattern is not None and _RE2_UNSUPPORTED.search(m.value):
-            raise NotTranslatable(
-                f"regular expression {m.value!r} uses a feature Prometheus (RE2) lacks"
-            )
         parts.append(f"{prom_label(m.label)}{m.op}{_quote(m.value)}")
     text = name + ("{" + ",".join(parts) + "}" if parts else "")
     if sel.range_s is not None:
@@ -333,30 +374,32 @@ _TEMPLATE = re.compile(
     r"|\{\s*(?P<var>\$?value|rule|labels\[(?P<q>['\"]?)(?P<blabel>[^\]'\"]+)(?P=q)\]"
     r"|\$?labels\.(?P<dlabel>[A-Za-z_][\w.]*))(?::(?P<spec>[^{}]*))?\s*\}"
 )
-_PRINTF_SPEC = re.compile(r"^\.(\d{1,2})([fge])$")
+_PRINTF_SPEC = re.compile(r"^[-+ 0]*\d{0,2}(?:\.\d{1,2})?[fFeEgG]$")
 
 
-def translate_template(text: str) -> str:
-    """A botmon annotation template in Go-template form: ``{value:.2f}`` ->
-    ``{{ printf "%.2f" $value }}``, ``{labels[x.y]}`` -> ``{{ $labels.x_y }}``,
-    ``{rule}`` -> ``{{ $labels.alertname }}``; ``{{ ... }}`` stays as written."""
+def translate_template(text: str, rule_name: str | None = None) -> str:
+    """A botmon annotation template in Go-template form, rendering the same text in
+    Prometheus: ``{value:.2f}`` -> ``{{ printf "%.2f" $value }}``, ``{value}`` ->
+    ``{{ $value }}``, ``{labels[x.y]}`` -> ``{{ $labels.x_y }}``, ``{rule}`` -> the rule's
+    name (Prometheus' ``$labels`` are the series' labels, without ``alertname``);
+    ``{{ ... }}`` stays as written, with label names in Prometheus form."""
 
     def substitute(match: re.Match[str]) -> str:
         whole = match.group(0)
         if whole.startswith("{{"):
             return re.sub(
-                r"\$labels\.([A-Za-z_][\w.]*)",
-                lambda m: "$labels." + prom_label(m.group(1)),
+                r"(\$labels|\.Labels)\.([A-Za-z_][\w.]*)",
+                lambda m: m.group(1) + "." + prom_label(m.group(2)),
                 whole,
             )
         label = match.group("blabel") or match.group("dlabel")
         if label is not None:
             return "{{ $labels." + prom_label(label) + " }}"
         if match.group("var") == "rule":
-            return "{{ $labels.alertname }}"
-        spec = _PRINTF_SPEC.match(match.group("spec") or "")
-        if spec:
-            return '{{ printf "%.' + spec.group(1) + spec.group(2) + '" $value }}'
+            return rule_name if rule_name is not None else "{{ $labels.alertname }}"
+        spec = match.group("spec") or ""
+        if _PRINTF_SPEC.match(spec):
+            return '{{ printf "%' + spec + '" $value }}'
         return "{{ $value }}"
 
     return _TEMPLATE.sub(substitute, text)

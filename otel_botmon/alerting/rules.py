@@ -47,10 +47,13 @@ from otel_botmon.alerting.model import (
     AlertType,
     NotificationChannel,
 )
+from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
+from otel_botmon.alerting.yamlnodes import compose, scalar_position
 
 __all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
 
 _GROUP_KEYS = frozenset({"name", "interval", "rules"})
+_RECORD_KEYS = frozenset({"record", "expr", "labels"})
 _RULE_KEYS = frozenset({
     "alert", "name", "expr", "condition", "for", "keep_firing_for", "severity", "type",
     "description", "cooldown", "cooldown_minutes", "escalation", "escalation_minutes",
@@ -83,11 +86,13 @@ class RuleFileError(ValueError):
 
 @dataclass
 class RuleGroup:
-    """One ``groups[]`` entry: a name, an optional evaluation interval and its rules."""
+    """One ``groups[]`` entry: a name, an optional evaluation interval, its alert rules
+    and its recording rules (``record:``), each in file order."""
 
     name: str
     rules: list[AlertRule] = field(default_factory=list)
     interval_s: float | None = None
+    recordings: list[RecordingRule] = field(default_factory=list)
 
 
 def load_rule_file(path: str | os.PathLike[str]) -> list[AlertRule]:
@@ -120,6 +125,7 @@ class _Loader:
         self.filename = filename
         self.constructor = yaml.constructor.SafeConstructor()
         self._comparison: str | None = None  # of the condition of the rule being read
+        self.text = ""
 
     def error(self, node: yaml.Node | None, where: str, message: str) -> RuleFileError:
         if node is None:
@@ -128,8 +134,9 @@ class _Loader:
         return RuleFileError(self.filename, mark.line + 1, mark.column + 1, where, message)
 
     def load(self, text: str) -> list[RuleGroup]:
+        self.text = text
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -259,6 +266,11 @@ class _Loader:
         if "rules" not in fields:
             raise self.error(node, _join(where, "rules"), "missing")
         for i, rnode in enumerate(self.sequence(fields["rules"][1], _join(where, "rules"))):
+            if isinstance(rnode, yaml.MappingNode) and any(
+                isinstance(k, yaml.ScalarNode) and k.value == "record" for k, _ in rnode.value
+            ):
+                group.recordings.append(self.recording(rnode, f"{where}.rules[{i}]"))
+                continue
             rule = self.rule(rnode, f"{where}.rules[{i}]")
             if rule.name in seen_rules:
                 raise self.error(rnode, f"{where}.rules[{i}]", f"duplicate rule {rule.name!r}")
@@ -306,6 +318,10 @@ class _Loader:
                 if not isinstance(enabled, bool):
                     raise self.error(value_node, w, "expected true or false")
                 kwargs["enabled"] = enabled
+        if "severity" not in values and "severity" not in kwargs.get("labels", {}):
+            # a rule that states no severity gives its alerts no severity label, as in
+            # Prometheus (botmon still handles them as warnings)
+            kwargs["labels"] = {**kwargs.get("labels", {}), "severity": ""}
         if "recovery_threshold" in values and self._comparison not in ("<", "<=", ">", ">="):
             raise self.error(
                 values["recovery_threshold"], field_where["recovery_threshold"],
@@ -315,6 +331,21 @@ class _Loader:
             return AlertRule(**kwargs)
         except ValueError as exc:
             raise self.error(node, where, str(exc)) from None
+
+    def recording(self, node: yaml.Node, where: str) -> RecordingRule:
+        fields = self.mapping(node, where, _RECORD_KEYS)
+        name_node = fields["record"][1]
+        name = self.string(name_node, _join(where, "record"))
+        if not METRIC_NAME.match(name):
+            raise self.error(name_node, _join(where, "record"),
+                             f"invalid metric name {name!r} (a recorded series is named as "
+                             "in Prometheus: [a-zA-Z_:][a-zA-Z0-9_:]*)")
+        if "expr" not in fields:
+            raise self.error(node, _join(where, "expr"), "missing")
+        expr = self.condition(fields["expr"][1], _join(where, "expr"))
+        labels = self.string_map(fields["labels"][1], _join(where, "labels")) if (
+            "labels" in fields) else {}
+        return RecordingRule(name, expr, labels)
 
     def either(
         self, node: yaml.Node, where: str, values: dict[str, yaml.Node], a: str, b: str
@@ -326,11 +357,16 @@ class _Loader:
         return values[a] if a in values else values[b]
 
     def condition(self, node: yaml.Node, where: str) -> str:
-        text = self.string(node, where)
+        if isinstance(node, yaml.ScalarNode) and node.tag in (
+            "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+        ):
+            text = str(node.value)  # `expr: 1`: a number, as Prometheus reads it
+        else:
+            text = self.string(node, where)
         try:
             self._comparison = compile_condition(text).comparison
         except RuleSyntaxError as exc:
-            line, column = _position_in_file(node, text, exc.position)
+            line, column = scalar_position(self.text, node, exc.position)
             raise RuleFileError(
                 self.filename, line, column, where, f"{exc.message}\n{_caret(exc)}"
             ) from None
@@ -343,18 +379,3 @@ def _join(where: str, key: str) -> str:
 
 def _caret(exc: RuleSyntaxError) -> str:
     return "\n".join(str(exc).split("\n")[1:])
-
-
-def _position_in_file(node: yaml.Node, text: str, position: int) -> tuple[int, int]:
-    """1-based line and column in the file of ``position`` in a condition's text."""
-    mark = node.start_mark
-    style = getattr(node, "style", None)
-    if style in ("|", ">"):
-        # block scalars start on the next line, indented; count lines up to the position
-        before = text[:position]
-        line = mark.line + 2 + before.count("\n")
-        return line, len(before) - (before.rfind("\n") + 1) + 1
-    if "\n" in text:
-        return mark.line + 1, mark.column + 1
-    offset = 1 if style in ("'", '"') else 0
-    return mark.line + 1, mark.column + 1 + offset + position

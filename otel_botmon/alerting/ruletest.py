@@ -30,21 +30,43 @@ annotations) must be exactly the expected ones, as in promtool.
 
 from __future__ import annotations
 
+import glob
 import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
+from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
+from otel_botmon.alerting.expr_eval import evaluate_node
+from otel_botmon.alerting.expr_matching import MatchingError
+from otel_botmon.alerting.expr_parser import Binary, Derived, Node, Selector, VType
+from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
 from otel_botmon.alerting.model import AlertRule
-from otel_botmon.alerting.promnames import prom_label, reverse_labels, reverse_names
+from otel_botmon.alerting.promnames import (
+    PromSeries,
+    prom_label,
+    prom_metric,
+    reverse_labels,
+    reverse_names,
+)
+from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import load_rule_groups
+from otel_botmon.alerting.ruletest_file import (
+    STALE,
+    AlertCheck,
+    ExprCheck,
+    RuleTestError,
+    TestGroup,
+    Value,
+    parse_duration,
+    parse_series,
+    parse_values,
+    read_test_file,
+)
 
 __all__ = [
+    "MAX_STEPS",
     "STALE",
     "RuleTestError",
     "RuleTestReport",
@@ -54,22 +76,10 @@ __all__ = [
     "run_rule_tests",
 ]
 
-STALE = "stale"
-_NUM = r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|Inf|inf|NaN|nan)"
-_EXPANDING = re.compile(rf"^(?P<a>[+-]?{_NUM})(?P<b>[+-]{_NUM})?x(?P<n>[0-9]+)$")
-_PLAIN = re.compile(rf"^[+-]?{_NUM}$")
-_MISSING = re.compile(r"^_(?:x(?P<n>[0-9]+))?$")
-_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
-_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_SERIES_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*")
-
-Value = float | str | None  # a number, STALE, or None for a missing sample
-
-
-class RuleTestError(ValueError):
-    """A test file that cannot be run (unreadable, malformed, unknown series...)."""
+MAX_STEPS = 200_000
+"""Most evaluation steps one test group may take (eval_time / evaluation_interval)."""
+MAX_RULE_EVALUATIONS = 1_000_000
+"""Most rule evaluations (steps times rules) one test group may take."""
 
 
 @dataclass
@@ -89,146 +99,60 @@ class RuleTestReport:
         lines = [f"Unit Testing:  {self.filename}"]
         lines += [f"  NOTE: {n}" for n in self.notes]
         if self.ok:
-            lines.append(f"  SUCCESS ({self.checks} alert checks)")
+            lines.append(f"  SUCCESS ({self.checks} checks)")
         else:
             lines.append("  FAILED:")
             lines += ["    " + f.replace("\n", "\n    ") for f in self.failures]
         return "\n".join(lines)
 
 
-def parse_duration(text: object, where: str) -> float:
-    """Seconds of a Prometheus duration (``5m``, ``1h30m``) or a number of seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool) and text >= 0:
-        return float(text)
-    if isinstance(text, str) and _DURATION.match(text.strip()):
-        return float(sum(int(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(text)))
-    raise RuleTestError(f"{where}: expected a duration such as 1m, got {text!r}")
+Observer = Callable[[str, list[tuple[dict[str, str], dict[str, str]]]], None]
 
 
-def parse_values(text: str) -> list[Value]:
-    """Expand promtool's series notation: ``0+10x3`` -> 0 10 20 30, ``1x2`` -> 1 1 1,
-    ``_x2`` -> two missing samples, ``stale`` -> a stale marker."""
-    out: list[Value] = []
-    for item in str(text).split():
-        missing = _MISSING.match(item)
-        if missing:
-            out.extend([None] * int(missing.group("n") or 1))
-        elif item == STALE:
-            out.append(STALE)
-        elif _PLAIN.match(item):
-            out.append(float(item))
-        else:
-            m = _EXPANDING.match(item)
-            if m is None:
-                raise RuleTestError(f"cannot read series value {item!r}")
-            value, step = float(m.group("a")), float(m.group("b") or 0.0)
-            for _ in range(int(m.group("n")) + 1):
-                out.append(value)
-                value += step
-    return out
-
-
-def parse_series(text: str) -> tuple[str, dict[str, str]]:
-    """``name{label="value", ...}`` (or ``{__name__="name", ...}``) -> name and labels."""
-    text = text.strip()
-    m = _SERIES_NAME.match(text)
-    name = m.group(0) if m else ""
-    i = m.end() if m else 0
-    labels: dict[str, str] = {}
-    if i < len(text):
-        if text[i] != "{" or not text.endswith("}"):
-            raise RuleTestError(f"cannot read series {text!r}")
-        body, j = text[i + 1 : -1], 0
-        while j < len(body):
-            lm = _LABEL.match(body, j)
-            if lm is None:
-                raise RuleTestError(f"cannot read labels of series {text!r}")
-            value, j = _quoted(body, lm.end(), text)
-            labels[lm.group(1)] = value
-            while j < len(body) and body[j] in " ,":
-                j += 1
-    name = labels.pop("__name__", name)
-    if not name:
-        raise RuleTestError(f"series {text!r} has no metric name")
-    return name, labels
-
-
-def _quoted(body: str, i: int, whole: str) -> tuple[str, int]:
-    if i >= len(body) or body[i] not in "\"'`":
-        raise RuleTestError(f"expected a quoted label value in {whole!r}")
-    quote, j = body[i], i + 1
-    out: list[str] = []
-    while j < len(body):
-        ch = body[j]
-        if ch == quote:
-            return "".join(out), j + 1
-        if ch == "\\" and quote != "`" and j + 1 < len(body):
-            nxt = body[j + 1]
-            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
-            j += 2
-            continue
-        out.append(ch)
-        j += 1
-    raise RuleTestError(f"unterminated label value in {whole!r}")
-
-
-def run_rule_tests(path: str | os.PathLike[str]) -> RuleTestReport:
+def run_rule_tests(path: str | os.PathLike[str], *,
+                   observe: Observer | None = None) -> RuleTestReport:
     """Run every test of the test file at ``path``.
 
+    ``observe(alertname, alerts)`` (optional) is called at every alert check with the
+    firing alerts' labels and annotations, in Prometheus form, whatever was expected.
+
     Raises :class:`RuleTestError` or :class:`~otel_botmon.alerting.rules.RuleFileError`
-    when the file (or a rule file it names) cannot be read; failed expectations are in
-    the report.
+    when the file (or a rule file it names) cannot be read, with ``file:line:column``;
+    failed expectations are in the report.
     """
     filename = os.fspath(path)
     try:
         with open(filename, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
+            source = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleTestError(f"{filename}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise RuleTestError(f"{filename}: invalid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise RuleTestError(f"{filename}: expected a mapping with rule_files and tests")
+    doc = read_test_file(filename, source)
     base = os.path.dirname(os.path.abspath(filename))
     rules: list[AlertRule] = []
-    for rule_file in _list(doc.get("rule_files"), "rule_files"):
-        rules += [r for g in load_rule_groups(os.path.join(base, str(rule_file))) for r in g.rules]
-    interval = parse_duration(doc.get("evaluation_interval", "1m"), "evaluation_interval")
-    if interval <= 0:
-        raise RuleTestError("evaluation_interval must be > 0")
+    recordings: list[RecordingRule] = []
+    for pattern in doc.rule_files:
+        full = os.path.join(base, pattern)
+        matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
+        for rule_file in matches:
+            groups = load_rule_groups(rule_file)
+            rules += [r for g in groups for r in g.rules]
+            recordings += [r for g in groups for r in g.recordings]
     report = RuleTestReport(filename)
-    for index, test in enumerate(_list(doc.get("tests"), "tests")):
-        if not isinstance(test, dict):
-            raise RuleTestError(f"tests[{index}]: expected a mapping")
-        _run_test(test, index, rules, interval, report)
+    for test in doc.tests:
+        _run_test(test, rules, doc.evaluation_interval, report, observe, recordings)
     return report
 
 
-def _list(value: object, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RuleTestError(f"{where}: expected a list")
-    return value
-
-
-def _load_series(test: Mapping[str, Any], index: int, step: float) -> MetricHistory:
+def _load_series(test: TestGroup, step: float) -> MetricHistory:
     names, label_names = reverse_names(), reverse_labels()
     parsed = []
     longest = 0
-    for j, item in enumerate(_list(test.get("input_series"), f"tests[{index}].input_series")):
-        if not isinstance(item, dict) or "series" not in item:
-            raise RuleTestError(f"tests[{index}].input_series[{j}]: needs 'series' and 'values'")
-        prom_name, prom_labels = parse_series(str(item["series"]))
-        target = names.get(prom_name)
-        if target is None:
-            raise RuleTestError(
-                f"tests[{index}].input_series[{j}]: unknown series name {prom_name!r}; "
-                "use the Prometheus name of a botmon metric (e.g. botmon_trades_total)"
-            )
-        values = parse_values(str(item.get("values", "")))
-        longest = max(longest, len(values))
-        parsed.append((target, prom_labels, values))
+    for item in test.series:
+        target = names.get(item.name)
+        if target is None:  # a metric of the user's own: read under its own name
+            target = PromSeries(item.name, MetricKind.GAUGE, None)
+        longest = max(longest, len(item.values))
+        parsed.append((target, dict(item.labels), item.values))
     history = MetricHistory(max_age_s=1e12, max_points_per_series=max(longest, 2) + 1)
     # histogram series arrive as separate _bucket/_sum/_count series: gather them into
     # whole points per (metric, labels) and time step
@@ -237,7 +161,8 @@ def _load_series(test: Mapping[str, Any], index: int, step: float) -> MetricHist
         le_text = prom_labels.pop("le", None)
         labels = Labels({label_names.get(k, k): v for k, v in prom_labels.items()})
         if target.kind is MetricKind.HISTOGRAM:
-            part = _le(le_text) if target.component == "bucket" else target.component
+            part = ((_le(le_text), le_text) if target.component == "bucket"
+                    else target.component)
             histograms.setdefault((target.metric, labels), {})[part] = values
             continue
         for k, value in enumerate(values):
@@ -256,7 +181,13 @@ def _add_histogram(
     step: float,
 ) -> None:
     steps = max(len(v) for v in parts.values())
-    les = sorted(p for p in parts if isinstance(p, float))
+    # buckets by bound; `le="1"` and `le="1.0"` are two series of one bound, as in
+    # Prometheus (histogram_quantile adds them up)
+    les = sorted((p for p in parts if isinstance(p, tuple)), key=lambda p: p[0])
+    # a histogram given without its _count or _sum series has no such series
+    for component in ("count", "sum"):
+        if component not in parts:
+            history.absent_components.add((metric, component, labels))
     for k in range(steps):
         present = {p: v[k] for p, v in parts.items() if k < len(v) and v[k] is not None}
         if not present:
@@ -264,8 +195,9 @@ def _add_histogram(
         if all(v == STALE for v in present.values()):
             history.mark_stale(metric, labels, k * step)
             continue
-        bounds = [le for le in les if isinstance(present.get(le), float)]
-        counts = [float(present[le]) for le in bounds]  # type: ignore[arg-type]
+        keys = [le for le in les if isinstance(present.get(le), float)]
+        bounds = [le[0] for le in keys]
+        counts = [float(present[le]) for le in keys]  # type: ignore[arg-type]
         total = present.get("count")
         total_f = float(total) if isinstance(total, float) else (counts[-1] if counts else 0.0)
         sum_ = present.get("sum")
@@ -285,62 +217,195 @@ def _le(text: str | None) -> float:
 
 
 def _run_test(
-    test: Mapping[str, Any], index: int, rules: list[AlertRule], interval: float,
-    report: RuleTestReport,
+    test: TestGroup, rules: list[AlertRule], interval: float, report: RuleTestReport,
+    observe: Observer | None = None, recordings: list[RecordingRule] | None = None,
 ) -> None:
     from otel_botmon.alerting.evaluator import AlertEvaluator
 
-    step = parse_duration(test.get("interval", interval), f"tests[{index}].interval") or interval
-    history = _load_series(test, index, step)
-    if test.get("promql_expr_test"):
-        report.notes.append(f"tests[{index}]: promql_expr_test is not supported; skipped")
-    checks = []
-    tests = _list(test.get("alert_rule_test"), f"tests[{index}].alert_rule_test")
-    for j, check in enumerate(tests):
-        if not isinstance(check, dict) or "alertname" not in check:
-            raise RuleTestError(f"tests[{index}].alert_rule_test[{j}]: needs alertname")
-        when = parse_duration(check.get("eval_time", 0), f"alert_rule_test[{j}].eval_time")
-        checks.append((when, check))
-    if not checks:
-        return
+    step = test.interval or interval
+    where = f"tests[{test.index}]"
+    history = _load_series(test, step)
+    checks: list[tuple[float, AlertCheck]] = [(c.eval_time, c) for c in test.alert_checks]
+    # as promtool: the rules are evaluated from 0 to the last eval_time (at 0 at least,
+    # so a rule that cannot be evaluated fails even a test group without checks)
+    last = max([c.eval_time for c in test.alert_checks]
+               + [c.eval_time for c in test.expr_checks], default=0.0)
+    per_step = max(1, len(rules) + len(recordings or ()))
+    limit = min(MAX_STEPS, MAX_RULE_EVALUATIONS // per_step)
+    if last / interval > limit:
+        raise RuleTestError(
+            f"{where}: eval_time {last:g}s is more than {limit} evaluation intervals "
+            f"of {interval:g}s for {per_step} rules (at most {MAX_RULE_EVALUATIONS:,} "
+            "rule evaluations per test group)"
+        )
     clock = [0.0]
-    evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0])
-    last = max(when for when, _ in checks)
+    errors: list[tuple[str, BaseException]] = []
+    evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0],
+                               recording_rules=recordings or (), publish_telemetry=False,
+                               compiler=lambda text: _Checked(compile_condition(text), text,
+                                                              errors))
+    evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     steps = math.floor(last / interval + 1e-9)
     for k in range(steps + 1):
         now = k * interval
         clock[0] = now
         evaluator.evaluate(now, dispatch=False)
+        if errors:  # as promtool: a rule that cannot be evaluated ends the test group
+            for name, exc in errors:
+                report.failures.append(f"{where} rule: {name}, time: {_duration(now)}, "
+                                       f"err: {exc}")
+            return
         for when, check in checks:
             # promtool compares an eval_time with the evaluation at or just before it
             if now <= when + 1e-9 < now + interval:
-                _compare(check, evaluator.firing(), index, report)
+                _compare(check, evaluator.firing(), where, report, observe)
+    for expr_check in test.expr_checks:
+        _check_expr(expr_check, history, where, report)
+
+
+class _Checked:
+    """A compiled condition that notes its evaluation errors (the evaluator would only
+    log them and keep the alerts' state; a rule test fails on them, as promtool)."""
+
+    def __init__(self, inner: Condition, text: str,
+                 errors: list[tuple[str, BaseException]]) -> None:
+        self.inner = inner
+        self.text = text
+        self.errors = errors
+        self.comparison = inner.comparison
+        self.threshold = inner.threshold
+        self.referenced_metrics = inner.referenced_metrics
+
+    def evaluate(self, history: Any, now: float) -> list[Sample]:
+        try:
+            return self.inner.evaluate(history, now)
+        except Exception as exc:
+            self.errors.append((self.text, exc))
+            raise
+
+    def values(self, history: Any, now: float) -> list[Sample]:
+        try:
+            return self.inner.values(history, now)
+        except Exception as exc:
+            self.errors.append((self.text, exc))
+            raise
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes:g}m{rest:g}s" if minutes else f"{rest:g}s"
 
 
 def _normalize(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((prom_label(str(k)), str(v)) for k, v in labels.items()))
 
 
-def _compare(
-    check: Mapping[str, Any], firing: list[Any], index: int, report: RuleTestReport
-) -> None:
+def _compare(check: AlertCheck, firing: list[Any], where: str, report: RuleTestReport,
+             observe: Observer | None = None) -> None:
     report.checks += 1
-    name = str(check["alertname"])
-    expected = []
-    for exp in _list(check.get("exp_alerts"), "exp_alerts"):
-        if not isinstance(exp, dict):
-            raise RuleTestError(f"tests[{index}]: exp_alerts entries must be mappings")
-        labels = {**(exp.get("exp_labels") or {}), "alertname": name}
-        expected.append((_normalize(labels), _normalize(exp.get("exp_annotations") or {})))
+    name = check.alertname
+    if observe is not None:
+        observe(name, [(dict(_normalize(a.labels)), dict(_normalize(a.annotations)))
+                       for a in firing if a.labels.get("alertname") == name])
+    expected = [
+        (_normalize({**labels, "alertname": name}), _normalize(annotations))
+        for labels, annotations in check.expected
+    ]
     got = [
         (_normalize(a.labels), _normalize(a.annotations))
         for a in firing if a.labels.get("alertname") == name
     ]
     if sorted(expected) != sorted(got):
         report.failures.append(
-            f"tests[{index}] alertname: {name}, time: {check.get('eval_time')},\n"
+            f"{where} alertname: {name}, time: {check.eval_text},\n"
             f"    exp: {_show(expected)}\n    got: {_show(got)}"
         )
+
+
+def _check_expr(check: ExprCheck, history: MetricHistory, where: str,
+                report: RuleTestReport) -> None:
+    """A ``promql_expr_test``: the expression's samples at ``eval_time`` (metric name
+    included where PromQL keeps it) must be exactly the expected ones."""
+    report.checks += 1
+    try:
+        condition = compile_condition(check.expr)
+    except RuleSyntaxError as exc:
+        report.failures.append(
+            f"{check.locate(exc.position)}: {where} expr: {check.expr.strip()!r}, "
+            f"time: {check.eval_text}, err: {exc.message}"
+        )
+        return
+    now = check.eval_time
+    try:
+        value = evaluate_node(condition.tree, history, now)
+    except (MatchingError, ValueError, ArithmeticError) as exc:  # as promtool: a failure
+        report.failures.append(
+            f"{where} expr: {check.expr.strip()!r}, time: {check.eval_text}, err: {exc}"
+        )
+        return
+    got: list[tuple[tuple[tuple[str, str], ...], float]] = []
+    if isinstance(value, float):
+        got.append(((), value))
+    else:
+        for labels, v in value.items():
+            prom = dict(_normalize(labels))
+            name = _result_name(condition.tree, labels, history, now)
+            if name is not None:
+                prom["__name__"] = name
+            got.append((tuple(sorted(prom.items())), v))
+    expected = []
+    for sample in check.samples:
+        prom = {prom_label(k): v for k, v in sample.labels.items()}
+        if sample.name is not None:
+            prom["__name__"] = sample.name
+        expected.append((tuple(sorted(prom.items())), sample.value))
+    # float equality as promtool's reflect.DeepEqual: NaN never equals NaN
+    if len(got) != len(expected) or any(
+        g[0] != e[0] or g[1] != e[1] for g, e in zip(sorted(got), sorted(expected),
+                                                        strict=True)
+    ):
+        report.failures.append(
+            f"{where} expr: {check.expr.strip()!r}, time: {check.eval_text},\n"
+            f"    exp: {_show_samples(expected)}\n    got: {_show_samples(got)}"
+        )
+
+
+def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float) -> str | None:
+    """The ``__name__`` PromQL keeps on a result series: a selector's own, kept through
+    filtering comparisons and ``and``; dropped by functions and arithmetic."""
+    while True:
+        if isinstance(node, Derived):
+            node = node.expansion
+        elif isinstance(node, Selector):
+            if node.vtype is not VType.VECTOR:
+                return None
+            kind = node.kind if node.component is None else MetricKind.HISTOGRAM
+            return prom_metric(node.metric, kind, node.component)
+        elif isinstance(node, Binary) and node.op == "or":
+            left = evaluate_node(node.left, history, now)
+            node = node.left if isinstance(left, dict) and labels in left else node.right
+        elif isinstance(node, Binary) and node.op in ("and", "unless"):
+            node = node.left
+        elif isinstance(node, Binary) and node.op in _KEEPS_NAME and not node.bool_:
+            m = node.matching
+            if m is not None and m.card == "one-to-one" and m.on:
+                return None  # only the on(...) labels are kept
+            if m is not None and m.card == "one-to-many":
+                node = node.right
+            else:
+                node = node.right if node.left.vtype is VType.SCALAR else node.left
+        else:
+            return None
+
+
+_KEEPS_NAME = frozenset({">", "<", ">=", "<=", "==", "!="})
+
+
+def _show_samples(samples: list[tuple[tuple[tuple[str, str], ...], float]]) -> str:
+    return "[" + ", ".join(
+        "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + f"}} {value!r}"
+        for labels, value in sorted(samples)
+    ) + "]"
 
 
 def _show(alerts: list[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]]) -> str:

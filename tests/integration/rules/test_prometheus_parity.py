@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
+from otel_botmon.alerting.default_rules import default_rules, default_rules_for
 from otel_botmon.alerting.promexport import export_prometheus
 from otel_botmon.alerting.promnames import prom_label
 from otel_botmon.alerting.rules import load_rule_groups
 from otel_botmon.alerting.rules_cli import main as rules_main
 from otel_botmon.alerting.ruletest import run_rule_tests
+from otel_botmon.monitor_config import MonitoringConfig
 from tests.services import require_binary
 
 pytestmark = pytest.mark.integration
@@ -71,10 +72,11 @@ def test_every_exported_default_rule_passes_promtool_check(tmp_path: Path) -> No
     assert rules_main(["rules", "export", "--format", "prometheus", "--output", str(out)]) == 0
     proc = promtool("check", "rules", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(DEFAULT_RULES)} rules found" in proc.stdout
+    running = default_rules_for(MonitoringConfig())  # what SystemMonitor runs
+    assert f"SUCCESS: {len(running)} rules found" in proc.stdout
     exported = yaml.safe_load(out.read_text())
     names = [r["alert"] for g in exported["groups"] for r in g["rules"]]
-    assert names == [r.name for r in DEFAULT_RULES]
+    assert names == [r.labels.get("alertname", r.name) for r in running]
 
 
 def test_optional_default_rules_pass_promtool_check(tmp_path: Path) -> None:
@@ -127,3 +129,13 @@ def test_botmon_and_promtool_reject_the_same_wrong_expectations(
         prom_test = write_prometheus_variant(variant, test_file.parent, case_dir)
         prom_ok = promtool("test", "rules", prom_test.name, cwd=case_dir).returncode == 0
         assert (botmon_ok, prom_ok) == (False, False), f"{test_file.name}: {what}"
+
+
+def test_a_promql_style_file_runs_unchanged_in_both() -> None:
+    """Rules and tests written for Prometheus (PromQL names, recording rules, `without`,
+    `group_left`, `bool`, humanize templates) pass botmon and promtool as they are."""
+    test_file = DATA / "promql_style.test.yml"
+    report = run_rule_tests(test_file)
+    assert report.ok and report.checks == 7, report.render()
+    proc = promtool("test", "rules", test_file.name, cwd=DATA)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

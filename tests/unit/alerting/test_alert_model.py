@@ -47,7 +47,13 @@ def test_value_formats() -> None:
         return render_template(t, value=v, labels={}, rule="r")
 
     assert render("{value}", 3.0) == "3"
-    assert render("{value}", 0.123456) == "0.1235"
+    # as Go prints a float64 ({{ $value }} in Prometheus)
+    assert render("{value}", 0.123456) == "0.123456"
+    assert render("{value}", 1234567.0) == "1.234567e+06"
+    assert render("{value}", float("nan")) == "NaN"
+    assert render("{{ $value | humanize }}", 1234567.0) == "1.235M"
+    # a huge precision is not formatted (a 2 KB rule file cannot make it hang)
+    assert render("{value:.999999999f}", 2.5) == "2.5"
     assert render("{value:.1f}%", 97.04) == "97.0%"
     assert render("{value:bogus}", 2.5) == "2.5"
     assert render("{{ $value }}", None) == ""

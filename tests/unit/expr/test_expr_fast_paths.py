@@ -9,7 +9,6 @@ object and keeps running totals for delta temporality.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,10 +93,22 @@ def test_quantile_equals_the_one_over_repaired_counts(
     if ascending:
         counts = sorted(c for c in counts if not math.isnan(c)) or [0.0]
     bounds = [*(0.1 * (i + 1) for i in range(len(counts) - 1)), math.inf]
-    repaired = list(accumulate(counts, max))  # what Prometheus' bucket repair yields
+    repaired = _ensure_monotonic(counts)  # what Prometheus' bucket repair yields
     got = quantile_sorted(q, bounds, counts)
     want = quantile_sorted(q, bounds, repaired)
     assert _same(got, want), (counts, got, want)
+
+
+def _ensure_monotonic(counts: list[float]) -> list[float]:
+    """Prometheus' ensureMonotonic, transliterated: NaN compares false both ways."""
+    out = list(counts)
+    high = out[0]
+    for i in range(1, len(out)):
+        if out[i] > high:
+            high = out[i]
+        elif out[i] < high:
+            out[i] = high
+    return out
 
 
 def _delta_sum(

@@ -67,9 +67,18 @@ def test_condition_without_comparison() -> None:
     assert cond.comparison is None and cond.threshold is None
 
 
+def test_any_metric_name_is_a_series_of_the_users_own() -> None:
+    # names outside conventions are the user's own metrics (or recording rules)
+    assert compile_condition("my.queue.depth > 5").referenced_metrics() == {"my.queue.depth"}
+    assert compile_condition("job:trades:rate5m > 1").referenced_metrics() == {
+        "job:trades:rate5m"}
+    # botmon's namespaces and near-misses of known names stay typos
+    for typo in ("botmon.trade.duratoin[5m]", "system.cpu.utilisation", "wins_rate"):
+        with pytest.raises(RuleSyntaxError, match="unknown metric"):
+            compile_condition(f"max({typo}) > 1" if "[" in typo else f"{typo} > 1")
+
+
 def test_extra_metrics_can_be_declared() -> None:
-    with pytest.raises(RuleSyntaxError):
-        compile_condition("my.queue.depth > 5")
     cond = compile_condition("my.queue.depth > 5", extra_metrics={"my.queue.depth": "gauge"})
     assert cond.referenced_metrics() == {"my.queue.depth"}
     cond = compile_condition(
@@ -85,7 +94,7 @@ def test_extra_metrics_can_be_declared() -> None:
         ("cpu >", 5, "expected a number"),
         ("cpu > > 3", 6, "expected a number"),
         ("wins_rate < 50", 0, "unknown metric or value 'wins_rate'"),
-        ("cpu > 50 and bogus.metric > 1", 13, "unknown metric"),
+        ("cpu > 50 and botmon.bogus > 1", 13, "unknown metric"),
         ("rate(cpu) > 1", 5, "needs a window"),
         ("frobnicate(cpu) > 1", 0, "unknown function 'frobnicate'"),
         ("botmon.trade.duration > 1", 0, "is a histogram"),
@@ -117,9 +126,9 @@ def test_errors_carry_position(text: str, position: int, fragment: str) -> None:
 
 def test_error_string_shows_a_caret_under_the_problem() -> None:
     with pytest.raises(RuleSyntaxError) as info:
-        compile_condition("cpu > 50 and wins > 3")
+        compile_condition("cpu > 50 and wins_rat > 3")
     lines = str(info.value).splitlines()
-    assert lines[1].strip() == "cpu > 50 and wins > 3"
+    assert lines[1].strip() == "cpu > 50 and wins_rat > 3"
     assert lines[2].index("^") - lines[1].index("c") == 13
 
 

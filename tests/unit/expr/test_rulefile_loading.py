@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from otel_botmon.alerting.model import AlertSeverity, AlertType, NotificationChannel
-from otel_botmon.alerting.rules import RuleFileError, load_rule_file, load_rule_groups
+from otel_botmon.alerting.rules import RuleFileError, load_rule_file, load_rule_groups, parse_rules
 
 GOOD = """\
 groups:
@@ -156,10 +156,15 @@ def test_invalid_fields_are_named(tmp_path: Path, old: str, new: str, field: str
      "groups:\n  - name: a\n    rules:\n      - alert: x\n        expr: cpu > 1\n"
      "        condition: cpu > 2\n",
      "a: 1\n---\nb: 2\n", "groups:\n  - name: a\n    rules:\n      - [1, 2]\n",
-     "groups: [{name: a, rules: [{alert: x, expr: 5}]}]\n"],
+     "groups: [{name: a, rules: [{alert: x, expr: [5]}]}]\n"],
 )
 def test_structural_errors(tmp_path: Path, text: str) -> None:
     error_of(tmp_path, text)
+
+
+def test_a_number_is_an_expression_as_in_prometheus() -> None:
+    [group] = parse_rules("groups: [{name: a, rules: [{alert: x, expr: 1}]}]\n")
+    assert group.rules[0].condition == "1"
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -56,6 +56,12 @@ def test_series_selectors() -> None:
 def test_durations() -> None:
     assert parse_duration("1h30m", "x") == 5400
     assert parse_duration("500ms", "x") == 0.5
-    assert parse_duration(30, "x") == 30
+    assert parse_duration("0", "x") == 0
+    assert parse_duration("1w2d", "x") == 9 * 86400
+    # as promtool (Prometheus' model.ParseDuration): no bare numbers, fractions, or
+    # units out of order
+    for bad in (30, "30", "1.5m", "1m1h", "", "-1m", "5 m"):
+        with pytest.raises(RuleTestError, match="not a valid duration"):
+            parse_duration(bad, "x")
     with pytest.raises(RuleTestError, match="eval_time"):
         parse_duration("soon", "eval_time")
