@@ -6,7 +6,6 @@ timed; pytest-timeout only guards against a regression that would hang the suite
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -120,8 +119,7 @@ class Work:
         self.value_chars = 0
 
 
-@pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
+def count_work(monkeypatch: pytest.MonkeyPatch) -> Work:
     counted = Work()
     key_before = _redact_scan._key_before
     value_span = _redact_scan._value_span
@@ -137,7 +135,12 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
 
     monkeypatch.setattr(_redact_scan, "_key_before", counting_key_before)
     monkeypatch.setattr(_redact_scan, "_value_span", counting_value_span)
-    yield counted
+    return counted
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Work:
+    return count_work(monkeypatch)
 
 
 ADVERSARIAL_UNITS = ["0123456789abcdef", "a:", "=", "a=", "%3D", "token=", " :", "k%3D",
@@ -149,27 +152,10 @@ ADVERSARIAL_UNITS = ["0123456789abcdef", "a:", "=", "a=", "%3D", "token=", " :",
 @given(unit=st.sampled_from(ADVERSARIAL_UNITS),
        size=st.sampled_from([1_000, 20_000, 1_000_000]))
 def test_adversarial_text_costs_a_bounded_amount_of_work(unit: str, size: int) -> None:
-    counted = Work()
-    key_before = _redact_scan._key_before
-    value_span = _redact_scan._value_span
-
-    def counting_key_before(text: str, sep: int, floor: int) -> str:
-        counted.names += 1
-        return key_before(text, sep, floor)
-
-    def counting_value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
-        found = value_span(text, start, encoded)
-        counted.value_chars += found[1] - start
-        return found
-
     text = (unit * (size // len(unit) + 1))[:size]
-    _redact_scan._key_before = counting_key_before  # type: ignore[assignment]
-    _redact_scan._value_span = counting_value_span  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        counted = count_work(monkeypatch)
         redacted = redact_text(text)
-    finally:
-        _redact_scan._key_before = key_before  # type: ignore[assignment]
-        _redact_scan._value_span = value_span  # type: ignore[assignment]
     # names examined: one per separator, never more than the budget
     assert counted.names <= min(text.count("=") + text.count(":") + text.count("%"),
                                 _redact_scan.MAX_SEPARATORS)
@@ -179,7 +165,7 @@ def test_adversarial_text_costs_a_bounded_amount_of_work(unit: str, size: int) -
     assert len(redacted) <= len(REDACTED) * MAX_TEXT_CHARS + 128
 
 
-def _exception_span_work(work: Work, telemetry: Any, message: str) -> Any:
+def _exception_span(telemetry: Any, message: str) -> Any:
     @exchange_call(exchange="binance", endpoint="create_order")
     def place() -> None:
         raise RuntimeError(message)
@@ -196,7 +182,7 @@ def test_a_20_kb_exception_message_is_cut_and_scanned_within_the_span_budget(
     work: Work, telemetry: Any, unit: str
 ) -> None:
     message = "execution reverted: " + unit * (20_000 // len(unit))
-    span = _exception_span_work(work, telemetry, message)
+    span = _exception_span(telemetry, message)
     (event,) = span.events
     exported = str(event.attributes["exception.message"])
     assert len(exported) <= MAX_TEXT_CHARS + 64
