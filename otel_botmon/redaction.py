@@ -27,7 +27,7 @@ Every function here is safe to call from any thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -276,14 +276,32 @@ def _redact_query(query: str) -> str:
     if not query:
         return query
     parts = query.split("&")
-    for i, part in enumerate(parts):
-        key, sep, _value = part.partition("=")
-        if not sep:
+    # This runs for every parameter of every instrumented request: the known names are
+    # looked up in C (map over the cache); Python only visits unknown or sensitive ones.
+    keys = [part.partition("=")[0] for part in parts]
+    flags = list(map(_key_cache.get, keys))
+    if None not in flags:
+        if True not in flags:
+            return query
+        i = flags.index(True)
+        while True:  # only the sensitive ones, found in C
+            if len(parts[i]) > len(keys[i]):  # "name=value", not a bare flag
+                parts[i] = keys[i] + "=" + REDACTED
+            try:
+                i = flags.index(True, i + 1)
+            except ValueError:
+                return "&".join(parts)
+    changed = False
+    for i, found in enumerate(flags):
+        if found is False:
             continue
-        plain = unquote_plus(key) if "%" in key or "+" in key else key
-        if is_sensitive_key(plain):
-            parts[i] = f"{key}={REDACTED}"
-    return "&".join(parts)
+        key = keys[i]
+        if found is None:
+            found = is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key)
+        if found and len(parts[i]) > len(key):
+            parts[i] = key + "=" + REDACTED
+            changed = True
+    return "&".join(parts) if changed else query
 
 
 def _redact_url_str(text: str, budget: Budget) -> str:
@@ -302,7 +320,7 @@ def _redact_url_str(text: str, budget: Budget) -> str:
     # (this runs for every instrumented request) and keeps the URL byte for byte.
     head, hash_sep, fragment = text.partition("#")
     before_query, query_sep, query = head.partition("?")
-    scheme_end = before_query.find("://")
+    scheme_end = before_query.find("://") if "@" in before_query else -1
     if scheme_end >= 0:
         start = scheme_end + 3
         end = before_query.find("/", start)
@@ -330,10 +348,11 @@ def _redact_url_str(text: str, budget: Budget) -> str:
         return out + truncation_note(cut)
     if out == original:
         out = original
-    if len(original) <= _TEXT_CACHE_MAX_CHARS:
+    # Signed URLs are unique: only the redacted form is remembered, so that a URL already
+    # redacted by an instrumentation hook is not scanned again by the span processor.
+    if len(out) <= _TEXT_CACHE_MAX_CHARS:
         if len(_text_cache) >= _TEXT_CACHE_SIZE:
             _text_cache.clear()
-        _text_cache[original] = out
         _text_cache[out] = out
     return out
 
@@ -417,14 +436,17 @@ def _redact_map(
     no_literals = not _secrets
     plain = _plain_keys
     for key, value in attributes.items():
+        kind = type(value)
         if no_literals and key in plain:
-            kind = type(value)
             if kind is str:
                 if "=" not in value and ":" not in value and "%" not in value:
                     continue
             elif kind is int or kind is float or kind is bool:
                 continue
-        redacted = _redact_value(key, value, budget)
+        if kind is str and key in _URL_KEYS and _key_cache.get(key) is False:
+            redacted: AttributeValue = _redact_url_str(value, budget)
+        else:
+            redacted = _redact_value(key, value, budget)
         if redacted is not value and redacted != value:
             if out is None:
                 out = dict(attributes)
@@ -471,8 +493,17 @@ def _span_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
     return span.attributes
 
 
-def _redact_events(span: ReadableSpan, budget: Budget) -> tuple[Event, ...] | None:
-    events = span.events
+def _span_events(span: ReadableSpan) -> Sequence[Event]:
+    # ``span.events`` copies the SDK's BoundedList into a tuple through its Python-level
+    # iterator, for every span; most spans have no events, which its deque tells at once.
+    raw = getattr(span, "_events", None)
+    queue = getattr(raw, "_dq", None)
+    if queue is not None and not queue:
+        return ()
+    return span.events
+
+
+def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
     changed = False
     out: list[Event] = []
     for event in events:
@@ -489,6 +520,33 @@ def _redact_events(span: ReadableSpan, budget: Budget) -> tuple[Event, ...] | No
     return tuple(out) if changed else None
 
 
+def _copy_span(
+    # A ReadableSpan's fields are copied directly (opentelemetry-sdk 1.x): a fraction of
+    # the constructor plus a dozen property reads. The constructor is the fallback.
+    span: ReadableSpan, name: str, attributes: Mapping[str, Any] | None,
+    events: Sequence[Event] | None, status: Status,
+) -> ReadableSpan:
+    fields = getattr(span, "__dict__", None)
+    if fields is not None and "_attributes" in fields and "_events" in fields \
+            and "_status" in fields and "_name" in fields:
+        copy = object.__new__(ReadableSpan)
+        copy.__dict__ = fields.copy()  # in C: the span's own fields, the Span's extras too
+        copy._name = name
+        if attributes is not None:
+            copy._attributes = attributes
+        if events is not None:
+            copy._events = events
+        copy._status = status
+        return copy
+    return ReadableSpan(  # pragma: no cover - another SDK layout
+        name=name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=span.attributes if attributes is None else attributes,
+        events=span.events if events is None else events, links=span.links,
+        kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 def redact_span(span: ReadableSpan) -> ReadableSpan:
     """The span itself when it carries no secret, else a redacted copy.
 
@@ -498,35 +556,23 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     cut. Links and resource pass unchanged.
     """
     budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
-    name = span.name
+    original_name = name = span.name
     if _secrets or "=" in name or ":" in name or "%" in name or len(name) > MAX_TEXT_CHARS:
         name = _redact_str(name, budget)
     attributes = _span_attributes(span)
     new_attributes = _redact_map(attributes, budget) if attributes else None
-    new_events = _redact_events(span, budget) if span.events else None
-    status = span.status
+    events = _span_events(span)
+    new_events = _redact_events(events, budget) if events else None
+    original_status = status = span.status
     description = status.description
     if description:
         redacted = _redact_str(description, budget)
         if redacted is not description:
             status = Status(status.status_code, redacted)
-    if (name is span.name and new_attributes is None and new_events is None
-            and status is span.status):
+    if (name is original_name and new_attributes is None and new_events is None
+            and status is original_status):
         return span
-    return ReadableSpan(
-        name=name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=span.attributes if new_attributes is None else new_attributes,
-        events=span.events if new_events is None else new_events,
-        links=span.links,
-        kind=span.kind,
-        status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return _copy_span(span, name, new_attributes, new_events, status)
 
 
 class RedactingSpanProcessor(DelegatingSpanProcessor):
