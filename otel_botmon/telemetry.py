@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_botmon import conventions as conv
+from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -202,6 +203,8 @@ def configure(
         tuple(sorted((resource_attributes or {}).items())), set_global,
         tuple(os.environ.get(name, "") for name in _ENV_SETTINGS),
     )
+    # Signed URLs in HTTP client log lines (httpx logs each at INFO): scrubbed from now on.
+    install_log_redaction()
     with _lock:
         if _current is not None and not _current._closed:
             if _current._key == key:

@@ -22,6 +22,7 @@ from otel_botmon.alerting.model import (
     fingerprint,
     render_template,
 )
+from otel_botmon.redaction import redact_text
 
 
 class SampleLike(Protocol):
@@ -183,7 +184,10 @@ def render(alert: Alert, rule: AlertRule) -> None:
     annotations from the rule's templates with the alert's value and labels."""
 
     def fill(text: str) -> str:
-        return render_template(text, value=alert.value, labels=alert.labels, rule=rule.name)
+        # a template can quote any label: redacted like everything an alert shows
+        return redact_text(
+            render_template(text, value=alert.value, labels=alert.labels, rule=rule.name)
+        )
 
     alert.annotations = {k: fill(v) for k, v in rule.annotations.items()}
     alert.title = fill(rule.annotations.get("summary") or rule.description or rule.name)

@@ -59,6 +59,18 @@ CREATE TABLE IF NOT EXISTS silences (
 """
 
 
+def _make_private(path: str) -> None:
+    """Create the store file owner-only (0600) before SQLite does (its WAL and shared-
+    memory files copy the mode); tighten a file an older version left readable. Alert
+    text is redacted, but the file is the bot's private state all the same."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:  # read-only or foreign file: SQLite reports it with its own message
+        pass
+
+
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     if not isinstance(exc, sqlite3.OperationalError):
         return True  # "file is not a database", "database disk image is malformed", quick_check
@@ -110,6 +122,7 @@ class AlertStore:
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
