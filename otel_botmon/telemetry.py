@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_botmon import _fork
 from otel_botmon import conventions as conv
 from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.exporters.handoff import (
@@ -84,20 +86,32 @@ class Telemetry:
     _handoffs: list[Any] = field(default_factory=list)
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
-        """Export what is buffered now. Returns False when it did not finish in time."""
+        """Export what is buffered now, within ``timeout_s`` overall (each step gets what
+        the previous ones left). Returns False when it did not finish in time."""
         if not self.enabled:
             return True
-        millis = int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
+
+        def left_ms() -> int:
+            return max(0, int((deadline - time.monotonic()) * 1000))
+
         ok = True
         if isinstance(self.tracer_provider, TracerProvider):
-            ok = self.tracer_provider.force_flush(millis) and ok
+            ok = self.tracer_provider.force_flush(left_ms()) and ok
         if isinstance(self.meter_provider, MeterProvider):
-            ok = bool(self.meter_provider.force_flush(millis)) and ok
+            ok = bool(self.meter_provider.force_flush(left_ms())) and ok
         for pusher in self.pushers:
-            ok = pusher.force_flush(timeout_s) and ok
+            ok = pusher.force_flush(left_ms() / 1000) and ok
         for handoff in self._handoffs:  # the OTLP sender threads, after the processors
-            ok = handoff.force_flush(millis) and ok
-        return ok
+            ok = handoff.force_flush(left_ms()) and ok
+        return ok and time.monotonic() <= deadline
+
+    def _after_fork_in_child(self) -> None:
+        """Repair what the SDK leaves broken in a forked child (see otel_botmon._fork):
+        metric storage locks, and the parent's points (the child is a new instance)."""
+        if isinstance(self.meter_provider, MeterProvider):
+            _fork.renew_metric_sdk_locks(self.meter_provider, forget_points=True)
+        _fork.renew_locks(getattr(self.tracer_provider, "_active_span_processor", None))
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Flush and stop exporters, waiting at most ``timeout_s`` seconds.
@@ -428,7 +442,7 @@ def _build(
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
     )
-    return Telemetry(
+    tel = Telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         metric_reader=memory_reader,
@@ -439,6 +453,8 @@ def _build(
         pushers=pushers,
         _handoffs=handoffs,
     )
+    _fork.register(tel)
+    return tel
 
 
 def _export_interval_s(explicit: float | None) -> float:
