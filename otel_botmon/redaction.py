@@ -14,7 +14,9 @@ messages. This module decides what is sensitive and replaces it with ``"REDACTED
   :func:`redact_attributes` and :func:`redact_labels` apply it; none of them raises on
   odd input.
 - :class:`RedactingSpanProcessor` applies it to finished spans (name, attributes, events,
-  status) before they reach an exporter.
+  status) before they reach an exporter, on the thread that ends the span;
+  :class:`RedactingSpanExporter` does the same on the exporting thread (what
+  ``configure()`` uses in front of OTLP, so the bot's thread does not pay for it).
 
 Cost is linear in the text and bounded: a text is cut to 16 KiB before it is scanned, a
 span's strings share one budget (64 KiB, 2,048 separators), and what lies past a budget
@@ -27,18 +29,14 @@ Every function here is safe to call from any thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
-from otel_botmon._internal import report_internal_error
 from otel_botmon._redact_scan import (
     MAX_SEPARATORS,
-    MAX_SPAN_CHARS,
     MAX_TEXT_CHARS,
     REDACTED,
     Budget,
@@ -48,12 +46,12 @@ from otel_botmon._redact_scan import (
     scrub_literals,
     truncation_note,
 )
-from otel_botmon._span_processing import DelegatingSpanProcessor
 
 __all__ = [
     "MAX_TEXT_CHARS",
     "MIN_SECRET_LENGTH",
     "REDACTED",
+    "RedactingSpanExporter",
     "RedactingSpanProcessor",
     "add_sensitive_keys",
     "attributes_are_clean",
@@ -283,14 +281,12 @@ def _redact_query(query: str) -> str:
     if None not in flags:
         if True not in flags:
             return query
-        i = flags.index(True)
-        while True:  # only the sensitive ones, found in C
+        i = -1
+        for _ in range(flags.count(True)):  # only the sensitive ones, found in C
+            i = flags.index(True, i + 1)
             if len(parts[i]) > len(keys[i]):  # "name=value", not a bare flag
                 parts[i] = keys[i] + "=" + REDACTED
-            try:
-                i = flags.index(True, i + 1)
-            except ValueError:
-                return "&".join(parts)
+        return "&".join(parts)
     changed = False
     for i, found in enumerate(flags):
         if found is False:
@@ -482,111 +478,9 @@ def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[st
     return {key: value for key, value in found.items() if value is not attributes.get(key)}
 
 
-def _span_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
-    # ``span.attributes`` is a read-only proxy of the SDK's BoundedAttributes, whose items()
-    # goes through the MutableMapping machinery one key at a time; its plain dict is
-    # several times faster to scan, and this runs for every span. Fallback: the public API.
-    raw = getattr(span, "_attributes", None)
-    inner = getattr(raw, "_dict", None)
-    if type(inner) is dict:
-        return inner
-    return span.attributes
-
-
-def _span_events(span: ReadableSpan) -> Sequence[Event]:
-    # ``span.events`` copies the SDK's BoundedList into a tuple through its Python-level
-    # iterator, for every span; most spans have no events, which its deque tells at once.
-    raw = getattr(span, "_events", None)
-    queue = getattr(raw, "_dq", None)
-    if queue is not None and not queue:
-        return ()
-    return span.events
-
-
-def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
-    changed = False
-    out: list[Event] = []
-    for event in events:
-        name = _redact_str(event.name, budget)
-        attributes = _redact_map(event.attributes, budget) if event.attributes else None
-        if name is not event.name or attributes is not None:
-            changed = True
-            out.append(Event(
-                name=name, timestamp=event.timestamp,
-                attributes=event.attributes if attributes is None else attributes,
-            ))
-        else:
-            out.append(event)
-    return tuple(out) if changed else None
-
-
-def _copy_span(
-    # A ReadableSpan's fields are copied directly (opentelemetry-sdk 1.x): a fraction of
-    # the constructor plus a dozen property reads. The constructor is the fallback.
-    span: ReadableSpan, name: str, attributes: Mapping[str, Any] | None,
-    events: Sequence[Event] | None, status: Status,
-) -> ReadableSpan:
-    fields = getattr(span, "__dict__", None)
-    if fields is not None and "_attributes" in fields and "_events" in fields \
-            and "_status" in fields and "_name" in fields:
-        copy = object.__new__(ReadableSpan)
-        copy.__dict__ = fields.copy()  # in C: the span's own fields, the Span's extras too
-        copy._name = name
-        if attributes is not None:
-            copy._attributes = attributes
-        if events is not None:
-            copy._events = events
-        copy._status = status
-        return copy
-    return ReadableSpan(  # pragma: no cover - another SDK layout
-        name=name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=span.attributes if attributes is None else attributes,
-        events=span.events if events is None else events, links=span.links,
-        kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-def redact_span(span: ReadableSpan) -> ReadableSpan:
-    """The span itself when it carries no secret, else a redacted copy.
-
-    Covers the span name, attributes, event names and attributes (an exception's message
-    and stack trace) and the status description, all within one budget
-    (:data:`otel_botmon._redact_scan.MAX_SPAN_CHARS` characters): a string past it is
-    cut. Links and resource pass unchanged.
-    """
-    budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
-    original_name = name = span.name
-    if _secrets or "=" in name or ":" in name or "%" in name or len(name) > MAX_TEXT_CHARS:
-        name = _redact_str(name, budget)
-    attributes = _span_attributes(span)
-    new_attributes = _redact_map(attributes, budget) if attributes else None
-    events = _span_events(span)
-    new_events = _redact_events(events, budget) if events else None
-    original_status = status = span.status
-    description = status.description
-    if description:
-        redacted = _redact_str(description, budget)
-        if redacted is not description:
-            status = Status(status.status_code, redacted)
-    if (name is original_name and new_attributes is None and new_events is None
-            and status is original_status):
-        return span
-    return _copy_span(span, name, new_attributes, new_events, status)
-
-
-class RedactingSpanProcessor(DelegatingSpanProcessor):
-    """Wraps the processor that exports spans so that it only ever sees redacted spans.
-
-    ``RedactingSpanProcessor(BatchSpanProcessor(exporter))``: ``on_end`` hands the
-    delegate :func:`redact_span`'s result; everything else is forwarded unchanged. If
-    redaction itself fails the span is dropped rather than exported unredacted.
-    """
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            span = redact_span(span)
-        except Exception as exc:  # never export what we could not check
-            report_internal_error("redaction", exc)
-            return
-        self._delegate.on_end(span)
+# Span redaction lives next door (same budget and caches) and is re-exported here.
+from otel_botmon._redact_span import (  # noqa: E402  (it imports this module)
+    RedactingSpanExporter,
+    RedactingSpanProcessor,
+    redact_span,
+)

@@ -51,7 +51,7 @@ from otel_botmon.exporters.handoff import (
 )
 from otel_botmon.exporters.push import MetricPusher
 from otel_botmon.exporters.temporality import with_preferred_temporality
-from otel_botmon.redaction import RedactingSpanProcessor
+from otel_botmon.redaction import RedactingSpanExporter, RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
 
@@ -400,7 +400,7 @@ def _build(
     readers: list[MetricReader] = [memory_reader, *metric_readers]
     handoffs: list[HandoffSpanExporter | HandoffMetricExporter] = []
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    # Every processor that can export sees spans only after redaction (signed URLs in
+    # Every processor and exporter sees spans only after redaction (signed URLs in
     # exception messages, captured API-key headers): otel_botmon.redaction.
     for processor in span_processors:
         tracer_provider.add_span_processor(RedactingSpanProcessor(processor))
@@ -416,12 +416,12 @@ def _build(
         handoffs += [span_exporter, metric_exporter]
         # While the sender is stuck and its queue full, spans are dropped before anything
         # keeps them alive (kept spans cost the bot's thread garbage-collector time).
+        # Redaction runs on the batch processor's thread, not on the bot's.
         tracer_provider.add_span_processor(
             ShedWhenBacklogged(
-                RedactingSpanProcessor(
-                    BatchSpanProcessor(
-                        span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
-                    )
+                BatchSpanProcessor(
+                    RedactingSpanExporter(span_exporter),
+                    export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
                 ),
                 span_exporter,
             )

@@ -182,7 +182,7 @@ class HandoffMetricExporter(MetricExporter):
 class ShedWhenBacklogged(DelegatingSpanProcessor):
     """Forwards finished spans to ``delegate`` unless ``handoff``'s queue is full.
 
-    ``ShedWhenBacklogged(RedactingSpanProcessor(BatchSpanProcessor(handoff)), handoff)``:
+    ``ShedWhenBacklogged(BatchSpanProcessor(RedactingSpanExporter(handoff)), handoff)``:
     while the endpoint keeps every queued batch waiting, a new span would only end up
     pushing an older batch out, so it is dropped (counted in ``dropped_spans``) before
     anything retains it. Spans flow again as soon as the sender frees a queue slot.
