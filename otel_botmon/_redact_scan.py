@@ -38,6 +38,7 @@ MAX_KEY_CHARS: Final = 64
 
 _KEY_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-%"
 _PLAIN_KEY_CHARS: Final = _KEY_CHARS[:-1]  # without '%'
+_NAME_END: Final = frozenset(_KEY_CHARS + "\"' \t")  # what can precede a separator
 _LONG_KEY: Final = "\x00"  # marks a name longer than the window: it cannot equal a name
 # A value ends at a separator or bracket; ';' and ',' only when followed by a space,
 # a quote or the end ("a;b" inside a secret is kept together, "k=v; x=y" is split).
@@ -128,35 +129,43 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     pieces: list[str] = []
     last = 0  # text[last:] is not yet in pieces
     floor = 0  # names never reach back before a redacted value
-    while True:
-        candidates = [p for p in (eq, colon, enc) if p >= 0]
-        if not candidates:
-            break
-        sep = min(candidates)
-        if budget.separators <= 0:
-            pieces.append(text[last:sep])
-            budget.truncated += n - sep
-            pieces.append(truncation_note(n - sep))
-            return "".join(pieces)
-        budget.separators -= 1
-        encoded = sep == enc
-        after = enc_end if encoded else sep + 1
-        key = _key_before(text, sep, floor)
-        resume = after
-        if key and sensitive(key):
-            start, end = _value_span(text, after, encoded)
-            if end > start:
-                pieces.append(text[last:start])
-                pieces.append(REDACTED)
-                last = end
-                floor = end
-            resume = max(end, after)
-        if eq >= 0 and eq < resume:
-            eq = text.find("=", resume)
-        if colon >= 0 and colon < resume:
-            colon = text.find(":", resume)
-        if enc >= 0 and enc < resume:
-            enc, enc_end = _next_encoded(text, resume)
+    left = budget.separators
+    try:
+        while True:
+            # the nearest of the three kinds of separator
+            sep = eq if eq >= 0 and (colon < 0 or eq < colon) else colon
+            if enc >= 0 and (sep < 0 or enc < sep):
+                sep = enc
+            if sep < 0:
+                break
+            if left <= 0:
+                pieces.append(text[last:sep])
+                budget.truncated += n - sep
+                pieces.append(truncation_note(n - sep))
+                return "".join(pieces)
+            left -= 1
+            encoded = sep == enc
+            resume = after = enc_end if encoded else sep + 1
+            # a name ends right before the separator (or before a quote or blank): a
+            # separator after another one ("===", "a::") has none, decided at once
+            if sep > floor and text[sep - 1] in _NAME_END:
+                key = _key_before(text, sep, floor)
+                if key and sensitive(key):
+                    start, end = _value_span(text, after, encoded)
+                    if end > start:
+                        pieces.append(text[last:start])
+                        pieces.append(REDACTED)
+                        last = end
+                        floor = end
+                    resume = max(end, after)
+            if eq >= 0 and eq < resume:
+                eq = text.find("=", resume)
+            if colon >= 0 and colon < resume:
+                colon = text.find(":", resume)
+            if enc >= 0 and enc < resume:
+                enc, enc_end = _next_encoded(text, resume)
+    finally:
+        budget.separators = left
     if not pieces:
         return text
     pieces.append(text[last:])
