@@ -26,7 +26,8 @@ REDACTED_LOGGERS: Final = (
     "websockets.client",
     "ccxt.base.exchange",
     "otel_botmon", "otel_botmon.alerting", "otel_botmon.alerting.store",
-    "otel_botmon.dashboard", "otel_botmon.instrument", "otel_botmon.notify",
+    "otel_botmon.alerting.history", "otel_botmon.dashboard", "otel_botmon.demo",
+    "otel_botmon.exporters.influxdb", "otel_botmon.instrument", "otel_botmon.notify",
 )
 
 
