@@ -26,7 +26,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-__all__ = ["ForkAware", "register", "renew_locks", "reset_connections"]
+__all__ = [
+    "ForkAware", "flush_when_worker_exits", "register", "renew_locks", "reset_connections",
+]
 
 logger = logging.getLogger("otel_botmon")
 
@@ -146,6 +148,25 @@ def reset_connections(root: object, depth: int = 6) -> None:
             elif isinstance(obj, (list, tuple)):
                 following += list(obj)
         level = following
+
+
+def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:
+    """In a ``multiprocessing`` worker started by fork, run ``flush`` as it exits.
+
+    Such a worker leaves through ``os._exit`` (no ``atexit``): what the batch processor
+    still holds would be lost. ``multiprocessing`` empties its finalizers when the
+    worker starts and then runs its after-fork callbacks, so the finalizer is
+    registered from one of those. Call from an after-fork hook; no-op without
+    ``multiprocessing``.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+
+    def at_worker_start(target: object) -> None:
+        util.Finalize(target, flush, exitpriority=10)
+
+    util.register_after_fork(owner, at_worker_start)
 
 
 def _after_fork_in_child() -> None:

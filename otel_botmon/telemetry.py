@@ -112,6 +112,7 @@ class Telemetry:
         if isinstance(self.meter_provider, MeterProvider):
             _fork.renew_metric_sdk_locks(self.meter_provider, forget_points=True)
         _fork.renew_locks(getattr(self.tracer_provider, "_active_span_processor", None))
+        _fork.flush_when_worker_exits(self, lambda: self.force_flush(_DEFAULT_EXPORT_TIMEOUT_S))
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Flush and stop exporters, waiting at most ``timeout_s`` seconds.

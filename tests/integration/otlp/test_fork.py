@@ -130,3 +130,29 @@ def test_children_forked_while_threads_record_finish_and_export(
         lambda r: child_trades(r) == {f"CHILD{i}" for i in range(CHILDREN)}, timeout=30
     )
 
+
+
+def _worker(symbol: str) -> None:
+    """A multiprocessing worker: records and returns; it never flushes by itself."""
+    with trade(symbol=symbol, side="BUY", quantity=1, price=10.0):
+        pass
+
+
+def test_a_multiprocessing_fork_worker_exports_what_it_recorded_before_exiting(
+    rotel: RotelCollector, otlp_receiver: OtlpReceiver, recording_threads: threading.Event,
+) -> None:
+    import multiprocessing
+
+    botmon_telemetry.configure(
+        "fork-bot", exchange="binance", otlp_endpoint=rotel.http_endpoint, set_global=False,
+    )
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_worker, args=(f"MP{i}",)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(CHILD_GUARD_S)
+        assert worker.exitcode == 0
+    recording_threads.set()
+    wanted = {f"trade MP{i}" for i in range(3)}
+    otlp_receiver.wait_for(lambda r: wanted <= set(r.span_names()), timeout=30)
