@@ -15,6 +15,7 @@ from typing import Any
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon.redaction import redact_labels
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-/]{0,254}$")
 
@@ -134,7 +135,8 @@ class MetricsCollector:
             raise ValueError(f"metric {name!r}: value must be finite, got {value!r}")
         if metric.metric_type is MetricType.COUNTER and value < 0:
             raise ValueError(f"counter {name!r} can only increase, got {value!r}")
-        attributes = {str(k): str(v) for k, v in (tags or {}).items()}
+        # tags become metric attributes on every export: a URL or a key must not ride along
+        attributes = redact_labels(tags)
         with self._lock:
             self._summaries[name].add(float(value))
         try:

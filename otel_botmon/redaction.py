@@ -10,33 +10,49 @@ messages. This module decides what is sensitive and replaces it with ``"REDACTED
   ``access_token`` or ``http.request.header.x_mbx_apikey``, is sensitive too).
 - :func:`add_sensitive_keys` extends that list; :func:`register_secret` adds literal
   values (an API secret, an SMTP password, a webhook URL) that are scrubbed from any text.
-- :func:`redact_url`, :func:`redact_headers`, :func:`redact_text` and
-  :func:`redact_attributes` apply it; none of them raises on odd input.
+- :func:`redact_url`, :func:`redact_headers`, :func:`redact_text`,
+  :func:`redact_attributes` and :func:`redact_labels` apply it; none of them raises on
+  odd input.
 - :class:`RedactingSpanProcessor` applies it to finished spans (name, attributes, events,
-  status) before they reach an exporter.
+  status) before they reach an exporter, on the thread that ends the span;
+  :class:`RedactingSpanExporter` does the same on the exporting thread (what
+  ``configure()`` uses in front of OTLP, so the bot's thread does not pay for it).
+
+Cost is linear in the text and bounded: a text is cut to 16 KiB before it is scanned, a
+span's strings share one budget (64 KiB, 2,048 separators), and what lies past a budget
+is cut, never emitted unscanned (see :mod:`otel_botmon._redact_scan`). A short text is
+redacted once and remembered, so the same message is not scanned again.
 
 Every function here is safe to call from any thread.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
-from otel_botmon._internal import report_internal_error
-from otel_botmon._span_processing import DelegatingSpanProcessor
+from otel_botmon._redact_scan import (
+    MAX_SEPARATORS,
+    MAX_TEXT_CHARS,
+    REDACTED,
+    Budget,
+    cut_partial_secret,
+    redact_pairs,
+    redact_url_credentials,
+    scrub_literals,
+    truncation_note,
+)
 from otel_botmon.exchanges import all_exact_secret_names, all_secret_names
 
 __all__ = [
+    "MAX_TEXT_CHARS",
     "MIN_SECRET_LENGTH",
     "REDACTED",
+    "RedactingSpanExporter",
     "RedactingSpanProcessor",
     "add_sensitive_keys",
     "attributes_are_clean",
@@ -44,14 +60,13 @@ __all__ = [
     "is_sensitive_key",
     "redact_attributes",
     "redact_headers",
+    "redact_labels",
     "redact_span",
     "redact_text",
     "redact_url",
     "redacted_changes",
     "register_secret",
 ]
-
-REDACTED: Final = "REDACTED"
 
 # Secrets shorter than this would redact ordinary words and numbers out of every text.
 MIN_SECRET_LENGTH: Final = 4
@@ -62,18 +77,20 @@ _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
         # generic query/JSON/config names
         "signature", "apikey", "apisecret", "secret", "secretkey", "privatekey",
         "token", "passphrase", "password", "passwd", "pwd", "credential", "credentials",
-        "authorization", "cookie", "sessionid",
-        # exchange key headers: Binance, OKX, KuCoin, Bybit, Coinbase, Kraken
+        "authorization", "cookie", "sessionid", "mnemonic", "seedphrase",
+        # exchange key headers: Binance, OKX, KuCoin, Bybit, Coinbase, Kraken, Gate.io
         "xmbxapikey", "okaccesskey", "okaccesssign", "okaccesspassphrase",
         "kcapikey", "kcapisign", "kcapipassphrase",
-        "accesskey", "accesssign", "apisign", "sign",
+        "accesskey", "accesssign", "apisign", "sign", "key",
+        # Binance user-data stream key; HTX (Huobi) signed-query key id
+        "listenkey", "accesskeyid",
     }
 ) | frozenset(  # every exchange's key/signature names (otel_botmon.exchanges)
     n.lower().replace("-", "").replace("_", "").replace(".", "")
     for n in all_secret_names() | all_exact_secret_names()
 )
-# "sign" alone would match "design"; it is only sensitive as a whole name.
-_EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd"}) | frozenset(
+# Too short to match as a suffix ("sign" in "design", "key" in "monkey"): whole names only.
+_EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd", "key"}) | frozenset(
     n.lower() for n in all_exact_secret_names()
 )
 
@@ -85,16 +102,11 @@ _key_cache: dict[str, bool] = {}
 _plain_keys: set[str] = set()
 _extra_keys: frozenset[str] = frozenset()
 _secrets: tuple[str, ...] = ()  # longest first, so a secret containing another goes first
-_secret_pattern: re.Pattern[str] | None = None
-
-# key=value in query strings and free text; the value stops at a separator or quote.
-_QUERY_PAIR: Final = re.compile(r"(?P<key>[A-Za-z0-9_.\-%]+)=(?P<value>[^&\s#\"'<>,;]*)")
-# "key": "value", key: value (headers, JSON, dict reprs); an auth scheme word is kept.
-_COLON_PAIR: Final = re.compile(
-    r"(?P<q1>[\"']?)(?P<key>[A-Za-z0-9_.\-]+)(?P=q1)(?P<sep>\s*:\s*)(?P<q2>[\"']?)"
-    r"(?P<scheme>(?:Bearer|Basic|Token|Digest)\s+)?(?P<value>[^\s\"',;}\]]+)"
-)
-_URL_CREDENTIALS: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://[^\s/@:]+:[^\s/@]+@")
+# Redacted short texts (and their redacted forms, mapped to themselves): a message seen
+# again, or a value redacted once by a hook and again by the span processor, is a lookup.
+_TEXT_CACHE_SIZE: Final = 2048
+_TEXT_CACHE_MAX_CHARS: Final = 2048
+_text_cache: dict[str, str] = {}
 _URL_KEYS: Final[frozenset[str]] = frozenset(
     {"url.full", "http.url", "url.query", "http.target", "url.original", "server.url"}
 )
@@ -141,6 +153,12 @@ def is_sensitive_key(name: str) -> bool:
     return found
 
 
+def _forget_cached() -> None:
+    _key_cache.clear()
+    _plain_keys.clear()
+    _text_cache.clear()
+
+
 def add_sensitive_keys(*names: str) -> None:
     """Treat these parameter/header names as secrets from now on, process-wide.
 
@@ -159,8 +177,7 @@ def add_sensitive_keys(*names: str) -> None:
     global _extra_keys
     with _lock:
         _extra_keys = _extra_keys | frozenset(normalized)
-        _key_cache.clear()
-        _plain_keys.clear()
+        _forget_cached()
 
 
 def register_secret(value: str) -> None:
@@ -180,30 +197,82 @@ def register_secret(value: str) -> None:
             f"register_secret: a secret shorter than {MIN_SECRET_LENGTH} characters "
             "would redact ordinary text; refusing it"
         )
-    global _secrets, _secret_pattern
+    global _secrets
     forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
     with _lock:
-        merged = sorted(set(_secrets) | forms, key=len, reverse=True)
-        _secrets = tuple(merged)
-        _secret_pattern = re.compile("|".join(re.escape(s) for s in merged))
+        _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+        _forget_cached()
 
 
 def forget_secrets() -> None:
     """Drop every registered literal secret and extra key (tests use this to isolate)."""
-    global _secrets, _secret_pattern, _extra_keys
+    global _secrets, _extra_keys
     with _lock:
         _secrets = ()
-        _secret_pattern = None
         _extra_keys = frozenset()
-        _key_cache.clear()
-        _plain_keys.clear()
+        _forget_cached()
 
 
-def _scrub_literals(text: str) -> str:
-    pattern = _secret_pattern
-    if pattern is None:
-        return text
-    return pattern.sub(REDACTED, text)
+def _redact_str(text: str, budget: Budget) -> str:
+    """The one place text is redacted: cut to the budget, literals, pairs, credentials.
+
+    Returns ``text`` itself when nothing changed. Short results are cached.
+    """
+    cached = _text_cache.get(text)
+    if cached is not None:
+        return cached
+    limit = min(MAX_TEXT_CHARS, budget.chars)
+    out = text
+    cut = 0
+    if len(text) > limit:
+        cut = len(text) - max(limit, 0)
+        out = text[:max(limit, 0)]
+    budget.chars -= len(out)
+    truncated_before = budget.truncated
+    secrets = _secrets
+    if secrets:
+        out = scrub_literals(out, secrets)
+        if cut:
+            out = cut_partial_secret(out, secrets)
+    if "=" in out or ":" in out or "%" in out:
+        out = redact_pairs(out, is_sensitive_key, budget)
+    if "@" in out:
+        out = redact_url_credentials(out)
+    if cut:
+        budget.truncated += cut
+        out += truncation_note(cut)
+    if len(text) <= _TEXT_CACHE_MAX_CHARS and budget.truncated == truncated_before:
+        if len(_text_cache) >= _TEXT_CACHE_SIZE:
+            _text_cache.clear()
+        _text_cache[text] = out
+        _text_cache[out] = out
+    return out
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not break redaction
+        return f"<unprintable {type(value).__name__}>"
+
+
+def redact_text(text: object) -> str:
+    """Free text (an error message, a log line, a repr) with secrets replaced.
+
+    Redacts values of sensitive ``key=value``, ``key: value`` / ``"key": "value"`` and
+    URL-encoded ``key%3Dvalue`` pairs (keeping an auth scheme such as ``Bearer``), URL
+    credentials, and every literal registered with :func:`register_secret`. A text
+    longer than :data:`MAX_TEXT_CHARS` is cut to that length first (with a note saying
+    how much was left out). Never raises; non-strings are ``str()``-ed.
+    """
+    s = _as_text(text)
+    if not s:
+        return s
+    return _redact_str(s, Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
 
 
 def _redact_query(query: str) -> str:
@@ -211,33 +280,49 @@ def _redact_query(query: str) -> str:
     if not query:
         return query
     parts = query.split("&")
-    for i, part in enumerate(parts):
-        key, sep, _value = part.partition("=")
-        if not sep:
+    # This runs for every parameter of every instrumented request: the known names are
+    # looked up in C (map over the cache); Python only visits unknown or sensitive ones.
+    keys = [part.partition("=")[0] for part in parts]
+    flags = list(map(_key_cache.get, keys))
+    if None not in flags:
+        if True not in flags:
+            return query
+        i = -1
+        for _ in range(flags.count(True)):  # only the sensitive ones, found in C
+            i = flags.index(True, i + 1)
+            if len(parts[i]) > len(keys[i]):  # "name=value", not a bare flag
+                parts[i] = keys[i] + "=" + REDACTED
+        return "&".join(parts)
+    changed = False
+    for i, found in enumerate(flags):
+        if found is False:
             continue
-        plain = unquote_plus(key) if "%" in key or "+" in key else key
-        if is_sensitive_key(plain):
-            parts[i] = f"{key}={REDACTED}"
-    return "&".join(parts)
+        key = keys[i]
+        if found is None:
+            found = is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key)
+        if found and len(parts[i]) > len(key):
+            parts[i] = key + "=" + REDACTED
+            changed = True
+    return "&".join(parts) if changed else query
 
 
-def redact_url(url: object) -> str:
-    """The URL as a string with credentials, sensitive query values and secrets replaced.
-
-    ``https://user:pw@host/p?symbol=X&signature=abc`` becomes
-    ``https://REDACTED:REDACTED@host/p?symbol=X&signature=REDACTED``. Parameters in the
-    fragment are treated like the query (OAuth puts tokens there). Accepts ``str``,
-    ``bytes`` or anything with a ``__str__`` such as ``httpx.URL``; text that does not
-    parse as a URL is redacted as free text. Never raises.
-    """
-    text = url.decode("latin-1") if isinstance(url, bytes) else str(url)
+def _redact_url_str(text: str, budget: Budget) -> str:
     if "?" not in text and "#" not in text and "@" not in text:
-        return _scrub_literals(text)
+        return _redact_str(text, budget) if _secrets or "%" in text else text
+    cached = _text_cache.get(text)
+    if cached is not None:
+        return cached
+    cut = 0
+    original = text
+    budget.chars -= min(len(text), MAX_TEXT_CHARS)
+    if len(text) > MAX_TEXT_CHARS:
+        cut = len(text) - MAX_TEXT_CHARS
+        text = text[:MAX_TEXT_CHARS]
     # Plain string surgery rather than urlsplit/urlunsplit: it is several times faster
     # (this runs for every instrumented request) and keeps the URL byte for byte.
     head, hash_sep, fragment = text.partition("#")
     before_query, query_sep, query = head.partition("?")
-    scheme_end = before_query.find("://")
+    scheme_end = before_query.find("://") if "@" in before_query else -1
     if scheme_end >= 0:
         start = scheme_end + 3
         end = before_query.find("/", start)
@@ -252,7 +337,38 @@ def redact_url(url: object) -> str:
         query = _redact_query(query)
     if hash_sep and "=" in fragment:
         fragment = _redact_query(fragment)
-    return _scrub_literals(before_query + query_sep + query + hash_sep + fragment)
+    out = before_query + query_sep + query + hash_sep + fragment
+    secrets = _secrets
+    if secrets:
+        out = scrub_literals(out, secrets)
+        if cut:
+            out = cut_partial_secret(out, secrets)
+    if "%" in out:  # a URL inside a parameter: redirect=https%3A...%3Fsignature%3D...
+        out = redact_pairs(out, is_sensitive_key, budget)
+    if cut:
+        budget.truncated += cut
+        return out + truncation_note(cut)
+    if out == original:
+        out = original
+    # Signed URLs are unique: only the redacted form is remembered, so that a URL already
+    # redacted by an instrumentation hook is not scanned again by the span processor.
+    if len(out) <= _TEXT_CACHE_MAX_CHARS:
+        if len(_text_cache) >= _TEXT_CACHE_SIZE:
+            _text_cache.clear()
+        _text_cache[out] = out
+    return out
+
+
+def redact_url(url: object) -> str:
+    """The URL as a string with credentials, sensitive query values and secrets replaced.
+
+    ``https://user:pw@host/p?symbol=X&signature=abc`` becomes
+    ``https://REDACTED:REDACTED@host/p?symbol=X&signature=REDACTED``. Parameters in the
+    fragment are treated like the query (OAuth puts tokens there), and so are
+    URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
+    anything with a ``__str__`` such as ``httpx.URL``. Never raises.
+    """
+    return _redact_url_str(_as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
 
 
 def _header_items(headers: object) -> Iterable[tuple[Any, Any]]:
@@ -266,12 +382,6 @@ def _header_items(headers: object) -> Iterable[tuple[Any, Any]]:
     return ()
 
 
-def _as_str(value: object) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
-    return str(value)
-
-
 def redact_headers(headers: object) -> dict[str, str]:
     """A new dict of the headers with sensitive values replaced by ``"REDACTED"``.
 
@@ -283,64 +393,67 @@ def redact_headers(headers: object) -> dict[str, str]:
     result: dict[str, str] = {}
     try:
         for raw_name, raw_value in _header_items(headers):
-            name = _as_str(raw_name)
-            value = REDACTED if is_sensitive_key(name) else redact_text(_as_str(raw_value))
+            name = _as_text(raw_name)
+            value = REDACTED if is_sensitive_key(name) else redact_text(raw_value)
             result[name] = f"{result[name]}, {value}" if name in result else value
     except (TypeError, ValueError):
         return result
     return result
 
 
-def _redact_query_pair(match: re.Match[str]) -> str:
-    key = match.group("key")
-    try:
-        plain_key = unquote_plus(key)
-    except ValueError:  # pragma: no cover - unquote_plus is lenient
-        plain_key = key
-    if is_sensitive_key(plain_key) and match.group("value"):
-        return f"{key}={REDACTED}"
-    return match.group(0)
+def redact_labels(labels: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Alert or notification labels as strings: the value of a sensitive name
+    (``api_key``) becomes ``"REDACTED"``, every other value is redacted as text, and so
+    is every name. Never raises."""
+    if not labels:
+        return {}
+    result: dict[str, str] = {}
+    for raw_key, raw_value in labels.items():
+        key = redact_text(raw_key)
+        result[key] = REDACTED if is_sensitive_key(key) else redact_text(raw_value)
+    return result
 
 
-def _redact_colon_pair(match: re.Match[str]) -> str:
-    if not is_sensitive_key(match.group("key")):
-        return match.group(0)
-    start, _end = match.span("value")
-    whole_start = match.start()
-    return match.group(0)[: start - whole_start] + REDACTED
-
-
-def redact_text(text: object) -> str:
-    """Free text (an error message, a log line, a repr) with secrets replaced.
-
-    Redacts values of sensitive ``key=value`` and ``key: value`` / ``"key": "value"``
-    pairs (keeping an auth scheme such as ``Bearer``), URL credentials, and every literal
-    registered with :func:`register_secret`. Never raises; non-strings are ``str()``-ed.
-    """
-    s = text if isinstance(text, str) else _as_str(text)
-    if not s:
-        return s
-    s = _scrub_literals(s)
-    if "=" in s:
-        s = _QUERY_PAIR.sub(_redact_query_pair, s)
-    if ":" in s:
-        s = _COLON_PAIR.sub(_redact_colon_pair, s)
-    if "@" in s and "://" in s:
-        s = _URL_CREDENTIALS.sub(rf"\g<scheme>://{REDACTED}:{REDACTED}@", s)
-    return s
-
-
-
-def _redact_value(key: str, value: AttributeValue) -> AttributeValue:
+def _redact_value(key: str, value: AttributeValue, budget: Budget) -> AttributeValue:
+    """The redacted value (the same object when nothing changed)."""
     if is_sensitive_key(key):
         if isinstance(value, (list, tuple)):
             return tuple(REDACTED for _ in value)
         return REDACTED
     if isinstance(value, str):
-        return redact_url(value) if key in _URL_KEYS else redact_text(value)
+        return _redact_url_str(value, budget) if key in _URL_KEYS else _redact_str(value, budget)
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-        return tuple(redact_text(v) for v in value)
+        redacted = tuple(_redact_str(v, budget) if isinstance(v, str) else v for v in value)
+        return value if redacted == tuple(value) else redacted
     return value
+
+
+def _redact_map(
+    attributes: Mapping[str, Any], budget: Budget
+) -> dict[str, AttributeValue] | None:
+    """A redacted copy of the attributes, or None when redaction changes nothing."""
+    out: dict[str, AttributeValue] | None = None
+    # Runs for every exported span, so the common case (a known harmless key with a
+    # number or a plain string, no registered secrets) is decided inline.
+    no_literals = not _secrets
+    plain = _plain_keys
+    for key, value in attributes.items():
+        kind = type(value)
+        if no_literals and key in plain:
+            if kind is str:
+                if "=" not in value and ":" not in value and "%" not in value:
+                    continue
+            elif kind is int or kind is float or kind is bool:
+                continue
+        if kind is str and key in _URL_KEYS and _key_cache.get(key) is False:
+            redacted: AttributeValue = _redact_url_str(value, budget)
+        else:
+            redacted = _redact_value(key, value, budget)
+        if redacted is not value and redacted != value:
+            if out is None:
+                out = dict(attributes)
+            out[key] = redacted
+    return out
 
 
 def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
@@ -349,166 +462,31 @@ def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[s
     through :func:`redact_text`. Non-string values pass unchanged. Never raises."""
     if not attributes:
         return {}
-    return {key: _redact_value(key, value) for key, value in attributes.items()}
-
-
-def _text_is_clean(text: str) -> bool:
-    # Cheap checks first: most span strings have no '=' or ':' and no registered secret.
-    pattern = _secret_pattern
-    if pattern is not None and pattern.search(text) is not None:
-        return False
-    if "=" not in text and ":" not in text:
-        return True
-    return redact_text(text) == text
-
-
-def _url_is_clean(url: str) -> bool:
-    pattern = _secret_pattern
-    if pattern is not None and pattern.search(url) is not None:
-        return False
-    if "?" not in url and "#" not in url and "@" not in url:
-        return True
-    return redact_url(url) == url
-
-
-def _value_is_clean(key: str, value: object) -> bool:
-    if is_sensitive_key(key):
-        if isinstance(value, (list, tuple)):
-            return all(v == REDACTED for v in value)
-        return value == REDACTED
-    if isinstance(value, str):
-        return _url_is_clean(value) if key in _URL_KEYS else _text_is_clean(value)
-    if isinstance(value, (list, tuple)):
-        return all(_text_is_clean(v) for v in value if isinstance(v, str))
-    return True
-
-
-def _plainly_clean(key: str, value: object, no_literals: bool) -> bool:
-    """The common case decided without calls: a known harmless key with a number or a
-    short string that has nothing a secret could hide in."""
-    if not no_literals or key not in _plain_keys:
-        return False
-    kind = type(value)
-    if kind is str:
-        return "=" not in value and ":" not in value  # type: ignore[operator]
-    return kind is int or kind is float or kind is bool
+    found = _redact_map(attributes, Budget())
+    return dict(attributes) if found is None else found
 
 
 def attributes_are_clean(attributes: Mapping[str, object] | None) -> bool:
     """Whether :func:`redact_attributes` would leave these attributes as they are
-    (a fast check: no copy is made). Never raises."""
-    if not attributes:
-        return True
-    # Runs for every exported span, so the common case (a known harmless key with a
-    # number or a plain short string, no registered secrets) is decided inline.
-    no_literals = _secret_pattern is None
-    plain = _plain_keys
-    for key, value in attributes.items():
-        if no_literals and key in plain:
-            kind = type(value)
-            if kind is str:
-                if "=" not in value and ":" not in value:  # type: ignore[operator]
-                    continue
-            elif kind is int or kind is float or kind is bool:
-                continue
-        if not _value_is_clean(key, value):
-            return False
-    return True
+    (no copy is made when they are). Never raises."""
+    return not attributes or _redact_map(attributes, Budget()) is None
 
 
 def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
     """Only the attributes that redaction changes, with their redacted values (``{}``
     when there is nothing to redact): what to ``span.set_attributes()`` to scrub a live
     span. Never raises."""
-    changes: dict[str, AttributeValue] = {}
     if not attributes:
-        return changes
-    no_literals = _secret_pattern is None
-    for key, value in attributes.items():
-        if _plainly_clean(key, value, no_literals):
-            continue
-        redacted = _redact_value(key, value)
-        if redacted != value:
-            changes[key] = redacted
-    return changes
+        return {}
+    found = _redact_map(attributes, Budget())
+    if found is None:
+        return {}
+    return {key: value for key, value in found.items() if value is not attributes.get(key)}
 
 
-def _span_attributes(span: ReadableSpan) -> Mapping[str, object] | None:
-    # ``span.attributes`` is a read-only proxy of the SDK's BoundedAttributes, whose items()
-    # goes through the MutableMapping machinery one key at a time; its plain dict is
-    # several times faster to scan, and this runs for every span. Fallback: the public API.
-    raw = getattr(span, "_attributes", None)
-    inner = getattr(raw, "_dict", None)
-    if type(inner) is dict:
-        return inner
-    return span.attributes
-
-
-def _needs_redaction(span: ReadableSpan) -> bool:
-    name = span.name
-    if (_secret_pattern is not None or "=" in name or ":" in name) \
-            and not _text_is_clean(name):
-        return True
-    if not attributes_are_clean(_span_attributes(span)):
-        return True
-    events = span.events
-    if not events and span.status.description is None:
-        return False
-    for event in events:
-        if not _text_is_clean(event.name) or not attributes_are_clean(event.attributes):
-            return True
-    description = span.status.description
-    return description is not None and not _text_is_clean(description)
-
-
-def redact_span(span: ReadableSpan) -> ReadableSpan:
-    """The span itself when it carries no secret, else a redacted copy.
-
-    Covers the span name, attributes, event names and attributes (an exception's message
-    and stack trace) and the status description. Links and resource pass unchanged.
-    """
-    if not _needs_redaction(span):
-        return span
-    events = tuple(
-        Event(
-            name=redact_text(event.name),
-            attributes=redact_attributes(event.attributes),
-            timestamp=event.timestamp,
-        )
-        for event in span.events
-    )
-    status = span.status
-    if status.description:
-        status = Status(status.status_code, redact_text(status.description))
-    return ReadableSpan(
-        name=redact_text(span.name),
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=redact_attributes(span.attributes),
-        events=events,
-        links=span.links,
-        kind=span.kind,
-        status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-class RedactingSpanProcessor(DelegatingSpanProcessor):
-    """Wraps the processor that exports spans so that it only ever sees redacted spans.
-
-    ``RedactingSpanProcessor(BatchSpanProcessor(exporter))``: ``on_end`` hands the
-    delegate :func:`redact_span`'s result; everything else is forwarded unchanged. If
-    redaction itself fails the span is dropped rather than exported unredacted.
-    """
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            if _needs_redaction(span):
-                span = redact_span(span)
-        except Exception as exc:  # never export what we could not check
-            report_internal_error("redaction", exc)
-            return
-        self._delegate.on_end(span)
+# Span redaction lives next door (same budget and caches) and is re-exported here.
+from otel_botmon._redact_span import (  # noqa: E402  (it imports this module)
+    RedactingSpanExporter,
+    RedactingSpanProcessor,
+    redact_span,
+)

@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_botmon import _fork
 from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
+from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -49,7 +52,7 @@ from otel_botmon.exporters.handoff import (
 )
 from otel_botmon.exporters.push import MetricPusher
 from otel_botmon.exporters.temporality import with_preferred_temporality
-from otel_botmon.redaction import RedactingSpanProcessor
+from otel_botmon.redaction import RedactingSpanExporter, RedactingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
 
@@ -82,20 +85,33 @@ class Telemetry:
     _handoffs: list[Any] = field(default_factory=list)
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
-        """Export what is buffered now. Returns False when it did not finish in time."""
+        """Export what is buffered now, within ``timeout_s`` overall (each step gets what
+        the previous ones left). Returns False when it did not finish in time."""
         if not self.enabled:
             return True
-        millis = int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
+
+        def left_ms() -> int:
+            return max(0, int((deadline - time.monotonic()) * 1000))
+
         ok = True
         if isinstance(self.tracer_provider, TracerProvider):
-            ok = self.tracer_provider.force_flush(millis) and ok
+            ok = self.tracer_provider.force_flush(left_ms()) and ok
         if isinstance(self.meter_provider, MeterProvider):
-            ok = bool(self.meter_provider.force_flush(millis)) and ok
+            ok = bool(self.meter_provider.force_flush(left_ms())) and ok
         for pusher in self.pushers:
-            ok = pusher.force_flush(timeout_s) and ok
+            ok = pusher.force_flush(left_ms() / 1000) and ok
         for handoff in self._handoffs:  # the OTLP sender threads, after the processors
-            ok = handoff.force_flush(millis) and ok
-        return ok
+            ok = handoff.force_flush(left_ms()) and ok
+        return ok and time.monotonic() <= deadline
+
+    def _after_fork_in_child(self) -> None:
+        """Repair what the SDK leaves broken in a forked child (see otel_botmon._fork):
+        metric storage locks, and the parent's points (the child is a new instance)."""
+        if isinstance(self.meter_provider, MeterProvider):
+            _fork.renew_metric_sdk_locks(self.meter_provider, forget_points=True)
+        _fork.renew_locks(getattr(self.tracer_provider, "_active_span_processor", None))
+        _fork.flush_when_worker_exits(self, lambda: self.force_flush(_DEFAULT_EXPORT_TIMEOUT_S))
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Flush and stop exporters, waiting at most ``timeout_s`` seconds.
@@ -213,6 +229,8 @@ def configure(
         tuple(sorted((resource_attributes or {}).items())), set_global,
         tuple(os.environ.get(name, "") for name in _ENV_SETTINGS),
     )
+    # Signed URLs in HTTP client log lines (httpx logs each at INFO): scrubbed from now on.
+    install_log_redaction()
     with _lock:
         if _current is not None and not _current._closed:
             if _current._key == key:
@@ -409,7 +427,7 @@ def _build(
     readers: list[MetricReader] = [memory_reader, *metric_readers]
     handoffs: list[HandoffSpanExporter | HandoffMetricExporter] = []
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    # Every processor that can export sees spans only after redaction (signed URLs in
+    # Every processor and exporter sees spans only after redaction (signed URLs in
     # exception messages, captured API-key headers): otel_botmon.redaction.
     for processor in span_processors:
         tracer_provider.add_span_processor(RedactingSpanProcessor(processor))
@@ -425,12 +443,12 @@ def _build(
         handoffs += [span_exporter, metric_exporter]
         # While the sender is stuck and its queue full, spans are dropped before anything
         # keeps them alive (kept spans cost the bot's thread garbage-collector time).
+        # Redaction runs on the batch processor's thread, not on the bot's.
         tracer_provider.add_span_processor(
             ShedWhenBacklogged(
-                RedactingSpanProcessor(
-                    BatchSpanProcessor(
-                        span_exporter, export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000
-                    )
+                BatchSpanProcessor(
+                    RedactingSpanExporter(span_exporter),
+                    export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
                 ),
                 span_exporter,
             )
@@ -451,7 +469,7 @@ def _build(
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
     )
-    return Telemetry(
+    tel = Telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         metric_reader=memory_reader,
@@ -462,6 +480,8 @@ def _build(
         pushers=pushers,
         _handoffs=handoffs,
     )
+    _fork.register(tel)
+    return tel
 
 
 def _export_interval_s(explicit: float | None) -> float:

@@ -22,6 +22,7 @@ from otel_botmon.alerting.model import (
     fingerprint,
     render_template,
 )
+from otel_botmon.redaction import redact_text
 
 
 class SampleLike(Protocol):
@@ -197,7 +198,8 @@ def render(alert: Alert, rule: AlertRule, series: Mapping[str, str] | None = Non
     labels = alert.labels if series is None else series
 
     def fill(text: str) -> str:
-        return render_template(text, value=alert.value, labels=labels, rule=rule.name)
+        # a template can quote any label: redacted like everything an alert shows
+        return redact_text(render_template(text, value=alert.value, labels=labels, rule=rule.name))
 
     before = (alert.title, alert.message, alert.annotations)
 

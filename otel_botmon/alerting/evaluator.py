@@ -46,6 +46,7 @@ from otel_botmon.alerting.recording import Recorder, RecordingRule
 from otel_botmon.alerting.registry import AlertRegistry
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.suppression import NotificationGate, new_event
+from otel_botmon.redaction import redact_text
 
 logger = logging.getLogger("otel_botmon.alerting")
 
@@ -495,7 +496,7 @@ class AlertEvaluator:
         with self._lock:
             existing = self._alerts.custom.get(fp)
             if existing is not None:
-                existing.message = str(message)
+                existing.message = redact_text(message)
                 existing.last_eval = now
                 self._dirty.add(existing.id)
                 self._finish(events, now)

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 
 from otel_botmon.alerting.regex import RegexError, compile_anchored
 from otel_botmon.alerting.templates import render_template as render_template
+from otel_botmon.redaction import redact_labels, redact_text
 
 
 class AlertSeverity(str, Enum):
@@ -249,12 +250,16 @@ class Alert:
         alert_type: AlertType, labels: Mapping[str, str], started_at: float,
         channels: Iterable[NotificationChannel] = (),
     ) -> Alert:
-        """A fresh pending instance with a random id and the fingerprint of its labels."""
+        """A fresh pending instance with a random id and the fingerprint of its labels.
+
+        Title, message and labels are redacted here, before anything stores, logs or
+        shows them: a label named like a secret (``api_key``) keeps its name only.
+        """
         return cls(
             id=new_alert_id(), fingerprint=fingerprint(rule_name, labels),
-            rule_name=rule_name, title=title, message=message, severity=severity,
-            alert_type=alert_type, labels=dict(labels), started_at=started_at,
-            channels=list(channels),
+            rule_name=rule_name, title=redact_text(title), message=redact_text(message),
+            severity=severity, alert_type=alert_type, labels=redact_labels(labels),
+            started_at=started_at, channels=list(channels),
         )
 
     @property
@@ -294,14 +299,16 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """Inverse of ``to_dict`` (events are loaded separately by the store)."""
+        """Inverse of ``to_dict`` (events are loaded separately by the store). Text is
+        redacted again: a row written by an older version may hold a secret."""
         return cls(
             id=str(data["id"]), fingerprint=str(data["fingerprint"]),
-            rule_name=str(data["rule_name"]), title=str(data["title"]),
-            message=str(data["message"]), severity=AlertSeverity(data["severity"]),
+            rule_name=str(data["rule_name"]), title=redact_text(data["title"]),
+            message=redact_text(data["message"]), severity=AlertSeverity(data["severity"]),
             alert_type=AlertType(data["alert_type"]),
-            labels={str(k): str(v) for k, v in dict(data.get("labels") or {}).items()},
-            annotations={str(k): str(v) for k, v in dict(data.get("annotations") or {}).items()},
+            labels=redact_labels(dict(data.get("labels") or {})),
+            annotations={str(k): redact_text(v)
+                         for k, v in dict(data.get("annotations") or {}).items()},
             value=None if data.get("value") is None else float(data["value"]),
             state=AlertState(data["state"]),
             started_at=float(data.get("started_at") or 0.0),

@@ -23,6 +23,7 @@ committed without its notifications).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,6 +86,25 @@ _COLUMNS = {
     "alert_events": {"id", "alert_id", "kind", "at", "notify", "suppressed", "detail"},
     "silences": {"id", "ends_at", "data"},
 }
+
+
+def _make_private(path: str) -> None:
+    """Create the store file owner-only (0600) before SQLite does (its WAL and shared-
+    memory files copy the mode); tighten a file an older version left readable. Alert
+    text is redacted, but the file is the bot's private state all the same."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:  # read-only or foreign file: SQLite reports it with its own message
+        pass
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed", quick_check
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
 
 
 class ForeignSchemaError(sqlite3.DatabaseError):
@@ -180,9 +200,10 @@ class AlertStore:
     # --- opening -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:" and not os.path.exists(self.path):
-            # created owner-only: alert text can name accounts and amounts
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        if self.path != ":memory:":
+            with contextlib.suppress(OSError):  # read-only places fall back below
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _make_private(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_botmon import _fork
 from otel_botmon._span_processing import DelegatingSpanProcessor
 
 logger = logging.getLogger("otel_botmon")
@@ -47,8 +48,22 @@ class _Sender(Generic[ResultT]):
         self._closed = False
         self._busy = False
         self._warned = False
+        self._name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The child sends its own data: the parent's batches and HTTP connections stay
+        with the parent, the lock is new (another thread may have held it) and so is
+        the sender thread (it did not survive the fork)."""
+        self._cv = threading.Condition()
+        self._queue.clear()
+        self._busy = False
+        _fork.reset_connections(self.inner)
+        if not self._closed:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
 
     @property
     def backlogged(self) -> bool:
@@ -167,7 +182,7 @@ class HandoffMetricExporter(MetricExporter):
 class ShedWhenBacklogged(DelegatingSpanProcessor):
     """Forwards finished spans to ``delegate`` unless ``handoff``'s queue is full.
 
-    ``ShedWhenBacklogged(RedactingSpanProcessor(BatchSpanProcessor(handoff)), handoff)``:
+    ``ShedWhenBacklogged(BatchSpanProcessor(RedactingSpanExporter(handoff)), handoff)``:
     while the endpoint keeps every queued batch waiting, a new span would only end up
     pushing an older batch out, so it is dropped (counted in ``dropped_spans``) before
     anything retains it. Spans flow again as soon as the sender frees a queue slot.

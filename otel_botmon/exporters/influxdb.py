@@ -39,6 +39,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
 )
 
+from otel_botmon import _fork
 from otel_botmon._internal import report_internal_error
 from otel_botmon.exporters._kinds import all_cumulative
 from otel_botmon.exporters.influxdb_settings import InfluxDBSettings
@@ -140,6 +141,21 @@ class InfluxDBMetricExporter(MetricExporter):
             target=self._run, name="botmon-influxdb-writer", daemon=True
         )
         self._worker.start()
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The parent writes its own lines: the child keeps none of them nor the
+        parent's connections, and gets a new lock and writer thread."""
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._buffer.clear()
+        self._in_flight = 0
+        _fork.reset_connections(self._client)
+        if not self._closing:
+            self._worker = threading.Thread(
+                target=self._run, name="botmon-influxdb-writer", daemon=True
+            )
+            self._worker.start()
 
     @classmethod
     def from_settings(

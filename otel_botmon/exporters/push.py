@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporter
+
+from otel_botmon import _fork
 
 logger = logging.getLogger("otel_botmon")
 
@@ -38,7 +41,20 @@ class MetricPusher:
         self.timeout_s = timeout_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A new lock (the push thread may have held it) and a new push thread."""
+        self._lock = threading.Lock()
+        stopped = self._stop.is_set()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+            return
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -48,21 +64,32 @@ class MetricPusher:
     def export_now(self) -> bool:
         """Collect and export once; False when the collection or export failed."""
         with self._lock:
-            try:
-                data = self.reader.get_metrics_data()
-                if data is None:
-                    return True
-                result = self.exporter.export(data, timeout_millis=self.timeout_s * 1000)
-                return getattr(result, "name", "SUCCESS") == "SUCCESS"
-            except Exception as exc:  # an exporter bug must not kill the push thread
-                from otel_botmon._internal import report_internal_error
+            return self._export_locked()
 
-                report_internal_error("exporters.push", exc)
-                return False
+    def _export_locked(self) -> bool:
+        try:
+            data = self.reader.get_metrics_data()
+            if data is None:
+                return True
+            result = self.exporter.export(data, timeout_millis=self.timeout_s * 1000)
+            return getattr(result, "name", "SUCCESS") == "SUCCESS"
+        except Exception as exc:  # an exporter bug must not kill the push thread
+            from otel_botmon._internal import report_internal_error
+
+            report_internal_error("exporters.push", exc)
+            return False
 
     def force_flush(self, timeout_s: float = 5.0) -> bool:
-        ok = self.export_now()
-        return bool(self.exporter.force_flush(timeout_millis=timeout_s * 1000)) and ok
+        """Collect, export and flush the exporter, all within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        if not self._lock.acquire(timeout=max(timeout_s, 0.0)):  # a push is running
+            return False
+        try:
+            ok = self._export_locked()
+        finally:
+            self._lock.release()
+        left_ms = max(0.0, deadline - time.monotonic()) * 1000
+        return bool(self.exporter.force_flush(timeout_millis=left_ms)) and ok
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Export a last time, then shut the exporter down (bounded by the exporter)."""

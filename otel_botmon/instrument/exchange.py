@@ -36,6 +36,7 @@ from otel_botmon.instrument._wrappers import (
     check_decoratable,
     current,
 )
+from otel_botmon.redaction import redact_text
 
 __all__ = [
     "ActiveExchangeCall",
@@ -50,6 +51,23 @@ R = TypeVar("R")
 
 _COMPONENT = "exchange"
 UNKNOWN: Final = "unknown"
+_MAX_ENDPOINT_CHARS: Final = 128
+_ENDPOINT_CACHE_SIZE: Final = 1024
+_endpoint_labels: dict[str, str] = {}
+
+
+def _endpoint_label(endpoint: str) -> str:
+    """The ``exchange.endpoint`` value for what the caller passed (a name, a path or a
+    whole signed URL): query and fragment dropped (a signature, a timestamp: secret and
+    unbounded), secrets left in the path redacted, at most 128 characters. Cached."""
+    found = _endpoint_labels.get(endpoint)
+    if found is None:
+        path = endpoint.partition("#")[0].partition("?")[0] or UNKNOWN
+        found = redact_text(path[:_MAX_ENDPOINT_CHARS * 2])[:_MAX_ENDPOINT_CHARS]
+        if len(_endpoint_labels) >= _ENDPOINT_CACHE_SIZE:
+            _endpoint_labels.clear()
+        _endpoint_labels[endpoint] = found
+    return found
 
 
 class _Instruments:
@@ -315,7 +333,8 @@ class ExchangeCallScope(CallScope[ActiveExchangeCall]):
 
     def __init__(self, exchange: str | None = None, endpoint: str | None = None) -> None:
         self._exchange = _check_name(exchange, "exchange")
-        self._endpoint = _check_name(endpoint, "endpoint")
+        checked = _check_name(endpoint, "endpoint")
+        self._endpoint = None if checked is None else _endpoint_label(checked)
 
     def __repr__(self) -> str:
         return f"exchange_call(exchange={self._exchange!r}, endpoint={self._endpoint!r})"
@@ -399,9 +418,9 @@ def record_api_call(
     try:
         inst = _instruments()
         name = exchange if isinstance(exchange, str) and exchange else default_exchange()
-        endpoint_name = endpoint if isinstance(endpoint, str) and endpoint else (
+        endpoint_name = _endpoint_label(endpoint if isinstance(endpoint, str) and endpoint else (
             UNKNOWN if endpoint is None else str(endpoint)
-        )
+        ))
         millis = as_number(response_time, "response_time", site)
         if millis is not None and millis < 0:
             warn_once(site, "response_time<0",
@@ -456,7 +475,7 @@ def record_exchange_request(
         owner.inner_response(status_code, error)
         return False
     inst = _instruments()
-    attrs = _metric_attributes(exchange, endpoint, status_code, error)
+    attrs = _metric_attributes(exchange, _endpoint_label(endpoint), status_code, error)
     inst.duration.record(duration_s, attrs)
     inst.requests.add(1, attrs)
     return True

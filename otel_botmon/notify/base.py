@@ -12,7 +12,6 @@ import abc
 import email.utils
 import enum
 import json
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.notify.message import Notification
 from otel_botmon.redaction import redact_text
@@ -216,33 +216,6 @@ async def post_json(
     except httpx.HTTPError as exc:
         return classify_transport_error(exc)
     return classify_response(response)
-
-
-class _RedactingFilter(logging.Filter):
-    """Scrubs secrets from records of a third-party logger (httpx logs full URLs, and a
-    Telegram token or Slack webhook secret lives in the URL path)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to logging's own handling
-            return True
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = ()
-        return True
-
-
-_FILTER = _RedactingFilter()
-
-
-def install_log_redaction() -> None:
-    """Attach the redacting filter to the HTTP client loggers (idempotent)."""
-    for name in ("httpx", "httpcore"):
-        target = logging.getLogger(name)
-        if _FILTER not in target.filters:
-            target.addFilter(_FILTER)
 
 
 def new_http_client(timeout: float) -> httpx.AsyncClient:

@@ -22,7 +22,7 @@ from otel_botmon.alerting.model import (
     AlertType,
     NotificationChannel,
 )
-from otel_botmon.redaction import redact_text
+from otel_botmon.redaction import redact_labels, redact_text
 
 __all__ = ["NOTIFIABLE_EVENTS", "Notification", "summarize"]
 
@@ -104,7 +104,7 @@ class Notification:
         # Alert text can carry exception messages from anywhere (URLs with signatures).
         self.title = redact_text(str(self.title))
         self.message = redact_text(str(self.message))
-        self.labels = {str(k): redact_text(str(v)) for k, v in self.labels.items()}
+        self.labels = redact_labels(self.labels)  # by name (api_key) and by value
         self.annotations = {str(k): redact_text(str(v)) for k, v in self.annotations.items()}
         if self.value is not None:
             self.value = float(self.value)

@@ -15,11 +15,12 @@ from tests.otlp_receiver import OtlpReceiver, RotelCollector, rotel_collector
 
 @pytest.fixture(autouse=True)
 def _uninstrumented() -> Iterator[None]:
-    saved = redaction._secrets, redaction._secret_pattern, redaction._extra_keys
+    saved = redaction._secrets, redaction._extra_keys
     yield
     uninstrument_httpx()
     redaction.forget_secrets()
-    redaction._secrets, redaction._secret_pattern, redaction._extra_keys = saved
+    redaction._secrets, redaction._extra_keys = saved
+    redaction._forget_cached()
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ from tests.integration.otlp.fake_exchange import FakeExchange
 def _isolated_state() -> Iterator[None]:
     """Fresh warn-once bookkeeping, no registered secrets, httpx left uninstrumented."""
     _values.reset_warnings()
-    saved = redaction._secrets, redaction._secret_pattern, redaction._extra_keys
+    saved = redaction._secrets, redaction._extra_keys
     redaction.forget_secrets()
     yield
     uninstrument_httpx()
     # Put back what other parts of the suite registered (e.g. notification secrets).
     redaction.forget_secrets()
-    redaction._secrets, redaction._secret_pattern, redaction._extra_keys = saved
+    redaction._secrets, redaction._extra_keys = saved
+    redaction._forget_cached()
     _values.reset_warnings()
 
 

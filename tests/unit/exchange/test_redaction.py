@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+import threading
 from typing import Any
 
 import httpx
@@ -278,3 +279,47 @@ def test_redaction_never_raises_on_arbitrary_text() -> None:
         text = "".join(chr(rng.randint(0, 0x2FF)) for _ in range(rng.randint(0, 120)))
         assert isinstance(redact_url(text), str)
         assert isinstance(redact_text(text), str)
+
+
+def test_redacting_exporter_redacts_on_the_exporting_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from otel_botmon.redaction import RedactingSpanExporter
+
+    threads: list[str] = []
+    real = redaction.redact_span
+
+    def recording(span: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(span)
+
+    monkeypatch.setattr(redaction, "redact_span", recording)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter)))
+    provider.get_tracer("t").start_span(
+        "GET", attributes={"url.full": "http://h/p?signature=deadbeef&symbol=X"}).end()
+    assert threading.current_thread().name not in threads  # span.end() did not redact
+    assert provider.force_flush(10_000)  # exports (and redacts) on the flushing thread
+    (exported,) = exporter.get_finished_spans()
+    assert exported.attributes == {"url.full": "http://h/p?signature=REDACTED&symbol=X"}
+    assert len(threads) == 1
+    provider.shutdown()
+
+
+def test_redacting_exporter_drops_a_span_it_cannot_redact(
+    monkeypatch: pytest.MonkeyPatch, telemetry: Any
+) -> None:
+    from otel_botmon.redaction import RedactingSpanExporter
+
+    def broken(span: object) -> object:
+        raise RuntimeError("redaction bug")
+
+    inner = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(inner)))
+    monkeypatch.setattr(redaction, "redact_span", broken)
+    provider.get_tracer("t").start_span("GET", attributes={"url.full": "http://h/?token=t"}).end()
+    assert inner.get_finished_spans() == ()

@@ -87,3 +87,9 @@ def test_summary_lists_every_alert_with_the_highest_severity() -> None:
     for i in (0, 1, 2, 3, 4, 9):
         assert f"alert-{i}" in summary.message
     assert [a["alert_id"] for a in summary.to_dict()["alerts"]] == [n.alert_id for n in items]
+
+
+def test_labels_named_like_secrets_are_redacted_in_every_message() -> None:
+    n = make_notification(labels={"api_key": "k-1234567890", "host": "bot-1"})
+    assert n.labels == {"api_key": redaction.REDACTED, "host": "bot-1"}
+    assert "k-1234567890" not in n.text() and "k-1234567890" not in repr(n.to_dict())

@@ -1,0 +1,193 @@
+"""Fork safety: a child forked while other threads record keeps recording and exporting.
+
+``os.fork()`` copies the process with only the calling thread. Every lock another
+thread held at that instant stays held forever in the child, and every thread (the
+OTLP sender, the metric pusher, the InfluxDB writer) is simply gone. One
+``os.register_at_fork(after_in_child=...)`` hook, registered when this module is first
+imported (before any OpenTelemetry provider exists, so it runs before the SDK's own
+hooks), repairs the child:
+
+- locks of otel_botmon's modules and of registered objects are replaced by new ones;
+- the OpenTelemetry SDK's metric storage locks (measurement consumer, reader storages,
+  view-instrument matches, every aggregation) are replaced, which the SDK does not do;
+- objects registered with :func:`register` run their ``_after_fork_in_child()``: the
+  exporters drop the parent's queued batches and HTTP connections and start new threads.
+
+Objects are held weakly. Nothing here runs in the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "ForkAware", "flush_when_worker_exits", "register", "renew_locks", "reset_connections",
+]
+
+logger = logging.getLogger("otel_botmon")
+
+_LOCK: Final = type(threading.Lock())
+_RLOCK: Final = type(threading.RLock())
+
+
+class ForkAware(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+_registered: list[weakref.ref[Any]] = []
+_registered_lock = threading.Lock()
+
+
+def register(obj: ForkAware) -> None:
+    """Call ``obj._after_fork_in_child()`` in every child forked from now on (weakly)."""
+    with _registered_lock:
+        _registered[:] = [ref for ref in _registered if ref() is not None]
+        _registered.append(weakref.ref(obj))
+
+
+def _fresh(value: object) -> object | None:
+    """A new, released primitive standing in for ``value``, or None if it is none."""
+    if isinstance(value, _LOCK):
+        return threading.Lock()
+    if isinstance(value, _RLOCK):
+        return threading.RLock()
+    if isinstance(value, threading.Condition):
+        return threading.Condition()
+    if isinstance(value, threading.Event):
+        event = threading.Event()
+        if value.is_set():
+            event.set()
+        return event
+    return None
+
+
+def renew_locks(obj: object) -> None:
+    """Replace every lock, condition and event among ``obj``'s attributes."""
+    fields = getattr(obj, "__dict__", None)
+    if fields is None:
+        return
+    for name, value in list(fields.items()):
+        fresh = _fresh(value)
+        if fresh is not None:
+            fields[name] = fresh
+
+
+def _renew_module_locks() -> None:
+    for name, module in list(sys.modules.items()):
+        if name == "otel_botmon" or name.startswith("otel_botmon."):
+            renew_locks(module)
+    resources = sys.modules.get("opentelemetry.sdk.resources")
+    if resources is not None:  # the SDK's own at-fork hooks take this one
+        renew_locks(resources)
+
+
+def renew_metric_sdk_locks(meter_provider: object, *, forget_points: bool) -> None:
+    """Replace the locks of the SDK's metric storage under ``meter_provider``.
+
+    With ``forget_points`` every series starts again from nothing: the child is a new
+    ``service.instance.id`` (the SDK renews it after a fork), and carrying the parent's
+    cumulative sums over would count them twice.
+    """
+    renew_locks(meter_provider)
+    for meter in list(getattr(meter_provider, "_meters", {}).values()):
+        renew_locks(meter)
+    consumer = getattr(meter_provider, "_measurement_consumer", None)
+    renew_locks(consumer)
+    for reader, storage in list(getattr(consumer, "_reader_storages", {}).items()):
+        renew_locks(reader)
+        renew_locks(storage)
+        for matches in list(getattr(storage, "_instrument_view_instrument_matches", {}).values()):
+            for match in matches:
+                renew_locks(match)
+                points = getattr(match, "_attributes_aggregation", None)
+                if not isinstance(points, dict):
+                    continue
+                if forget_points:
+                    points.clear()
+                for aggregation in points.values():
+                    renew_locks(aggregation)
+                    for value in vars(aggregation).values():  # exemplar reservoirs
+                        if type(value).__module__.startswith("opentelemetry.sdk.metrics"):
+                            renew_locks(value)
+
+
+def reset_connections(root: object, depth: int = 6) -> None:
+    """Drop the HTTP connections pooled under ``root`` (the parent's sockets, which a
+    child must never write to: two processes on one keep-alive connection read each
+    other's answers): a ``requests.Session``'s adapters and any ``urllib3.PoolManager``.
+    Locks and events met on the way are renewed too (an exporter's retry event).
+    Closing a socket in the child releases its copy only; the parent's is untouched."""
+    requests = sys.modules.get("requests")
+    urllib3 = sys.modules.get("urllib3")
+    seen: set[int] = set()
+    level = [root]
+    for _ in range(depth):
+        following: list[object] = []
+        for obj in level:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if requests is not None and isinstance(obj, requests.Session):
+                for adapter in obj.adapters.values():
+                    adapter.close()
+                continue
+            if urllib3 is not None and isinstance(obj, urllib3.PoolManager):
+                obj.clear()
+                continue
+            fields = getattr(obj, "__dict__", None)
+            if isinstance(fields, dict):
+                renew_locks(obj)
+                following += [v for v in fields.values() if hasattr(v, "__dict__")
+                              and not isinstance(v, type) and type(v).__module__ != "builtins"]
+            elif isinstance(obj, (list, tuple)):
+                following += list(obj)
+        level = following
+
+
+def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:
+    """In a ``multiprocessing`` worker started by fork, run ``flush`` as it exits.
+
+    Such a worker leaves through ``os._exit`` (no ``atexit``): what the batch processor
+    still holds would be lost. ``multiprocessing`` empties its finalizers when the
+    worker starts and then runs its after-fork callbacks, so the finalizer is
+    registered from one of those. Call from an after-fork hook; no-op without
+    ``multiprocessing``.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+
+    def at_worker_start(target: object) -> None:
+        util.Finalize(target, flush, exitpriority=10)
+
+    util.register_after_fork(owner, at_worker_start)
+
+
+def _after_fork_in_child() -> None:
+    global _registered_lock
+    _registered_lock = threading.Lock()
+    _renew_module_locks()
+    for ref in list(_registered):
+        obj = ref()
+        if obj is None:
+            continue
+        try:
+            obj._after_fork_in_child()
+        except Exception as exc:  # a child that cannot export must still run the bot
+            from otel_botmon._internal import report_internal_error
+
+            report_internal_error("fork", exc)
+
+
+def _install(register_at_fork: Callable[..., None] | None) -> None:
+    if register_at_fork is not None:
+        register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_install(getattr(os, "register_at_fork", None))

@@ -1,0 +1,158 @@
+"""os.fork() while threads record: the child never hangs and its telemetry is exported.
+
+A real fork of the test process while three threads keep recording trades and exchange
+calls, many times over; each child records its own trade, flushes, and exits. The
+child's spans and metrics must reach a real OTLP receiver through the rotel collector.
+A child that hangs is killed by its own SIGALRM, which fails the test (no timing is
+asserted beyond that guard).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otel_botmon import telemetry as botmon_telemetry
+from otel_botmon.instrument.exchange import exchange_call, record_api_call
+from otel_botmon.instrument.trading import trade
+from tests.otlp_receiver import OtlpReceiver, RotelCollector
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
+
+CHILDREN = int(os.environ.get("BOTMON_FORK_CHILDREN", "12"))
+CHILD_GUARD_S = 30  # SIGALRM in the child: a hang becomes a failure, not a stuck suite
+FLUSH_S = 15.0  # generous: the collector is shared with the parent's flood of spans
+
+
+@pytest.fixture
+def recording_threads() -> Iterator[threading.Event]:
+    """Three threads recording trades and exchange calls until the test ends."""
+    stop = threading.Event()
+
+    def record(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with trade(symbol=f"BG{worker}", side="BUY", quantity=1, price=10.0):
+                pass
+            with exchange_call(exchange="binance", endpoint="order"):
+                pass
+            record_api_call(f"/api/v3/order?n={n}&signature=abc", 1.0, 200)
+            # paced, so the shared collector can keep up on a loaded machine; the SDK
+            # locks are still taken thousands of times a second around each fork
+            stop.wait(0.0005)
+
+    threads = [threading.Thread(target=record, args=(i,), daemon=True) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    yield stop
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+
+
+def _child(index: int, report: Path) -> None:
+    """Runs in the forked child: record, flush within the bound, exit. Never returns."""
+    code = 1
+    try:
+        signal.alarm(CHILD_GUARD_S)
+        with trade(symbol=f"CHILD{index}", side="SELL", quantity=2, price=20.0):
+            pass
+        tel = botmon_telemetry.get_telemetry()
+        assert tel is not None
+        start = time.monotonic()
+        flushed = tel.force_flush(FLUSH_S)
+        took = time.monotonic() - start
+        report.write_text(f"flushed={flushed} took={took:.3f}\n")
+        code = 0 if flushed else 2
+    except BaseException:
+        report.write_text(traceback.format_exc())
+    finally:
+        os._exit(code)
+
+
+def _wait_child(pid: int, limit_s: float) -> int:
+    deadline = time.monotonic() + limit_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"child {pid} did not exit")
+        time.sleep(0.01)
+
+
+def test_children_forked_while_threads_record_finish_and_export(
+    rotel: RotelCollector, otlp_receiver: OtlpReceiver, recording_threads: threading.Event,
+    tmp_path: Path,
+) -> None:
+    botmon_telemetry.configure(
+        "fork-bot", exchange="binance", otlp_endpoint=rotel.http_endpoint,
+        export_interval_s=0.5, set_global=False,
+    )
+    time.sleep(0.2)  # the recording threads are busy in the SDK by now
+    for index in range(CHILDREN):
+        report = tmp_path / f"child-{index}.txt"
+        pid = os.fork()
+        if pid == 0:
+            _child(index, report)
+        status = _wait_child(pid, CHILD_GUARD_S + 10)
+        text = report.read_text() if report.exists() else "(no report)"
+        assert os.WIFEXITED(status), f"child {index} killed by signal: {text}"
+        assert os.WEXITSTATUS(status) == 0, f"child {index}: {text}"
+    recording_threads.set()
+
+    wanted = {f"trade CHILD{i}" for i in range(CHILDREN)}
+    otlp_receiver.wait_for(lambda r: wanted <= set(r.span_names()), timeout=30)
+
+    def child_trades(receiver: OtlpReceiver) -> set[str]:
+        symbols = set()
+        for point in receiver.data_points("botmon.trades"):
+            for kv in point.attributes:
+                if kv.key == "trading.symbol" and kv.value.string_value.startswith("CHILD"):
+                    symbols.add(kv.value.string_value)
+        return symbols
+
+    otlp_receiver.wait_for(
+        lambda r: child_trades(r) == {f"CHILD{i}" for i in range(CHILDREN)}, timeout=30
+    )
+
+
+
+def _worker(symbol: str) -> None:
+    """A multiprocessing worker: records and returns; it never flushes by itself."""
+    with trade(symbol=symbol, side="BUY", quantity=1, price=10.0):
+        pass
+
+
+def test_a_multiprocessing_fork_worker_exports_what_it_recorded_before_exiting(
+    rotel: RotelCollector, otlp_receiver: OtlpReceiver, recording_threads: threading.Event,
+) -> None:
+    import multiprocessing
+
+    botmon_telemetry.configure(
+        "fork-bot", exchange="binance", otlp_endpoint=rotel.http_endpoint, set_global=False,
+    )
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_worker, args=(f"MP{i}",)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(CHILD_GUARD_S)
+        assert worker.exitcode == 0
+    recording_threads.set()
+    wanted = {f"trade MP{i}" for i in range(3)}
+    otlp_receiver.wait_for(lambda r: wanted <= set(r.span_names()), timeout=30)
