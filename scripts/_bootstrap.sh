@@ -5,7 +5,7 @@
 
 UV_VERSION=0.13.9              # the uv that wrote uv.lock; any uv >= UV_MIN reads it
 UV_MIN=0.8.0
-SUPPORTED_PYTHONS="3.10 or newer (tested: 3.10 to 3.13)"
+SUPPORTED_PYTHONS="3.10 or newer (the suite runs on 3.11 to 3.13)"
 
 die() { echo "error: $*" >&2; exit 1; }
 
