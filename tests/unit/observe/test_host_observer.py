@@ -125,8 +125,11 @@ def test_second_reader_adds_no_psutil_calls(
     obs = observer(interval_s=60.0)  # far longer than two back-to-back collections
     obs.start()
 
-    first_data, second_data = points(tel.metric_reader), points(second)
-    assert calls == 1
+    first_data = points(tel.metric_reader)
+    after_first = calls
+    assert after_first >= 1
+    second_data = points(second)
+    assert calls == after_first  # the second reader got the cached sample
     assert first_data[SYSTEM_MEMORY_UTILIZATION.name][0].value == (
         second_data[SYSTEM_MEMORY_UTILIZATION.name][0].value)
 
@@ -134,8 +137,10 @@ def test_second_reader_adds_no_psutil_calls(
     monkeypatch.setattr(host_module, "time", types.SimpleNamespace(
         monotonic=lambda: time.monotonic() + 60.01, sleep=time.sleep))
     points(tel.metric_reader)
+    assert calls > after_first  # the aged sample was taken again...
+    resampled = calls
     points(second)
-    assert calls == 2
+    assert calls == resampled  # ...once, however many readers collect
 
 
 def test_latest_sample_is_cached_for_the_interval(observer: Any) -> None:
