@@ -1,7 +1,9 @@
 """instrument_requests / instrument_aiohttp / count-once with real exchange libraries.
 
-python-binance (requests and aiohttp), binance-connector (requests), python-okx (httpx)
-and ccxt, all against the simulated exchange on 127.0.0.1.
+python-binance (requests and aiohttp), python-okx (httpx) and ccxt, all against the
+simulated exchange on 127.0.0.1. (binance-connector speaks the same requests.Session, but
+it installs the same top-level ``binance`` package as python-binance, so one environment
+cannot hold both: python-binance, the more used, is the one tested.)
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 from binance import AsyncClient
 from binance.client import Client
-from binance.error import ClientError
-from binance.spot import Spot
+from binance.exceptions import BinanceAPIException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,16 +113,21 @@ def test_python_binance_over_requests_stable_conventions_redacted_and_measured(
     assert_no_secrets(telemetry)
 
 
-def test_binance_connector_one_session_and_its_rejections(
+def test_one_instrumented_session_and_its_rejections(
     telemetry: Any, server: ExchangeThread
 ) -> None:
-    spot = Spot(api_key=API_KEY, api_secret=API_SECRET, base_url=server.base_url)
-    botmon.instrument_requests(spot.session, exchange="binance")
-    assert spot.ticker_price("ETHUSDT")["symbol"] == "ETHUSDT"
-    with pytest.raises(ClientError):
-        spot.new_order(symbol="ETHUSDT", side="BUY", type="MARKET", quantity=10_000)
+    client = binance_client(server)
+    botmon.instrument_requests(client.session, exchange="binance")
+    other = binance_client(server)  # another session: not instrumented
+    assert is_requests_instrumented(client.session)
+    assert not is_requests_instrumented(other.session)
+    assert client.get_symbol_ticker(symbol="ETHUSDT")["symbol"] == "ETHUSDT"
+    other.get_symbol_ticker(symbol="ETHUSDT")
+    with pytest.raises(BinanceAPIException):
+        client.create_order(symbol="ETHUSDT", side="BUY", type="MARKET", quantity=10_000)
     assert requests_by(telemetry, exchange_endpoint="/api/v3/order",
                        http_response_status_code=400, error_type="400") == 1
+    assert total_requests(telemetry) == 2
     spans = [s for s in telemetry.spans() if s.name == "POST"]
     assert [s.attributes["http.response.status_code"] for s in spans] == [400]
     assert_no_secrets(telemetry)
