@@ -93,13 +93,17 @@ class AlertEvaluator:
         """Cooldown/escalation settings of alerts made with ``create_custom_alert``."""
         self._compiler = compiler
         self._lock = threading.RLock()
+        # Silences are replaced whole under a lock of their own (never held for I/O), so
+        # adding one from the bot's loop never waits for a cycle that waits for SQLite.
+        self._silence_lock = threading.Lock()
         self._rules: dict[str, CompiledRule] = {}
         self._alerts = AlertRegistry(store)
         self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
         self._inactive: OrderedDict[str, Alert] = OrderedDict()  # id -> cleared pending alert
         self._restored_at: float | None = None
         self._dirty: set[str] = set()  # ids of alerts to write to the store
-        self._unsaved: list[AlertEvent] = []  # events whose store write failed
+        # events whose store write failed, with their alert (kept: it may leave memory)
+        self._unsaved: list[tuple[AlertEvent, Alert | None]] = []
         self._gate = NotificationGate(max_notifications_per_rule_per_minute)
         self._listeners = ListenerSet()
         self.recorder = Recorder(recording_rules)
@@ -216,7 +220,7 @@ class AlertEvaluator:
                 except Exception as exc:
                     report_internal_error("alerting.store", exc)
                     event.id = None
-                    self._unsaved.append(event)  # written with the next cycle
+                    self._unsaved.append((event, alert))  # written with the next cycle
             if alert is not None:
                 alert.events.append(event)
         return event
@@ -435,13 +439,19 @@ class AlertEvaluator:
         self._gate.changed.clear()
         store = self.store
         if store is not None:
-            # Events of an earlier cycle whose write failed (disk full, locked) go first;
-            # they were dispatched then, so the store's commit hooks skip them.
+            # Events of an earlier cycle whose write failed (disk full, locked) go first,
+            # through the commit hooks too: their notifications were handed to the
+            # listeners then, but maybe never committed (a crash between this commit
+            # and the listener's would store a FIRED with no notification). A
+            # notification already queued is not queued twice (the event's key).
             retry, self._unsaved = self._unsaved, []
             try:
                 with store.transaction():
-                    for event in retry:
-                        store.save_event(event, hooks=False)
+                    for event, alert in retry:
+                        if alert is not None and alert.state is not AlertState.INACTIVE:
+                            # kept from then: it may have left memory (the hooks need it)
+                            store.save_alert(alert)
+                        store.save_event(event)
                     for event in events:
                         if event.kind is not AlertEventKind.INACTIVE:  # not in the store
                             store.save_event(event)
@@ -452,8 +462,10 @@ class AlertEvaluator:
             except Exception as exc:
                 report_internal_error("alerting.store", exc)
                 # kept, and written with the next change: a failed write is retried
-                self._unsaved = (retry + events)[-10_000:]
-                for event in self._unsaved:
+                kept = [(e, self._find(e.alert_id)) for e in events
+                        if e.kind is not AlertEventKind.INACTIVE]
+                self._unsaved = (retry + kept)[-10_000:]
+                for event, _ in self._unsaved:
                     event.id = None
                 return self._publish(events)
         self._dirty.clear()
@@ -574,21 +586,33 @@ class AlertEvaluator:
     # --- silences ---------------------------------------------------------------------------
 
     def add_silence(self, silence: Silence) -> None:
-        with self._lock:
-            self._gate.silences[silence.id] = silence
+        """Silence matching alerts from now on.
+
+        Never waits: not for an evaluation cycle (the silences are a dict replaced
+        whole, which the cycle reads as it was), not for the disk or another process's
+        lock (the store write is handed to ``AlertStore.write_behind``, retried until it
+        works). A crash before that write loses the silence.
+        """
+        with self._silence_lock:
+            self._gate.silences = {**self._gate.silences, silence.id: silence}
             if self.store is not None:
-                self.store.save_silence(silence)
+                store = self.store
+                store.write_behind(lambda: store.save_silence(silence))
 
     def remove_silence(self, silence_id: str) -> bool:
-        with self._lock:
-            found = self._gate.silences.pop(silence_id, None) is not None
-            if found and self.store is not None:
-                self.store.delete_silence(silence_id)
+        """End a silence now; False if unknown. Never waits, as :meth:`add_silence`."""
+        with self._silence_lock:
+            silences = dict(self._gate.silences)
+            found = silences.pop(silence_id, None) is not None
+            if found:
+                self._gate.silences = silences
+                if self.store is not None:
+                    store = self.store
+                    store.write_behind(lambda: store.delete_silence(silence_id))
         return found
 
     def silences(self) -> list[Silence]:
-        with self._lock:
-            return list(self._gate.silences.values())
+        return list(self._gate.silences.values())
 
     # --- restart ----------------------------------------------------------------------------
 
@@ -598,8 +622,7 @@ class AlertEvaluator:
         with self._lock:
             self._restored_at = self.clock()
             self._gate.last_resolved.update(store.last_resolved())
-            for silence in store.load_silences():
-                self._gate.silences[silence.id] = silence
+            self._gate.silences = {s.id: s for s in store.load_silences()}
             for alert in alerts:
                 self._alerts.by_id[alert.id] = alert
                 compiled = self._rules.get(alert.rule_name)

@@ -215,6 +215,10 @@ class AlertManager:
 
         Matchers: ``{"alertname": "x"}``, ``'severity=~"warning|info"'`` or a list of
         such strings / LabelMatcher. ValueError on a bad matcher or time window.
+
+        Safe on the bot's event loop: the silence is in effect when this returns and is
+        written to the store behind it (never waiting on the disk or on another
+        process's lock; retried until written; a crash before the write loses it).
         """
         start = self.clock() if starts_at is None else to_epoch(starts_at)
         if ends_at is None:
@@ -231,6 +235,7 @@ class AlertManager:
         return silence.id
 
     def remove_silence(self, silence_id: str) -> bool:
+        """End a silence now (written behind, as :meth:`add_silence`); False if unknown."""
         return self.evaluator.remove_silence(silence_id)
 
     def get_silences(self) -> list[Silence]:

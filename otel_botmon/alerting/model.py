@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -199,6 +200,10 @@ class AlertEvent:
     notify: bool = True
     suppressed: str | None = None
     id: int | None = None
+    key: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False, repr=False)
+    """This event's identity before (and apart from) its store row: the id of the
+    notification it causes, so a notification written twice (by the alert store's
+    transaction and by the listener after a failed write) is queued once."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ from otel_botmon.alerting.store_file import (
     rollback_quietly,
     unlock_file,
 )
+from otel_botmon.alerting.store_writer import WriteBehind
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
@@ -156,6 +157,7 @@ class AlertStore:
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.RLock()
         self._writer: int | None = None  # thread inside transaction()
+        self._behind = WriteBehind(self.path)
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
@@ -333,7 +335,28 @@ class AlertStore:
             if hook in self._hooks:
                 self._hooks.remove(hook)
 
+    def write_behind(self, write: Callable[[], object]) -> None:
+        """Run ``write`` (a store write) without making the caller wait: on a thread of
+        the store's own, in order, retried until it works (see
+        :mod:`~otel_botmon.alerting.store_writer`). A store in memory runs it at once
+        (no disk, no other process to wait for)."""
+        if self.in_memory:
+            write()
+        else:
+            self._behind.submit(write)
+
+    def settle_writes(self, timeout: float | None = None) -> bool:
+        """Wait until every :meth:`write_behind` write so far is stored; False on timeout."""
+        return self._behind.settle(timeout)
+
+    @property
+    def queued_writes(self) -> int:
+        """Writes handed to :meth:`write_behind` and not stored yet."""
+        return len(self._behind)
+
     def close(self) -> None:
+        """Close the file; queued writes get up to ``timeout_s`` (twice) to be stored."""
+        self._behind.close(2 * self.timeout_s)
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()

@@ -55,6 +55,7 @@ class NotificationGate:
             raise ValueError("max_notifications_per_rule_per_minute must be >= 1")
         self.max_per_minute = max_per_minute
         self.silences: dict[str, Silence] = {}
+        """Replaced whole on a change, never changed in place (read without a lock)."""
         self.last_resolved: dict[str, float] = {}
         """Fingerprint -> when its latest instance resolved (cooldowns)."""
         self.rate_limited_total: dict[str, int] = {}

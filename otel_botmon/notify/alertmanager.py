@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
-
 from otel_botmon.alerting.model import AlertEventKind, NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, Notifier, new_http_client, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.message import Notification
 from otel_botmon.notify.outbox import Outbox
 
@@ -102,7 +100,7 @@ class AlertmanagerNotifier(Notifier):
         self._interval = resend_interval
         self._timeout = timeout
         self._generator_url = generator_url
-        self._client: httpx.AsyncClient | None = None
+        self._http = HttpClientSlot(timeout)
 
     @property
     def batches(self) -> bool:
@@ -117,9 +115,8 @@ class AlertmanagerNotifier(Notifier):
         ]
 
     async def _post(self, notifications: Sequence[Notification]) -> DeliveryResult:
-        if self._client is None:
-            self._client = new_http_client(self._timeout)
-        return await post_json(self._client, self._url, self._body(notifications))
+        client = await self._http.get()
+        return await post_json(client, self._url, self._body(notifications))
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await self.send_many([notification])
@@ -161,6 +158,4 @@ class AlertmanagerNotifier(Notifier):
                 logger.warning("alertmanager: re-sending firing alerts failed: %s", result.detail)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()

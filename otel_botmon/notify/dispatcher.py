@@ -1,8 +1,9 @@
 """``NotificationDispatcher``: durable, ordered, rate-limited delivery off the bot's path.
 
-``enqueue()`` (and the alert listener ``on_alert_event``) only inserts rows into the
-outbox: a local SQLite commit, no network. One asyncio worker per destination then
-delivers that destination's rows in order:
+``enqueue()`` (and the alert listener ``on_alert_event``) never touches the disk on the
+caller's thread: it hands the notification to the outbox's committer thread, which
+inserts the rows in one local SQLite transaction per burst (a group commit), no network.
+One asyncio worker per destination then delivers that destination's rows in order:
 
 - transient failures back off exponentially with jitter; ``Retry-After`` (seconds or an
   HTTP date, or Telegram's ``retry_after``) is honoured exactly;
@@ -30,14 +31,15 @@ import random
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
+from otel_botmon.notify.committer import GroupCommitter
 from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summarize
 from otel_botmon.notify.notifiers import build_notifiers
@@ -52,6 +54,11 @@ logger = logging.getLogger("otel_botmon.notify")
 AttemptCallback = Callable[[str, NotificationChannel, DeliveryResult], None]
 
 _BATCH_LIMIT = 500  # rows per summary or per Alertmanager request
+_RECENT_IDS = 10_000  # notification ids enqueue() remembers (a second enqueue is a no-op)
+
+# What a write leaves to do once committed: destinations to wake, and attempts at
+# unconfigured channels to report (alert id, channel, result).
+_Written = tuple[set[str], list[tuple[str, NotificationChannel, DeliveryResult]]]
 
 
 class Clock(Protocol):
@@ -138,10 +145,11 @@ class NotificationDispatcher:
         self._deferred: list[tuple[object, object]] = []
         self._in_flight = 0  # deliveries between "row settled" and "on_attempt called"
         self._flush_handle: asyncio.Handle | None = None
-        # The group commit (an fsync) runs on one thread of its own, never on the event
-        # loop, which is often the bot's; one worker keeps the commits in order.
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="botmon-outbox")
-        self._commit: Future[None] | None = None
+        # Outbox writes (a group commit, maybe waiting for a lock) run on one thread of
+        # their own, never on the caller's, which is often the bot's event loop.
+        self._committer = GroupCommitter(self._commit_items, self._spill)
+        self._recent: OrderedDict[str, None] = OrderedDict()  # ids enqueue() took
+        self._recent_lock = threading.Lock()
         self._store = store
         self._hook: OutboxCommitHook | None = None
         if store is not None:
@@ -158,43 +166,49 @@ class NotificationDispatcher:
 
     def enqueue(self, notification: Notification) -> int:
         """Queue ``notification`` for every destination its routing selects and return
-        how many deliveries were queued. The rows are committed when this returns; it is
-        a local insert and never waits on the network.
+        how many deliveries that is (0 for a notification queued before).
+
+        Never waits on the disk or on another process's lock: the notification is
+        handed to the outbox's committer thread, which commits it with whatever else
+        was queued meanwhile (a group commit) and wakes the workers. Durability: from
+        the return until that commit the notification is in memory only (a crash then
+        loses it; nothing committed before is lost); a commit that fails (full disk, a
+        lock held past the busy timeout) keeps it in the spool and retries until it is
+        written. ``wait_committed()`` waits for the commit.
 
         A channel that is requested but not configured is recorded as a failed attempt
         (reason: not configured) instead of being silently skipped.
-
-        Raises:
-            sqlite3.Error: the outbox cannot be written (disk full, locked for > 10 s).
         """
         return self.enqueue_many([notification])
 
     def enqueue_many(self, notifications: Sequence[Notification]) -> int:
-        """:meth:`enqueue` for several notifications in one transaction."""
-        entries: list[tuple[str, str, dict[str, object], list[tuple[str, str]]]] = []
-        woken: set[str] = set()
-        for notification in notifications:
-            targets = self._route(notification)
-            if targets:
-                entries.append((notification.id, notification.alert_id,
-                                notification.to_dict(), targets))
-                woken.update(destination for _, destination in targets)
-        if not entries:
-            return 0
-        ids = self.outbox.enqueue_many(entries, self._clock.time())
-        self._wake_workers(woken)
-        return len(ids)
+        """:meth:`enqueue` for several notifications (committed in one transaction)."""
+        fresh: list[Notification] = []
+        deliveries = 0
+        with self._recent_lock:
+            for notification in notifications:
+                if notification.id in self._recent:
+                    continue
+                self._recent[notification.id] = None
+                if len(self._recent) > _RECENT_IDS:
+                    self._recent.popitem(last=False)
+                fresh.append(notification)
+        for notification in fresh:
+            deliveries += len(self._targets(notification)[0])
+        if fresh:
+            self._committer.submit(fresh)
+        return deliveries
 
-    def _route(self, notification: Notification) -> list[tuple[str, str]]:
-        targets, missing = self._targets(notification)
-        for channel, result in missing:
-            self._emit(notification.alert_id, channel, result)
-        return targets
+    def wait_committed(self, timeout: float | None = None) -> bool:
+        """Block until everything queued so far is committed to the outbox (or kept in
+        the spool because the outbox could not take it); False on timeout. Not for the
+        event loop: it waits on the disk."""
+        return self._settle_commits(timeout)
 
     def _targets(self, notification: Notification) -> tuple[
             list[tuple[str, str]], list[tuple[NotificationChannel, DeliveryResult]]]:
-        """Destinations for ``notification``; requested channels that are not configured
-        are recorded as failed attempts and returned for reporting."""
+        """Destinations for ``notification``, and the requested channels that are not
+        configured (with the failed result to record). Memory only."""
         channels = self.config.channels_for(notification.severity, notification.channels,
                                             list(self._by_channel))
         targets: list[tuple[str, str]] = []
@@ -202,43 +216,86 @@ class NotificationDispatcher:
         for channel in channels:
             notifiers = self._by_channel.get(channel)
             if not notifiers:
-                result = DeliveryResult.failed(f"channel {channel.value} is not configured")
-                self.outbox.record_attempt(notification.alert_id, channel.value, channel.value,
-                                           result, self._clock.time())
-                missing.append((channel, result))
+                missing.append((channel, DeliveryResult.failed(
+                    f"channel {channel.value} is not configured")))
                 continue
             targets.extend((channel.value, n.destination) for n in notifiers)
         return targets, missing
 
-    # ----- inside the alert store's transaction -----
+    def _write(self, notifications: Sequence[Notification]) -> _Written:
+        """Insert the outbox rows of ``notifications`` (one transaction, or part of the
+        alert store's open one) and return what to do once committed.
 
-    def _queue_in_transaction(self, pairs: list[tuple[Any, Any]]) -> Any:
-        """Commit hook: the outbox rows of these (alert, event) pairs, written in the
-        store's open transaction (or the outbox's own file, before it commits)."""
+        Raises:
+            sqlite3.Error: the outbox cannot be written.
+        """
         entries: list[tuple[str, str, dict[str, object], list[tuple[str, str]]]] = []
         woken: set[str] = set()
         missing: list[tuple[str, NotificationChannel, DeliveryResult]] = []
-        for alert, event in pairs:
-            notification = Notification.from_alert(take_snapshot(alert), event)
+        for notification in notifications:
             targets, unconfigured = self._targets(notification)
             missing.extend((notification.alert_id, c, r) for c, r in unconfigured)
             if targets:
                 entries.append((notification.id, notification.alert_id,
                                 notification.to_dict(), targets))
                 woken.update(destination for _, destination in targets)
-        if entries:
-            self.outbox.enqueue_many(entries, self._clock.time())
+        if entries or missing:
+            self.outbox.enqueue_many(entries, self._clock.time(),
+                                     [(a, c.value, r) for a, c, r in missing])
         return woken, missing
+
+    # ----- inside the alert store's transaction -----
+
+    def _queue_in_transaction(self, pairs: list[tuple[Any, Any]]) -> Any:
+        """Commit hook: the outbox rows of these (alert, event) pairs, written in the
+        store's open transaction (or the outbox's own file, before it commits)."""
+        return self._write([Notification.from_alert(take_snapshot(alert), event)
+                            for alert, event in pairs])
 
     def _after_commit(self, result: Any) -> None:
         woken, missing = result
         self._wake_workers(woken)
         loop = self._loop
         for alert_id, channel, attempt in missing:
-            if loop is not None and not loop.is_closed():
+            if (loop is not None and not loop.is_closed()
+                    and threading.get_ident() != self._loop_thread):
                 loop.call_soon_threadsafe(self._emit, alert_id, channel, attempt)
             else:
                 self._emit(alert_id, channel, attempt)
+
+    # ----- the committer thread -----
+
+    def _commit_items(self, items: list[Any]) -> None:
+        """Committer thread: build the notifications of listener events, then write
+        every item in one transaction; what cannot be written goes to the spool."""
+        notifications: list[Notification] = []
+        for item in items:
+            if isinstance(item, Notification):
+                notifications.append(item)
+                continue
+            snapshot, event = item
+            try:
+                notifications.append(Notification.from_alert(snapshot, event))
+            except Exception as exc:
+                _report("notify.dispatcher", exc)
+        self._write_or_keep(notifications)
+
+    def _write_or_keep(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        try:
+            self._after_commit(self._write(notifications))
+        except sqlite3.Error as exc:
+            self._keep(notifications, exc)
+        except Exception as exc:
+            _report("notify.dispatcher", exc)
+
+    def _spill(self, items: list[Any]) -> None:
+        """More than the committer's limit waits: the oldest go to the (bounded) spool."""
+        notifications = [i if isinstance(i, Notification) else Notification.from_alert(*i)
+                         for i in items]
+        self._keep(notifications, sqlite3.OperationalError(
+            "the outbox committer is behind (the outbox file is slow or locked)"))
 
     # ----- notifications the outbox could not take -----
 
@@ -256,7 +313,7 @@ class NotificationDispatcher:
             loop.call_soon_threadsafe(wake.set)
 
     def _write_spooled(self, notifications: Sequence[Notification]) -> None:
-        self.enqueue_many(notifications)
+        self._after_commit(self._write(notifications))
 
     async def _retry_spool_forever(self) -> None:
         """Write what the spool holds, backing off 0.2 s .. 30 s while the outbox fails."""
@@ -276,11 +333,11 @@ class NotificationDispatcher:
         """Alert listener (``alert_manager.add_listener(dispatcher.on_alert_event)``):
         queues a notification for fired, escalated, acknowledged and resolved events.
 
-        On the dispatcher's event loop (the evaluator's cycle) it only takes a snapshot
-        of the alert: every event of the cycle is committed in one transaction right
-        after the cycle returns to the loop, before any delivery starts. From another
-        thread, or before ``start()``, the rows are committed before this returns.
-        Never raises into the caller: an error is reported as an internal error.
+        Takes a snapshot of the alert and hands it to the committer thread; never
+        writes on the caller's thread. On the dispatcher's event loop every event of one
+        loop step (an evaluation cycle) goes in one group commit. Events already queued
+        in the alert store's transaction (the usual case) are skipped. Never raises into
+        the caller: an error is reported as an internal error.
         """
         try:
             if not _notifiable(event):  # silenced, inhibited, cooldown; or not a kind to send
@@ -294,43 +351,25 @@ class NotificationDispatcher:
                 if self._flush_handle is None:
                     self._flush_handle = loop.call_soon(self._flush_deferred)
                 return
-            notification = Notification.from_alert(snapshot, event)
-            try:
-                self.enqueue(notification)
-            except sqlite3.Error as exc:
-                self._keep([notification], exc)
+            self._committer.submit([(snapshot, event)])
         except Exception as exc:
             _report("notify.dispatcher", exc)
 
     def _flush_deferred(self) -> None:
-        """Commit the alert events collected during this loop step (group commit), on the
-        committer thread."""
+        """Hand the alert events collected during this loop step to the committer (one
+        group commit)."""
         self._flush_handle = None
         deferred, self._deferred = self._deferred, []
         if deferred:
-            self._commit = self._committer.submit(self._commit_deferred, deferred)
+            self._committer.submit(deferred)
 
-    def _commit_deferred(self, deferred: list[tuple[object, object]]) -> None:
-        notifications: list[Notification] = []
-        for snapshot, event in deferred:
-            try:
-                notifications.append(Notification.from_alert(snapshot, event))
-            except Exception as exc:
-                _report("notify.dispatcher", exc)
-        try:
-            self.enqueue_many(notifications)
-        except sqlite3.Error as exc:
-            self._keep(notifications, exc)
-        except Exception as exc:
-            _report("notify.dispatcher", exc)
-
-    def _settle_commits(self) -> None:
-        """Wait until every alert event seen so far is committed to the outbox."""
-        if self._deferred:
+    def _settle_commits(self, timeout: float | None = None) -> bool:
+        """Wait until every alert event and notification seen so far is committed to
+        the outbox (or spooled)."""
+        if self._deferred and (self._loop is None
+                               or threading.get_ident() == self._loop_thread):
             self._flush_deferred()
-        commit = self._commit
-        if commit is not None:
-            commit.result()
+        return self._committer.settle(timeout)
 
     def _wake_workers(self, destinations: set[str]) -> None:
         loop = self._loop
@@ -365,6 +404,8 @@ class NotificationDispatcher:
         pending by a previous process are delivered first. Idempotent."""
         if self._tasks:
             return
+        # what was queued before start() is committed first (one batch, in order)
+        await asyncio.to_thread(self._settle_commits)
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._progress = asyncio.Event()
@@ -390,7 +431,10 @@ class NotificationDispatcher:
         if self._progress is None:
             raise RuntimeError("NotificationDispatcher.drain() needs start() first")
         deadline = time.monotonic() + timeout
-        while self.pending_count() > 0 or self._in_flight or len(self.spool):
+        self._flush_deferred()
+        # the count waits for the committer (and maybe a lock): off the loop
+        while (await asyncio.to_thread(self.pending_count) > 0 or self._in_flight
+               or len(self.spool)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -406,7 +450,7 @@ class NotificationDispatcher:
         for the next start (a delivery cut short is sent again then: at-least-once)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-            self._flush_handle = None
+        self._flush_deferred()
         await asyncio.to_thread(self._settle_commits)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
@@ -424,7 +468,7 @@ class NotificationDispatcher:
         memory (the outbox could not take them) are written one last time; if that
         fails too they are lost, and the log says how many."""
         self._settle_commits()
-        self._committer.shutdown(wait=True)
+        self._committer.close()
         if len(self.spool) and not self.spool.flush(self._write_spooled):
             logger.error("notification outbox %s: %d notification(s) could not be stored "
                          "before closing (%s)", self.outbox.path, len(self.spool),

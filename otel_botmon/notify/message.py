@@ -224,7 +224,9 @@ class Notification:
         alert_id = attr("id", "alert_id", "fingerprint", default="")
         rule_name = attr("rule_name") or (getattr(rule, "name", None) if rule else None)
         channels: Sequence[Any] = attr("channels", default=[]) or []
-        return cls(
+        # The event's key names the notification: written twice, it is queued once.
+        key = getattr(event, "key", None)
+        notification = cls(
             alert_id=str(alert_id),
             fingerprint=str(attr("fingerprint", default=alert_id)),
             title=str(attr("title", "name", default=rule_name or alert_id)),
@@ -244,6 +246,9 @@ class Notification:
             rule_name=rule_name,
             actor=_actor(alert, event, kind),
         )
+        if isinstance(key, str) and key:
+            notification.id = key
+        return notification
 
 
 def _float_or_none(value: object) -> float | None:

@@ -174,13 +174,18 @@ class Outbox:
         self,
         entries: Sequence[tuple[str, str, dict[str, object], Sequence[tuple[str, str]]]],
         now: float,
+        unconfigured: Sequence[tuple[str, str, DeliveryResult]] = (),
     ) -> list[int]:
         """Like :meth:`enqueue` for several notifications, in ONE transaction (one commit
-        for a whole evaluation cycle)."""
+        for a whole evaluation cycle). ``unconfigured`` (alert id, channel, result):
+        attempts at channels that are not configured, recorded in the same transaction."""
         encoded = [(nid, aid, json.dumps(payload, ensure_ascii=False), targets)
                    for nid, aid, payload, targets in entries]
         ids: list[int] = []
         with self._transaction():
+            for alert_id, channel, result in unconfigured:
+                self._insert_attempt(None, alert_id, channel, channel, now, 0, result,
+                                     result.detail)
             for notification_id, alert_id, text, targets in encoded:
                 fresh = self._db.execute(
                     "INSERT OR IGNORE INTO notify_messages (notification_id, payload) "

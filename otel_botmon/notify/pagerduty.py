@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, Notifier, new_http_client, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -78,17 +76,14 @@ class PagerDutyNotifier(Notifier):
         self._source = source
         self._timeout = timeout
         self._client_url = client_url
-        self._client: httpx.AsyncClient | None = None
+        self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
         if notification.event not in _ACTION:
             return DeliveryResult.delivered(f"nothing to send for {notification.event.value}")
-        if self._client is None:
-            self._client = new_http_client(self._timeout)
+        client = await self._http.get()
         body = pagerduty_event(notification, self._key.reveal(), self._source, self._client_url)
-        return await post_json(self._client, self._url, body)
+        return await post_json(client, self._url, body)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()

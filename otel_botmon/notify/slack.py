@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, Notifier, new_http_client, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -69,16 +67,13 @@ class SlackNotifier(Notifier):
         self._url = url
         self._slack_channel = channel
         self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        if self._client is None:
-            self._client = new_http_client(self._timeout)
+        client = await self._http.get()
         return await post_json(
-            self._client, self._url.reveal(), slack_payload(notification, self._slack_channel)
+            client, self._url.reveal(), slack_payload(notification, self._slack_channel)
         )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()

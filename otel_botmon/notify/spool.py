@@ -94,9 +94,12 @@ class Spool:
         return self._failing
 
 
-def _key(event: Any) -> tuple[str, int] | None:
+def _key(event: Any) -> tuple[str, str] | None:
+    key = getattr(event, "key", None)  # stable from creation (the store's id comes later)
+    if isinstance(key, str) and key:
+        return (str(getattr(event, "alert_id", "")), key)
     event_id = getattr(event, "id", None)
-    return None if event_id is None else (str(getattr(event, "alert_id", "")), int(event_id))
+    return None if event_id is None else (str(getattr(event, "alert_id", "")), str(event_id))
 
 
 class OutboxCommitHook:
@@ -111,7 +114,7 @@ class OutboxCommitHook:
         self._notifiable = notifiable
         self._write = write
         self._committed = committed
-        self._queued: dict[tuple[str, int], None] = {}
+        self._queued: dict[tuple[str, str], None] = {}
         self._lock = threading.Lock()
         self._result: Any = None
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import html
 from typing import Final
 
-import httpx
-
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, Notifier, new_http_client, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -60,11 +58,10 @@ class TelegramNotifier(Notifier):
         self._token = token
         self._chat_id = chat_id
         self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        if self._client is None:
-            self._client = new_http_client(self._timeout)
+        client = await self._http.get()
         url = f"{self._api_url}/bot{self._token.reveal()}/sendMessage"
         payload = {
             "chat_id": self._chat_id,
@@ -72,9 +69,7 @@ class TelegramNotifier(Notifier):
             "parse_mode": "HTML",
             "disable_web_page_preview": True,
         }
-        return await post_json(self._client, url, payload)
+        return await post_json(client, url, payload)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()

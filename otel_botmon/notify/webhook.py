@@ -6,10 +6,8 @@ import hashlib
 import hmac
 import json
 
-import httpx
-
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, Notifier, new_http_client, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -45,19 +43,16 @@ class WebhookNotifier(Notifier):
         self._url = url
         self._timeout = timeout
         self._secret = hmac_secret
-        self._client: httpx.AsyncClient | None = None
+        self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        if self._client is None:
-            self._client = new_http_client(self._timeout)
+        client = await self._http.get()
         body = json.dumps(notification.to_dict(), ensure_ascii=False).encode()
         headers = {"Idempotency-Key": notification.id}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret.reveal(), body)
-        return await post_json(self._client, self._url.reveal(), None, headers=headers,
+        return await post_json(client, self._url.reveal(), None, headers=headers,
                                content=body)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()

@@ -236,6 +236,7 @@ async def test_settled_rows_are_pruned_after_the_retention(clock: FakeClock) -> 
         assert await dispatcher.drain(5)
         hook.block = asyncio.Event()  # the next one stays pending
         dispatcher.enqueue(make_notification(9, channels=[WEBHOOK]))
+        assert await asyncio.to_thread(dispatcher.wait_committed, 5)  # committed behind
         clock.now += 61
         assert dispatcher.outbox.prune(clock.time() - 60.0) == 3
         assert [i.alert_id for i in dispatcher.outbox.items()] == ["alert-9"]

@@ -1,0 +1,106 @@
+"""Another process holds the SQLite write lock (``BEGIN IMMEDIATE`` from a plain sqlite3
+connection in a child process, as a backup tool or the sqlite3 shell would): the sync
+calls a bot makes on its event loop return at once, and their writes land once the lock
+is released."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from otel_botmon.monitor import MonitoringConfig, SystemMonitor
+from otel_botmon.notify import Notification, NotificationConfig
+
+_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("LOCKED", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+print("RELEASED", flush=True)
+"""
+
+
+@asynccontextmanager
+async def write_lock_held(db: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A child process holding the file's write lock until stdin gets a line."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLDER, str(db),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        assert (await asyncio.wait_for(child.stdout.readline(), 30)).strip() == b"LOCKED"
+        yield child
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+
+
+async def release(child: asyncio.subprocess.Process) -> None:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(b"\n")
+    await child.stdin.drain()
+    assert (await asyncio.wait_for(child.stdout.readline(), 30)).strip() == b"RELEASED"
+    await child.wait()
+
+
+def _rows(db: Path, query: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)  # a reader of its own: what is committed, nothing else
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_silences_and_enqueue_return_at_once_while_another_process_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "alerts.db"
+    monitor = SystemMonitor(MonitoringConfig(
+        alert_store_path=str(db), default_alert_rules=False,
+        notification_config=NotificationConfig(
+            console=False, webhook_urls=["http://127.0.0.1:9/hook"]),
+    ))
+    store = monitor.alert_manager.store
+    dispatcher = monitor.notification_dispatcher
+    assert store is not None and dispatcher is not None
+    kept = monitor.add_silence(['alertname="kept"'], 600)["id"]
+    assert await asyncio.to_thread(store.settle_writes, 30)
+    try:
+        async with write_lock_held(db) as holder:
+            # The store's busy timeout is 5 s: a call that waited for the lock would
+            # take at least that long. Each returns while its write still waits.
+            started = time.monotonic()
+            added = monitor.add_silence(['alertname="x"'], 600, comment="maintenance")
+            assert store.queued_writes >= 1
+            assert monitor.expire_silence(kept)["state"] == "expired"
+            queued = dispatcher.enqueue(Notification(alert_id="a-1", title="locked"))
+            elapsed = time.monotonic() - started
+            assert queued == 1
+            assert elapsed < 1.0, f"the calls waited {elapsed:.2f}s for the lock"
+            # in effect in memory at once ...
+            assert [s["id"] for s in monitor.get_silences()] == [added["id"]]
+            # ... and not on disk while the lock is held
+            assert await asyncio.to_thread(store.settle_writes, 0.2) is False
+            assert await asyncio.to_thread(dispatcher.wait_committed, 0.2) is False
+            await release(holder)
+        assert await asyncio.to_thread(store.settle_writes, 30)
+        assert await asyncio.to_thread(dispatcher.wait_committed, 30)
+        assert [r[0] for r in _rows(db, "SELECT id FROM silences")] == [added["id"]]
+        assert _rows(db, "SELECT alert_id, destination FROM notify_outbox") == [
+            ("a-1", "webhook#0")]
+    finally:
+        monitor.close()
+    # a restart sees what was written behind
+    again = SystemMonitor(MonitoringConfig(alert_store_path=str(db), default_alert_rules=False))
+    try:
+        assert [s["id"] for s in again.get_silences()] == [added["id"]]
+    finally:
+        again.close()
