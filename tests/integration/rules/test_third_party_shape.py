@@ -43,6 +43,8 @@ REFUSED: dict[str, tuple[str, int, int, str]] = {
     "predict_linear": ("predict_linear.rules.yml", 10, 11,
                        "unknown function 'predict_linear'"),
     "subquery": ("subquery.rules.yml", 9, 41, "subqueries"),
+    "template_if": ("template_if.rules.yml", 11, 25,
+                    "template action {{ if gt $value 95.0 }} is not supported"),
     "time": ("time.rules.yml", 7, 15, "unknown function 'time'"),
     "topk": ("topk.rules.yml", 7, 15, "unknown function 'topk'"),
 }
