@@ -94,3 +94,23 @@ def test_every_message_names_the_bot(
             assert "grid-btc-7" in _text(service, request.body), (service, request.text)
     assert all(not services[s].requests for s in services if s not in receivers)
     assert node.process.running(), node.process.log()[-3000:]
+
+
+def test_an_outage_on_two_exchanges_is_one_message_per_exchange_naming_it(
+    rendered: tuple[Alertmanager, dict[str, Receiver]],
+) -> None:
+    """api_connection_failed comes from the bots' health series, which carry the bot's
+    exchange (``bot_exchange``): one Slack message per exchange, naming it and its bots."""
+    node, services = rendered
+    node.post([{"labels": {"alertname": "api_connection_failed", "severity": "critical",
+                           "job": "trading-bots", "instance": f"10.0.0.{i}:9464",
+                           "bot_name": f"{exchange}-bot-{i}", "bot_exchange": exchange,
+                           "health_component": "exchange_api"},
+                "annotations": {"summary": "API connection failed"}}
+               for exchange in ("binance", "kraken") for i in range(3)])
+    wait_until(lambda: len(services["slack"].requests) == 2, timeout=30)
+    texts = sorted(_text("slack", r.body) for r in services["slack"].requests)
+    for exchange, text in zip(("binance", "kraken"), texts, strict=True):
+        assert f"api_connection_failed on {exchange}: 3 bot(s)" in text, text
+        assert all(f"{exchange}-bot-{i}" in text for i in range(3)), text
+    assert node.process.running(), node.process.log()[-3000:]
