@@ -251,6 +251,31 @@ class _Loader:
             out[key] = value if isinstance(value, str) else str(value)
         return out
 
+    def check_templates(self, node: yaml.Node, where: str) -> None:
+        """Refuse a template action botmon would not render, at the action itself."""
+        from otel_botmon.alerting.templates import unsupported_action
+
+        if not isinstance(node, yaml.MappingNode):  # string_map has refused it already
+            return
+        for key_node, value_node in node.value:
+            action = unsupported_action(str(value_node.value))
+            if action is None:
+                continue
+            start, end = value_node.start_mark.index, value_node.end_mark.index
+            at = self.text.find(action, start, end)
+            if at < 0:  # not verbatim in the source (escapes): point at the value
+                located: yaml.Node | None = value_node
+            else:
+                line = self.text.count("\n", 0, at)
+                column = at - (self.text.rfind("\n", 0, at) + 1)
+                mark = yaml.Mark(self.filename, at, line, column, self.text, at)
+                located = yaml.ScalarNode("tag:yaml.org,2002:str", action, mark, mark)
+            raise self.error(
+                located, _join(where, str(key_node.value)),
+                f"template action {action} is not supported (botmon renders $value, "
+                "$labels.<name>, humanize*, printf and $externalLabels.<name>)",
+            )
+
     # --- groups and rules --------------------------------------------------------------
 
     def group(self, node: yaml.Node, where: str, seen_rules: set[str]) -> RuleGroup:
@@ -313,6 +338,7 @@ class _Loader:
                 kwargs[key] = self.number(value_node, w)
             elif key in ("labels", "annotations"):
                 kwargs[key] = self.string_map(value_node, w)
+                self.check_templates(value_node, w)
             elif key == "enabled":
                 enabled = self.scalar(value_node, w)
                 if not isinstance(enabled, bool):

@@ -41,6 +41,11 @@ def add_rules_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     export.add_argument("files", nargs="*", metavar="FILE")
     export.add_argument("--format", choices=["prometheus"], default="prometheus")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    export.add_argument(
+        "--per-bot", metavar="LABELS", default=None,
+        help="comma-separated labels every aggregation keeps so each bot gets its own "
+             "alert (default: job,instance,bot_name); an empty value exports the "
+             "expressions' own grouping, for rules meant for a whole fleet")
     export.set_defaults(func=cmd_export)
 
 
@@ -86,7 +91,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None,
 
 def cmd_export(args: argparse.Namespace, out: TextIO | None = None,
                err: TextIO | None = None) -> int:
-    from otel_botmon.alerting.promexport import export_prometheus
+    from otel_botmon.alerting.promexport import BOT_LABELS, export_prometheus
 
     out, err = out or sys.stdout, err or sys.stderr
     sources: list[RuleGroup] = []
@@ -103,7 +108,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None,
 
         # every rule SystemMonitor runs with the default configuration
         sources.append(RuleGroup("botmon_default", default_rules_for(MonitoringConfig())))
-    result = export_prometheus(sources)
+    per_bot = BOT_LABELS if args.per_bot is None else tuple(
+        label.strip() for label in args.per_bot.split(",") if label.strip())
+    result = export_prometheus(sources, per_bot=per_bot)
     text = result.to_yaml()
     if args.output:
         try:

@@ -42,7 +42,7 @@ from otel_botmon.alerting.expr_eval import evaluate_node
 from otel_botmon.alerting.expr_matching import MatchingError
 from otel_botmon.alerting.expr_parser import Binary, Derived, Node, Selector, VType
 from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
-from otel_botmon.alerting.model import AlertRule
+from otel_botmon.alerting.model import AlertRule, AlertState
 from otel_botmon.alerting.promnames import (
     PromSeries,
     prom_label,
@@ -216,6 +216,11 @@ def _le(text: str | None) -> float:
         raise RuleTestError(f"invalid le label {text!r}") from None
 
 
+ALERTS_METRIC = "ALERTS"
+"""The series Prometheus writes for every pending and firing alert (promql_expr_test
+reads it, e.g. ``count(ALERTS) by (alertname, alertstate)``)."""
+
+
 def _run_test(
     test: TestGroup, rules: list[AlertRule], interval: float, report: RuleTestReport,
     observe: Observer | None = None, recordings: list[RecordingRule] | None = None,
@@ -246,10 +251,12 @@ def _run_test(
                                                               errors))
     evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     steps = math.floor(last / interval + 1e-9)
+    alerts_series: set[Labels] = set()
     for k in range(steps + 1):
         now = k * interval
         clock[0] = now
         evaluator.evaluate(now, dispatch=False)
+        alerts_series = _record_alerts(history, evaluator.active(), now, alerts_series)
         if errors:  # as promtool: a rule that cannot be evaluated ends the test group
             for name, exc in errors:
                 report.failures.append(f"{where} rule: {name}, time: {_duration(now)}, "
@@ -261,6 +268,22 @@ def _run_test(
                 _compare(check, evaluator.firing(), where, report, observe)
     for expr_check in test.expr_checks:
         _check_expr(expr_check, history, where, report)
+
+
+def _record_alerts(history: MetricHistory, active: list[Any], now: float,
+                   before: set[Labels]) -> set[Labels]:
+    """Write Prometheus' ``ALERTS`` series for this evaluation: 1 for every pending or
+    firing alert, its labels plus ``alertstate``; a series that ends goes stale at
+    once, as Prometheus marks it. Returns the series written now."""
+    now_series: set[Labels] = set()
+    for alert in active:
+        state = "firing" if alert.state is AlertState.FIRING else "pending"
+        labels = Labels({**alert.labels, "alertstate": state})
+        history.add_point(ALERTS_METRIC, labels, 1.0, now)
+        now_series.add(labels)
+    for labels in before - now_series:
+        history.mark_stale(ALERTS_METRIC, labels, now)
+    return now_series
 
 
 class _Checked:

@@ -253,6 +253,19 @@ def _python_spec(value: float, spec: str) -> str:
                 verb)
 
 
+_ACTION = re.compile(r"\{\{.{0,200}?\}\}", re.S)
+
+
+def unsupported_action(template: str) -> str | None:
+    """The first ``{{ ... }}`` action of ``template`` that :func:`render_template` does
+    not render (``if``, ``with``, ``range``, ``$externalURL``, other functions...), or
+    None. A rule file that uses one is refused rather than sending the action's text."""
+    for match in _ACTION.finditer(template):
+        if _GO.fullmatch(match.group(0)) is None:
+            return match.group(0)
+    return None
+
+
 def render_template(
     template: str, *, value: float | None, labels: Mapping[str, str], rule: str = "",
 ) -> str:

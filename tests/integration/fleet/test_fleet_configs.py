@@ -31,9 +31,10 @@ def test_promtool_accepts_generated_rules(rule_file: Path) -> None:
     assert "SUCCESS" in done.stdout
 
 
-def test_promtool_accepts_prometheus_config_and_its_rules() -> None:
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-ha.yml"])
+def test_promtool_accepts_prometheus_config_and_its_rules(config: str) -> None:
     promtool = require_binary("promtool", "/usr/bin/promtool")
-    done = _run(promtool, "check", "config", str(COLLECTOR / "prometheus" / "prometheus.yml"))
+    done = _run(promtool, "check", "config", str(COLLECTOR / "prometheus" / config))
     assert done.returncode == 0, done.stdout + done.stderr
     # rule_files is a glob relative to the config: promtool checks what it matched.
     for rule_file in RULE_FILES:
@@ -61,3 +62,20 @@ def test_amtool_routes_each_severity_to_its_receivers() -> None:
                     "alertname=HighCPU", f"severity={severity}")
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.strip() == receivers, (severity, done.stdout)
+
+
+def test_the_ha_replica_differs_from_the_single_config_only_in_ha_settings() -> None:
+    """prometheus-ha.yml is prometheus.yml plus the replica label, the alert relabelling
+    that drops it and every Alertmanager node: rules and bot scraping stay the same."""
+    import yaml
+
+    single = yaml.safe_load((COLLECTOR / "prometheus" / "prometheus.yml").read_text())
+    ha = yaml.safe_load((COLLECTOR / "prometheus" / "prometheus-ha.yml").read_text())
+    assert ha["global"]["external_labels"] == {**single["global"]["external_labels"],
+                                               "replica": "${PROMETHEUS_REPLICA}"}
+    assert ha["rule_files"] == single["rule_files"]
+    assert ha["scrape_configs"][0] == single["scrape_configs"][0]
+    assert ha["alerting"]["alert_relabel_configs"] == [
+        {"action": "labeldrop", "regex": "replica"}]
+    [targets] = ha["alerting"]["alertmanagers"][0]["static_configs"]
+    assert len(targets["targets"]) == 2

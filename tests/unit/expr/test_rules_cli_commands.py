@@ -103,3 +103,25 @@ def test_export_defaults_to_the_default_rules(capsys: pytest.CaptureFixture[str]
     doc = yaml.safe_load(capsys.readouterr().out)
     names = {r["alert"] for g in doc["groups"] for r in g["rules"]}
     assert {"high_cpu_usage", "api_connection_failed", "high_api_error_rate"} <= names
+
+
+FLEET = """\
+groups:
+  - name: g
+    rules:
+      - record: job:req:rate5m
+        expr: sum by (job) (rate(req_total[5m]))
+"""
+
+
+@pytest.mark.parametrize(("flag", "expr"), [
+    ([], "sum by (job, instance, bot_name) (rate(req_total[5m]))"),
+    (["--per-bot", ""], "sum by (job) (rate(req_total[5m]))"),
+    (["--per-bot", "job, instance"], "sum by (job, instance) (rate(req_total[5m]))"),
+])
+def test_export_per_bot_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               flag: list[str], expr: str) -> None:
+    (tmp_path / "fleet.yml").write_text(FLEET)
+    assert main(["rules", "export", *flag, str(tmp_path / "fleet.yml")]) == 0
+    [rule] = yaml.safe_load(capsys.readouterr().out)["groups"][0]["rules"]
+    assert rule["expr"] == expr
