@@ -43,9 +43,9 @@ from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from otel_botmon.alerting.default_rules import default_rules
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertRule, AlertSeverity
+from otel_botmon.query._compile import compile_condition
+from otel_botmon.query._history import MetricHistory
 
 STEP_S = 10.0
 

@@ -116,8 +116,8 @@ def test_ambiguous_prefix_is_refused(
 def test_alerts_list_shows_age_and_pending_only_on_request(
     live: LiveDashboard, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from otel_botmon.alerting.history import MetricKind
     from otel_botmon.alerting.model import AlertRule
+    from otel_botmon.query import MetricKind
 
     manager = live.monitor.alert_manager
     metric = "botmon.runtime.event_loop.lag"

@@ -15,8 +15,8 @@ import yaml
 
 from otel_botmon.alerting.default_rules import default_rules
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertEventKind
+from otel_botmon.query import MetricHistory
 from tests.integration.notify.receivers import Receiver
 from tests.services import ManagedProcess, free_port, require_binary, wait_for_http, wait_until
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from otel_botmon import conventions as c
-from otel_botmon.alerting.history import MetricKind
+from otel_botmon.query._types import MetricKind
 
 __all__ = [
     "AGGREGATIONS",

@@ -18,10 +18,11 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 
-from otel_botmon.alerting.expr_catalog import known_metric_kinds
-from otel_botmon.alerting.expr_eval import Vector, evaluate_node, node_key
-from otel_botmon.alerting.expr_lexer import RuleSyntaxError
-from otel_botmon.alerting.expr_parser import (
+from otel_botmon.query._catalog import known_metric_kinds
+from otel_botmon.query._eval import evaluate_node, node_key
+from otel_botmon.query._history import MetricHistory
+from otel_botmon.query._lexer import RuleSyntaxError
+from otel_botmon.query._parser import (
     COMPARISONS,
     Binary,
     Call,
@@ -32,7 +33,7 @@ from otel_botmon.alerting.expr_parser import (
     VType,
     parse,
 )
-from otel_botmon.alerting.history import EMPTY_LABELS, MetricHistory, MetricKind, Sample
+from otel_botmon.query._types import EMPTY_LABELS, MetricKind, Sample, Vector
 
 __all__ = ["Condition", "RuleSyntaxError", "compile_condition"]
 
