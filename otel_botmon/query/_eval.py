@@ -163,6 +163,17 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
     return out
 
 
+def _instant_values(sel: Selector, history: MetricHistory, now: float) -> list[float]:
+    """The values of ``_instant(sel)`` (no component), in its order, without labels."""
+    selection = _values_of(sel, history)
+    if selection is None:
+        return []
+    _, values, others = history.current(selection, now)
+    if not others:
+        return list(values)
+    return [*values, *map(_SECOND, others)]
+
+
 def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[Labels, Points]]:
     assert sel.range_s is not None
     component = sel.component
@@ -258,7 +269,13 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
     if func == "abs":
         arg = evaluate_node(node.args[0], history, now)
         return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
-    arg = _as_vector(evaluate_node(node.args[0], history, now))
+    sel = node.args[0]
+    if (not node.by and not node.without and isinstance(sel, Selector)
+            and sel.range_s is None and sel.component is None):
+        # one group over a plain selector: the values only, in the selector's order
+        values = _instant_values(sel, history, now)
+        return {EMPTY_LABELS: _AGGREGATE[func](values)} if values else {}
+    arg = _as_vector(evaluate_node(sel, history, now))
     return _aggregate(func, arg, node.by or (), node.without)
 
 
@@ -274,8 +291,7 @@ def _aggregate(func: str, vector: Vector, by: tuple[str, ...], without: bool = F
     # group by the values of the `by` labels (a tuple: hashed in C), and make each
     # group's labels once
     keyed: dict[tuple[str | None, ...], list[float]] = {}
-    for labels, value in vector.items():
-        key = labels.values_of(by)
+    for key, value in zip(Labels.values_of_many(vector, by), vector.values(), strict=True):
         group = keyed.get(key)
         if group is None:
             keyed[key] = [value]

@@ -25,10 +25,11 @@ functions, not copies; the tests hold a plain per-series reference to compare wi
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from functools import reduce
 from itertools import compress, islice, repeat
-from operator import add, le, lt, mul, sub
+from operator import add, and_, le, lt, mul, sub, truediv
 from typing import NamedTuple
 
 from otel_botmon.query._types import BOUNDS, COUNTS, HistogramPoint, histogram_decreased
@@ -76,14 +77,11 @@ def aggregate_avg(values: Sequence[float]) -> float:
     count = 1.0
     for v in values[1:]:
         count += 1.0
-        # an infinite mean stays when the next value is the same infinity or finite
-        if mean in _INFINITIES and (v == mean or v - v == 0.0):
-            continue
-        mean += v / count - mean / count
+        # an infinite mean stays when the next value is the same infinity or finite (a
+        # NaN mean stays NaN either way)
+        if mean - mean == 0.0 or not (v == mean or v - v == 0.0):
+            mean += v / count - mean / count
     return mean
-
-
-_INFINITIES = (math.inf, -math.inf)
 
 
 def aggregate_max(values: Sequence[float]) -> float:
@@ -202,24 +200,35 @@ def extrapolate(
     sampled = shape.sampled
     # young counters: first / change < to_start / sampled. Candidates are found at C
     # speed with a margin that only admits more; each is then decided exactly as
-    # Prometheus does (durationToZero < durationToStart)
+    # Prometheus does (durationToZero < durationToStart). An unchanged series (an empty
+    # bucket) is never a candidate: 0 < 0 does not hold.
     reach = to_start / sampled * (1 + 1e-9)
-    candidates = list(map(le, first, map(mul, change, repeat(reach))))
+    candidates = list(map(lt, first, map(mul, change, repeat(reach))))
     if True not in candidates:
         return out
-    threshold, half, end_part, duration = (
-        shape.threshold, shape.half, shape.end_part, shape.duration
+    # the candidates that are counters started inside the reach: a positive change
+    # from a non-negative start (C-level passes over the candidates only)
+    index = list(compress(range(len(candidates)), candidates))
+    deltas = list(map(change.__getitem__, index))
+    initials = list(map(first.__getitem__, index))
+    valid = list(map(and_, map(lt, repeat(0.0), deltas), map(le, repeat(0.0), initials)))
+    index = list(compress(index, valid))
+    deltas = list(compress(deltas, valid))
+    initials = list(compress(initials, valid))
+    to_zero = list(map(mul, repeat(sampled), map(truediv, initials, deltas)))
+    young = list(map(lt, to_zero, repeat(to_start)))
+    if True not in young:
+        return out
+    threshold, half = shape.threshold, shape.half
+    starts = [z if z < threshold else half for z in compress(to_zero, young)]
+    factors: Iterable[float] = map(
+        truediv, map(add, map(add, repeat(sampled), starts), repeat(shape.end_part)),
+        repeat(sampled),
     )
-    for k in compress(range(len(candidates)), candidates):
-        delta, initial = change[k], first[k]
-        if not (delta > 0 and initial >= 0):
-            continue
-        to_zero = sampled * (initial / delta)
-        if to_zero < to_start:
-            factor = (sampled + (to_zero if to_zero < threshold else half) + end_part) / sampled
-            if duration is not None:
-                factor /= duration
-            out[k] = delta * factor
+    if shape.duration is not None:
+        factors = map(truediv, factors, repeat(shape.duration))
+    deque(map(out.__setitem__, compress(index, young),
+              map(mul, compress(deltas, young), factors)), maxlen=0)
     return out
 
 

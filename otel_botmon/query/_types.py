@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from operator import lt
+from operator import attrgetter, lt, methodcaller
 from typing import Any, Final
 
 from otel_botmon.query._regex import AnchoredRegex, compile_anchored
@@ -109,6 +109,15 @@ class Labels(Mapping[str, str]):
         """The values of ``names`` (None where missing): a grouping key."""
         return tuple(map(self._map.get, names))
 
+    @staticmethod
+    def values_of_many(
+        many: Iterable[Labels], names: tuple[str, ...]
+    ) -> Iterator[tuple[str | None, ...]]:
+        """:meth:`values_of` of each labels in ``many`` (column by column, at C speed)."""
+        maps = list(map(_MAP_OF, many))
+        return zip(*(list(map(methodcaller("get", name), maps)) for name in names),
+                   strict=True)
+
     @classmethod
     def from_values(cls, names: Iterable[str], values: Iterable[str | None]) -> Labels:
         """The labels ``names`` with ``values`` (see :meth:`values_of`; None: absent)."""
@@ -120,6 +129,7 @@ class Labels(Mapping[str, str]):
 
 
 EMPTY_LABELS = Labels()
+_MAP_OF = attrgetter("_map")
 
 
 @dataclass(frozen=True)
