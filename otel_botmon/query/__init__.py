@@ -16,6 +16,8 @@ promtool tests) use :mod:`otel_botmon.query.syntax`.
 
 from __future__ import annotations
 
+from otel_botmon.query._catalog import DERIVED as KPIS
+from otel_botmon.query._catalog import DerivedValue as KPI
 from otel_botmon.query._compile import Condition, compile_condition
 from otel_botmon.query._compile import compile_condition as compile
 from otel_botmon.query._history import MetricHistory
@@ -23,6 +25,9 @@ from otel_botmon.query._lexer import RuleSyntaxError
 from otel_botmon.query._types import EMPTY_LABELS, Labels, Matcher, MetricKind, Sample
 
 __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
+    # _catalog (the derived values of the language are the KPIs, defined once)
+    "KPI",
+    "KPIS",
     # _compile
     "Condition",
     "compile",

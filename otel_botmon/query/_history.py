@@ -42,7 +42,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
 from itertools import accumulate, repeat
-from operator import attrgetter, ge, is_, itemgetter
+from operator import add, attrgetter, ge, is_, itemgetter
 from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
@@ -814,7 +814,7 @@ class MetricHistory:
             for t, row in zip(family.times, family.rows, strict=True):
                 entry = _entry(row, c)
                 if entry is not None:
-                    series.append(t, None if entry is STALE else entry)
+                    series.append(t, None if entry is STALE else _copy(entry))
             if series.times:  # its rows may have gone (max_points_per_series)
                 out.append((lab, series))
         return out
@@ -849,6 +849,13 @@ class MetricHistory:
         """Whole histogram points in ``[start, end]`` of every matching histogram."""
         chosen = self.selection(name, MetricKind.HISTOGRAM, where)
         return [] if chosen is None else self.points(chosen, start, end)
+
+
+def _copy(entry: Value) -> Value:
+    """A stored value as handed out: a histogram point's counts as a tuple."""
+    if entry.__class__ is tuple:
+        return (entry[BOUNDS], tuple(entry[COUNTS]), entry[SUM], entry[TOTAL])
+    return entry
 
 
 def _writable_row(family: _Family, r: int) -> list[Any]:
@@ -972,9 +979,13 @@ def _histogram_point(point: Any) -> HistogramPoint:
     explicit = point.explicit_bounds
     hit = _BOUNDS_BY_ID.get(id(explicit))
     bounds = hit[1] if hit is not None and hit[0] is explicit else _bounds_of(explicit)
-    return (
-        bounds, tuple(accumulate(point.bucket_counts)), float(point.sum), float(point.count)
-    )
+    return bounds, _counts(point.bucket_counts), float(point.sum), float(point.count)
+
+
+def _counts(bucket_counts: Iterable[float]) -> Sequence[float]:
+    """Cumulative bucket counts as one array of doubles: 8 bytes a bucket, where a tuple
+    of a busy histogram's counts (ints past the small ones Python caches) costs 40."""
+    return array("d", accumulate(bucket_counts))
 
 
 _EXPLICIT_BOUNDS = attrgetter("explicit_bounds")
@@ -991,7 +1002,7 @@ def _histogram_points(points: list[Any]) -> list[HistogramPoint]:
         return list(map(_histogram_point, points))
     bounds = _histogram_point(points[0])[BOUNDS]
     return list(zip(
-        repeat(bounds), map(tuple, map(accumulate, map(_BUCKET_COUNTS, points))),
+        repeat(bounds), map(_counts, map(_BUCKET_COUNTS, points)),
         map(float, map(_SUM, points)), map(float, map(_COUNT, points)),
     ))
 
@@ -1015,7 +1026,7 @@ def _add_histograms(previous: HistogramPoint | None, delta: HistogramPoint) -> H
         return delta
     return (
         delta[BOUNDS],
-        tuple(a + b for a, b in zip(previous[COUNTS], delta[COUNTS], strict=True)),
+        array("d", map(add, previous[COUNTS], delta[COUNTS])),
         previous[SUM] + delta[SUM],
         previous[TOTAL] + delta[TOTAL],
     )

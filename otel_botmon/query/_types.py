@@ -3,7 +3,7 @@ label matchers (every other module of the engine speaks these)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter, lt, methodcaller
@@ -42,10 +42,11 @@ class MetricKind(str, Enum):
     HISTOGRAM = "histogram"
 
 
-HistogramPoint = tuple[tuple[float, ...], tuple[float, ...], float, float]
+HistogramPoint = tuple[tuple[float, ...], Sequence[float], float, float]
 """One histogram observation: ``(bounds, counts, sum, total)``, counts cumulative per
-ascending upper bound (the last ``inf``), ``total`` the count of observations. A plain
-tuple, so the garbage collector stops tracking the many stored points."""
+ascending upper bound (the last ``inf``; an ``array('d')`` in the history, any sequence
+of numbers elsewhere), ``total`` the count of observations. A plain tuple of untracked
+objects, so the garbage collector stops tracking the many stored points."""
 BOUNDS: Final = 0
 COUNTS: Final = 1
 SUM: Final = 2
