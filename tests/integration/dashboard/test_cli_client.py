@@ -58,6 +58,10 @@ def test_status_shows_health_uptime_and_components(
     assert "system_resources" in out
     assert re.search(r"^  WARNING +for \d+s +[0-9a-f]{8}  Custom Trading Alert$", out,
                      re.MULTILINE), out
+    # the KPIs by the alert rules' names, each with its unit and window
+    assert "kpis (the alert rules' definitions):" in out
+    assert re.search(r"^  api_error_rate +(-|\S+ errors/min) +1m$", out, re.MULTILINE), out
+    assert re.search(r"^  trade_latency_p95 +(-|\S+ s) +5m$", out, re.MULTILINE), out
 
 
 def test_status_exits_2_while_an_alert_is_critical_and_names_it(
