@@ -41,8 +41,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
-from itertools import accumulate, repeat
-from operator import add, attrgetter, ge, is_, itemgetter
+from itertools import accumulate, compress, repeat
+from operator import add, attrgetter, ge, is_, itemgetter, ne, not_, or_
 from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
@@ -313,10 +313,9 @@ class MetricHistory:
             )
         except TypeError:  # some series had no previous value
             regular = False
-        if not regular:
-            for c, value in enumerate(values):
-                if _irregular(last[c], value):
-                    run[c] = serial + 1  # a reset or NaN here: windows from the next row
+        if not regular:  # a reset or NaN here: those columns' windows from the next row
+            for c in _irregular_columns(last, values, histogram):
+                run[c] = serial + 1
         # the row itself for scalars (an array: copied into a list on the next write)
         family.last = values.copy() if histogram else values
         family.last_t = [times[-1]] * len(values)
@@ -902,6 +901,19 @@ def _break(family: _Family, c: int) -> None:
 
 def _scalar_decreased(before: float, after: float) -> bool:
     return not after >= before  # or NaN on either side
+
+
+def _irregular_columns(last: Sequence[Value], values: Sequence[Value],
+                       histogram: bool) -> Iterable[int]:
+    """The columns whose new value breaks their clean run (see :func:`_irregular`);
+    for scalars that all had a value, in C-level passes (gauges go down every collect)."""
+    if not histogram:
+        try:
+            broken = map(or_, map(not_, map(ge, values, last)), map(ne, values, values))
+            return list(compress(range(len(values)), broken))
+        except TypeError:  # some series had no previous value
+            pass
+    return [c for c, value in enumerate(values) if _irregular(last[c], value)]
 
 
 def _irregular(previous: Value, value: Value) -> bool:
