@@ -319,6 +319,7 @@
   // (seconds) are shown in ms.
 
   const KPI_DIGITS = { "%": 1, "s": 1, "errors/min": 2, "quote currency": 2 };
+  const COUNT_UNITS = new Set(["trades", "requests", "positions"]);
 
   function kpis(performance, table) {
     const c = performance.current || {};
@@ -332,7 +333,9 @@
       }
       const digits = KPI_DIGITS[k.unit] !== undefined ? KPI_DIGITS[k.unit] : 0;
       const window = k.window === "latest" ? "now" : (k.window === "since start" ? "since start" : "last " + k.window);
-      return { key: key, label: k.title || key, value: value, unit: unit === "quote currency" ? "quote ccy" : unit, digits: digits, window: window };
+      // counts ("trades", "requests") and the currency are named beside the window
+      const aside = unit === "quote currency" ? "quote ccy" : (COUNT_UNITS.has(unit) ? unit : "");
+      return { key: key, label: k.title || key, value: value, unit: aside ? "" : unit, aside: aside, digits: digits, window: window };
     });
   }
 
@@ -349,8 +352,8 @@
       return card;
     }, function (card, m) {
       setText(card.children[0], m.label);
-      setText(card.children[1], m.value === null || m.value === undefined ? "–" : fmtNumber(m.value, m.digits) + (m.unit && m.unit !== "quote ccy" ? " " + m.unit : ""));
-      setText(card.children[2], m.window + (m.unit === "quote ccy" ? " · quote ccy" : ""));
+      setText(card.children[1], m.value === null || m.value === undefined ? "–" : fmtNumber(m.value, m.digits) + (m.unit ? " " + m.unit : ""));
+      setText(card.children[2], m.window + (m.aside ? " · " + m.aside : ""));
     });
   }
 
