@@ -25,6 +25,7 @@ functions, not copies; the tests hold a plain per-series reference to compare wi
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from functools import reduce
@@ -330,23 +331,29 @@ def merge_buckets(
 def _bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
     """The quantile of ascending, distinct ``bounds`` ending at +Inf, ``0 <= q <= 1``."""
     fixed: Sequence[float] = counts
-    if not all(map(le, counts, islice(counts, 1, None))):
+    ordered = all(map(le, counts, islice(counts, 1, None)))  # False with a NaN count
+    if not ordered:
         fixed = _monotonic(counts)
     observations = fixed[-1]
     if observations == 0:
         return math.nan
     rank = q * observations
     top = len(bounds) - 1
-    # Go's sort.Search(top, counts[i] >= rank): the same probes, so NaN counts lead
-    # where they lead in Prometheus
-    lo, hi = 0, top
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if not fixed[mid] >= rank:
-            lo = mid + 1
-        else:
-            hi = mid
-    b = lo
+    if ordered and rank == rank:
+        # counts in order and no NaN: every binary search finds the first count >= rank,
+        # so C's bisect gives what Go's sort.Search gives
+        b = bisect_left(fixed, rank, 0, top)
+    else:
+        # Go's sort.Search(top, counts[i] >= rank): the same probes, so NaN counts (or
+        # a NaN rank) lead where they lead in Prometheus
+        lo, hi = 0, top
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if not fixed[mid] >= rank:
+                lo = mid + 1
+            else:
+                hi = mid
+        b = lo
     if b == top:
         return bounds[top - 1]
     if b == 0 and bounds[0] <= 0:
