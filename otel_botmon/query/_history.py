@@ -41,8 +41,8 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
-from itertools import accumulate, compress, repeat
-from operator import add, attrgetter, ge, is_, itemgetter, ne, not_, or_
+from itertools import accumulate, chain, compress, repeat
+from operator import add, attrgetter, ge, is_, itemgetter, lt, ne, not_, or_
 from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
@@ -95,6 +95,9 @@ STALE: Final = _StaleMarker()
 
 _ATTRIBUTES = attrgetter("attributes")
 _SUM_OF = itemgetter(SUM)
+_TOTAL_OF = itemgetter(TOTAL)
+_BOUNDS_OF = itemgetter(BOUNDS)
+_COUNTS_OF = itemgetter(COUNTS)
 _VALUE = attrgetter("value")
 
 # a fresh row at the end, written by the current batch (ingest or one add_point)
@@ -307,8 +310,7 @@ class MetricHistory:
         last = family.last
         try:
             regular = (
-                True not in map(histogram_decreased, last, values)
-                and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
+                _histograms_regular(last, values)
                 if histogram else False not in map(ge, values, last)
             )
         except TypeError:  # some series had no previous value
@@ -901,6 +903,19 @@ def _break(family: _Family, c: int) -> None:
 
 def _scalar_decreased(before: float, after: float) -> bool:
     return not after >= before  # or NaN on either side
+
+
+def _histograms_regular(last: Sequence[HistogramPoint], values: Sequence[HistogramPoint]) -> bool:
+    """No point of ``values`` is a reset or NaN after ``last`` (see
+    :func:`_histogram_irregular`); in C-level passes when the layouts are the same
+    objects, as an SDK collect hands them."""
+    if not all(map(is_, map(_BOUNDS_OF, values), map(_BOUNDS_OF, last))):
+        return (True not in map(histogram_decreased, last, values)
+                and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last)))
+    return (False not in map(ge, map(_TOTAL_OF, values), map(_TOTAL_OF, last))
+            and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
+            and True not in map(lt, chain.from_iterable(map(_COUNTS_OF, values)),
+                                chain.from_iterable(map(_COUNTS_OF, last))))
 
 
 def _irregular_columns(last: Sequence[Value], values: Sequence[Value],
