@@ -1,36 +1,47 @@
 """Alert evaluation cost against the SDK's own collect, measured in the same run.
 
-Targets (issue 4):
-  1. 100 rules over about 4,000 data points per cycle: the evaluation (history ingest +
-     rule evaluation + lifecycle), excluding the InMemoryMetricReader's collect, costs at
-     most 0.5x that collect.
-  2. Ten times the series costs at most 12x the evaluation.
+Every figure is a ratio per round (``bench/_harness.py``: interleaved rounds, median,
+IQR, mean, load average, ``--repeat N``, one ``BENCH {json}`` line per figure). A round
+is one evaluation cycle: the shards' series are touched, the SDK's InMemoryMetricReader
+is collected (the baseline), and the history ingest + rule evaluation + alert lifecycle
+run on that collect (the candidate).
 
 Workload per 1x: 4,000 series, each touched every cycle (so 4,000 data points per
 collect): exchange request latency histograms (``--histogram-share``, default 10 %, as
 in a bot where only durations are histograms); up to 1,000 series (the SDK's per-stream
 limit) each of the exchange request counter, the trade counter and the rate-limit gauge;
 the rest on the trade volume counter, which no rule reads (so it is not ingested, as in
-AlertManager). Cycles are 10 s apart (simulated); the first three only fill the windows.
-10x is ten such shards. Figures are the best cycle of each part (the machine is shared).
+AlertManager). Cycles are 10 s apart (simulated); the first ones only fill the windows.
+10x is ten such shards.
 
-Workloads (``--workload``): ``shaped`` (default) is 100 rules, 15 of each of six shapes
-(rules of one shape differ only in their threshold, so a per-cycle memo answers most of
-them from the first); ``distinct`` gives each rule its own window or matcher, as users
-write them (target: evaluation at most 1.0x collect at 1x).
+Rule workloads (each figure names its own):
+  distinct  the 12 default rules + 88 rules as users write them, each its own window or
+            matcher (rate/increase/p95/max_over_time/avg/sum by over its own selector),
+            so no per-cycle memo answers one rule from another;
+  shaped    the 12 default rules + 88 rules of six shapes that differ only in their
+            threshold (a per-cycle memo answers most of them from the first).
 
-Run: python bench/bench_alerting.py [--workload distinct] [--cycles N]
-                                    [--histogram-share 0.25] [--no-gc]
-     python bench/bench_alerting.py --memory   (the history's memory, about 2 min)
+Figures and targets (issue 15):
+  alerting.distinct.1x       evaluation / collect, distinct rules at 1x      <= 1.0
+  alerting.shaped.1x         evaluation / collect, shaped rules at 1x        <= 0.5
+  alerting.distinct.10x/1x   evaluation at 10x / evaluation at 1x, the two
+                             cycles interleaved in each round                <= 12
+  alerting.history.bytes     history bytes per stored value after 1 h of 10 s
+                             collects of one shard, with busy histograms
+                             (bucket counts in the thousands: no cached small
+                             ints), measured with tracemalloc                <= 20 B
+
+Run: python bench/bench_alerting.py [--repeat N] [--rounds N] [--quick]
+                                    [--only distinct] [--histogram-share 0.25]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import logging
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -38,44 +49,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import Bench
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from otel_botmon.alerting.default_rules import default_rules
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertRule, AlertSeverity
+from otel_botmon.query import MetricHistory
 
 STEP_S = 10.0
-
-
-class TimedCondition:
-    """A compiled condition that adds the time spent in it to a shared counter, so the
-    report can split the evaluation into condition language and alert lifecycle."""
-
-    spent = [0.0]
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.comparison = inner.comparison
-        self.threshold = getattr(inner, "threshold", None)
-        self.lhs_key = getattr(inner, "lhs_key", None)
-        self.referenced_metrics = inner.referenced_metrics
-
-    def evaluate(self, history: Any, now: float) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.inner.evaluate(history, now)
-        finally:
-            self.spent[0] += time.perf_counter() - start
-
-    def values(self, history: Any, now: float) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.inner.values(history, now)
-        finally:
-            self.spent[0] += time.perf_counter() - start
 
 
 def rules_100() -> list[AlertRule]:
@@ -207,91 +192,152 @@ def count_points(data: Any) -> int:
     )
 
 
-def run(scale: int, cycles: int, histogram_share: float = 0.1,
-        workload: str = "shaped") -> dict[str, float]:
-    tel = telemetry.configure("bench-alerting", set_global=False)
-    try:
-        shards = [Shard(tel, index, histogram_share) for index in range(scale)]
-        history = MetricHistory()
-        evaluator = AlertEvaluator(
-            WORKLOADS[workload](), history,
-            compiler=lambda text: TimedCondition(compile_condition(text)),
-        )
-        now = 1_700_000_000.0
-        filters = "only" in inspect.signature(history.ingest).parameters
-        collect_s: list[float] = []
-        evaluate_s: list[float] = []
-        ingest_s: list[float] = []
-        conditions_s: list[float] = []
-        lifecycle_s: list[float] = []
-        points = 0
-        for cycle in range(cycles + 3):
-            for shard in shards:
-                shard.tick()
-            now += STEP_S
-            if gc.isenabled():
-                gc.collect()
-            start = time.perf_counter()
-            data = tel.metric_reader.get_metrics_data()
-            collected = time.perf_counter()
-            if filters:  # as AlertManager does: keep only what the rules read
-                history.ingest(data, now, only=evaluator.referenced_metrics())
-            else:
-                history.ingest(data, now)
-            ingested = time.perf_counter()
-            TimedCondition.spent[0] = 0.0
-            evaluator.evaluate(now)
-            done = time.perf_counter()
-            if cycle >= 3:  # windows (rate, p95) have points from here on
-                collect_s.append(collected - start)
-                evaluate_s.append(done - collected)
-                ingest_s.append(ingested - collected)
-                conditions_s.append(TimedCondition.spent[0])
-                lifecycle_s.append(done - ingested - TimedCondition.spent[0])
-                points = count_points(data)
-        # Best cycle of each: other processes on a shared machine only ever add time, so
-        # the minimum is the steadiest estimate; collect and evaluation are treated alike.
-        return {
-            "points": points, "series": history.series_count(),
-            "collect": min(collect_s), "evaluate": min(evaluate_s),
-            "ingest": min(ingest_s), "conditions": min(conditions_s),
-            "lifecycle": min(lifecycle_s),
-            "firing": len(evaluator.firing()),
-        }
-    finally:
-        tel.shutdown()
+class Setup:
+    """One SDK with ``scale`` shards, a history and an evaluator of ``workload``'s rules;
+    :meth:`cycle` runs one 10 s cycle and returns (collect s, evaluation s)."""
 
+    def __init__(self, scale: int, workload: str, histogram_share: float) -> None:
+        self.tel = telemetry.configure(f"bench-alerting-{workload}-{scale}x", set_global=False)
+        self.shards = [Shard(self.tel, index, histogram_share) for index in range(scale)]
+        self.history = MetricHistory()
+        self.evaluator = AlertEvaluator(WORKLOADS[workload](), self.history)
+        self.only = self.evaluator.referenced_metrics()
+        self.now = 1_700_000_000.0
+        self.points = 0
+        self.times: dict[str, list[float]] = {"collect": [], "ingest": [], "evaluate": []}
 
-def memory(cycles: int, histogram_share: float) -> dict[str, float]:
-    """The history's memory after ``cycles`` collects of one shard (tracemalloc), and the
-    number of values it holds (a histogram point counts its buckets, sum and count)."""
-    import tracemalloc
-
-    tel = telemetry.configure("bench-alerting-memory", set_global=False)
-    try:
-        shard = Shard(tel, 0, histogram_share)
-        history = MetricHistory()
-        only = AlertEvaluator(rules_100(), history).referenced_metrics()
-        now = 1_700_000_000.0
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
-        values = 0
-        for _ in range(cycles):
+    def cycle(self) -> tuple[float, float]:
+        for shard in self.shards:
             shard.tick()
-            now += STEP_S
-            data = tel.metric_reader.get_metrics_data()
-            history.ingest(data, now, only=only)
-            del data
-        gc.collect()
-        used = tracemalloc.get_traced_memory()[0] - base
-        tracemalloc.stop()
-        for name in only:
-            for _, series in history.select(name):
-                for value in series.values:
-                    values += (len(value[1]) + 2) if isinstance(value, tuple) else 1
-        return {"bytes": used, "values": values, "series": history.series_count()}
+        self.now += STEP_S
+        if gc.isenabled():
+            gc.collect()  # outside the timed part: each cycle starts from a collected heap
+        start = time.perf_counter()
+        data = self.tel.metric_reader.get_metrics_data()
+        collected = time.perf_counter()
+        self.history.ingest(data, self.now, only=self.only)  # as AlertManager does
+        ingested = time.perf_counter()
+        self.evaluator.evaluate(self.now)
+        done = time.perf_counter()
+        self.points = count_points(data)
+        for key, value in (("collect", collected - start), ("ingest", ingested - collected),
+                           ("evaluate", done - ingested)):
+            self.times[key].append(value)
+        return collected - start, done - collected
+
+    def warm(self, cycles: int = 72) -> None:
+        """Run until the history covers the longest window (the distinct rules' reach
+        690 s): the steady state of a bot that has run for a while, where no counter is
+        younger than the windows that read it."""
+        for _ in range(cycles):
+            self.cycle()
+        for values in self.times.values():
+            values.clear()
+
+    def detail(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"{k}_ms": round(statistics.median(v) * 1e3, 2)
+                               for k, v in self.times.items() if v}
+        out.update(points=self.points, series=self.history.series_count(),
+                   rules=len(self.evaluator.rules), firing=len(self.evaluator.firing()))
+        return out
+
+    def close(self) -> None:
+        self.tel.shutdown()
+
+
+def evaluation_over_collect(bench: Bench, workload: str, target: float, share: float) -> None:
+    name = f"alerting.{workload}.1x"
+    if not bench.wanted(name):
+        return
+    setup = Setup(1, workload, share)
+    try:
+        def one_round() -> float:
+            collect, evaluation = setup.cycle()
+            return evaluation / collect
+
+        bench.rounds(
+            name, one_round, target=target, rounds=21, warmup=setup.warm, detail=setup.detail,
+            workload=f"{workload} rules (100) over 4,000 series at 1x: history ingest + rule "
+                     "evaluation + lifecycle / InMemoryMetricReader collect, one cycle a round",
+        )
     finally:
-        tel.shutdown()
+        setup.close()
+
+
+def scaling(bench: Bench, share: float) -> None:
+    name = "alerting.distinct.10x/1x"
+    if not bench.wanted(name):
+        return
+    small = Setup(1, "distinct", share)
+    large = Setup(10, "distinct", share)
+    flip = [False]
+    try:
+        def one_round() -> float:
+            flip[0] = not flip[0]
+            if flip[0]:
+                a = large.cycle()[1]
+                b = small.cycle()[1]
+            else:
+                b = small.cycle()[1]
+                a = large.cycle()[1]
+            return a / b
+
+        def warm() -> None:
+            small.warm()
+            large.warm()
+
+        bench.rounds(
+            name, one_round, target=12.0, rounds=9, warmup=warm,
+            detail=lambda: {"1x": small.detail(), "10x": large.detail()},
+            workload="distinct rules (100): evaluation at 10x (40,000 series) / at 1x "
+                     "(4,000 series), one cycle of each per round, interleaved",
+        )
+    finally:
+        small.close()
+        large.close()
+
+
+def busy_shard(shard: Shard, observations: int) -> None:
+    """Record ``observations`` latencies into every histogram series first, so bucket
+    counts are in the thousands (a busy bot), not the small ints Python caches."""
+    rng = shard.rng.random
+    for attrs in shard.latency_attrs:
+        for _ in range(observations):
+            shard.duration.record(rng() * 2.0, attrs)
+
+
+def memory_round(cycles: int, histogram_share: float) -> Callable[[], float]:
+    def one_round() -> float:
+        import tracemalloc
+
+        tel = telemetry.configure("bench-alerting-memory", set_global=False)
+        try:
+            shard = Shard(tel, 0, histogram_share)
+            busy_shard(shard, 5_000)
+            history = MetricHistory()
+            only = AlertEvaluator(rules_distinct(), history).referenced_metrics()
+            now = 1_700_000_000.0
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            for _ in range(cycles):
+                shard.tick()
+                now += STEP_S
+                data = tel.metric_reader.get_metrics_data()
+                history.ingest(data, now, only=only)
+                del data
+            gc.collect()
+            used = tracemalloc.get_traced_memory()[0] - base
+            tracemalloc.stop()
+            values = 0
+            for name in only:
+                for _, series in history.select(name):
+                    for value in series.values:
+                        values += (len(value[1]) + 2) if isinstance(value, tuple) else 1
+            return used / values
+        finally:
+            tel.shutdown()
+
+    return one_round
 
 
 def main() -> int:
@@ -299,48 +345,26 @@ def main() -> int:
     logging.getLogger("opentelemetry.sdk.metrics").setLevel(logging.ERROR)
     # the bench's gauge rules exceed the per-rule notification rate on purpose
     logging.getLogger("otel_botmon.alerting").setLevel(logging.ERROR)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=20)
-    parser.add_argument("--histogram-share", type=float, default=0.1,
-                        help="fraction of the series that are histograms (default 0.1)")
-    parser.add_argument("--no-gc", action="store_true",
-                        help="disable the cyclic GC (shows how much of the 10x cost it is)")
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="shaped",
-                        help="shaped: 100 rules, 15 of each shape (the issue-4 figure); "
-                             "distinct: each rule its own window or matcher (target 1.0x)")
-    parser.add_argument("--memory", action="store_true",
-                        help="instead: the history's memory after an hour of 10 s collects")
-    args = parser.parse_args()
-    if args.memory:
-        m = memory(int(3600 / STEP_S) + 10, args.histogram_share)
-        print(f"1x history after 1 h of {STEP_S:g} s collects: {m['series']:.0f} series, "
-              f"{m['values']:.0f} values, {m['bytes'] / 2**20:.1f} MiB = "
-              f"{m['bytes'] / m['values']:.1f} bytes per value "
-              f"({m['bytes'] / m['values'] / 8:.2f}x a raw double)")
-        return 0
-    if args.no_gc:
-        gc.disable()
-    share = args.histogram_share
-    print(f"workload {args.workload}, histogram share {share:.0%}, "
-          f"cyclic GC {'off' if args.no_gc else 'on'}")
-    small = run(1, args.cycles, share, args.workload)
-    large = run(10, max(3, args.cycles // 2), share, args.workload)
-    ratio = small["evaluate"] / small["collect"]
-    scaling = large["evaluate"] / small["evaluate"]
-    for label, r in (("1x", small), ("10x", large)):
-        print(f"{label}: {r['points']:.0f} data points/cycle, {r['series']:.0f} history series,"
-              f" 100 rules, {r['firing']:.0f} alerts firing: collect {r['collect'] * 1e3:.1f} ms,"
-              f" evaluate {r['evaluate'] * 1e3:.1f} ms = ingest {r['ingest'] * 1e3:.1f}"
-              f" + conditions {r['conditions'] * 1e3:.1f} + lifecycle {r['lifecycle'] * 1e3:.1f}"
-              f" (best cycle of each)")
-    target = 0.5 if args.workload == "shaped" else 1.0
-    ok1 = ratio <= target
-    ok2 = scaling <= 12.0
-    print(f"{args.workload}: evaluate / collect at 1x = {ratio:.2f}  (target <= {target:.2f}): "
-          f"{'OK' if ok1 else 'MISSED'}")
-    print(f"evaluate 10x / evaluate 1x = {scaling:.2f}  (target <= 12.0): "
-          f"{'OK' if ok2 else 'MISSED'}")
-    return 0 if ok1 and ok2 else 1
+
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--histogram-share", type=float, default=0.1,
+                            help="fraction of the series that are histograms (default 0.1)")
+
+    bench = Bench("alerting", __doc__, extra=extra)
+    share = bench.args.histogram_share
+    evaluation_over_collect(bench, "distinct", 1.0, share)
+    evaluation_over_collect(bench, "shaped", 0.5, share)
+    scaling(bench, share)
+    cycles = 60 if bench.args.quick else int(3600 / STEP_S)
+    bench.rounds(
+        "alerting.history.bytes", memory_round(cycles, share), target=20.0, unit="B",
+        rounds=1,
+        workload=f"history bytes per stored value (tracemalloc) after {cycles} collects "
+                 f"{STEP_S:g} s apart of one shard, histograms busy (5,000 observations "
+                 "each before the first collect); a histogram point counts its buckets, "
+                 "sum and count",
+    )
+    return bench.finish()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from otel_botmon.__about__ import __version__
 from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
-from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import (
     Alert,
@@ -60,6 +59,7 @@ from otel_botmon.observe.checks import (
 from otel_botmon.observe.health import HealthChecker, HealthCheckResult, HealthStatus
 from otel_botmon.observe.host import HostObserver
 from otel_botmon.performance import PerformanceMonitor
+from otel_botmon.query import RuleSyntaxError, compile_condition
 from otel_botmon.redaction import add_sensitive_keys, redact_text, register_secret
 from otel_botmon.telemetry import (
     Telemetry,

@@ -26,7 +26,7 @@ REDACTED_LOGGERS: Final = (
     "websockets.client",
     "ccxt.base.exchange",
     "otel_botmon", "otel_botmon.alerting", "otel_botmon.alerting.store",
-    "otel_botmon.alerting.history", "otel_botmon.dashboard", "otel_botmon.demo",
+    "otel_botmon.query._history", "otel_botmon.dashboard", "otel_botmon.demo",
     "otel_botmon.exporters.influxdb", "otel_botmon.instrument", "otel_botmon.notify",
 )
 

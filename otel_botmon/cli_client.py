@@ -193,7 +193,27 @@ def cmd_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
         message = (components.get(name) or {}).get("message", "")
         out.write(f"  {clip(name, 24):<24} {paint(f'{result:<9}', str(result))} "
                   f"{clip(message, 80)}\n")
+    write_kpis(args, out)
     return code
+
+
+def write_kpis(args: argparse.Namespace, out: TextIO) -> None:
+    """The KPIs as ``/api/performance`` gives them: the alert rules' definitions, each
+    with its unit and window (nothing when the server does not answer)."""
+    try:
+        performance = request(args, "GET", "/api/performance?history=1",
+                              unreachable_code=STATUS_UNKNOWN)
+    except CliError:
+        return
+    table = performance.get("kpis") or {}
+    current = performance.get("current") or {}
+    if not table:
+        return
+    out.write("kpis (the alert rules' definitions):\n")
+    for name, kpi in table.items():
+        value = current.get(name)
+        shown = "-" if value is None else f"{value:.6g} {kpi.get('unit', '')}".rstrip()
+        out.write(f"  {clip(name, 24):<24} {shown:<22} {kpi.get('window', '')}\n")
 
 
 # --- alerts --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from otel_botmon.performance import (
     MetricType,
     PerformanceMonitor,
     PerformanceSample,
+    kpi_table,
 )
 from otel_botmon.redaction import redact_text
 
@@ -57,10 +58,10 @@ __all__ = [
 logger = logging.getLogger("otel_botmon")
 
 CHART_FIELDS = (
-    "cpu_percent", "memory_percent", "disk_percent", "trade_latency_p50_ms",
-    "trade_latency_p95_ms", "api_latency_avg_ms", "api_latency_p95_ms", "api_error_rate",
-    "pnl_realized", "win_rate",
+    "cpu", "memory", "disk", "trade_latency_p50", "trade_latency_p95", "api_latency_avg",
+    "api_latency_p95", "api_error_rate", "pnl", "win_rate",
 )
+"""The KPIs (``otel_botmon.query.KPIS``) the dashboard charts."""
 
 
 RECENT_ALERTS = 500
@@ -408,11 +409,15 @@ class SystemMonitor:
             } for a in firing],
         )
 
-    def get_performance_summary(self, history_limit: int = 120) -> dict[str, Any]:
-        """The latest performance sample, chart columns and custom metrics."""
+    def get_performance_summary(
+        self, history_limit: int = 120, *, with_table: bool = True
+    ) -> dict[str, Any]:
+        """The latest KPIs, their table (title, unit, window, definition: the alert
+        rules' own; left out with ``with_table=False``), chart columns and custom
+        metrics."""
         latest = self.performance_monitor.latest
         return {
-            "window_s": self.performance_monitor.window_s,
+            **({"kpis": kpi_table()} if with_table else {}),
             "current": latest.to_dict() if latest is not None else None,
             "history": self.performance_monitor.series(CHART_FIELDS, limit=history_limit),
             "custom_metrics": self.performance_monitor.metrics_collector.summaries(),
@@ -426,7 +431,8 @@ class SystemMonitor:
         return {
             "status": self.get_system_status().to_dict(),
             "health": self.get_health_details(),
-            "performance": self.get_performance_summary(history_limit),
+            "performance": self.get_performance_summary(history_limit, with_table=False),
+            "kpis": kpi_table(),
             "alerts": {
                 "active": [summary(a) for a in self.get_active_alerts()],
                 "recent": [summary(a) for a in self.get_alert_history(limit=alert_limit)],

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
-from otel_botmon.alerting.history import MetricHistory, Sample
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import (
     Alert,
@@ -27,6 +25,7 @@ from otel_botmon.alerting.model import (
 from otel_botmon.alerting.rules import RuleFileError, RuleGroup, load_rule_file, load_rule_groups
 from otel_botmon.alerting.store import AlertStore, StoreVersionError
 from otel_botmon.alerting.store_file import StoreInUseError
+from otel_botmon.query import Condition, MetricHistory, RuleSyntaxError, Sample, compile_condition
 
 __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # default_rules
@@ -34,13 +33,6 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "default_rules",
     # evaluator
     "AlertEvaluator",
-    # expr
-    "Condition",
-    "RuleSyntaxError",
-    "compile_condition",
-    # history
-    "MetricHistory",
-    "Sample",
     # manager
     "AlertManager",
     # model
@@ -65,4 +57,10 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     "AlertStore",
     "StoreInUseError",
     "StoreVersionError",
+    # query (the engine's face, re-exported where it always was)
+    "Condition",
+    "MetricHistory",
+    "RuleSyntaxError",
+    "Sample",
+    "compile_condition",
 ]

@@ -1,15 +1,12 @@
-"""A rule compiled once for the evaluator: its condition, its alerts, and cheap matching.
+"""A rule compiled once for the evaluator: its condition, its alerts, and the cached
+labels and fingerprint of each series (computed once per series, not per cycle).
 
-Evaluation cost matters (the evaluator runs every few seconds over thousands of series),
-so a rule of the form ``LHS <op> <constant>`` does not evaluate its condition itself: the
-left-hand side is evaluated once per cycle for all rules that share it (warning/critical
-pairs, many thresholds on one metric), sorted once, and each rule takes its matches by
-bisection. The labels and fingerprint of each series are computed once and cached.
+Rules that share a left-hand side (warning/critical pairs, many thresholds on one
+metric) cost little more than one: the query engine memoizes per evaluation time.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,7 +30,7 @@ class SampleLike(Protocol):
 
 
 class ConditionLike(Protocol):
-    """What ``alerting.expr.compile_condition`` returns."""
+    """What ``otel_botmon.query.compile`` returns."""
 
     @property
     def comparison(self) -> str | None: ...
@@ -44,47 +41,13 @@ class ConditionLike(Protocol):
 Compiler = Callable[[str], ConditionLike]
 
 _ORDERING = ("<", "<=", ">", ">=")
-_SHARABLE_OPS = (*_ORDERING, "==", "!=")
 _MAX_IDENTITIES = 20_000  # cached series identities per rule (bounded memory)
 
 
 def default_compiler(text: str) -> ConditionLike:
-    from otel_botmon.alerting.expr import compile_condition
+    from otel_botmon.query import compile
 
-    return compile_condition(text)
-
-
-class SortedVector:
-    """One cycle's values of a left-hand side, sorted for bisection (NaN kept aside)."""
-
-    __slots__ = ("all", "samples", "values")
-
-    def __init__(self, samples: Sequence[SampleLike]) -> None:
-        self.all = samples
-        self.samples = sorted((s for s in samples if s.value == s.value), key=_value)
-        self.values = [s.value for s in self.samples]
-
-    def matching(self, op: str | None, threshold: float) -> Sequence[SampleLike]:
-        """The samples for which ``value <op> threshold`` holds (PromQL float semantics)."""
-        if op == ">":
-            return self.samples[bisect_right(self.values, threshold):]
-        if op == ">=":
-            return self.samples[bisect_left(self.values, threshold):]
-        if op == "<":
-            return self.samples[:bisect_left(self.values, threshold)]
-        if op == "<=":
-            return self.samples[:bisect_right(self.values, threshold)]
-        if op == "==":
-            return [s for s in self.samples if s.value == threshold]
-        return [s for s in self.all if s.value != threshold]  # NaN != x holds
-
-
-def _value(sample: SampleLike) -> float:
-    return sample.value
-
-
-SharedValues = dict[str, SortedVector]
-"""Left-hand-side key -> its values in this cycle (one dict per evaluation cycle)."""
+    return compile(text)
 
 
 @dataclass
@@ -93,8 +56,6 @@ class CompiledRule:
     condition: ConditionLike
     alerts: dict[str, Alert] = field(default_factory=dict)
     """Fingerprint -> this rule's pending and firing alerts."""
-    lhs_key: str | None = None
-    threshold: float | None = None
     identities: dict[Any, tuple[str, dict[str, str]]] = field(default_factory=dict)
     metrics: frozenset[str] | None = None
     """The metric names the condition reads (None: the condition cannot tell)."""
@@ -114,33 +75,15 @@ class CompiledRule:
         referenced = getattr(condition, "referenced_metrics", None)
         if callable(referenced):
             compiled.metrics = frozenset(referenced())
-        lhs_key = getattr(condition, "lhs_key", None)
-        threshold = getattr(condition, "threshold", None)
-        if (isinstance(lhs_key, str) and isinstance(threshold, (int, float))
-                and condition.comparison in _SHARABLE_OPS):
-            compiled.lhs_key, compiled.threshold = lhs_key, float(threshold)
         return compiled
 
-    def matches(self, history: Any, now: float, shared: SharedValues) -> Sequence[SampleLike]:
+    def matches(self, history: Any, now: float) -> Sequence[SampleLike]:
         """The series for which the condition holds, each with its left-hand-side value."""
-        if self.lhs_key is None or self.threshold is None:
-            return self.condition.evaluate(history, now)
-        return self._lhs(history, now, shared).matching(self.condition.comparison,
-                                                        self.threshold)
+        return self.condition.evaluate(history, now)
 
-    def values(self, history: Any, now: float, shared: SharedValues) -> Sequence[SampleLike]:
+    def values(self, history: Any, now: float) -> Sequence[SampleLike]:
         """The left-hand side for every series (hysteresis)."""
-        if self.lhs_key is None:
-            return self.condition.values(history, now)
-        return self._lhs(history, now, shared).all
-
-    def _lhs(self, history: Any, now: float, shared: SharedValues) -> SortedVector:
-        assert self.lhs_key is not None
-        vector = shared.get(self.lhs_key)
-        if vector is None:
-            vector = SortedVector(self.condition.values(history, now))
-            shared[self.lhs_key] = vector
-        return vector
+        return self.condition.values(history, now)
 
     def identity(self, series: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """(fingerprint, alert labels) of a series: its labels + the rule's labels +

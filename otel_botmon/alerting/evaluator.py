@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
-from otel_botmon.alerting.compiled_rule import CompiledRule, Compiler, SharedValues, render
+from otel_botmon.alerting.compiled_rule import CompiledRule, Compiler, render
 from otel_botmon.alerting.escalation import escalate_if_due
 from otel_botmon.alerting.listeners import Listener, ListenerSet
 from otel_botmon.alerting.model import (
@@ -57,7 +57,7 @@ _INACTIVE_KEPT = 256  # pending alerts that cleared, kept so ``get`` can say wha
 class AlertEvaluator:
     """Evaluates rules over a metric history and keeps the alerts' lifecycle.
 
-    ``history`` is an ``alerting.history.MetricHistory`` that the caller fills; the
+    ``history`` is an ``otel_botmon.query.MetricHistory`` that the caller fills; the
     evaluator only reads it. With a ``store`` the active alerts, their timers, silences
     and cooldowns are loaded at construction and every change is written through, so a
     restart neither repeats a FIRED nor loses an acknowledgement.
@@ -263,7 +263,6 @@ class AlertEvaluator:
         """
         now = self.clock() if now is None else float(now)
         events: list[AlertEvent] = []
-        shared: SharedValues = {}
         with self._lock:
             if len(self.recorder):
                 self.recorder.record(self.history, now)
@@ -271,7 +270,7 @@ class AlertEvaluator:
                 if not compiled.rule.enabled:
                     continue
                 try:
-                    self._evaluate_rule(compiled, now, events, shared)
+                    self._evaluate_rule(compiled, now, events)
                 except Exception as exc:
                     report_internal_error(f"alerting.rule.{compiled.rule.name}", exc)
             self._resolve_orphans(now, events)
@@ -282,11 +281,10 @@ class AlertEvaluator:
         return events
 
     def _evaluate_rule(
-        self, compiled: CompiledRule, now: float, events: list[AlertEvent],
-        shared: SharedValues,
+        self, compiled: CompiledRule, now: float, events: list[AlertEvent]
     ) -> None:
         rule = compiled.rule
-        samples = compiled.matches(self.history, now, shared)
+        samples = compiled.matches(self.history, now)
         seen: dict[str, float] = {}
         for sample in samples:
             fp, labels = compiled.identity(sample.labels)
@@ -319,7 +317,7 @@ class AlertEvaluator:
         missing = [a for fp, a in compiled.alerts.items() if fp not in seen]
         if not missing:
             return
-        recovery = self._recovery_values(compiled, missing, now, shared)
+        recovery = self._recovery_values(compiled, missing, now)
         for alert in missing:
             if alert.state is AlertState.PENDING:
                 self._deactivate(alert, now, events)
@@ -338,8 +336,7 @@ class AlertEvaluator:
             self._end(alert, now, events, by=None, reason="condition cleared")
 
     def _recovery_values(
-        self, compiled: CompiledRule, missing: list[Alert], now: float,
-        shared: SharedValues,
+        self, compiled: CompiledRule, missing: list[Alert], now: float
     ) -> dict[str, float]:
         """Fingerprints of firing alerts held by hysteresis -> their current value."""
         rule = compiled.rule
@@ -348,7 +345,7 @@ class AlertEvaluator:
             return {}
         above = compiled.condition.comparison in (">", ">=")
         held: dict[str, float] = {}
-        for sample in compiled.values(self.history, now, shared):
+        for sample in compiled.values(self.history, now):
             value = float(sample.value)
             if (value > threshold) if above else (value < threshold):
                 held[compiled.identity(sample.labels)[0]] = value

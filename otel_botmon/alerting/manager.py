@@ -1,7 +1,7 @@
 """``AlertManager``: the seed's alert manager over the SDK's in-memory metric reader.
 
 One evaluation cycle collects the ``InMemoryMetricReader`` (cumulative), feeds the bounded
-:class:`~otel_botmon.alerting.history.MetricHistory` and runs the
+:class:`~otel_botmon.query._history.MetricHistory` and runs the
 :class:`~otel_botmon.alerting.evaluator.AlertEvaluator`. ``start()`` runs cycles on an
 asyncio interval; the collect and the evaluation run in a worker thread so the bot's event
 loop never waits on them, and listeners are then called on the event loop's thread.
@@ -75,7 +75,7 @@ class AlertManager:
         if not retention_days > 0:
             raise ValueError(f"retention_days must be > 0, got {retention_days!r}")
         if history is None:
-            from otel_botmon.alerting.history import MetricHistory
+            from otel_botmon.query import MetricHistory
 
             history = MetricHistory()
         if store is not None and not isinstance(store, AlertStore):

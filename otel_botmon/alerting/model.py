@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeAlias
 
-from otel_botmon.alerting.regex import RegexError, compile_anchored
 from otel_botmon.alerting.templates import render_template as render_template
+from otel_botmon.query import Matcher
 from otel_botmon.redaction import redact_labels, redact_text
 
 
@@ -95,7 +95,7 @@ class AlertEventKind(str, Enum):
 class AlertRule:
     """A named condition over the SDK's metrics that raises alerts.
 
-    ``condition`` is an expression of the condition language (``alerting.expr``), e.g.
+    ``condition`` is an expression of the condition language (``otel_botmon.query``), e.g.
     ``"win_rate < 50"`` or ``"p95(botmon.trade.duration[5m]) > 2s"``. It is compiled when
     the rule is registered; a syntax or name error raises ``RuleSyntaxError`` then.
     """
@@ -373,17 +373,19 @@ class LabelMatcher:
     name: str
     op: str
     value: str
+    _matcher: Matcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.op not in ("=", "!=", "=~", "!~"):
-            raise ValueError(f"label matcher {self.name!r}: unknown operator {self.op!r}")
-        if self.op in ("=~", "!~"):
-            try:
-                compile_anchored(self.value)
-            except RegexError as exc:
-                raise ValueError(
-                    f"label matcher {self.name}{self.op}{self.value!r}: bad regex: {exc}"
-                ) from None
+        # the query engine's matcher: one implementation for selectors and silences
+        try:
+            matcher = Matcher(self.name, self.op, self.value)
+        except ValueError as exc:
+            if self.op not in ("=~", "!~"):
+                raise
+            raise ValueError(
+                f"label matcher {self.name}{self.op}{self.value!r}: bad regex: {exc}"
+            ) from None
+        object.__setattr__(self, "_matcher", matcher)
 
     @classmethod
     def parse(cls, text: str) -> LabelMatcher:
@@ -400,13 +402,7 @@ class LabelMatcher:
         return cls(name, op, value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        actual = labels.get(self.name, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        found = compile_anchored(self.value).fullmatch(actual) is not None
-        return found if self.op == "=~" else not found
+        return self._matcher.matches(labels)
 
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value!r}"

@@ -20,8 +20,12 @@ from typing import Any
 
 import yaml
 
-from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
-from otel_botmon.alerting.expr_parser import (
+from otel_botmon.alerting.model import ALERTNAME_LABEL, AlertRule
+from otel_botmon.alerting.promnames import prom_label, prom_metric
+from otel_botmon.alerting.recording import RecordingRule
+from otel_botmon.alerting.rules import RuleGroup
+from otel_botmon.query import Condition, MetricKind, RuleSyntaxError, compile_condition
+from otel_botmon.query.syntax import (
     COMPARISONS,
     Binary,
     Call,
@@ -31,11 +35,6 @@ from otel_botmon.alerting.expr_parser import (
     Selector,
     VType,
 )
-from otel_botmon.alerting.history import MetricKind
-from otel_botmon.alerting.model import ALERTNAME_LABEL, AlertRule
-from otel_botmon.alerting.promnames import prom_label, prom_metric
-from otel_botmon.alerting.recording import RecordingRule
-from otel_botmon.alerting.rules import RuleGroup
 
 __all__ = [
     "BOT_LABELS",

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from otel_botmon import conventions as c
-from otel_botmon.alerting.expr_catalog import known_metric_kinds
-from otel_botmon.alerting.history import MetricKind
+from otel_botmon.query import MetricKind
+from otel_botmon.query.syntax import known_metric_kinds
 
 __all__ = ["PromSeries", "prom_label", "prom_metric", "reverse_labels", "reverse_names"]
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
-from otel_botmon.alerting.expr import Condition, compile_condition
-from otel_botmon.alerting.expr_eval import evaluate_node
-from otel_botmon.alerting.history import EMPTY_LABELS, Labels, MetricKind
+from otel_botmon.query import Condition, Labels, MetricKind, compile_condition
 
 __all__ = ["METRIC_NAME", "Recorder", "RecordingRule"]
 
@@ -75,10 +73,9 @@ class Recorder:
         fails is reported as an internal error and records nothing this cycle."""
         for index, (rule, condition) in enumerate(self._rules):
             try:
-                value = evaluate_node(condition.tree, history, now)
-                samples = {EMPTY_LABELS: value} if isinstance(value, float) else value
                 written: set[Labels] = set()
-                for labels, v in list(samples.items()):
+                for sample in condition.evaluate(history, now):
+                    labels, v = sample.labels, sample.value
                     out = Labels({**labels, **rule.labels}) if rule.labels else labels
                     if out in written:
                         raise ValueError(

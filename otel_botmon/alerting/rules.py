@@ -39,8 +39,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
-from otel_botmon.alerting.expr_lexer import DURATION_UNITS
 from otel_botmon.alerting.model import (
     AlertRule,
     AlertSeverity,
@@ -49,6 +47,8 @@ from otel_botmon.alerting.model import (
 )
 from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
 from otel_botmon.alerting.yamlnodes import compose, scalar_position
+from otel_botmon.query import RuleSyntaxError, compile_condition
+from otel_botmon.query.syntax import DURATION_UNITS
 
 __all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
 

@@ -37,11 +37,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
-from otel_botmon.alerting.expr_eval import evaluate_node
-from otel_botmon.alerting.expr_matching import MatchingError
-from otel_botmon.alerting.expr_parser import Binary, Derived, Node, Selector, VType
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
 from otel_botmon.alerting.model import AlertRule, AlertState
 from otel_botmon.alerting.promnames import (
     PromSeries,
@@ -63,6 +58,24 @@ from otel_botmon.alerting.ruletest_file import (
     parse_series,
     parse_values,
     read_test_file,
+)
+from otel_botmon.query import (
+    Condition,
+    Labels,
+    MetricHistory,
+    MetricKind,
+    RuleSyntaxError,
+    Sample,
+    compile_condition,
+)
+from otel_botmon.query.syntax import (
+    Binary,
+    Derived,
+    MatchingError,
+    Node,
+    Selector,
+    VType,
+    evaluate_node,
 )
 
 __all__ = [

@@ -52,9 +52,12 @@ class HealthResponse(BaseModel):
 
 
 class PerformanceResponse(BaseModel):
-    window_s: float | None = Field(
-        default=None, description="Seconds covered by windowed figures (quantiles, rates)")
-    current: dict[str, Any] | None = Field(description="Latest sample, or null before the first")
+    kpis: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Each KPI's title, unit, window (latest, 5m, since start...) and "
+                    "definition: the same definitions the alert rules use")
+    current: dict[str, Any] | None = Field(
+        description="Latest KPI values by name (units as in kpis), or null before the first")
     history: dict[str, list[Any]] = Field(description="Chart columns, oldest first")
     custom_metrics: dict[str, dict[str, Any]]
 
@@ -118,6 +121,10 @@ class DashboardResponse(BaseModel):
     silences: list[SilenceView] = Field(default_factory=list)
     trading: TradingView | None = None
     rules: list[RuleView] = Field(default_factory=list)
+    kpis: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="The KPI table (as in /api/performance), apart from the changing "
+                    "performance section so that a push does not repeat it")
 
 
 class AcknowledgeRequest(BaseModel):

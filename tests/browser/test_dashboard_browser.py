@@ -91,7 +91,7 @@ def test_page_loads_without_console_errors_and_shows_components(
     overall = browser.find_element(By.ID, "overall").text
     assert overall.split(" · ")[0] in ("HEALTHY", "DEGRADED", "CRITICAL")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chart-host polyline"))
-    wait_for(lambda: text(browser, '[data-metric="trades_total"] .value') == "1")
+    wait_for(lambda: text(browser, '[data-metric="total_trades"] .value') == "1")
     browser.save_screenshot(os.path.join(artifacts_dir, "dashboard.png"))
     assert severe_console_entries(browser) == []
 

@@ -313,35 +313,34 @@
   }
 
   // --- KPI cards -------------------------------------------------------------------------
-  // One function maps the /api/performance payload to cards, so the figures can be switched
-  // to the alert rules' definitions in one place. Every card says its window and unit.
+  // One function maps the /api/performance payload to cards. Every figure is a KPI of the
+  // query engine's table, computed by the definition the alert rules use; the payload's
+  // `kpis` gives each one's title, unit and window, which every card shows. Durations
+  // (seconds) are shown in ms.
 
-  function kpis(performance) {
+  const KPI_DIGITS = { "%": 1, "s": 1, "errors/min": 2, "quote currency": 2 };
+  const COUNT_UNITS = new Set(["trades", "requests", "positions"]);
+
+  function kpis(performance, table) {
     const c = performance.current || {};
-    const ws = performance.window_s || 60;
-    const w = "last " + (ws < 120 ? Math.round(ws) + " s" : Math.round(ws / 60) + " min");
-    const pct = function (v) { return v === null || v === undefined ? null : v * 100; };
-    return [
-      ["cpu_percent", "CPU", c.cpu_percent, "%", 1, "now"],
-      ["memory_percent", "Memory", c.memory_percent, "%", 1, "now"],
-      ["disk_percent", "Disk", c.disk_percent, "%", 1, "now"],
-      ["trades_total", "Trades", c.trades_total, "", 0, "since start"],
-      ["trades_failed", "Failed trades", c.trades_failed, "", 0, "since start"],
-      ["trade_latency_p50_ms", "Trade p50", c.trade_latency_p50_ms, "ms", 1, w],
-      ["trade_latency_p95_ms", "Trade p95", c.trade_latency_p95_ms, "ms", 1, w],
-      ["api_requests_total", "API calls", c.api_requests_total, "", 0, "since start"],
-      ["api_errors_total", "API errors", c.api_errors_total, "", 0, "since start"],
-      ["api_latency_avg_ms", "API latency avg", c.api_latency_avg_ms, "ms", 1, w],
-      ["api_latency_p95_ms", "API p95", c.api_latency_p95_ms, "ms", 1, w],
-      ["api_error_rate", "API error rate", pct(c.api_error_rate), "%", 1, w],
-      ["pnl_realized", "Realized P&L", c.pnl_realized, "quote ccy", 2, "since start"],
-      ["positions_closed", "Closed positions", c.positions_closed, "", 0, "since start"],
-      ["win_rate", "Win rate", c.win_rate, "%", 1, "since start"],
-    ].map(function (m) { return { key: m[0], label: m[1], value: m[2], unit: m[3], digits: m[4], window: m[5] }; });
+    return Object.keys(table).map(function (key) {
+      const k = table[key];
+      let value = c[key];
+      let unit = k.unit;
+      if (unit === "s") {
+        value = value === null || value === undefined ? value : value * 1000;
+        unit = "ms";
+      }
+      const digits = KPI_DIGITS[k.unit] !== undefined ? KPI_DIGITS[k.unit] : 0;
+      const window = k.window === "latest" ? "now" : (k.window === "since start" ? "since start" : "last " + k.window);
+      // counts ("trades", "requests") and the currency are named beside the window
+      const aside = unit === "quote currency" ? "quote ccy" : (COUNT_UNITS.has(unit) ? unit : "");
+      return { key: key, label: k.title || key, value: value, unit: aside ? "" : unit, aside: aside, digits: digits, window: window };
+    });
   }
 
-  function renderMetrics(performance) {
-    const cards = kpis(performance);
+  function renderMetrics(performance, table) {
+    const cards = kpis(performance, table || performance.kpis || {});
     for (const [name, summary] of Object.entries(performance.custom_metrics || {})) {
       cards.push({ key: name, label: name, value: summary.last, unit: summary.unit || "", digits: 2, window: "last value" });
     }
@@ -353,8 +352,8 @@
       return card;
     }, function (card, m) {
       setText(card.children[0], m.label);
-      setText(card.children[1], m.value === null || m.value === undefined ? "–" : fmtNumber(m.value, m.digits) + (m.unit && m.unit !== "quote ccy" ? " " + m.unit : ""));
-      setText(card.children[2], m.window + (m.unit === "quote ccy" ? " · quote ccy" : ""));
+      setText(card.children[1], m.value === null || m.value === undefined ? "–" : fmtNumber(m.value, m.digits) + (m.unit ? " " + m.unit : ""));
+      setText(card.children[2], m.window + (m.aside ? " · " + m.aside : ""));
     });
   }
 
@@ -454,7 +453,7 @@
   // Which rules draw a threshold on which chart (rules with a simple "metric > N").
   const CHART_RULE_METRICS = {
     "chart-host": /cpu|memory/i, "chart-trade": /trade_latency|trade\.duration/i,
-    "chart-api": /api_latency|request\.duration/i,
+    "chart-api": /api_latency|request\.duration/i, "chart-errors": /api_error_rate/i,
   };
 
   function chartContext(id, view) {
@@ -464,7 +463,6 @@
     const names = new Set(rules.map(function (r) { return r.name; }));
     const thresholds = rules.filter(function (r) { return r.threshold !== null; }).map(function (r) {
       let value = r.threshold;
-      if (id === "chart-errors" && value <= 1) value *= 100;
       if (r.unit === "s") value *= 1000;
       return { value: value, label: r.name + " " + r.op + " " + r.threshold + (r.unit || ""), severity: r.severity };
     });
@@ -480,11 +478,12 @@
     const chart = function (id, series, options) {
       lineChart($(id), t, series, Object.assign({}, options, chartContext(id, view)));
     };
-    chart("chart-host", [{ name: "cpu", values: h.cpu_percent || [] }, { name: "memory", values: h.memory_percent || [] }], { unit: "%" });
-    chart("chart-trade", [{ name: "p50", values: h.trade_latency_p50_ms || [] }, { name: "p95", values: h.trade_latency_p95_ms || [] }], { unit: "ms" });
-    chart("chart-api", [{ name: "avg", values: h.api_latency_avg_ms || [] }, { name: "p95", values: h.api_latency_p95_ms || [] }], { unit: "ms" });
-    chart("chart-errors", [{ name: "errors", values: h.api_error_rate || [] }], { scale: 100, unit: "%" });
-    chart("chart-pnl", [{ name: "P&L", values: h.pnl_realized || [] }], { unit: "" });
+    const ms = function (values) { return (values || []).map(function (v) { return v === null || v === undefined ? v : v * 1000; }); };
+    chart("chart-host", [{ name: "cpu", values: h.cpu || [] }, { name: "memory", values: h.memory || [] }], { unit: "%" });
+    chart("chart-trade", [{ name: "p50 (5m)", values: ms(h.trade_latency_p50) }, { name: "p95 (5m)", values: ms(h.trade_latency_p95) }], { unit: "ms" });
+    chart("chart-api", [{ name: "avg (5m)", values: ms(h.api_latency_avg) }, { name: "p95 (5m)", values: ms(h.api_latency_p95) }], { unit: "ms" });
+    chart("chart-errors", [{ name: "errors (1m)", values: h.api_error_rate || [] }], { unit: "/min" });
+    chart("chart-pnl", [{ name: "P&L", values: h.pnl || [] }], { unit: "" });
     setText($("chart-window"), t.length > 1 ? "last " + fmtAge(t[t.length - 1] - t[0]) + " · times in UTC · shaded: alert firing · dashed: rule threshold" : "");
   }
 
@@ -497,7 +496,7 @@
     renderStatus(view, firing);
     renderAlerts(view, firing);
     renderComponents(view.health || {});
-    renderMetrics(view.performance || {});
+    renderMetrics(view.performance || {}, view.kpis);
     renderTrading(view.trading);
     renderSilences(view.silences);
     renderCharts(view);

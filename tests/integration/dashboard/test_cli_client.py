@@ -58,6 +58,10 @@ def test_status_shows_health_uptime_and_components(
     assert "system_resources" in out
     assert re.search(r"^  WARNING +for \d+s +[0-9a-f]{8}  Custom Trading Alert$", out,
                      re.MULTILINE), out
+    # the KPIs by the alert rules' names, each with its unit and window
+    assert "kpis (the alert rules' definitions):" in out
+    assert re.search(r"^  api_error_rate +(-|\S+ errors/min) +1m$", out, re.MULTILINE), out
+    assert re.search(r"^  trade_latency_p95 +(-|\S+ s) +5m$", out, re.MULTILINE), out
 
 
 def test_status_exits_2_while_an_alert_is_critical_and_names_it(
@@ -116,8 +120,8 @@ def test_ambiguous_prefix_is_refused(
 def test_alerts_list_shows_age_and_pending_only_on_request(
     live: LiveDashboard, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from otel_botmon.alerting.history import MetricKind
     from otel_botmon.alerting.model import AlertRule
+    from otel_botmon.query import MetricKind
 
     manager = live.monitor.alert_manager
     metric = "botmon.runtime.event_loop.lag"

@@ -14,9 +14,9 @@ import yaml
 
 from otel_botmon.alerting.default_rules import default_rules_for
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertEventKind
 from otel_botmon.monitor_config import MonitoringConfig
+from otel_botmon.query import MetricHistory
 from tests.integration.fleet.alertmanager import (
     SHIPPED,
     Alertmanager,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, NotificationChannel
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify import DeliveryResult, NotificationConfig, NotificationDispatcher
+from otel_botmon.query import MetricHistory
 from tests.integration.notify.receivers import Receiver, Reply
 
 

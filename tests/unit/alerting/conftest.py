@@ -43,7 +43,6 @@ class FakeCondition:
         self.threshold = threshold
         self.series: dict[tuple[tuple[str, str], ...], float] = {}
         self.raise_error: Exception | None = None
-        self.lhs_key: str | None = None
         self.values_calls = 0
 
     def set(self, value: float | None, **labels: str) -> None:
@@ -75,13 +74,8 @@ class Conditions:
     def __init__(self) -> None:
         self.by_text: dict[str, FakeCondition] = {}
 
-    def add(self, text: str, comparison: str | None = ">", threshold: float = 0.0,
-            *, lhs: FakeCondition | None = None) -> FakeCondition:
-        """``lhs``: share the series of another condition (same left-hand side)."""
+    def add(self, text: str, comparison: str | None = ">", threshold: float = 0.0) -> FakeCondition:
         cond = FakeCondition(comparison, threshold)
-        if lhs is not None:
-            cond.series = lhs.series
-            cond.lhs_key = lhs.lhs_key = "lhs"
         self.by_text[text] = cond
         return cond
 

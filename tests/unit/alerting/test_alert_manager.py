@@ -12,8 +12,6 @@ import pytest
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry as botmon_telemetry
-from otel_botmon.alerting.expr import RuleSyntaxError
-from otel_botmon.alerting.history import MetricKind
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import (
     AlertRule,
@@ -22,6 +20,7 @@ from otel_botmon.alerting.model import (
     AlertType,
     NotificationChannel,
 )
+from otel_botmon.query import MetricKind, RuleSyntaxError
 
 from .conftest import Clock, Recorder
 

@@ -7,9 +7,8 @@ import pytest
 from otel_botmon import conventions as conv
 from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.history import MetricHistory, MetricKind
 from otel_botmon.alerting.model import AlertSeverity
+from otel_botmon.query import MetricHistory, MetricKind, compile_condition
 
 from .conftest import T0
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.alerting.recording import RecordingRule
 from otel_botmon.alerting.rules import RuleFileError, parse_rules
+from otel_botmon.query import MetricHistory
 
 
 def test_an_alert_reads_a_recorded_kpi_by_name() -> None:

@@ -37,11 +37,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.expr_eval import extrapolated_change
-from otel_botmon.alerting.expr_histogram import bucket_rates, quantile_sorted
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
-from otel_botmon.alerting.series import Series
+from otel_botmon.query import Labels, MetricHistory, MetricKind, Sample, compile_condition
+from otel_botmon.query._series import Series
+from tests.unit.expr._reference import bucket_rates, extrapolated_change
+from tests.unit.expr._reference import quantile as quantile_sorted
 
 COUNTER = conv.EXCHANGE_REQUESTS.name
 GAUGE = conv.EXCHANGE_RATELIMIT_USED.name

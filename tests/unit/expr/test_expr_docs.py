@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.expr_catalog import (
+from otel_botmon.query import compile_condition
+from otel_botmon.query._catalog import (
     AGGREGATIONS,
     DERIVED,
     OTHER_FUNCTIONS,

@@ -7,9 +7,8 @@ import math
 import pytest
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.expr_eval import extrapolated_change, histogram_quantile
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
+from otel_botmon.query import Labels, MetricHistory, MetricKind, _maths, compile_condition
+from tests.unit.expr._reference import extrapolated_change
 
 C = MetricKind.COUNTER
 
@@ -183,6 +182,10 @@ def test_p95_by_aggregates_series(history: MetricHistory) -> None:
     per_series = values(f"p95({conv.TRADE_DURATION.name}[5m]) > 2s", history, 300)
     assert list(per_series) == [Labels({"trading.symbol": "A"})]
     assert one("trade_latency_p95", history, 300) == pytest.approx(0.001 * 19 / 19)
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    return _maths.histogram_quantile(q, [b for b, _ in buckets], [c for _, c in buckets])
 
 
 def test_histogram_quantile_edge_cases() -> None:

@@ -25,10 +25,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.expr_eval import extrapolated_change
-from otel_botmon.alerting.expr_histogram import quantile_sorted
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
+from otel_botmon.query import Labels, MetricHistory, MetricKind, compile_condition
+from otel_botmon.query._maths import histogram_quantile
+from tests.unit.expr import _reference
+from tests.unit.expr._reference import extrapolated_change
 
 COUNTER = conv.EXCHANGE_REQUESTS.name
 
@@ -94,8 +94,9 @@ def test_quantile_equals_the_one_over_repaired_counts(
         counts = sorted(c for c in counts if not math.isnan(c)) or [0.0]
     bounds = [*(0.1 * (i + 1) for i in range(len(counts) - 1)), math.inf]
     repaired = _ensure_monotonic(counts)  # what Prometheus' bucket repair yields
-    got = quantile_sorted(q, bounds, counts)
-    want = quantile_sorted(q, bounds, repaired)
+    got = histogram_quantile(q, bounds, counts)
+    want = _reference.quantile(q, bounds, repaired)
+    assert _same(got, _reference.quantile(q, bounds, counts)), (counts, got)
     assert _same(got, want), (counts, got, want)
 
 

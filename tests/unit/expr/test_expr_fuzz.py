@@ -8,8 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import Condition, RuleSyntaxError, compile_condition
-from otel_botmon.alerting.history import MetricHistory, MetricKind
+from otel_botmon.query import (
+    Condition,
+    MetricHistory,
+    MetricKind,
+    RuleSyntaxError,
+    compile_condition,
+)
 
 _ALPHABET = st.sampled_from([
     *"abcdepmsx_.{}[]()=!~<>+-*/%, \"'\\0123456789e\n\t$#",

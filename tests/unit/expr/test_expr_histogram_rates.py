@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon.alerting.expr_eval import extrapolated_change
-from otel_botmon.alerting.expr_histogram import bucket_rates
-from otel_botmon.alerting.history import MetricHistory
+from otel_botmon.query import MetricHistory
+from otel_botmon.query._maths import bucket_rates
+from tests.unit.expr._reference import extrapolated_change
 
 BOUNDS = [0.5, 1.0, 2.0]
 

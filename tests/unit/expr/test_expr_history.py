@@ -8,8 +8,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind, Sample
+from otel_botmon.query import Labels, MetricHistory, MetricKind, Sample, compile_condition
 
 
 @pytest.fixture

@@ -28,9 +28,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_botmon import conventions as conv
-from otel_botmon.alerting.expr import compile_condition
-from otel_botmon.alerting.history import Labels, MetricHistory, MetricKind
-from otel_botmon.alerting.series import TIME_SLACK, Series
+from otel_botmon.query import Labels, MetricHistory, MetricKind, compile_condition
+from otel_botmon.query._series import Series
+from otel_botmon.query._types import TIME_SLACK
 
 GAUGE = conv.EXCHANGE_RATELIMIT_USED.name
 COUNTER = conv.EXCHANGE_REQUESTS.name

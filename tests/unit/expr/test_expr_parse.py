@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_botmon.alerting.expr import RuleSyntaxError, compile_condition
-from otel_botmon.alerting.history import MetricKind
+from otel_botmon.query import MetricKind, RuleSyntaxError, compile_condition
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from otel_botmon.alerting.evaluator import AlertEvaluator
-from otel_botmon.alerting.history import MetricHistory
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.alerting.rules import RuleFileError, parse_rules
+from otel_botmon.query import MetricHistory
 
 HEAD = "groups:\n  - name: g\n    rules:\n      - alert: A\n"
 

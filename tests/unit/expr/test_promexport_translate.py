@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from otel_botmon.alerting.default_rules import default_rules
-from otel_botmon.alerting.history import MetricKind
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.alerting.promexport import (
     export_prometheus,
@@ -16,6 +15,7 @@ from otel_botmon.alerting.promexport import (
 )
 from otel_botmon.alerting.promnames import prom_label, prom_metric, reverse_names
 from otel_botmon.alerting.rules import RuleGroup
+from otel_botmon.query import MetricKind
 
 
 def test_metric_names_follow_the_otel_prometheus_translation() -> None:

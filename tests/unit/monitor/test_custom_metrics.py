@@ -10,7 +10,6 @@ from otel_botmon.performance import (
     MetricCategory,
     MetricsCollector,
     MetricType,
-    histogram_quantile,
 )
 
 
@@ -64,11 +63,3 @@ def test_bad_input_gets_clear_errors(telemetry: object) -> None:
         collector.record_metric("c", "5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):
         collector.record_metric("c", float("nan"))
-
-
-def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
-    bounds = (1.0, 2.0, 4.0)
-    assert histogram_quantile(0.5, [0, 10, 0, 0], bounds) == pytest.approx(1.5)
-    assert histogram_quantile(0.95, [5, 5, 10, 0], bounds) == pytest.approx(3.8)
-    assert histogram_quantile(0.99, [0, 0, 0, 3], bounds) == 4.0  # open bucket: lower bound
-    assert histogram_quantile(0.5, [0, 0, 0, 0], bounds) is None

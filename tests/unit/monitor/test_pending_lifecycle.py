@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon.alerting.history import MetricKind
 from otel_botmon.alerting.model import AlertRule
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor, UnknownAlertError
+from otel_botmon.query import MetricKind
 
 METRIC = "botmon.runtime.event_loop.lag"
 

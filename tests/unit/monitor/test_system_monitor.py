@@ -7,6 +7,7 @@ import pytest
 from otel_botmon.alerting.model import AlertSeverity, AlertType
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor, UnknownAlertError
 from otel_botmon.observe.health import HealthStatus
+from otel_botmon.query import KPIS
 
 
 def quiet_config() -> MonitoringConfig:
@@ -67,13 +68,37 @@ async def test_record_calls_feed_the_performance_sample(telemetry: object) -> No
                                    price=45000.0, execution_time=250.0)
     monitor.record_api_call(endpoint="get_account_info", response_time=150.0, status_code=200)
     monitor.record_api_call(endpoint="create_order", response_time=90.0, status_code=503)
-    sample = monitor.performance_monitor.sample()
-    assert sample.trades_total == 1
-    assert 100.0 < sample.trade_latency_p50_ms <= 500.0  # type: ignore[operator]
-    assert sample.api_requests_total == 2 and sample.api_errors_total == 1
-    assert sample.api_error_rate == 0.5
+    first = monitor.performance_monitor.sample()
+    assert first.kpis["total_trades"] == 1
+    assert first.kpis["api_requests"] == 2 and first.kpis["api_errors"] == 1
+    # windowed KPIs need two points in their window, as the alert rules' do
+    assert first.kpis["trade_latency_p50"] is None and first.kpis["api_error_rate"] is None
+    monitor.record_trade_execution(symbol="BTCUSDT", side="BUY", quantity=0.001,
+                                   price=45000.0, execution_time=250.0)
+    monitor.record_api_call(endpoint="create_order", response_time=90.0, status_code=503)
+    second = monitor.performance_monitor.sample()
+    assert 0.1 < second.kpis["trade_latency_p50"] <= 0.5  # type: ignore[operator]  # seconds
+    assert second.kpis["api_error_rate"] > 0  # type: ignore[operator]  # errors per minute
     summary = monitor.get_performance_summary()
-    assert summary["current"]["trades_total"] == 1
+    assert summary["current"]["total_trades"] == 2
+    assert summary["kpis"]["api_error_rate"] == {
+        "title": "API error rate", "unit": "errors/min", "window": "1m",
+        "definition": KPIS["api_error_rate"].definition,
+        "description": KPIS["api_error_rate"].description,
+    }
+    assert summary["kpis"]["trade_latency_p95"]["unit"] == "s"
+
+
+def test_the_dashboard_kpis_are_the_rules_definitions() -> None:
+    """A default rule on a KPI and the dashboard's card read one definition."""
+    from otel_botmon.alerting.default_rules import default_rules
+    from otel_botmon.performance import PerformanceMonitor
+
+    monitor = PerformanceMonitor()
+    names = {r.condition.split()[0] for r in default_rules()} & set(KPIS)
+    assert {"api_error_rate", "trade_latency_p95", "cpu", "memory"} <= names
+    for name in names:
+        assert monitor._kpis[name].text == name  # compiled from the same derived value
 
 
 async def test_heartbeat_registers_the_trading_engine_check(telemetry: object) -> None:

@@ -15,13 +15,16 @@ so that every condition also translates to PromQL (``alerting.promexport``).
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import compress, repeat, starmap
 
-from otel_botmon.alerting.expr_catalog import known_metric_kinds
-from otel_botmon.alerting.expr_eval import Vector, evaluate_node, node_key
-from otel_botmon.alerting.expr_lexer import RuleSyntaxError
-from otel_botmon.alerting.expr_parser import (
+from otel_botmon.query._catalog import known_metric_kinds
+from otel_botmon.query._eval import evaluate_node, node_key
+from otel_botmon.query._history import MetricHistory
+from otel_botmon.query._lexer import RuleSyntaxError
+from otel_botmon.query._parser import (
     COMPARISONS,
     Binary,
     Call,
@@ -32,12 +35,16 @@ from otel_botmon.alerting.expr_parser import (
     VType,
     parse,
 )
-from otel_botmon.alerting.history import EMPTY_LABELS, MetricHistory, MetricKind, Sample
+from otel_botmon.query._types import EMPTY_LABELS, MetricKind, Sample, Vector
 
 __all__ = ["Condition", "RuleSyntaxError", "compile_condition"]
 
 _DEFAULT_METRICS = known_metric_kinds()
-_ORDERED = frozenset({">", ">=", "<", "<="})
+_ORDERINGS: Mapping[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}
+_ORDERED = frozenset(_ORDERINGS)
+_SEEN = object()  # memo marker: one rule has read this left side in this cycle
 
 
 class Condition:
@@ -87,12 +94,20 @@ class Condition:
     def _evaluate_ordered(
         self, history: MetricHistory, now: float, op: str, lhs: Node, threshold: float
     ) -> list[Sample]:
-        # `series <op> constant`: sort the left side once per cycle (shared by every rule
-        # on the same expression) and cut at the threshold, instead of comparing each
+        # `series <op> constant`: the left side is evaluated once per cycle (memoized);
+        # when several rules compare it, it is sorted once and each cuts at its threshold
         memo = history.memo(now)
         key = ("ordered", node_key(lhs))
         entry = memo.get(key)
         if entry is None:
+            # the first rule on this left side this cycle: compare at C speed, no sort
+            # (most left sides have one rule); a second one sorts for all that follow
+            memo[key] = _SEEN
+            vector = evaluate_node(lhs, history, now)
+            assert isinstance(vector, dict)
+            holds = map(_ORDERINGS[op], vector.values(), repeat(threshold))
+            return list(starmap(Sample, compress(vector.items(), holds)))
+        if entry is _SEEN:
             vector = evaluate_node(lhs, history, now)
             assert isinstance(vector, dict)
             if True in map(math.isnan, vector.values()):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from otel_botmon import conventions as c
-from otel_botmon.alerting.history import MetricKind
+from otel_botmon.query._types import MetricKind
 
 __all__ = [
     "AGGREGATIONS",
@@ -42,55 +42,96 @@ KEYWORDS: Final = frozenset({
 
 @dataclass(frozen=True)
 class DerivedValue:
-    """A name that stands for an expression of the language itself."""
+    """A name that stands for an expression of the language itself: a KPI defined once,
+    read by alert rules, the dashboard, ``/api/performance`` and the CLI alike."""
 
     definition: str
     unit: str
     description: str
+    title: str = ""
+    """A short label for cards and tables."""
+    window: str = ""
+    """What the value covers: ``latest`` (the newest point), a range such as ``5m``, or
+    ``since start`` (a cumulative total)."""
 
 
 _ERRORS = c.EXCHANGE_REQUESTS.name
 _CLOSED = c.POSITIONS_CLOSED.name
+_FAILED = f'{_ERRORS}{{{c.ERROR_TYPE}!=""}}'
+_HTTP_FAILED = f'{_ERRORS}{{{c.HTTP_RESPONSE_STATUS_CODE}=~"[45].."}}'
+_API = c.EXCHANGE_REQUEST_DURATION.name
 
 DERIVED: Final[Mapping[str, DerivedValue]] = {
     "cpu": DerivedValue(
         f"max({c.SYSTEM_CPU_UTILIZATION.name}) * 100", "%",
-        "Host CPU utilization in percent (0..100).",
+        "Host CPU utilization in percent (0..100).", "CPU", "latest",
     ),
     "memory": DerivedValue(
         f"max({c.SYSTEM_MEMORY_UTILIZATION.name}) * 100", "%",
-        "Host memory in use, percent (0..100).",
+        "Host memory in use, percent (0..100).", "Memory", "latest",
     ),
     "disk": DerivedValue(
         f"max({c.SYSTEM_FILESYSTEM_UTILIZATION.name}) * 100", "%",
-        "Fullest filesystem (max over mountpoints), percent (0..100).",
+        "Fullest filesystem (max over mountpoints), percent (0..100).", "Disk", "latest",
     ),
     "win_rate": DerivedValue(
         f'100 * (sum({_CLOSED}{{{c.TRADING_RESULT}="{c.PositionResult.WIN.value}"}}) or 0)'
         f" / sum({_CLOSED})",
         "%",
         "Winning closed positions over all closed positions, percent; no value before "
-        "the first position closes.",
+        "the first position closes.", "Win rate", "since start",
+    ),
+    "positions_closed": DerivedValue(
+        f"sum({_CLOSED})", "positions", "Positions closed since start, all results.",
+        "Closed positions", "since start",
     ),
     "api_error_rate": DerivedValue(
-        f'sum(increase({_ERRORS}{{{c.ERROR_TYPE}!=""}}[1m])'
-        f' or increase({_ERRORS}{{{c.HTTP_RESPONSE_STATUS_CODE}=~"[45].."}}[1m]))',
+        f"sum(increase({_FAILED}[1m]) or increase({_HTTP_FAILED}[1m]))",
         "errors/min",
         "Failed exchange requests (error.type set or HTTP status >= 400) in the last minute.",
+        "API error rate", "1m",
+    ),
+    "api_errors": DerivedValue(
+        f"sum({_FAILED} or {_HTTP_FAILED})", "requests",
+        "Failed exchange requests (error.type set or HTTP status >= 400) since start.",
+        "API errors", "since start",
+    ),
+    "api_requests": DerivedValue(
+        f"sum({_ERRORS})", "requests", "Exchange requests since start, all outcomes.",
+        "API calls", "since start",
     ),
     "total_trades": DerivedValue(
         f"sum({c.TRADES.name})", "trades", "Trades attempted since start, all outcomes.",
+        "Trades", "since start",
+    ),
+    "failed_trades": DerivedValue(
+        f'sum({c.TRADES.name}{{{c.TRADING_OUTCOME}="rejected"}}'
+        f' or {c.TRADES.name}{{{c.TRADING_OUTCOME}="error"}})', "trades",
+        "Trades rejected or failed since start; no value before the first one.",
+        "Failed trades", "since start",
+    ),
+    "trade_latency_p50": DerivedValue(
+        f"p50({c.TRADE_DURATION.name}[5m]) by ()", "s",
+        "Median trade duration over the last 5 minutes, all series.", "Trade p50", "5m",
     ),
     "trade_latency_p95": DerivedValue(
         f"p95({c.TRADE_DURATION.name}[5m]) by ()", "s",
         "95th percentile trade duration over the last 5 minutes, all series.",
+        "Trade p95", "5m",
+    ),
+    "api_latency_avg": DerivedValue(
+        f"sum(rate({_API}.sum[5m])) / sum(rate({_API}.count[5m]))", "s",
+        "Mean exchange request latency over the last 5 minutes, all series.",
+        "API latency avg", "5m",
     ),
     "api_latency_p95": DerivedValue(
-        f"p95({c.EXCHANGE_REQUEST_DURATION.name}[5m]) by ()", "s",
+        f"p95({_API}[5m]) by ()", "s",
         "95th percentile exchange request latency over the last 5 minutes, all series.",
+        "API p95", "5m",
     ),
     "pnl": DerivedValue(
         f"sum({c.PNL_REALIZED.name})", "quote currency", "Realized P&L, all symbols.",
+        "Realized P&L", "since start",
     ),
 }
 

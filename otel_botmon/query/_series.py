@@ -1,41 +1,14 @@
-"""One series' points in a bounded ring buffer (Prometheus' model of a series, used for
-copies handed out by ``MetricHistory.select`` and as the reference in tests), and the
-histogram point format."""
+"""One series' points in a bounded ring buffer: Prometheus' model of a series, used for
+the copies ``MetricHistory.select`` hands out and as the reference in tests."""
 
 from __future__ import annotations
 
 from collections import deque
-from operator import lt
-from typing import Any, Final
 
-__all__ = [
-    "BOUNDS",
-    "COUNTS",
-    "SUM",
-    "TIME_SLACK",
-    "TOTAL",
-    "HistogramPoint",
-    "Series",
-    "Value",
-    "histogram_decreased",
-]
+from otel_botmon.query._types import TIME_SLACK as _EPS
+from otel_botmon.query._types import Value
 
-# Slack for comparing float timestamps at window edges (points are at most ms-precise).
-_EPS = 1e-9
-TIME_SLACK: Final = _EPS
-"""Slack (seconds) for comparing timestamps: points this close are at the same time."""
-
-HistogramPoint = tuple[tuple[float, ...], tuple[float, ...], float, float]
-"""One histogram observation: ``(bounds, counts, sum, total)``, counts cumulative per
-ascending upper bound (the last ``inf``), ``total`` the count of observations. A plain
-tuple of floats, so the garbage collector stops tracking the many stored points."""
-BOUNDS: Final = 0
-COUNTS: Final = 1
-SUM: Final = 2
-TOTAL: Final = 3
-
-
-Value = Any  # float for scalar series, HistogramPoint for histograms, None: stale marker
+__all__ = ["Series"]
 
 
 class Series:
@@ -90,10 +63,3 @@ class Series:
     @property
     def last_value(self) -> Value:
         return self.values[-1] if self.values else None
-
-
-def histogram_decreased(before: HistogramPoint, after: HistogramPoint) -> bool:
-    """Whether any bucket (or the count) went down, or the layout changed: a reset."""
-    return (
-        before[BOUNDS] is not after[BOUNDS] and before[BOUNDS] != after[BOUNDS]
-    ) or not after[TOTAL] >= before[TOTAL] or True in map(lt, after[COUNTS], before[COUNTS])

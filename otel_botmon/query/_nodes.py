@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from otel_botmon.alerting.history import Labels, MetricKind
-from otel_botmon.alerting.regex import AnchoredRegex
+from otel_botmon.query._types import Labels, Matcher, MetricKind
 
 __all__ = [
     "Binary",
@@ -40,24 +39,6 @@ class Node:
 class Number(Node):
     value: float
     text: str
-
-
-@dataclass(frozen=True, eq=False)
-class Matcher:
-    label: str
-    op: str  # = != =~ !~
-    value: str
-    pattern: AnchoredRegex | None
-
-    def matches(self, labels: Labels) -> bool:
-        actual = labels.get(self.label, "")  # a missing label matches as "" (Prometheus)
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        assert self.pattern is not None
-        hit = self.pattern.fullmatch(actual) is not None
-        return hit if self.op == "=~" else not hit
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-from otel_botmon.alerting.expr_nodes import Matching
-from otel_botmon.alerting.expr_parser import COMPARISONS
-from otel_botmon.alerting.samples import Labels
+from otel_botmon.query._nodes import Matching
+from otel_botmon.query._parser import COMPARISONS
+from otel_botmon.query._types import Labels
 
 __all__ = ["MatchingError", "match_set", "match_vectors"]
 

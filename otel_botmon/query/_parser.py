@@ -14,7 +14,7 @@ import difflib
 import math
 from collections.abc import Mapping
 
-from otel_botmon.alerting.expr_catalog import (
+from otel_botmon.query._catalog import (
     AGGREGATIONS,
     DERIVED,
     KEYWORDS,
@@ -23,8 +23,8 @@ from otel_botmon.alerting.expr_catalog import (
     RATE_FUNCTIONS,
     known_metric_kinds,
 )
-from otel_botmon.alerting.expr_lexer import RuleSyntaxError, Token, TokenKind, tokenize
-from otel_botmon.alerting.expr_nodes import (
+from otel_botmon.query._lexer import RuleSyntaxError, Token, TokenKind, tokenize
+from otel_botmon.query._nodes import (
     Binary,
     Call,
     Derived,
@@ -35,8 +35,8 @@ from otel_botmon.alerting.expr_nodes import (
     Selector,
     VType,
 )
-from otel_botmon.alerting.history import MetricKind
-from otel_botmon.alerting.regex import AnchoredRegex, RegexError, compile_anchored
+from otel_botmon.query._regex import AnchoredRegex, RegexError, compile_anchored
+from otel_botmon.query._types import MetricKind
 
 __all__ = [
     "Binary",

@@ -17,23 +17,15 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
-from itertools import chain, compress, repeat
-from operator import add, is_, itemgetter, le, mul, sub
+from collections.abc import Callable, Hashable
+from itertools import chain, repeat
+from operator import add, is_, itemgetter, sub
 from typing import Any
 
-from otel_botmon.alerting import promql_math as pm
-from otel_botmon.alerting.expr_histogram import (
-    Extrapolation,
-    bucket_extrapolation,
-    bucket_rates,
-    extrapolate_with,
-    histogram_quantile,
-    quantile_sorted,
-    quantiles_sorted,
-)
-from otel_botmon.alerting.expr_matching import match_set, match_vectors
-from otel_botmon.alerting.expr_parser import (
+from otel_botmon.query import _maths as pm
+from otel_botmon.query._history import Edges, MetricHistory, Selection
+from otel_botmon.query._matching import match_set, match_vectors
+from otel_botmon.query._parser import (
     COMPARISONS,
     Binary,
     Call,
@@ -42,29 +34,19 @@ from otel_botmon.alerting.expr_parser import (
     Number,
     Selector,
 )
-from otel_botmon.alerting.history import (
+from otel_botmon.query._types import (
     BOUNDS,
     COUNTS,
     EMPTY_LABELS,
     SUM,
     TOTAL,
-    Edges,
     Labels,
-    MetricHistory,
     MetricKind,
-    Selection,
+    Vector,
 )
 
-__all__ = [
-    "Value",
-    "Vector",
-    "evaluate_node",
-    "extrapolated_change",
-    "histogram_quantile",
-    "node_key",
-]
+__all__ = ["Value", "evaluate_node", "node_key"]
 
-Vector = dict[Labels, float]
 Value = float | Vector
 Points = list[tuple[float, float]]
 
@@ -155,7 +137,7 @@ def _values_of(sel: Selector, history: MetricHistory) -> Selection | None:
     if sel.component is not None:
         return _select(sel, history, MetricKind.HISTOGRAM)
     selection = _select(sel, history, None)
-    if selection is None or selection.family.kind is MetricKind.HISTOGRAM:
+    if selection is None or selection.kind is MetricKind.HISTOGRAM:
         return None
     return selection
 
@@ -179,6 +161,17 @@ def _instant(sel: Selector, history: MetricHistory, now: float) -> Vector:
     out = dict(zip(labels, values, strict=True))
     out.update(others)
     return out
+
+
+def _instant_values(sel: Selector, history: MetricHistory, now: float) -> list[float]:
+    """The values of ``_instant(sel)`` (no component), in its order, without labels."""
+    selection = _values_of(sel, history)
+    if selection is None:
+        return []
+    _, values, others = history.current(selection, now)
+    if not others:
+        return list(values)
+    return [*values, *map(_SECOND, others)]
 
 
 def _windows(sel: Selector, history: MetricHistory, now: float) -> list[tuple[Labels, Points]]:
@@ -205,57 +198,6 @@ def _drop_absent(sel: Selector, history: MetricHistory, out: Vector) -> Vector:
     return out
 
 
-def extrapolated_change(
-    points: Points, start: float, end: float, *, counter: bool, per_second: bool
-) -> float | None:
-    """Prometheus' ``increase``/``rate``/``delta`` of ``points`` over ``[start, end]``.
-
-    The change between first and last point (plus counter resets) is extrapolated to the
-    window edges when the points come close enough to them. ``None`` with fewer than two
-    points.
-    """
-    if len(points) < 2:
-        return None
-    first_t, first_v = points[0]
-    last_t, last_v = points[-1]
-    result = last_v - first_v
-    if counter:
-        previous = 0.0
-        for _, v in points:
-            if v < previous:  # a reset: the counter restarted from zero
-                result += previous
-            previous = v
-    return extrapolate(result, len(points), first_t, first_v, last_t, start, end,
-                       counter=counter, per_second=per_second)
-
-
-def extrapolate(
-    result: float, n: int, first_t: float, first_v: float, last_t: float, start: float,
-    end: float, *, counter: bool, per_second: bool,
-) -> float | None:
-    """Extrapolate the change ``result`` seen by ``n`` points from ``first_t`` to
-    ``last_t`` to the window ``[start, end]`` (Prometheus' ``extrapolatedRate``)."""
-    sampled = last_t - first_t
-    if n < 2 or sampled <= 0:
-        return None
-    to_start = first_t - start
-    to_end = end - last_t
-    average_gap = sampled / (n - 1)
-    if counter and result > 0 and first_v >= 0:
-        # do not extrapolate a young counter to before it was zero
-        to_zero = sampled * (first_v / result)
-        to_start = min(to_start, to_zero)
-    threshold = average_gap * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average_gap / 2
-    interval += to_end if to_end < threshold else average_gap / 2
-    # one factor, divided by the range first, as Prometheus (the last bit differs)
-    factor = interval / sampled
-    if per_second:
-        factor /= end - start
-    return result * factor
-
-
 def _changes(
     sel: Selector, history: MetricHistory, now: float, *, counter: bool, per_second: bool
 ) -> Vector:
@@ -270,78 +212,25 @@ def _changes(
         return {}
     edges = history.edges(selection, start, now, resets=counter)
     out: Vector = {}
-    n, t0, t1 = edges.n, edges.t0, edges.t1
-    if n >= 2 and edges.labels and t1 - t0 > 0:
+    if edges.labels:
         first, last = edges.first, edges.last
         if component is not None:
             part = _COMPONENT[component]
             first, last = list(map(part, first)), list(map(part, last))
-        change = list(map(sub, last, first))
-        to_start = t0 - start
-        scale = _extrapolation(n, t0, t1, to_start, start, now)
-        if per_second:
-            scale /= now - start
-        values = map(mul, change, repeat(scale))
-        out = dict(zip(edges.labels, values, strict=True))
-        if counter and to_start > 0:
-            _young_counters(out, edges.labels, first, change, n, t0, t1, start, now,
-                            per_second)
+        shape = pm.window(edges.n, edges.t0, edges.t1, start, now, per_second=per_second)
+        if shape is not None:
+            change = list(map(sub, last, first))
+            out = dict(zip(edges.labels, pm.extrapolate(shape, change, first, counter=counter),
+                           strict=True))
     for labels, points in edges.others:
         if component is not None:
             part = _COMPONENT[component]
             points = [(t, part(p)) for t, p in points]
-        value = extrapolated_change(points, start, now, counter=counter,
-                                    per_second=per_second)
+        value = pm.extrapolated_change(points, start, now, counter=counter,
+                                       per_second=per_second)
         if value is not None:
             out[labels] = value
     return _drop_absent(sel, history, out)
-
-
-def _young_counters(
-    out: Vector, labels: Sequence[Labels], first: Sequence[float], change: list[float],
-    n: int, t0: float, t1: float, start: float, end: float, per_second: bool,
-) -> None:
-    """Counters so young that the window reaches back before they were zero are
-    extrapolated back to zero only (as :func:`extrapolate` does). Candidates are found at
-    C speed with a margin that only admits more; each is then decided exactly."""
-    sampled = t1 - t0
-    to_start = t0 - start
-    reach = to_start / sampled * (1 + 1e-9)
-    candidates = list(map(le, first, map(mul, change, repeat(reach))))
-    if True not in candidates:
-        return
-    average_gap = sampled / (n - 1)
-    threshold = average_gap * 1.1
-    half = average_gap / 2
-    to_end = end - t1
-    end_part = to_end if to_end < threshold else half
-    # the candidates with a positive change and a non-negative start (the others keep
-    # the plain extrapolation), then their time back to zero, all in C-level passes
-    young = [k for k in compress(range(len(candidates)), candidates)
-             if change[k] > 0 and first[k] >= 0]
-    to_zero = [sampled * (first[k] / change[k]) for k in young]
-    range_s = end - start
-    for k, z in zip(young, to_zero, strict=True):
-        if z < to_start:
-            interval = sampled + (z if z < threshold else half) + end_part
-            factor = interval / sampled
-            if per_second:
-                factor /= range_s
-            out[labels[k]] = change[k] * factor
-
-
-def _extrapolation(
-    n: int, first_t: float, last_t: float, to_start: float, start: float, end: float
-) -> float:
-    """``interval / sampled`` of :func:`extrapolate` for an old enough series."""
-    sampled = last_t - first_t
-    average_gap = sampled / (n - 1)
-    threshold = average_gap * 1.1
-    to_end = end - last_t
-    interval = sampled
-    interval += to_start if to_start < threshold else average_gap / 2
-    interval += to_end if to_end < threshold else average_gap / 2
-    return interval / sampled
 
 
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
@@ -380,19 +269,35 @@ def _call(node: Call, history: MetricHistory, now: float) -> Value:
     if func == "abs":
         arg = evaluate_node(node.args[0], history, now)
         return abs(arg) if isinstance(arg, float) else {k: abs(v) for k, v in arg.items()}
-    arg = _as_vector(evaluate_node(node.args[0], history, now))
+    sel = node.args[0]
+    if (not node.by and not node.without and isinstance(sel, Selector)
+            and sel.range_s is None and sel.component is None):
+        # one group over a plain selector: the values only, in the selector's order
+        values = _instant_values(sel, history, now)
+        return {EMPTY_LABELS: _AGGREGATE[func](values)} if values else {}
+    arg = _as_vector(evaluate_node(sel, history, now))
     return _aggregate(func, arg, node.by or (), node.without)
 
 
 def _aggregate(func: str, vector: Vector, by: tuple[str, ...], without: bool = False) -> Vector:
     if not by and not without:  # one group: no labels to compute per series
         return {EMPTY_LABELS: _AGGREGATE[func](list(vector.values()))} if vector else {}
-    groups: dict[Labels, list[float]] = {}
-    for labels, value in vector.items():
-        key = labels.without(by) if without else labels.only(by)
-        groups.setdefault(key, []).append(value)
     reduce = _AGGREGATE[func]
-    return {labels: reduce(values) for labels, values in groups.items()}
+    if without:
+        groups: dict[Labels, list[float]] = {}
+        for labels, value in vector.items():
+            groups.setdefault(labels.without(by), []).append(value)
+        return {labels: reduce(values) for labels, values in groups.items()}
+    # group by the values of the `by` labels (a tuple: hashed in C), and make each
+    # group's labels once
+    keyed: dict[tuple[str | None, ...], list[float]] = {}
+    for key, value in zip(Labels.values_of_many(vector, by), vector.values(), strict=True):
+        group = keyed.get(key)
+        if group is None:
+            keyed[key] = [value]
+        else:
+            group.append(value)
+    return {Labels.from_values(by, key): reduce(values) for key, values in keyed.items()}
 
 
 def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
@@ -403,15 +308,16 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
     if node.by is None:
         pairs = list(rates.values())
         if pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0]))):  # one layout
-            return dict(zip(rates, quantiles_sorted(q, pairs[0][0], map(_SECOND, pairs)),
+            return dict(zip(rates, pm.histogram_quantiles(q, pairs[0][0], map(_SECOND, pairs)),
                             strict=True))
-        return {labels: quantile_sorted(q, bounds, r) for labels, (bounds, r) in rates.items()}
+        return {labels: pm.histogram_quantile(q, bounds, r)
+                for labels, (bounds, r) in rates.items()}
     by = node.by
     # sum the bucket rates per group; series with the same bucket layout add as vectors
     members: dict[Labels, list[tuple[tuple[float, ...], list[float]]]] = {}
     if by:
         for labels, pair in rates.items():
-            members.setdefault(labels.only(by), []).append(pair)
+            members.setdefault(Labels.from_values(by, labels.values_of(by)), []).append(pair)
     elif rates:
         members[EMPTY_LABELS] = list(rates.values())
     out: Vector = {}
@@ -419,10 +325,9 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
         layouts = _sum_by_layout(pairs)
         if len(layouts) == 1:
             [(bounds, total)] = layouts.items()
-            out[labels] = quantile_sorted(q, bounds, total)
+            out[labels] = pm.histogram_quantile(q, bounds, total)
         else:
-            merged = [pair for b, t in layouts.items() for pair in zip(b, t, strict=True)]
-            out[labels] = histogram_quantile(q, merged)
+            out[labels] = pm.histogram_quantile(q, *pm.merge_buckets(layouts.items()))
     return out
 
 
@@ -463,20 +368,20 @@ def _bucket_rates(
         edges = history.edges(selection, start, now) if selection is not None else None
         if edges is not None and edges.n >= 2 and edges.labels:
             # series clean throughout the window share its shape: one extrapolation
-            extrapolation = bucket_extrapolation(edges.n, edges.t0, edges.t1, start, now)
-            if not _uniform_bucket_rates(cached, edges, extrapolation):
+            shape = pm.window(edges.n, edges.t0, edges.t1, start, now, per_second=True)
+            if not _uniform_bucket_rates(cached, edges, shape):
                 for labels, first, last in zip(edges.labels, edges.first, edges.last,
                                                strict=True):
                     bounds = last[BOUNDS]
                     if first[BOUNDS] is not bounds and first[BOUNDS] != bounds:
                         continue
                     first_counts = first[COUNTS]
-                    cached[labels] = (bounds, extrapolate_with(
-                        extrapolation, list(map(sub, last[COUNTS], first_counts)),
-                        first_counts,
+                    cached[labels] = (bounds, pm.extrapolate(
+                        shape, list(map(sub, last[COUNTS], first_counts)), first_counts,
+                        counter=True,
                     ))
         for labels, points in edges.others if edges is not None else ():
-            result = bucket_rates(points, start, now) if len(points) >= 2 else None
+            result = pm.bucket_rates(points, start, now) if len(points) >= 2 else None
             if result is not None:
                 cached[labels] = result
         memo[key] = cached
@@ -491,7 +396,7 @@ _COUNTS_OF = itemgetter(COUNTS)
 
 def _uniform_bucket_rates(
     out: dict[Labels, tuple[tuple[float, ...], list[float]]], edges: Edges,
-    extrapolation: Extrapolation | None,
+    shape: pm.Window | None,
 ) -> bool:
     """Bucket rates of every series of ``edges`` at once when they all have the same
     bucket layout (one bounds object, as the SDK hands them): the buckets of all series
@@ -506,8 +411,8 @@ def _uniform_bucket_rates(
     width = len(bounds)
     if not len(first_counts) == len(last_counts) == width * len(first):
         return False
-    rates = extrapolate_with(extrapolation, list(map(sub, last_counts, first_counts)),
-                             first_counts)
+    rates = pm.extrapolate(shape, list(map(sub, last_counts, first_counts)), first_counts,
+                           counter=True)
     out.update(zip(edges.labels, zip(repeat(bounds), (
         rates[k:k + width] for k in range(0, len(rates), width)
     )), strict=False))
@@ -529,11 +434,7 @@ def _arith(op: str, a: float, b: float) -> float:
     if op == "*":
         return a * b
     if op == "/":
-        if b == 0:
-            if a == 0 or math.isnan(a):
-                return math.nan
-            return math.copysign(math.inf, a) * math.copysign(1.0, b)
-        return a / b
+        return pm.go_div(a, b)
     try:  # "%": like Go's math.Mod, the sign follows the dividend
         return math.fmod(a, b)
     except ValueError:

@@ -1,0 +1,36 @@
+"""The syntax tree of a compiled condition (``Condition.tree``), for tools that translate
+or inspect it: the PromQL exporter and the promtool-format rule tests."""
+
+from __future__ import annotations
+
+from otel_botmon.query._catalog import known_metric_kinds
+from otel_botmon.query._eval import evaluate_node
+from otel_botmon.query._lexer import DURATION_UNITS
+from otel_botmon.query._matching import MatchingError
+from otel_botmon.query._nodes import Matching
+from otel_botmon.query._parser import (
+    COMPARISONS,
+    Binary,
+    Call,
+    Derived,
+    Node,
+    Number,
+    Selector,
+    VType,
+)
+
+__all__ = [
+    "COMPARISONS",
+    "DURATION_UNITS",
+    "Binary",
+    "Call",
+    "Derived",
+    "Matching",
+    "MatchingError",
+    "Node",
+    "Number",
+    "Selector",
+    "VType",
+    "evaluate_node",
+    "known_metric_kinds",
+]
