@@ -62,8 +62,11 @@ _PROTOCOLS = ("http/protobuf", "grpc")
 # Environment variables that change what configure() builds (part of its identity).
 _ENV_SETTINGS = (
     "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL", "BOTMON_TRADE_METRICS",
 )
+# "sdk" records trade metrics through the SDK's instruments (the reference the lean
+# aggregation, otel_botmon.instrument._trade_metrics, is tested against); else lean.
+BOTMON_TRADE_METRICS = "BOTMON_TRADE_METRICS"
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Telemetry:
     extra_readers: list[MetricReader] = field(default_factory=list)
     pushers: list[MetricPusher] = field(default_factory=list)
     """Exporters fed from ``metric_reader`` on their own intervals (OTLP, InfluxDB)."""
+    trade_metrics: Any = None
+    """The lean trade aggregation (``instrument._trade_metrics``), None on the SDK path."""
     _key: tuple[Any, ...] = ()
     _closed: bool = False
     _handoffs: list[Any] = field(default_factory=list)
@@ -469,6 +474,7 @@ def _build(
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
     )
+    trade_metrics = _lean_trade_metrics(meter_provider, readers, resource)
     tel = Telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
@@ -478,10 +484,32 @@ def _build(
         otlp_protocol=protocol if endpoint else None,
         extra_readers=readers[1:],
         pushers=pushers,
+        trade_metrics=trade_metrics,
         _handoffs=handoffs,
     )
     _fork.register(tel)
     return tel
+
+
+def _lean_trade_metrics(
+    meter_provider: MeterProvider, readers: Sequence[MetricReader], resource: Resource
+) -> Any:
+    """The one aggregation a trade's metrics go to, collected with every reader; None
+    (the SDK's instruments) when ``BOTMON_TRADE_METRICS=sdk`` or a reader wants deltas."""
+    if os.environ.get(BOTMON_TRADE_METRICS, "").strip().lower() == "sdk":
+        return None
+    from otel_botmon.instrument._trade_metrics import TradeMetrics
+
+    lean = TradeMetrics(resource)
+    consumer = meter_provider._measurement_consumer
+    hooked: list[MetricReader] = []
+    for reader in readers:
+        if not lean.hook(reader, consumer.collect):
+            for done in hooked:  # all readers or none: one source of truth per pipeline
+                done._set_collect_callback(consumer.collect)
+            return None
+        hooked.append(reader)
+    return lean
 
 
 def _export_interval_s(explicit: float | None) -> float:

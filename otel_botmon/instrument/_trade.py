@@ -194,6 +194,9 @@ class ActiveTrade(ActiveCall):
         if inst is None:  # telemetry failed when the trade started
             return
         outcome = self._outcome(exc)
+        if inst.lean is not None:
+            self._record_lean(inst.lean, exc, outcome, duration_s)
+            return
         symbol, side = self._symbol, self._side
         metric_attrs: dict[str, Any] = {}
         if symbol is not None:
@@ -213,6 +216,38 @@ class ActiveTrade(ActiveCall):
         fill_qty, fill_price = self._fill(exc)
         if fill_qty is not None or fill_price is not None:
             self._record_fill(inst, span_attrs, fill_qty, fill_price)
+        if self._reason is not None:
+            span_attrs[conv.TRADING_REJECT_REASON] = self._reason
+        span = self._span
+        if span.is_recording():
+            span.set_attributes(span_attrs)
+
+    def _record_lean(
+        self, lean: Any, exc: BaseException | None, outcome: str, duration_s: float
+    ) -> None:
+        # The same metrics as _record/_record_fill, into one aggregation (_trade_metrics).
+        labels = (self._symbol, self._side, self._order_type, outcome,
+                  None if exc is None else type(exc).__qualname__)
+        span_attrs: dict[str, Any] = {conv.TRADING_OUTCOME: outcome}
+        fill_qty, fill_price = self._fill(exc)
+        notional = None
+        direction = None
+        bp = 0.0
+        if fill_qty is not None and fill_qty > 0:
+            span_attrs[conv.TRADING_FILL_QUANTITY] = fill_qty
+            if fill_price is not None:
+                notional = fill_qty * fill_price
+        if fill_price is not None:
+            span_attrs[conv.TRADING_FILL_PRICE] = fill_price
+            fills = self._fills
+            if fills is not None and fills.explicit_price and self._price is not None:
+                slip = slippage_bp(self._side, self._price, fill_price)
+                if slip is not None:
+                    bp = abs(slip)
+                    direction = _ADVERSE if slip > 0 else _FAVORABLE if slip < 0 else _NO_SLIPPAGE
+                    span_attrs[conv.TRADING_SLIPPAGE_BP] = slip
+        lean.record(labels, duration_s if self._timed else None, fill_qty, notional,
+                    direction, bp)
         if self._reason is not None:
             span_attrs[conv.TRADING_REJECT_REASON] = self._reason
         span = self._span
@@ -327,6 +362,9 @@ class TradeScope(CallScope[ActiveTrade]):
             value = arguments.get("price")
             if value is not None:
                 price = value if type(value) is float else as_number(value, "price", site)
+        if inst.idle():  # no SDK anywhere: a trade state for current_trade() only
+            return ActiveTrade(trace.INVALID_SPAN, None, site, symbol, side, order_type,
+                               quantity, price)
         attrs: dict[str, Any] = {}
         if symbol is not None:
             attrs[conv.TRADING_SYMBOL] = symbol
