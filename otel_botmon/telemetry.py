@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -506,7 +506,7 @@ def _lean_trade_metrics(
     for reader in readers:
         if not lean.hook(reader, consumer.collect):
             for done in hooked:  # all readers or none: one source of truth per pipeline
-                done._set_collect_callback(consumer.collect)
+                done._set_collect_callback(cast(Any, consumer.collect))
             return None
         hooked.append(reader)
     return lean

@@ -122,6 +122,8 @@ class ActiveTrade(ActiveCall):
         quantity. A total filled quantity below the requested one makes the outcome
         ``partial``. Non-numeric values are dropped with one warning; never raises.
         """
+        if self._inst is None:  # nothing records this trade (idle or disabled)
+            return
         try:
             site = self._site
             qty = self._quantity if quantity is None else as_number(
@@ -290,6 +292,39 @@ class ActiveTrade(ActiveCall):
             span_attrs[conv.TRADING_SLIPPAGE_BP] = bp
 
 
+class _IdleTrade(ActiveTrade):
+    """A trade nothing can see (no SDK anywhere): no span, no clock, no metrics; it
+    answers ``current_trade()`` with its symbol and side and accepts every call."""
+
+    __slots__ = ()
+
+    def __init__(self, site: str, symbol: str | None, side: str | None) -> None:
+        # Every slot set directly (no clock read): this is the whole cost of an idle trade.
+        self._span = trace.INVALID_SPAN
+        self._component = _COMPONENT
+        self._parent = None
+        self._owner = None
+        self._otel_token = None
+        self._state_token = None
+        self._done = False
+        self._start_ns = 0
+        self._inst = None
+        self._site = site
+        self._symbol = symbol
+        self._side = side
+        self._order_type = None
+        self._quantity = None
+        self._price = None
+        self._timed = True
+        self._fills = None
+        self._rejected = False
+        self._reason = None
+        self._outcome_as = None
+
+    def _end(self, exc: BaseException | None, result: object = None) -> None:
+        self._done = True
+
+
 class TradeScope(CallScope[ActiveTrade]):
     """A trade instrumentation: decorator, ``with`` and ``async with`` in one object.
 
@@ -343,6 +378,8 @@ class TradeScope(CallScope[ActiveTrade]):
         self, arguments: Mapping[str, Any] | None, site: str, start_time_ns: int | None = None
     ) -> ActiveTrade:
         inst = _instruments()
+        if inst.idle():
+            return self._idle(arguments, site)
         symbol, side, order_type = self._symbol, self._side, self._order_type
         quantity, price = self._quantity, self._price
         if arguments:
@@ -362,9 +399,6 @@ class TradeScope(CallScope[ActiveTrade]):
             value = arguments.get("price")
             if value is not None:
                 price = value if type(value) is float else as_number(value, "price", site)
-        if inst.idle():  # no SDK anywhere: a trade state for current_trade() only
-            return ActiveTrade(trace.INVALID_SPAN, None, site, symbol, side, order_type,
-                               quantity, price)
         attrs: dict[str, Any] = {}
         if symbol is not None:
             attrs[conv.TRADING_SYMBOL] = symbol
@@ -379,6 +413,19 @@ class TradeScope(CallScope[ActiveTrade]):
         name = f"{conv.SPAN_TRADE} {symbol}" if symbol is not None else conv.SPAN_TRADE
         span = inst.tracer.start_span(name, attributes=attrs, start_time=start_time_ns)
         return ActiveTrade(span, inst, site, symbol, side, order_type, quantity, price)
+
+    def _idle(self, arguments: Mapping[str, Any] | None, site: str) -> ActiveTrade:
+        # No SDK anywhere (nothing configured, no provider installed): nothing can see
+        # the trade, so no span and no metrics; the state serves current_trade() only.
+        symbol, side = self._symbol, self._side
+        if arguments:
+            value = arguments.get("symbol")
+            if value is not None:
+                symbol = value if type(value) is str else as_label(value)
+            value = arguments.get("side")
+            if value is not None:
+                side = as_label(value, upper=True)
+        return _IdleTrade(site, symbol, side)
 
     def _disabled(self) -> ActiveTrade:
         return ActiveTrade(

@@ -30,7 +30,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import (
@@ -203,7 +203,8 @@ class TradeMetrics:
         ) -> MetricsData | None:
             return self._merge(collect(metric_reader, timeout_millis=timeout_millis))
 
-        reader._set_collect_callback(collect_with_trades)
+        # (the SDK annotates the callback's second parameter wrongly; it is the timeout)
+        reader._set_collect_callback(cast(Any, collect_with_trades))
         return True
 
     def metrics(self) -> list[Metric]:
@@ -277,7 +278,7 @@ class TradeMetrics:
             return data
         if data is None or not data.resource_metrics:
             scope = ScopeMetrics(scope=self._scope, metrics=extra,
-                                 schema_url=self._scope.schema_url)
+                                 schema_url=self._scope.schema_url or "")
             return MetricsData(resource_metrics=[ResourceMetrics(
                 resource=self._resource, scope_metrics=[scope],
                 schema_url=self._resource.schema_url,
@@ -288,7 +289,8 @@ class TradeMetrics:
                 _extend(scope_metrics.metrics, extra)
                 return data
         _extend(resource_metrics.scope_metrics,
-                [ScopeMetrics(scope=self._scope, metrics=extra, schema_url=self._scope.schema_url)])
+                [ScopeMetrics(scope=self._scope, metrics=extra,
+                              schema_url=self._scope.schema_url or "")])
         return data
 
     # --- fork -------------------------------------------------------------------------
