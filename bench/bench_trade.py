@@ -338,12 +338,14 @@ def figure_memory(bench: Bench) -> None:
         series.update(result["series"])
         return float(result["growth_mib"])
 
-    bench.rounds(
+    figure = bench.rounds(
         "trade.memory_growth_mib", one_round, target=10.0, unit=" MiB", rounds=1,
         workload=f"{total:,} decorated trades over 10,000 symbols x 2 sides in a fresh "
                  "process: RSS growth (series capped at "
                  f"{conv.CARDINALITY_LIMIT} + 1 overflow per metric)",
         detail=lambda: {"series": series})
+    if figure is None:
+        return
     capped = all(n <= conv.CARDINALITY_LIMIT + 1 for n in series.values())
     print(f"  cardinality: series per metric {series} -> {'capped' if capped else 'NOT CAPPED'}")
 

@@ -41,7 +41,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_botmon import _fork
+from otel_botmon import _fork, _internal
 from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
 from otel_botmon._log_redaction import install_log_redaction
@@ -669,3 +669,11 @@ def _register_atexit() -> None:
     if not _atexit_registered:
         atexit.register(shutdown, _DEFAULT_EXPORT_TIMEOUT_S)
         _atexit_registered = True
+
+
+def _count_internal_error(component: str, error_type: str) -> None:
+    instrument(conv.INTERNAL_ERRORS).add(
+        1, {conv.INTERNAL_COMPONENT: component, conv.ERROR_TYPE: error_type})
+
+
+_internal.set_error_counter(_count_internal_error)
