@@ -1,12 +1,11 @@
 """The tracer and metric instruments trade instrumentation records into.
 
-Resolved lazily and cached per ``telemetry.generation()``: a ``configure()`` or
-``shutdown()`` changes the generation, and the next trade picks up the new providers.
-
-A pipeline built by ``configure()`` has a lean aggregation for the trade metrics
-(``lean``, see ``_trade_metrics``); the SDK's instruments are used when it has none
-(``BOTMON_TRADE_METRICS=sdk``) or when otel_botmon records into providers the
-application installed itself.
+One object for the process: its tracer and instruments are proxies that follow
+``configure()`` and ``shutdown()`` (``otel_botmon._state``), and a listener on the state
+keeps ``lean`` (the pipeline's lean trade aggregation, see ``_trade_metrics``) and
+``pipeline`` current. The SDK's instruments (``duration`` ... ``slippage``) record a
+trade when there is no lean aggregation (``BOTMON_TRADE_METRICS=sdk``, a reader that
+wants deltas, or providers the application installed itself).
 """
 
 from __future__ import annotations
@@ -19,28 +18,33 @@ from opentelemetry.trace import Tracer
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
+from otel_botmon._state import STATE
 
 
 class TradeInstruments:
-    """The tracer and instruments of one telemetry generation."""
+    """The tracer and instruments trades record into (proxies), and the lean path."""
 
-    __slots__ = ("duration", "generation", "lean", "notional", "pipeline", "pnl",
-                 "positions", "slippage", "tracer", "trades", "volume")
+    __slots__ = ("duration", "lean", "notional", "pipeline", "pnl", "positions", "slippage",
+                 "tracer", "trades", "volume")
 
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-        tel = telemetry.get_telemetry()
-        self.pipeline = tel is not None
-        self.lean: Any = tel.trade_metrics if tel is not None else None
-        self.tracer: Tracer = telemetry.get_tracer()
-        sdk = self.lean is None
-        self.duration: Any = telemetry.instrument(conv.TRADE_DURATION) if sdk else None
-        self.trades: Any = telemetry.instrument(conv.TRADES) if sdk else None
-        self.volume: Any = telemetry.instrument(conv.TRADE_VOLUME) if sdk else None
-        self.notional: Any = telemetry.instrument(conv.TRADE_NOTIONAL) if sdk else None
-        self.slippage: Any = telemetry.instrument(conv.TRADE_SLIPPAGE) if sdk else None
+    def __init__(self) -> None:
+        self.pipeline = False
+        self.lean: Any = None
+        self.tracer: Tracer = telemetry.tracer()
+        self.duration: Any = telemetry.instrument(conv.TRADE_DURATION)
+        self.trades: Any = telemetry.instrument(conv.TRADES)
+        self.volume: Any = telemetry.instrument(conv.TRADE_VOLUME)
+        self.notional: Any = telemetry.instrument(conv.TRADE_NOTIONAL)
+        self.slippage: Any = telemetry.instrument(conv.TRADE_SLIPPAGE)
         self.pnl: Any = telemetry.instrument(conv.PNL_REALIZED)
         self.positions: Any = telemetry.instrument(conv.POSITIONS_CLOSED)
+        self.follow()
+
+    def follow(self) -> None:
+        """Take the current pipeline's lean aggregation (a state listener)."""
+        tel = STATE.current
+        self.pipeline = tel is not None
+        self.lean = tel.trade_metrics if tel is not None else None
 
     def idle(self) -> bool:
         """True when nothing can see a trade: no pipeline, and the application has
@@ -53,14 +57,10 @@ class TradeInstruments:
         )
 
 
-_cache: TradeInstruments | None = None
+_INSTRUMENTS = TradeInstruments()
+STATE.on_change(_INSTRUMENTS.follow)
 
 
 def instruments() -> TradeInstruments:
-    # Re-resolved whenever configure()/shutdown() changes the providers.
-    global _cache
-    cached = _cache
-    generation = telemetry.generation()
-    if cached is None or cached.generation != generation:
-        cached = _cache = TradeInstruments(generation)
-    return cached
+    """The process's trade instruments (the same object, always current)."""
+    return _INSTRUMENTS
