@@ -297,13 +297,16 @@ def _observer(kind: str) -> Callable[[], Iterable[Observation]]:
     return observe
 
 
-def _forget_readings() -> None:
-    # New providers (configure() / shutdown()): the last readings belonged to the old ones.
-    for values in _latest.values():
-        values.clear()
+_stale = [False]  # the providers changed since the last reading
 
 
-STATE.on_change(_forget_readings)
+def _providers_changed() -> None:
+    # The readings belong to the old pipeline, whose final export may still read them:
+    # forgotten at the next reading (_ensure_registered), not now.
+    _stale[0] = True
+
+
+STATE.on_change(_providers_changed)
 
 
 def _create(spec: conv.MetricSpec) -> Callable[..., Any]:
@@ -314,6 +317,10 @@ def _create(spec: conv.MetricSpec) -> Callable[..., Any]:
 
 
 def _ensure_registered() -> None:
+    if _stale[0]:
+        _stale[0] = False
+        for values in _latest.values():
+            values.clear()
     if _registrations:
         return
     with _register_lock:
