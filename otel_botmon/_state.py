@@ -82,21 +82,33 @@ class ObservableRegistration:
     """An observable instrument registered on every meter the state moves to.
 
     ``create(meter, callback)`` registers it; ``callback()`` yields the observations.
-    Kept alive by its owner (the state holds it weakly).
+    Kept alive by its owner (the state holds it weakly). With ``versioned`` the callback
+    gets the state version its meter was bound at (``callback(version)``), so values of
+    one pipeline can be kept out of the next one's collections.
     """
 
     def __init__(self, create: Callable[[Meter, Callable[[CallbackOptions],
                                                         Iterable[Observation]]], Any],
-                 callback: Callable[[], Iterable[Observation]]) -> None:
+                 callback: Callable[..., Iterable[Observation]],
+                 versioned: bool = False) -> None:
         self._create = create
         self._callback = callback
+        self._versioned = versioned
         self._keep: Any = None
 
     def _observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         return self._callback()
 
     def _bind(self, meter: Meter) -> None:
-        self._keep = self._create(meter, self._observe)
+        if not self._versioned:
+            self._keep = self._create(meter, self._observe)
+            return
+        version = STATE.version
+
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return self._callback(version)
+
+        self._keep = self._create(meter, observe)
 
 
 class TelemetryState:

@@ -290,23 +290,18 @@ _register_lock = threading.Lock()
 _registrations: list[ObservableRegistration] = []
 
 
-def _observer(kind: str) -> Callable[[], Iterable[Observation]]:
-    def observe() -> Iterable[Observation]:
+def _observer(kind: str) -> Callable[[int], Iterable[Observation]]:
+    def observe(version: int) -> Iterable[Observation]:
+        if version != _readings_version[0]:
+            return []  # readings of another pipeline (an earlier or a later one)
         return [Observation(value, dict(key)) for key, value in list(_latest[kind].items())]
 
     return observe
 
 
-_stale = [False]  # the providers changed since the last reading
-
-
-def _providers_changed() -> None:
-    # The readings belong to the old pipeline, whose final export may still read them:
-    # forgotten at the next reading (_ensure_registered), not now.
-    _stale[0] = True
-
-
-STATE.on_change(_providers_changed)
+# The state version the readings were taken under: each pipeline's gauges report only
+# its own (the old one's final export still sees them; a new one starts empty).
+_readings_version = [STATE.version]
 
 
 def _create(spec: conv.MetricSpec) -> Callable[..., Any]:
@@ -317,16 +312,18 @@ def _create(spec: conv.MetricSpec) -> Callable[..., Any]:
 
 
 def _ensure_registered() -> None:
-    if _stale[0]:
-        _stale[0] = False
-        for values in _latest.values():
-            values.clear()
+    if _readings_version[0] != STATE.version:
+        with _register_lock:
+            if _readings_version[0] != STATE.version:
+                for values in _latest.values():
+                    values.clear()
+                _readings_version[0] = STATE.version
     if _registrations:
         return
     with _register_lock:
         if _registrations:
             return
-        found = [ObservableRegistration(_create(spec), _observer(kind))
+        found = [ObservableRegistration(_create(spec), _observer(kind), versioned=True)
                  for kind, spec in _SPECS.items()]
         for registration in found:
             STATE.observe(registration)
