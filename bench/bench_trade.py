@@ -397,7 +397,9 @@ def child_latency(endpoint: str, freeze: bool) -> None:
 class _Pair:
     """Two child processes timed in alternating windows (the same machine load)."""
 
-    def __init__(self, candidate: Sequence[str], baseline: Sequence[str]) -> None:
+    def __init__(self, candidate: Sequence[str], baseline: Sequence[str],
+                 flush: bool = True) -> None:
+        self.flush = flush
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         self.procs = {
             side: subprocess.Popen(
@@ -420,9 +422,10 @@ class _Pair:
         proc.stdin.flush()
         result: dict[str, float] = json.loads(proc.stdout.readline())
         self.windows[side].append(result)
-        proc.stdin.write("flush\n")
-        proc.stdin.flush()
-        proc.stdout.readline()
+        if self.flush:
+            proc.stdin.write("flush\n")
+            proc.stdin.flush()
+            proc.stdout.readline()
         return result
 
     def p99_round(self, calls: int) -> float:
@@ -528,7 +531,9 @@ def figure_blackhole(bench: Bench) -> None:
         return
     server, port = _blackhole_server()
     calls = 2_000 if bench.args.quick else 5_000
-    pair = _Pair(["--child-latency", f"http://127.0.0.1:{port}"], ["--child-latency", "none"])
+    # No flush between windows: against a socket that never answers it would only wait.
+    pair = _Pair(["--child-latency", f"http://127.0.0.1:{port}"], ["--child-latency", "none"],
+                 flush=False)
     try:
         bench.rounds(
             name, lambda: pair.p99_round(calls), target=1.2, rounds=21,
