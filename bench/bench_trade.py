@@ -1,188 +1,299 @@
-"""Benchmark: the cost of ``@trade`` against hand-written OpenTelemetry code.
+"""Benchmark: a whole ``@trade`` against the best hand-written OpenTelemetry code, and its tail.
 
-Run ``python bench/bench_trade.py`` (``--quick`` for a shorter, noisier run). Every
-scenario runs in its own subprocess so providers, globals and memory start clean, and
-every figure is a ratio against a baseline measured in the same process run.
+Run ``python bench/bench_trade.py`` (``--quick`` for a smoke run, ``--repeat N``). Every
+figure is a ratio against a baseline measured in the same run (bench/_harness.py: A and
+B interleaved in rounds, one ratio per round, median / IQR / mean).
 
-Scenarios and targets (issue 2, "Speed and memory"):
+The workload, for every timed figure: one whole trade of BTCUSDT, BUY 0.25 at a requested
+70,000.0, filled at 70,003.5 (reported by the body, so there is slippage): a span with
+symbol, side, order type, quantity and price, then outcome, fill quantity, fill price and
+signed slippage set on it; the duration histogram, the trade counter, the volume and
+notional counters, and the slippage histogram.
 
-sdk        decorated trade vs hand-written span + histogram + counter with the same
-           4 attributes on the same SDK providers (configure() + a BatchSpanProcessor
-           to a discarding exporter): median ratio <= 1.10
-api        the same with no SDK pipeline (OpenTelemetry API only, nothing configured):
-           median ratio <= 1.20
-memory     1,000,000 decorated trades across 10,000 symbols: RSS growth <= 10 MiB
-blackhole  OTLP endpoint = a loopback socket that accepts and never answers: p99 of
-           decorated calls <= 1.2 x p99 with no exporter (two processes, measured in
-           alternating windows so both see the same machine load; median of the window
-           p99s); the process exits <= 5 s after shutdown()
+The baseline is hand-written OpenTelemetry doing exactly that with the best idioms:
+pre-built attribute dicts, ``histogram.record`` / ``counter.add``, and for the span the
+faster (per round) of ``tracer.start_as_current_span`` and ``start_span`` + ``attach``.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SYMBOL_ATTR = "trading.symbol"
+from _harness import Bench, quantile, time_calls  # noqa: E402
 
-
-# --- shared -------------------------------------------------------------------------
-
-
-def _body() -> dict[str, str]:
-    return {"status": "FILLED"}
+SYMBOL, SIDE, ORDER_TYPE = "BTCUSDT", "BUY", "MARKET"
+QUANTITY, PRICE, FILL_PRICE = 0.25, 70_000.0, 70_003.5
 
 
-def _interleaved(
-    a: Callable[[], object], b: Callable[[], object], rounds: int, calls: int
-) -> tuple[float, float]:
-    """Median per-call µs of ``a`` and ``b``, timed in alternating rounds."""
-    times_a: list[float] = []
-    times_b: list[float] = []
-
-    def run(fn: Callable[[], object]) -> float:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        return (time.perf_counter_ns() - start) / calls / 1000
-
-    for fn in (a, b):  # warm up caches, instruments and attribute series
-        for _ in range(calls):
-            fn()
-    for i in range(rounds):
-        gc.collect()
-        if i % 2:
-            times_a.append(run(a))
-            times_b.append(run(b))
-        else:
-            times_b.append(run(b))
-            times_a.append(run(a))
-    return statistics.median(times_a), statistics.median(times_b)
+# --- the two sides ----------------------------------------------------------------------
 
 
-def _hand_written(tracer: Any, meter: Any, prefix: str) -> Callable[[str, str], object]:
-    """What a careful engineer writes by hand: span + duration histogram + counter."""
-    from opentelemetry import trace
+def decorated_trade() -> Callable[[], object]:
+    """``@trade`` whose body reports the fill (so slippage is known)."""
+    from otel_botmon.instrument.trading import current_trade, trade
+
+    @trade(order_type=ORDER_TYPE)
+    def place(symbol: str, side: str, quantity: float, price: float) -> str:
+        t = current_trade()
+        if t is not None:
+            t.filled(price=FILL_PRICE)
+        return "FILLED"
+
+    return lambda: place(SYMBOL, SIDE, QUANTITY, PRICE)
+
+
+def with_trade() -> Callable[[], object]:
+    """``with trade(...) as t`` doing the same trade."""
+    from otel_botmon.instrument.trading import trade
+
+    def place() -> str:
+        with trade(symbol=SYMBOL, side=SIDE, quantity=QUANTITY, price=PRICE,
+                   order_type=ORDER_TYPE) as t:
+            t.filled(price=FILL_PRICE)
+            return "FILLED"
+
+    return place
+
+
+def hand_written(tracer: Any, meter: Any, idiom: str) -> Callable[[], object]:
+    """The same trade written by hand with the OpenTelemetry API, ``idiom`` being
+    ``current_span`` (``start_as_current_span``) or ``attach`` (``start_span`` +
+    ``context.attach``)."""
+    from opentelemetry import context, trace
 
     from otel_botmon import conventions as conv
 
+    prefix = f"hand_{idiom}"
     duration = meter.create_histogram(
         f"{prefix}.trade.duration", unit="s",
-        explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS_S),
-    )
+        explicit_bucket_boundaries_advisory=list(conv.DURATION_BUCKETS_S))
     trades = meter.create_counter(f"{prefix}.trades", unit="{trade}")
+    volume = meter.create_counter(f"{prefix}.trade.volume", unit="{unit}")
+    notional = meter.create_counter(f"{prefix}.trade.notional", unit="1")
+    slippage = meter.create_histogram(
+        f"{prefix}.trade.slippage", unit="bp",
+        explicit_bucket_boundaries_advisory=list(conv.SLIPPAGE_BUCKETS_BP))
+    span_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE,
+                  conv.TRADING_ORDER_TYPE: ORDER_TYPE, conv.TRADING_QUANTITY: QUANTITY,
+                  conv.TRADING_PRICE: PRICE}
+    filled_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE,
+                    conv.TRADING_ORDER_TYPE: ORDER_TYPE, conv.TRADING_OUTCOME: "filled"}
+    pair_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE}
+    slip_attrs = {**pair_attrs, conv.TRADING_SLIPPAGE_DIRECTION: "adverse"}
+    name = f"trade {SYMBOL}"
+    clock = time.perf_counter_ns
 
-    def place(symbol: str, side: str) -> object:
-        start = time.perf_counter_ns()
-        with tracer.start_as_current_span(
-            f"trade {symbol}",
-            attributes={
-                conv.TRADING_SYMBOL: symbol, conv.TRADING_SIDE: side,
-                conv.TRADING_ORDER_TYPE: "MARKET",
-            },
-        ) as span:
+    def record(span: Any, start: int) -> None:
+        fill_price = FILL_PRICE  # what the exchange answered
+        bp = (fill_price - PRICE) / PRICE * 10_000.0
+        span.set_attributes({conv.TRADING_OUTCOME: "filled",
+                             conv.TRADING_FILL_QUANTITY: QUANTITY,
+                             conv.TRADING_FILL_PRICE: fill_price,
+                             conv.TRADING_SLIPPAGE_BP: bp})
+        duration.record((clock() - start) / 1e9, filled_attrs)
+        trades.add(1, filled_attrs)
+        volume.add(QUANTITY, pair_attrs)
+        notional.add(QUANTITY * fill_price, pair_attrs)
+        slippage.record(abs(bp), slip_attrs)
+
+    if idiom == "current_span":
+        def place() -> str:
+            start = clock()
+            with tracer.start_as_current_span(name, attributes=span_attrs) as span:
+                result = "FILLED"
+                record(span, start)
+            return result
+    else:
+        def place() -> str:
+            start = clock()
+            span = tracer.start_span(name, attributes=span_attrs)
+            token = context.attach(trace.set_span_in_context(span))
             try:
-                result = _body()
-            except Exception as exc:
-                attrs = {
-                    conv.TRADING_SYMBOL: symbol, conv.TRADING_SIDE: side,
-                    conv.TRADING_ORDER_TYPE: "MARKET", conv.TRADING_OUTCOME: "error",
-                    conv.ERROR_TYPE: type(exc).__qualname__,
-                }
-                duration.record((time.perf_counter_ns() - start) / 1e9, attrs)
-                trades.add(1, attrs)
-                span.set_status(trace.StatusCode.ERROR)
-                raise
-            span.set_attribute(conv.TRADING_OUTCOME, "filled")
-        attrs = {
-            conv.TRADING_SYMBOL: symbol, conv.TRADING_SIDE: side,
-            conv.TRADING_ORDER_TYPE: "MARKET", conv.TRADING_OUTCOME: "filled",
-        }
-        duration.record((time.perf_counter_ns() - start) / 1e9, attrs)
-        trades.add(1, attrs)
-        return result
+                result = "FILLED"
+            finally:
+                context.detach(token)
+            record(span, start)
+            span.end()
+            return result
 
     return place
 
 
-def _decorated() -> Callable[[str, str], object]:
-    from otel_botmon.instrument.trading import trade
+def versus_best_hand_written(
+    candidate: Callable[[], object], hands: Sequence[Callable[[], object]], calls: int
+) -> tuple[Callable[[], float], dict[str, list[float]]]:
+    """A round: candidate and each hand-written idiom timed back to back (order
+    rotating); the ratio is against the faster idiom of that round."""
+    times: dict[str, list[float]] = {"candidate": [], "best_hand": []}
+    turn = [0]
 
-    @trade(order_type="MARKET")
-    def place(symbol: str, side: str) -> object:
-        return _body()
+    def one_round() -> float:
+        sides = [candidate, *hands]
+        shift = turn[0] % len(sides)
+        turn[0] += 1
+        order = sides[shift:] + sides[:shift]
+        measured = {id(fn): time_calls(fn, calls) for fn in order}
+        best = min(measured[id(h)] for h in hands)
+        times["candidate"].append(measured[id(candidate)])
+        times["best_hand"].append(best)
+        return measured[id(candidate)] / best
 
-    return place
+    return one_round, times
 
 
-# --- scenarios (each runs in a subprocess and prints one JSON line) --------------------
+def _detail(times: dict[str, list[float]]) -> Callable[[], dict[str, Any]]:
+    return lambda: {k + "_us": round(statistics.median(v) * 1e6, 3) for k, v in times.items()}
 
 
-def scenario_sdk(quick: bool) -> dict[str, Any]:
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        SpanExporter,
-        SpanExportResult,
-    )
+# --- figures ----------------------------------------------------------------------------
+
+
+class _Discard:
+    """A span exporter that drops everything (the SDK pipeline without the network)."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def figure_sdk(bench: Bench) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from otel_botmon import telemetry
-    from otel_botmon.instrument.trading import trade
 
-    class Discard(SpanExporter):
-        def export(self, spans: Sequence[Any]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    tel = telemetry.configure("bench", span_processors=[BatchSpanProcessor(Discard())])
-    hand = _hand_written(
-        tel.tracer_provider.get_tracer("bench-hand"), tel.meter_provider.get_meter("bench-hand"),
-        "hand",
-    )
-    decorated = _decorated()
-
-    def context_managed(symbol: str, side: str) -> object:
-        with trade(symbol=symbol, side=side, order_type="MARKET"):
-            return _body()
-
-    rounds, calls = (20, 500) if quick else (60, 1000)
-    dec_us, hand_us = _interleaved(
-        lambda: decorated("BTCUSDT", "BUY"), lambda: hand("BTCUSDT", "BUY"), rounds, calls
-    )
-    with_us, hand2_us = _interleaved(
-        lambda: context_managed("BTCUSDT", "BUY"), lambda: hand("BTCUSDT", "BUY"),
-        rounds // 2, calls,
-    )
+    tel = telemetry.configure(
+        "bench", span_processors=[BatchSpanProcessor(_Discard())])  # type: ignore[arg-type]
+    tracer = tel.tracer_provider.get_tracer("bench-hand")
+    meter = tel.meter_provider.get_meter("bench-hand")
+    hands = [hand_written(tracer, meter, "current_span"), hand_written(tracer, meter, "attach")]
+    calls = 300 if bench.args.quick else 1_000
+    for name, candidate, what in (
+        ("trade.sdk.decorated", decorated_trade(), "@trade"),
+        ("trade.sdk.with", with_trade(), "with trade(...) as t"),
+    ):
+        one_round, times = versus_best_hand_written(candidate, hands, calls)
+        bench.rounds(
+            name, one_round, target=0.8, rounds=31,
+            workload=f"a whole {what} (span + duration, count, volume, notional, slippage) "
+                     "on configure()'s SDK pipeline (BatchSpanProcessor to a discarding "
+                     "exporter, in-memory reader) / the best hand-written OTel equivalent",
+            warmup=lambda c=candidate: [time_calls(f, calls) for f in (c, *hands)],
+            detail=_detail(times))
     tel.shutdown()
-    return {
-        "decorated_us": dec_us, "hand_us": hand_us, "ratio": dec_us / hand_us,
-        "with_us": with_us, "with_ratio": with_us / hand2_us,
-    }
 
 
-def scenario_api(quick: bool) -> dict[str, Any]:
+def figure_api(bench: Bench) -> None:
     from opentelemetry import metrics, trace
 
-    # Nothing configured: otel_botmon and the hand-written code both get the API's
-    # proxy (no-op) tracer and meter, as in an application without an SDK pipeline.
-    hand = _hand_written(trace.get_tracer("bench-hand"), metrics.get_meter("bench-hand"), "hand")
-    decorated = _decorated()
-    rounds, calls = (20, 2000) if quick else (60, 5000)
-    dec_us, hand_us = _interleaved(
-        lambda: decorated("BTCUSDT", "BUY"), lambda: hand("BTCUSDT", "BUY"), rounds, calls
-    )
-    return {"decorated_us": dec_us, "hand_us": hand_us, "ratio": dec_us / hand_us}
+    # Nothing configured: both sides get the API's proxy tracer and meter.
+    tracer, meter = trace.get_tracer("bench-hand"), metrics.get_meter("bench-hand")
+    hands = [hand_written(tracer, meter, "current_span"), hand_written(tracer, meter, "attach")]
+    calls = 1_000 if bench.args.quick else 5_000
+    one_round, times = versus_best_hand_written(decorated_trade(), hands, calls)
+    bench.rounds(
+        "trade.api_only", one_round, target=1.0, rounds=31,
+        workload="the same whole @trade with no SDK (OpenTelemetry API only, nothing "
+                 "configured) / the best hand-written OTel equivalent on the same API",
+        detail=_detail(times))
+
+
+def _series_bytes_botmon(n: int) -> float:
+    """Bytes per counter series of the lean trade aggregation: ``n`` (symbol, side) pairs
+    each get a volume and a notional series (two counter series per pair)."""
+    from opentelemetry.sdk.resources import Resource
+
+    from otel_botmon.instrument._trade_metrics import TradeMetrics
+
+    lean = TradeMetrics(Resource({}), limit=n + 1)
+    symbols = [f"S{i:06d}USDT" for i in range(n)]
+    labels = [(s, "BUY", "MARKET", "filled", None) for s in symbols]
+    lean.record(("WARM", "BUY", "MARKET", "filled", None), None, 1.0, 2.0, None, 0.0)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for key in labels:
+        lean.record(key, None, 0.25, 17_500.0, None, 0.0)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    # The trade-count cells (one per label set) are the duration histogram's, not a
+    # counter's: subtract them, measured the same way.
+    only_counts = TradeMetrics(Resource({}), limit=n + 1)
+    only_counts.record(("WARM", "BUY", "MARKET", "filled", None), None, None, None, None, 0.0)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for key in labels:
+        only_counts.record(key, None, None, None, None, 0.0)
+    counts = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return (used - counts) / (2 * n)
+
+
+def _series_bytes_prometheus(n: int) -> float:
+    """Bytes per series of prometheus_client: volume and notional Counters by (symbol,
+    side), the same ``n`` pairs."""
+    import prometheus_client
+
+    registry = prometheus_client.CollectorRegistry()
+    volume = prometheus_client.Counter("volume", "v", ("symbol", "side"), registry=registry)
+    notional = prometheus_client.Counter("notional", "n", ("symbol", "side"), registry=registry)
+    symbols = [f"S{i:06d}USDT" for i in range(n)]
+    volume.labels("WARM", "BUY").inc(1.0)
+    notional.labels("WARM", "BUY").inc(2.0)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for s in symbols:
+        volume.labels(s, "BUY").inc(0.25)
+        notional.labels(s, "BUY").inc(17_500.0)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / (2 * n)
+
+
+def figure_counter_memory(bench: Bench) -> None:
+    n = 2_000 if bench.args.quick else 10_000
+    ours: list[float] = []
+    theirs: list[float] = []
+
+    def one_round() -> float:
+        ours.append(_series_bytes_botmon(n))
+        theirs.append(_series_bytes_prometheus(n))
+        return ours[-1] / theirs[-1]
+
+    bench.rounds(
+        "trade.counter_bytes_per_series", one_round, target=1.2, rounds=5,
+        workload=f"{n:,} (symbol, side) pairs x (volume, notional) counter series: bytes "
+                 "per series (tracemalloc) of the lean trade aggregation / prometheus_client "
+                 "Counters with the same labels",
+        detail=lambda: {"botmon_bytes": round(statistics.median(ours), 1),
+                        "prometheus_client_bytes": round(statistics.median(theirs), 1)})
+
+
+# --- memory over a million trades (own process) ----------------------------------------
 
 
 def _rss_mib() -> float:
@@ -191,62 +302,216 @@ def _rss_mib() -> float:
     return float(psutil.Process().memory_info().rss) / (1024 * 1024)
 
 
-def scenario_memory(quick: bool) -> dict[str, Any]:
-    from otel_botmon import conventions as conv
+def child_memory(total: int) -> dict[str, Any]:
     from otel_botmon import telemetry
     from otel_botmon.instrument.trading import trade
 
-    total = 100_000 if quick else 1_000_000
     symbols = [f"SYM{i:05d}USDT" for i in range(10_000)]
     tel = telemetry.configure("bench-memory")
 
     @trade(order_type="MARKET")
     def place(symbol: str, side: str, quantity: float, price: float) -> object:
-        return _body()
+        return "FILLED"
 
-    place("WARMUP", "BUY", 1.0, 1.0)  # first-call imports and instrument creation
+    place("WARMUP", "BUY", 1.0, 1.0)
     gc.collect()
     before = _rss_mib()
-    start = time.perf_counter()
     for i in range(total):
         place(symbols[i % 10_000], "BUY" if i & 1 else "SELL", 0.01, 100.0)
-        if i == 19_999:  # every symbol seen twice: all (capped) metric series exist now
-            gc.collect()
-            series_built = _rss_mib()
-    elapsed = time.perf_counter() - start
     gc.collect()
     after = _rss_mib()
-    series = {
-        name: len(tel_points)
-        for name, tel_points in _point_counts(tel).items()
-        if name.startswith("botmon.trade")
-    }
-    tel.shutdown()
-    return {
-        "trades": total, "rss_before_mib": before, "rss_after_mib": after,
-        "growth_mib": after - before, "us_per_trade": elapsed / total * 1e6,
-        "steady_growth_mib": after - series_built, "rss_series_built_mib": series_built,
-        "series": series, "cardinality_limit": conv.CARDINALITY_LIMIT,
-    }
-
-
-def _point_counts(tel: Any) -> dict[str, list[Any]]:
     data = tel.metric_reader.get_metrics_data()
-    found: dict[str, list[Any]] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                found[metric.name] = list(metric.data.data_points)
-    return found
+    series = {m.name: len(m.data.data_points) for rm in data.resource_metrics
+              for sm in rm.scope_metrics for m in sm.metrics
+              if m.name.startswith("botmon.trade")}
+    tel.shutdown()
+    return {"growth_mib": after - before, "series": series}
 
 
-def _blackhole() -> tuple[socket.socket, int]:
-    """A listening socket that accepts connections and never answers them."""
+def figure_memory(bench: Bench) -> None:
+    from otel_botmon import conventions as conv
+
+    total = 100_000 if bench.args.quick else 1_000_000
+    series: dict[str, int] = {}
+
+    def one_round() -> float:
+        result = _run_child(["--child-memory", str(total)])
+        series.update(result["series"])
+        return float(result["growth_mib"])
+
+    figure = bench.rounds(
+        "trade.memory_growth_mib", one_round, target=10.0, unit=" MiB", rounds=1,
+        workload=f"{total:,} decorated trades over 10,000 symbols x 2 sides in a fresh "
+                 "process: RSS growth (series capped at "
+                 f"{conv.CARDINALITY_LIMIT} + 1 overflow per metric)",
+        detail=lambda: {"series": series})
+    if figure is None:
+        return
+    capped = all(n <= conv.CARDINALITY_LIMIT + 1 for n in series.values())
+    print(f"  cardinality: series per metric {series} -> {'capped' if capped else 'NOT CAPPED'}")
+
+
+# --- p99 with an OTLP endpoint (paired processes, window by window) --------------------
+
+
+def _latency_window(place: Callable[[], object], calls: int) -> dict[str, float]:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(calls):
+        start = clock()
+        place()
+        samples.append((clock() - start) / 1000)
+    return {"p99": quantile(samples, 0.99), "median": statistics.median(samples)}
+
+
+def child_latency(endpoint: str, freeze: bool) -> None:
+    """One side of a p99 figure, driven over stdin: each ``go N`` line times N trades
+    and prints that window's p99 and median (µs)."""
+    from otel_botmon import telemetry
+
+    place = decorated_trade()
+    if endpoint == "none":
+        telemetry.configure("bench-no-exporter")
+    else:
+        telemetry.configure("bench-otlp", otlp_endpoint=endpoint, export_interval_s=1.0)
+    if freeze:
+        gc.freeze()
+    _latency_window(place, 20_000)  # warm up: the span queue and its batches cycle
+    print("READY", flush=True)
+    for line in sys.stdin:
+        if line.startswith("flush"):
+            # Export what this window produced before the other side's window starts, so
+            # its sender thread's work is not timed on the other side.
+            tel = telemetry.get_telemetry()
+            if tel is not None:
+                tel.force_flush(10.0)
+            print("FLUSHED", flush=True)
+            continue
+        if not line.startswith("go"):
+            break
+        print(json.dumps(_latency_window(place, int(line.split()[1]))), flush=True)
+    print("SHUTDOWN", flush=True)
+    telemetry.shutdown()
+
+
+class _Pair:
+    """Two child processes timed in alternating windows (the same machine load)."""
+
+    def __init__(self, candidate: Sequence[str], baseline: Sequence[str],
+                 flush: bool = True) -> None:
+        self.flush = flush
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        self.procs = {
+            side: subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), *args],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            for side, args in (("candidate", candidate), ("baseline", baseline))
+        }
+        for proc in self.procs.values():
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("READY"):
+                raise SystemExit(f"bench child failed to start: {line!r}")
+        self.turn = 0
+        self.windows: dict[str, list[dict[str, float]]] = {"candidate": [], "baseline": []}
+
+    def window(self, side: str, calls: int) -> dict[str, float]:
+        proc = self.procs[side]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(f"go {calls}\n")
+        proc.stdin.flush()
+        result: dict[str, float] = json.loads(proc.stdout.readline())
+        self.windows[side].append(result)
+        if self.flush:
+            proc.stdin.write("flush\n")
+            proc.stdin.flush()
+            proc.stdout.readline()
+        return result
+
+    def p99_round(self, calls: int) -> float:
+        self.turn += 1
+        order = ("candidate", "baseline") if self.turn % 2 else ("baseline", "candidate")
+        found = {side: self.window(side, calls)["p99"] for side in order}
+        return found["candidate"] / found["baseline"]
+
+    def close(self) -> dict[str, float | None]:
+        """Stop both; the seconds from each's shutdown() to its exit."""
+        exits: dict[str, float | None] = {}
+        for side, proc in self.procs.items():
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("stop\n")
+            proc.stdin.flush()
+            proc.stdin.close()
+            line = proc.stdout.readline()
+            started = time.monotonic()
+            proc.wait(timeout=60)
+            exits[side] = time.monotonic() - started if line.startswith("SHUTDOWN") else None
+        return exits
+
+    def detail(self) -> dict[str, Any]:
+        return {f"{side}_{key}_us": round(statistics.median(w[key] for w in windows), 2)
+                for side, windows in self.windows.items() for key in ("p99", "median")}
+
+
+@contextlib.contextmanager
+def _rotel_blackhole(workdir: Path) -> Iterator[str]:
+    """A real rotel collector (OTLP/HTTP in, answering at once) that discards what it
+    receives, so no receiver in this process competes for the CPU. Yields its endpoint."""
+    from tests.otlp_receiver import rotel_binary
+    from tests.services import LOOPBACK, free_port, wait_for_tcp
+
+    grpc_port, http_port = free_port(), free_port()
+    log = open(workdir / "rotel.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [rotel_binary(), "start", "--otlp-grpc-endpoint", f"{LOOPBACK}:{grpc_port}",
+         "--otlp-http-endpoint", f"{LOOPBACK}:{http_port}", "--exporter", "blackhole",
+         "--pid-file", str(workdir / "rotel.pid"), "--log-file", str(workdir / "r.log")],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_tcp(LOOPBACK, http_port, timeout=15)
+        yield f"http://{LOOPBACK}:{http_port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def figure_healthy_otlp(bench: Bench) -> None:
+    if not bench.wanted("trade.p99.healthy_otlp"):
+        return
+    calls = 2_000 if bench.args.quick else 5_000
+    with tempfile.TemporaryDirectory() as tmp, _rotel_blackhole(Path(tmp)) as endpoint:
+        for name, flag, note in (
+            ("trade.p99.healthy_otlp", [], ""),
+            ("trade.p99.healthy_otlp_gc_frozen", ["--freeze"],
+             " (both processes call gc.freeze() after configure(); informational)"),
+        ):
+            if not bench.wanted(name):
+                continue
+            pair = _Pair(["--child-latency", endpoint, *flag],
+                         ["--child-latency", "none", *flag])
+            try:
+                bench.rounds(
+                    name, lambda p=pair: p.p99_round(calls),
+                    target=1.2 if not flag else None, rounds=31,
+                    workload=f"p99 of {calls:,} decorated trades per window, OTLP/HTTP to a "
+                             "real rotel collector (blackhole exporter: it answers at once) "
+                             "/ no exporter; two processes in alternating windows, each "
+                             "window's spans exported (force_flush) before the next window; "
+                             f"verdict on the median of per-window p99 ratios{note}",
+                    detail=pair.detail)
+            finally:
+                pair.close()
+
+
+def _blackhole_server() -> tuple[Any, int]:
+    import socket
+    import threading
+
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", 0))
     server.listen(64)
-    held: list[socket.socket] = []
+    held: list[Any] = []
 
     def accept() -> None:
         while True:
@@ -260,190 +525,66 @@ def _blackhole() -> tuple[socket.socket, int]:
     return server, server.getsockname()[1]
 
 
-def _latencies(place: Callable[[str, str], object], seconds: float) -> list[float]:
-    samples: list[float] = []
-    deadline = time.perf_counter() + seconds
-    clock = time.perf_counter_ns
-    while time.perf_counter() < deadline:
-        for _ in range(200):
-            start = clock()
-            place("BTCUSDT", "BUY")
-            samples.append((clock() - start) / 1000)
-    return samples
-
-
-def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100)[98]
-
-
-def _blackhole_child(mode: str) -> None:
-    """One side of the blackhole comparison, driven window by window over stdin.
-
-    ``mode`` is ``none`` (no exporter) or ``stuck`` (OTLP to a socket that never
-    answers). The parent alternates windows between the two processes so both see the
-    same machine load; each ``go`` line runs one window and prints its p99 and median.
-    """
-    from otel_botmon import telemetry
-
-    place = _decorated()
-    if mode == "stuck":
-        _server, port = _blackhole()
-        telemetry.configure(
-            "bench-blackhole", otlp_endpoint=f"http://127.0.0.1:{port}", export_interval_s=0.5
-        )
-    else:
-        telemetry.configure("bench-no-exporter")
-    _latencies(place, 1.0)  # warm up; with "stuck" the span queue fills up meanwhile
-    print("READY", flush=True)
-    collections = [0]  # diagnostics: garbage collections during the windows
-
-    def count_collections(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            collections[0] += 1
-
-    gc.callbacks.append(count_collections)
-    for line in sys.stdin:
-        if not line.startswith("go"):
-            break
-        collections[0] = 0
-        samples = _latencies(place, float(line.split()[1]))
-        print(json.dumps({"p99": _p99(samples), "median": statistics.median(samples),
-                          "gc_per_1000": collections[0] * 1000 / len(samples)}), flush=True)
-    # The parent times from this line to the process's exit.
-    print("SHUTDOWN", flush=True)
-    telemetry.shutdown()
-
-
-def _run_blackhole(quick: bool) -> tuple[dict[str, Any], float | None]:
-    windows, seconds = (4, 0.5) if quick else (10, 0.8)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    procs = {
-        mode: subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--blackhole-child", mode],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )
-        for mode in ("none", "stuck")
-    }
-    for proc in procs.values():
-        assert proc.stdout is not None and proc.stdout.readline().startswith("READY")
-    results: dict[str, list[dict[str, float]]] = {"none": [], "stuck": []}
-    for i in range(windows):
-        order = ("none", "stuck") if i % 2 == 0 else ("stuck", "none")
-        for mode in order:
-            proc = procs[mode]
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(f"go {seconds}\n")
-            proc.stdin.flush()
-            results[mode].append(json.loads(proc.stdout.readline()))
-    exit_after: float | None = None
-    for mode, proc in procs.items():
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("stop\n")
-        proc.stdin.flush()
-        proc.stdin.close()
-        line = proc.stdout.readline()
-        started = time.monotonic()
-        proc.wait(timeout=60)
-        if mode == "stuck" and line.startswith("SHUTDOWN"):
-            exit_after = time.monotonic() - started
-
-    def med(mode: str, key: str) -> float:
-        return statistics.median(w[key] for w in results[mode])
-
-    return {
-        "p99_no_exporter_us": med("none", "p99"), "p99_blackhole_us": med("stuck", "p99"),
-        "ratio": med("stuck", "p99") / med("none", "p99"),
-        "median_no_exporter_us": med("none", "median"),
-        "median_blackhole_us": med("stuck", "median"),
-        "gc_per_1000_no_exporter": med("none", "gc_per_1000"),
-        "gc_per_1000_blackhole": med("stuck", "gc_per_1000"),
-        "windows": windows,
-    }, exit_after
-
-
-SCENARIOS = {"sdk": scenario_sdk, "api": scenario_api, "memory": scenario_memory}
+def figure_blackhole(bench: Bench) -> None:
+    name = "trade.p99.blackholed_otlp"
+    if not bench.wanted(name):
+        return
+    server, port = _blackhole_server()
+    calls = 2_000 if bench.args.quick else 5_000
+    # No flush between windows: against a socket that never answers it would only wait.
+    pair = _Pair(["--child-latency", f"http://127.0.0.1:{port}"], ["--child-latency", "none"],
+                 flush=False)
+    try:
+        bench.rounds(
+            name, lambda: pair.p99_round(calls), target=1.2, rounds=21,
+            workload=f"p99 of {calls:,} decorated trades per window, OTLP to a socket that "
+                     "accepts and never answers / no exporter (alternating windows)",
+            detail=pair.detail)
+    finally:
+        exits = pair.close()
+        server.close()
+    stuck_exit = exits["candidate"]
+    bench.rounds(
+        "trade.exit_after_shutdown_s", lambda: -1.0 if stuck_exit is None else stuck_exit,
+        target=5.0, unit=" s", rounds=1,
+        workload="seconds from shutdown() to process exit with the blackholed endpoint")
 
 
 # --- orchestration ---------------------------------------------------------------------
 
 
-def _run_child(name: str, quick: bool) -> dict[str, Any]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--scenario", name]
-    if quick:
-        cmd.append("--quick")
+def _run_child(args: Sequence[str]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
+                          stdout=subprocess.PIPE, text=True, env=env, timeout=900, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"scenario {name} failed with exit code {done.returncode}")
+        raise SystemExit(f"bench child {args} failed with exit code {done.returncode}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def _verdict(ok: bool) -> str:
-    return "OK  " if ok else "MISS"
+def _children(argv: Sequence[str]) -> bool:
+    if "--child-memory" in argv:
+        print(json.dumps(child_memory(int(argv[argv.index("--child-memory") + 1]))))
+        return True
+    if "--child-latency" in argv:
+        child_latency(argv[argv.index("--child-latency") + 1], "--freeze" in argv)
+        return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter, noisier run")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
-    parser.add_argument("--blackhole-child", choices=("none", "stuck"), help=argparse.SUPPRESS)
-    parser.add_argument("--only", choices=[*sorted(SCENARIOS), "blackhole"], action="append",
-                        help="run only these scenarios")
-    args = parser.parse_args(argv)
-    if args.scenario:
-        print(json.dumps(SCENARIOS[args.scenario](args.quick)), flush=True)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _children(args):
         return 0
-    if args.blackhole_child:
-        _blackhole_child(args.blackhole_child)
-        return 0
-
-    failures = 0
-    wanted = args.only or ["sdk", "api", "memory", "blackhole"]
-    print(f"bench_trade ({'quick' if args.quick else 'full'} run, python {sys.version.split()[0]})")
-    if "sdk" in wanted:
-        r = _run_child("sdk", args.quick)
-        ok = r["ratio"] <= 1.10
-        failures += not ok
-        print(f"[{_verdict(ok)}] SDK: decorated / hand-written median = {r['ratio']:.3f} "
-              f"(target <= 1.10; {r['decorated_us']:.1f} vs {r['hand_us']:.1f} us/call)")
-        print(f"       with trade(...) / hand-written = {r['with_ratio']:.3f} (informational)")
-    if "api" in wanted:
-        r = _run_child("api", args.quick)
-        ok = r["ratio"] <= 1.20
-        failures += not ok
-        print(f"[{_verdict(ok)}] API only: decorated / hand-written median = {r['ratio']:.3f} "
-              f"(target <= 1.20; {r['decorated_us']:.2f} vs {r['hand_us']:.2f} us/call)")
-    if "memory" in wanted:
-        r = _run_child("memory", args.quick)
-        ok = r["growth_mib"] <= 10.0
-        failures += not ok
-        print(f"[{_verdict(ok)}] memory: {r['trades']:,} trades over 10,000 symbols grew RSS "
-              f"by {r['growth_mib']:.1f} MiB (target <= 10; {r['rss_before_mib']:.0f} -> "
-              f"{r['rss_after_mib']:.0f} MiB, {r['us_per_trade']:.1f} us/trade)")
-        print(f"       of which after the first 20,000 trades built every capped series: "
-              f"{r['steady_growth_mib']:.1f} MiB (no per-call growth)")
-        capped = all(n <= r["cardinality_limit"] + 1 for n in r["series"].values())
-        failures += not capped
-        print(f"[{_verdict(capped)}] cardinality: series per metric {r['series']} "
-              f"(limit {r['cardinality_limit']} + 1 overflow)")
-    if "blackhole" in wanted:
-        r, exit_after = _run_blackhole(args.quick)
-        ok = r["ratio"] <= 1.2
-        failures += not ok
-        print(f"[{_verdict(ok)}] OTLP blackhole: p99 stuck / p99 no exporter = {r['ratio']:.3f} "
-              f"(target <= 1.2; {r['p99_blackhole_us']:.1f} vs {r['p99_no_exporter_us']:.1f} us;"
-              f" medians {r['median_blackhole_us']:.1f} vs {r['median_no_exporter_us']:.1f} us;"
-              f" median over {r['windows']} alternating windows per side)")
-        print(f"       garbage collections per 1000 calls: {r['gc_per_1000_blackhole']:.2f} "
-              f"stuck vs {r['gc_per_1000_no_exporter']:.2f} no exporter (informational)")
-        ok = exit_after is not None and exit_after <= 5.0
-        failures += not ok
-        shown = "never" if exit_after is None else f"{exit_after:.2f} s"
-        print(f"[{_verdict(ok)}] OTLP blackhole: process exited {shown} after shutdown() "
-              f"(target <= 5 s)")
-    print("all targets hold" if not failures else f"{failures} target(s) missed")
-    return 1 if failures else 0
+    bench = Bench("trade", __doc__, args)
+    figure_api(bench)  # first: nothing may have installed global providers yet
+    figure_sdk(bench)
+    figure_counter_memory(bench)
+    figure_memory(bench)
+    figure_healthy_otlp(bench)
+    figure_blackhole(bench)
+    return bench.finish()
 
 
 if __name__ == "__main__":

@@ -1,16 +1,28 @@
-"""Errors inside otel_botmon: logged once, counted, never raised into bot code."""
+"""Errors inside otel_botmon: logged once, counted, never raised into bot code.
+
+The error sink at the bottom of the package: it imports nothing above ``conventions``.
+``otel_botmon.telemetry`` plugs the counter in (:func:`set_error_counter`) when it loads;
+before that, errors are only logged.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-
-from otel_botmon import conventions as conv
+from collections.abc import Callable
 
 logger = logging.getLogger("otel_botmon")
 
 _seen: set[tuple[str, str]] = set()
 _seen_lock = threading.Lock()
+# (component, error type) -> count one ``botmon.internal.errors``; set by telemetry.
+_count_error: Callable[[str, str], None] | None = None
+
+
+def set_error_counter(counter: Callable[[str, str], None] | None) -> None:
+    """Where each reported error is counted (``otel_botmon.telemetry`` sets it)."""
+    global _count_error
+    _count_error = counter
 
 
 def report_internal_error(component: str, exc: BaseException) -> None:
@@ -35,11 +47,9 @@ def report_internal_error(component: str, exc: BaseException) -> None:
                 "further %s errors here are only counted",
                 component, error_type, redact_text(str(exc)), error_type,
             )
-        from otel_botmon import telemetry
-
-        telemetry.instrument(conv.INTERNAL_ERRORS).add(
-            1, {conv.INTERNAL_COMPONENT: component, conv.ERROR_TYPE: error_type}
-        )
+        count = _count_error
+        if count is not None:
+            count(component, error_type)
     except Exception:  # pragma: no cover - the last line of defence
         pass
 

@@ -4,8 +4,9 @@ The OpenTelemetry SDK keeps the callbacks of the *first* registration of an inst
 name on a meter and silently drops those passed to later registrations. Two
 ``HealthChecker`` objects in one process (a user's and the ``SystemMonitor``'s, or one
 per test) would therefore lose each other's gauges if each created its own instrument.
-``ObservableFanout`` registers the instrument once per telemetry generation (see
-``telemetry.generation()``) and lets each owner add a weakly held source to it.
+``ObservableFanout`` registers the instrument once with the telemetry state, which
+registers it again on every meter ``configure()`` builds (``otel_botmon._state``), and
+lets each owner add a weakly held source to it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.conventions import InstrumentKind, MetricSpec
 
 Source = Callable[[], Iterable[Observation]]
@@ -50,6 +51,11 @@ def create_observable(meter: Meter, spec: MetricSpec, callback: Source) -> Any:
     raise ValueError(f"{spec.name}: no observable instrument for kind {spec.kind.value}")
 
 
+def _create(meter: Meter, spec: MetricSpec, callback: Callable[[CallbackOptions],
+            Iterable[Observation]]) -> Any:
+    return create_observable(meter, spec, lambda: callback(CallbackOptions()))
+
+
 class ObservableFanout:
     """The instrument for ``spec`` on the current telemetry meter, reading every source.
 
@@ -62,7 +68,7 @@ class ObservableFanout:
         self._spec = spec
         self._lock = threading.Lock()
         self._sources: list[weakref.ref[Any] | weakref.WeakMethod[Any]] = []
-        self._generation: int | None = None
+        self._registration: ObservableRegistration | None = None
 
     def add(self, source: Source) -> None:
         """Report ``source``'s observations (idempotent) and make sure the instrument exists."""
@@ -81,13 +87,14 @@ class ObservableFanout:
             self._sources = [r for r in self._sources if r() not in (None, source)]
 
     def ensure_registered(self) -> None:
-        """Register the instrument on the current meter unless this generation has it."""
-        generation = telemetry.generation()
+        """Register the instrument (once: the state moves it onto every new meter)."""
         with self._lock:
-            if self._generation == generation:
+            if self._registration is not None:
                 return
-            self._generation = generation
-        create_observable(telemetry.get_meter(), self._spec, self._observe)
+            spec = self._spec
+            self._registration = ObservableRegistration(
+                lambda meter, callback: _create(meter, spec, callback), self._observe)
+        STATE.observe(self._registration)
 
     def _observe(self) -> list[Observation]:
         with self._lock:

@@ -91,7 +91,6 @@ class MetricsCollector:
         self._metrics: dict[str, Metric] = {}
         self._summaries: dict[str, MetricSummary] = {}
         self._instruments: dict[str, Any] = {}
-        self._generation = -1
         self._lock = threading.Lock()
 
     def register_metric(self, metric: Metric) -> None:
@@ -173,21 +172,20 @@ class MetricsCollector:
             instrument.record(value, attributes)
 
     def _instrument(self, metric: Metric) -> Any:
-        generation = telemetry.generation()
-        with self._lock:
-            if generation != self._generation:
-                # configure()/shutdown() replaced the providers: instruments are stale
-                self._instruments.clear()
-                self._generation = generation
-            instrument = self._instruments.get(metric.name)
-            if instrument is None:
-                meter = telemetry.get_meter()
-                unit, description = metric.unit, metric.description
-                if metric.metric_type is MetricType.COUNTER:
-                    instrument = meter.create_counter(metric.name, unit, description)
-                elif metric.metric_type is MetricType.GAUGE:
-                    instrument = meter.create_gauge(metric.name, unit, description)
-                else:
-                    instrument = meter.create_histogram(metric.name, unit, description)
+        # A proxy per metric, made once: it follows configure() and shutdown().
+        instrument = self._instruments.get(metric.name)
+        if instrument is None:
+            unit, description, kind = metric.unit, metric.description, metric.metric_type
+
+            def create(meter: Any) -> Any:
+                if kind is MetricType.COUNTER:
+                    return meter.create_counter(metric.name, unit, description)
+                if kind is MetricType.GAUGE:
+                    return meter.create_gauge(metric.name, unit, description)
+                return meter.create_histogram(metric.name, unit, description)
+
+            instrument = telemetry.proxy_instrument(
+                f"custom:{kind.value}:{metric.name}", create)
+            with self._lock:
                 self._instruments[metric.name] = instrument
-            return instrument
+        return instrument

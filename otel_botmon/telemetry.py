@@ -16,8 +16,8 @@ Providers installed by the application
 
 Calling ``configure()`` again with the same arguments returns the running instance; with
 different arguments it shuts the old pipeline down (bounded) and builds a new one.
-Instruments are cached per :func:`generation`, so instrumentation picks up the new
-providers on its next call.
+Instrumentation holds proxies (``otel_botmon._state``) that every change of providers
+re-points, so it records into the new providers from its next call on.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -41,10 +41,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_botmon import _fork
+from otel_botmon import _fork, _internal
 from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
 from otel_botmon._log_redaction import install_log_redaction
+from otel_botmon._state import STATE, ProxyInstrument, ProxyTracer
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -62,8 +63,11 @@ _PROTOCOLS = ("http/protobuf", "grpc")
 # Environment variables that change what configure() builds (part of its identity).
 _ENV_SETTINGS = (
     "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL", "BOTMON_TRADE_METRICS",
 )
+# "sdk" records trade metrics through the SDK's instruments (the reference the lean
+# aggregation, otel_botmon.instrument._trade_metrics, is tested against); else lean.
+BOTMON_TRADE_METRICS = "BOTMON_TRADE_METRICS"
 
 
 @dataclass
@@ -80,6 +84,8 @@ class Telemetry:
     extra_readers: list[MetricReader] = field(default_factory=list)
     pushers: list[MetricPusher] = field(default_factory=list)
     """Exporters fed from ``metric_reader`` on their own intervals (OTLP, InfluxDB)."""
+    trade_metrics: Any = None
+    """The lean trade aggregation (``instrument._trade_metrics``), None on the SDK path."""
     _key: tuple[Any, ...] = ()
     _closed: bool = False
     _handoffs: list[Any] = field(default_factory=list)
@@ -123,7 +129,7 @@ class Telemetry:
         if self._closed:
             return True
         self._closed = True
-        for observer in tuple(_observers):
+        for observer in tuple(STATE.observers):
             try:
                 observer.retiring(self)
             except Exception as exc:  # a test helper must not stop the shutdown
@@ -153,19 +159,8 @@ class Telemetry:
         return True
 
 
-_lock = threading.RLock()
-_current: Telemetry | None = None
-_generation = 0
-_instruments: dict[str, Any] = {}
-_instruments_generation = -1
-_atexit_registered = False
-# Test captures (otel_botmon.testing): every pipeline built while one is registered also
-# sends its spans to ``observer.span_processor`` and is announced to ``observer.built``;
-# ``observer.retiring`` sees it once more before it shuts down.
-_observers: list[Any] = []
-# The providers configure() installed as OpenTelemetry's globals, if it did (once only).
-_installed_tracer_provider: Any = None
-_installed_meter_provider: Any = None
+# The process-wide state (current pipeline, installed providers, observers, proxies)
+# lives in one object: otel_botmon._state.STATE.
 
 
 def configure(
@@ -202,7 +197,6 @@ def configure(
 
     Raises ValueError for an unknown protocol or a non-positive export interval.
     """
-    global _current, _generation
     endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
     protocol = (
         otlp_protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
@@ -219,7 +213,7 @@ def configure(
 
         influxdb = InfluxDBSettings.coerce(influxdb)
 
-    observers = tuple(_observers)
+    observers = tuple(STATE.observers)
     if observers:
         span_processors = (*span_processors, *(o.span_processor for o in observers))
     key = (
@@ -231,12 +225,13 @@ def configure(
     )
     # Signed URLs in HTTP client log lines (httpx logs each at INFO): scrubbed from now on.
     install_log_redaction()
-    with _lock:
-        if _current is not None and not _current._closed:
-            if _current._key == key:
-                return _current
+    with STATE.lock:
+        running = STATE.current
+        if running is not None and not running._closed:
+            if running._key == key:
+                return running  # type: ignore[no-any-return]
             logger.info("otel_botmon: configure() called with new settings; rebuilding")
-            _current.shutdown()
+            running.shutdown()
         resource = _build_resource(
             service_name, service_version, bot_name, exchange, strategy, resource_attributes
         )
@@ -250,8 +245,8 @@ def configure(
             if set_global:
                 _install_global(tel)
         tel._key = key
-        _current = tel
-        _generation += 1
+        STATE.current = tel
+        STATE.rebind()
         _register_atexit()
         for observer in observers:
             observer.built(tel)
@@ -260,78 +255,89 @@ def configure(
 
 def add_observer(observer: Any) -> None:
     """Register a pipeline observer (see ``_observers``; used by otel_botmon.testing)."""
-    with _lock:
-        _observers.append(observer)
+    with STATE.lock:
+        STATE.observers.append(observer)
 
 
 def remove_observer(observer: Any) -> None:
     """Unregister a pipeline observer; no error when it was not registered."""
-    with _lock:
-        if observer in _observers:
-            _observers.remove(observer)
+    with STATE.lock:
+        if observer in STATE.observers:
+            STATE.observers.remove(observer)
 
 
 def shutdown(timeout_s: float = 5.0) -> bool:
     """Shut down the current pipeline (if any) within ``timeout_s`` seconds."""
-    tel = _current
+    tel = STATE.current
     if tel is None:
         return True
-    return tel.shutdown(timeout_s)
+    return bool(tel.shutdown(timeout_s))
 
 
 def get_telemetry() -> Telemetry | None:
     """The pipeline ``configure()`` built, or None before it (or after ``shutdown()``)."""
-    return _current
+    current: Telemetry | None = STATE.current
+    return current
 
 
 def generation() -> int:
-    """A number that changes whenever the providers change; cache instruments by it."""
-    return _generation
+    """A number that changes whenever the providers change (otel_botmon itself needs it
+    no more: its instruments are proxies that follow the change)."""
+    return STATE.version
+
+
+def _providers() -> tuple[trace_api.TracerProvider, metrics_api.MeterProvider]:
+    """The providers otel_botmon records into now: ``configure()``'s, else the global
+    ones (no-op when the global one is otel_botmon's own, shut-down provider:
+    OpenTelemetry lets the global be set only once)."""
+    tel = STATE.current
+    if tel is not None:
+        return tel.tracer_provider, tel.meter_provider
+    tracer_provider = trace_api.get_tracer_provider()
+    if tracer_provider is STATE.installed_tracer_provider:
+        tracer_provider = trace_api.NoOpTracerProvider()
+    meter_provider = metrics_api.get_meter_provider()
+    if meter_provider is STATE.installed_meter_provider:
+        meter_provider = metrics_api.NoOpMeterProvider()
+    return tracer_provider, meter_provider
+
+
+STATE.resolve = _providers
 
 
 def get_tracer() -> trace_api.Tracer:
-    """otel_botmon's tracer: from ``configure()``'s provider, else the global one.
+    """otel_botmon's tracer: records into ``configure()``'s provider, else the global
+    one (a no-op tracer after ``shutdown()`` when the global one is otel_botmon's own).
+    The same object across ``configure()`` calls: it follows the current providers."""
+    return tracer()
 
-    After ``shutdown()`` the global provider may still be the one otel_botmon installed
-    (OpenTelemetry lets the global be set only once); it is shut down, so a no-op tracer
-    is returned instead of one that would warn on every use.
-    """
-    tel = _current
-    if tel is not None:
-        provider: trace_api.TracerProvider = tel.tracer_provider
-    else:
-        provider = trace_api.get_tracer_provider()
-        if provider is _installed_tracer_provider:
-            provider = trace_api.NoOpTracerProvider()
-    return provider.get_tracer(conv.INSTRUMENTATION_SCOPE, __version__)
+
+def tracer() -> ProxyTracer:
+    """otel_botmon's proxy tracer (see :func:`get_tracer`)."""
+    return STATE.tracer(conv.INSTRUMENTATION_SCOPE, __version__)
 
 
 def get_meter() -> metrics_api.Meter:
     """otel_botmon's meter: from ``configure()``'s provider, else the global one
-    (a no-op meter when that is otel_botmon's own, shut-down provider)."""
-    tel = _current
-    if tel is not None:
-        provider: metrics_api.MeterProvider = tel.meter_provider
-    else:
-        provider = metrics_api.get_meter_provider()
-        if provider is _installed_meter_provider:
-            provider = metrics_api.NoOpMeterProvider()
-    return provider.get_meter(conv.INSTRUMENTATION_SCOPE, __version__)
+    (a no-op meter when that is otel_botmon's own, shut-down provider). A meter of the
+    current providers: instruments made on it do not follow a later ``configure()``."""
+    return _providers()[1].get_meter(conv.INSTRUMENTATION_SCOPE, __version__)
 
 
-def instrument(spec: conv.MetricSpec) -> Any:
-    """The synchronous instrument for ``spec`` on the current meter, cached per generation."""
-    global _instruments_generation
-    if _instruments_generation != _generation:
-        with _lock:
-            if _instruments_generation != _generation:
-                _instruments.clear()
-                _instruments_generation = _generation
-    found = _instruments.get(spec.name)
-    if found is None:
-        found = _create_instrument(get_meter(), spec)
-        _instruments[spec.name] = found
-    return found
+def instrument(spec: conv.MetricSpec) -> ProxyInstrument:
+    """The synchronous instrument for ``spec``: a proxy, made once, that records into
+    the current meter's instrument (it follows ``configure()`` and ``shutdown()``)."""
+    found = STATE._instruments.get(spec.name)
+    if found is not None:
+        return found
+    if spec.observable:
+        raise ValueError(f"{spec.name} is observable; register a callback instead")
+    return STATE.instrument(spec.name, lambda meter: _create_instrument(meter, spec))
+
+
+def proxy_instrument(key: str, factory: Any) -> ProxyInstrument:
+    """A proxy for an instrument of one's own (``factory(meter)`` makes it on each meter)."""
+    return STATE.instrument(key, factory)
 
 
 def _create_instrument(meter: metrics_api.Meter, spec: conv.MetricSpec) -> Any:
@@ -469,6 +475,7 @@ def _build(
     meter_provider = MeterProvider(
         metric_readers=readers, resource=resource, views=_views(), shutdown_on_exit=False
     )
+    trade_metrics = _lean_trade_metrics(meter_provider, readers, resource)
     tel = Telemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
@@ -478,10 +485,32 @@ def _build(
         otlp_protocol=protocol if endpoint else None,
         extra_readers=readers[1:],
         pushers=pushers,
+        trade_metrics=trade_metrics,
         _handoffs=handoffs,
     )
     _fork.register(tel)
     return tel
+
+
+def _lean_trade_metrics(
+    meter_provider: MeterProvider, readers: Sequence[MetricReader], resource: Resource
+) -> Any:
+    """The one aggregation a trade's metrics go to, collected with every reader; None
+    (the SDK's instruments) when ``BOTMON_TRADE_METRICS=sdk`` or a reader wants deltas."""
+    if os.environ.get(BOTMON_TRADE_METRICS, "").strip().lower() == "sdk":
+        return None
+    from otel_botmon.instrument._trade_metrics import TradeMetrics
+
+    lean = TradeMetrics(resource)
+    consumer = meter_provider._measurement_consumer
+    hooked: list[MetricReader] = []
+    for reader in readers:
+        if not lean.hook(reader, consumer.collect):
+            for done in hooked:  # all readers or none: one source of truth per pipeline
+                done._set_collect_callback(cast(Any, consumer.collect))
+            return None
+        hooked.append(reader)
+    return lean
 
 
 def _export_interval_s(explicit: float | None) -> float:
@@ -611,15 +640,14 @@ def _disabled_telemetry(resource: Resource) -> Telemetry:
 
 
 def _install_global(tel: Telemetry) -> None:
-    global _installed_tracer_provider, _installed_meter_provider
     installed = False
     if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
         trace_api.set_tracer_provider(tel.tracer_provider)
-        _installed_tracer_provider = tel.tracer_provider
+        STATE.installed_tracer_provider = tel.tracer_provider
         installed = True
     if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
         metrics_api.set_meter_provider(tel.meter_provider)
-        _installed_meter_provider = tel.meter_provider
+        STATE.installed_meter_provider = tel.meter_provider
         installed = True
     if not installed:
         logger.info(
@@ -629,15 +657,21 @@ def _install_global(tel: Telemetry) -> None:
 
 
 def _forget(tel: Telemetry) -> None:
-    global _current, _generation
-    with _lock:
-        if _current is tel:
-            _current = None
-            _generation += 1
+    with STATE.lock:
+        if STATE.current is tel:
+            STATE.current = None
+            STATE.rebind()
 
 
 def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
+    if not STATE.atexit_registered:
         atexit.register(shutdown, _DEFAULT_EXPORT_TIMEOUT_S)
-        _atexit_registered = True
+        STATE.atexit_registered = True
+
+
+def _count_internal_error(component: str, error_type: str) -> None:
+    instrument(conv.INTERNAL_ERRORS).add(
+        1, {conv.INTERNAL_COMPONENT: component, conv.ERROR_TYPE: error_type})
+
+
+_internal.set_error_counter(_count_internal_error)

@@ -1,7 +1,8 @@
 """Alerts as telemetry: the ``botmon.alerts.active`` gauge and one span event per change.
 
 ``botmon.alerts.active{alert.severity}`` is an observable gauge summed over every live
-evaluator in the process (registered once per ``telemetry.generation()``). Each batch of
+evaluator in the process (registered once; the telemetry state moves it onto every new
+meter). Each batch of
 state changes becomes one span ``botmon.alerts`` with one event per change (``alert.fired``,
 ``alert.resolved``, ...) and one log record on the ``otel_botmon.alerting`` logger, which
 an OpenTelemetry logging handler turns into OTel log records.
@@ -32,13 +33,20 @@ MAX_SPAN_EVENTS = 128
 
 _evaluators: weakref.WeakSet[AlertEvaluator] = weakref.WeakSet()
 _lock = threading.Lock()
-_registered_generation: int | None = None
+_registration: Any = None
+# Whether this pipeline has seen an evaluator (then the gauge reports, zeros included).
+_reported = [False]
+
+
+def _new_pipeline() -> None:
+    _reported[0] = bool(_evaluators)
 
 
 def track(evaluator: AlertEvaluator) -> None:
     """Count ``evaluator``'s firing alerts in the gauge (for as long as it lives)."""
     with _lock:
         _evaluators.add(evaluator)
+        _reported[0] = True
     ensure_gauge()
 
 
@@ -49,30 +57,34 @@ def untrack(evaluator: AlertEvaluator) -> None:
 
 
 def ensure_gauge() -> None:
-    """Register the observable gauge on the current meter if not done for this generation."""
-    global _registered_generation
+    """Register the observable gauge (once: the state re-registers it on new meters)."""
+    global _registration
     try:
-        from otel_botmon import telemetry
+        from otel_botmon._state import STATE, ObservableRegistration
 
-        current = telemetry.generation()
         with _lock:
-            if _registered_generation == current:
+            if _registration is not None:
                 return
-            _registered_generation = current
-        spec = conv.ALERTS_ACTIVE
-        telemetry.get_meter().create_observable_gauge(
-            spec.name, callbacks=[_observe], unit=spec.unit, description=spec.description,
-        )
+            spec = conv.ALERTS_ACTIVE
+            _registration = ObservableRegistration(
+                lambda meter, callback: meter.create_observable_gauge(
+                    spec.name, callbacks=[callback], unit=spec.unit,
+                    description=spec.description),
+                lambda: _observe(None))
+        STATE.on_change(_new_pipeline)
+        STATE.observe(_registration)
     except Exception as exc:
         report_internal_error("alerting.telemetry", exc)
 
 
-def _observe(options: CallbackOptions) -> Iterable[Observation]:
+def _observe(options: CallbackOptions | None) -> Iterable[Observation]:
     from opentelemetry.metrics import Observation
 
     totals = dict.fromkeys(AlertSeverity, 0)
     with _lock:
         evaluators = list(_evaluators)
+    if not evaluators and not _reported[0]:
+        return []  # no alert engine in this pipeline: no gauge (it outlives pipelines)
     for evaluator in evaluators:
         for severity, count in evaluator.firing_counts().items():
             totals[severity] += count

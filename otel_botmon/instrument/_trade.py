@@ -122,6 +122,8 @@ class ActiveTrade(ActiveCall):
         quantity. A total filled quantity below the requested one makes the outcome
         ``partial``. Non-numeric values are dropped with one warning; never raises.
         """
+        if self._inst is None:  # nothing records this trade (idle or disabled)
+            return
         try:
             site = self._site
             qty = self._quantity if quantity is None else as_number(
@@ -194,6 +196,9 @@ class ActiveTrade(ActiveCall):
         if inst is None:  # telemetry failed when the trade started
             return
         outcome = self._outcome(exc)
+        if inst.lean is not None:
+            self._record_lean(inst.lean, exc, outcome, duration_s)
+            return
         symbol, side = self._symbol, self._side
         metric_attrs: dict[str, Any] = {}
         if symbol is not None:
@@ -213,6 +218,38 @@ class ActiveTrade(ActiveCall):
         fill_qty, fill_price = self._fill(exc)
         if fill_qty is not None or fill_price is not None:
             self._record_fill(inst, span_attrs, fill_qty, fill_price)
+        if self._reason is not None:
+            span_attrs[conv.TRADING_REJECT_REASON] = self._reason
+        span = self._span
+        if span.is_recording():
+            span.set_attributes(span_attrs)
+
+    def _record_lean(
+        self, lean: Any, exc: BaseException | None, outcome: str, duration_s: float
+    ) -> None:
+        # The same metrics as _record/_record_fill, into one aggregation (_trade_metrics).
+        labels = (self._symbol, self._side, self._order_type, outcome,
+                  None if exc is None else type(exc).__qualname__)
+        span_attrs: dict[str, Any] = {conv.TRADING_OUTCOME: outcome}
+        fill_qty, fill_price = self._fill(exc)
+        notional = None
+        direction = None
+        bp = 0.0
+        if fill_qty is not None and fill_qty > 0:
+            span_attrs[conv.TRADING_FILL_QUANTITY] = fill_qty
+            if fill_price is not None:
+                notional = fill_qty * fill_price
+        if fill_price is not None:
+            span_attrs[conv.TRADING_FILL_PRICE] = fill_price
+            fills = self._fills
+            if fills is not None and fills.explicit_price and self._price is not None:
+                slip = slippage_bp(self._side, self._price, fill_price)
+                if slip is not None:
+                    bp = abs(slip)
+                    direction = _ADVERSE if slip > 0 else _FAVORABLE if slip < 0 else _NO_SLIPPAGE
+                    span_attrs[conv.TRADING_SLIPPAGE_BP] = slip
+        lean.record(labels, duration_s if self._timed else None, fill_qty, notional,
+                    direction, bp)
         if self._reason is not None:
             span_attrs[conv.TRADING_REJECT_REASON] = self._reason
         span = self._span
@@ -253,6 +290,39 @@ class ActiveTrade(ActiveCall):
             )
             inst.slippage.record(abs(bp), slip_attrs)
             span_attrs[conv.TRADING_SLIPPAGE_BP] = bp
+
+
+class _IdleTrade(ActiveTrade):
+    """A trade nothing can see (no SDK anywhere): no span, no clock, no metrics; it
+    answers ``current_trade()`` with its symbol and side and accepts every call."""
+
+    __slots__ = ()
+
+    def __init__(self, site: str, symbol: str | None, side: str | None) -> None:
+        # Every slot set directly (no clock read): this is the whole cost of an idle trade.
+        self._span = trace.INVALID_SPAN
+        self._component = _COMPONENT
+        self._parent = None
+        self._owner = None
+        self._otel_token = None
+        self._state_token = None
+        self._done = False
+        self._start_ns = 0
+        self._inst = None
+        self._site = site
+        self._symbol = symbol
+        self._side = side
+        self._order_type = None
+        self._quantity = None
+        self._price = None
+        self._timed = True
+        self._fills = None
+        self._rejected = False
+        self._reason = None
+        self._outcome_as = None
+
+    def _end(self, exc: BaseException | None, result: object = None) -> None:
+        self._done = True
 
 
 class TradeScope(CallScope[ActiveTrade]):
@@ -308,6 +378,8 @@ class TradeScope(CallScope[ActiveTrade]):
         self, arguments: Mapping[str, Any] | None, site: str, start_time_ns: int | None = None
     ) -> ActiveTrade:
         inst = _instruments()
+        if inst.idle():
+            return self._idle(arguments, site)
         symbol, side, order_type = self._symbol, self._side, self._order_type
         quantity, price = self._quantity, self._price
         if arguments:
@@ -341,6 +413,19 @@ class TradeScope(CallScope[ActiveTrade]):
         name = f"{conv.SPAN_TRADE} {symbol}" if symbol is not None else conv.SPAN_TRADE
         span = inst.tracer.start_span(name, attributes=attrs, start_time=start_time_ns)
         return ActiveTrade(span, inst, site, symbol, side, order_type, quantity, price)
+
+    def _idle(self, arguments: Mapping[str, Any] | None, site: str) -> ActiveTrade:
+        # No SDK anywhere (nothing configured, no provider installed): nothing can see
+        # the trade, so no span and no metrics; the state serves current_trade() only.
+        symbol, side = self._symbol, self._side
+        if arguments:
+            value = arguments.get("symbol")
+            if value is not None:
+                symbol = value if type(value) is str else as_label(value)
+            value = arguments.get("side")
+            if value is not None:
+                side = as_label(value, upper=True)
+        return _IdleTrade(site, symbol, side)
 
     def _disabled(self) -> ActiveTrade:
         return ActiveTrade(

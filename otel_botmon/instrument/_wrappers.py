@@ -41,6 +41,7 @@ R = TypeVar("R")
 StateT = TypeVar("StateT", bound="ActiveCall")
 
 _MISSING: Any = object()
+_INVALID_SPAN = trace.INVALID_SPAN
 
 # The innermost ActiveCall of the current thread / asyncio task. Each ActiveCall keeps a
 # link to its parent, so ``current(kind)`` can find e.g. the enclosing trade from inside
@@ -97,7 +98,9 @@ class ActiveCall:
         try:
             self._parent = _CURRENT.get()
             self._state_token = _CURRENT.set(self)
-            self._otel_token = otel_context.attach(trace.set_span_in_context(self._span))
+            span = self._span
+            if span is not _INVALID_SPAN:  # nothing to propagate: the parent stays current
+                self._otel_token = otel_context.attach(trace.set_span_in_context(span))
         except Exception as exc:  # never let telemetry break the bot
             report_internal_error(self._component, exc)
 

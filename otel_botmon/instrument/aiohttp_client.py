@@ -48,22 +48,22 @@ _lock = threading.RLock()
 
 
 class _Settings:
-    __slots__ = ("duration", "exchange", "generation", "hosts")
+    __slots__ = ("exchange", "hosts")
 
     def __init__(self, exchange: str | None, hosts: frozenset[str] | None) -> None:
         self.exchange = exchange
         self.hosts = hosts
-        self.generation = -1
-        self.duration: Any = None
 
     def histogram(self) -> Any:
-        generation = telemetry.generation()
-        if self.duration is None or generation != self.generation:
-            self.duration = telemetry.get_meter().create_histogram(
-                HTTP_CLIENT_DURATION, unit="s", description="Duration of HTTP client requests.",
-                explicit_bucket_boundaries_advisory=list(_BUCKETS))
-            self.generation = generation
-        return self.duration
+        return _DURATION
+
+
+# A proxy: it follows configure() and shutdown() (otel_botmon._state).
+_DURATION = telemetry.proxy_instrument(
+    HTTP_CLIENT_DURATION,
+    lambda meter: meter.create_histogram(
+        HTTP_CLIENT_DURATION, unit="s", description="Duration of HTTP client requests.",
+        explicit_bucket_boundaries_advisory=list(_BUCKETS)))
 
 
 _global: _Settings | None = None
@@ -85,7 +85,7 @@ def _trace_config(settings: _Settings) -> Any:
                 attrs["server.address"] = url.host
             if url.port:
                 attrs["server.port"] = url.port
-            span = telemetry.get_tracer().start_span(method, kind=SpanKind.CLIENT,
+            span = telemetry.tracer().start_span(method, kind=SpanKind.CLIENT,
                                                      attributes=attrs)
             ctx.otel_botmon = (span, attrs, time.perf_counter())
         except Exception as exc:

@@ -71,28 +71,21 @@ def _endpoint_label(endpoint: str) -> str:
 
 
 class _Instruments:
-    """The tracer and instruments of one telemetry generation."""
+    """The tracer and instruments of exchange calls: proxies that follow configure()."""
 
-    __slots__ = ("duration", "generation", "requests", "tracer")
+    __slots__ = ("duration", "requests", "tracer")
 
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-        self.tracer: Tracer = telemetry.get_tracer()
+    def __init__(self) -> None:
+        self.tracer: Tracer = telemetry.tracer()
         self.duration: Any = telemetry.instrument(conv.EXCHANGE_REQUEST_DURATION)
         self.requests: Any = telemetry.instrument(conv.EXCHANGE_REQUESTS)
 
 
-_cache: _Instruments | None = None
+_INSTRUMENTS = _Instruments()
 
 
 def _instruments() -> _Instruments:
-    # Re-resolved whenever configure()/shutdown() changes the providers.
-    global _cache
-    cached = _cache
-    generation = telemetry.generation()
-    if cached is None or cached.generation != generation:
-        cached = _cache = _Instruments(generation)
-    return cached
+    return _INSTRUMENTS
 
 
 def default_exchange() -> str:

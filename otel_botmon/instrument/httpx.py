@@ -37,8 +37,8 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._state import METER_PROVIDER, TRACER_PROVIDER
 from otel_botmon.instrument._http import (
     endpoint_from_path,
     observe_response,
@@ -57,12 +57,11 @@ _lock = threading.RLock()
 class _Settings:
     """What one instrumentation (all clients, or one client) records requests as."""
 
-    __slots__ = ("exchange", "generation", "hosts")
+    __slots__ = ("exchange", "hosts")
 
     def __init__(self, exchange: str | None, hosts: frozenset[str] | None) -> None:
         self.exchange = exchange
         self.hosts = hosts
-        self.generation = telemetry.generation()
 
 
 _global: _Settings | None = None
@@ -148,10 +147,8 @@ def _async_wrapper(settings: _Settings) -> Callable[..., Any]:
 
 
 def _providers() -> dict[str, Any]:
-    tel = telemetry.get_telemetry()
-    if tel is None:
-        return {}  # the contrib then uses the global providers
-    return {"tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider}
+    # Proxies: the contrib's tracer and instruments follow configure() and shutdown().
+    return {"tracer_provider": TRACER_PROVIDER, "meter_provider": METER_PROVIDER}
 
 
 def _check_args(client: object, exchange: object, hosts: object) -> frozenset[str] | None:
@@ -201,11 +198,9 @@ def instrument_httpx(
 def _instrument_all(exchange: str | None, hosts: frozenset[str] | None) -> None:
     global _global
     current = _global
-    if current is not None and current.generation == telemetry.generation():
+    if current is not None:  # instrumented already (its providers follow configure())
         current.exchange, current.hosts = exchange, hosts
         return
-    if current is not None:  # configure() built new providers: move onto them
-        _uninstrument_all()
     instrumentor = HTTPXClientInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         # Someone else instrumented httpx without our hooks; doing it again would be a
@@ -250,11 +245,9 @@ def _instrument_one(
                   "already instrumented by instrument_httpx()")
         return
     current: _Settings | None = getattr(client, _MARKER, None)
-    if current is not None and current.generation == telemetry.generation():
+    if current is not None:  # instrumented already (its providers follow configure())
         current.exchange, current.hosts = exchange, hosts
         return
-    if current is not None:
-        _uninstrument_one(client)
     is_async = isinstance(client, httpx.AsyncClient)
     HTTPXClientInstrumentor.instrument_client(
         client,

@@ -32,9 +32,9 @@ from typing import Any, Final
 from opentelemetry.metrics import Observation
 
 from otel_botmon import conventions as conv
-from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon._observable import create_observable
+from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
@@ -284,32 +284,50 @@ _latest: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
 _SPECS: Final = {USED: conv.EXCHANGE_RATELIMIT_USED, ORDERS: conv.EXCHANGE_RATELIMIT_ORDERS,
                  RETRY_AFTER: conv.EXCHANGE_RATELIMIT_RETRY_AFTER,
                  UTILIZATION: conv.EXCHANGE_RATELIMIT_UTILIZATION}
-_registered_generation = -1
 _register_lock = threading.Lock()
-_keep: list[Any] = []  # the observable instruments of the current generation
+# The observable gauges, registered once; the telemetry state moves them onto every new
+# meter (otel_botmon._state).
+_registrations: list[ObservableRegistration] = []
 
 
-def _observer(kind: str) -> Callable[[], Iterable[Observation]]:
-    def observe() -> Iterable[Observation]:
+def _observer(kind: str) -> Callable[[int], Iterable[Observation]]:
+    def observe(version: int) -> Iterable[Observation]:
+        if version != _readings_version[0]:
+            return []  # readings of another pipeline (an earlier or a later one)
         return [Observation(value, dict(key)) for key, value in list(_latest[kind].items())]
 
     return observe
 
 
+# The state version the readings were taken under: each pipeline's gauges report only
+# its own (the old one's final export still sees them; a new one starts empty).
+_readings_version = [STATE.version]
+
+
+def _create(spec: conv.MetricSpec) -> Callable[..., Any]:
+    def create(meter: Any, callback: Callable[[Any], Iterable[Observation]]) -> Any:
+        return create_observable(meter, spec, lambda: callback(None))
+
+    return create
+
+
 def _ensure_registered() -> None:
-    global _registered_generation
-    generation = telemetry.generation()
-    if generation == _registered_generation:
+    if _readings_version[0] != STATE.version:
+        with _register_lock:
+            if _readings_version[0] != STATE.version:
+                for values in _latest.values():
+                    values.clear()
+                _readings_version[0] = STATE.version
+    if _registrations:
         return
     with _register_lock:
-        if generation == _registered_generation:
+        if _registrations:
             return
-        for values in _latest.values():
-            values.clear()
-        meter = telemetry.get_meter()
-        _keep[:] = [create_observable(meter, spec, _observer(kind))
-                    for kind, spec in _SPECS.items()]
-        _registered_generation = generation
+        found = [ObservableRegistration(_create(spec), _observer(kind), versioned=True)
+                 for kind, spec in _SPECS.items()]
+        for registration in found:
+            STATE.observe(registration)
+        _registrations[:] = found
 
 
 def _set(kind: str, value: float, attrs: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon._state import METER_PROVIDER, TRACER_PROVIDER
 from otel_botmon.instrument._http import observe_response, scrub_span, stable_http_semconv
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.redaction import redact_url
@@ -43,12 +44,11 @@ _lock = threading.RLock()
 
 
 class _Settings:
-    __slots__ = ("exchange", "generation", "hosts")
+    __slots__ = ("exchange", "hosts")
 
     def __init__(self, exchange: str | None, hosts: frozenset[str] | None) -> None:
         self.exchange = exchange
         self.hosts = hosts
-        self.generation = telemetry.generation()
 
 
 _global: _Settings | None = None
@@ -110,7 +110,7 @@ def _session_send(settings: _Settings, original: Callable[..., Any]) -> Callable
                 attributes["server.address"] = parts.hostname
             if parts.port:
                 attributes["server.port"] = parts.port
-            span = telemetry.get_tracer().start_span(method, kind=SpanKind.CLIENT,
+            span = telemetry.tracer().start_span(method, kind=SpanKind.CLIENT,
                                                      attributes=attributes)
         except Exception as internal:
             report_internal_error(_COMPONENT, internal)
@@ -183,11 +183,9 @@ def instrument_requests(
 
 def _instrument_all(settings: _Settings) -> None:
     global _global, _contrib_ours
-    if _global is not None and _global.generation == settings.generation:
+    if _global is not None:  # instrumented already (its providers follow configure())
         _global.exchange, _global.hosts = settings.exchange, settings.hosts
         return
-    if _global is not None:  # configure() built new providers: move onto them
-        uninstrument_requests()
     import requests
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
     from wrapt import wrap_function_wrapper
@@ -198,9 +196,8 @@ def _instrument_all(settings: _Settings) -> None:
                   "otel_botmon: requests was already instrumented by OpenTelemetry without "
                   "otel_botmon's redaction hooks; only the exchange metrics are added")
     else:
-        tel = telemetry.get_telemetry()
-        providers: dict[str, Any] = {} if tel is None else {
-            "tracer_provider": tel.tracer_provider, "meter_provider": tel.meter_provider}
+        # Proxies: the contrib's tracer and instruments follow configure() and shutdown().
+        providers = {"tracer_provider": TRACER_PROVIDER, "meter_provider": METER_PROVIDER}
         instrumentor.instrument(request_hook=_request_hook, response_hook=_response_hook,
                                 **providers)
         _contrib_ours = True

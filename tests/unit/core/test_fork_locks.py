@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from otel_botmon import telemetry as botmon_telemetry
-from otel_botmon.instrument.trading import trade
+from otel_botmon.instrument.trading import record_position_closed, trade
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -27,6 +27,8 @@ pytestmark = [
 
 
 def _sdk_locks(tel: Any) -> Iterator[tuple[str, Any]]:
+    if tel.trade_metrics is not None:
+        yield "trade metrics", tel.trade_metrics._lock
     consumer = tel.meter_provider._measurement_consumer
     yield "measurement consumer", consumer._lock
     for storage in consumer._reader_storages.values():
@@ -70,6 +72,7 @@ def _record_trades() -> None:
     for _ in range(3):
         with trade(symbol="BTCUSDT", side="BUY", quantity=1, price=10.0):
             pass
+        record_position_closed("BTCUSDT", 1.0)
     tel = botmon_telemetry.get_telemetry()
     assert tel is not None
     points = tel.metric_reader.get_metrics_data()
@@ -81,11 +84,12 @@ def test_sdk_metric_locks_held_at_fork_are_renewed_in_the_child(
 ) -> None:
     with trade(symbol="BTCUSDT", side="BUY", quantity=1, price=10.0):
         pass  # every storage and aggregation on the trade path exists now
+    record_position_closed("BTCUSDT", 1.0)
+    kinds = ["trade metrics", "measurement consumer", "reader storage",
+             "view instrument match", "aggregation"]
     locks = list(_sdk_locks(telemetry.telemetry))
-    assert {kind for kind, _ in locks} == {
-        "measurement consumer", "reader storage", "view instrument match", "aggregation"}
-    for kind in ("measurement consumer", "reader storage", "view instrument match",
-                 "aggregation"):
+    assert {kind for kind, _ in locks} == set(kinds)
+    for kind in kinds:
         lock = next(lock for k, lock in locks if k == kind)
         report = tmp_path / f"{kind}.txt"
         status = _fork_while_held(lock, _record_trades, report)

@@ -15,8 +15,9 @@ def test_all_matches_the_public_names() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
         and name not in {"annotations", "TYPE_CHECKING", "Any"}
     }
-    lazy = {"MonitoringDashboard"}
+    lazy = set(otel_botmon._LAZY)  # imported on first use
     assert set(otel_botmon.__all__) == public | lazy | {"__version__"}
+    assert lazy <= set(dir(otel_botmon))
     assert len(otel_botmon.__all__) == len(set(otel_botmon.__all__))
 
 
@@ -39,6 +40,32 @@ def test_importing_the_package_does_not_import_the_dashboard_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_importing_the_package_loads_what_the_decorators_need_and_no_more() -> None:
+    code = (
+        "import sys, otel_botmon\n"
+        "heavy = ('otel_botmon.alerting', 'otel_botmon.notify', 'otel_botmon.dashboard', "
+        "'otel_botmon.monitor', 'fastapi', 'uvicorn', 'httpx', 'aiohttp', 'requests', "
+        "'yaml', 'sqlite3')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+        "print(otel_botmon.trade is not None and otel_botmon.configure is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout
+
+
+def test_the_seed_imports_still_work_in_a_fresh_process() -> None:
+    code = (
+        "from otel_botmon import SystemMonitor, MonitoringConfig, NotificationConfig, "
+        "HealthChecker, HealthStatus, AlertSeverity, AlertType, AlertRule, "
+        "NotificationChannel, Metric, MetricType, MetricCategory\n"
+        "import sys; print('otel_botmon.alerting.model' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["True"]
 
 
 def test_unknown_attribute_raises_attribute_error() -> None:
