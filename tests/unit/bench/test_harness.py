@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from bench._harness import Bench, quantile  # noqa: E402
+from bench._harness import Bench, quantile
 
 finite = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False)
 
