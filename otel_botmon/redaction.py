@@ -344,10 +344,10 @@ def _redact_url_str(text: str, budget: Budget) -> str:
         budget.chars -= len(text)
         head, _, query = text.partition("?")
         redacted = _redact_query(query)
-        if redacted is query:
-            return text
-        out = head + "?" + redacted
-        if len(out) <= _TEXT_CACHE_MAX_CHARS:  # remembered for a second pass, see below
+        # A URL without secret repeats (market data polled): remembered as it is. A
+        # signed one is unique: only its redacted form is, for a second pass (see below).
+        out = text if redacted is query else head + "?" + redacted
+        if len(out) <= _TEXT_CACHE_MAX_CHARS:
             if len(_text_cache) >= _TEXT_CACHE_SIZE:
                 _text_cache.clear()
             _text_cache[out] = out
