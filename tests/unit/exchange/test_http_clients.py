@@ -25,6 +25,7 @@ from otel_botmon import conventions as conv
 from otel_botmon.demo.serve import ExchangeThread, local_urls
 from otel_botmon.instrument.aiohttp_client import is_aiohttp_instrumented
 from otel_botmon.instrument.requests_client import is_requests_instrumented
+from tests.unit.exchange._clients import assert_no_secrets as _assert_no_secrets
 
 API_KEY = "httpKEYx8ZsV2mNwXcT5yRbH1uJkLpOa"
 API_SECRET = "httpSECRETf3Gh7JkL9mNbVcXz2QwErTy"
@@ -56,21 +57,8 @@ def requests_by(telemetry: Any, **attrs: Any) -> int:
     return int(telemetry.metric_value(REQUESTS, **attrs))
 
 
-def exported_text(telemetry: Any) -> str:
-    parts = [repr((s.name, dict(s.attributes or {}), s.status.description,
-                   [(e.name, dict(e.attributes or {})) for e in s.events]))
-             for s in telemetry.spans()]
-    parts += [repr((n, [dict(p.attributes) for p in m.data.data_points]))
-              for n, m in telemetry.metrics().items()]
-    return "\n".join(parts)
-
-
 def assert_no_secrets(telemetry: Any) -> None:
-    text = exported_text(telemetry)
-    assert API_KEY not in text and API_SECRET not in text
-    for line in text.splitlines():
-        if "signature=" in line:
-            assert "signature=REDACTED" in line and "signature=0" not in line
+    _assert_no_secrets(telemetry, API_KEY, API_SECRET)
 
 
 def binance_client(server: ExchangeThread) -> Client:
