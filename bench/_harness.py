@@ -135,18 +135,21 @@ class Figure:
                 f"target {self.target_text():<9} {self.verdict}{reps}{load}")
 
 
-def time_calls(func: Callable[[], object], calls: int) -> float:
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def time_calls(func: Callable[[], object], calls: int,
+               counter: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per call of ``calls`` calls in a row."""
-    counter = time.perf_counter
     start = counter()
     for _ in range(calls):
         func()
     return (counter() - start) / calls
 
 
-def p99_calls(func: Callable[[], object], calls: int) -> float:
+def p99_calls(func: Callable[[], object], calls: int,
+              counter: Callable[[], float] = time.perf_counter) -> float:
     """p99 in seconds of ``calls`` calls, each timed on its own."""
-    counter = time.perf_counter
     samples = []
     for _ in range(calls):
         start = counter()
@@ -173,6 +176,10 @@ class Bench:
                             help="run only figures whose name contains this (repeatable)")
         parser.add_argument("--json", metavar="FILE",
                             help="append one JSON line per figure to FILE")
+        parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                            help="time ratio() calls by wall clock (default) or by this "
+                                 "thread's CPU time (less noise on a loaded machine; it "
+                                 "leaves out time spent waiting, e.g. for the GIL)")
         if extra is not None:
             extra(parser)
         self.args = parser.parse_args(argv)
@@ -221,26 +228,37 @@ class Bench:
     def ratio(self, name: str, candidate: Callable[[], object],
               baseline: Callable[[], object], *, target: float | None, workload: str,
               calls: int = 1_000, rounds: int = 21, stat: str = "mean",
-              baseline_calls: int | None = None) -> Figure | None:
+              baseline_calls: int | None = None,
+              before_candidate: Callable[[], object] | None = None,
+              before_baseline: Callable[[], object] | None = None) -> Figure | None:
         """Candidate time / baseline time per call, in interleaved rounds.
 
         ``stat="mean"``: each side's mean time per call in the round; ``stat="p99"``:
-        each side's p99 of individually timed calls.
+        each side's p99 of individually timed calls. ``before_candidate`` /
+        ``before_baseline`` run (untimed) before each block of that side's calls, e.g.
+        to switch a process-wide instrumentation on or off.
         """
         if not self.wanted(name):
             return None
-        measure = p99_calls if stat == "p99" else time_calls
+        clock = CLOCKS[self.args.clock]
+        timer = p99_calls if stat == "p99" else time_calls
         base_calls = baseline_calls or calls
         flip = [False]
+
+        def side(func: Callable[[], object], count: int,
+                 before: Callable[[], object] | None) -> float:
+            if before is not None:
+                before()
+            return timer(func, count, clock)
 
         def one_round() -> float:
             flip[0] = not flip[0]
             if flip[0]:
-                a = measure(candidate, calls)
-                b = measure(baseline, base_calls)
+                a = side(candidate, calls, before_candidate)
+                b = side(baseline, base_calls, before_baseline)
             else:
-                b = measure(baseline, base_calls)
-                a = measure(candidate, calls)
+                b = side(baseline, base_calls, before_baseline)
+                a = side(candidate, calls, before_candidate)
             times["a"].append(a)
             times["b"].append(b)
             return a / b
@@ -248,13 +266,13 @@ class Bench:
         times: dict[str, list[float]] = {"a": [], "b": []}
 
         def warm() -> None:
-            time_calls(candidate, max(10, calls // 5))
-            time_calls(baseline, max(10, base_calls // 5))
+            side(candidate, max(10, calls // 5), before_candidate)
+            side(baseline, max(10, base_calls // 5), before_baseline)
 
         return self.rounds(
             name, one_round, target=target, workload=workload, rounds=rounds, warmup=warm,
             detail=lambda: {
-                "stat": stat,
+                "stat": stat, "clock": self.args.clock,
                 "candidate_us": round(statistics.median(times["a"]) * 1e6, 3),
                 "baseline_us": round(statistics.median(times["b"]) * 1e6, 3)})
 
@@ -270,6 +288,11 @@ class Bench:
         self.figures.append(figure)
         print(f"  workload: {figure.workload}")
         print(figure.line())
+        if "candidate_us" in figure.detail:
+            print(f"  {figure.detail.get('stat', 'mean')} per call "
+                  f"({figure.detail.get('clock', 'wall')} clock): candidate "
+                  f"{figure.detail['candidate_us']:.1f} us, baseline "
+                  f"{figure.detail['baseline_us']:.1f} us")
         record = json.dumps(figure.as_json(), sort_keys=True)
         print(f"BENCH {record}", flush=True)
         if self.args.json:

@@ -1,108 +1,66 @@
-"""Redaction cost: linear in the input, bounded per span, cheap for signed URLs.
+"""Redaction cost: linear in the input, bounded per span, cheap with and without secrets.
 
-Every figure is a ratio against a baseline measured in the same process run, in
-interleaved rounds (the machine is noisy); the median of the per-round ratios is printed.
+Figures (issues 13 and 16), each a ratio against a baseline in the same process,
+measured in interleaved rounds by bench/_harness.py:
 
-1. ``redact_text`` of a 1 MB adversarial string / of a 1 KB one of the same kind
-   (hex run, ``a:`` x n, ``=`` x n, ``token=`` x n): linear with a cut, target <= 1,500
-   for each kind.
-2. A span ending with a 20 KB exception message / the same span with a 1 KB message,
-   through ``configure()``'s redacting pipeline (``@exchange_call`` raising a revert
-   message full of hex calldata). Target: <= 2.
-3. A span carrying a signed URL (a fresh signature per call) through
-   ``RedactingSpanProcessor`` / the same span through the bare processor. Target: <= 1.3.
-   3b. The same through ``configure()``'s OTLP span pipeline, where redaction runs on the
-   batch processor's thread: ``BatchSpanProcessor(RedactingSpanExporter(x))`` /
-   ``BatchSpanProcessor(x)``, time on the bot's thread. Target: <= 1.3.
+- ``redaction.linear.<kind>``: ``redact_text`` of a 1 MB adversarial string / of a 1 KB
+  one of the same kind (hex run, ``a:`` x n, ``=`` x n, ``token=`` x n), the 1 KB ones
+  distinct so that no cache serves them. Target <= 1,500 (linear, with the cut).
+- ``redaction.exception_20kb``: a span ending with a 20 KB exception message / the same
+  span with a 1 KB message, through ``configure()``'s redacting pipeline
+  (``@exchange_call`` raising a revert message full of hex calldata). Target <= 2.
+- ``redaction.processor.signed_url``: an HTTP client span carrying a signed URL (six
+  endpoints in turn, a fresh timestamp and signature per call) through
+  ``RedactingSpanProcessor`` / the same span through the bare processor. Target <= 1.3.
+- ``redaction.processor.public_url``: the same with unsigned market-data URLs (no
+  secret). Target <= 1.15.
+- ``redaction.processor.no_secret``: a trade-like span (symbol, side, type, quantity,
+  price, outcome; no secret) through ``RedactingSpanProcessor`` / bare. Target <= 1.15.
+- ``redaction.exporter.signed_url``: the signed-URL span through configure()'s OTLP
+  pipeline, ``BatchSpanProcessor(RedactingSpanExporter(x))`` / ``BatchSpanProcessor(x)``:
+  time on the bot's thread (redaction runs on the batch thread). Target <= 1.3.
 
-Run: python bench/bench_redaction.py [--rounds N] [--only 1|2|3]
+The processors deliver to an exporter that drops the spans, so the baseline is the
+SDK's own span cost with nothing slowed down.
+
+Run: python bench/bench_redaction.py [--repeat 3] [--quick] [--only processor] [--clock cpu]
 """
 
 from __future__ import annotations
 
-import argparse
 import secrets
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+from bench._common import (
+    DropExporter,
+    http_client_span,
+    provider_with,
+    public_requests,
+    signed_requests,
+    trade_span,
+)
+from bench._harness import Bench
 from otel_botmon import telemetry
 from otel_botmon.instrument.exchange import exchange_call
 from otel_botmon.redaction import RedactingSpanExporter, RedactingSpanProcessor, redact_text
 
-
-class DropExporter(SpanExporter):
-    """Accepts spans and forgets them: the cost of a real exporter without the I/O."""
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
+ADVERSARIAL = {"hex": "0123456789abcdef", "a_colon": "a:", "equals": "=",
+               "token_eq": "token="}
 
 
-def per_call_s(func: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        func()
-    return (time.perf_counter() - start) / calls
-
-
-def median_ratio(
-    candidate: Callable[[], Any], baseline: Callable[[], Any], rounds: int,
-    calls: int, baseline_calls: int | None = None,
-) -> tuple[float, float, float]:
-    """Median of per-round candidate/baseline ratios, and the median per-call times."""
-    base_calls = baseline_calls or calls
-    per_call_s(candidate, calls)  # warm caches and instruments
-    per_call_s(baseline, base_calls)
-    ratios, cand, base = [], [], []
-    for i in range(rounds):
-        if i % 2:
-            b = per_call_s(baseline, base_calls)
-            c = per_call_s(candidate, calls)
-        else:
-            c = per_call_s(candidate, calls)
-            b = per_call_s(baseline, base_calls)
-        ratios.append(c / b)
-        cand.append(c)
-        base.append(b)
-    return statistics.median(ratios), statistics.median(cand), statistics.median(base)
-
-
-def report(title: str, result: tuple[float, float, float], target: float) -> bool:
-    ratio, cand, base = result
-    ok = ratio <= target
-    print(f"{title}\n    ratio {ratio:8.2f}  (target <= {target}, "
-          f"{cand * 1e6:9.1f} us vs {base * 1e6:7.1f} us)  {'OK' if ok else 'MISSED'}")
-    return ok
-
-
-ADVERSARIAL = {"hex run": "0123456789abcdef", "a: x n": "a:", "= x n": "=",
-               "token= x n": "token="}
-
-
-def _linear_pair(unit: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+def linear_pair(unit: str) -> tuple[Callable[[], object], Callable[[], object]]:
     """(redact a 1 MB string, redact one of 4,096 distinct 1 KB strings) of one kind."""
     big = (unit * (1_048_576 // len(unit) + 1))[:1_048_576]
     small = (unit * (1024 // len(unit) + 1))[:1024]
     # distinct strings each call: the small-text cache must not serve the baseline
     smalls = [small[:-8] + f"{i:08d}" for i in range(4096)]
-    counter = iter(range(10**9))
+    counter = iter(range(10**12))
 
     def one_big() -> None:
         redact_text(big)
@@ -113,18 +71,15 @@ def _linear_pair(unit: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return one_big, one_small
 
 
-def bench_linear(rounds: int) -> bool:
-    results = []
+def bench_linear(bench: Bench) -> None:
     for kind, unit in ADVERSARIAL.items():
-        one_big, one_small = _linear_pair(unit)
-        results.append(report(
-            f"1. redact_text 1 MB / 1 KB, {kind}",
-            median_ratio(one_big, one_small, rounds, 3, 60), 1500,
-        ))
-    return all(results)
+        one_big, one_small = linear_pair(unit)
+        bench.ratio(f"redaction.linear.{kind}", one_big, one_small, target=1500,
+                    calls=3, baseline_calls=60, rounds=15,
+                    workload=f"redact_text of 1 MB of {unit!r} x n / of a distinct 1 KB one")
 
 
-def bench_exception_span(rounds: int) -> bool:
+def bench_exception_span(bench: Bench) -> None:
     tel = telemetry.configure(
         "bench", exchange="binance", span_processors=[SimpleSpanProcessor(DropExporter())],
         set_global=False,
@@ -147,68 +102,56 @@ def bench_exception_span(rounds: int) -> bool:
 
             return one
 
-        return report("2. span with a 20 KB exception message / with a 1 KB one",
-                      median_ratio(failing(20_000), failing(1_000), rounds, 300), 2.0)
+        bench.ratio("redaction.exception_20kb", failing(20_000), failing(1_000), target=2.0,
+                    calls=300, workload="@exchange_call raising a revert message of 20 KB "
+                    "of hex / of 1 KB, configure()'s redacting span pipeline")
     finally:
         tel.shutdown()
 
 
-def bench_signed_url_span(rounds: int) -> bool:
-    plain = TracerProvider()
-    plain.add_span_processor(SimpleSpanProcessor(DropExporter()))
-    redacting = TracerProvider()
-    redacting.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(DropExporter())))
-    # A fresh timestamp and signature per request, as a real signed request has.
-    urls = [
-        "https://api.binance.com/api/v3/order?symbol=BTCUSDT&side=BUY&type=MARKET"
-        f"&quantity=0.001&timestamp={1700000000000 + i}&recvWindow=5000"
-        f"&signature={secrets.token_hex(32)}"
-        for i in range(4096)
-    ]
+def bench_processor(bench: Bench) -> None:
+    def pair(make: Callable[..., Callable[[], None]], *args: object
+             ) -> tuple[Callable[[], None], Callable[[], None]]:
+        redacting = provider_with(RedactingSpanProcessor(SimpleSpanProcessor(DropExporter())))
+        plain = provider_with(SimpleSpanProcessor(DropExporter()))
+        return make(redacting, *args), make(plain, *args)
 
-    def span_on(provider: TracerProvider) -> Callable[[], None]:
-        tracer = provider.get_tracer("bench")
-        counter = iter(range(10**9))
+    bench.ratio("redaction.processor.signed_url", *pair(http_client_span, signed_requests()),
+                target=1.3, calls=2000, workload=(
+                    "HTTP client span with a signed Binance URL (6 endpoints in turn, fresh "
+                    "timestamp+signature each), RedactingSpanProcessor(Simple(drop)) / "
+                    "Simple(drop)"))
+    bench.ratio("redaction.processor.public_url", *pair(http_client_span, public_requests()),
+                target=1.15, calls=2000, workload=(
+                    "HTTP client span with an unsigned market-data URL (5 in turn, no "
+                    "secret), RedactingSpanProcessor(Simple(drop)) / Simple(drop)"))
+    bench.ratio("redaction.processor.no_secret", *pair(trade_span), target=1.15, calls=2000,
+                workload="trade-like span, 6 attributes, fresh price each, no secret, "
+                         "RedactingSpanProcessor(Simple(drop)) / Simple(drop)")
 
-        def one() -> None:
-            url = urls[next(counter) % 4096]
-            tracer.start_span("POST", kind=SpanKind.CLIENT, attributes={
-                "http.request.method": "POST", "url.full": url,
-                "server.address": "api.binance.com", "http.response.status_code": 200,
-            }).end()
 
-        return one
-
-    held = report("3. signed-URL span through RedactingSpanProcessor / bare processor",
-                  median_ratio(span_on(redacting), span_on(plain), rounds, 2000), 1.3)
+def bench_exporter(bench: Bench) -> None:
     # configure()'s OTLP pipeline: the batch processor's thread redacts, not the bot's.
-    batch_plain = TracerProvider()
-    batch_plain.add_span_processor(BatchSpanProcessor(DropExporter()))
-    batch_redacting = TracerProvider()
-    batch_redacting.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(DropExporter())))
+    redacting = provider_with(BatchSpanProcessor(RedactingSpanExporter(DropExporter())))
+    plain = provider_with(BatchSpanProcessor(DropExporter()))
     try:
-        held = report(
-            "3b. signed-URL span, BatchSpanProcessor(RedactingSpanExporter) / bare batch "
-            "(bot's thread, configure()'s OTLP pipeline)",
-            median_ratio(span_on(batch_redacting), span_on(batch_plain), rounds, 2000), 1.3,
-        ) and held
+        requests = signed_requests()
+        bench.ratio("redaction.exporter.signed_url", http_client_span(redacting, requests),
+                    http_client_span(plain, requests), target=1.3, calls=2000, workload=(
+                        "signed-URL span, Batch(RedactingSpanExporter(drop)) / Batch(drop): "
+                        "time on the bot's thread (redaction on the batch thread)"))
     finally:
-        batch_plain.shutdown()
-        batch_redacting.shutdown()
-    return held
+        redacting.shutdown()
+        plain.shutdown()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one benchmark")
-    args = parser.parse_args(argv)
-    benches = [bench_linear, bench_exception_span, bench_signed_url_span]
-    if args.only:
-        benches = [benches[args.only - 1]]
-    results = [bench(args.rounds) for bench in benches]
-    print(f"{sum(results)}/{len(results)} targets hold")
-    return 0 if all(results) else 1
+def main() -> int:
+    bench = Bench("redaction", __doc__)
+    bench_linear(bench)
+    bench_exception_span(bench)
+    bench_processor(bench)
+    bench_exporter(bench)
+    return bench.finish()
 
 
 if __name__ == "__main__":

@@ -20,27 +20,6 @@ from otel_botmon._span_processing import DelegatingSpanProcessor
 __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 
 
-def _span_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
-    # ``span.attributes`` is a read-only proxy of the SDK's BoundedAttributes, whose items()
-    # goes through the MutableMapping machinery one key at a time; its plain dict is
-    # several times faster to scan, and this runs for every span. Fallback: the public API.
-    raw = getattr(span, "_attributes", None)
-    inner = getattr(raw, "_dict", None)
-    if type(inner) is dict:
-        return inner
-    return span.attributes
-
-
-def _span_events(span: ReadableSpan) -> Sequence[Event]:
-    # ``span.events`` copies the SDK's BoundedList into a tuple through its Python-level
-    # iterator, for every span; most spans have no events, which its deque tells at once.
-    raw = getattr(span, "_events", None)
-    queue = getattr(raw, "_dq", None)
-    if queue is not None and not queue:
-        return ()
-    return span.events
-
-
 def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
     changed = False
     out: list[Event] = []
@@ -93,16 +72,29 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     (:data:`otel_botmon._redact_scan.MAX_SPAN_CHARS` characters): a string past it is
     cut. Links and resource pass unchanged.
     """
+    # This runs for every span the bot ends: the SDK's own fields are read from the
+    # span's __dict__ (opentelemetry-sdk 1.x), the public properties are the fallback.
+    fields = getattr(span, "__dict__", None)
+    if fields is None or "_status" not in fields or "_name" not in fields:
+        return _redact_span_public(span)  # pragma: no cover - another SDK layout
     budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
-    original_name = name = span.name
+    name = original_name = fields["_name"]
     if (redaction._secrets or "=" in name or ":" in name or "%" in name
             or len(name) > MAX_TEXT_CHARS):
         name = redaction._redact_str(name, budget)
-    attributes = _span_attributes(span)
+    attributes = fields.get("_attributes")
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        attributes = inner
     new_attributes = redaction._redact_map(attributes, budget) if attributes else None
-    events = _span_events(span)
-    new_events = _redact_events(events, budget) if events else None
-    original_status = status = span.status
+    events = fields.get("_events")
+    queue = getattr(events, "_dq", None)
+    if queue is not None and not queue:
+        new_events = None  # the common case: no events, told by the SDK's deque at once
+    else:
+        events = span.events
+        new_events = _redact_events(events, budget) if events else None
+    status = original_status = fields["_status"]
     description = status.description
     if description:
         redacted = redaction._redact_str(description, budget)
@@ -111,6 +103,20 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     if (name is original_name and new_attributes is None and new_events is None
             and status is original_status):
         return span
+    return _copy_span(span, name, new_attributes, new_events, status)
+
+
+def _redact_span_public(span: ReadableSpan) -> ReadableSpan:  # pragma: no cover
+    """:func:`redact_span` through the public properties only."""
+    budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
+    name = redaction._redact_str(span.name, budget)
+    attributes = span.attributes
+    new_attributes = redaction._redact_map(attributes, budget) if attributes else None
+    events = span.events
+    new_events = _redact_events(events, budget) if events else None
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redaction._redact_str(status.description, budget))
     return _copy_span(span, name, new_attributes, new_events, status)
 
 

@@ -28,6 +28,7 @@ Every function here is safe to call from any thread.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -107,6 +108,11 @@ _secrets: tuple[str, ...] = ()  # longest first, so a secret containing another 
 _TEXT_CACHE_SIZE: Final = 2048
 _TEXT_CACHE_MAX_CHARS: Final = 2048
 _text_cache: dict[str, str] = {}
+# Plans for query shapes (see _redact_query): a bot's requests have a few dozen shapes.
+_SHAPE_CACHE_SIZE: Final = 512
+_SHAPE_MAX_CHARS: Final = 1024
+_shape_cache: dict[str, tuple[tuple[int, str], ...]] = {}
+_QUERY_VALUES: Final = re.compile(r"=[^&]*")
 _URL_KEYS: Final[frozenset[str]] = frozenset(
     {"url.full", "http.url", "url.query", "http.target", "url.original", "server.url"}
 )
@@ -157,6 +163,7 @@ def _forget_cached() -> None:
     _key_cache.clear()
     _plain_keys.clear()
     _text_cache.clear()
+    _shape_cache.clear()
 
 
 def add_sensitive_keys(*names: str) -> None:
@@ -275,35 +282,54 @@ def redact_text(text: object) -> str:
     return _redact_str(s, Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
 
 
-def _redact_query(query: str) -> str:
-    """Replace the values of sensitive parameters, keeping everything else byte for byte."""
+def _query_plan(shape: str) -> tuple[tuple[int, str], ...]:
+    """For a query's shape (its values removed): (index, replacement) of every parameter
+    whose value is a secret. A bare flag (no ``=``) has no value to redact."""
+    plan = []
+    for i, part in enumerate(shape.split("&")):
+        key, eq, _ = part.partition("=")
+        if eq and is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key):
+            plan.append((i, key + "=" + REDACTED))
+    return tuple(plan)
+
+
+def _redact_query_full(query: str) -> str:
+    """The reference: every parameter's name looked at (what the fast path must equal)."""
     if not query:
         return query
     parts = query.split("&")
-    # This runs for every parameter of every instrumented request: the known names are
-    # looked up in C (map over the cache); Python only visits unknown or sensitive ones.
-    keys = [part.partition("=")[0] for part in parts]
-    flags = list(map(_key_cache.get, keys))
-    if None not in flags:
-        if True not in flags:
-            return query
-        i = -1
-        for _ in range(flags.count(True)):  # only the sensitive ones, found in C
-            i = flags.index(True, i + 1)
-            if len(parts[i]) > len(keys[i]):  # "name=value", not a bare flag
-                parts[i] = keys[i] + "=" + REDACTED
-        return "&".join(parts)
-    changed = False
-    for i, found in enumerate(flags):
-        if found is False:
-            continue
-        key = keys[i]
-        if found is None:
-            found = is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key)
-        if found and len(parts[i]) > len(key):
-            parts[i] = key + "=" + REDACTED
-            changed = True
-    return "&".join(parts) if changed else query
+    plan = _query_plan("&".join(part.partition("=")[0] + ("=" if "=" in part else "")
+                                for part in parts))
+    for i, replacement in plan:
+        parts[i] = replacement
+    return "&".join(parts) if plan else query
+
+
+def _redact_query(query: str) -> str:
+    """Replace the values of sensitive parameters, keeping everything else byte for byte.
+
+    This runs for every parameter of every instrumented request, and a bot sends the
+    same few parameter lists again and again with new values (a signed request has a
+    fresh timestamp and signature each time). So the query's shape (names and ``=``
+    kept, values removed, by one C-level substitution) is looked up in a bounded cache
+    of plans saying which parameters to replace; names are examined once per shape.
+    """
+    if not query:
+        return query
+    shape = _QUERY_VALUES.sub("=", query) if "=" in query else query
+    plan = _shape_cache.get(shape)
+    if plan is None:
+        plan = _query_plan(shape)
+        if len(shape) <= _SHAPE_MAX_CHARS:
+            if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
+                _shape_cache.clear()
+            _shape_cache[shape] = plan
+    if not plan:
+        return query
+    parts = query.split("&")
+    for i, replacement in plan:
+        parts[i] = replacement
+    return "&".join(parts)
 
 
 def _redact_url_str(text: str, budget: Budget) -> str:
@@ -312,6 +338,20 @@ def _redact_url_str(text: str, budget: Budget) -> str:
     cached = _text_cache.get(text)
     if cached is not None:
         return cached
+    if (len(text) <= MAX_TEXT_CHARS and not _secrets and "@" not in text
+            and "#" not in text and "%" not in text):
+        # The common URL, scheme://host/path?query: only its query can hold a secret.
+        budget.chars -= len(text)
+        head, _, query = text.partition("?")
+        redacted = _redact_query(query)
+        # A URL without secret repeats (market data polled): remembered as it is. A
+        # signed one is unique: only its redacted form is, for a second pass (see below).
+        out = text if redacted is query else head + "?" + redacted
+        if len(out) <= _TEXT_CACHE_MAX_CHARS:
+            if len(_text_cache) >= _TEXT_CACHE_SIZE:
+                _text_cache.clear()
+            _text_cache[out] = out
+        return out
     cut = 0
     original = text
     budget.chars -= min(len(text), MAX_TEXT_CHARS)

@@ -1,0 +1,38 @@
+"""The fast paths of redaction give exactly what the full scan gives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_botmon import redaction
+from otel_botmon.redaction import REDACTED, redact_url
+
+NAMES = st.sampled_from(["symbol", "side", "signature", "apiKey", "api%5Fkey", "timestamp",
+                         "listenKey", "token", "a+b", "recvWindow", "", "KEY", "key2"])
+VALUES = st.text(alphabet="0123456789abcdefXYZ=:%+-_.;,~/", max_size=30)
+PARTS = st.tuples(NAMES, st.sampled_from(["=", ""]), VALUES).map(
+    lambda t: t[0] + t[1] + (t[2].replace("&", "") if t[1] else ""))
+QUERIES = st.lists(PARTS, min_size=1, max_size=8).map("&".join)
+
+
+@settings(max_examples=400)
+@given(QUERIES)
+def test_the_query_shape_cache_equals_the_full_scan(query: str) -> None:
+    full = redaction._redact_query_full(query)
+    assert redaction._redact_query(query) == full  # first time: plan made and cached
+    assert redaction._redact_query(query) == full  # then: plan from the cache
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(NAMES, VALUES), min_size=1, max_size=6),
+       st.text(alphabet="0123456789abcdef", min_size=16, max_size=64))
+def test_a_signed_url_never_keeps_its_signature_on_either_path(
+    params: list[tuple[str, str]], signature: str,
+) -> None:
+    query = "&".join(f"{k}={v}" for k, v in params) + f"&signature={signature}"
+    url = "https://api.binance.com/api/v3/order?" + query
+    redacted = redact_url(url)
+    assert f"signature={REDACTED}" in redacted
+    assert redacted.endswith("signature=" + REDACTED)
+    assert redacted == redact_url(url)  # again, through the caches
