@@ -40,7 +40,6 @@ from otel_botmon.telemetry import (
 
 if TYPE_CHECKING:
     from otel_botmon.alerting.default_rules import DEFAULT_RULES, default_rules
-    from otel_botmon.query import RuleSyntaxError, compile_condition
     from otel_botmon.alerting.manager import AlertManager
     from otel_botmon.alerting.model import (
         Alert,
@@ -77,6 +76,7 @@ if TYPE_CHECKING:
     from otel_botmon.observe.health import HealthChecker, HealthCheckResult, HealthStatus
     from otel_botmon.observe.host import HostObserver
     from otel_botmon.performance import PerformanceMonitor
+    from otel_botmon.query import RuleSyntaxError, compile_condition
 
 # Imported on first use (module __getattr__): a bot that only decorates its trades loads
 # neither the alert engine, the notifiers, the HTTP client integrations nor the dashboard.
