@@ -88,6 +88,7 @@ def test_server_errors_are_retried_until_the_write_succeeds(fake: FakeInfluxDB) 
     exporter = _exporter(fake.url)
     exporter.export(_metrics(2))
     fake.wait_for_lines(lambda lines: len(lines) == 2)
+    assert exporter.force_flush(5000)  # the exporter has seen the server's answer
     stats = exporter.stats()
     assert stats.failed_writes == 2 and stats.written_lines == 2 and stats.healthy
     assert stats.dropped_lines == 0
@@ -141,6 +142,8 @@ def test_buffered_lines_are_written_when_the_server_comes_back(fake: FakeInfluxD
     exporter.export(_metrics(1))
     exporter.export(_metrics(2))
     lines = fake.wait_for_lines(lambda lines: len(lines) == 3)
+    # the server has the lines; the exporter learns it when the response arrives
+    assert exporter.force_flush(5000)
     assert len(lines) == 3 and exporter.stats().healthy
     exporter.shutdown()
 
