@@ -234,7 +234,7 @@ def _serve_exchange(args: argparse.Namespace, out: TextIO) -> int:
     try:
         asyncio.run(asyncio.wait_for(serve_forever(key, secret, args.port, out),
                                      timeout=args.duration))
-    except (TimeoutError, asyncio.TimeoutError, KeyboardInterrupt):
+    except (TimeoutError, KeyboardInterrupt):
         pass
     except OSError as exc:
         raise CliError(f"cannot serve the exchange on port {args.port}: {exc}", 2) from exc

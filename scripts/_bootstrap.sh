@@ -5,7 +5,7 @@
 
 UV_VERSION=0.13.9              # the uv that wrote uv.lock; any uv >= UV_MIN reads it
 UV_MIN=0.8.0
-SUPPORTED_PYTHONS="3.10 or newer (the suite runs on 3.11 to 3.13)"
+SUPPORTED_PYTHONS="3.11 or newer (tested on 3.11 to 3.13)"
 
 die() { echo "error: $*" >&2; exit 1; }
 
@@ -13,7 +13,7 @@ PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on PATH; install Python $SUPPORTED_PYTHONS or set PYTHON=/path/to/python3"
 "$PYTHON" - "$SUPPORTED_PYTHONS" <<'PY' || exit 1
 import sys
-if sys.version_info[:2] < (3, 10):
+if sys.version_info[:2] < (3, 11):
     sys.exit(f"error: otel_botmon needs Python {sys.argv[1]}; {sys.executable} is "
              f"{sys.version.split()[0]} (set PYTHON=/path/to/a/supported/python3)")
 PY

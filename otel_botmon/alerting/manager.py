@@ -307,7 +307,7 @@ class AlertManager:
             self._stopping.set()
         try:
             await asyncio.wait_for(task, timeout=max(5.0, self.interval_s))
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             task.cancel()
 
     @property
@@ -323,7 +323,7 @@ class AlertManager:
                 report_internal_error("alerting.loop", exc)
             try:
                 await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeAlias
 
@@ -341,7 +341,7 @@ def _opt_float(value: object) -> float | None:
 
 def iso_utc(stamp: float) -> str:
     """Epoch seconds as an ISO-8601 UTC string (``2026-01-02T03:04:05.000Z``)."""
-    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(stamp, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -474,6 +474,6 @@ def to_epoch(moment: float | datetime) -> float:
     """Epoch seconds from a number or a datetime (a naive datetime is taken as UTC)."""
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     return float(moment)

@@ -108,7 +108,7 @@ class EmbeddedServer:
         server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             server.force_exit = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -241,7 +241,7 @@ class DashboardGuard:
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise _Reject(408, "request_timeout", "the request body did not arrive in "
                               f"{self.policy.body_timeout_s:g} s") from None
             if message["type"] != "http.request":

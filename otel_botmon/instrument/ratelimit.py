@@ -26,7 +26,7 @@ import email.utils
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from opentelemetry.metrics import Observation
@@ -142,8 +142,8 @@ def _retry_after_seconds(value: str) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
         return max(seconds, 0.0)
     return seconds if 0 <= seconds < float("inf") else None
 

@@ -41,7 +41,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from otel_botmon import telemetry
@@ -207,7 +207,7 @@ class BotmonStrategyMixin:
             # An earlier confirm for the pair that never reached the exchange is left to
             # the reconciliation (or the TTL): only the newest one can still be live.
             self._botmon_pending[(str(pair), kind)] = _Pending(
-                key, side, datetime.now(timezone.utc)
+                key, side, datetime.now(UTC)
             )
         open_order(key, pair, side, kw.get("amount"), kw.get("rate"), kw.get("order_type"))
 
@@ -304,5 +304,5 @@ def _age_ms(order: Any) -> float | None:
     placed = getattr(order, "order_date_utc", None)
     if placed is None:
         return None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return max(float((now - placed).total_seconds()) * 1000.0, 0.0)

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from otel_botmon.alerting.model import AlertEventKind, NotificationChannel
@@ -35,7 +35,7 @@ def _label_name(name: str) -> str:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def alertmanager_alert(
@@ -107,7 +107,7 @@ class AlertmanagerNotifier(Notifier):
         return True
 
     def _body(self, notifications: Sequence[Notification]) -> list[dict[str, Any]]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         hold = 4 * self._interval
         return [
             alertmanager_alert(n, now=now, hold=hold, generator_url=self._generator_url)

@@ -441,7 +441,7 @@ class NotificationDispatcher:
             self._progress.clear()
             try:
                 await asyncio.wait_for(self._progress.wait(), timeout=min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True
 

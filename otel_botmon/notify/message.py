@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_botmon.alerting.model import (
@@ -48,18 +48,18 @@ _EVENT_VERB = {
 
 def _utc(value: object) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
-            timezone.utc
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(
+            UTC
         )
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     if isinstance(value, str) and value:
         return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -81,8 +81,8 @@ class Notification:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     value: float | None = None
-    first_fired: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    first_fired: datetime = field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     channels: list[NotificationChannel] = field(default_factory=list)
     """Channels the rule asked for; empty means routing by severity."""
     rule_name: str | None = None

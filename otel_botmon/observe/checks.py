@@ -173,14 +173,14 @@ class NetworkCheck:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             return target, 0.0, f"DNS resolution failed ({_os_reason(exc)})"
         address = str(infos[0][4][0])
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(address, port), self.connect_timeout_s
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             return target, 0.0, f"TCP connect to {address} failed ({_os_reason(exc)})"
         writer.close()
         try:

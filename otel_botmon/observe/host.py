@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import psutil
@@ -298,7 +298,7 @@ class HostObserver:
             process_cpu = process.cpu_percent(None)
             process_rss = process.memory_info().rss
         return HostSample(
-            taken_at=datetime.now(timezone.utc),
+            taken_at=datetime.now(UTC),
             monotonic=now,
             cpu_percent=self._system_cpu_percent(),
             memory_percent=psutil.virtual_memory().percent,

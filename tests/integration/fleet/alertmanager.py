@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ class Alertmanager:
 
 
 def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = [{"labels": a["labels"], "annotations": a.get("annotations", {}),
              "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat()}
             for a in alerts]

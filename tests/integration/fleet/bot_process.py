@@ -147,7 +147,7 @@ async def run(args: argparse.Namespace) -> None:
         round_no += 1
         try:
             await asyncio.wait_for(stop.wait(), timeout=args.round_interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     await health.stop()
     host.stop()

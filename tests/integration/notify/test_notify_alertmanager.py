@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ def alert(event: AlertEventKind, **kwargs: Any) -> Notification:
         alert_id="a1", fingerprint="fp-a1", title="Win rate low", message="win rate 41%",
         severity=AlertSeverity.WARNING, event=event, value=41.0, rule_name="low_win_rate",
         labels={"alertname": "low_win_rate", "trading.symbol": "BTCUSDT"}, channels=AM,
-        first_fired=datetime.now(timezone.utc) - timedelta(seconds=5), **kwargs)
+        first_fired=datetime.now(UTC) - timedelta(seconds=5), **kwargs)
 
 
 def am_alerts(url: str) -> list[dict[str, Any]]:
@@ -75,13 +75,13 @@ async def test_firing_alerts_are_resent_until_resolved(webhook_receiver: Receive
         assert all(r.path == "/api/v2/alerts" for r in webhook_receiver.requests)
         assert all(b[0]["labels"]["alertname"] == "low_win_rate" for b in bodies)
         ends = [datetime.fromisoformat(b[0]["endsAt"].replace("Z", "+00:00")) for b in bodies]
-        assert ends == sorted(ends) and ends[-1] > datetime.now(timezone.utc)
+        assert ends == sorted(ends) and ends[-1] > datetime.now(UTC)
 
         dispatcher.enqueue(alert(AlertEventKind.RESOLVED))
         assert await dispatcher.drain(5)
         resolved = webhook_receiver.requests[-1].json()[0]
         assert datetime.fromisoformat(resolved["endsAt"].replace("Z", "+00:00")) <= (
-            datetime.now(timezone.utc))
+            datetime.now(UTC))
         # the re-sender's list is empty: nothing keeps the resolved alert alive
         assert dispatcher.outbox.active("alertmanager") == []
     finally:

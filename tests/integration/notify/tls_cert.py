@@ -16,7 +16,7 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
     """Write ``cert.pem`` and ``key.pem`` for 127.0.0.1/localhost; return their paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otel-botmon test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ async def test_silence_from_the_manager(clock: Clock) -> None:
     manager = AlertManager(clock=clock)
     sent = Recorder()
     manager.add_listener(sent)
-    start = datetime.fromtimestamp(clock.now, tz=timezone.utc)
+    start = datetime.fromtimestamp(clock.now, tz=UTC)
     sid = manager.add_silence({"alertname": "Noisy"}, start, duration_s=600, created_by="ops",
                               comment="maintenance")
     await manager.create_custom_alert("Noisy", "x")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,9 +84,9 @@ def test_alerting_exports_every_public_name() -> None:
 
 
 def test_a_naive_datetime_is_utc() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from otel_botmon.alerting.model import to_epoch
 
     naive = datetime(2026, 1, 2, 3, 4, 5)
-    assert to_epoch(naive) == naive.replace(tzinfo=timezone.utc).timestamp()
+    assert to_epoch(naive) == naive.replace(tzinfo=UTC).timestamp()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ def test_retry_after_counts_only_on_throttling_statuses() -> None:
 
 
 def test_retry_after_as_http_date_gives_seconds_from_now() -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=120)
+    when = datetime.now(UTC) + timedelta(seconds=120)
     ((kind, _budget, interval, seconds),) = parse_ratelimit_headers(
         [(b"retry-after", format_datetime(when, usegmt=True).encode())], 429
     )

@@ -11,7 +11,7 @@ import asyncio
 import importlib.util
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from otel_botmon.testing import TelemetryCapture
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategy.py"
 PAIR = "BTC/USDT"
-UTC = timezone.utc
+UTC = UTC
 
 
 def _example() -> Any:

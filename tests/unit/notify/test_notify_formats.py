@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import html
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -74,7 +74,7 @@ def test_pagerduty_trigger_payload() -> None:
 
 
 def test_alertmanager_alert_firing_and_resolved() -> None:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     firing = alertmanager_alert(
         make_notification(labels={"http.route": "/x"}, rule_name="cpu"), now=now, hold=240,
         generator_url="http://127.0.0.1:8001/")
@@ -86,10 +86,10 @@ def test_alertmanager_alert_firing_and_resolved() -> None:
     assert firing["annotations"]["event"] == "fired"
     assert firing["annotations"]["value"] == "93.5"
     assert firing["startsAt"].endswith("Z")
-    resolved_at = datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc)
+    resolved_at = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
     resolved = alertmanager_alert(
         make_notification(event=AlertEventKind.RESOLVED, occurred_at=resolved_at,
-                          first_fired=datetime(2025, 12, 31, tzinfo=timezone.utc)),
+                          first_fired=datetime(2025, 12, 31, tzinfo=UTC)),
         now=now, hold=240, generator_url=None)
     assert resolved["endsAt"] == "2026-01-01T00:01:00Z"
 

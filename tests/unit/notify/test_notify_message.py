@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -40,7 +40,7 @@ def test_from_alert_carries_what_every_message_needs() -> None:
     assert n.severity is AlertSeverity.CRITICAL and n.alert_type is AlertType.SYSTEM
     assert n.event is AlertEventKind.FIRED
     assert n.value == 97.0 and n.labels == {"host": "bot-1"}
-    assert n.first_fired == datetime.fromtimestamp(1_700_000_060.0, timezone.utc)
+    assert n.first_fired == datetime.fromtimestamp(1_700_000_060.0, UTC)
     assert n.channels == [NotificationChannel.SLACK]
     assert n.rule_name == "high_cpu"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -90,7 +90,7 @@ def test_heartbeat_max_age_must_be_positive(bad: float) -> None:
 
 def sample(cpu: float = 10.0, memory: float = 20.0, **disks: float) -> HostSample:
     return HostSample(
-        taken_at=datetime.now(timezone.utc), monotonic=0.0, cpu_percent=cpu,
+        taken_at=datetime.now(UTC), monotonic=0.0, cpu_percent=cpu,
         memory_percent=memory, disk_percent={"/" + k if k != "root" else "/": v
                                              for k, v in (disks or {"root": 30.0}).items()},
         network_bytes_sent=0, network_bytes_received=0, process_cpu_percent=1.0,
