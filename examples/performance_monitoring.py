@@ -22,5 +22,7 @@ system_monitor.record_api_call(
 
 
 sample = system_monitor.performance_monitor.sample()
-print(f"trades: {sample.trades_total}, trade p50: {sample.trade_latency_p50_ms} ms, "
-      f"API calls: {sample.api_requests_total}")
+# KPIs by name, each in its own unit over its own window (kpi_table() lists them)
+print(f"trades: {sample.kpis['total_trades']}, "
+      f"trade p50 (5m): {sample.kpis['trade_latency_p50']} s, "
+      f"API calls (1m): {sample.kpis['api_requests']}")
