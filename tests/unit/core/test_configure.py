@@ -68,8 +68,9 @@ def test_duration_histograms_use_second_buckets_with_two_seconds() -> None:
     tel = telemetry.configure(set_global=False)
     telemetry.instrument(conv.TRADE_DURATION).record(0.3)
     data = tel.metric_reader.get_metrics_data()
-    (metric,) = [
+    (metric,) = [  # other tests' observable instruments may report here too
         m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        if m.name == conv.TRADE_DURATION.name
     ]
     bounds = tuple(metric.data.data_points[0].explicit_bounds)
     assert bounds == conv.DURATION_BUCKETS_S
