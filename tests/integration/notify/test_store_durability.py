@@ -165,10 +165,17 @@ async def test_full_disk_keeps_notifications_and_delivers_them_when_space_return
             assert "database or disk is full" in caplog.text
             assert "cannot rollback" not in caplog.text and "no transaction" not in caplog.text
             filler.unlink()  # space returns
-            await webhook_receiver.until(6, 60)
+            wanted = {"before"} | {f"full {i}" for i in range(5)}
+            await wait_until_async(
+                lambda: {r.json()["title"] for r in webhook_receiver.delivered()} >= wanted,
+                60, what="every notification delivered")
             await wait_until_async(lambda: len(dispatcher.spool) == 0, 30, what="spool empty")
-        titles = sorted(r.json()["title"] for r in webhook_receiver.delivered())
-        assert titles == sorted(["before"] + [f"full {i}" for i in range(5)])
+        titles = [r.json()["title"] for r in webhook_receiver.delivered()]
+        # each alert made on the full disk is delivered exactly once; "before" may be sent
+        # a second time when its delivery's settlement was still in the group commit that
+        # the full disk failed (delivery is at-least-once, never lost)
+        assert sorted(t for t in titles if t != "before") == [f"full {i}" for i in range(5)]
+        assert 1 <= titles.count("before") <= 2
         # the alerts' own state reached the file too (retried by the evaluator)
         store = monitor.alert_manager.store
         assert store is not None
