@@ -151,11 +151,16 @@ async def test_a_thousand_alerts_respect_rate_limits_and_none_is_dropped(
     busiest = _busiest_second(pagerduty_receiver)
     assert busiest <= rates["pagerduty"] + 1, busiest
     # collapsed, not dropped: the summaries account for every alert
-    webhook_ids = [a["alert_id"] for r in webhook_receiver.requests for a in r.json()["alerts"]]
+    # (rows the worker saw before the storm built up may go out one by one: a summary
+    # has an ``alerts`` list, a single notification is the alert itself)
+    webhook_ids = [a["alert_id"] for r in webhook_receiver.requests
+                   for a in r.json().get("alerts", [r.json()])]
     assert sorted(webhook_ids) == [f"a{i:04d}" for i in range(1000)]
-    slack_total = sum(int(r.json()["text"].split("] FIRING: ")[1].split(" ")[0])
-                      for r in slack_receiver.delivered())
-    assert slack_total == 1000
+    assert len(webhook_receiver.requests) < 100  # collapsed: far fewer requests than alerts
+    slack_texts = [r.json()["text"] for r in slack_receiver.delivered()]
+    slack_total = sum(int(t.split("] FIRING: ")[1].split(" ")[0])
+                      if "alert storm summary" in t else 1 for t in slack_texts)
+    assert slack_total == 1000 and len(slack_texts) < 100
     assert len(pagerduty_receiver.requests) == 1000
     am_ids = [a["labels"]["alertname"] for r in am.requests for a in r.json()]
     assert len(set(am_ids)) == 1000
