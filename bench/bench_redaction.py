@@ -10,7 +10,8 @@ measured in interleaved rounds by bench/_harness.py:
   span with a 1 KB message, through ``configure()``'s redacting pipeline
   (``@exchange_call`` raising a revert message full of hex calldata). Target <= 2.
 - ``redaction.processor.signed_url``: an HTTP client span carrying a signed URL (six
-  endpoints in turn, a fresh timestamp and signature per call) through
+  endpoints in turn, a fresh timestamp and signature per call) and the API-key header
+  the contrib instrumentations capture (``http.request.header.x_mbx_apikey``) through
   ``RedactingSpanProcessor`` / the same span through the bare processor. Target <= 1.3.
 - ``redaction.processor.public_url``: the same with unsigned market-data URLs (no
   secret). Target <= 1.15.
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from bench._common import (
+    API_KEY_HEADER,
     DropExporter,
     http_client_span,
     provider_with,
@@ -116,11 +118,12 @@ def bench_processor(bench: Bench) -> None:
         plain = provider_with(SimpleSpanProcessor(DropExporter()))
         return make(redacting, *args), make(plain, *args)
 
-    bench.ratio("redaction.processor.signed_url", *pair(http_client_span, signed_requests()),
+    bench.ratio("redaction.processor.signed_url",
+                *pair(http_client_span, signed_requests(), API_KEY_HEADER),
                 target=1.3, calls=2000, workload=(
                     "HTTP client span with a signed Binance URL (6 endpoints in turn, fresh "
-                    "timestamp+signature each), RedactingSpanProcessor(Simple(drop)) / "
-                    "Simple(drop)"))
+                    "timestamp+signature each) and the captured X-MBX-APIKEY header, "
+                    "RedactingSpanProcessor(Simple(drop)) / Simple(drop)"))
     bench.ratio("redaction.processor.public_url", *pair(http_client_span, public_requests()),
                 target=1.15, calls=2000, workload=(
                     "HTTP client span with an unsigned market-data URL (5 in turn, no "
@@ -136,8 +139,10 @@ def bench_exporter(bench: Bench) -> None:
     plain = provider_with(BatchSpanProcessor(DropExporter()))
     try:
         requests = signed_requests()
-        bench.ratio("redaction.exporter.signed_url", http_client_span(redacting, requests),
-                    http_client_span(plain, requests), target=1.3, calls=2000, workload=(
+        bench.ratio("redaction.exporter.signed_url",
+                    http_client_span(redacting, requests, API_KEY_HEADER),
+                    http_client_span(plain, requests, API_KEY_HEADER), target=1.3, calls=2000,
+                    workload=(
                         "signed-URL span, Batch(RedactingSpanExporter(drop)) / Batch(drop): "
                         "time on the bot's thread (redaction on the batch thread)"))
     finally:

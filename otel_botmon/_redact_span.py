@@ -14,27 +14,34 @@ from opentelemetry.trace import Status
 
 from otel_botmon import redaction
 from otel_botmon._internal import report_internal_error
-from otel_botmon._redact_scan import MAX_SEPARATORS, MAX_SPAN_CHARS, MAX_TEXT_CHARS, Budget
+from otel_botmon._redact_scan import MAX_SEPARATORS, MAX_SPAN_CHARS, Budget
 from otel_botmon._span_processing import DelegatingSpanProcessor
 
 __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 
 
-def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
+def _redact_events(
+    events: Sequence[Event], budget: Budget | None
+) -> tuple[tuple[Event, ...] | None, Budget | None]:
     changed = False
     out: list[Event] = []
     for event in events:
+        budget = budget or Budget()
         name = redaction._redact_str(event.name, budget)
-        attributes = redaction._redact_map(event.attributes, budget) if event.attributes else None
+        attributes = None
+        original = event.attributes
+        if original:
+            attributes, budget = redaction._changes(original, budget)
         if name is not event.name or attributes is not None:
             changed = True
             out.append(Event(
                 name=name, timestamp=event.timestamp,
-                attributes=event.attributes if attributes is None else attributes,
+                attributes=original if attributes is None or not original
+                else {**original, **attributes},
             ))
         else:
             out.append(event)
-    return tuple(out) if changed else None
+    return (tuple(out) if changed else None), budget
 
 
 def _copy_span(
@@ -64,46 +71,80 @@ def _copy_span(
     )
 
 
-def redact_span(span: ReadableSpan) -> ReadableSpan:
-    """The span itself when it carries no secret, else a redacted copy.
+def redact_span(span: ReadableSpan, *, in_place: bool = False) -> ReadableSpan:
+    """The span itself when it carries no secret, else a redacted copy (or, with
+    ``in_place``, the span itself with the secrets replaced in its own fields: what
+    :class:`RedactingSpanProcessor` does, so that nothing holding the span can read them).
 
     Covers the span name, attributes, event names and attributes (an exception's message
     and stack trace) and the status description, all within one budget
     (:data:`otel_botmon._redact_scan.MAX_SPAN_CHARS` characters): a string past it is
     cut. Links and resource pass unchanged.
     """
-    # This runs for every span the bot ends: the SDK's own fields are read from the
-    # span's __dict__ (opentelemetry-sdk 1.x), the public properties are the fallback.
+    # This runs for every span the bot ends. Most have a name seen before, no events and
+    # no status description: for those only the attributes are looked at, read from the
+    # SDK's own fields (opentelemetry-sdk 1.x); anything else takes the full path.
+    try:
+        fields = span.__dict__
+        name = fields["_name"]
+        inner = fields["_attributes"]._dict  # inside BoundedAttributes
+        events = fields["_events"]._dq  # inside BoundedList
+        description = fields["_status"]._description
+    except (AttributeError, KeyError):
+        return _redact_span_full(span, in_place)
+    if events or description or name not in redaction._clean_texts:
+        return _redact_span_full(span, in_place)
+    if not inner:
+        return span
+    changes, _ = redaction._changes(inner, None)
+    if changes is None:
+        return span
+    if not in_place:
+        return _copy_span(span, name, {**inner, **changes}, None, fields["_status"])
+    if type(inner) is dict:
+        inner.update(changes)  # the same keys: order and size kept
+    else:  # pragma: no cover - another SDK layout
+        fields["_attributes"] = {**inner, **changes}
+    return span
+
+
+def _redact_span_full(span: ReadableSpan, in_place: bool) -> ReadableSpan:
+    """:func:`redact_span` for a span with events, a status description or a new name,
+    or of another layout (a copy made by an exporter)."""
     fields = getattr(span, "__dict__", None)
     if fields is None or "_status" not in fields or "_name" not in fields:
         return _redact_span_public(span)  # pragma: no cover - another SDK layout
     budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
-    name = original_name = fields["_name"]
-    if (redaction._secrets or "=" in name or ":" in name or "%" in name
-            or len(name) > MAX_TEXT_CHARS):
-        name = redaction._redact_str(name, budget)
+    name = fields["_name"]
+    new_name = redaction._redact_str(name, budget)  # remembered: names repeat
+    changes = None
     attributes = fields.get("_attributes")
-    inner = getattr(attributes, "_dict", None)
-    if type(inner) is dict:
-        attributes = inner
-    new_attributes = redaction._redact_map(attributes, budget) if attributes else None
-    events = fields.get("_events")
-    queue = getattr(events, "_dq", None)
-    if queue is not None and not queue:
-        new_events = None  # the common case: no events, told by the SDK's deque at once
-    else:
-        events = span.events
-        new_events = _redact_events(events, budget) if events else None
-    status = original_status = fields["_status"]
-    description = status.description
-    if description:
-        redacted = redaction._redact_str(description, budget)
-        if redacted is not description:
-            status = Status(status.status_code, redacted)
-    if (name is original_name and new_attributes is None and new_events is None
-            and status is original_status):
+    inner = getattr(attributes, "_dict", attributes)
+    if inner:
+        changes, _ = redaction._changes(inner, budget)
+    events = span.events
+    new_events = _redact_events(events, budget)[0] if events else None
+    status = fields["_status"]
+    new_status = status
+    if status.description:
+        redacted = redaction._redact_str(status.description, budget)
+        if redacted is not status.description:
+            new_status = Status(status.status_code, redacted)
+    if changes is None and new_events is None and new_name is name and new_status is status:
         return span
-    return _copy_span(span, name, new_attributes, new_events, status)
+    if not in_place:
+        new_attributes = None if changes is None else {**inner, **changes}
+        return _copy_span(span, new_name, new_attributes, new_events, new_status)
+    if changes is not None:
+        if type(inner) is dict:
+            inner.update(changes)
+        else:
+            fields["_attributes"] = {**inner, **changes}
+    if new_events is not None:
+        fields["_events"] = new_events
+    fields["_name"] = new_name
+    fields["_status"] = new_status
+    return span
 
 
 def _redact_span_public(span: ReadableSpan) -> ReadableSpan:  # pragma: no cover
@@ -111,26 +152,30 @@ def _redact_span_public(span: ReadableSpan) -> ReadableSpan:  # pragma: no cover
     budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
     name = redaction._redact_str(span.name, budget)
     attributes = span.attributes
-    new_attributes = redaction._redact_map(attributes, budget) if attributes else None
+    changes = redaction._changes(attributes, budget)[0] if attributes else None
     events = span.events
-    new_events = _redact_events(events, budget) if events else None
+    new_events = _redact_events(events, budget)[0] if events else None
     status = span.status
     if status.description:
         status = Status(status.status_code, redaction._redact_str(status.description, budget))
+    new_attributes = None if changes is None else {**attributes, **changes}  # type: ignore[dict-item]
     return _copy_span(span, name, new_attributes, new_events, status)
 
 
 class RedactingSpanProcessor(DelegatingSpanProcessor):
     """Wraps the processor that exports spans so that it only ever sees redacted spans.
 
-    ``RedactingSpanProcessor(BatchSpanProcessor(exporter))``: ``on_end`` hands the
-    delegate :func:`redact_span`'s result; everything else is forwarded unchanged. If
-    redaction itself fails the span is dropped rather than exported unredacted.
+    ``RedactingSpanProcessor(BatchSpanProcessor(exporter))``: ``on_end`` redacts the
+    finished span in place (:func:`redact_span` with ``in_place=True``), on the thread
+    that ended it, and hands it to the delegate; everything else is forwarded unchanged.
+    In place, so that no copy is made and every processor after this one, and anything
+    else holding the span, sees only redacted values; the span is not redacted twice.
+    If redaction itself fails the span is dropped rather than exported unredacted.
     """
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            span = redaction.redact_span(span)  # looked up here: tests replace it
+            span = redaction.redact_span(span, in_place=True)  # looked up: tests replace it
         except Exception as exc:  # never export what we could not check
             report_internal_error("redaction", exc)
             return

@@ -28,11 +28,10 @@ Every function here is safe to call from any thread.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote, quote_plus
 
 from opentelemetry.util.types import AttributeValue
 
@@ -99,23 +98,40 @@ _lock = threading.Lock()
 # Span attributes repeat the same few keys; caching the answer keeps redaction cheap.
 _KEY_CACHE_SIZE: Final = 4096
 _key_cache: dict[str, bool] = {}
-# Keys known to be neither sensitive nor URL-valued: their plain values need no parsing.
-_plain_keys: set[str] = set()
 _extra_keys: frozenset[str] = frozenset()
 _secrets: tuple[str, ...] = ()  # longest first, so a secret containing another goes first
-# Redacted short texts (and their redacted forms, mapped to themselves): a message seen
-# again, or a value redacted once by a hook and again by the span processor, is a lookup.
-_TEXT_CACHE_SIZE: Final = 2048
-_TEXT_CACHE_MAX_CHARS: Final = 2048
-_text_cache: dict[str, str] = {}
-# Plans for query shapes (see _redact_query): a bot's requests have a few dozen shapes.
-_SHAPE_CACHE_SIZE: Final = 512
-_SHAPE_MAX_CHARS: Final = 1024
-_shape_cache: dict[str, tuple[tuple[int, str], ...]] = {}
-_QUERY_VALUES: Final = re.compile(r"=[^&]*")
+# What an attribute's key says about its value, decided once per key (_key_kind).
+_PLAIN: Final = 0  # any text: scanned for name=value pairs (unless known clean)
+_URL: Final = 1  # a URL: its query parameters and credentials
+_SECRET: Final = 2  # the whole value is a secret
+_key_kinds: dict[str, int] = {}
 _URL_KEYS: Final[frozenset[str]] = frozenset(
     {"url.full", "http.url", "url.query", "http.target", "url.original", "server.url"}
 )
+# Redacted short texts that changed: a message seen again is a lookup.
+_TEXT_CACHE_SIZE: Final = 2048
+_TEXT_CACHE_MAX_CHARS: Final = 2048
+_text_cache: dict[str, str] = {}
+# Short texts known to redact to themselves, as free text and as URLs: a span's repeated
+# values (symbols, sides, public URLs) and every redacted result (so that a value
+# redacted by an instrumentation hook is not scanned again by the span processor) are
+# one set lookup. Cleared when full, and whenever a secret or a name is added.
+_clean_texts: set[str] = set()
+_clean_urls: set[str] = set()
+_NO_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None)})
+_MAX_DEPTH: Final = 8  # nesting of sequence and mapping attribute values
+
+
+def _remember(clean: set[str], text: str) -> None:
+    if len(text) <= _TEXT_CACHE_MAX_CHARS:
+        if len(clean) >= _TEXT_CACHE_SIZE:
+            clean.clear()
+        clean.add(text)
+
+
+def remember_clean_url(url: str) -> None:
+    """Note a URL that redacts to itself (a result of URL redaction)."""
+    _remember(_clean_urls, url)
 
 
 def _normalize(name: str) -> str:
@@ -152,18 +168,28 @@ def is_sensitive_key(name: str) -> bool:
         found = _sensitive(_normalize(name.rsplit(".", 1)[1]))
     if len(_key_cache) >= _KEY_CACHE_SIZE:  # bounded: attribute keys are few, URLs are not
         _key_cache.clear()
-        _plain_keys.clear()
     _key_cache[name] = found
-    if not found and name not in _URL_KEYS:
-        _plain_keys.add(name)
     return found
+
+
+def _key_kind(key: str) -> int:
+    """What the attribute key ``key`` says about its value (cached per key)."""
+    kind = _key_kinds.get(key)
+    if kind is None:
+        kind = _SECRET if is_sensitive_key(key) else _URL if key in _URL_KEYS else _PLAIN
+        if len(_key_kinds) >= _KEY_CACHE_SIZE:
+            _key_kinds.clear()
+        _key_kinds[key] = kind
+    return kind
 
 
 def _forget_cached() -> None:
     _key_cache.clear()
-    _plain_keys.clear()
+    _key_kinds.clear()
     _text_cache.clear()
-    _shape_cache.clear()
+    _clean_texts.clear()
+    _clean_urls.clear()
+    _redact_url.forget_cached()
 
 
 def add_sensitive_keys(*names: str) -> None:
@@ -225,6 +251,8 @@ def _redact_str(text: str, budget: Budget) -> str:
 
     Returns ``text`` itself when nothing changed. Short results are cached.
     """
+    if text in _clean_texts:
+        return text
     cached = _text_cache.get(text)
     if cached is not None:
         return cached
@@ -248,11 +276,12 @@ def _redact_str(text: str, budget: Budget) -> str:
     if cut:
         budget.truncated += cut
         out += truncation_note(cut)
-    if len(text) <= _TEXT_CACHE_MAX_CHARS and budget.truncated == truncated_before:
-        if len(_text_cache) >= _TEXT_CACHE_SIZE:
-            _text_cache.clear()
-        _text_cache[text] = out
-        _text_cache[out] = out
+    if budget.truncated == truncated_before:
+        if out is not text and len(text) <= _TEXT_CACHE_MAX_CHARS:
+            if len(_text_cache) >= _TEXT_CACHE_SIZE:
+                _text_cache.clear()
+            _text_cache[text] = out
+        _remember(_clean_texts, out)
     return out
 
 
@@ -280,135 +309,6 @@ def redact_text(text: object) -> str:
     if not s:
         return s
     return _redact_str(s, Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
-
-
-def _query_plan(shape: str) -> tuple[tuple[int, str], ...]:
-    """For a query's shape (its values removed): (index, replacement) of every parameter
-    whose value is a secret. A bare flag (no ``=``) has no value to redact."""
-    plan = []
-    for i, part in enumerate(shape.split("&")):
-        key, eq, _ = part.partition("=")
-        if eq and is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key):
-            plan.append((i, key + "=" + REDACTED))
-    return tuple(plan)
-
-
-def _redact_query_full(query: str) -> str:
-    """The reference: every parameter's name looked at (what the fast path must equal)."""
-    if not query:
-        return query
-    parts = query.split("&")
-    plan = _query_plan("&".join(part.partition("=")[0] + ("=" if "=" in part else "")
-                                for part in parts))
-    for i, replacement in plan:
-        parts[i] = replacement
-    return "&".join(parts) if plan else query
-
-
-def _redact_query(query: str) -> str:
-    """Replace the values of sensitive parameters, keeping everything else byte for byte.
-
-    This runs for every parameter of every instrumented request, and a bot sends the
-    same few parameter lists again and again with new values (a signed request has a
-    fresh timestamp and signature each time). So the query's shape (names and ``=``
-    kept, values removed, by one C-level substitution) is looked up in a bounded cache
-    of plans saying which parameters to replace; names are examined once per shape.
-    """
-    if not query:
-        return query
-    shape = _QUERY_VALUES.sub("=", query) if "=" in query else query
-    plan = _shape_cache.get(shape)
-    if plan is None:
-        plan = _query_plan(shape)
-        if len(shape) <= _SHAPE_MAX_CHARS:
-            if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
-                _shape_cache.clear()
-            _shape_cache[shape] = plan
-    if not plan:
-        return query
-    parts = query.split("&")
-    for i, replacement in plan:
-        parts[i] = replacement
-    return "&".join(parts)
-
-
-def _redact_url_str(text: str, budget: Budget) -> str:
-    if "?" not in text and "#" not in text and "@" not in text:
-        return _redact_str(text, budget) if _secrets or "%" in text else text
-    cached = _text_cache.get(text)
-    if cached is not None:
-        return cached
-    if (len(text) <= MAX_TEXT_CHARS and not _secrets and "@" not in text
-            and "#" not in text and "%" not in text):
-        # The common URL, scheme://host/path?query: only its query can hold a secret.
-        budget.chars -= len(text)
-        head, _, query = text.partition("?")
-        redacted = _redact_query(query)
-        # A URL without secret repeats (market data polled): remembered as it is. A
-        # signed one is unique: only its redacted form is, for a second pass (see below).
-        out = text if redacted is query else head + "?" + redacted
-        if len(out) <= _TEXT_CACHE_MAX_CHARS:
-            if len(_text_cache) >= _TEXT_CACHE_SIZE:
-                _text_cache.clear()
-            _text_cache[out] = out
-        return out
-    cut = 0
-    original = text
-    budget.chars -= min(len(text), MAX_TEXT_CHARS)
-    if len(text) > MAX_TEXT_CHARS:
-        cut = len(text) - MAX_TEXT_CHARS
-        text = text[:MAX_TEXT_CHARS]
-    # Plain string surgery rather than urlsplit/urlunsplit: it is several times faster
-    # (this runs for every instrumented request) and keeps the URL byte for byte.
-    head, hash_sep, fragment = text.partition("#")
-    before_query, query_sep, query = head.partition("?")
-    scheme_end = before_query.find("://") if "@" in before_query else -1
-    if scheme_end >= 0:
-        start = scheme_end + 3
-        end = before_query.find("/", start)
-        end = len(before_query) if end < 0 else end
-        authority = before_query[start:end]
-        if "@" in authority:
-            host = authority.rpartition("@")[2]
-            before_query = (
-                f"{before_query[:start]}{REDACTED}:{REDACTED}@{host}{before_query[end:]}"
-            )
-    if query_sep:
-        query = _redact_query(query)
-    if hash_sep and "=" in fragment:
-        fragment = _redact_query(fragment)
-    out = before_query + query_sep + query + hash_sep + fragment
-    secrets = _secrets
-    if secrets:
-        out = scrub_literals(out, secrets)
-        if cut:
-            out = cut_partial_secret(out, secrets)
-    if "%" in out:  # a URL inside a parameter: redirect=https%3A...%3Fsignature%3D...
-        out = redact_pairs(out, is_sensitive_key, budget)
-    if cut:
-        budget.truncated += cut
-        return out + truncation_note(cut)
-    if out == original:
-        out = original
-    # Signed URLs are unique: only the redacted form is remembered, so that a URL already
-    # redacted by an instrumentation hook is not scanned again by the span processor.
-    if len(out) <= _TEXT_CACHE_MAX_CHARS:
-        if len(_text_cache) >= _TEXT_CACHE_SIZE:
-            _text_cache.clear()
-        _text_cache[out] = out
-    return out
-
-
-def redact_url(url: object) -> str:
-    """The URL as a string with credentials, sensitive query values and secrets replaced.
-
-    ``https://user:pw@host/p?symbol=X&signature=abc`` becomes
-    ``https://REDACTED:REDACTED@host/p?symbol=X&signature=REDACTED``. Parameters in the
-    fragment are treated like the query (OAuth puts tokens there), and so are
-    URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
-    anything with a ``__str__`` such as ``httpx.URL``. Never raises.
-    """
-    return _redact_url_str(_as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
 
 
 def _header_items(headers: object) -> Iterable[tuple[Any, Any]]:
@@ -454,46 +354,79 @@ def redact_labels(labels: Mapping[Any, Any] | None) -> dict[str, str]:
     return result
 
 
-def _redact_value(key: str, value: AttributeValue, budget: Budget) -> AttributeValue:
-    """The redacted value (the same object when nothing changed)."""
-    if is_sensitive_key(key):
-        if isinstance(value, (list, tuple)):
-            return tuple(REDACTED for _ in value)
-        return REDACTED
+def _redact_value(kind: int, value: Any, budget: Budget, depth: int = 0) -> Any:
+    """The redacted attribute value (the same object when nothing changed): a string,
+    bytes, or a sequence or mapping of them (the SDK keeps nested ones)."""
+    if kind == _SECRET:
+        return (REDACTED,) * len(value) if isinstance(value, (list, tuple)) else REDACTED
     if isinstance(value, str):
-        return _redact_url_str(value, budget) if key in _URL_KEYS else _redact_str(value, budget)
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-        redacted = tuple(_redact_str(v, budget) if isinstance(v, str) else v for v in value)
-        return value if redacted == tuple(value) else redacted
+        return redact_url_str(value, budget) if kind == _URL else _redact_str(value, budget)
+    if type(value) in _NO_TEXT:
+        return value
+    if depth >= _MAX_DEPTH:  # deeper than any real attribute: never emitted unscanned
+        return REDACTED
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("latin-1")
+        redacted = _redact_str(text, budget)
+        return value if redacted is text else redacted.encode("latin-1")
+    if isinstance(value, (list, tuple)):
+        items = tuple(_redact_value(kind, item, budget, depth + 1) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, Mapping):
+        found = {key: _redact_value(_key_kind(key) if isinstance(key, str) else _PLAIN,
+                                    item, budget, depth + 1) for key, item in value.items()}
+        return value if all(found[key] is item for key, item in value.items()) else found
     return value
 
 
-def _redact_map(
-    attributes: Mapping[str, Any], budget: Budget
-) -> dict[str, AttributeValue] | None:
-    """A redacted copy of the attributes, or None when redaction changes nothing."""
-    out: dict[str, AttributeValue] | None = None
-    # Runs for every exported span, so the common case (a known harmless key with a
-    # number or a plain string, no registered secrets) is decided inline.
-    no_literals = not _secrets
-    plain = _plain_keys
+def _changes(
+    attributes: Mapping[str, Any], budget: Budget | None
+) -> tuple[dict[str, Any] | None, Budget | None]:
+    """The attributes redaction changes, with their new values (None when none does),
+    and the budget (made here when ``budget`` is None and some value had to be scanned).
+
+    This runs for every span the bot ends, so what most attributes are is decided
+    inline: a number, a value already known clean, or (no secret registered) a string
+    without any separator a secret could follow.
+    """
+    out: dict[str, Any] | None = None
+    kinds = _key_kinds
+    clean = _clean_texts
+    literals = _secrets
     for key, value in attributes.items():
-        kind = type(value)
-        if no_literals and key in plain:
-            if kind is str:
-                if "=" not in value and ":" not in value and "%" not in value:
+        kind = kinds.get(key)
+        if kind is None:
+            kind = _key_kind(key)
+        vtype = type(value)
+        if not kind:  # _PLAIN
+            if vtype is str:
+                if value in clean:
                     continue
-            elif kind is int or kind is float or kind is bool:
+                if not literals and "=" not in value and ":" not in value \
+                        and "%" not in value:
+                    _remember(clean, value)
+                    continue
+            elif vtype in _NO_TEXT:
                 continue
-        if kind is str and key in _URL_KEYS and _key_cache.get(key) is False:
-            redacted: AttributeValue = _redact_url_str(value, budget)
-        else:
-            redacted = _redact_value(key, value, budget)
-        if redacted is not value and redacted != value:
+        elif kind == _URL and vtype is str:
+            if value in _clean_urls:
+                continue
+            if budget is None:
+                budget = Budget()
+            redacted = redact_url_str(value, budget)
+            if redacted is not value:
+                if out is None:
+                    out = {}
+                out[key] = redacted
+            continue
+        if budget is None:
+            budget = Budget()
+        redacted = _redact_value(kind, value, budget)
+        if redacted is not value:
             if out is None:
-                out = dict(attributes)
+                out = {}
             out[key] = redacted
-    return out
+    return out, budget
 
 
 def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
@@ -502,14 +435,14 @@ def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[s
     through :func:`redact_text`. Non-string values pass unchanged. Never raises."""
     if not attributes:
         return {}
-    found = _redact_map(attributes, Budget())
-    return dict(attributes) if found is None else found
+    found, _ = _changes(attributes, Budget())
+    return dict(attributes) if found is None else {**attributes, **found}
 
 
 def attributes_are_clean(attributes: Mapping[str, object] | None) -> bool:
     """Whether :func:`redact_attributes` would leave these attributes as they are
     (no copy is made when they are). Never raises."""
-    return not attributes or _redact_map(attributes, Budget()) is None
+    return not attributes or _changes(attributes, Budget())[0] is None
 
 
 def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
@@ -518,15 +451,16 @@ def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[st
     span. Never raises."""
     if not attributes:
         return {}
-    found = _redact_map(attributes, Budget())
-    if found is None:
-        return {}
-    return {key: value for key, value in found.items() if value is not attributes.get(key)}
+    found, _ = _changes(attributes, Budget())
+    return found or {}
 
 
-# Span redaction lives next door (same budget and caches) and is re-exported here.
-from otel_botmon._redact_span import (  # noqa: E402  (it imports this module)
+# URL and span redaction live next door (same budget and caches) and are re-exported;
+# they import this module.
+from otel_botmon import _redact_url  # noqa: E402
+from otel_botmon._redact_span import (  # noqa: E402
     RedactingSpanExporter,
     RedactingSpanProcessor,
     redact_span,
 )
+from otel_botmon._redact_url import redact_url, redact_url_str  # noqa: E402

@@ -234,7 +234,7 @@ def test_redacting_processor_forwards_flush_and_shutdown() -> None:
 def test_span_is_dropped_not_leaked_when_redaction_fails(
     monkeypatch: pytest.MonkeyPatch, telemetry: Any
 ) -> None:
-    def broken(span: object) -> object:
+    def broken(span: object, **options: object) -> object:
         raise RuntimeError("redaction bug")
 
     monkeypatch.setattr(redaction, "redact_span", broken)

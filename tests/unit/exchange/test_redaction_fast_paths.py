@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon import redaction
+from otel_botmon import _redact_url
 from otel_botmon.redaction import REDACTED, redact_url
 
 NAMES = st.sampled_from(["symbol", "side", "signature", "apiKey", "api%5Fkey", "timestamp",
@@ -19,9 +19,9 @@ QUERIES = st.lists(PARTS, min_size=1, max_size=8).map("&".join)
 @settings(max_examples=400)
 @given(QUERIES)
 def test_the_query_shape_cache_equals_the_full_scan(query: str) -> None:
-    full = redaction._redact_query_full(query)
-    assert redaction._redact_query(query) == full  # first time: plan made and cached
-    assert redaction._redact_query(query) == full  # then: plan from the cache
+    full = _redact_url.redact_query_full(query)
+    assert _redact_url.redact_query(query) == full  # first time: plan made and cached
+    assert _redact_url.redact_query(query) == full  # then: plan from the cache
 
 
 @settings(max_examples=200)

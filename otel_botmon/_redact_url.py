@@ -1,0 +1,199 @@
+"""URL redaction: credentials, sensitive query and fragment parameters, nested URLs.
+
+Part of :mod:`otel_botmon.redaction` (which re-exports :func:`redact_url`); the names,
+registered secrets and caches are that module's.
+
+This runs for every instrumented request, so the common URL (``scheme://host/path?query``,
+no credentials, no fragment, nothing percent-encoded) takes a short path: only its
+query can hold a secret, and a bot sends the same few parameter lists again and again
+with new values (a signed request has a fresh timestamp and signature each time). The
+query's *shape* (names and ``=`` kept, values removed, by one C-level substitution) is
+looked up in a bounded cache of plans saying which parameters to replace; names are
+examined once per shape. A URL without a secret (market data polled) is remembered as
+clean; a signed one is unique, so only its redacted form is remembered, for when the
+same text is redacted again (an instrumentation hook, then the span processor).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import unquote_plus
+
+from otel_botmon import redaction
+from otel_botmon._redact_scan import (
+    MAX_SEPARATORS,
+    MAX_TEXT_CHARS,
+    REDACTED,
+    Budget,
+    cut_partial_secret,
+    redact_pairs,
+    scrub_literals,
+    truncation_note,
+)
+
+__all__ = ["redact_url"]
+
+# Plans for query shapes: a bot's requests have a few dozen shapes. A plan says which
+# parameters to replace (see _query_plan) and how far from the end the first of them is,
+# so that a signed query (its signature last) is cut once from the right, not split whole.
+_SHAPE_CACHE_SIZE: Final = 512
+_SHAPE_MAX_CHARS: Final = 1024
+Plan = tuple[int, tuple[tuple[int, str], ...]]  # (rsplit maxsplit, ((item, replacement)...))
+_NOTHING: Final[Plan] = (0, ())
+_shape_cache: dict[str, Plan] = {}
+_QUERY_VALUES: Final = re.compile(r"=[^&]*")
+
+
+def forget_cached() -> None:
+    _shape_cache.clear()
+
+
+def _query_plan(shape: str) -> Plan:
+    """For a query's shape (its values removed): which parameters' values are secrets,
+    as the items of ``query.rsplit("&", maxsplit)`` to replace. A bare flag (no ``=``)
+    has no value to redact."""
+    found = []
+    sensitive = redaction.is_sensitive_key
+    parts = shape.split("&")
+    for i, part in enumerate(parts):
+        key, eq, _ = part.partition("=")
+        if eq and sensitive(unquote_plus(key) if "%" in key or "+" in key else key):
+            found.append((i, key + "=" + REDACTED))
+    if not found:
+        return _NOTHING
+    first = found[0][0]
+    if first == 0:  # every part apart
+        return -1, tuple(found)
+    # rsplit(maxsplit=n-first) gives [parts 0..first-1 joined, part first, ..., last]
+    return len(parts) - first, tuple((i - first + 1, text) for i, text in found)
+
+
+def _apply(query: str, plan: Plan) -> str:
+    maxsplit, replacements = plan
+    items = query.rsplit("&", maxsplit)
+    for i, replacement in replacements:
+        items[i] = replacement
+    return "&".join(items)
+
+
+def redact_query_full(query: str) -> str:
+    """The reference: every parameter's name looked at (what the fast path must equal)."""
+    if not query:
+        return query
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        key, eq, _ = part.partition("=")
+        if eq and redaction.is_sensitive_key(
+                unquote_plus(key) if "%" in key or "+" in key else key):
+            parts[i] = key + "=" + REDACTED
+    return "&".join(parts)
+
+
+def redact_query(query: str) -> str:
+    """Replace the values of sensitive parameters, keeping everything else byte for byte
+    (the query's shape looked up in the plan cache, see the module docstring)."""
+    if not query:
+        return query
+    plan = _plan_for(query)
+    return _apply(query, plan) if plan[1] else query
+
+
+def _plan_for(query: str) -> Plan:
+    shape = _QUERY_VALUES.sub("=", query) if "=" in query else query
+    plan = _shape_cache.get(shape)
+    if plan is None:
+        plan = _query_plan(shape)
+        if len(shape) <= _SHAPE_MAX_CHARS:
+            if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
+                _shape_cache.clear()
+            _shape_cache[shape] = plan
+    return plan
+
+
+def redact_url_str(text: str, budget: Budget) -> str:
+    """The one place a URL is redacted (see :func:`redact_url`); returns ``text`` itself
+    when nothing changed."""
+    if text in redaction._clean_urls:
+        return text
+    mark = text.find("?")
+    if mark < 0 and "#" not in text and "@" not in text:
+        out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
+            else text
+        redaction.remember_clean_url(out)
+        return out
+    if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
+            or "@" in text or "%" in text or text.find("&", 0, mark) >= 0):
+        cached = redaction._text_cache.get(text)
+        return cached if cached is not None else _redact_url_slow(text, budget)
+    # The common URL, scheme://host/path?query: only its query can hold a secret.
+    budget.chars -= len(text)
+    query = text[mark + 1:]
+    plan = _plan_for(query)
+    maxsplit, replacements = plan
+    if not replacements:
+        out = text
+    elif maxsplit > 0:  # the path has no '&': cut the whole URL from the right
+        out = _apply(text, plan)
+    else:
+        out = text[:mark + 1] + _apply(query, plan)
+    # A URL without secret repeats (market data polled); a signed one is unique, but its
+    # redacted form is what the span processor sees after an instrumentation hook.
+    redaction.remember_clean_url(out)
+    return out
+
+
+def _redact_url_slow(text: str, budget: Budget) -> str:
+    """Credentials, fragments, percent-encoding, registered secrets, over-long URLs."""
+    cut = 0
+    original = text
+    budget.chars -= min(len(text), MAX_TEXT_CHARS)
+    if len(text) > MAX_TEXT_CHARS:
+        cut = len(text) - MAX_TEXT_CHARS
+        text = text[:MAX_TEXT_CHARS]
+    # Plain string surgery rather than urlsplit/urlunsplit: it is several times faster
+    # and keeps the URL byte for byte.
+    head, hash_sep, fragment = text.partition("#")
+    before_query, query_sep, query = head.partition("?")
+    scheme_end = before_query.find("://") if "@" in before_query else -1
+    if scheme_end >= 0:
+        start = scheme_end + 3
+        end = before_query.find("/", start)
+        end = len(before_query) if end < 0 else end
+        authority = before_query[start:end]
+        if "@" in authority:
+            host = authority.rpartition("@")[2]
+            before_query = (
+                f"{before_query[:start]}{REDACTED}:{REDACTED}@{host}{before_query[end:]}"
+            )
+    if query_sep:
+        query = redact_query(query)
+    if hash_sep and "=" in fragment:
+        fragment = redact_query(fragment)
+    out = before_query + query_sep + query + hash_sep + fragment
+    secrets = redaction._secrets
+    if secrets:
+        out = scrub_literals(out, secrets)
+        if cut:
+            out = cut_partial_secret(out, secrets)
+    if "%" in out:  # a URL inside a parameter: redirect=https%3A...%3Fsignature%3D...
+        out = redact_pairs(out, redaction.is_sensitive_key, budget)
+    if cut:
+        budget.truncated += cut
+        return out + truncation_note(cut)
+    if out == original:
+        out = original
+    redaction.remember_clean_url(out)
+    return out
+
+
+def redact_url(url: object) -> str:
+    """The URL as a string with credentials, sensitive query values and secrets replaced.
+
+    ``https://user:pw@host/p?symbol=X&signature=abc`` becomes
+    ``https://REDACTED:REDACTED@host/p?symbol=X&signature=REDACTED``. Parameters in the
+    fragment are treated like the query (OAuth puts tokens there), and so are
+    URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
+    anything with a ``__str__`` such as ``httpx.URL``. Never raises.
+    """
+    return redact_url_str(redaction._as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
