@@ -45,8 +45,24 @@ _shape_cache: dict[str, Plan] = {}
 _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 
 
+# A shape seen twice also gets a matcher: one regular expression that matches exactly
+# the queries of that shape (its names literally, each value as [^&]*+, the secret ones
+# captured). Trying the few matchers with as many '&' as the query is cheaper than
+# computing the query's shape, and it gives where the secrets are. Possessive values
+# and literal names: one pass, no backtracking.
+_MATCHERS_SIZE: Final = 256
+_matchers: dict[int, list[re.Pattern[str]]] = {}  # by the number of '&' in the query
+_matched_shapes: set[str] = set()
+
+
 def forget_cached() -> None:
     _shape_cache.clear()
+    _matchers.clear()
+    _matched_shapes.clear()
+
+
+def _sensitive_name(key: str) -> bool:
+    return redaction.is_sensitive_key(unquote_plus(key) if "%" in key or "+" in key else key)
 
 
 def _query_plan(shape: str) -> Plan:
@@ -54,11 +70,10 @@ def _query_plan(shape: str) -> Plan:
     as the items of ``query.rsplit("&", maxsplit)`` to replace. A bare flag (no ``=``)
     has no value to redact."""
     found = []
-    sensitive = redaction.is_sensitive_key
     parts = shape.split("&")
     for i, part in enumerate(parts):
         key, eq, _ = part.partition("=")
-        if eq and sensitive(unquote_plus(key) if "%" in key or "+" in key else key):
+        if eq and _sensitive_name(key):
             found.append((i, key + "=" + REDACTED))
     if not found:
         return _NOTHING
@@ -108,7 +123,37 @@ def _plan_for(query: str) -> Plan:
             if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
                 _shape_cache.clear()
             _shape_cache[shape] = plan
+    elif shape not in _matched_shapes:  # seen before: it repeats, worth a matcher
+        _add_matcher(shape)
     return plan
+
+
+def _add_matcher(shape: str) -> None:
+    if len(_matched_shapes) >= _MATCHERS_SIZE:
+        _matchers.clear()
+        _matched_shapes.clear()
+    pieces = []
+    for part in shape.split("&"):
+        key, eq, _ = part.partition("=")
+        value = ("=([^&]*)" if _sensitive_name(key) else "=[^&]*") if eq else ""
+        pieces.append(re.escape(key) + value)
+    _matched_shapes.add(shape)
+    _matchers.setdefault(shape.count("&"), []).append(re.compile("&".join(pieces)))
+
+
+def _replace_groups(text: str, found: re.Match[str]) -> str:
+    """``text`` with every group ``found`` captured replaced by REDACTED."""
+    groups = found.lastindex
+    if groups is None:
+        return text
+    pieces = []
+    last = 0
+    for group in range(1, groups + 1):
+        start, end = found.span(group)
+        pieces += (text[last:start], REDACTED)
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def redact_url_str(text: str, budget: Budget) -> str:
@@ -128,7 +173,15 @@ def redact_url_str(text: str, budget: Budget) -> str:
         return cached if cached is not None else _redact_url_slow(text, budget)
     # The common URL, scheme://host/path?query: only its query can hold a secret.
     budget.chars -= len(text)
-    query = text[mark + 1:]
+    start = mark + 1
+    for matcher in _matchers.get(text.count("&", start), ()):
+        found = matcher.fullmatch(text, start)
+        if found is not None:
+            if found.lastindex == 1:  # the usual signed request: one signature
+                begin, end = found.span(1)
+                return text[:begin] + REDACTED + text[end:]
+            return _replace_groups(text, found)
+    query = text[start:]
     plan = _plan_for(query)
     maxsplit, replacements = plan
     if not replacements:
@@ -137,9 +190,8 @@ def redact_url_str(text: str, budget: Budget) -> str:
         out = _apply(text, plan)
     else:
         out = text[:mark + 1] + _apply(query, plan)
-    # A URL without secret repeats (market data polled); a signed one is unique, but its
-    # redacted form is what the span processor sees after an instrumentation hook.
-    redaction.remember_clean_url(out)
+    if out is text:  # a URL without secret repeats (market data polled)
+        redaction.remember_clean_url(out)
     return out
 
 
@@ -196,4 +248,8 @@ def redact_url(url: object) -> str:
     URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
     anything with a ``__str__`` such as ``httpx.URL``. Never raises.
     """
-    return redact_url_str(redaction._as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
+    out = redact_url_str(redaction._as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
+    # A signed URL is unique, but its redacted form is what the span processor sees after
+    # an instrumentation hook (ccxt, requests) redacted it: remembered, not scanned again.
+    redaction.remember_clean_url(out)
+    return out

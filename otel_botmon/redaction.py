@@ -408,7 +408,15 @@ def _changes(
                     continue
             elif vtype in _NO_TEXT:
                 continue
-        elif kind == _URL and vtype is str:
+        elif kind == _SECRET:  # a captured API-key header: a tuple of one value
+            redacted = (REDACTED,) * len(value) if vtype is tuple or vtype is list \
+                else REDACTED
+            if redacted != value:
+                if out is None:
+                    out = {}
+                out[key] = redacted
+            continue
+        elif vtype is str:  # _URL
             if value in _clean_urls:
                 continue
             if budget is None:
