@@ -146,7 +146,7 @@ def _replace_groups(text: str, found: re.Match[str]) -> str:
     groups = found.lastindex
     if groups is None:
         return text
-    pieces = []
+    pieces: list[str] = []
     last = 0
     for group in range(1, groups + 1):
         start, end = found.span(group)
