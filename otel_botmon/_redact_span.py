@@ -20,18 +20,15 @@ from otel_botmon._span_processing import DelegatingSpanProcessor
 __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 
 
-def _redact_events(
-    events: Sequence[Event], budget: Budget | None
-) -> tuple[tuple[Event, ...] | None, Budget | None]:
+def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
     changed = False
     out: list[Event] = []
     for event in events:
-        budget = budget or Budget()
         name = redaction._redact_str(event.name, budget)
         attributes = None
         original = event.attributes
         if original:
-            attributes, budget = redaction._changes(original, budget)
+            attributes = redaction._changes(original, budget)
         if name is not event.name or attributes is not None:
             changed = True
             out.append(Event(
@@ -41,7 +38,7 @@ def _redact_events(
             ))
         else:
             out.append(event)
-    return (tuple(out) if changed else None), budget
+    return tuple(out) if changed else None
 
 
 def _copy_span(
@@ -96,7 +93,7 @@ def redact_span(span: ReadableSpan, *, in_place: bool = False) -> ReadableSpan:
         return _redact_span_full(span, in_place)
     if not inner:
         return span
-    changes, _ = redaction._changes(inner, None)
+    changes = redaction._changes(inner, None)
     if changes is None:
         return span
     if not in_place:
@@ -121,9 +118,9 @@ def _redact_span_full(span: ReadableSpan, in_place: bool) -> ReadableSpan:
     attributes = fields.get("_attributes")
     inner = getattr(attributes, "_dict", attributes)
     if inner:
-        changes, _ = redaction._changes(inner, budget)
+        changes = redaction._changes(inner, budget)
     events = span.events
-    new_events = _redact_events(events, budget)[0] if events else None
+    new_events = _redact_events(events, budget) if events else None
     status = fields["_status"]
     new_status = status
     if status.description:
@@ -152,9 +149,9 @@ def _redact_span_public(span: ReadableSpan) -> ReadableSpan:  # pragma: no cover
     budget = Budget(MAX_SPAN_CHARS, MAX_SEPARATORS)
     name = redaction._redact_str(span.name, budget)
     attributes = span.attributes
-    changes = redaction._changes(attributes, budget)[0] if attributes else None
+    changes = redaction._changes(attributes, budget) if attributes else None
     events = span.events
-    new_events = _redact_events(events, budget)[0] if events else None
+    new_events = _redact_events(events, budget) if events else None
     status = span.status
     if status.description:
         status = Status(status.status_code, redaction._redact_str(status.description, budget))

@@ -156,24 +156,23 @@ def _replace_groups(text: str, found: re.Match[str]) -> str:
     return "".join(pieces)
 
 
-def redact_url_str(text: str, budget: Budget) -> str:
-    """The one place a URL is redacted (see :func:`redact_url`); returns ``text`` itself
-    when nothing changed."""
-    if text in redaction._clean_urls:
-        return text
+def _query_start(text: str) -> int:
+    """Where the query of the common URL (``scheme://host/path?query``: no credentials,
+    fragment, percent-encoding, ``&`` in the path, or registered secret) starts; -1 for
+    any other text."""
     mark = text.find("?")
-    if mark < 0 and "#" not in text and "@" not in text:
-        out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
-            else text
-        redaction.remember_clean_url(out)
-        return out
     if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
             or "@" in text or "%" in text or text.find("&", 0, mark) >= 0):
-        cached = redaction._text_cache.get(text)
-        return cached if cached is not None else _redact_url_slow(text, budget)
-    # The common URL, scheme://host/path?query: only its query can hold a secret.
-    budget.chars -= len(text)
-    start = mark + 1
+        return -1
+    return mark + 1
+
+
+def matched_url(text: str) -> str | None:
+    """The redacted URL when it is the common kind and its query has a shape seen
+    before (one matcher pass, see above), else None."""
+    start = _query_start(text)
+    if start < 0:
+        return None
     for matcher in _matchers.get(text.count("&", start), ()):
         found = matcher.fullmatch(text, start)
         if found is not None:
@@ -181,6 +180,29 @@ def redact_url_str(text: str, budget: Budget) -> str:
                 begin, end = found.span(1)
                 return text[:begin] + REDACTED + text[end:]
             return _replace_groups(text, found)
+    return None
+
+
+def redact_url_str(text: str, budget: Budget) -> str:
+    """The one place a URL is redacted (see :func:`redact_url`); returns ``text`` itself
+    when nothing changed."""
+    if text in redaction._clean_urls:
+        return text
+    found = matched_url(text)
+    if found is not None:
+        budget.chars -= len(text)
+        return found
+    start = _query_start(text)
+    if start < 0:
+        if "?" in text or "#" in text or "@" in text:
+            cached = redaction._text_cache.get(text)
+            return cached if cached is not None else _redact_url_slow(text, budget)
+        out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
+            else text
+        redaction.remember_clean_url(out)
+        return out
+    # The common URL, scheme://host/path?query: only its query can hold a secret.
+    budget.chars -= len(text)
     query = text[start:]
     plan = _plan_for(query)
     maxsplit, replacements = plan
@@ -189,7 +211,7 @@ def redact_url_str(text: str, budget: Budget) -> str:
     elif maxsplit > 0:  # the path has no '&': cut the whole URL from the right
         out = _apply(text, plan)
     else:
-        out = text[:mark + 1] + _apply(query, plan)
+        out = text[:start] + _apply(query, plan)
     if out is text:  # a URL without secret repeats (market data polled)
         redaction.remember_clean_url(out)
     return out

@@ -105,6 +105,7 @@ _PLAIN: Final = 0  # any text: scanned for name=value pairs (unless known clean)
 _URL: Final = 1  # a URL: its query parameters and credentials
 _SECRET: Final = 2  # the whole value is a secret
 _key_kinds: dict[str, int] = {}
+_plain_keys: set[str] = set()  # the keys of kind _PLAIN: one set lookup per attribute
 _URL_KEYS: Final[frozenset[str]] = frozenset(
     {"url.full", "http.url", "url.query", "http.target", "url.original", "server.url"}
 )
@@ -179,13 +180,17 @@ def _key_kind(key: str) -> int:
         kind = _SECRET if is_sensitive_key(key) else _URL if key in _URL_KEYS else _PLAIN
         if len(_key_kinds) >= _KEY_CACHE_SIZE:
             _key_kinds.clear()
+            _plain_keys.clear()
         _key_kinds[key] = kind
+        if kind == _PLAIN:
+            _plain_keys.add(key)
     return kind
 
 
 def _forget_cached() -> None:
     _key_cache.clear()
     _key_kinds.clear()
+    _plain_keys.clear()
     _text_cache.clear()
     _clean_texts.clear()
     _clean_urls.clear()
@@ -379,26 +384,21 @@ def _redact_value(kind: int, value: Any, budget: Budget, depth: int = 0) -> Any:
     return value
 
 
-def _changes(
-    attributes: Mapping[str, Any], budget: Budget | None
-) -> tuple[dict[str, Any] | None, Budget | None]:
-    """The attributes redaction changes, with their new values (None when none does),
-    and the budget (made here when ``budget`` is None and some value had to be scanned).
+def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, Any] | None:
+    """The attributes redaction changes, with their new values (None when none does).
+    With ``budget`` None, one is made if some value has to be scanned.
 
     This runs for every span the bot ends, so what most attributes are is decided
     inline: a number, a value already known clean, or (no secret registered) a string
     without any separator a secret could follow.
     """
     out: dict[str, Any] | None = None
-    kinds = _key_kinds
+    plain = _plain_keys
     clean = _clean_texts
     literals = _secrets
     for key, value in attributes.items():
-        kind = kinds.get(key)
-        if kind is None:
-            kind = _key_kind(key)
         vtype = type(value)
-        if not kind:  # _PLAIN
+        if key in plain:
             if vtype is str:
                 if value in clean:
                     continue
@@ -408,25 +408,32 @@ def _changes(
                     continue
             elif vtype in _NO_TEXT:
                 continue
-        elif kind == _SECRET:  # a captured API-key header: a tuple of one value
-            redacted = (REDACTED,) * len(value) if vtype is tuple or vtype is list \
-                else REDACTED
-            if redacted != value:
-                if out is None:
-                    out = {}
-                out[key] = redacted
-            continue
-        elif vtype is str:  # _URL
-            if value in _clean_urls:
+            kind = _PLAIN
+        else:
+            kind = _key_kinds.get(key)
+            if kind is None:
+                kind = _key_kind(key)
+            if kind == _SECRET:  # a captured API-key header: a tuple of one value
+                redacted = (REDACTED,) * len(value) if vtype is tuple or vtype is list \
+                    else REDACTED
+                if redacted != value:
+                    if out is None:
+                        out = {}
+                    out[key] = redacted
                 continue
-            if budget is None:
-                budget = Budget()
-            redacted = redact_url_str(value, budget)
-            if redacted is not value:
-                if out is None:
-                    out = {}
-                out[key] = redacted
-            continue
+            if kind == _URL and vtype is str:
+                if value in _clean_urls:
+                    continue
+                redacted = matched_url(value)  # a signed request of a known shape
+                if redacted is None:
+                    if budget is None:
+                        budget = Budget()
+                    redacted = redact_url_str(value, budget)
+                if redacted is not value:
+                    if out is None:
+                        out = {}
+                    out[key] = redacted
+                continue
         if budget is None:
             budget = Budget()
         redacted = _redact_value(kind, value, budget)
@@ -434,7 +441,7 @@ def _changes(
             if out is None:
                 out = {}
             out[key] = redacted
-    return out, budget
+    return out
 
 
 def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
@@ -443,14 +450,14 @@ def redact_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[s
     through :func:`redact_text`. Non-string values pass unchanged. Never raises."""
     if not attributes:
         return {}
-    found, _ = _changes(attributes, Budget())
+    found = _changes(attributes, None)
     return dict(attributes) if found is None else {**attributes, **found}
 
 
 def attributes_are_clean(attributes: Mapping[str, object] | None) -> bool:
     """Whether :func:`redact_attributes` would leave these attributes as they are
     (no copy is made when they are). Never raises."""
-    return not attributes or _changes(attributes, Budget())[0] is None
+    return not attributes or _changes(attributes, None) is None
 
 
 def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
@@ -459,7 +466,7 @@ def redacted_changes(attributes: Mapping[str, AttributeValue] | None) -> dict[st
     span. Never raises."""
     if not attributes:
         return {}
-    found, _ = _changes(attributes, Budget())
+    found = _changes(attributes, None)
     return found or {}
 
 
@@ -471,4 +478,4 @@ from otel_botmon._redact_span import (  # noqa: E402
     RedactingSpanProcessor,
     redact_span,
 )
-from otel_botmon._redact_url import redact_url, redact_url_str  # noqa: E402
+from otel_botmon._redact_url import matched_url, redact_url, redact_url_str  # noqa: E402

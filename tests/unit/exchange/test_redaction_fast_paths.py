@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon import _redact_url
+from otel_botmon import _redact_url, redaction
 from otel_botmon.redaction import REDACTED, redact_url
 
 NAMES = st.sampled_from(["symbol", "side", "signature", "apiKey", "api%5Fkey", "timestamp",
@@ -36,3 +36,34 @@ def test_a_signed_url_never_keeps_its_signature_on_either_path(
     assert f"signature={REDACTED}" in redacted
     assert redacted.endswith("signature=" + REDACTED)
     assert redacted == redact_url(url)  # again, through the caches
+
+
+SHAPE_NAMES = st.lists(NAMES.filter(lambda n: "%" not in n), min_size=1, max_size=8)
+PLAIN_VALUES = st.text(alphabet="0123456789abcdefXYZ=:+-_.;,~/", max_size=30)
+
+
+@settings(max_examples=200)
+@given(SHAPE_NAMES, st.lists(st.lists(PLAIN_VALUES, min_size=8, max_size=8), min_size=3,
+                             max_size=5))
+def test_a_repeated_query_shape_is_matched_exactly_as_the_full_scan_redacts(
+    names: list[str], value_sets: list[list[str]],
+) -> None:
+    # the same names with fresh values each time: the third request onwards is served by
+    # the shape's matcher, through redact_url and through span attributes alike
+    for values in value_sets:
+        query = "&".join(f"{name}={value}" for name, value in zip(names, values, strict=False))
+        expected = "https://api.binance.com/api/v3/order?" + _redact_url.redact_query_full(query)
+        url = "https://api.binance.com/api/v3/order?" + query
+        assert redact_url(url) == expected
+        assert redaction.redact_attributes({"url.full": url})["url.full"] == expected
+
+
+def test_matched_url_takes_only_the_common_kind_of_url() -> None:
+    query = "symbol=BTCUSDT&timestamp={}&signature={}"
+    for i in range(3):
+        redact_url("https://h/p?" + query.format(i, "ab" * 8))
+    assert _redact_url.matched_url("https://h/p?" + query.format(9, "cd" * 8)) == \
+        "https://h/p?" + query.format(9, REDACTED)
+    for odd in ("https://u:p@h/p?", "https://h/p%3F?", "https://h/a&b?"):
+        assert _redact_url.matched_url(odd + query.format(9, "cd")) is None
+    assert _redact_url.matched_url("https://h/p?" + query.format(9, "cd") + "#x") is None
