@@ -410,29 +410,28 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                 continue
             kind = _PLAIN
         else:
-            kind = _key_kinds.get(key)
-            if kind is None:
-                kind = _key_kind(key)
+            known = _key_kinds.get(key)
+            kind = _key_kind(key) if known is None else known
             if kind == _SECRET:  # a captured API-key header: a tuple of one value
-                redacted = (REDACTED,) * len(value) if vtype is tuple or vtype is list \
+                secret: Any = (REDACTED,) * len(value) if vtype is tuple or vtype is list \
                     else REDACTED
-                if redacted != value:
+                if secret != value:
                     if out is None:
                         out = {}
-                    out[key] = redacted
+                    out[key] = secret
                 continue
             if kind == _URL and vtype is str:
                 if value in _clean_urls:
                     continue
-                redacted = matched_url(value)  # a signed request of a known shape
-                if redacted is None:
+                url = matched_url(value)  # a signed request of a known shape
+                if url is None:
                     if budget is None:
                         budget = Budget()
-                    redacted = redact_url_str(value, budget)
-                if redacted is not value:
+                    url = redact_url_str(value, budget)
+                if url is not value:
                     if out is None:
                         out = {}
-                    out[key] = redacted
+                    out[key] = url
                 continue
         if budget is None:
             budget = Budget()
