@@ -14,14 +14,19 @@ messages. This module decides what is sensitive and replaces it with ``"REDACTED
   :func:`redact_attributes` and :func:`redact_labels` apply it; none of them raises on
   odd input.
 - :class:`RedactingSpanProcessor` applies it to finished spans (name, attributes, events,
-  status) before they reach an exporter, on the thread that ends the span;
+  status) before they reach an exporter, in place, on the thread that ends the span;
   :class:`RedactingSpanExporter` does the same on the exporting thread (what
   ``configure()`` uses in front of OTLP, so the bot's thread does not pay for it).
+  Strings, bytes, and sequences and mappings of them are redacted; numbers pass.
 
 Cost is linear in the text and bounded: a text is cut to 16 KiB before it is scanned, a
 span's strings share one budget (64 KiB, 2,048 separators), and what lies past a budget
-is cut, never emitted unscanned (see :mod:`otel_botmon._redact_scan`). A short text is
-redacted once and remembered, so the same message is not scanned again.
+is cut, never emitted unscanned (see :mod:`otel_botmon._redact_scan`). Most of a span
+costs a lookup: what an attribute key says about its value is decided once per key, and
+short texts known to redact to themselves (symbols, public URLs, every redacted result)
+are remembered, so the same text is not scanned twice. A URL whose query has a shape
+seen before (a bot's signed requests) is matched in one pass of an expression built for
+that shape (see :mod:`otel_botmon._redact_url`).
 
 Every function here is safe to call from any thread.
 """
@@ -396,6 +401,7 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
     plain = _plain_keys
     clean = _clean_texts
     literals = _secrets
+    no_text = _NO_TEXT
     for key, value in attributes.items():
         vtype = type(value)
         if key in plain:
@@ -406,7 +412,7 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                         and "%" not in value:
                     _remember(clean, value)
                     continue
-            elif vtype in _NO_TEXT:
+            elif vtype in no_text:
                 continue
             kind = _PLAIN
         else:
