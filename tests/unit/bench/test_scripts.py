@@ -27,3 +27,16 @@ def test_script_takes_the_harness_options(script: Path) -> None:
     assert done.returncode == 0, done.stderr
     for option in ("--repeat", "--rounds", "--quick", "--only", "--json", "--clock"):
         assert option in done.stdout, (option, done.stdout)
+
+
+def test_the_peers_rule_suite_passes_and_checks_what_it_says(tmp_path: Path) -> None:
+    """bench_peers times `botmon rules test` on its generated suite: the suite passes,
+    and a wrong expectation in it fails (so the timed run really checks something)."""
+    from bench.bench_peers import rule_suite
+    from otel_botmon.alerting.ruletest import run_rule_tests
+
+    test = rule_suite(tmp_path)
+    report = run_rule_tests(test)
+    assert report.ok and report.checks == 9, report.render()
+    test.write_text(test.read_text().replace("instance: 'n1:9100'", "instance: 'n2:9100'"))
+    assert not run_rule_tests(test).ok
