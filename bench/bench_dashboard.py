@@ -241,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"loop for {seconds:g} s with the dashboard serving {CLIENTS} "
                              "WebSocket clients (another process) / the same with the "
                              "dashboard off, per round")
-            if bench.wanted("dashboard.api_"):
+            if any(bench.wanted(name) for name in ("dashboard.api_dashboard_vs_status",
+                                                   "dashboard.api_dashboard_fresh_vs_status")):
                 bench_api(bench, loop, monitor, 2_000 if quick else 10_000, 20 if quick else 60)
         finally:
             loop.run_until_complete(monitor.stop())

@@ -174,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.value("orders.memory_growth_mib", _memory_round, target=2.0, unit=" MiB",
                 rounds=5, workload="a fresh process per round: 10,000 orders opened then "
                 "all filled (after a warm-up pass of the same): RSS growth in MiB")
-    if any(bench.wanted(name) for name in ("orders.idle_sweep", "orders.due_bookkeeping",
+    if any(bench.wanted(name) for name in ("orders.idle_sweep_ms_per_1000",
+                                           "orders.due_bookkeeping_ms_per_1000",
                                            "orders.expired_vs_trade")):
         sweep_figures(bench)
     return bench.finish()

@@ -315,7 +315,8 @@ def promtool_figure(bench: Bench) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench("peers", __doc__, argv)
     calls = 300 if bench.args.quick else 1_000
-    trade_figures = ("peers.logfire", "peers.prometheus_client")
+    trade_figures = ("peers.logfire_instrument", "peers.logfire_instrument_metrics",
+                     "peers.prometheus_client_timer")
     if any(bench.wanted(n) for n in trade_figures):
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
