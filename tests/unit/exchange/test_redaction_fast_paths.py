@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon import _redact_url, redaction
+from otel_botmon import _redact_span, _redact_url, redaction
 from otel_botmon.redaction import REDACTED, redact_url
 
 NAMES = st.sampled_from(["symbol", "side", "signature", "apiKey", "api%5Fkey", "timestamp",
@@ -67,3 +67,28 @@ def test_matched_url_takes_only_the_common_kind_of_url() -> None:
     for odd in ("https://u:p@h/p?", "https://h/p%3F?", "https://h/a&b?"):
         assert _redact_url.matched_url(odd + query.format(9, "cd")) is None
     assert _redact_url.matched_url("https://h/p?" + query.format(9, "cd") + "#x") is None
+
+
+KEYS = st.sampled_from(["url.full", "http.url", "http.request.method", "server.address",
+                        "http.request.header.x_mbx_apikey", "api_key", "note", "count"])
+SIGNED_URLS = st.builds(
+    lambda ts, sig: f"https://api.binance.com/api/v3/order?symbol=BTC&timestamp={ts}"
+                    f"&signature={sig}",
+    st.integers(0, 10**13), st.text(alphabet="0123456789abcdef", min_size=1, max_size=64))
+ATTRIBUTE_VALUES = st.one_of(
+    st.integers(), st.floats(allow_nan=False), st.booleans(), SIGNED_URLS,
+    st.sampled_from(["GET", "api.binance.com", "token=abc", "https://h/p?x=1#t=2", ""]),
+    st.tuples(st.sampled_from(["k" * 16, "a=b", "REDACTED"])), VALUES)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(KEYS, ATTRIBUTE_VALUES, max_size=6))
+def test_the_span_processors_branch_redacts_as_the_general_path(
+    attributes: dict[str, object],
+) -> None:
+    expected = redaction.redact_attributes(attributes)  # type: ignore[arg-type]
+    for _ in range(3):  # the third time, known shapes and clean texts are lookups
+        scrubbed = dict(attributes)
+        if not _redact_span._scrub_common(scrubbed):
+            scrubbed.update(redaction._changes(scrubbed, None) or {})
+        assert scrubbed == expected
