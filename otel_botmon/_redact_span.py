@@ -23,6 +23,7 @@ __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 # What an attribute key says about its value (otel_botmon.redaction._key_kind).
 _URL: Final = redaction._URL
 _SECRET: Final = redaction._SECRET
+_ONE_REDACTED: Final = (REDACTED,)  # a captured header's one value
 
 
 def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
@@ -144,7 +145,7 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
         kind = kinds.get(key)
         if kind == _SECRET:
             if vtype is tuple:
-                attributes[key] = (REDACTED,) * len(value)
+                attributes[key] = _ONE_REDACTED if len(value) == 1 else (REDACTED,) * len(value)
                 continue
             if vtype is str:
                 attributes[key] = REDACTED
