@@ -42,7 +42,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
 from itertools import accumulate, chain, compress, repeat
-from operator import add, attrgetter, ge, is_, itemgetter, lt, ne, not_, or_
+from operator import add, attrgetter, ge, is_, itemgetter, lt, not_
 from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
@@ -109,7 +109,7 @@ class _Family:
 
     __slots__ = (
         "base", "broken", "delta_totals", "dirty", "fresh", "from_sdk", "index", "kind",
-        "labels", "last", "last_t", "layout", "rows", "run", "selections", "span",
+        "labels", "last", "last_flat", "last_t", "layout", "rows", "run", "selections", "span",
         "streams", "times", "tombstones", "version",
     )
 
@@ -148,6 +148,9 @@ class _Family:
         # the attribute objects of the last collect when they were exactly the columns in
         # order: the next collect with the same ones is appended as a whole row
         self.layout: list[Any] | None = None
+        # (the `last` list, the bucket counts of its points end to end) after a whole-row
+        # collect of a histogram: the next one compares counts without gathering them
+        self.last_flat: tuple[list[Any], array[float]] | None = None
 
     def live_columns(self) -> Iterable[int]:
         return (c for c, labels in enumerate(self.labels) if labels is not None)
@@ -299,9 +302,12 @@ class MetricHistory:
         if list(map(_ATTRIBUTES, points)) != layout:  # compares identity first
             return False
         histogram = family.kind is MetricKind.HISTOGRAM
-        values: Any = (
-            _histogram_points(points) if histogram else array("d", map(_VALUE, points))
-        )
+        flat = None
+        values: Any
+        if histogram:
+            values, flat = _histogram_points(points)
+        else:
+            values = array("d", list(map(_VALUE, points)))  # from a list: faster
         serial = self._new_row(family, at, values)
         run, span = family.run, family.span
         for c in family.broken:  # reported again: a new span and clean run start here
@@ -309,10 +315,14 @@ class MetricHistory:
         family.broken.clear()
         last = family.last
         try:
-            regular = (
-                _histograms_regular(last, values)
-                if histogram else False not in map(ge, values, last)
-            )
+            if not histogram:
+                regular = False not in map(ge, values, last)
+            elif (flat is not None and family.last_flat is not None
+                    and family.last_flat[0] is last):
+                # the previous row was a whole collect too, with its counts end to end
+                regular = _histograms_regular(last, values, flat, family.last_flat[1])
+            else:
+                regular = _histograms_regular(last, values)
         except TypeError:  # some series had no previous value
             regular = False
         if not regular:  # a reset or NaN here: those columns' windows from the next row
@@ -320,6 +330,7 @@ class MetricHistory:
                 run[c] = serial + 1
         # the row itself for scalars (an array: copied into a list on the next write)
         family.last = values.copy() if histogram else values
+        family.last_flat = None if flat is None else (family.last, flat)
         family.last_t = [times[-1]] * len(values)
         return True
 
@@ -869,6 +880,7 @@ def _writable_row(family: _Family, r: int) -> list[Any]:
 
 def _writable_last(family: _Family) -> list[Any]:
     """The newest values as a list (after a whole-row collect they are its array)."""
+    family.last_flat = None  # about to change: no longer the counts of a whole row
     last = family.last
     if last.__class__ is not list:
         last = family.last = list(last)
@@ -905,17 +917,23 @@ def _scalar_decreased(before: float, after: float) -> bool:
     return not after >= before  # or NaN on either side
 
 
-def _histograms_regular(last: Sequence[HistogramPoint], values: Sequence[HistogramPoint]) -> bool:
+def _histograms_regular(
+    last: Sequence[HistogramPoint], values: Sequence[HistogramPoint],
+    counts: Sequence[float] | None = None, last_counts: Sequence[float] | None = None,
+) -> bool:
     """No point of ``values`` is a reset or NaN after ``last`` (see
     :func:`_histogram_irregular`); in C-level passes when the layouts are the same
-    objects, as an SDK collect hands them."""
+    objects, as an SDK collect hands them. ``counts`` and ``last_counts``, when given,
+    are the two rows' bucket counts end to end (compared without gathering them)."""
     if not all(map(is_, map(_BOUNDS_OF, values), map(_BOUNDS_OF, last))):
         return (True not in map(histogram_decreased, last, values)
                 and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last)))
+    if counts is None or last_counts is None or len(counts) != len(last_counts):
+        counts = list(chain.from_iterable(map(_COUNTS_OF, values)))
+        last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
     return (False not in map(ge, map(_TOTAL_OF, values), map(_TOTAL_OF, last))
             and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
-            and True not in map(lt, chain.from_iterable(map(_COUNTS_OF, values)),
-                                chain.from_iterable(map(_COUNTS_OF, last))))
+            and True not in map(lt, counts, last_counts))
 
 
 def _irregular_columns(last: Sequence[Value], values: Sequence[Value],
@@ -924,8 +942,8 @@ def _irregular_columns(last: Sequence[Value], values: Sequence[Value],
     for scalars that all had a value, in C-level passes (gauges go down every collect)."""
     if not histogram:
         try:
-            broken = map(or_, map(not_, map(ge, values, last)), map(ne, values, values))
-            return list(compress(range(len(values)), broken))
+            # `not value >= previous` holds for a decrease and for a NaN on either side
+            return list(compress(range(len(values)), map(not_, map(ge, values, last))))
         except TypeError:  # some series had no previous value
             pass
     return [c for c, value in enumerate(values) if _irregular(last[c], value)]
@@ -1012,7 +1030,7 @@ def _histogram_point(point: Any) -> HistogramPoint:
 def _counts(bucket_counts: Iterable[float]) -> Sequence[float]:
     """Cumulative bucket counts as one array of doubles: 8 bytes a bucket, where a tuple
     of a busy histogram's counts (ints past the small ones Python caches) costs 40."""
-    return array("d", accumulate(bucket_counts))
+    return array("d", list(accumulate(bucket_counts)))  # from a list: faster than an iterator
 
 
 _EXPLICIT_BOUNDS = attrgetter("explicit_bounds")
@@ -1021,17 +1039,26 @@ _SUM = attrgetter("sum")
 _COUNT = attrgetter("count")
 
 
-def _histogram_points(points: list[Any]) -> list[HistogramPoint]:
-    """``_histogram_point`` of each point; at C speed when they share one bounds object
-    (as the points of one SDK instrument do)."""
+def _histogram_points(points: list[Any]) -> tuple[list[HistogramPoint], array[float] | None]:
+    """``_histogram_point`` of each point, and when they share one bounds object (as the
+    points of one SDK instrument do) their cumulative counts end to end (else None).
+
+    Shared bounds take the fast way: every point's counts accumulated into one array
+    (one conversion to doubles for the whole collect), then cut into each point's
+    array (copies at C speed), several times faster than an array per point."""
     explicit = list(map(_EXPLICIT_BOUNDS, points))
     if not explicit or not all(map(is_, explicit, repeat(explicit[0]))):
-        return list(map(_histogram_point, points))
+        return list(map(_histogram_point, points)), None
     bounds = _histogram_point(points[0])[BOUNDS]
+    width = len(bounds)
+    flat = array("d", list(chain.from_iterable(
+        map(accumulate, map(_BUCKET_COUNTS, points)))))
+    if len(flat) != width * len(points):  # a point whose counts do not fit its bounds
+        return list(map(_histogram_point, points)), None
     return list(zip(
-        repeat(bounds), map(_counts, map(_BUCKET_COUNTS, points)),
+        repeat(bounds), [flat[k:k + width] for k in range(0, len(flat), width)],
         map(float, map(_SUM, points)), map(float, map(_COUNT, points)),
-    ))
+    )), flat
 
 
 def _bounds_of(explicit: Any) -> tuple[float, ...]:
