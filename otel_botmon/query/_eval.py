@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
+from functools import reduce
 from itertools import chain, repeat
 from operator import add, is_, itemgetter, sub
 from typing import Any
@@ -335,6 +336,12 @@ def _sum_by_layout(
     pairs: list[tuple[tuple[float, ...], list[float]]],
 ) -> dict[tuple[float, ...], list[float]]:
     """Bucket bounds -> summed rates of ``(bounds, rates)`` pairs, added in order."""
+    if (pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0])))
+            and len(set(map(len, map(_SECOND, pairs)))) == 1):
+        # one layout (one bounds object, as the SDK hands them): each bucket's rates
+        # added left to right by a C-level reduce, the same additions in the same order
+        columns = zip(*map(_SECOND, pairs), strict=True)
+        return {pairs[0][0]: [reduce(add, column) for column in columns]}
     layouts: dict[tuple[float, ...], list[float]] = {}
     current_bounds: tuple[float, ...] | None = None
     current: list[float] = []
