@@ -24,7 +24,8 @@ from operator import add, is_, itemgetter, sub
 from typing import Any
 
 from otel_botmon.query import _maths as pm
-from otel_botmon.query._history import Edges, MetricHistory, Selection
+from otel_botmon.query._columns import Edges, Selection
+from otel_botmon.query._history import MetricHistory
 from otel_botmon.query._matching import match_set, match_vectors
 from otel_botmon.query._parser import (
     COMPARISONS,
