@@ -11,8 +11,8 @@ Inside: ``_types`` (labels, samples, kinds, matchers), ``_lexer``/``_parser``/``
 (the syntax), ``_maths`` (each PromQL function once), the history (storage, whose
 internals the evaluator does not see: it asks for selections, current values and window
 edges): ``_history`` writes, ``_history_reads`` reads, ``_columns`` is the column store
-they share and ``_sdk_points`` converts SDK points; and ``_eval`` (evaluation). Tools that read the syntax tree (PromQL export,
-promtool tests) use :mod:`otel_botmon.query.syntax`.
+they share and ``_sdk_points`` converts SDK points; and ``_eval`` (evaluation). Tools
+that read the syntax tree (PromQL export, promtool tests) use :mod:`otel_botmon.query.syntax`.
 """
 
 from __future__ import annotations
