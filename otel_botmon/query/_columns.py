@@ -20,8 +20,8 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from itertools import chain, compress
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from itertools import chain, compress, repeat
 from operator import ge, is_, itemgetter, lt, not_
 from typing import Any, Final, NamedTuple
 
@@ -44,6 +44,7 @@ __all__ = [
     "STALE",
     "Edges",
     "Family",
+    "HistogramRow",
     "Selection",
     "break_run",
     "compact",
@@ -63,6 +64,49 @@ __all__ = [
 
 _EPS: Final = TIME_SLACK
 NO_RUN: Final = sys.maxsize  # a column without a clean run up to the newest row
+
+
+class HistogramRow(Sequence[HistogramPoint]):
+    """The row of a whole collect of one histogram instrument, stored end to end: every
+    point's cumulative bucket counts in one array of doubles, the sums and the totals in
+    two more, one bounds tuple for all (8 bytes a value, no object per point). Reading
+    an entry makes its point (its counts copied). Never changed once made: a write into
+    the row turns it into a list first (``writable_row``)."""
+
+    __slots__ = ("bounds", "counts", "sums", "totals", "width")
+
+    def __init__(self, bounds: tuple[float, ...], counts: array[float], sums: array[float],
+                 totals: array[float]) -> None:
+        self.bounds = bounds
+        self.width = len(bounds)
+        self.counts = counts  # len(sums) * width doubles
+        self.sums = sums
+        self.totals = totals
+
+    def __len__(self) -> int:
+        return len(self.sums)
+
+    def __getitem__(self, c: Any) -> Any:
+        if isinstance(c, slice):
+            return [self[k] for k in range(*c.indices(len(self.sums)))]
+        c = range(len(self.sums))[c]  # negative indexes, and IndexError past the end
+        w = self.width
+        return (self.bounds, self.counts[c * w:c * w + w], self.sums[c], self.totals[c])
+
+    def __iter__(self) -> Iterator[HistogramPoint]:
+        w = self.width
+        return zip(repeat(self.bounds),  # (as long as the rest: one entry per column)
+                   [self.counts[k:k + w] for k in range(0, len(self.counts), w)],
+                   self.sums, self.totals)
+
+    def follows(self, before: HistogramRow) -> bool:
+        """No point is a reset or NaN after the same column of ``before`` (see
+        :func:`histogram_irregular`), for rows of the same layout: C-level passes over
+        the arrays."""
+        return (self.bounds is before.bounds and len(self.counts) == len(before.counts)
+                and False not in map(ge, self.totals, before.totals)
+                and False not in map(ge, self.sums, before.sums)
+                and True not in map(lt, self.counts, before.counts))
 
 
 class _StaleMarker:
@@ -89,7 +133,7 @@ class Family:
 
     __slots__ = (
         "base", "broken", "delta_totals", "dirty", "fresh", "from_sdk", "index", "kind",
-        "labels", "last", "last_flat", "last_t", "layout", "rows", "run", "selections", "span",
+        "labels", "last", "last_t", "layout", "rows", "run", "selections", "span",
         "streams", "times", "tombstones", "version",
     )
 
@@ -128,9 +172,6 @@ class Family:
         # the attribute objects of the last collect when they were exactly the columns in
         # order: the next collect with the same ones is appended as a whole row
         self.layout: list[Any] | None = None
-        # (the `last` list, the bucket counts of its points end to end) after a whole-row
-        # collect of a histogram: the next one compares counts without gathering them
-        self.last_flat: tuple[list[Any], array[float]] | None = None
 
     def live_columns(self) -> Iterable[int]:
         return (c for c, labels in enumerate(self.labels) if labels is not None)
@@ -212,7 +253,6 @@ def writable_row(family: Family, r: int) -> list[Any]:
 
 def writable_last(family: Family) -> list[Any]:
     """The newest values as a list (after a whole-row collect they are its array)."""
-    family.last_flat = None  # about to change: no longer the counts of a whole row
     last = family.last
     if last.__class__ is not list:
         last = family.last = list(last)
@@ -249,23 +289,21 @@ def scalar_decreased(before: float, after: float) -> bool:
     return not after >= before  # or NaN on either side
 
 
-def histograms_regular(
-    last: Sequence[HistogramPoint], values: Sequence[HistogramPoint],
-    counts: Sequence[float] | None = None, last_counts: Sequence[float] | None = None,
-) -> bool:
+def histograms_regular(last: Sequence[HistogramPoint], values: Sequence[HistogramPoint]) -> bool:
     """No point of ``values`` is a reset or NaN after ``last`` (see
     :func:`histogram_irregular`); in C-level passes when the layouts are the same
-    objects, as an SDK collect hands them. ``counts`` and ``last_counts``, when given,
-    are the two rows' bucket counts end to end (compared without gathering them)."""
+    objects, as an SDK collect hands them."""
+    if values.__class__ is HistogramRow and last.__class__ is HistogramRow:
+        regular = values.follows(last)
+        if regular or values.bounds is last.bounds:
+            return regular
     if not all(map(is_, map(_BOUNDS_OF, values), map(_BOUNDS_OF, last))):
         return (True not in map(histogram_decreased, last, values)
                 and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last)))
-    if counts is None or last_counts is None or len(counts) != len(last_counts):
-        counts = list(chain.from_iterable(map(_COUNTS_OF, values)))
-        last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
     return (False not in map(ge, map(_TOTAL_OF, values), map(_TOTAL_OF, last))
             and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
-            and True not in map(lt, counts, last_counts))
+            and True not in map(lt, chain.from_iterable(map(_COUNTS_OF, values)),
+                                chain.from_iterable(map(_COUNTS_OF, last))))
 
 
 def irregular_columns(last: Sequence[Value], values: Sequence[Value],

@@ -186,12 +186,8 @@ class MetricHistory(HistoryReads):
         if list(map(ATTRIBUTES, points)) != layout:  # compares identity first
             return False
         histogram = family.kind is MetricKind.HISTOGRAM
-        flat = None
-        values: Any
-        if histogram:
-            values, flat = histogram_points(points)
-        else:
-            values = array("d", list(map(VALUE, points)))  # from a list: faster
+        values: Any = (histogram_points(points) if histogram
+                       else array("d", list(map(VALUE, points))))  # from a list: faster
         serial = self._new_row(family, at, values)
         run, span = family.run, family.span
         for c in family.broken:  # reported again: a new span and clean run start here
@@ -199,22 +195,16 @@ class MetricHistory(HistoryReads):
         family.broken.clear()
         last = family.last
         try:
-            if not histogram:
-                regular = False not in map(ge, values, last)
-            elif (flat is not None and family.last_flat is not None
-                    and family.last_flat[0] is last):
-                # the previous row was a whole collect too, with its counts end to end
-                regular = histograms_regular(last, values, flat, family.last_flat[1])
-            else:
-                regular = histograms_regular(last, values)
+            regular = (histograms_regular(last, values) if histogram
+                       else False not in map(ge, values, last))
         except TypeError:  # some series had no previous value
             regular = False
         if not regular:  # a reset or NaN here: those columns' windows from the next row
             for c in irregular_columns(last, values, histogram):
                 run[c] = serial + 1
-        # the row itself for scalars (an array: copied into a list on the next write)
-        family.last = values.copy() if histogram else values
-        family.last_flat = None if flat is None else (family.last, flat)
+        # the row itself when it is an array or a HistogramRow (never changed: turned into
+        # a list on the next write), else a copy
+        family.last = values.copy() if values.__class__ is list else values
         family.last_t = [times[-1]] * len(values)
         return True
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
+from otel_botmon.query._columns import HistogramRow
 from otel_botmon.query._types import (
     BOUNDS,
     COUNTS,
@@ -87,26 +88,21 @@ _SUM = attrgetter("sum")
 _COUNT = attrgetter("count")
 
 
-def histogram_points(points: list[Any]) -> tuple[list[HistogramPoint], array[float] | None]:
-    """``histogram_point`` of each point, and when they share one bounds object (as the
-    points of one SDK instrument do) their cumulative counts end to end (else None).
-
-    Shared bounds take the fast way: every point's counts accumulated into one array
-    (one conversion to doubles for the whole collect), then cut into each point's
-    array (copies at C speed), several times faster than an array per point."""
+def histogram_points(points: list[Any]) -> Sequence[HistogramPoint]:
+    """``histogram_point`` of each point: as a :class:`HistogramRow` when they share one
+    bounds object (as the points of one SDK instrument do), every point's counts
+    accumulated into one array (one conversion to doubles for the whole collect, no
+    object per point); else a list."""
     explicit = list(map(_EXPLICIT_BOUNDS, points))
     if not explicit or not all(map(is_, explicit, repeat(explicit[0]))):
-        return list(map(histogram_point, points)), None
+        return list(map(histogram_point, points))
     bounds = histogram_point(points[0])[BOUNDS]
-    width = len(bounds)
     flat = array("d", list(chain.from_iterable(
         map(accumulate, map(_BUCKET_COUNTS, points)))))
-    if len(flat) != width * len(points):  # a point whose counts do not fit its bounds
-        return list(map(histogram_point, points)), None
-    return list(zip(
-        repeat(bounds), [flat[k:k + width] for k in range(0, len(flat), width)],
-        map(float, map(_SUM, points)), map(float, map(_COUNT, points)),
-    )), flat
+    if len(flat) != len(bounds) * len(points):  # a point whose counts do not fit its bounds
+        return list(map(histogram_point, points))
+    return HistogramRow(bounds, flat, array("d", list(map(_SUM, points))),
+                        array("d", list(map(_COUNT, points))))
 
 
 def _bounds_of(explicit: Any) -> tuple[float, ...]:
