@@ -589,8 +589,11 @@ class NotificationDispatcher:
             await self._respect_rate(notifier)
             result = await notifier.send_many(notifications)
         elif len(batch) > 1:
+            if storm and group is None:  # a storm of one group is that group's message
+                keys = set(map(group_key, notifications))
+                group = keys.pop() if len(keys) == 1 else None
             summary = summarize(notifications, group=group)
-            note = (f"sent in an alert-storm summary of {len(batch)}" if group is None
+            note = (f"sent in an alert-storm summary of {len(batch)}" if storm
                     else f"sent as one message for a group of {len(batch)}")
             await self._respect_rate(notifier)
             result = await notifier.send(summary)

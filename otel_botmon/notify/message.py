@@ -306,7 +306,8 @@ def summarize(notifications: Sequence[Notification], *,
     labels = {"summary_count": str(len(notifications))}
     if group is None:
         title = f"{len(notifications)} alert notifications (alert storm summary)"
-        lines = [f"{n.subject} ({n.alert_id}, value {n.value_text()})" for n in notifications]
+        lines = [f"{n.subject} ({_label_text(n.labels) + '; ' if n.labels else ''}"
+                 f"value {n.value_text()}; {n.alert_id})" for n in notifications]
         event = AlertEventKind.FIRED
     else:
         event, alertname, exchange = group

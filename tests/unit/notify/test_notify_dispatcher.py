@@ -338,3 +338,17 @@ async def test_resolved_and_fired_are_grouped_apart_and_late_ones_go_later(
 def test_group_wait_is_validated() -> None:
     with pytest.raises(ValueError, match="group_wait"):
         config(group_wait=-1)
+
+
+async def test_a_storm_of_one_outage_is_still_the_outage_message_listing_the_bots(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    async with running([slack], clock, group_wait=5.0, storm_threshold=10) as dispatcher:
+        for i in range(200):
+            dispatcher.enqueue(_outage(i, "binance", channels=[SLACK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    [message] = slack.sent
+    assert message.title == "exchange_down on binance: 200 alerts"
+    assert all(f"bot_name=bot-{i:03d}" in message.message for i in range(200))
