@@ -19,6 +19,7 @@ from otel_botmon.alerting.model import (
     fingerprint,
     render_template,
 )
+from otel_botmon.alerting.templates import NO_EXTERNALS, Externals
 from otel_botmon.redaction import redact_text
 
 
@@ -103,16 +104,18 @@ class CompiledRule:
         return found
 
     def new_alert(self, labels: dict[str, str], value: float, now: float,
-                  series: Mapping[str, str] | None = None) -> Alert:
+                  series: Mapping[str, str] | None = None,
+                  externals: Externals = NO_EXTERNALS) -> Alert:
         """A new PENDING alert of this rule for a series (labels from ``identity``;
-        ``series``: the series' own labels, which templates see as ``$labels``)."""
+        ``series``: the series' own labels, which templates see as ``$labels``;
+        ``externals``: ``$externalLabels`` and ``$externalURL``)."""
         rule = self.rule
         alert = Alert.new(
             rule_name=rule.name, title=rule.name, message="", severity=rule.severity,
             alert_type=rule.alert_type, labels=labels, started_at=now, channels=rule.channels,
         )
         alert.value = value
-        render(alert, rule, series)
+        render(alert, rule, series, externals)
         return alert
 
     def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
@@ -133,16 +136,19 @@ class CompiledRule:
         return labels
 
 
-def render(alert: Alert, rule: AlertRule, series: Mapping[str, str] | None = None) -> bool:
+def render(alert: Alert, rule: AlertRule, series: Mapping[str, str] | None = None,
+           externals: Externals = NO_EXTERNALS) -> bool:
     """Fill the alert's title (``summary`` annotation, else the rule's description, else
     its name), message (``description`` annotation, else description, else condition) and
-    annotations from the rule's templates with the alert's value and the series' labels
-    (``series``; the alert's labels when not given). True when anything changed."""
+    annotations from the rule's templates with the alert's value, the series' labels
+    (``series``; the alert's labels when not given) and ``externals``. True when anything
+    changed."""
     labels = alert.labels if series is None else series
 
     def fill(text: str) -> str:
         # a template can quote any label: redacted like everything an alert shows
-        return redact_text(render_template(text, value=alert.value, labels=labels, rule=rule.name))
+        return redact_text(render_template(text, value=alert.value, labels=labels,
+                                           rule=rule.name, externals=externals))
 
     before = (alert.title, alert.message, alert.annotations)
 

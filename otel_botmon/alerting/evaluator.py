@@ -46,6 +46,7 @@ from otel_botmon.alerting.recording import Recorder, RecordingRule
 from otel_botmon.alerting.registry import AlertRegistry, ReadView
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.suppression import NotificationGate, new_event
+from otel_botmon.alerting.templates import NO_EXTERNALS, Externals
 from otel_botmon.redaction import redact_text
 
 logger = logging.getLogger("otel_botmon.alerting")
@@ -80,8 +81,11 @@ class AlertEvaluator:
         custom_policy: AlertRule | None = None,
         publish_telemetry: bool = True,
         recording_rules: Iterable[RecordingRule] = (),
+        externals: Externals = NO_EXTERNALS,
     ) -> None:
         self.history = history
+        self.externals = externals
+        """``$externalLabels`` and ``$externalURL`` of the rules' templates."""
         self.publish_telemetry = publish_telemetry
         """Count firing alerts in ``botmon.alerts.active`` and emit a span event per
         change (off for throwaway evaluators such as rule unit tests)."""
@@ -305,7 +309,7 @@ class AlertEvaluator:
                 continue
             alert = compiled.alerts.get(fp)
             if alert is None:
-                alert = compiled.new_alert(labels, value, now, sample.labels)
+                alert = compiled.new_alert(labels, value, now, sample.labels, self.externals)
                 self._dirty.add(alert.id)
                 compiled.alerts[fp] = alert
                 self._alerts.by_id[alert.id] = alert
@@ -313,7 +317,7 @@ class AlertEvaluator:
                     events.append(new_event(alert, AlertEventKind.PENDING, now, {"value": value}))
             if alert.value != value:  # templates show the current value (Prometheus)
                 alert.value = value
-                if render(alert, rule, sample.labels):
+                if render(alert, rule, sample.labels, self.externals):
                     self._dirty.add(alert.id)
             alert.last_eval = now
             if alert.keep_firing_since is not None:
@@ -366,7 +370,7 @@ class AlertEvaluator:
               series: Mapping[str, str]) -> None:
         alert.state = AlertState.FIRING
         alert.fired_at = now
-        render(alert, rule, series)
+        render(alert, rule, series, self.externals)
         self._dirty.add(alert.id)
         events.append(new_event(alert, AlertEventKind.FIRED, now, {"value": alert.value}))
 

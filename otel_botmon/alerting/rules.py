@@ -273,7 +273,7 @@ class _Loader:
             raise self.error(
                 located, _join(where, str(key_node.value)),
                 f"template action {action} is not supported (botmon renders $value, "
-                "$labels.<name>, humanize*, printf and $externalLabels.<name>)",
+                "$labels.<name>, humanize*, printf, $externalLabels.<name> and $externalURL)",
             )
 
     # --- groups and rules --------------------------------------------------------------

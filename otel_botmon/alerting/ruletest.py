@@ -59,6 +59,7 @@ from otel_botmon.alerting.ruletest_file import (
     parse_values,
     read_test_file,
 )
+from otel_botmon.alerting.templates import Externals
 from otel_botmon.query import (
     Condition,
     Labels,
@@ -232,6 +233,10 @@ def _le(text: str | None) -> float:
 ALERTS_METRIC = "ALERTS"
 """The series Prometheus writes for every pending and firing alert (promql_expr_test
 reads it, e.g. ``count(ALERTS) by (alertname, alertstate)``)."""
+ALERTS_FOR_STATE_METRIC = "ALERTS_FOR_STATE"
+"""The series Prometheus writes next to ``ALERTS`` (to restore ``for`` timers after a
+restart): the alert's labels, its value the time the alert became active (Unix
+seconds; test time starts at 0)."""
 
 
 def _run_test(
@@ -260,11 +265,12 @@ def _run_test(
     errors: list[tuple[str, BaseException]] = []
     evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0],
                                recording_rules=recordings or (), publish_telemetry=False,
+                               externals=Externals(test.external_labels, test.external_url),
                                compiler=lambda text: _Checked(compile_condition(text), text,
                                                               errors))
     evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     steps = math.floor(last / interval + 1e-9)
-    alerts_series: set[Labels] = set()
+    alerts_series: set[tuple[str, Labels]] = set()
     for k in range(steps + 1):
         now = k * interval
         clock[0] = now
@@ -284,18 +290,22 @@ def _run_test(
 
 
 def _record_alerts(history: MetricHistory, active: list[Any], now: float,
-                   before: set[Labels]) -> set[Labels]:
-    """Write Prometheus' ``ALERTS`` series for this evaluation: 1 for every pending or
-    firing alert, its labels plus ``alertstate``; a series that ends goes stale at
-    once, as Prometheus marks it. Returns the series written now."""
-    now_series: set[Labels] = set()
+                   before: set[tuple[str, Labels]]) -> set[tuple[str, Labels]]:
+    """Write Prometheus' ``ALERTS`` and ``ALERTS_FOR_STATE`` series for this evaluation:
+    for every pending or firing alert, 1 with its labels plus ``alertstate``, and the
+    time it became active with its labels; a series that ends goes stale at once, as
+    Prometheus marks it. Returns the (metric, labels) written now."""
+    now_series: set[tuple[str, Labels]] = set()
     for alert in active:
         state = "firing" if alert.state is AlertState.FIRING else "pending"
         labels = Labels({**alert.labels, "alertstate": state})
         history.add_point(ALERTS_METRIC, labels, 1.0, now)
-        now_series.add(labels)
-    for labels in before - now_series:
-        history.mark_stale(ALERTS_METRIC, labels, now)
+        now_series.add((ALERTS_METRIC, labels))
+        labels = Labels(alert.labels)
+        history.add_point(ALERTS_FOR_STATE_METRIC, labels, float(alert.started_at), now)
+        now_series.add((ALERTS_FOR_STATE_METRIC, labels))
+    for metric, labels in before - now_series:
+        history.mark_stale(metric, labels, now)
     return now_series
 
 

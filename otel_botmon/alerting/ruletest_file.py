@@ -204,6 +204,10 @@ class TestGroup:
     alert_checks: list[AlertCheck] = field(default_factory=list)
     expr_checks: list[ExprCheck] = field(default_factory=list)
     name: str = ""
+    external_labels: dict[str, str] = field(default_factory=dict)
+    """``$externalLabels`` of the rules' templates (promtool's ``external_labels``)."""
+    external_url: str = ""
+    """``$externalURL`` of the rules' templates (promtool's ``external_url``)."""
 
 
 @dataclass
@@ -337,9 +341,12 @@ class _Reader:
         interval = None
         if "interval" in fields:
             interval = self.duration(fields["interval"], _join(where, "interval"))[0] or None
-        group = TestGroup(index, interval, name=self.text(fields.get("name"), where))
-        self.string_map(fields.get("external_labels"), _join(where, "external_labels"))
-        self.text(fields.get("external_url"), _join(where, "external_url"))
+        group = TestGroup(
+            index, interval, name=self.text(fields.get("name"), where),
+            external_labels=self.string_map(fields.get("external_labels"),
+                                            _join(where, "external_labels")),
+            external_url=self.text(fields.get("external_url"), _join(where, "external_url")),
+        )
         for j, item in enumerate(self.sequence(fields.get("input_series"),
                                                _join(where, "input_series"), "series")):
             group.series.append(self.series(item, f"{where}.input_series[{j}]"))

@@ -6,7 +6,8 @@ Two notations fill the same values:
 * the Go-template subset Prometheus rules use: ``{{ $value }}``, ``{{ .Value }}``,
   ``{{ $labels.x }}``, ``{{ .Labels.x }}``, ``{{ printf "%.2f" $value }}``, and the
   functions ``humanize``, ``humanize1024``, ``humanizeDuration``, ``humanizePercentage``
-  called as ``{{ humanize $value }}`` or ``{{ $value | humanize }}``.
+  called as ``{{ humanize $value }}`` or ``{{ $value | humanize }}``; and
+  ``{{ $externalLabels.x }}``, ``{{ $externalURL }}`` (:class:`Externals`).
 
 Numbers print as Go prints a ``float64``: ``{{ $value }}`` and ``{value}`` are Go's
 ``%v`` (``1.234567e+06``, ``0.1``, ``NaN``, ``+Inf``), the ``humanize`` family is
@@ -21,9 +22,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Final
 
 __all__ = [
+    "NO_EXTERNALS",
+    "Externals",
     "go_printf",
     "go_value",
     "humanize",
@@ -207,7 +212,7 @@ _FUNCTIONS: dict[str, Callable[[float], str]] = {
 _NAME = r"[A-Za-z_][\w.]*"
 _VALUE = r"(?:\$value|\.Value)"
 _LABEL = rf"(?:\$labels|\.Labels)\.(?P<label>{_NAME})"
-_EXTERNAL = rf"\$externalLabels\.{_NAME}"
+_EXTERNAL = rf"\$externalLabels\.(?P<external>{_NAME})"
 _FUNC = "|".join(_FUNCTIONS)
 _GO = re.compile(
     r"\{\{-?\s*(?:"
@@ -216,7 +221,8 @@ _GO = re.compile(
     rf"|(?P<call>{_FUNC})\s+{_VALUE}"
     rf"|printf\s+\"(?P<fmt>[^\"\\{{}}]{{0,80}})\"\s+{_VALUE}"
     rf"|{_LABEL}"
-    rf"|(?P<external>{_EXTERNAL})"
+    rf"|{_EXTERNAL}"
+    r"|(?P<url>\$externalURL)"
     r")\s*-?\}\}"
 )
 _BOTMON = re.compile(
@@ -258,7 +264,7 @@ _ACTION = re.compile(r"\{\{.{0,200}?\}\}", re.S)
 
 def unsupported_action(template: str) -> str | None:
     """The first ``{{ ... }}`` action of ``template`` that :func:`render_template` does
-    not render (``if``, ``with``, ``range``, ``$externalURL``, other functions...), or
+    not render (``if``, ``with``, ``range``, other functions...), or
     None. A rule file that uses one is refused rather than sending the action's text."""
     for match in _ACTION.finditer(template):
         if _GO.fullmatch(match.group(0)) is None:
@@ -266,10 +272,25 @@ def unsupported_action(template: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Externals:
+    """What Prometheus' templates call ``$externalLabels`` and ``$externalURL``: the
+    labels and URL of the server that evaluates the rules (a promtool test group's
+    ``external_labels`` and ``external_url``). Empty in-process unless given."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+NO_EXTERNALS: Final = Externals()
+
+
 def render_template(
     template: str, *, value: float | None, labels: Mapping[str, str], rule: str = "",
+    externals: Externals = NO_EXTERNALS,
 ) -> str:
-    """Fill ``template`` (either notation) with ``value`` and the series' ``labels``.
+    """Fill ``template`` (either notation) with ``value``, the series' ``labels`` and
+    ``externals`` (``$externalLabels.x``, ``$externalURL``).
 
     Never raises; ``value`` None renders as an empty string.
     """
@@ -283,7 +304,9 @@ def render_template(
         if match.group("label") is not None:
             return _label(labels, match.group("label"))
         if match.group("external") is not None:
-            return ""
+            return str(externals.labels.get(match.group("external"), ""))
+        if match.group("url") is not None:
+            return externals.url
         func = match.group("pipe") or match.group("call")
         if func is not None:
             return number(_FUNCTIONS[func])

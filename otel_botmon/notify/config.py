@@ -178,6 +178,12 @@ class NotificationConfig:
     storm_threshold: int = 10
     """More than this many messages waiting for one destination are sent as one summary
     (Slack, Telegram, email, webhooks, console, file); none is dropped."""
+    group_wait: float = 5.0
+    """Seconds a chat or mail notification of a rule's alert waits for others of the same
+    alertname and exchange (Alertmanager's ``group_wait``, routes grouped by
+    ``[alertname, exchange]``): those queued meanwhile go out as one message listing each
+    alert's labels (one exchange outage across bots is one message). 0 sends each at
+    once."""
     retry_initial_delay: float = 1.0
     retry_max_delay: float = 300.0
     give_up_after: float = 24 * 3600.0
@@ -239,6 +245,7 @@ class NotificationConfig:
         self.retry_initial_delay = _positive(
             self.retry_initial_delay, "retry_initial_delay", allow_zero=True
         )
+        self.group_wait = _positive(self.group_wait, "group_wait", allow_zero=True)
         if not isinstance(self.storm_threshold, int) or self.storm_threshold < 1:
             raise ValueError(
                 f"NotificationConfig.storm_threshold must be an int >= 1, "

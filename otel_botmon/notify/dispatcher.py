@@ -11,6 +11,9 @@ One asyncio worker per destination then delivers that destination's rows in orde
 - a destination never sends faster than its rate limit; what waits stays queued;
 - more than ``storm_threshold`` rows waiting for a chat/mail destination go out as one
   summary that lists them all, instead of one message each (none is dropped);
+- a chat/mail notification of a rule's alert waits ``group_wait`` for others of its
+  alertname and exchange, and goes out with them as one message (Alertmanager's
+  grouping, for when the in-process notifier is the only engine);
 - a slow or failing destination delays only itself.
 
 Every attempt is stored (``attempts()``) and reported to ``on_attempt(alert_id, channel,
@@ -41,7 +44,13 @@ from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
 from otel_botmon.notify.committer import GroupCommitter
 from otel_botmon.notify.config import NotificationConfig
-from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summarize
+from otel_botmon.notify.message import (
+    NOTIFIABLE_EVENTS,
+    GroupKey,
+    Notification,
+    group_key,
+    summarize,
+)
 from otel_botmon.notify.notifiers import build_notifiers
 from otel_botmon.notify.notifiers import snapshot as take_snapshot
 from otel_botmon.notify.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox, OutboxItem
@@ -54,6 +63,10 @@ logger = logging.getLogger("otel_botmon.notify")
 AttemptCallback = Callable[[str, NotificationChannel, DeliveryResult], None]
 
 _BATCH_LIMIT = 500  # rows per summary or per Alertmanager request
+# chat and mail: the channels where people read one message per group (machines behind
+# webhooks, PagerDuty and Alertmanager get one event per alert)
+_GROUPED = frozenset({NotificationChannel.SLACK, NotificationChannel.TELEGRAM,
+                      NotificationChannel.EMAIL})
 _RECENT_IDS = 10_000  # notification ids enqueue() remembers (a second enqueue is a no-op)
 
 # What a write leaves to do once committed: destinations to wake, and attempts at
@@ -559,7 +572,15 @@ class NotificationDispatcher:
     async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem]) -> None:
         due = [i for i in items if i.next_attempt_at <= self._clock.time()]
         storm = notifier.collapsible and len(items) > self.config.storm_threshold
-        batch = await self._decode(due if notifier.batches or storm else due[:1])
+        group: GroupKey | None = None
+        if (notifier.channel in _GROUPED and notifier.collapsible and not storm
+                and self.config.group_wait > 0 and due):
+            grouped = await self._group(due)
+            if grouped is None:
+                return  # the head's group is still open: looked at again when it closes
+            batch, group = grouped
+        else:
+            batch = await self._decode(due if notifier.batches or storm else due[:1])
         if not batch:
             return
         notifications = [n for _, n in batch]
@@ -568,8 +589,12 @@ class NotificationDispatcher:
             await self._respect_rate(notifier)
             result = await notifier.send_many(notifications)
         elif len(batch) > 1:
-            summary = summarize(notifications)
-            note = f"sent in an alert-storm summary of {len(batch)}"
+            if storm and group is None:  # a storm of one group is that group's message
+                keys = set(map(group_key, notifications))
+                group = keys.pop() if len(keys) == 1 else None
+            summary = summarize(notifications, group=group)
+            note = (f"sent in an alert-storm summary of {len(batch)}" if storm
+                    else f"sent as one message for a group of {len(batch)}")
             await self._respect_rate(notifier)
             result = await notifier.send(summary)
         else:
@@ -580,6 +605,27 @@ class NotificationDispatcher:
         final = await asyncio.to_thread(self._settle, items_sent, notifier, result, note)
         for item in items_sent:  # callbacks run on the loop, not in the I/O thread
             self._emit(item.alert_id, notifier.channel, final)
+
+    async def _group(self, due: Sequence[OutboxItem]) -> tuple[
+            list[tuple[OutboxItem, Notification]], GroupKey | None] | None:
+        """What to send next, in queue order: a row of no group (:func:`group_key`) at
+        once, or the due rows of the first group whose window (``group_wait`` from its
+        oldest row) has closed. None, after waiting for the first window to close, when
+        every group is still open: the caller looks again and sees what came meanwhile."""
+        decoded = await self._decode(due)
+        now = self._clock.time()
+        closes: dict[GroupKey, float] = {}
+        for item, notification in decoded:
+            key = group_key(notification)
+            if key is None:
+                return [(item, notification)], None
+            if closes.setdefault(key, item.created_at + self.config.group_wait) <= now:
+                members = [(i, n) for i, n in decoded if group_key(n) == key]
+                return members, key
+        if not closes:
+            return [], None
+        await self._clock.sleep(min(closes.values()) - now)
+        return None
 
     def _settle(
         self, items: list[OutboxItem], notifier: Notifier, result: DeliveryResult,

@@ -24,7 +24,7 @@ from otel_botmon.alerting.model import (
 )
 from otel_botmon.redaction import redact_labels, redact_text
 
-__all__ = ["NOTIFIABLE_EVENTS", "Notification", "summarize"]
+__all__ = ["NOTIFIABLE_EVENTS", "GroupKey", "Notification", "group_key", "summarize"]
 
 NOTIFIABLE_EVENTS = frozenset(
     {
@@ -269,9 +269,33 @@ def _actor(alert: object, event: object, kind: AlertEventKind) -> str | None:
     return str(actor) if actor else None
 
 
-def summarize(notifications: Sequence[Notification]) -> Notification:
-    """One notification standing for many (an alert storm): the highest severity, a
-    title with the count, and one line per alert in the message.
+GroupKey = tuple[AlertEventKind, str, str]
+"""(event, alertname, exchange): notifications sent as one message share it."""
+
+# where an alert's exchange is: the convention's attribute, its Prometheus spelling, or
+# a plain label of the user's own
+_EXCHANGE_LABELS = ("exchange.name", "exchange_name", "exchange")
+
+
+def group_key(notification: Notification) -> GroupKey | None:
+    """The group ``notification`` is sent with: its event, alertname (the rule's name
+    unless its labels name it) and exchange (empty when it has none), as Alertmanager
+    groups by ``[alertname, exchange]``. None for one that stands alone (no rule, as a
+    custom alert; or a summary)."""
+    alertname = notification.labels.get("alertname") or notification.rule_name
+    if not alertname or notification.summary_of:
+        return None
+    exchange = next((notification.labels[k] for k in _EXCHANGE_LABELS
+                     if notification.labels.get(k)), "")
+    return notification.event, alertname, exchange
+
+
+def summarize(notifications: Sequence[Notification], *,
+              group: GroupKey | None = None) -> Notification:
+    """One notification standing for many: the highest severity, a title with the count,
+    and one line per alert in the message. Without ``group``, an alert storm; with it,
+    the alerts of one group (see :func:`group_key`), each line naming the alert's labels
+    (which bot, which series).
 
     Raises:
         ValueError: ``notifications`` is empty.
@@ -279,17 +303,40 @@ def summarize(notifications: Sequence[Notification]) -> Notification:
     if not notifications:
         raise ValueError("summarize: no notifications")
     top = max(notifications, key=lambda n: n.severity.rank)
-    lines = [f"{n.subject} ({n.alert_id}, value {n.value_text()})" for n in notifications]
+    labels = {"summary_count": str(len(notifications))}
+    if group is None:
+        title = f"{len(notifications)} alert notifications (alert storm summary)"
+        lines = [f"{n.subject} ({_label_text(n.labels) + '; ' if n.labels else ''}"
+                 f"value {n.value_text()}; {n.alert_id})" for n in notifications]
+        event = AlertEventKind.FIRED
+    else:
+        event, alertname, exchange = group
+        where = f" on {exchange}" if exchange else ""
+        title = f"{alertname}{where}: {len(notifications)} alerts"
+        # the labels all alerts share once, then per alert what tells it apart (its bot,
+        # its series): short lines, so a chat message lists many
+        shared = dict(set.intersection(*(set(n.labels.items()) for n in notifications)))
+        lines = [f"Labels: {_label_text(shared)}"] if _label_text(shared) else []
+        lines += [
+            f"- {_label_text(n.labels, shared) or n.alert_id} (value {n.value_text()})"
+            for n in notifications
+        ]
+        labels.update(alertname=alertname, **({"exchange.name": exchange} if exchange else {}))
     return Notification(
         alert_id="summary",
         fingerprint=f"summary-{notifications[0].id}",
-        title=f"{len(notifications)} alert notifications (alert storm summary)",
+        title=title,
         message="\n".join(lines),
         severity=top.severity,
         alert_type=top.alert_type if all(n.alert_type == top.alert_type for n in notifications)
         else AlertType.CUSTOM,
-        event=AlertEventKind.FIRED,
-        labels={"summary_count": str(len(notifications))},
+        event=event,
+        labels=labels,
         first_fired=min(n.first_fired for n in notifications),
         summary_of=list(notifications),
     )
+
+
+def _label_text(labels: Mapping[str, str], leave_out: Mapping[str, str] | None = None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                     if k != "alertname" and (leave_out is None or k not in leave_out))

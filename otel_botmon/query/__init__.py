@@ -8,10 +8,11 @@ The narrow face::
     query.evaluate(history, now)               # -> list[Sample]: the series where it holds
 
 Inside: ``_types`` (labels, samples, kinds, matchers), ``_lexer``/``_parser``/``_nodes``
-(the syntax), ``_maths`` (each PromQL function once), ``_history`` (storage, whose
+(the syntax), ``_maths`` (each PromQL function once), the history (storage, whose
 internals the evaluator does not see: it asks for selections, current values and window
-edges) and ``_eval`` (evaluation). Tools that read the syntax tree (PromQL export,
-promtool tests) use :mod:`otel_botmon.query.syntax`.
+edges): ``_history`` writes, ``_history_reads`` reads, ``_columns`` is the column store
+they share and ``_sdk_points`` converts SDK points; and ``_eval`` (evaluation). Tools
+that read the syntax tree (PromQL export, promtool tests) use :mod:`otel_botmon.query.syntax`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ agree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,6 +21,8 @@ __all__ = [
     "RATE_FUNCTIONS",
     "DerivedValue",
     "known_metric_kinds",
+    "refuse_function",
+    "refuse_reserved_name",
 ]
 
 # rate-like functions over a counter window (Prometheus semantics, with extrapolation)
@@ -146,3 +149,70 @@ _KIND_OF_INSTRUMENT: Final = {
 def known_metric_kinds() -> dict[str, MetricKind]:
     """Every metric of ``conventions.py`` with the kind its points are read as."""
     return {spec.name: _KIND_OF_INSTRUMENT[spec.kind] for spec in c.ALL_METRICS}
+
+
+# PromQL's functions and aggregations (Prometheus 2.42) the language does not have: a call
+# of one is refused by that name, not as a typo
+PROMQL_ONLY: Final = frozenset({
+    "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
+    "bottomk", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
+    "count_values", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
+    "deriv", "exp", "floor", "group", "histogram_count", "histogram_fraction",
+    "histogram_quantile", "histogram_sum", "holt_winters", "hour", "idelta", "irate",
+    "label_join", "label_replace", "last_over_time", "ln", "log10", "log2", "minute",
+    "month", "pi", "predict_linear", "present_over_time", "quantile_over_time", "rad",
+    "resets", "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc", "sqrt",
+    "stddev", "stddev_over_time", "stdvar", "stdvar_over_time", "tan", "tanh", "time",
+    "timestamp", "topk", "vector", "year",
+})
+
+
+def refuse_function(name: str) -> str:
+    """Why a call of ``name`` (not a function of the language) is refused."""
+    if name == "histogram_quantile":
+        return ("PromQL function 'histogram_quantile' is not supported: conditions read a "
+                "histogram whole, e.g. quantile(0.9, botmon.trade.duration[5m]) or "
+                "p90(botmon.trade.duration[5m])")
+    if name in PROMQL_ONLY:
+        return (f"PromQL function '{name}' is not supported (docs/conditions.md lists the "
+                "functions of the language)")
+    return f"unknown function '{name}'"
+
+
+# the conventions' namespaces (no names of users' own there), and as Prometheus spells
+# their series (botmon_trades_total)
+_RESERVED: Final = ("botmon.", "system.", "process.")
+_PROMETHEUS_PREFIXES: Final = ("botmon_", "system_", "process_")
+_PROMETHEUS_SUFFIXES: Final = ("_bucket", "_sum", "_count", "_total")
+_UNIT_SUFFIXES: Final = ("_seconds", "_bytes", "_ratio", "_milliseconds")
+
+
+def refuse_reserved_name(name: str, metrics: Collection[str]) -> str | None:
+    """Why ``name``, not a known metric, is refused as one of the user's own: it is in
+    botmon's namespaces, as a metric name or as a Prometheus series name
+    (``botmon_trades_total``, ``botmon_trade_duration_seconds_bucket``: the language
+    names botmon's metrics with dots and reads a histogram whole); None otherwise."""
+    if name.startswith(_RESERVED):
+        return f"unknown metric or value '{name}'"
+    if not name.startswith(_PROMETHEUS_PREFIXES):
+        return None
+    stem, part = name, ""
+    for suffix in _PROMETHEUS_SUFFIXES:
+        if stem.endswith(suffix):
+            stem, part = stem.removesuffix(suffix), suffix
+            break
+    for unit in _UNIT_SUFFIXES:
+        stem = stem.removesuffix(unit)
+    dotted = stem.replace("_", ".")
+    found = dotted if dotted in metrics else next(
+        iter(difflib.get_close_matches(dotted, list(metrics), n=1, cutoff=0.8)), None)
+    if found is None:
+        return (f"'{name}' is a Prometheus series name in botmon's namespace that names no "
+                "botmon metric (conditions use botmon's names, with dots)")
+    if part == "_bucket":
+        return (f"'{name}' is a Prometheus bucket series: conditions read the histogram "
+                f"'{found}' whole, e.g. quantile(0.9, {found}[5m])")
+    if part in ("_sum", "_count"):
+        return (f"'{name}' is the Prometheus name of '{found}{part.replace('_', '.')}': "
+                "conditions use botmon's names")
+    return f"'{name}' is the Prometheus name of '{found}': conditions use botmon's names"

@@ -17,13 +17,15 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from functools import reduce
 from itertools import chain, repeat
 from operator import add, is_, itemgetter, sub
 from typing import Any
 
 from otel_botmon.query import _maths as pm
-from otel_botmon.query._history import Edges, MetricHistory, Selection
+from otel_botmon.query._columns import Edges, HistogramRow, Selection
+from otel_botmon.query._history import MetricHistory
 from otel_botmon.query._matching import match_set, match_vectors
 from otel_botmon.query._parser import (
     COMPARISONS,
@@ -335,6 +337,12 @@ def _sum_by_layout(
     pairs: list[tuple[tuple[float, ...], list[float]]],
 ) -> dict[tuple[float, ...], list[float]]:
     """Bucket bounds -> summed rates of ``(bounds, rates)`` pairs, added in order."""
+    if (pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0])))
+            and len(set(map(len, map(_SECOND, pairs)))) == 1):
+        # one layout (one bounds object, as the SDK hands them): each bucket's rates
+        # added left to right by a C-level reduce, the same additions in the same order
+        columns = zip(*map(_SECOND, pairs), strict=True)
+        return {pairs[0][0]: [reduce(add, column) for column in columns]}
     layouts: dict[tuple[float, ...], list[float]] = {}
     current_bounds: tuple[float, ...] | None = None
     current: list[float] = []
@@ -402,12 +410,20 @@ def _uniform_bucket_rates(
     bucket layout (one bounds object, as the SDK hands them): the buckets of all series
     end to end make one computation. False (nothing done) otherwise."""
     first, last = edges.first, edges.last
-    bounds = last[0][BOUNDS]
-    if not (all(map(is_, map(_BOUNDS_OF, last), repeat(bounds)))
-            and all(map(is_, map(_BOUNDS_OF, first), repeat(bounds)))):
-        return False
-    first_counts = list(chain.from_iterable(map(_COUNTS_OF, first)))
-    last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
+    first_counts: Sequence[float]
+    last_counts: Sequence[float]
+    if (first.__class__ is HistogramRow and last.__class__ is HistogramRow
+            and first.bounds is last.bounds):
+        # two whole collects (every series, one layout): their counts are end to end
+        bounds = last.bounds
+        first_counts, last_counts = first.counts, last.counts
+    else:
+        bounds = last[0][BOUNDS]
+        if not (all(map(is_, map(_BOUNDS_OF, last), repeat(bounds)))
+                and all(map(is_, map(_BOUNDS_OF, first), repeat(bounds)))):
+            return False
+        first_counts = list(chain.from_iterable(map(_COUNTS_OF, first)))
+        last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
     width = len(bounds)
     if not len(first_counts) == len(last_counts) == width * len(first):
         return False

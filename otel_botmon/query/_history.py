@@ -16,17 +16,10 @@ Prometheus server fed by OTLP:
   current value (Prometheus' staleness handling), so a vanished metric never crashes or
   lingers; a metric that changes its type starts a fresh history.
 
-Storage is by column: a metric has one time axis (a row per collection) and a column per
-series, so one collection is one row, appended at C speed when the SDK hands the same
-streams in the same order as last time (it does, cycle after cycle). For every series
-the history tracks since which row it has a real value in every row with no counter
-reset or NaN in between (its *clean run*), and since which row it has a real value in
-every row whatever the values (its *span*). Queries over windows inside the clean runs
-(rates of counters) or spans (instant values, gauges) of all selected series are
-computed from two rows at once; any other series is read point by point, with the same
-result. Each series still has points of its own (written at any time, in any order of
-series, rewritten within the time slack); a point within the time slack (1 ns) of a
-stored collection time is stored at that time.
+Storage is by column (:mod:`otel_botmon.query._columns`): a collection is one row,
+appended at C speed when the SDK hands the same streams in the same order as last
+time. Reading is :class:`~otel_botmon.query._history_reads.HistoryReads`; converting
+SDK points, :mod:`otel_botmon.query._sdk_points`.
 
 Labels are the data points' attributes with values converted to strings. Queries made at
 the same ``now`` share a memo (:meth:`MetricHistory.memo`), so many rules over the same
@@ -37,157 +30,51 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
-from itertools import accumulate, chain, compress, repeat
-from operator import add, attrgetter, ge, is_, itemgetter, lt, ne, not_, or_
-from typing import Any, Final, NamedTuple
+from bisect import bisect_left
+from collections.abc import Container, Hashable, Iterable, Mapping
+from itertools import accumulate
+from operator import ge
+from typing import Any, Final
 
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    MetricsData,
-    Sum,
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
+
+from otel_botmon.query._columns import (
+    NO_RUN,
+    STALE,
+    Family,
+    break_run,
+    compact,
+    histograms_regular,
+    irregular,
+    irregular_columns,
+    row_index,
+    writable_last,
+    writable_row,
 )
-
-from otel_botmon.query._series import Series
-from otel_botmon.query._types import (
-    BOUNDS,
-    COUNTS,
-    EMPTY_LABELS,
-    SUM,
-    TIME_SLACK,
-    TOTAL,
-    HistogramPoint,
-    Labels,
-    MetricKind,
-    Sample,
-    Value,
-    histogram_decreased,
+from otel_botmon.query._history_reads import DEFAULT_LOOKBACK_S, HistoryReads
+from otel_botmon.query._sdk_points import (
+    ATTRIBUTES,
+    VALUE,
+    add_histograms,
+    histogram_point,
+    histogram_points,
+    kind_of,
+    labels_of,
 )
+from otel_botmon.query._types import TIME_SLACK, HistogramPoint, Labels, MetricKind
 
-__all__ = ["Edges", "MetricHistory", "Selection"]
+__all__ = ["MetricHistory"]
 
 logger = logging.getLogger(__name__)
 
-# Prometheus' default lookback: an instant query sees the latest point at most this old.
-DEFAULT_LOOKBACK_S = 300.0
-
 _EPS: Final = TIME_SLACK
-_NO_RUN: Final = sys.maxsize  # a column without a clean run up to the newest row
-
-
-class _StaleMarker:
-    """The entry of a series that stopped being reported (shown as ``None`` outside)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "STALE"
-
-
-STALE: Final = _StaleMarker()
-# A row entry is one of: None (no point for this series at this time), STALE, a float
-# (scalar metrics) or a HistogramPoint.
-
-_ATTRIBUTES = attrgetter("attributes")
-_SUM_OF = itemgetter(SUM)
-_TOTAL_OF = itemgetter(TOTAL)
-_BOUNDS_OF = itemgetter(BOUNDS)
-_COUNTS_OF = itemgetter(COUNTS)
-_VALUE = attrgetter("value")
 
 # a fresh row at the end, written by the current batch (ingest or one add_point)
 _FRESH, _NEWEST, _OLDER, _INSERTED = range(4)
 
 
-class _Family:
-    """One metric: a time axis, a row of entries per time, a column per series."""
-
-    __slots__ = (
-        "base", "broken", "delta_totals", "dirty", "fresh", "from_sdk", "index", "kind",
-        "labels", "last", "last_t", "layout", "rows", "run", "selections", "span",
-        "streams", "times", "tombstones", "version",
-    )
-
-    def __init__(self, kind: MetricKind) -> None:
-        self.kind = kind
-        self.from_sdk = False
-        self.times: list[float] = []
-        # rows[r][c]; a row is as wide as the columns were when it was written: a list,
-        # or for a whole collect of a scalar metric a compact array of doubles
-        self.rows: list[Any] = []
-        self.base = 0  # serial number of rows[0] (rows dropped from the front add to it)
-        self.labels: list[Labels | None] = []  # per column; None: removed (see _compact)
-        self.index: dict[Labels, int] = {}
-        # per column: the newest real value (None: stale or none); a list, or the array
-        # row of the last whole-row collect
-        self.last: Any = []
-        self.last_t: list[float] = []  # per column: time of its newest entry
-        # per column: serial of the first row of its clean run (real values in every row
-        # from there to the newest, no decrease/NaN between them), or _NO_RUN
-        self.run: list[int] = []
-        # per column: serial of the first row of its span (a real value in every row from
-        # there to the newest, whatever the values), or _NO_RUN; span <= run
-        self.span: list[int] = []
-        self.broken: set[int] = set()  # columns whose span (and run) is _NO_RUN
-        self.dirty: set[int] = set()  # columns whose run must be recomputed from the rows
-        self.fresh = -1  # serial of the row the current write batch appended
-        self.tombstones = 0
-        self.version = 0  # changes when columns are added or removed (selection caches)
-        self.selections: dict[Hashable, Selection] = {}
-        # running totals for delta-temporality input, so the history is always cumulative
-        self.delta_totals: dict[Labels, Any] = {}
-        # id(SDK attributes object) -> (that object, its column): the attribute dicts of
-        # cumulative SDK streams are the same objects every collect, so each is converted
-        # to labels once (the object is kept referenced, so its id stays unique)
-        self.streams: dict[int, tuple[Any, int]] = {}
-        # the attribute objects of the last collect when they were exactly the columns in
-        # order: the next collect with the same ones is appended as a whole row
-        self.layout: list[Any] | None = None
-
-    def live_columns(self) -> Iterable[int]:
-        return (c for c, labels in enumerate(self.labels) if labels is not None)
-
-
-class Selection(NamedTuple):
-    """The series of one metric a selector matches: columns and their labels."""
-
-    family: _Family
-    cols: list[int]
-    labels: list[Labels]
-    version: int
-    pick: Callable[[Sequence[Any]], Sequence[Any]] | None  # None: the whole row
-
-    @property
-    def kind(self) -> MetricKind:
-        """The kind of the selected metric."""
-        return self.family.kind
-
-
-class Edges(NamedTuple):
-    """A window over a selection: the series clean throughout it share ``n`` points from
-    ``t0`` to ``t1``, with ``first`` and ``last`` values; ``others`` are the remaining
-    series that have points in it, with those points (stale markers left out)."""
-
-    n: int
-    t0: float
-    t1: float
-    labels: Sequence[Labels]
-    first: Sequence[Value]
-    last: Sequence[Value]
-    others: list[tuple[Labels, list[tuple[float, Value]]]]
-
-
-_NO_EDGES: Final = Edges(0, 0.0, 0.0, (), (), (), [])
-
-LabelFilter = Callable[[Labels], bool]
-
-
-class MetricHistory:
+class MetricHistory(HistoryReads):
     """Bounded history of metric points, queried by conditions.
 
     ``max_age_s`` bounds how far back points are kept (windows longer than this see only
@@ -203,7 +90,7 @@ class MetricHistory:
         self.max_age_s = float(max_age_s)
         self.max_points_per_series = int(max_points_per_series)
         self.lookback_s = DEFAULT_LOOKBACK_S
-        self._families: dict[str, _Family] = {}
+        self._families: dict[str, Family] = {}
         self._version = 0  # bumped on every write: invalidates the memo
         # (now, data version) and its results, swapped as one object so that a reader
         # never pairs one cycle's state with another's results
@@ -236,7 +123,7 @@ class MetricHistory:
                     name = metric.name
                     if only is not None and name not in only:
                         continue
-                    kind = _kind_of(metric.data)
+                    kind = kind_of(metric.data)
                     if kind is None:
                         continue
                     delta = (getattr(metric.data, "aggregation_temporality", None)
@@ -286,9 +173,9 @@ class MetricHistory:
         # the columns, in order
         if (not delta and family.tombstones == 0 and len(columns) == len(family.labels)
                 and columns == list(range(len(columns)))):
-            family.layout = list(map(_ATTRIBUTES, points))
+            family.layout = list(map(ATTRIBUTES, points))
 
-    def _append_whole_row(self, family: _Family, points: list[Any], at: float) -> bool:
+    def _append_whole_row(self, family: Family, points: list[Any], at: float) -> bool:
         """The hot path: the same streams as last time, in order, at a later time.
         Appends one row; False (nothing done) when the collect is not of that shape."""
         layout = family.layout
@@ -296,12 +183,11 @@ class MetricHistory:
         if (layout is None or len(points) != len(layout) or family.tombstones
                 or (times and at - times[-1] <= _EPS)):
             return False
-        if list(map(_ATTRIBUTES, points)) != layout:  # compares identity first
+        if list(map(ATTRIBUTES, points)) != layout:  # compares identity first
             return False
         histogram = family.kind is MetricKind.HISTOGRAM
-        values: Any = (
-            _histogram_points(points) if histogram else array("d", map(_VALUE, points))
-        )
+        values: Any = (histogram_points(points) if histogram
+                       else array("d", list(map(VALUE, points))))  # from a list: faster
         serial = self._new_row(family, at, values)
         run, span = family.run, family.span
         for c in family.broken:  # reported again: a new span and clean run start here
@@ -309,22 +195,21 @@ class MetricHistory:
         family.broken.clear()
         last = family.last
         try:
-            regular = (
-                _histograms_regular(last, values)
-                if histogram else False not in map(ge, values, last)
-            )
+            regular = (histograms_regular(last, values) if histogram
+                       else False not in map(ge, values, last))
         except TypeError:  # some series had no previous value
             regular = False
         if not regular:  # a reset or NaN here: those columns' windows from the next row
-            for c in _irregular_columns(last, values, histogram):
+            for c in irregular_columns(last, values, histogram):
                 run[c] = serial + 1
-        # the row itself for scalars (an array: copied into a list on the next write)
-        family.last = values.copy() if histogram else values
+        # the row itself when it is an array or a HistogramRow (never changed: turned into
+        # a list on the next write), else a copy
+        family.last = values.copy() if values.__class__ is list else values
         family.last_t = [times[-1]] * len(values)
         return True
 
     def _write_points(
-        self, family: _Family, points: Iterable[Any], at: float, delta: bool
+        self, family: Family, points: Iterable[Any], at: float, delta: bool
     ) -> list[int]:
         """Write each data point to its column (any shape of collect); the columns."""
         streams = family.streams
@@ -338,13 +223,13 @@ class MetricHistory:
             attrs = point.attributes
             hit = lookup(id(attrs))
             c = hit[1] if hit is not None and hit[0] is attrs else self._stream(family, attrs)
-            value: Any = _histogram_point(point) if histogram else float(point.value)
+            value: Any = histogram_point(point) if histogram else float(point.value)
             if delta:  # keep running totals, so the history is always cumulative
                 labels = family.labels[c]
                 assert labels is not None
                 previous = totals.get(labels)
                 if histogram:
-                    value = _add_histograms(previous, value)
+                    value = add_histograms(previous, value)
                 elif previous is not None:
                     value += previous
                 totals[labels] = value
@@ -352,12 +237,12 @@ class MetricHistory:
             columns.append(c)
         return columns
 
-    def _stream(self, family: _Family, attrs: Mapping[str, Any] | None) -> int:
-        c = self._column(family, _labels_of(attrs))
+    def _stream(self, family: Family, attrs: Mapping[str, Any] | None) -> int:
+        c = self._column(family, labels_of(attrs))
         family.streams[id(attrs)] = (attrs, c)
         return c
 
-    def _mark_all_stale(self, family: _Family, at: float) -> None:
+    def _mark_all_stale(self, family: Family, at: float) -> None:
         marked = False
         for c in family.live_columns():
             if family.last[c] is not None:
@@ -442,13 +327,13 @@ class MetricHistory:
                 if family.last_t[c] < first:  # its newest entry is gone: so are all
                     self._remove_column(family, c)
             if family.tombstones:
-                _compact(family)
+                compact(family)
             if not family.index:
                 del self._families[name]
 
     # --- writing one entry -----------------------------------------------------------
 
-    def _put(self, family: _Family, c: int, at: float, value: Any) -> None:
+    def _put(self, family: Family, c: int, at: float, value: Any) -> None:
         """``Series.append`` for column ``c``: a later point, or (within the time slack
         of its newest one) a rewrite of that one; an earlier point is ignored."""
         newest_t = family.last_t[c]
@@ -458,40 +343,40 @@ class MetricHistory:
         if at - newest_t <= _EPS:
             if at < newest_t - _EPS:
                 return  # out of order: history only moves forward
-            r = _row_index(family.times, newest_t)
-            _writable_row(family, r)[c] = value  # the newer value wins
-            _writable_last(family)[c] = None if value is STALE else value
+            r = row_index(family.times, newest_t)
+            writable_row(family, r)[c] = value  # the newer value wins
+            writable_last(family)[c] = None if value is STALE else value
             family.dirty.add(c)
             return
         r, where = self._row_for(family, at)
         if r < 0:
             return  # older than every row a full metric keeps
-        row = _writable_row(family, r)
+        row = writable_row(family, r)
         if len(row) <= c:
             row.extend([None] * (c + 1 - len(row)))
         row[c] = value
         family.last_t[c] = family.times[r]
         previous = family.last[c]
-        _writable_last(family)[c] = None if value is STALE else value
+        writable_last(family)[c] = None if value is STALE else value
         if where == _FRESH:
             if c in family.dirty:
                 return  # recomputed from the rows before the next query
             serial = family.base + r
             if value is STALE:
-                _break(family, c)
+                break_run(family, c)
                 return
-            if family.span[c] == _NO_RUN:
+            if family.span[c] == NO_RUN:
                 family.run[c] = family.span[c] = serial
                 family.broken.discard(c)
-            if _irregular(previous, value):
+            if irregular(previous, value):
                 family.run[c] = serial + 1
         elif where == _NEWEST:
             family.dirty.add(c)  # filled into a row written before: recompute
         else:  # in an older row: the rows after it lack this series
-            _break(family, c)
+            break_run(family, c)
             family.dirty.discard(c)
 
-    def _row_for(self, family: _Family, at: float) -> tuple[int, int]:
+    def _row_for(self, family: Family, at: float) -> tuple[int, int]:
         """The row for a point at ``at`` (new at the end, existing, or inserted)."""
         times = family.times
         if not times or at > times[-1] + _EPS:
@@ -514,9 +399,9 @@ class MetricHistory:
         inserted = family.base + k
         run, span = family.run, family.span
         for col, start in enumerate(span):
-            if start != _NO_RUN:
+            if start != NO_RUN:
                 if start <= inserted:
-                    _break(family, col)
+                    break_run(family, col)
                 else:
                     span[col] = start + 1
                     run[col] += 1
@@ -529,7 +414,7 @@ class MetricHistory:
             k -= 1
         return k, _INSERTED
 
-    def _new_row(self, family: _Family, at: float, row: list[Any]) -> int:
+    def _new_row(self, family: Family, at: float, row: list[Any]) -> int:
         """Append a row at the end (dropping the oldest beyond the bound); its serial."""
         serial = family.base + len(family.rows)
         family.times.append(at)
@@ -541,7 +426,7 @@ class MetricHistory:
             family.base += excess
         return serial
 
-    def _close_row(self, family: _Family) -> None:
+    def _close_row(self, family: Family) -> None:
         """End a write batch: series without an entry in the row it appended have a gap
         there (their clean run ends)."""
         serial = family.fresh
@@ -555,60 +440,34 @@ class MetricHistory:
         width = len(row)
         span = family.span
         for c in family.live_columns():
-            if (c >= width or row[c] is None) and span[c] != _NO_RUN:
-                _break(family, c)
-
-    def _recompute(self, family: _Family) -> None:
-        """Spans and clean runs of the dirty columns, from the rows themselves."""
-        rows = family.rows
-        decreased: Callable[[Any, Any], bool] = (
-            _histogram_irregular if family.kind is MetricKind.HISTOGRAM else _scalar_decreased
-        )
-        for c in family.dirty:
-            r = len(rows) - 1
-            current = _entry(rows[r], c) if r >= 0 else None
-            if current is None or current is STALE:
-                _break(family, c)
-                continue
-            run = -1 if current != current else None  # a NaN newest: no clean run
-            while r > 0:
-                before = _entry(rows[r - 1], c)
-                if before is None or before is STALE:
-                    break
-                if run is None and decreased(before, current):
-                    run = r
-                current = before
-                r -= 1
-            family.span[c] = family.base + r
-            family.run[c] = family.base + (r if run is None else len(rows) if run < 0 else run)
-            family.broken.discard(c)
-        family.dirty.clear()
+            if (c >= width or row[c] is None) and span[c] != NO_RUN:
+                break_run(family, c)
 
     # --- columns -------------------------------------------------------------------
 
-    def _family(self, name: str, kind: MetricKind) -> _Family:
+    def _family(self, name: str, kind: MetricKind) -> Family:
         family = self._families.get(name)
         if family is None or family.kind is not kind:
             # a metric that changed its type starts over: old points mean something else
-            family = _Family(kind)
+            family = Family(kind)
             self._families[name] = family
         return family
 
-    def _column(self, family: _Family, labels: Labels) -> int:
+    def _column(self, family: Family, labels: Labels) -> int:
         c = family.index.get(labels)
         if c is None:
             c = family.index[labels] = len(family.labels)
             family.labels.append(labels)
-            _writable_last(family).append(None)
+            writable_last(family).append(None)
             family.last_t.append(-math.inf)
-            family.run.append(_NO_RUN)
-            family.span.append(_NO_RUN)
+            family.run.append(NO_RUN)
+            family.span.append(NO_RUN)
             family.broken.add(c)
             family.version += 1
             family.layout = None
         return c
 
-    def _remove_column(self, family: _Family, c: int) -> None:
+    def _remove_column(self, family: Family, c: int) -> None:
         labels = family.labels[c]
         assert labels is not None
         del family.index[labels]
@@ -617,443 +476,3 @@ class MetricHistory:
         family.tombstones += 1
         family.version += 1
         family.layout = None
-
-    # --- queries -------------------------------------------------------------------
-
-    def memo(self, now: float) -> dict[Hashable, Any]:
-        """A dict for results computed at ``now``; emptied when ``now`` or the data change.
-        Callers key it by what they computed (e.g. a sub-expression)."""
-        state = (now, self._version)
-        current = self._memo
-        if current is None or current[0] != state:
-            current = self._memo = (state, {})
-        return current[1]
-
-    def metric_names(self) -> set[str]:
-        """Names of the metrics that currently have points."""
-        return {name for name, family in self._families.items() if family.index}
-
-    def kind(self, name: str) -> MetricKind | None:
-        family = self._families.get(name)
-        return family.kind if family is not None else None
-
-    def series_count(self) -> int:
-        """Number of series that have points (a histogram series counts once)."""
-        return sum(
-            sum(1 for c in f.live_columns() if f.last_t[c] >= f.times[0] - _EPS)
-            for f in self._families.values() if f.times
-        )
-
-    def selection(
-        self, name: str, kind: MetricKind | None = None, where: LabelFilter | None = None,
-        where_key: Hashable | None = None,
-    ) -> Selection | None:
-        """The series of ``name`` (of ``kind``, if given) whose labels pass ``where``;
-        with a ``where_key`` naming the filter, cached until series come or go."""
-        family = self._families.get(name)
-        if family is None or (kind is not None and family.kind is not kind):
-            return None
-        if family.dirty:
-            self._recompute(family)
-        key = ("all",) if where is None else where_key
-        if key is not None:
-            cached = family.selections.get(key)
-            if cached is not None and cached.version == family.version:
-                return cached
-        labels = family.labels
-        cols = [
-            c for c, lab in enumerate(labels) if lab is not None and (where is None or where(lab))
-        ]
-        chosen = Selection(family, cols, [labels[c] for c in cols],  # type: ignore[misc]
-                           family.version, _picker(cols, len(labels)))
-        if key is not None:
-            family.selections[key] = chosen
-        return chosen
-
-    def current(
-        self, selection: Selection, now: float
-    ) -> tuple[Sequence[Labels], Sequence[Value], list[tuple[Labels, Value]]]:
-        """The value of each selected series at ``now``: its newest point at or before
-        ``now`` within the lookback, unless that is a stale marker. Returned as labels and
-        values of the series that have one in the same row, plus ``(labels, value)`` of
-        the others."""
-        family = selection.family
-        times = family.times
-        r = bisect_right(times, now + _EPS) - 1
-        cols = selection.cols
-        if r < 0 or not cols:
-            return (), (), []
-        oldest = now - self.lookback_s - _EPS
-        if times[r] < oldest:
-            return (), (), []  # nothing at all within the lookback
-        serial = family.base + r
-        span = family.span
-        row = family.rows[r]
-        if max(map(span.__getitem__, cols)) <= serial:  # all have a value in row r
-            pick = selection.pick
-            return selection.labels, (row if pick is None else pick(row)), []
-        labels: list[Labels] = []
-        values: list[Value] = []
-        others: list[tuple[Labels, Value]] = []
-        for c, lab in zip(cols, selection.labels, strict=True):
-            if span[c] <= serial:
-                labels.append(lab)
-                values.append(row[c])
-                continue
-            value = self._latest_entry(family, c, r, oldest)
-            if value is not None:
-                others.append((lab, value))
-        return labels, values, others
-
-    def _latest_entry(self, family: _Family, c: int, r: int, oldest: float) -> Value:
-        times = family.times
-        newest = family.last_t[c]
-        if newest < oldest:
-            return None
-        if newest <= times[r]:
-            r = _row_index(times, newest)  # its newest entry (none after it)
-        rows = family.rows
-        while r >= 0 and times[r] >= oldest:
-            entry = _entry(rows[r], c)
-            if entry is not None:
-                return None if entry is STALE else entry
-            r -= 1
-        return None
-
-    def edges(
-        self, selection: Selection, start: float, end: float, *, resets: bool = True
-    ) -> Edges:
-        """The window ``[start, end]`` over ``selection`` (see :class:`Edges`). With
-        ``resets`` (counters), a series whose value went down or was NaN inside the window
-        is among ``others``, whose points are read one by one."""
-        family = selection.family
-        times = family.times
-        j = bisect_right(times, end + _EPS) - 1
-        if j < 0 or not selection.cols:
-            return _NO_EDGES
-        i = bisect_left(times, start - _EPS, 0, j + 1)
-        if i > j:
-            return _NO_EDGES
-        serial = family.base + i
-        run = family.run if resets else family.span
-        cols = selection.cols
-        rows = family.rows
-        n = j - i + 1
-        if max(map(run.__getitem__, cols)) <= serial:  # clean throughout: rows i and j
-            pick = selection.pick
-            if pick is None:
-                return Edges(n, times[i], times[j], selection.labels, rows[i], rows[j], [])
-            return Edges(n, times[i], times[j], selection.labels, pick(rows[i]),
-                         pick(rows[j]), [])
-        labels: list[Labels] = []
-        first: list[Value] = []
-        last: list[Value] = []
-        others = []
-        row_i, row_j = rows[i], rows[j]
-        for c, lab in zip(cols, selection.labels, strict=True):
-            if run[c] <= serial:
-                labels.append(lab)
-                first.append(row_i[c])
-                last.append(row_j[c])
-                continue
-            if family.last_t[c] < times[i]:
-                continue  # no entry since before the window
-            points = self._points(family, c, i, j)
-            if points:
-                others.append((lab, points))
-        return Edges(n, times[i], times[j], labels, first, last, others)
-
-    def points(
-        self, selection: Selection, start: float, end: float
-    ) -> list[tuple[Labels, list[tuple[float, Value]]]]:
-        """Each selected series' points with ``start <= t <= end`` (stale markers left
-        out), for those that have any."""
-        family = selection.family
-        times = family.times
-        j = bisect_right(times, end + _EPS) - 1
-        if j < 0:
-            return []
-        i = bisect_left(times, start - _EPS, 0, j + 1)
-        if i > j:
-            return []
-        out = []
-        for c, lab in zip(selection.cols, selection.labels, strict=True):
-            if family.last_t[c] < times[i]:
-                continue
-            points = self._points(family, c, i, j)
-            if points:
-                out.append((lab, points))
-        return out
-
-    def _points(self, family: _Family, c: int, i: int, j: int) -> list[tuple[float, Value]]:
-        serial = family.base + i
-        times = family.times
-        if family.span[c] <= serial:  # a value in every row
-            return list(zip(times[i:j + 1], map(itemgetter(c), family.rows[i:j + 1]),
-                            strict=True))
-        out = []
-        rows = family.rows
-        for r in range(i, j + 1):
-            entry = _entry(rows[r], c)
-            if entry is not None and entry is not STALE:
-                out.append((times[r], entry))
-        return out
-
-    def select(
-        self, name: str, kind: MetricKind | None = None, where: LabelFilter | None = None,
-        where_key: Hashable | None = None,
-    ) -> list[tuple[Labels, Series]]:
-        """The series of ``name`` (of ``kind``, if given) whose labels pass ``where``,
-        each as a :class:`Series` copy of its points (stale markers as ``None``)."""
-        chosen = self.selection(name, kind, where, where_key)
-        if chosen is None:
-            return []
-        family = chosen.family
-        out = []
-        for c, lab in zip(chosen.cols, chosen.labels, strict=True):
-            series = Series(self.max_points_per_series)
-            for t, row in zip(family.times, family.rows, strict=True):
-                entry = _entry(row, c)
-                if entry is not None:
-                    series.append(t, None if entry is STALE else _copy(entry))
-            if series.times:  # its rows may have gone (max_points_per_series)
-                out.append((lab, series))
-        return out
-
-    def latest(
-        self, name: str, now: float, where: LabelFilter | None = None
-    ) -> list[Sample]:
-        """The current value of every matching scalar series of ``name`` at ``now``.
-
-        A series is current when it has a point within the lookback (5 min, as in
-        Prometheus) that is not a stale marker. A histogram name yields nothing.
-        """
-        chosen = self.selection(name, None, where)
-        if chosen is None or chosen.family.kind is MetricKind.HISTOGRAM:
-            return []
-        labels, values, others = self.current(chosen, now)
-        pairs = [*zip(labels, values, strict=True), *others]
-        return [Sample(lab, value) for lab, value in pairs]
-
-    def window(
-        self, name: str, start: float, end: float, where: LabelFilter | None = None
-    ) -> list[tuple[Labels, list[tuple[float, float]]]]:
-        """Points with ``start <= t <= end`` of every matching scalar series of ``name``."""
-        chosen = self.selection(name, None, where)
-        if chosen is None or chosen.family.kind is MetricKind.HISTOGRAM:
-            return []
-        return self.points(chosen, start, end)
-
-    def histogram_windows(
-        self, name: str, start: float, end: float, where: LabelFilter | None = None
-    ) -> list[tuple[Labels, list[tuple[float, HistogramPoint]]]]:
-        """Whole histogram points in ``[start, end]`` of every matching histogram."""
-        chosen = self.selection(name, MetricKind.HISTOGRAM, where)
-        return [] if chosen is None else self.points(chosen, start, end)
-
-
-def _copy(entry: Value) -> Value:
-    """A stored value as handed out: a histogram point's counts as a tuple."""
-    if entry.__class__ is tuple:
-        return (entry[BOUNDS], tuple(entry[COUNTS]), entry[SUM], entry[TOTAL])
-    return entry
-
-
-def _writable_row(family: _Family, r: int) -> list[Any]:
-    """Row ``r`` as a list (an array row of a whole collect is converted once)."""
-    row = family.rows[r]
-    if row.__class__ is not list:
-        row = family.rows[r] = list(row)
-    return row
-
-
-def _writable_last(family: _Family) -> list[Any]:
-    """The newest values as a list (after a whole-row collect they are its array)."""
-    last = family.last
-    if last.__class__ is not list:
-        last = family.last = list(last)
-    return last
-
-
-def _picker(cols: list[int], width: int) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
-    if len(cols) == width and cols == list(range(width)):
-        return None  # every column, in order: the row itself
-    if len(cols) == 1:
-        c = cols[0]
-        return lambda row: (row[c],)
-    if not cols:
-        return lambda row: ()
-    return itemgetter(*cols)
-
-
-def _entry(row: Sequence[Any], c: int) -> Any:
-    return row[c] if c < len(row) else None
-
-
-def _row_index(times: list[float], t: float) -> int:
-    """Index of the row at time ``t`` (which exists)."""
-    return bisect_left(times, t - _EPS)
-
-
-def _break(family: _Family, c: int) -> None:
-    """Column ``c`` lacks a real value in the newest row: no span, no clean run."""
-    family.run[c] = family.span[c] = _NO_RUN
-    family.broken.add(c)
-
-
-def _scalar_decreased(before: float, after: float) -> bool:
-    return not after >= before  # or NaN on either side
-
-
-def _histograms_regular(last: Sequence[HistogramPoint], values: Sequence[HistogramPoint]) -> bool:
-    """No point of ``values`` is a reset or NaN after ``last`` (see
-    :func:`_histogram_irregular`); in C-level passes when the layouts are the same
-    objects, as an SDK collect hands them."""
-    if not all(map(is_, map(_BOUNDS_OF, values), map(_BOUNDS_OF, last))):
-        return (True not in map(histogram_decreased, last, values)
-                and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last)))
-    return (False not in map(ge, map(_TOTAL_OF, values), map(_TOTAL_OF, last))
-            and False not in map(ge, map(_SUM_OF, values), map(_SUM_OF, last))
-            and True not in map(lt, chain.from_iterable(map(_COUNTS_OF, values)),
-                                chain.from_iterable(map(_COUNTS_OF, last))))
-
-
-def _irregular_columns(last: Sequence[Value], values: Sequence[Value],
-                       histogram: bool) -> Iterable[int]:
-    """The columns whose new value breaks their clean run (see :func:`_irregular`);
-    for scalars that all had a value, in C-level passes (gauges go down every collect)."""
-    if not histogram:
-        try:
-            broken = map(or_, map(not_, map(ge, values, last)), map(ne, values, values))
-            return list(compress(range(len(values)), broken))
-        except TypeError:  # some series had no previous value
-            pass
-    return [c for c, value in enumerate(values) if _irregular(last[c], value)]
-
-
-def _irregular(previous: Value, value: Value) -> bool:
-    """Whether ``value`` after ``previous`` (None: no previous value) breaks a clean
-    run: a decrease (counter reset), a NaN, or a changed histogram layout."""
-    if value.__class__ is tuple:
-        return previous is not None and _histogram_irregular(previous, value)
-    return (previous is not None and not value >= previous) or value != value
-
-
-def _histogram_irregular(before: HistogramPoint, after: HistogramPoint) -> bool:
-    """A reset of any bucket or the count, a new layout, or a sum that went down (or is
-    NaN): ``rate(h.sum[w])`` reads that as a counter reset."""
-    return histogram_decreased(before, after) or not after[SUM] >= before[SUM]
-
-
-def _compact(family: _Family) -> None:
-    """Renumber the columns without the removed ones (rows, per-column state)."""
-    keep = [c for c, labels in enumerate(family.labels) if labels is not None]
-    renumber = {old: new for new, old in enumerate(keep)}
-    width = len(family.labels)
-    pick = _picker(keep, width)
-    rows = []
-    for row in family.rows:
-        if len(row) < width:
-            row = [*row, *[None] * (width - len(row))]
-        rows.append(row if pick is None else list(pick(row)))
-    family.rows = rows
-    family.labels = [family.labels[c] for c in keep]
-    family.last = [family.last[c] for c in keep]
-    family.last_t = [family.last_t[c] for c in keep]
-    family.run = [family.run[c] for c in keep]
-    family.span = [family.span[c] for c in keep]
-    family.broken = {renumber[c] for c in family.broken if c in renumber}
-    family.dirty = {renumber[c] for c in family.dirty if c in renumber}
-    family.index = {labels: c for c, labels in enumerate(family.labels)}  # type: ignore[misc]
-    family.tombstones = 0
-    family.version += 1
-    family.streams.clear()
-    family.selections.clear()
-    family.layout = None
-
-
-def _kind_of(data: object) -> MetricKind | None:
-    if isinstance(data, Sum):
-        return MetricKind.COUNTER if data.is_monotonic else MetricKind.UP_DOWN_COUNTER
-    if isinstance(data, Gauge):
-        return MetricKind.GAUGE
-    if isinstance(data, Histogram):
-        return MetricKind.HISTOGRAM
-    return None
-
-
-def _labels_of(attributes: Mapping[str, Any] | None) -> Labels:
-    if not attributes:
-        return EMPTY_LABELS
-    return Labels((k, _label_value(v)) for k, v in attributes.items())
-
-
-def _label_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_label_value(v) for v in value)
-    return str(value)
-
-
-_BOUNDS_CACHE: dict[tuple[float, ...], tuple[float, ...]] = {}
-# id(SDK explicit_bounds object) -> (that object, its bounds): an aggregation hands the
-# same boundaries object with every point
-_BOUNDS_BY_ID: dict[int, tuple[Any, tuple[float, ...]]] = {}
-
-
-def _histogram_point(point: Any) -> HistogramPoint:
-    explicit = point.explicit_bounds
-    hit = _BOUNDS_BY_ID.get(id(explicit))
-    bounds = hit[1] if hit is not None and hit[0] is explicit else _bounds_of(explicit)
-    return bounds, _counts(point.bucket_counts), float(point.sum), float(point.count)
-
-
-def _counts(bucket_counts: Iterable[float]) -> Sequence[float]:
-    """Cumulative bucket counts as one array of doubles: 8 bytes a bucket, where a tuple
-    of a busy histogram's counts (ints past the small ones Python caches) costs 40."""
-    return array("d", accumulate(bucket_counts))
-
-
-_EXPLICIT_BOUNDS = attrgetter("explicit_bounds")
-_BUCKET_COUNTS = attrgetter("bucket_counts")
-_SUM = attrgetter("sum")
-_COUNT = attrgetter("count")
-
-
-def _histogram_points(points: list[Any]) -> list[HistogramPoint]:
-    """``_histogram_point`` of each point; at C speed when they share one bounds object
-    (as the points of one SDK instrument do)."""
-    explicit = list(map(_EXPLICIT_BOUNDS, points))
-    if not explicit or not all(map(is_, explicit, repeat(explicit[0]))):
-        return list(map(_histogram_point, points))
-    bounds = _histogram_point(points[0])[BOUNDS]
-    return list(zip(
-        repeat(bounds), map(_counts, map(_BUCKET_COUNTS, points)),
-        map(float, map(_SUM, points)), map(float, map(_COUNT, points)),
-    ))
-
-
-def _bounds_of(explicit: Any) -> tuple[float, ...]:
-    key = tuple(explicit)
-    bounds = _BOUNDS_CACHE.get(key)
-    if bounds is None:
-        bounds = (*(float(b) for b in key), math.inf)
-        if len(_BOUNDS_CACHE) < 256:  # a handful of bucket layouts in practice
-            _BOUNDS_CACHE[key] = bounds
-    if isinstance(explicit, tuple):  # immutable: safe to remember by identity
-        if len(_BOUNDS_BY_ID) >= 256:
-            _BOUNDS_BY_ID.clear()
-        _BOUNDS_BY_ID[id(explicit)] = (explicit, bounds)
-    return bounds
-
-
-def _add_histograms(previous: HistogramPoint | None, delta: HistogramPoint) -> HistogramPoint:
-    if previous is None or previous[BOUNDS] != delta[BOUNDS]:
-        return delta
-    return (
-        delta[BOUNDS],
-        array("d", map(add, previous[COUNTS], delta[COUNTS])),
-        previous[SUM] + delta[SUM],
-        previous[TOTAL] + delta[TOTAL],
-    )

@@ -22,6 +22,8 @@ from otel_botmon.query._catalog import (
     QUANTILE_SHORTHANDS,
     RATE_FUNCTIONS,
     known_metric_kinds,
+    refuse_function,
+    refuse_reserved_name,
 )
 from otel_botmon.query._lexer import RuleSyntaxError, Token, TokenKind, tokenize
 from otel_botmon.query._nodes import (
@@ -55,7 +57,6 @@ MAX_DEPTH = 100
 COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
 _NEGATED = {">": "<=", "<=": ">", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
 _HISTOGRAM_COMPONENTS = ("count", "sum")
-_RESERVED = ("botmon.", "system.", "process.")  # conventions' namespaces: no user names
 
 
 class _Parser:
@@ -278,8 +279,9 @@ class _Parser:
         """The kind of a metric that is not in conventions: any name is a series of the
         user's own (or a recording rule's), read as a gauge; except names in botmon's own
         namespaces and near-misses of known names, which are typos."""
-        if name.startswith(_RESERVED):
-            raise self.error(f"unknown metric or value '{name}'", pos)
+        refusal = refuse_reserved_name(name, self.metrics)
+        if refusal is not None:
+            raise self.error(refusal, pos)
         close = difflib.get_close_matches(name, [*DERIVED, *self.metrics], n=1, cutoff=0.85)
         if close:
             raise self.error(f"unknown metric or value '{name}' (did you mean '{close[0]}'?)",
@@ -334,7 +336,7 @@ class _Parser:
     def parse_call(self, name_tok: Token) -> Node:
         name = name_tok.text
         if not _is_function(name):
-            raise self.error(f"unknown function '{name}'", name_tok.pos)
+            raise self.error(refuse_function(name), name_tok.pos)
         by, without = self.parse_grouping() if self.at_grouping() else (None, False)
         self.expect(TokenKind.PUNCT, "(", "'('")
         self.nest()

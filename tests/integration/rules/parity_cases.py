@@ -31,6 +31,8 @@ class Case:
     """Recording rules (name, expr, labels) evaluated before the alert."""
     extra: dict[str, object] = field(default_factory=dict)
     """More fields of the botmon rule (recovery_threshold...)."""
+    group: dict[str, object] = field(default_factory=dict)
+    """More fields of the test group (external_labels, external_url)."""
 
 
 def gauges(*values: str, label: str = "a") -> tuple[tuple[str, str], ...]:
@@ -193,6 +195,15 @@ CASES: list[Case] = [
     ],
     Case("template_rerendered", "template", f"{GB} > 0", gauges("1 2 3 4 5 6 7"),
          annotations={"v": "now {{ $value }}"}, for_="2m"),
+    Case("template_external_labels", "template", f"{GB}", gauges("1x10"),
+         annotations={"t": "{{ $externalLabels.region }}/{{ $externalLabels.replica }}"
+                           "/[{{ $externalLabels.nosuch }}] {{ $value }}"},
+         group={"external_labels": {"region": "eu-west", "replica": "b"}}),
+    Case("template_external_url", "template", f"{GB}", gauges("1x10"),
+         annotations={"t": "see {{ $externalURL }}/alerts ({{ $labels.a }})"},
+         group={"external_url": "https://prom.example.org:9090"}),
+    Case("template_external_unset", "template", f"{GB}", gauges("1x10"),
+         annotations={"t": "[{{ $externalURL }}][{{ $externalLabels.region }}]"}),
     # --- recording rules, bool, without, vector matching, users' own metric names -------
     Case("record_then_alert", "record", "job:g:sum > 0.25", (
         (f'{G}{{a="1",b="x"}}', "0.1x10"), (f'{G}{{a="2",b="x"}}', "0.2x10"),

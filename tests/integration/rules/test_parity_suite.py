@@ -49,6 +49,7 @@ def _test_file(case: Case, rule_file: str, expected: list[Any] | None) -> dict[s
         "evaluation_interval": "1m",
         "tests": [{
             "interval": case.interval,
+            **case.group,
             "input_series": [{"series": s, "values": v} for s, v in case.series],
             "alert_rule_test": [{
                 "eval_time": case.eval_time, "alertname": "Case",

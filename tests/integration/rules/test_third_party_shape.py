@@ -31,22 +31,23 @@ RUN = sorted((DATA / "run").glob("*.test.yml"))
 
 # suite -> (file, line, column, words of botmon's message naming the construct)
 REFUSED: dict[str, tuple[str, int, int, str]] = {
-    "absent": ("absent.rules.yml", 7, 15, "unknown function 'absent'"),
+    "absent": ("absent.rules.yml", 7, 15, "PromQL function 'absent' is not supported"),
     "at_modifier": ("at_modifier.rules.yml", 7, 30, "the @ modifier is not supported"),
     "chained_comparison": ("chained_comparison.rules.yml", 7, 53,
                            "comparisons cannot be chained"),
     "histogram_quantile": ("histogram_quantile.rules.yml", 7, 15,
-                           "unknown function 'histogram_quantile'"),
-    "label_replace": ("label_replace.rules.yml", 7, 15, "unknown function 'label_replace'"),
+                           "PromQL function 'histogram_quantile' is not supported"),
+    "label_replace": ("label_replace.rules.yml", 7, 15,
+                      "PromQL function 'label_replace' is not supported"),
     "offset": ("offset.test.yml", 11, 57, "'offset' is not supported"),
     "power": ("power.rules.yml", 7, 26, "unexpected character '^'"),
     "predict_linear": ("predict_linear.rules.yml", 10, 11,
-                       "unknown function 'predict_linear'"),
+                       "PromQL function 'predict_linear' is not supported"),
     "subquery": ("subquery.rules.yml", 9, 41, "subqueries"),
     "template_if": ("template_if.rules.yml", 11, 25,
                     "template action {{ if gt $value 95.0 }} is not supported"),
-    "time": ("time.rules.yml", 7, 15, "unknown function 'time'"),
-    "topk": ("topk.rules.yml", 7, 15, "unknown function 'topk'"),
+    "time": ("time.rules.yml", 7, 15, "PromQL function 'time' is not supported"),
+    "topk": ("topk.rules.yml", 7, 15, "PromQL function 'topk' is not supported"),
 }
 
 

@@ -13,9 +13,9 @@ from otel_botmon.alerting.templates import render_template, unsupported_action
 RENDERED = ["{{ $value }}", "{{ $labels.job }}", "{{ .Labels.job }}", "{{ .Value }}",
             "{{ $value | humanizePercentage }}", "{{ humanize $value }}",
             '{{ printf "%.2f" $value }}', '{{ $value | printf "%.1f" }}',
-            "{{- $value -}}", "{{ $externalLabels.cluster }}"]
+            "{{- $value -}}", "{{ $externalLabels.cluster }}", "{{ $externalURL }}"]
 REFUSED = ["{{ if gt $value 1.0 }}", "{{ with $labels.job }}", "{{ range .Alerts }}",
-           "{{ $externalURL }}", '{{ title "x" }}', "{{ $value | toUpper }}"]
+           '{{ title "x" }}', "{{ $value | toUpper }}"]
 
 
 @pytest.mark.parametrize("action", RENDERED)

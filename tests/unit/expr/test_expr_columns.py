@@ -137,6 +137,9 @@ class World:
         elif event == 1:  # a new bucket layout
             self.layout[k] = OTHER_BOUNDS if self.layout[k] is BOUNDS else BOUNDS
             self.buckets[k] = [0.0] * (len(self.layout[k]) + 1)
+        elif event == 2 and self.buckets[k][0] > 0:  # one bucket goes down, the count up
+            self.buckets[k][0] -= 1
+            self.buckets[k][-1] += 2
         else:
             self.buckets[k] = [c + self.rng.randrange(0, 6) for c in self.buckets[k]]
         return list(self.buckets[k]), self.layout[k]

@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
     Metric,
     MetricsData,
     NumberDataPoint,
@@ -76,6 +78,62 @@ def test_rate_increase_delta_equal_the_computation_over_all_points(
                                     per_second=func == "rate")
         if value is not None:
             want[labels["i"]] = value
+    assert got.keys() == want.keys()
+    assert all(_same(got[k], want[k]) for k in got), (got, want)
+
+
+LATENCY = conv.EXCHANGE_REQUEST_DURATION.name
+_BOUNDS = (0.1, 0.5, 1.0)  # one object for every point, as an SDK instrument hands it
+
+
+def _histogram_collect(points: list[HistogramDataPoint]) -> MetricsData:
+    data = Histogram(data_points=points,
+                     aggregation_temporality=AggregationTemporality.CUMULATIVE)
+    metric = Metric(name=LATENCY, description="", unit="s", data=data)
+    scope = ScopeMetrics(scope=InstrumentationScope("t"), metrics=[metric], schema_url="")
+    return MetricsData(resource_metrics=[
+        ResourceMetrics(resource=Resource.create({}), scope_metrics=[scope], schema_url="")
+    ])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.lists(st.lists(st.integers(0, 10**6), min_size=4, max_size=4),
+                                   min_size=2, max_size=8),
+       st.sampled_from(["by ()", "by (g)"]), st.sampled_from([0.5, 0.95]))
+def test_grouped_quantile_adds_bucket_rates_series_by_series(
+    series: int, steps: list[list[int]], by: str, q: float,
+) -> None:
+    """``pNN(h[w]) by (...)`` sums each group's bucket rates in series order, one bucket
+    rate at a time (the fast path adds whole layouts at once), then takes the quantile."""
+    history = MetricHistory()
+    attrs = [{"i": str(k), "g": str(k % 2)} for k in range(series)]
+    totals = [[0] * 4 for _ in range(series)]
+    t = 0.0
+    for step in steps:
+        t += 10.0
+        points = []
+        for k in range(series):
+            # uneven growth per series and bucket, so the sums' last bits depend on order
+            totals[k] = [c + (d * (k + 3)) // 7 for c, d in zip(totals[k], step, strict=True)]
+            points.append(HistogramDataPoint(
+                attributes=attrs[k], start_time_unix_nano=0, time_unix_nano=1,
+                count=sum(totals[k]), sum=0.1 * sum(totals[k]), bucket_counts=list(totals[k]),
+                explicit_bounds=_BOUNDS, min=0, max=0,
+            ))
+        history.ingest(_histogram_collect(points), t)
+    got = {s.labels.get("g", ""): s.value for s in compile_condition(
+        f"p{round(q * 100)}({LATENCY}[1m]) {by}").values(history, t)}
+    groups: dict[str, list[float] | None] = {}
+    for labels, points in history.histogram_windows(LATENCY, t - 60.0, t):
+        rates = _reference.bucket_rates(points, t - 60.0, t)
+        if rates is None:
+            continue
+        key = labels["g"] if by == "by (g)" else ""
+        total = groups.get(key)
+        groups[key] = rates[1] if total is None else [a + b for a, b in
+                                                       zip(total, rates[1], strict=True)]
+    bounds = (*map(float, _BOUNDS), math.inf)
+    want = {k: _reference.quantile(q, bounds, v) for k, v in groups.items() if v is not None}
     assert got.keys() == want.keys()
     assert all(_same(got[k], want[k]) for k in got), (got, want)
 

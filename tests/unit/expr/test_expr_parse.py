@@ -112,6 +112,18 @@ def test_extra_metrics_can_be_declared() -> None:
         ("quantile(cpu, botmon.trade.duration[5m])", 9, "needs a number q"),
         ("cpu and", 7, "expected a number"),
         ("p95()", 0, "takes 1 argument"),
+        ("topk(3, cpu) > 1", 0, "PromQL function 'topk' is not supported"),
+        ("absent(cpu)", 0, "PromQL function 'absent' is not supported"),
+        ('label_replace(cpu, "a", "b", "c", "d")', 0, "PromQL function 'label_replace'"),
+        ("2 * histogram_quantile(0.9, x) > 1", 4,
+         "conditions read a histogram whole, e.g. quantile(0.9, botmon.trade.duration[5m])"),
+        ("sum(rate(botmon_trade_duration_seconds_bucket[5m]))", 9,
+         "'botmon_trade_duration_seconds_bucket' is a Prometheus bucket series: conditions "
+         "read the histogram 'botmon.trade.duration' whole"),
+        ("rate(botmon_trades_total[5m]) > 1", 5,
+         "'botmon_trades_total' is the Prometheus name of 'botmon.trades'"),
+        ("botmon_trade_duration_seconds_count > 1", 0, "name of 'botmon.trade.duration.count'"),
+        ("botmon_no_such_thing > 1", 0, "names no botmon metric"),
     ],
 )
 def test_errors_carry_position(text: str, position: int, fragment: str) -> None:

@@ -19,6 +19,7 @@ from otel_botmon.alerting.model import (
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
 from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.dispatcher import NotificationDispatcher
+from otel_botmon.notify.message import Notification
 from tests.integration.notify.receivers import wait_until_async
 from tests.unit.notify.fakes import FakeClock, FakeNotifier, make_notification
 from tests.unit.notify.test_notify_message import firing_alert
@@ -29,6 +30,7 @@ WEBHOOK = NotificationChannel.WEBHOOK
 
 def config(**kwargs: object) -> NotificationConfig:
     base: dict[str, object] = {"console": False, "rate_limits": {}, "storm_threshold": 1000,
+                               "group_wait": 0.0,
                                "retry_initial_delay": 1.0, "retry_max_delay": 60.0}
     base.update(kwargs)
     return NotificationConfig(**base)  # type: ignore[arg-type]
@@ -263,3 +265,90 @@ async def test_alert_events_of_one_loop_step_are_committed_together_after_it(
         assert await dispatcher.drain(5)
     assert sorted(n.alert_id for n in slack.sent) == sorted(a.id for a in alerts)
     assert {n.title for n in slack.sent} == {"High CPU"}  # the snapshot, not the live alert
+
+
+def _outage(i: int, exchange: str, **overrides: object) -> Notification:
+    """The exchange_down alert of bot ``i`` on ``exchange``."""
+    fields: dict[str, object] = {
+        "rule_name": "exchange_down", "severity": AlertSeverity.CRITICAL,
+        "labels": {"alertname": "exchange_down", "exchange.name": exchange,
+                   "bot_name": f"bot-{i:03d}", "severity": "critical"},
+        "channels": [SLACK, NotificationChannel.PAGERDUTY],
+    }
+    fields.update(overrides)
+    return make_notification(i, **fields)
+
+
+async def test_one_exchange_outage_across_bots_is_one_message_per_exchange(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    pager = FakeNotifier(NotificationChannel.PAGERDUTY, collapsible=False, clock=clock)
+    async with running([slack, pager], clock, group_wait=5.0) as dispatcher:
+        start = clock.now
+        for i in range(40):
+            dispatcher.enqueue(_outage(i, "binance"))
+        for i in range(3):
+            dispatcher.enqueue(_outage(i, "kraken"))
+        dispatcher.enqueue(make_notification(99, channels=[SLACK]))  # no rule: alone
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        delivered = dispatcher.outbox.items("delivered")
+    by_title = {m.title: m for m in slack.sent}
+    assert set(by_title) == {"exchange_down on binance: 40 alerts",
+                             "exchange_down on kraken: 3 alerts", "CPU high 99"}
+    binance = by_title["exchange_down on binance: 40 alerts"]
+    assert [m.alert_id for m in binance.summary_of] == [f"alert-{i}" for i in range(40)]
+    assert binance.message.splitlines()[0] == (
+        "Labels: exchange.name=binance, severity=critical")
+    assert [line.split(" ")[1] for line in binance.message.splitlines()[1:]] == [
+        f"bot_name=bot-{i:03d}" for i in range(40)]
+    assert binance.event is AlertEventKind.FIRED and binance.severity is AlertSeverity.CRITICAL
+    # the groups waited group_wait from their first alert; the lone one did not wait
+    sent_at = dict(zip((m.title for m in slack.sent), slack.sent_at, strict=True))
+    assert sent_at["CPU high 99"] < start + 5.0
+    assert sent_at["exchange_down on binance: 40 alerts"] >= start + 5.0
+    assert len(pager.sent) == 43  # a paging channel keeps one event per alert
+    assert len(delivered) == 87  # nothing dropped: every row settled as delivered
+    assert sum("group of 40" in d.last_detail for d in delivered) == 40
+
+
+async def test_resolved_and_fired_are_grouped_apart_and_late_ones_go_later(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    async with running([slack], clock, group_wait=5.0) as dispatcher:
+        await dispatcher.start()
+        dispatcher.enqueue(_outage(0, "binance", channels=[SLACK]))
+        dispatcher.enqueue(_outage(1, "binance", channels=[SLACK],
+                                   event=AlertEventKind.RESOLVED))
+        dispatcher.enqueue(_outage(2, "binance", channels=[SLACK]))
+        assert await dispatcher.drain(5)
+        clock.now += 60.0  # the group has been sent: a later alert starts a new one
+        dispatcher.enqueue(_outage(3, "binance", channels=[SLACK]))
+        assert await dispatcher.drain(5)
+    assert [(m.event, [n.alert_id for n in m.summary_of] or [m.alert_id])
+            for m in slack.sent] == [
+        (AlertEventKind.FIRED, ["alert-0", "alert-2"]),
+        (AlertEventKind.RESOLVED, ["alert-1"]),
+        (AlertEventKind.FIRED, ["alert-3"]),
+    ]
+
+
+def test_group_wait_is_validated() -> None:
+    with pytest.raises(ValueError, match="group_wait"):
+        config(group_wait=-1)
+
+
+async def test_a_storm_of_one_outage_is_still_the_outage_message_listing_the_bots(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    async with running([slack], clock, group_wait=5.0, storm_threshold=10) as dispatcher:
+        for i in range(200):
+            dispatcher.enqueue(_outage(i, "binance", channels=[SLACK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    [message] = slack.sent
+    assert message.title == "exchange_down on binance: 200 alerts"
+    assert all(f"bot_name=bot-{i:03d}" in message.message for i in range(200))
