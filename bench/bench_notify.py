@@ -224,7 +224,7 @@ def cpu_per_event(bench: Bench, tmp: Path) -> None:
             }
 
         figure = bench.rounds(
-            name, one_round, target=1.10, rounds=11, warmup=warm, detail=detail,
+            name, one_round, target=1.10, rounds=9, warmup=warm, detail=detail,
             workload=(
                 f"whole-process CPU (process_time: all threads) from the first of "
                 f"{args.cycles} evaluation cycles (100 rules, 1,000 series, ~10 alert "
@@ -256,8 +256,8 @@ def main() -> int:
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--cycles", type=int, default=3,
                             help="evaluation cycles per side and round (default 3)")
-        parser.add_argument("--delay", type=float, default=0.5,
-                            help="seconds every receiver waits before answering (0.5)")
+        parser.add_argument("--delay", type=float, default=0.25,
+                            help="seconds every receiver waits before answering (0.25)")
         parser.add_argument("--interval", type=float, default=0.05,
                             help="wall seconds between evaluation cycles (0.05)")
         parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

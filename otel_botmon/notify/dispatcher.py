@@ -39,7 +39,7 @@ from typing import Any, Protocol, TextIO
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
-from otel_botmon.notify.committer import GroupCommitter
+from otel_botmon.notify.committer import GroupCaller, GroupCommitter
 from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.message import NOTIFIABLE_EVENTS, Notification, summarize
 from otel_botmon.notify.notifiers import build_notifiers
@@ -152,6 +152,9 @@ class NotificationDispatcher:
         # Outbox writes (a group commit, maybe waiting for a lock) run on one thread of
         # their own, never on the caller's, which is often the bot's event loop.
         self._committer = GroupCommitter(self._commit_items, self._spill)
+        # Attempts are settled on one thread too: the settles of every destination that
+        # finish together share one transaction and one wake-up of the loop.
+        self._settler = GroupCaller(self._settle_batch, name="botmon-settle")
         self._recent: OrderedDict[str, None] = OrderedDict()  # ids enqueue() took
         self._recent_lock = threading.Lock()
         self._store = store
@@ -483,6 +486,7 @@ class NotificationDispatcher:
         fails too they are lost, and the log says how many."""
         self._settle_commits()
         self._committer.close()
+        self._settler.close()
         if len(self.spool) and not self.spool.flush(self._write_spooled):
             logger.error("notification outbox %s: %d notification(s) could not be stored "
                          "before closing (%s)", self.outbox.path, len(self.spool),
@@ -616,19 +620,28 @@ class NotificationDispatcher:
         self._last_send[notifier.destination] = self._clock.time()
         items_sent = [item for item, _ in batch]
         self._wake[notifier.destination].clear()  # a commit from now on wakes it again
-        final, following = await asyncio.to_thread(
-            self._settle_and_read, items_sent, notifier, result, note, limit)
+        outcome: tuple[DeliveryResult, list[OutboxItem] | None] = await self._settler.call(
+            (items_sent, notifier, result, note, limit))
+        final, following = outcome
         for item in items_sent:  # callbacks run on the loop, not in the I/O thread
             self._emit(item.alert_id, notifier.channel, final)
         return following
 
-    def _settle_and_read(
-        self, items: list[OutboxItem], notifier: Notifier, result: DeliveryResult,
-        note: str | None, limit: int,
-    ) -> tuple[DeliveryResult, list[OutboxItem]]:
-        """Disk thread: settle one attempt, then read the destination's next rows."""
-        final = self._settle(items, notifier, result, note)
-        return final, self.outbox.pending(notifier.destination, limit)
+    def _settle_batch(self, requests: list[Any]) -> list[Any]:
+        """Settle thread: store the attempts of ``requests`` (items, notifier, result,
+        note, limit) in one transaction, then read each destination's next rows
+        (None, to be read again, when that read fails: the settle is committed)."""
+        with self.outbox.transaction():
+            finals = [self._settle(items, notifier, result, note)
+                      for items, notifier, result, note, _ in requests]
+        outcomes: list[Any] = []
+        for (_, notifier, _, _, limit), final in zip(requests, finals, strict=True):
+            try:
+                following = self.outbox.pending(notifier.destination, limit)
+            except sqlite3.Error:
+                following = None
+            outcomes.append((final, following))
+        return outcomes
 
     def _settle(
         self, items: list[OutboxItem], notifier: Notifier, result: DeliveryResult,
