@@ -10,13 +10,16 @@ everything handed over so far has been committed or spooled.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-__all__ = ["GroupCommitter"]
+__all__ = ["GroupCaller", "GroupCommitter"]
 
 
 class GroupCommitter:
@@ -29,12 +32,12 @@ class GroupCommitter:
 
     def __init__(
         self, commit: Callable[[list[Any]], None], overflow: Callable[[list[Any]], None],
-        *, limit: int = 10_000,
+        *, limit: int = 10_000, name: str = "botmon-outbox",
     ) -> None:
         self._commit = commit
         self._overflow = overflow
         self.limit = limit
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="botmon-outbox")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending: list[Any] = []
         self._scheduled = False
@@ -93,3 +96,46 @@ class GroupCommitter:
         self._executor.shutdown(wait=True)
         if left:  # handed over while closing: write them here
             self._commit(left)
+
+
+class GroupCaller:
+    """Runs calls made from event loops on one thread, every call waiting at that moment
+    in one batch: ``run(requests)`` gets them in order and returns one outcome per
+    request (a value, or an exception to raise in that caller). A batch that raises
+    raises in each of its callers. Each loop is woken once per batch."""
+
+    def __init__(self, run: Callable[[list[Any]], list[Any]], *, name: str) -> None:
+        self._run = run
+        self._committer = GroupCommitter(self._batch, self._batch, limit=sys.maxsize,
+                                         name=name)
+
+    async def call(self, request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._committer.submit([(loop, future, request)])
+        return await future
+
+    def _batch(self, entries: list[Any]) -> None:
+        try:
+            outcomes = self._run([request for _, _, request in entries])
+        except Exception as exc:
+            outcomes = [exc] * len(entries)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+        for (loop, future, _), outcome in zip(entries, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, done in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_resolve, done)
+
+    def close(self) -> None:
+        self._committer.close()
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in done:
+        if future.done():  # the caller was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -42,7 +42,7 @@ from typing import Any, Protocol, TextIO
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
-from otel_botmon.notify.committer import GroupCommitter
+from otel_botmon.notify.committer import GroupCaller, GroupCommitter
 from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.message import (
     NOTIFIABLE_EVENTS,
@@ -68,6 +68,7 @@ _BATCH_LIMIT = 500  # rows per summary or per Alertmanager request
 _GROUPED = frozenset({NotificationChannel.SLACK, NotificationChannel.TELEGRAM,
                       NotificationChannel.EMAIL})
 _RECENT_IDS = 10_000  # notification ids enqueue() remembers (a second enqueue is a no-op)
+_DECODED = 2_000  # decoded notifications kept for the other destinations of the same row
 
 # What a write leaves to do once committed: destinations to wake, and attempts at
 # unconfigured channels to report (alert id, channel, result).
@@ -158,9 +159,15 @@ class NotificationDispatcher:
         self._deferred: list[tuple[object, object]] = []
         self._in_flight = 0  # deliveries between "row settled" and "on_attempt called"
         self._flush_handle: asyncio.Handle | None = None
+        # Every destination reads the same stored notification: decode it once.
+        self._decoded: OrderedDict[str, Notification] = OrderedDict()
+        self._idle: set[str] = set()  # destinations whose worker waits with nothing due
         # Outbox writes (a group commit, maybe waiting for a lock) run on one thread of
         # their own, never on the caller's, which is often the bot's event loop.
         self._committer = GroupCommitter(self._commit_items, self._spill)
+        # Attempts are settled on one thread too: the settles of every destination that
+        # finish together share one transaction and one wake-up of the loop.
+        self._settler = GroupCaller(self._settle_batch, name="botmon-settle")
         self._recent: OrderedDict[str, None] = OrderedDict()  # ids enqueue() took
         self._recent_lock = threading.Lock()
         self._store = store
@@ -445,18 +452,28 @@ class NotificationDispatcher:
             raise RuntimeError("NotificationDispatcher.drain() needs start() first")
         deadline = time.monotonic() + timeout
         self._flush_deferred()
-        # the count waits for the committer (and maybe a lock): off the loop
-        while (await asyncio.to_thread(self.pending_count) > 0 or self._in_flight
-               or len(self.spool)):
+        while True:
+            self._progress.clear()
+            # Only when every worker is idle is the outbox asked (the count waits for
+            # the committer, maybe a lock: off the loop); until then, a worker's
+            # progress is the next moment to look again.
+            if (self._quiet() and not len(self.spool)
+                    and await asyncio.to_thread(self.pending_count) == 0
+                    and self._quiet()):
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._progress.clear()
             try:
                 await asyncio.wait_for(self._progress.wait(), timeout=min(remaining, 0.5))
             except TimeoutError:
                 pass
-        return True
+
+    def _quiet(self) -> bool:
+        """No delivery under way and every worker waiting for new rows (none woken)."""
+        return not self._in_flight and all(
+            destination in self._idle and not wake.is_set()
+            for destination, wake in self._wake.items())
 
     async def stop(self) -> None:
         """Stop the workers and close connections. Undelivered rows stay in the outbox
@@ -482,6 +499,7 @@ class NotificationDispatcher:
         fails too they are lost, and the log says how many."""
         self._settle_commits()
         self._committer.close()
+        self._settler.close()
         if len(self.spool) and not self.spool.flush(self._write_spooled):
             logger.error("notification outbox %s: %d notification(s) could not be stored "
                          "before closing (%s)", self.outbox.path, len(self.spool),
@@ -517,26 +535,38 @@ class NotificationDispatcher:
         wake = self._wake[destination]
         # One-by-one destinations only ever need the head of their queue.
         limit = _BATCH_LIMIT if notifier.batches or notifier.collapsible else 1
+        items: list[OutboxItem] | None = None  # the queue's head, when already read
         while True:
             try:
-                wake.clear()
-                # Disk I/O in a thread: the loop also runs the bot and the evaluator.
-                items = await asyncio.to_thread(self.outbox.pending, destination, limit)
+                if items is None:
+                    wake.clear()
+                    # Disk I/O in a thread: the loop also runs the bot and the evaluator.
+                    items = await asyncio.to_thread(self.outbox.pending, destination, limit)
                 if not items:
-                    await wake.wait()
+                    items = None
+                    self._idle.add(destination)
+                    if self._progress is not None:
+                        self._progress.set()
+                    try:
+                        await wake.wait()
+                    finally:
+                        self._idle.discard(destination)
                     continue
                 delay = items[0].next_attempt_at - self._clock.time()
                 if delay > 0:
+                    items = None
                     await self._clock.sleep(delay)
                     continue
                 self._in_flight += 1
                 try:
-                    await self._deliver(notifier, items)
+                    # the settle reads the next head in the same trip to the disk thread
+                    items = await self._deliver(notifier, items, limit)
                 finally:
                     self._in_flight -= 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let one bad row kill the destination's worker
+                items = None
                 _report(f"notify.{destination}", exc)
                 await self._clock.sleep(1.0)
             finally:
@@ -559,9 +589,18 @@ class NotificationDispatcher:
         self, items: Sequence[OutboxItem],
     ) -> list[tuple[OutboxItem, Notification]]:
         decoded = []
+        cache = self._decoded
         for item in items:
+            known = cache.get(item.notification_id)
+            if known is not None:
+                decoded.append((item, known))
+                continue
             try:
-                decoded.append((item, Notification.from_dict(json.loads(item.payload))))
+                notification = Notification.from_dict(json.loads(item.payload))
+                decoded.append((item, notification))
+                cache[item.notification_id] = notification
+                if len(cache) > _DECODED:
+                    cache.popitem(last=False)
             except (ValueError, KeyError, TypeError) as exc:
                 result = DeliveryResult.failed(f"stored notification is corrupt: {exc}")
                 await asyncio.to_thread(
@@ -569,7 +608,10 @@ class NotificationDispatcher:
                 self._emit(item.alert_id, NotificationChannel(item.channel), result)
         return decoded
 
-    async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem]) -> None:
+    async def _deliver(self, notifier: Notifier, items: Sequence[OutboxItem],
+                       limit: int) -> list[OutboxItem] | None:
+        """Deliver the due head of ``items`` and settle it; return the destination's
+        next pending rows (read after the settle), or None to read them again."""
         due = [i for i in items if i.next_attempt_at <= self._clock.time()]
         storm = notifier.collapsible and len(items) > self.config.storm_threshold
         group: GroupKey | None = None
@@ -582,7 +624,7 @@ class NotificationDispatcher:
         else:
             batch = await self._decode(due if notifier.batches or storm else due[:1])
         if not batch:
-            return
+            return None
         notifications = [n for _, n in batch]
         note = None
         if notifier.batches:
@@ -602,9 +644,29 @@ class NotificationDispatcher:
             result = await notifier.send(notifications[0])
         self._last_send[notifier.destination] = self._clock.time()
         items_sent = [item for item, _ in batch]
-        final = await asyncio.to_thread(self._settle, items_sent, notifier, result, note)
+        self._wake[notifier.destination].clear()  # a commit from now on wakes it again
+        outcome: tuple[DeliveryResult, list[OutboxItem] | None] = await self._settler.call(
+            (items_sent, notifier, result, note, limit))
+        final, following = outcome
         for item in items_sent:  # callbacks run on the loop, not in the I/O thread
             self._emit(item.alert_id, notifier.channel, final)
+        return following
+
+    def _settle_batch(self, requests: list[Any]) -> list[Any]:
+        """Settle thread: store the attempts of ``requests`` (items, notifier, result,
+        note, limit) in one transaction, then read each destination's next rows
+        (None, to be read again, when that read fails: the settle is committed)."""
+        with self.outbox.transaction():
+            finals = [self._settle(items, notifier, result, note)
+                      for items, notifier, result, note, _ in requests]
+        outcomes: list[Any] = []
+        for (_, notifier, _, _, limit), final in zip(requests, finals, strict=True):
+            try:
+                following = self.outbox.pending(notifier.destination, limit)
+            except sqlite3.Error:
+                following = None
+            outcomes.append((final, following))
+        return outcomes
 
     async def _group(self, due: Sequence[OutboxItem]) -> tuple[
             list[tuple[OutboxItem, Notification]], GroupKey | None] | None:

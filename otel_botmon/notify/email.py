@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ssl
 from email.message import EmailMessage
@@ -65,6 +66,19 @@ class EmailNotifier(Notifier):
     def __init__(self, config: NotificationConfig) -> None:
         self.destination = "email"
         self._config = config
+        self._tls: ssl.SSLContext | None = None
+
+    async def _tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context, built once (loading the CA bundle takes tens of ms of CPU:
+        done on a worker thread, never per message, never on the event loop); None when
+        the connection is not encrypted."""
+        config = self._config
+        if not (config.smtp_use_ssl or config.smtp_use_tls):
+            return None
+        if self._tls is None:
+            self._tls = await asyncio.to_thread(ssl.create_default_context,
+                                                cafile=config.smtp_ca_file)
+        return self._tls
 
     async def send(self, notification: Notification) -> DeliveryResult:
         import aiosmtplib  # the "email" extra; imported only when email is configured
@@ -72,7 +86,7 @@ class EmailNotifier(Notifier):
         config = self._config
         assert config.email_from is not None
         message = build_email(notification, config.email_from, list(config.email_to))
-        context = ssl.create_default_context(cafile=config.smtp_ca_file)
+        context = await self._tls_context()
         password = config.smtp_password
         try:
             await aiosmtplib.send(

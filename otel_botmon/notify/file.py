@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from otel_botmon.alerting.model import NotificationChannel
@@ -20,7 +21,9 @@ class FileNotifier(Notifier):
     Before a line would take the file past ``max_bytes`` the file is rotated:
     ``alerts.log`` -> ``alerts.log.1`` -> ... -> ``alerts.log.<backups>`` (the oldest is
     removed; with ``backups=0`` the file is truncated). A write error (disk full,
-    permissions) is retried by the dispatcher.
+    permissions) is retried by the dispatcher. What is waiting is written in one go
+    (one trip to a worker thread for the lines of a whole evaluation cycle); a write
+    that fails part-way is retried whole, so a line may repeat (at-least-once).
     """
 
     channel = NotificationChannel.FILE
@@ -32,14 +35,26 @@ class FileNotifier(Notifier):
         self.max_bytes = max_bytes
         self.backups = backups
 
+    @property
+    def batches(self) -> bool:
+        return True
+
     async def send(self, notification: Notification) -> DeliveryResult:
-        line = json.dumps(notification.to_dict(), ensure_ascii=False) + "\n"
+        return await self.send_many([notification])
+
+    async def send_many(self, notifications: Sequence[Notification]) -> DeliveryResult:
+        lines = [(json.dumps(n.to_dict(), ensure_ascii=False) + "\n").encode()
+                 for n in notifications]
         try:
             # Disk I/O stays off the event loop that also runs the bot.
-            await asyncio.to_thread(self._append, line.encode())
+            await asyncio.to_thread(self._append_all, lines)
         except OSError as exc:
             return DeliveryResult.retry(f"file write failed: {type(exc).__name__}: {exc}")
         return DeliveryResult.delivered()
+
+    def _append_all(self, lines: list[bytes]) -> None:
+        for line in lines:
+            self._append(line)
 
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

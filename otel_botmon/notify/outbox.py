@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,17 +249,26 @@ class Outbox:
         """Record one attempt on each row and move it to ``state`` (pending with a new
         ``next_attempt_at``, delivered or failed), in one transaction."""
         text = detail if detail is not None else result.detail
+        due = next_attempt_at if next_attempt_at is not None else now
+        rows = list(items)
         with self._transaction():
-            for item in items:
-                attempt = item.attempts + 1
-                self._db.execute(
-                    "UPDATE notify_outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
-                    "updated_at = ?, last_detail = ? WHERE id = ?",
-                    (state, attempt, next_attempt_at if next_attempt_at is not None else now,
-                     now, text, item.id),
-                )
-                self._insert_attempt(item.id, item.alert_id, item.channel,
-                                     item.destination, now, attempt, result, text)
+            self._db.executemany(
+                "UPDATE notify_outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
+                "updated_at = ?, last_detail = ? WHERE id = ?",
+                [(state, item.attempts + 1, due, now, text, item.id) for item in rows],
+            )
+            self._db.executemany(
+                "INSERT INTO notify_attempts (outbox_id, alert_id, channel, destination, "
+                "at, attempt, outcome, detail, status_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(item.id, item.alert_id, item.channel, item.destination, now,
+                  item.attempts + 1, result.outcome.value, text, result.status_code)
+                 for item in rows],
+            )
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction for several calls (each joins it), e.g. the settles of
+        every destination that finished at about the same time."""
+        return self._transaction()
 
     def record_attempt(
         self, alert_id: str, channel: str, destination: str, result: DeliveryResult, now: float
