@@ -27,7 +27,12 @@ from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from otel_botmon._internal import report_internal_error
 from otel_botmon._span_processing import DelegatingSpanProcessor
-from otel_botmon.exporters.otlp_spans import encode_request, encode_span, span_field
+from otel_botmon.exporters.otlp_spans import (
+    encode_request,
+    encode_span,
+    span_field,
+    status_field,
+)
 
 __all__ = ["CompactEndedSpans", "EncodeCompactSpans", "EncodedSpans", "compact"]
 
@@ -112,8 +117,11 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
     view = _redaction_view(name, attributes, events, status)
     redacted = redact(view)
     dropped_events = getattr(events, "dropped", 0)
-    if redacted is not view:  # a copy with some of these four replaced
+    if redacted is view:
+        status_bytes = status_field(code._value_, description)
+    else:  # a copy with some of these four replaced
         name, status = redacted.name, redacted.status
+        status_bytes = status_field(status.status_code.value, status.description)
         fields = redacted.__dict__
         if fields["_attributes"] is not attributes:
             attributes, dropped = fields["_attributes"], 0  # as the SDK reads a plain dict
@@ -121,7 +129,7 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
             events, dropped_events = fields["_events"], 0
     return resource, scope or None, span_field(
         trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, dropped,
-        events, dropped_events, links, getattr(links, "dropped", 0), status)
+        events, dropped_events, links, getattr(links, "dropped", 0), status_bytes)
 
 
 class CompactEndedSpans(DelegatingSpanProcessor):

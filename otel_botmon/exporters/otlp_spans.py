@@ -20,11 +20,12 @@ from typing import Any, Final
 
 logger = logging.getLogger("otel_botmon")
 
-__all__ = ["encode_request", "encode_span", "encode_spans", "span_field"]
+__all__ = ["encode_request", "encode_span", "encode_spans", "span_field", "status_field"]
 
 _DOUBLE: Final = struct.Struct("<d").pack
 _FIXED64: Final = struct.Struct("<Q").pack
 _FIXED32: Final = struct.Struct("<I").pack
+_TIMES: Final = struct.Struct("<BQBQ").pack  # start and end time, each with its tag
 # SpanFlags: the context-has-is-remote bit always, is-remote when the parent is remote.
 _FLAGS_LOCAL: Final = b"\x85\x01" + _FIXED32(0x100)
 _FLAGS_REMOTE: Final = b"\x85\x01" + _FIXED32(0x300)
@@ -105,51 +106,67 @@ def _key_value(key: str, value: Any) -> bytes:
     return _string(b"\x0a", key) + _field(b"\x12", _any_value(value))
 
 
+class _Key:
+    """One attribute key's encodings: the prefix of a double value, and each string,
+    bool or int value seen with it (bounded)."""
+
+    __slots__ = ("double_prefix", "others", "strings")
+
+    def __init__(self, tag: bytes, key: str) -> None:
+        key_value = _string(b"\x0a", key) + b"\x12\x09\x21"
+        self.double_prefix = tag + _len(len(key_value) + 8) + key_value
+        self.strings: dict[str, bytes] = {}
+        self.others: dict[tuple[type, object], bytes] = {}
+
+
 class _Attributes:
     """Encodes attribute maps as repeated KeyValue fields under one tag."""
 
     def __init__(self, tag: bytes) -> None:
         self._tag = tag
-        self._atoms: dict[tuple[str, type, object], bytes] = {}
-        self._double_prefix: dict[str, bytes] = {}
+        self._keys: dict[str, _Key] = {}
 
     def encode(self, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
             return b""
-        atoms = self._atoms
+        keys = self._keys
         parts = []
         # BoundedAttributes iterates through the Mapping mixin: read its dict instead.
         raw = getattr(attributes, "_dict", attributes)
         for key, value in raw.items():
+            slot = keys.get(key)
+            if slot is None:
+                slot = self._key(key)
             cls = value.__class__
             if cls is float:
-                prefix = self._double_prefix.get(key)
-                if prefix is None:
-                    prefix = self._float_prefix(key)
-                parts.append(prefix + _DOUBLE(value))
+                parts.append(slot.double_prefix + _DOUBLE(value))
                 continue
-            if cls is str or cls is bool or cls is int:
-                found = atoms.get((key, cls, value))
-                if found is not None:
-                    parts.append(found)
+            if cls is str:
+                found = slot.strings.get(value)
+                cache: dict[Any, bytes] | None = slot.strings
+                cache_key: Any = value
+            elif cls is bool or cls is int:
+                cache_key = (cls, value)
+                found = slot.others.get(cache_key)
+                cache = slot.others
+            else:
+                found = cache = None
+            if found is None:
+                found = self._one(key, value)
+                if found is None:
                     continue
-            encoded = self._one(key, value)
-            if encoded is None:
-                continue
-            if cls is str or cls is bool or cls is int:
-                if len(atoms) >= _CACHE_LIMIT:
-                    atoms.clear()
-                atoms[(key, cls, value)] = encoded
-            parts.append(encoded)
+                if cache is not None:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()
+                    cache[cache_key] = found
+            parts.append(found)
         return b"".join(parts)
 
-    def _float_prefix(self, key: str) -> bytes:
-        key_value = _string(b"\x0a", key) + b"\x12\x09\x21"
-        prefix = self._tag + _len(len(key_value) + 8) + key_value
-        if len(self._double_prefix) >= _CACHE_LIMIT:
-            self._double_prefix.clear()
-        self._double_prefix[key] = prefix
-        return prefix
+    def _key(self, key: str) -> _Key:
+        if len(self._keys) >= _CACHE_LIMIT:
+            self._keys.clear()
+        slot = self._keys[key] = _Key(self._tag, key)
+        return slot
 
     def _one(self, key: str, value: Any) -> bytes | None:
         try:
@@ -166,11 +183,25 @@ _NESTED_ATTRIBUTES: Final = {tag: _Attributes(tag) for tag in (b"\x0a", b"\x1a",
 # --- spans ------------------------------------------------------------------------------
 
 
+_statuses: dict[tuple[int, str | None], bytes] = {}
+
+
+def status_field(code: int, description: str | None) -> bytes:
+    """The Span.status field for a status code's value and description."""
+    key = (code, description)
+    found = _statuses.get(key)
+    if found is None:
+        found = _field(b"\x7a", _string(b"\x12", description) + _uint(b"\x18", code))
+        if len(_statuses) >= _CACHE_LIMIT:
+            _statuses.clear()
+        _statuses[key] = found
+    return found
+
+
 def _status(status: Any) -> bytes:
     if status is None:
         return b""
-    body = _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)
-    return _field(b"\x7a", body)
+    return status_field(status.status_code.value, status.description)
 
 
 def _event(event: Any) -> bytes:
@@ -235,27 +266,29 @@ def encode_span(span: Any) -> bytes:
     return span_field(
         context.trace_id, context.span_id, context.trace_state, parent, name, kind, start,
         end, attributes, getattr(attributes, "dropped", 0), events,
-        getattr(events, "dropped", 0), links, getattr(links, "dropped", 0), status)
+        getattr(events, "dropped", 0), links, getattr(links, "dropped", 0), _status(status))
 
 
 def span_field(
     trace_id: int, span_id: int, trace_state: Any, parent: Any, name: str, kind: Any,
     start: int | None, end: int | None, attributes: Mapping[str, Any] | None,
     dropped_attributes: int, events: Sequence[Any], dropped_events: int,
-    links: Sequence[Any], dropped_links: int, status: Any,
+    links: Sequence[Any], dropped_links: int, status: bytes,
 ) -> bytes:
     """The ``ScopeSpans.spans`` field (tag, length, Span) from a span's parts."""
-    parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big"), b"\x12\x08" + span_id.to_bytes(8, "big")]
+    parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     if trace_state:
         parts.append(_trace_state(trace_state))
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    parts.append(_name(name))
-    parts.append(_KINDS[kind.value])
-    if start:
-        parts.append(b"\x39" + _FIXED64(start))
-    if end:
-        parts.append(b"\x41" + _FIXED64(end))
+        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
+    parts += (_name(name), _KINDS[kind.value])
+    if start and end:
+        parts.append(_TIMES(0x39, start, 0x41, end))
+    else:
+        if start:
+            parts.append(b"\x39" + _FIXED64(start))
+        if end:
+            parts.append(b"\x41" + _FIXED64(end))
     if attributes:
         parts.append(_SPAN_ATTRIBUTES.encode(attributes))
     if dropped_attributes:
@@ -268,8 +301,8 @@ def span_field(
         parts.extend(_link(link) for link in links)
     if dropped_links:
         parts.append(_uint(b"\x70", dropped_links))
-    parts.append(_status(status))
-    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+    parts += (status,
+              _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     body = b"".join(parts)
     return b"\x12" + _len(len(body)) + body
 
