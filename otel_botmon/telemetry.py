@@ -570,14 +570,16 @@ def _otlp_exporters(
     )
 
     from otel_botmon.exporters.otlp_http import OTLPSpanExporter as HttpSpanExporter
+    from otel_botmon.exporters.otlp_http import lean_transport
 
     base = endpoint.rstrip("/")
-    return (
-        HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=parsed_headers, timeout=timeout),
-        HttpMetricExporter(
-            endpoint=f"{base}/v1/metrics", headers=parsed_headers, timeout=timeout
-        ),
-    )
+    exporters = []
+    for cls, url in ((HttpSpanExporter, f"{base}/v1/traces"),
+                     (HttpMetricExporter, f"{base}/v1/metrics")):
+        transport = lean_transport(url)
+        extra = {} if transport is None else {"_transport": transport}
+        exporters.append(cls(endpoint=url, headers=parsed_headers, timeout=timeout, **extra))
+    return exporters[0], exporters[1]
 
 
 def _influxdb_interval_s(settings: Any) -> float | None:
