@@ -149,10 +149,13 @@ class CompactEndedSpans(DelegatingSpanProcessor):
         self._delegate.on_end(_Ended(record))  # type: ignore[arg-type]
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is None or not context.trace_flags.sampled:
-            return
-        self._emit(compact(span))
+        try:  # the SDK's field: SpanContext is a tuple, trace flags its 4th item
+            sampled = span._context[3] & TraceFlags.SAMPLED  # type: ignore[index]
+        except (AttributeError, TypeError, IndexError):
+            context = span.context
+            sampled = context is not None and context.trace_flags.sampled
+        if sampled:
+            self._emit(compact(span))
 
 
 class EncodedSpans:

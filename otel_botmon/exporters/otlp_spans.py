@@ -26,6 +26,8 @@ _DOUBLE: Final = struct.Struct("<d").pack
 _FIXED64: Final = struct.Struct("<Q").pack
 _FIXED32: Final = struct.Struct("<I").pack
 _TIMES: Final = struct.Struct("<BQBQ").pack  # start and end time, each with its tag
+_IDS: Final = struct.Struct(">BBQQBBQ").pack  # trace and span id, each with tag and length
+_LOW64: Final = (1 << 64) - 1
 # SpanFlags: the context-has-is-remote bit always, is-remote when the parent is remote.
 _FLAGS_LOCAL: Final = b"\x85\x01" + _FIXED32(0x100)
 _FLAGS_REMOTE: Final = b"\x85\x01" + _FIXED32(0x300)
@@ -276,7 +278,7 @@ def span_field(
     links: Sequence[Any], dropped_links: int, status: bytes,
 ) -> bytes:
     """The ``ScopeSpans.spans`` field (tag, length, Span) from a span's parts."""
-    parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
+    parts = [_IDS(0x0A, 0x10, trace_id >> 64, trace_id & _LOW64, 0x12, 0x08, span_id)]
     if trace_state:
         parts.append(_trace_state(trace_state))
     if parent is not None:
