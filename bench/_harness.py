@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Round = Callable[[], float]
+MISSED = 3  # a script's exit code when a figure misses its target (see Bench.finish)
 
 
 def _loadavg() -> float | None:
@@ -288,7 +289,7 @@ class Bench:
         self.figures.append(figure)
         print(f"  workload: {figure.workload}")
         print(figure.line())
-        if "candidate_us" in figure.detail:
+        if "candidate_us" in figure.detail and "baseline_us" in figure.detail:
             print(f"  {figure.detail.get('stat', 'mean')} per call "
                   f"({figure.detail.get('clock', 'wall')} clock): candidate "
                   f"{figure.detail['candidate_us']:.1f} us, baseline "
@@ -300,11 +301,13 @@ class Bench:
                 out.write(record + "\n")
 
     def finish(self) -> int:
-        """Print the summary; returns 1 when a figure misses its target (0 otherwise)."""
+        """Print the summary; returns ``MISSED`` when a figure misses its target (0
+        otherwise): not 1, which is what Python exits with on an uncaught exception, so
+        run_all.py tells a script that broke from one whose figure missed."""
         missed = [f.name for f in self.figures if f.holds is False]
         print(f"== {self.script}: {len(self.figures)} figures, "
               f"{len(missed)} missing their target{': ' + ', '.join(missed) if missed else ''}")
-        return 1 if missed else 0
+        return MISSED if missed else 0
 
 
 @contextlib.contextmanager

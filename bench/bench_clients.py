@@ -2,8 +2,8 @@
 
 The simulated exchange runs in its own process (``botmon demo --exchange-only`` on a free
 loopback port), so its work does not share this process's GIL with the client. Every
-figure is a ratio against a baseline measured in the same run, in alternating rounds; the
-median of the per-round ratios is printed.
+figure is a ratio against a baseline measured in the same run (bench/_harness.py: A and
+B interleaved in rounds, one ratio per round, median / IQR / mean).
 
 1. A ccxt request (``fetch_ticker``) through ``instrument_ccxt`` (client span, request
    metrics, rate-limit gauges, redaction) against a bare ccxt instance talking to the
@@ -12,7 +12,7 @@ median of the per-round ratios is printed.
    instrumentation plus redaction hooks, exchange metrics and rate-limit headers) against
    the contrib requests instrumentation alone. Target: <= 1.20.
 
-Run: python bench/bench_clients.py [--rounds N] [--calls N]
+Run: python bench/bench_clients.py [--repeat 3] [--quick] [--calls N]
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import ccxt
 import requests
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
+from bench._harness import Bench
 from otel_botmon import telemetry
 from otel_botmon.demo.serve import local_urls
 from otel_botmon.instrument.ccxt import instrument_ccxt, uninstrument_ccxt
@@ -65,45 +64,7 @@ def exchange_process() -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def per_call_s(func: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        func()
-    return (time.perf_counter() - start) / calls
-
-
-def median_ratio(
-    candidate: Callable[[], Any], baseline: Callable[[], Any], rounds: int, calls: int,
-    before_candidate: Callable[[], None] = lambda: None,
-    before_baseline: Callable[[], None] = lambda: None,
-) -> tuple[float, float, float]:
-    """Median of per-round candidate/baseline ratios, and the median per-call times."""
-    for _ in range(2):  # warm connections, caches and instruments
-        before_candidate()
-        per_call_s(candidate, calls)
-        before_baseline()
-        per_call_s(baseline, calls)
-    ratios, cand, base = [], [], []
-    for i in range(rounds):
-        order = [(before_candidate, candidate, cand), (before_baseline, baseline, base)]
-        if i % 2:
-            order.reverse()
-        for prepare, func, times in order:
-            prepare()
-            times.append(per_call_s(func, calls))
-        ratios.append(cand[-1] / base[-1])
-    return statistics.median(ratios), statistics.median(cand), statistics.median(base)
-
-
-def report(title: str, result: tuple[float, float, float], target: float) -> bool:
-    ratio, cand, base = result
-    ok = ratio <= target
-    print(f"{title}\n    ratio {ratio:.3f} (target <= {target:.2f}: {'HOLDS' if ok else 'MISSED'});"
-          f" {cand * 1e6:.0f} us vs {base * 1e6:.0f} us per request")
-    return ok
-
-
-def bench_ccxt(base_url: str, rounds: int, calls: int) -> bool:
+def bench_ccxt(bench: Bench, base_url: str, calls: int) -> None:
     def make() -> Any:
         exchange = ccxt.binance({"apiKey": API_KEY, "secret": API_SECRET,
                                  "enableRateLimit": False,
@@ -115,15 +76,17 @@ def bench_ccxt(base_url: str, rounds: int, calls: int) -> bool:
     bare, instrumented = make(), make()
     instrument_ccxt(instrumented)
     try:
-        return report(
-            "ccxt fetch_ticker: instrument_ccxt vs bare ccxt (same local server)",
-            median_ratio(lambda: instrumented.fetch_ticker("BTC/USDT"),
-                         lambda: bare.fetch_ticker("BTC/USDT"), rounds, calls), 1.30)
+        bench.ratio("clients.ccxt", lambda: instrumented.fetch_ticker("BTC/USDT"),
+                    lambda: bare.fetch_ticker("BTC/USDT"), target=1.30, calls=calls,
+                    workload="ccxt.binance fetch_ticker('BTC/USDT') over HTTP to the simulated "
+                             "exchange in another process: instrument_ccxt (client span, "
+                             "request metrics, rate-limit gauges, redaction) / a bare ccxt "
+                             "instance on the same server")
     finally:
         uninstrument_ccxt()
 
 
-def bench_requests(base_url: str, rounds: int, calls: int) -> bool:
+def bench_requests(bench: Bench, base_url: str, calls: int) -> None:
     session = requests.Session()
     url = f"{base_url}/api/v3/ticker/price?symbol=BTCUSDT"
     tel = telemetry.get_telemetry()
@@ -143,32 +106,37 @@ def bench_requests(base_url: str, rounds: int, calls: int) -> bool:
                                meter_provider=tel.meter_provider)
 
     try:
-        return report(
-            "requests GET: instrument_requests vs the contrib requests instrumentation alone",
-            median_ratio(lambda: session.get(url), lambda: session.get(url), rounds, calls,
-                         before_candidate=ours, before_baseline=contrib_only), 1.20)
+        bench.ratio("clients.requests", lambda: session.get(url), lambda: session.get(url),
+                    target=1.20, calls=calls, before_candidate=ours,
+                    before_baseline=contrib_only,
+                    workload="requests.Session GET /api/v3/ticker/price (keep-alive) to the "
+                             "simulated exchange in another process: instrument_requests() "
+                             "(contrib + redaction hooks, exchange metrics, rate-limit "
+                             "headers) / the contrib requests instrumentation alone")
     finally:
         uninstrument_requests()
         if contrib.is_instrumented_by_opentelemetry:
             contrib.uninstrument()
 
 
+def _calls_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls", type=int, default=None,
+                        help="requests per side and round (default 100, 30 with --quick)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--calls", type=int, default=100)
-    args = parser.parse_args(argv)
+    bench = Bench("clients", __doc__, argv, extra=_calls_option)
+    calls = bench.args.calls or (30 if bench.args.quick else 100)
     tel = telemetry.configure("bench-clients", exchange="binance", set_global=False)
     try:
         with exchange_process() as base_url:
-            results = [
-                bench_ccxt(base_url, args.rounds, args.calls),
-                bench_requests(base_url, args.rounds, args.calls),
-            ]
+            if bench.wanted("clients.ccxt"):
+                bench_ccxt(bench, base_url, calls)
+            if bench.wanted("clients.requests"):
+                bench_requests(bench, base_url, calls)
     finally:
         tel.shutdown()
-    print(f"{sum(results)}/{len(results)} targets hold")
-    return 0 if all(results) else 1
+    return bench.finish()
 
 
 if __name__ == "__main__":

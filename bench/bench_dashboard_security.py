@@ -5,25 +5,27 @@ limits: one with ``DashboardGuard`` (the default), one with the guard removed. E
 request carries ``Host`` and ``Origin`` (so the guard checks both). Within a round the
 requests alternate between the servers one by one (ABAB..., then BABA... in the next
 round), so both see the same machine noise; each round's figure is the ratio of the two
-median latencies, and the result is the median of the per-round ratios. Target: <= 1.05.
+median latencies, and the result (bench/_harness.py) is the median of the per-round
+ratios, with their interquartile range. Target: <= 1.05.
 
-    python bench/bench_dashboard_security.py [--quick]
+    python bench/bench_dashboard_security.py [--quick] [--repeat N]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import http.client
 import statistics
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._harness import Bench
 from otel_botmon.dashboard.app import create_app
 from otel_botmon.dashboard.embedded import EmbeddedServer
 from otel_botmon.dashboard.security import DashboardGuard, ServerLimits
@@ -60,7 +62,8 @@ def paired_round(conns: dict[int, http.client.HTTPConnection], order: list[int],
     return {port: statistics.median(t) for port, t in times.items()}
 
 
-def main(quick: bool) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    bench = Bench("dashboard_security", __doc__, argv)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -78,21 +81,31 @@ def main(quick: bool) -> int:
         return monitor, guarded, plain
 
     monitor, guarded, plain = call(start())
-    rounds, n = (8, 100) if quick else (30, 300)
+    n = 100 if bench.args.quick else 300
+    conns = {s.port: http.client.HTTPConnection("127.0.0.1", s.port) for s in (guarded, plain)}
+    latency: dict[str, list[float]] = {"guarded_us": [], "plain_us": []}
+    turn = [0]
+
+    def one_round() -> float:
+        turn[0] += 1
+        order = [guarded.port, plain.port] if turn[0] % 2 else [plain.port, guarded.port]
+        figures = paired_round(conns, order, n)
+        latency["guarded_us"].append(figures[guarded.port] * 1e6)
+        latency["plain_us"].append(figures[plain.port] * 1e6)
+        return figures[guarded.port] / figures[plain.port]
+
     try:
-        conns = {s.port: http.client.HTTPConnection("127.0.0.1", s.port)
-                 for s in (guarded, plain)}
-        paired_round(conns, [guarded.port, plain.port], 50)  # warm up
-        ratios, on_s, off_s = [], [], []
-        for i in range(rounds):
-            order = [guarded.port, plain.port] if i % 2 == 0 else [plain.port, guarded.port]
-            figures = paired_round(conns, order, n)
-            on_s.append(figures[guarded.port])
-            off_s.append(figures[plain.port])
-            ratios.append(figures[guarded.port] / figures[plain.port])
+        bench.rounds(
+            "dashboard_security.guard_status", one_round, target=TARGET, rounds=30,
+            warmup=lambda: paired_round(conns, [guarded.port, plain.port], 50),
+            workload=f"median latency of {n} keep-alive GET /api/status with Host and Origin "
+                     "through DashboardGuard / the same app without the guard, requests "
+                     "alternating one by one between the two servers",
+            detail=lambda: {k: round(statistics.median(v), 1) for k, v in latency.items()})
+    finally:
         for conn in conns.values():
             conn.close()
-    finally:
+
         async def stop() -> None:
             await guarded.stop()
             await plain.stop()
@@ -101,15 +114,8 @@ def main(quick: bool) -> int:
         call(stop())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
-    ratio = statistics.median(ratios)
-    holds = ratio <= TARGET
-    print(f"GET /api/status with the Host/Origin guard: {statistics.median(on_s) * 1e6:.0f} us; "
-          f"without: {statistics.median(off_s) * 1e6:.0f} us; median of {rounds} per-round "
-          f"ratios {ratio:.3f} (target <= {TARGET}: {'holds' if holds else 'MISSED'})")
-    return 0 if holds else 1
+    return bench.finish()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    sys.exit(main(parser.parse_args().quick))
+    sys.exit(main())

@@ -8,10 +8,11 @@ to sink servers in a separate process, so only the bot side is measured.
 
 The machine is shared and noisy, so the two configurations run in alternating blocks
 (one round = one block of each, in alternating order) and each round gives a p99 ratio
-of blocks measured seconds apart under the same load. The verdict uses the median of the
-rounds' ratios; the ratio over all samples pooled is printed too.
+of blocks measured seconds apart under the same load. bench/_harness.py reports the
+median of the rounds' ratios (the verdict), their interquartile range and mean; the p50
+and p99 ratios over all samples pooled are in the figure's detail.
 
-    python bench/bench_fleet.py [--rounds 16] [--calls 4000]
+    python bench/bench_fleet.py [--quick] [--repeat N] [--rounds 16] [--calls 4000]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench._harness import Bench
 from otel_botmon import telemetry
 from otel_botmon.instrument.trading import current_trade, trade
 
@@ -88,12 +91,14 @@ def run_block(config: dict[str, Any], calls: int) -> list[int]:
     return samples
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=16)
-    parser.add_argument("--calls", type=int, default=4000)
-    args = parser.parse_args()
+def _calls_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls", type=int, default=None,
+                        help="trades per block (default 4000, 1500 with --quick)")
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    bench = Bench("fleet", __doc__, argv, extra=_calls_option)
+    calls = bench.args.calls or (1500 if bench.args.quick else 4000)
     sink = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout is not None
@@ -107,33 +112,38 @@ def main() -> int:
         }
         base: list[int] = []
         influx: list[int] = []
-        round_ratios: list[float] = []
-        for round_no in range(args.rounds):
+        turn = [0]
+
+        def one_round() -> float:
             # Alternate which configuration goes first, so neither always runs warmer.
-            if round_no % 2 == 0:
-                base_block = run_block(otlp_only, args.calls)
-                influx_block = run_block(with_influx, args.calls)
+            turn[0] += 1
+            if turn[0] % 2:
+                base_block = run_block(otlp_only, calls)
+                influx_block = run_block(with_influx, calls)
             else:
-                influx_block = run_block(with_influx, args.calls)
-                base_block = run_block(otlp_only, args.calls)
+                influx_block = run_block(with_influx, calls)
+                base_block = run_block(otlp_only, calls)
             base.extend(base_block)
             influx.extend(influx_block)
-            round_ratios.append(p99(influx_block) / p99(base_block))
+            return p99(influx_block) / p99(base_block)
+
+        def pooled() -> dict[str, Any]:
+            return {"pooled_p50_ratio": round(statistics.median(influx)
+                                              / statistics.median(base), 3),
+                    "pooled_p99_ratio": round(p99(influx) / p99(base), 3),
+                    "p99_otlp_only_us": round(p99(base) / 1e3, 1),
+                    "p99_with_influx_us": round(p99(influx) / 1e3, 1)}
+
+        bench.rounds(
+            "fleet.trade_p99_influx", one_round, target=TARGET_RATIO, rounds=16,
+            workload=f"p99 of {calls} @trade calls (20 symbols, fill reported) with OTLP + "
+                     "InfluxDB export every 0.2 s / with OTLP export alone, to sink servers "
+                     "in another process, a fresh pipeline per block",
+            detail=pooled)
     finally:
         sink.terminate()
         sink.wait(10)
-
-    ratio = statistics.median(round_ratios)
-    print(f"decorated trade: {args.rounds} rounds x {args.calls} calls per configuration, "
-          f"exports every 0.2 s")
-    print(f"  p50 ratio, pooled           (OTLP + InfluxDB) / (OTLP alone): "
-          f"{statistics.median(influx) / statistics.median(base):.3f}")
-    print(f"  p99 ratio, pooled           (OTLP + InfluxDB) / (OTLP alone): "
-          f"{p99(influx) / p99(base):.3f}")
-    print(f"  p99 ratio, median of rounds (OTLP + InfluxDB) / (OTLP alone): {ratio:.3f}"
-          f"   target <= {TARGET_RATIO}: {'HOLDS' if ratio <= TARGET_RATIO else 'MISSED'}")
-    print(f"  (per-round p99 ratios: {', '.join(f'{r:.2f}' for r in round_ratios)})")
-    return 0 if ratio <= TARGET_RATIO else 1
+    return bench.finish()
 
 
 if __name__ == "__main__":

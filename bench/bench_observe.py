@@ -1,28 +1,31 @@
 """Benchmark of the observers: psutil overhead per tick and the monitor's own CPU use.
 
-Run: ``python bench/bench_observe.py`` (about 75 s; ``--seconds 20`` for a quick look).
+Run: ``python bench/bench_observe.py`` (about 2 min; ``--quick`` for a smoke run,
+``--repeat N``, ``--seconds S`` for the length of one own-CPU round). Figures go
+through bench/_harness.py (rounds, median / IQR / mean).
 
-1. Tick cost: one HostObserver tick (a fresh sample plus every metric callback reading
-   it) against a raw psutil sample of the same fields, in interleaved rounds in the same
-   process, timed in CPU time; median of the paired rounds' ratios. Target: <= 1.2.
-2. Readers: psutil calls for one collection by two metric readers. Target: one sample.
-3. Own CPU: HostObserver at the guide's ``metrics_collection_interval`` (5 s) with an
-   exporting reader every 5 s and the in-memory reader read every 10 s (the guide's
-   ``alert_check_interval``), plus the built-in health checks every 30 s
-   (``health_check_interval``) against loopback servers, for ``--seconds`` of wall
-   time. Target: < 1 % of one core.
+1. ``observe.tick``: one HostObserver tick (a fresh sample plus every metric callback
+   reading it) against a raw psutil sample of the same fields, interleaved in rounds in
+   the same process, timed in this thread's CPU time. Target: <= 1.2.
+2. ``observe.psutil_samples_per_collection``: psutil samples taken for one collection
+   by two metric readers. Target: one sample.
+3. ``observe.own_cpu_percent``: HostObserver at the guide's
+   ``metrics_collection_interval`` (5 s) with an exporting reader every 5 s and the
+   in-memory reader read every 10 s (the guide's ``alert_check_interval``), plus the
+   built-in health checks every 30 s (``health_check_interval``) against loopback
+   servers: CPU of this process over a round of ``--seconds`` wall time, minus an idle
+   event loop's, in % of one core. Target: < 1 %.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from opentelemetry.sdk.metrics.export import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._harness import Bench, time_calls
 from otel_botmon import telemetry
 from otel_botmon.observe.checks import (
     ExchangeApiCheck,
@@ -66,16 +70,7 @@ def raw_sample(process: psutil.Process, mountpoints: Sequence[str]) -> tuple[Any
             network.bytes_sent, network.bytes_recv, process_cpu, rss)
 
 
-def per_call(fn: Callable[[], object], calls: int) -> float:
-    """CPU seconds of this thread per call: time spent descheduled on a busy machine
-    does not count, which is most of the noise of wall-clock timing here."""
-    started = time.thread_time()
-    for _ in range(calls):
-        fn()
-    return (time.thread_time() - started) / calls
-
-
-def bench_tick(rounds: int, calls: int) -> float:
+def bench_tick(bench: Bench, calls: int) -> None:
     observer = HostObserver(interval_s=5.0)
     observer.start()
     callbacks = [source for _, source in observer._sources]
@@ -87,25 +82,42 @@ def bench_tick(rounds: int, calls: int) -> float:
         for callback in callbacks:
             callback()
 
-    raw_times, tick_times = [], []
-    for _ in range(rounds):  # interleaved so machine noise hits both alike
-        raw_times.append(per_call(lambda: raw_sample(process, mountpoints), calls))
-        tick_times.append(per_call(tick, calls))
-    observer.stop()
-    # Each round's pair ran back to back under the same conditions: compare within
-    # pairs, then take the median over rounds.
-    raw, ticked = statistics.median(raw_times), statistics.median(tick_times)
-    ratio = statistics.median(t / r for t, r in zip(tick_times, raw_times, strict=True))
-    print(f"tick: raw psutil sample {raw * 1e6:.1f} us, observer tick {ticked * 1e6:.1f} us "
-          f"(CPU time per call) -> ratio {ratio:.3f} (target <= {TICK_TARGET}) "
-          f"{'OK' if ratio <= TICK_TARGET else 'MISSED'}")
-    return ratio
+    def raw() -> object:
+        return raw_sample(process, mountpoints)
+
+    times: dict[str, list[float]] = {"tick_us": [], "raw_us": []}
+    turn = [0]
+
+    def one_round() -> float:
+        # CPU time of this thread per call: time spent descheduled on a busy machine
+        # does not count, which is most of the noise of wall-clock timing here.
+        turn[0] += 1
+        if turn[0] % 2:
+            ticked = time_calls(tick, calls, time.thread_time)
+            plain = time_calls(raw, calls, time.thread_time)
+        else:
+            plain = time_calls(raw, calls, time.thread_time)
+            ticked = time_calls(tick, calls, time.thread_time)
+        times["tick_us"].append(ticked * 1e6)
+        times["raw_us"].append(plain * 1e6)
+        return ticked / plain
+
+    try:
+        bench.rounds("observe.tick", one_round, target=TICK_TARGET, rounds=25,
+                     warmup=lambda: (time_calls(tick, calls), time_calls(raw, calls)),
+                     workload=f"{calls} HostObserver ticks (sample_now + every metric "
+                              "callback) / the same psutil calls bare (cpu, memory, disks, "
+                              "network, process), thread CPU time",
+                     detail=lambda: {k: round(sorted(v)[len(v) // 2], 2)
+                                     for k, v in times.items()})
+    finally:
+        observer.stop()
 
 
 # --- 2. two readers -------------------------------------------------------------------
 
 
-def bench_readers() -> int:
+def readers_round() -> float:
     second = InMemoryMetricReader()
     tel = telemetry.configure("bench-readers", metric_readers=[second], set_global=False)
     observer = HostObserver(interval_s=60.0)
@@ -126,9 +138,7 @@ def bench_readers() -> int:
         psutil.virtual_memory = real
         observer.stop()
         telemetry.shutdown()
-    print(f"readers: 2 readers collected -> {calls} psutil sample(s) (target 1) "
-          f"{'OK' if calls == 1 else 'MISSED'}")
-    return calls
+    return float(calls)
 
 
 # --- 3. own CPU at the guide's default intervals --------------------------------------
@@ -216,36 +226,49 @@ async def idle_baseline(seconds: float) -> float:
     return (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100.0
 
 
-def bench_cpu(seconds: float) -> float:
+def bench_cpu(bench: Bench, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server, url = start_http_server(Path(tmp))
-        try:
+        parts: dict[str, list[float]] = {"busy_percent": [], "idle_percent": []}
+
+        def one_round() -> float:
             idle = asyncio.run(idle_baseline(min(5.0, seconds / 4)))
             busy = asyncio.run(run_monitor(seconds, url))
+            parts["busy_percent"].append(busy)
+            parts["idle_percent"].append(idle)
+            return max(0.0, busy - idle)
+
+        try:
+            bench.rounds(
+                "observe.own_cpu_percent", one_round, target=CPU_TARGET_PERCENT, rounds=3,
+                unit=" %", workload=f"{seconds:.0f} s per round of HostObserver (5 s), an "
+                "exporting reader (5 s), the in-memory reader (10 s) and five health checks "
+                "(30 s) against loopback servers: process CPU in % of one core, minus an idle "
+                "event loop's",
+                detail=lambda: {k: [round(v, 3) for v in vs] for k, vs in parts.items()})
         finally:
             server.terminate()
             server.wait(10)
-    own = max(0.0, busy - idle)
-    print(f"own cpu: {busy:.3f} % of one core with the monitor over {seconds:.0f} s "
-          f"(idle loop alone {idle:.3f} %) -> monitor {own:.3f} % "
-          f"= {own / CPU_TARGET_PERCENT:.2f} x the 1 % budget "
-          f"{'OK' if own < CPU_TARGET_PERCENT else 'MISSED'}")
-    return own
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="wall time of one own-CPU round (default 30, 5 with --quick)")
+    parser.add_argument("--calls", type=int, default=200,
+                        help="ticks per side and round of the tick figure")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0,
-                        help="wall time of the own-CPU measurement (default 60)")
-    parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--calls", type=int, default=200)
-    args = parser.parse_args(argv)
-    ratio = bench_tick(args.rounds, args.calls)
-    calls = bench_readers()
-    own = bench_cpu(args.seconds)
-    ok = ratio <= TICK_TARGET and calls == 1 and own < CPU_TARGET_PERCENT
-    print("all targets hold" if ok else "some target MISSED")
-    return 0 if ok else 1
+    bench = Bench("observe", __doc__, argv, extra=_options)
+    if bench.wanted("observe.tick"):
+        bench_tick(bench, bench.args.calls)
+    bench.value("observe.psutil_samples_per_collection", readers_round, target=1.0,
+                unit=" samples", rounds=3,
+                workload="psutil.virtual_memory() calls while two metric readers (the "
+                         "configured one and a second InMemoryMetricReader) collect once")
+    if bench.wanted("observe.own_cpu_percent"):
+        bench_cpu(bench, bench.args.seconds or (5.0 if bench.args.quick else 30.0))
+    return bench.finish()
 
 
 if __name__ == "__main__":

@@ -1,24 +1,28 @@
 """Benchmark: open orders (``open_order`` ... ``order_filled``), memory and expiry sweep.
 
-Run ``python bench/bench_orders.py`` (``--quick`` for a shorter, noisier run). Each
-scenario runs in its own subprocess so providers and memory start clean; every figure
-is also given as a ratio against a baseline measured in the same process.
+Run ``python bench/bench_orders.py`` (``--quick`` for a shorter, noisier run,
+``--repeat N``). Figures go through bench/_harness.py (rounds, median / IQR / mean).
 
-Scenarios and targets (issue 12, "Benchmarks"):
+Figures and targets (issue 12, "Benchmarks"):
 
-memory  10,000 orders opened, then all filled: RSS after <= RSS before + 2 MiB
-        (a warm-up round first creates the metric series and instruments).
-sweep   the expiry sweep: 1,000 open orders of which none is due (what every
-        open_order / order_filled call pays) and the sweep's bookkeeping for 1,000 due
-        orders (finding, unlinking, remembering them): each <= 1 ms per 1,000; and
+orders.memory_growth_mib
+        10,000 orders opened, then all filled, in a fresh process per round (a warm-up
+        pass first creates the metric series and instruments): RSS after - RSS before,
+        in MiB. Target <= 2 MiB, and no order left open.
+orders.idle_sweep_ms_per_1000
+        the expiry sweep with 1,000 open orders of which none is due (what every
+        open_order / order_filled call pays), ms per sweep. Target <= 1 ms.
+orders.due_bookkeeping_ms_per_1000
+        the sweep's bookkeeping for 1,000 due orders (finding, unlinking, remembering
+        them, recording switched off), ms. Target <= 1 ms.
+orders.expired_vs_trade
         1,000 due orders finished as expired, per order, against one ``with trade()``
-        recorded on the same pipeline (the sweep records one trade per expired order,
-        which costs what a trade costs).
+        on the same pipeline in the same round (the sweep records one trade per expired
+        order, so this says what that recording costs next to a trade). Informational.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -26,10 +30,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _harness import Bench  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -52,7 +60,7 @@ def _open_and_fill(n: int, tag: str) -> tuple[int, int]:
     return peak, open_order_count()
 
 
-def scenario_memory(quick: bool) -> dict[str, Any]:
+def scenario_memory() -> dict[str, Any]:
     import otel_botmon
 
     otel_botmon.configure("bench-orders", set_global=False)
@@ -71,51 +79,49 @@ def scenario_memory(quick: bool) -> dict[str, Any]:
     }
 
 
-def scenario_sweep(quick: bool) -> dict[str, Any]:
+def sweep_figures(bench: Bench) -> None:
+    """The sweep figures, in this process on one configured pipeline."""
     import otel_botmon
     from otel_botmon.instrument import orders
     from otel_botmon.instrument.orders import expire_orders, open_order, set_order_limits
     from otel_botmon.instrument.trading import trade
 
     otel_botmon.configure("bench-orders", set_global=False)
-    rounds = 5 if quick else 15
     n = 1000
+    turn = [0]
 
-    idle_ms: list[float] = []
-    set_order_limits(ttl_s=3600.0)
-    for r in range(rounds):
+    def fill_book(prefix: str, due: bool) -> None:
+        turn[0] += 1
+        set_order_limits(ttl_s=3600.0)
         for i in range(n):
-            open_order(f"idle-{r}-{i}", "BTC/USDT", "BUY", 0.01, 45000.0, "LIMIT")
+            open_order(f"{prefix}-{turn[0]}-{i}", "BTC/USDT", "BUY", 0.01, 45000.0, "LIMIT")
+        if due:
+            set_order_limits(ttl_s=1e-9)  # every one of them is now due
+
+    def idle_round() -> float:
+        fill_book("idle", due=False)
         start = time.perf_counter_ns()
         for _ in range(100):  # nothing is due: the sweep looks at the oldest order only
             expire_orders()
-        idle_ms.append((time.perf_counter_ns() - start) / 100 / 1e6)
+        took = (time.perf_counter_ns() - start) / 100 / 1e6
         orders._BOOK.clear()
+        return took
 
-    # The sweep's own bookkeeping for 1,000 due orders (found, unlinked, remembered),
-    # without recording them: what the sweep adds on top of the trades it records.
-    select_ms: list[float] = []
-    real_record = orders._record
-    orders._record = lambda *a, **k: None  # type: ignore[assignment]
-    try:
-        for r in range(rounds):
-            set_order_limits(ttl_s=3600.0)
-            for i in range(n):
-                open_order(f"sel-{r}-{i}", "BTC/USDT", "BUY", 0.01, 45000.0, "LIMIT")
-            set_order_limits(ttl_s=1e-9)
+    def bookkeeping_round() -> float:
+        real_record = orders._record
+        orders._record = lambda *a, **k: None  # type: ignore[assignment]
+        try:
+            fill_book("sel", due=True)
             start = time.perf_counter_ns()
             expire_orders()
-            select_ms.append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        orders._record = real_record
+            return (time.perf_counter_ns() - start) / 1e6
+        finally:
+            orders._record = real_record
 
-    due_us: list[float] = []
-    trade_us: list[float] = []
-    for r in range(rounds + 1):
-        set_order_limits(ttl_s=3600.0)
-        for i in range(n):
-            open_order(f"due-{r}-{i}", "BTC/USDT", "BUY", 0.01, 45000.0, "LIMIT")
-        set_order_limits(ttl_s=1e-9)  # every one of them is now due
+    times: dict[str, list[float]] = {"expired_us": [], "trade_us": []}
+
+    def expired_round() -> float:
+        fill_book("due", due=True)
         gc.collect()
         start = time.perf_counter_ns()
         finished = expire_orders()
@@ -126,45 +132,53 @@ def scenario_sweep(quick: bool) -> dict[str, Any]:
                        order_type="LIMIT"):
                 pass
         traded = (time.perf_counter_ns() - start) / n / 1000
-        if r:  # the first round warms the series up
-            due_us.append(due)
-            trade_us.append(traded)
-    otel_botmon.shutdown()
-    idle = statistics.median(idle_ms)
-    select = statistics.median(select_ms)
-    due_med, trade_med = statistics.median(due_us), statistics.median(trade_us)
-    return {
-        "idle_sweep_ms_per_1000_open": idle, "sweep_bookkeeping_ms_per_1000_due": select,
-        "target_ms": 1.0, "ok": idle <= 1.0 and select <= 1.0,
-        "expired_us_per_order": due_med, "trade_us_per_trade": trade_med,
-        "expired_vs_trade_ratio": due_med / trade_med,
-        # µs per trade == ms per 1,000 trades: the bookkeeping against recording them
-        "bookkeeping_vs_1000_trades_ratio": select / trade_med,
-        "due_sweep_ms_per_1000": due_med,  # µs per order == ms per 1,000
-    }
+        times["expired_us"].append(due)
+        times["trade_us"].append(traded)
+        return due / traded
+
+    try:
+        bench.rounds("orders.idle_sweep_ms_per_1000", idle_round, target=1.0, unit=" ms",
+                     rounds=15, warmup=idle_round,
+                     workload="expire_orders() with 1,000 open orders, none due (ttl 1 h), "
+                              "mean of 100 sweeps: ms per sweep")
+        bench.rounds("orders.due_bookkeeping_ms_per_1000", bookkeeping_round, target=1.0,
+                     unit=" ms", rounds=15, warmup=bookkeeping_round,
+                     workload="expire_orders() finding, unlinking and remembering 1,000 due "
+                              "orders, their trade recording switched off: ms")
+        bench.rounds("orders.expired_vs_trade", expired_round, target=None, rounds=15,
+                     warmup=expired_round,
+                     workload="1,000 due orders finished as expired by one expire_orders() "
+                              "(a trade span + metrics each), per order / one `with "
+                              "trade()` of the same order, same pipeline, same round",
+                     detail=lambda: {k: round(statistics.median(v), 2)
+                                     for k, v in times.items()})
+    finally:
+        otel_botmon.shutdown()
 
 
-SCENARIOS = {"memory": scenario_memory, "sweep": scenario_sweep}
+def _memory_round() -> float:
+    out = subprocess.run([sys.executable, __file__, "--scenario", "memory"],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if result["left_open"]:
+        raise RuntimeError(f"{result['left_open']} orders left open after all were filled")
+    return float(result["growth_mib"])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS))
-    args = parser.parse_args()
-    if args.scenario:
-        print(json.dumps(SCENARIOS[args.scenario](args.quick)))
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["--scenario", "memory"]:  # a child: one memory round
+        print(json.dumps(scenario_memory()))
         return 0
-    ok = True
-    for name in SCENARIOS:
-        cmd = [sys.executable, __file__, "--scenario", name] + (["--quick"] if args.quick else [])
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        ok = ok and bool(result["ok"])
-        print(f"{name:7s}", " ".join(
-            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-        ))
-    return 0 if ok else 1
+    bench = Bench("orders", __doc__, args)
+    bench.value("orders.memory_growth_mib", _memory_round, target=2.0, unit=" MiB",
+                rounds=5, workload="a fresh process per round: 10,000 orders opened then "
+                "all filled (after a warm-up pass of the same): RSS growth in MiB")
+    if any(bench.wanted(name) for name in ("orders.idle_sweep_ms_per_1000",
+                                           "orders.due_bookkeeping_ms_per_1000",
+                                           "orders.expired_vs_trade")):
+        sweep_figures(bench)
+    return bench.finish()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from otel_botmon.alerting.model import (
     fingerprint,
 )
 from otel_botmon.alerting.recording import Recorder, RecordingRule
-from otel_botmon.alerting.registry import AlertRegistry
+from otel_botmon.alerting.registry import AlertRegistry, ReadView
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.suppression import NotificationGate, new_event
 from otel_botmon.redaction import redact_text
@@ -98,6 +98,9 @@ class AlertEvaluator:
         self._silence_lock = threading.Lock()
         self._rules: dict[str, CompiledRule] = {}
         self._alerts = AlertRegistry(store)
+        # what readers see without the lock (refreshed after every change): a read from
+        # the bot's loop never waits for a cycle that waits for the SQLite write lock
+        self._view = ReadView()
         self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
         self._inactive: OrderedDict[str, Alert] = OrderedDict()  # id -> cleared pending alert
         self._restored_at: float | None = None
@@ -181,9 +184,8 @@ class AlertEvaluator:
     # --- queries --------------------------------------------------------------------------
 
     def active(self) -> list[Alert]:
-        """Pending and firing alerts, oldest first."""
-        with self._lock:
-            return self._alerts.active()
+        """Pending and firing alerts, oldest first (never waits for a cycle)."""
+        return list(self._view.active)
 
     def firing(self) -> list[Alert]:
         return [a for a in self.active() if a.state is AlertState.FIRING]
@@ -192,10 +194,13 @@ class AlertEvaluator:
         return [a for a in self.active() if a.state is AlertState.PENDING]
 
     def get(self, alert_id: str) -> Alert | None:
-        """An alert by id: active ones from memory, resolved ones from the store, and
-        recently cleared pending ones (state INACTIVE, memory only)."""
-        with self._lock:
-            return self._alerts.get(alert_id) or self._inactive.get(alert_id)
+        """An alert by id: active ones and recently resolved or cleared pending ones
+        (state INACTIVE) from memory, older ones from the store. Never waits for a
+        cycle: the store read uses its own connection."""
+        found = self._view.by_id.get(alert_id)
+        if found is None and self.store is not None:
+            return self.store.get_alert(alert_id)
+        return found
 
     def _find(self, alert_id: str) -> Alert | None:
         return self._alerts.find(alert_id) or self._inactive.get(alert_id)
@@ -229,16 +234,22 @@ class AlertEvaluator:
         """Drop resolved alerts older than ``before`` from memory (after a store prune)."""
         with self._lock:
             self._alerts.forget_resolved(before)
+            self._refresh_view()
 
     def history_list(self, limit: int = 100) -> list[Alert]:
-        """Alerts of every state, newest first."""
-        with self._lock:
-            return self._alerts.history(limit)
+        """Alerts of every state, newest first (never waits for a cycle)."""
+        if self.store is not None:
+            return self.store.history(limit)
+        view = self._view
+        every = sorted(view.active + view.recent, key=lambda a: a.started_at, reverse=True)
+        return every[: max(0, limit)]
 
     def firing_counts(self) -> dict[AlertSeverity, int]:
         """Firing alerts by current severity (every severity present, zeros included)."""
-        with self._lock:
-            return self._alerts.firing_counts()
+        return dict(self._view.firing)
+
+    def _refresh_view(self) -> None:
+        self._view = self._alerts.view(self._inactive)
 
     # --- listeners ------------------------------------------------------------------------
 
@@ -434,6 +445,8 @@ class AlertEvaluator:
                          self._policy)
         self._dirty |= self._gate.changed
         self._gate.changed.clear()
+        if events or self._dirty:
+            self._refresh_view()  # before the store write, which may wait
         store = self.store
         if store is not None:
             # Events of an earlier cycle whose write failed (disk full, locked) go first,
@@ -629,3 +642,4 @@ class AlertEvaluator:
                     self._alerts.custom[alert.fingerprint] = alert
                 else:
                     self._alerts.orphans[alert.fingerprint] = alert
+            self._refresh_view()

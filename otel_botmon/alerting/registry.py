@@ -7,11 +7,30 @@ Not thread-safe on its own: the evaluator calls it under its lock.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from otel_botmon.alerting.model import Alert, AlertSeverity, AlertState
 from otel_botmon.alerting.store import AlertStore
 
 RESOLVED_KEPT = 500  # resolved alerts kept in memory (all of them are in the store)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadView:
+    """The alerts as of the last change, for readers on other threads (the bot's event
+    loop, the metrics reader): built under the evaluator's lock after every change and
+    read without it, so a read never waits for a cycle that waits for SQLite."""
+
+    active: tuple[Alert, ...] = ()
+    """Pending and firing alerts, oldest first."""
+    by_id: Mapping[str, Alert] = field(default_factory=lambda: MappingProxyType({}))
+    """Every alert in memory by id: active, recently resolved, recently cleared."""
+    recent: tuple[Alert, ...] = ()
+    """Recently resolved alerts kept in memory."""
+    firing: Mapping[AlertSeverity, int] = field(
+        default_factory=lambda: MappingProxyType(dict.fromkeys(AlertSeverity, 0)))
 
 
 class AlertRegistry:
@@ -76,6 +95,16 @@ class AlertRegistry:
             if alert.state is AlertState.FIRING:
                 counts[alert.severity] += 1
         return counts
+
+    def view(self, cleared: Mapping[str, Alert]) -> ReadView:
+        """A snapshot for lock-free readers; ``cleared`` are the pending alerts that
+        became inactive (kept by the evaluator)."""
+        by_id = {a.id: a for a in self.resolved}
+        by_id.update(cleared)
+        by_id.update(self.by_id)
+        return ReadView(active=tuple(self.active()), by_id=MappingProxyType(by_id),
+                        recent=tuple(self.resolved),
+                        firing=MappingProxyType(self.firing_counts()))
 
     def history(self, limit: int) -> list[Alert]:
         """Alerts of every state, newest first (from the store when there is one)."""

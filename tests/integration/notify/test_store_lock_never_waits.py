@@ -104,3 +104,42 @@ async def test_silences_and_enqueue_return_at_once_while_another_process_holds_t
         assert [s["id"] for s in again.get_silences()] == [added["id"]]
     finally:
         again.close()
+
+
+async def test_alert_reads_return_while_a_cycle_waits_for_the_lock(tmp_path: Path) -> None:
+    """A custom alert's store write waits for another process's lock (on a worker
+    thread, holding the evaluator); what the dashboard and the bot read meanwhile
+    (active alerts, one alert, firing counts, history) comes back at once, and already
+    shows the new alert; its row lands once the lock is released."""
+    db = tmp_path / "alerts.db"
+    monitor = SystemMonitor(MonitoringConfig(alert_store_path=str(db), default_alert_rules=False))
+    manager = monitor.alert_manager
+    try:
+        before = await manager.create_custom_alert("before", "stored normally")
+        async with write_lock_held(db) as holder:
+            begun = time.monotonic()
+            creating = asyncio.create_task(manager.create_custom_alert("during", "waits"))
+            # the store's busy timeout is 5 s: a read that waited for the cycle would
+            # only see the alert after it (the write failed, to be retried)
+            while not any(a.title == "during" for a in manager.get_active_alerts()):
+                assert time.monotonic() - begun < 2.5, "a read waited for the cycle"
+                await asyncio.sleep(0.005)
+            started = time.monotonic()
+            active = manager.get_active_alerts()
+            one = manager.get_alert(before)
+            counts = manager.evaluator.firing_counts()
+            history = manager.get_alert_history(10)
+            elapsed = time.monotonic() - started
+            assert time.monotonic() - begun < 2.5, "a read waited for the cycle"
+            assert elapsed < 1.0, f"the reads waited {elapsed:.2f}s for the cycle"
+            assert {a.title for a in active} == {"before", "during"}
+            assert one is not None and one.title == "before"
+            assert sum(counts.values()) == 2
+            assert [a.title for a in history] == ["before"]  # what is committed
+            await release(holder)
+        during = await creating
+        await asyncio.to_thread(manager.evaluate_once)  # a failed write is retried here
+        stored = {r[0] for r in _rows(db, "SELECT id FROM alerts")}
+        assert {before, during} <= stored
+    finally:
+        monitor.close()
