@@ -39,7 +39,8 @@ __all__ = ["CompactEndedSpans", "EncodeCompactSpans", "EncodedSpans", "compact"]
 logger = logging.getLogger("otel_botmon")
 
 # The batch processor only asks a queued item whether it is sampled.
-_SAMPLED: Final = SpanContext(1, 1, False, TraceFlags(TraceFlags.SAMPLED))
+_SAMPLED_FLAGS: Final = TraceFlags(TraceFlags.SAMPLED)
+_SAMPLED: Final = SpanContext(1, 1, False, _SAMPLED_FLAGS)
 _FIELDS: Final = 15  # the attribute keys follow, then their values
 
 
@@ -100,10 +101,26 @@ def compact(span: ReadableSpan) -> tuple[Any, ...]:
 _STATUS: Final = {code: Status(code) for code in StatusCode}
 
 
-def _redaction_view(name: str, attributes: dict[str, Any], events: Any, status: Any) -> Any:
-    """A ReadableSpan with just what redaction reads and may change."""
+def _redaction_view(
+    record: Sequence[Any], attributes: dict[str, Any], status: Status, whole: bool
+) -> Any:
+    """The ReadableSpan a :func:`compact` tuple was made from, for redaction: its name,
+    attributes, events and status (what redaction reads today), or with ``whole`` every
+    field (its own context with the sampled flag, as queued spans all have)."""
+    (name, trace_id, span_id, trace_state, parent, kind, start, end, _code, _description,
+     events, links, _dropped, resource, scope) = record[:_FIELDS]
     view = object.__new__(ReadableSpan)
-    view.__dict__.update(_name=name, _attributes=attributes, _events=events, _status=status)
+    if not whole:
+        view.__dict__.update(_name=name, _attributes=attributes, _events=events,
+                             _status=status)
+        return view
+    view.__dict__.update(
+        _name=name, _context=tuple.__new__(SpanContext, (
+            trace_id, span_id, False, _SAMPLED_FLAGS, trace_state, True)),
+        _kind=kind, _instrumentation_info=None, _instrumentation_scope=scope, _parent=parent,
+        _start_time=start, _end_time=end, _attributes=attributes, _events=events,
+        _links=links, _resource=resource, _status=status,
+    )
     return view
 
 
@@ -114,22 +131,31 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
     half = (len(record) + _FIELDS) // 2
     attributes = dict(zip(record[_FIELDS:half], record[half:], strict=True))
     status = _STATUS[code] if description is None else Status(code, description)
-    view = _redaction_view(name, attributes, events, status)
-    redacted = redact(view)
+    view = _redaction_view(record, attributes, status, whole=False)
+    try:
+        redacted = redact(view)
+    except AttributeError:  # a redaction that reads more of the span: give it all
+        view = _redaction_view(record, attributes, status, whole=True)
+        redacted = redact(view)
     dropped_events = getattr(events, "dropped", 0)
+    dropped_links = getattr(links, "dropped", 0)
     if redacted is view:
         status_bytes = status_field(code._value_, description)
-    else:  # a copy with some of these four replaced
+    else:  # a copy: name, attributes, events, status (and links) may be new
         name, status = redacted.name, redacted.status
         status_bytes = status_field(status.status_code.value, status.description)
-        fields = redacted.__dict__
-        if fields["_attributes"] is not attributes:
-            attributes, dropped = fields["_attributes"], 0  # as the SDK reads a plain dict
-        if fields["_events"] is not events:
-            events, dropped_events = fields["_events"], 0
+        new = getattr(redacted, "_attributes", attributes)
+        if new is not attributes:
+            attributes, dropped = new or redacted.attributes, 0  # as the SDK reads a dict
+        new = getattr(redacted, "_events", events)
+        if new is not events:
+            events, dropped_events = redacted.events, 0
+        new = getattr(redacted, "_links", links)  # absent from the short view
+        if new is not links:
+            links, dropped_links = redacted.links, 0
     return resource, scope or None, span_field(
         trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, dropped,
-        events, dropped_events, links, getattr(links, "dropped", 0), status_bytes)
+        events, dropped_events, links, dropped_links, status_bytes)
 
 
 class CompactEndedSpans(DelegatingSpanProcessor):

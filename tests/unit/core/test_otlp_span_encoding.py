@@ -206,6 +206,33 @@ def test_a_span_that_cannot_be_redacted_is_dropped(monkeypatch: Any) -> None:
     assert encoded.data == sdk_encode_spans([good]).SerializeToString()
 
 
+@common
+@given(batches)
+def test_a_redaction_that_reads_the_whole_span_gets_it(batch: list[ReadableSpan]) -> None:
+    """Redaction sees a ReadableSpan with the queued span's fields, not only the four it
+    reads today (name, attributes, events, status)."""
+    seen: list[tuple[Any, ...]] = []
+
+    def reads_everything(span: ReadableSpan) -> ReadableSpan:
+        context = span.get_span_context()
+        assert context is not None
+        seen.append((context.trace_id, context.span_id, span.parent, span.kind,
+                     span.start_time, span.end_time, span.links, span.resource,
+                     span.instrumentation_scope))
+        return span
+
+    original = redaction.redact_span
+    redaction.redact_span = reads_everything  # type: ignore[assignment]
+    try:
+        encoded = _through_compact(batch)
+    finally:
+        redaction.redact_span = original  # type: ignore[assignment]
+    assert encoded.data == sdk_encode_spans(batch).SerializeToString()
+    assert seen == [(s.context.trace_id, s.context.span_id, s.parent, s.kind, s.start_time,
+                     s.end_time, tuple(s.links), s.resource, s.instrumentation_scope)
+                    for s in batch]
+
+
 def test_queued_spans_keep_one_tracked_object_each() -> None:
     """What waits in the batch queue costs the garbage collector one object per span, not
     the dozen a ReadableSpan keeps (its context, flags, attributes, lists and locks)."""
