@@ -46,6 +46,7 @@ from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
 from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon._state import STATE, ProxyInstrument, ProxyTracer
+from otel_botmon.exporters.compact_spans import CompactEndedSpans, EncodeCompactSpans
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
@@ -449,15 +450,8 @@ def _build(
         handoffs += [span_exporter, metric_exporter]
         # While the sender is stuck and its queue full, spans are dropped before anything
         # keeps them alive (kept spans cost the bot's thread garbage-collector time).
-        # Redaction runs on the batch processor's thread, not on the bot's.
         tracer_provider.add_span_processor(
-            ShedWhenBacklogged(
-                BatchSpanProcessor(
-                    RedactingSpanExporter(span_exporter),
-                    export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000,
-                ),
-                span_exporter,
-            )
+            ShedWhenBacklogged(_otlp_span_batches(span_exporter, protocol), span_exporter)
         )
         if influxdb is not None and _influxdb_interval_s(influxdb) in (None, interval_s):
             # One collection on the shared interval feeds both exporters.
@@ -513,6 +507,22 @@ def _lean_trade_metrics(
     return lean
 
 
+def _otlp_span_batches(handoff: HandoffSpanExporter, protocol: str) -> SpanProcessor:
+    """The batch processor in front of the OTLP span handoff; redaction runs on its
+    thread, not on the bot's.
+
+    Over HTTP, spans wait for their batch as flat tuples (few objects for the garbage
+    collector, which runs on the bot's thread) and the batch processor's thread encodes
+    them itself, straight to request bytes (exporters/compact_spans.py, otlp_spans.py).
+    """
+    timeout_ms = _DEFAULT_EXPORT_TIMEOUT_S * 1000
+    if protocol == "grpc":
+        return BatchSpanProcessor(
+            RedactingSpanExporter(handoff), export_timeout_millis=timeout_ms)
+    return CompactEndedSpans(
+        BatchSpanProcessor(EncodeCompactSpans(handoff), export_timeout_millis=timeout_ms))
+
+
 def _export_interval_s(explicit: float | None) -> float:
     """The push interval: argument, else ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), else 60 s."""
     if explicit is not None:
@@ -558,17 +568,18 @@ def _otlp_exporters(
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetricExporter,
     )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
+
+    from otel_botmon.exporters.otlp_http import OTLPSpanExporter as HttpSpanExporter
+    from otel_botmon.exporters.otlp_http import lean_transport
 
     base = endpoint.rstrip("/")
-    return (
-        HttpSpanExporter(endpoint=f"{base}/v1/traces", headers=parsed_headers, timeout=timeout),
-        HttpMetricExporter(
-            endpoint=f"{base}/v1/metrics", headers=parsed_headers, timeout=timeout
-        ),
-    )
+    exporters = []
+    for cls, url in ((HttpSpanExporter, f"{base}/v1/traces"),
+                     (HttpMetricExporter, f"{base}/v1/metrics")):
+        transport = lean_transport(url)
+        extra = {} if transport is None else {"_transport": transport}
+        exporters.append(cls(endpoint=url, headers=parsed_headers, timeout=timeout, **extra))
+    return exporters[0], exporters[1]
 
 
 def _influxdb_interval_s(settings: Any) -> float | None:
