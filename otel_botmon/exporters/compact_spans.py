@@ -139,20 +139,19 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
         redacted = redact(view)
     dropped_events = getattr(events, "dropped", 0)
     dropped_links = getattr(links, "dropped", 0)
-    if redacted is view:
-        status_bytes = status_field(code._value_, description)
-    else:  # a copy: name, attributes, events, status (and links) may be new
-        name, status = redacted.name, redacted.status
-        status_bytes = status_field(status.status_code.value, status.description)
-        new = getattr(redacted, "_attributes", attributes)
-        if new is not attributes:
-            attributes, dropped = new or redacted.attributes, 0  # as the SDK reads a dict
-        new = getattr(redacted, "_events", events)
-        if new is not events:
-            events, dropped_events = redacted.events, 0
-        new = getattr(redacted, "_links", links)  # absent from the short view
-        if new is not links:
-            links, dropped_links = redacted.links, 0
+    # read back from what redaction returned, whether a copy or the view itself (a
+    # redaction that edits in place may have replaced any of these fields)
+    name, status = redacted.name, redacted.status
+    status_bytes = status_field(status.status_code.value, status.description)
+    new = getattr(redacted, "_attributes", attributes)
+    if new is not attributes:
+        attributes, dropped = new or redacted.attributes, 0  # as the SDK reads a dict
+    new = getattr(redacted, "_events", events)
+    if new is not events:
+        events, dropped_events = redacted.events, 0
+    new = getattr(redacted, "_links", links)  # absent from the short view
+    if new is not links:
+        links, dropped_links = redacted.links, 0
     return resource, scope or None, span_field(
         trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, dropped,
         events, dropped_events, links, dropped_links, status_bytes)

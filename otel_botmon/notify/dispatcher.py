@@ -619,7 +619,7 @@ class NotificationDispatcher:
                 and self.config.group_wait > 0 and due):
             grouped = await self._group(due)
             if grouped is None:
-                return  # the head's group is still open: looked at again when it closes
+                return None  # the head's group is still open: looked at again when it closes
             batch, group = grouped
         else:
             batch = await self._decode(due if notifier.batches or storm else due[:1])
