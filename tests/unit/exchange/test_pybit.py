@@ -23,8 +23,12 @@ from tests.unit.exchange._clients import assert_no_secrets
 API_KEY = "bybitKEYq7RtY2uIoP3aSdF9gHjKlZx"
 API_SECRET = "bybitSECRETm4NbV8cXz1QwErTyUiOpL"
 REQUESTS = conv.EXCHANGE_REQUESTS.name
-V5_1S = {conv.EXCHANGE_NAME: "bybit", conv.RATELIMIT_BUDGET: "v5",
-         conv.RATELIMIT_INTERVAL: "1s"}
+
+
+def v5_1s(path: str) -> dict[str, str]:
+    """Bybit limits each endpoint on its own: one budget per path."""
+    return {conv.EXCHANGE_NAME: "bybit", conv.RATELIMIT_BUDGET: f"v5 {path}",
+            conv.RATELIMIT_INTERVAL: "1s"}
 
 
 @pytest.fixture
@@ -76,12 +80,13 @@ def test_pybit_requests_are_traced_measured_redacted_with_bybit_rate_limits(
     assert telemetry.metric_value(REQUESTS, exchange_name="bybit",
                                   exchange_endpoint="/v5/order/create",
                                   http_response_status_code=200) == 1
-    # the last response (the order) said: limit 20 a second, 19 left
-    limit = LIMITS_PER_SECOND["/v5/order/create"]
-    used = telemetry.metric_point(conv.EXCHANGE_RATELIMIT_USED.name, V5_1S)
-    assert used.value == 1
-    util = telemetry.metric_point(conv.EXCHANGE_RATELIMIT_UTILIZATION.name, V5_1S)
-    assert util.value == pytest.approx(1 / limit)
+    # each endpoint's own reading: the order's (limit 20 a second, 19 left) does not
+    # replace the wallet's (limit 50), nor the other way round
+    for path in ("/v5/order/create", "/v5/account/wallet-balance"):
+        used = telemetry.metric_point(conv.EXCHANGE_RATELIMIT_USED.name, v5_1s(path))
+        assert used.value == 1
+        util = telemetry.metric_point(conv.EXCHANGE_RATELIMIT_UTILIZATION.name, v5_1s(path))
+        assert util.value == pytest.approx(1 / LIMITS_PER_SECOND[path])
     assert telemetry.metric_value(conv.TRADES.name, trading_outcome="filled") == 1
     signed = [sign for sign in signatures if sign]
     assert len(signed) == 2  # wallet and order
