@@ -27,6 +27,7 @@ from otel_botmon.query._catalog import (
 )
 from otel_botmon.query._lexer import RuleSyntaxError, Token, TokenKind, tokenize
 from otel_botmon.query._nodes import (
+    COMPARISONS,
     Binary,
     Call,
     Derived,
@@ -40,21 +41,9 @@ from otel_botmon.query._nodes import (
 from otel_botmon.query._regex import AnchoredRegex, RegexError, compile_anchored
 from otel_botmon.query._types import MetricKind
 
-__all__ = [
-    "Binary",
-    "Call",
-    "Derived",
-    "Matcher",
-    "Matching",
-    "Node",
-    "Number",
-    "Selector",
-    "VType",
-    "parse",
-]
+__all__ = ["MAX_DEPTH", "parse"]
 
 MAX_DEPTH = 100
-COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
 _NEGATED = {">": "<=", "<=": ">", "<": ">=", ">=": "<", "==": "!=", "!=": "=="}
 _HISTOGRAM_COMPONENTS = ("count", "sum")
 
