@@ -13,9 +13,14 @@ import httpx
 import yaml
 
 from tests.integration.notify.receivers import Receiver
-from tests.services import LOOPBACK, ManagedProcess, free_port, wait_for_http, wait_until
+from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary, wait_until
 
 SHIPPED = Path(__file__).resolve().parents[3] / "collector" / "alertmanager.yml"
+
+
+def alertmanager_binary() -> str:
+    """The Alertmanager binary (Debian names it prometheus-alertmanager); skips without."""
+    return require_binary("prometheus-alertmanager", "alertmanager")
 
 
 def shipped_with_webhooks(hook_url: str) -> dict[str, Any]:
@@ -58,11 +63,7 @@ class Alertmanager:
         )
 
     def start(self) -> Alertmanager:
-        self.process.start()
-        try:
-            wait_for_http(f"{self.url}/-/ready", timeout=30)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{self.process.log()}") from exc
+        self.process.start_ready(f"{self.url}/-/ready")
         return self
 
     def stop(self) -> None:

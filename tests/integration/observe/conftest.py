@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary, wait_for_http
+from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary
 
 # --- InfluxDB -------------------------------------------------------------------------
 
@@ -30,11 +30,7 @@ class InfluxServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        self.process.start()
-        try:
-            wait_for_http(f"{self.url}/ping", timeout=30, ok_statuses=(204,))
-        except TimeoutError as exc:
-            raise AssertionError(f"influxd did not start:\n{self.process.log()}") from exc
+        self.process.start_ready(f"{self.url}/ping", ok_statuses=(204,))
 
     def stop(self) -> None:
         self.process.stop()
