@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -146,25 +145,3 @@ def http_server() -> Iterator[HttpServer]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
-
-
-# --- polling --------------------------------------------------------------------------
-
-Eventually = Callable[..., Awaitable[float]]
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    """``await eventually(predicate, timeout=...)``: seconds until ``predicate()`` held."""
-
-    async def wait(predicate: Callable[[], object], timeout: float = 5.0,
-                   interval: float = 0.01) -> float:
-        started = time.monotonic()
-        while not predicate():
-            if time.monotonic() - started > timeout:
-                pytest.fail(f"{getattr(predicate, '__name__', predicate)} did not hold "
-                            f"within {timeout} s")
-            await asyncio.sleep(interval)
-        return time.monotonic() - started
-
-    return wait
