@@ -51,7 +51,7 @@ def _sections(text: str) -> list[str]:
             sections[-1] += "\n" + line
         else:
             sections.append(line)
-    return sections
+    return [section for section in sections if section.strip()]  # Slack rejects a blank one
 
 
 def slack_payload(notification: Notification, channel: str | None = None) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def check_slack(payload: dict[str, Any]) -> None:
     assert len(blocks) <= 50
     assert len(blocks[0]["text"]["text"]) <= 150
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
-    assert all(len(text) <= 3000 for text in sections)
+    assert all(text.strip() and len(text) <= 3000 for text in sections)
     assert sum(map(len, sections)) <= 12_000
     assert len(payload["text"]) <= 3000
     fields = payload["attachments"][0]["blocks"][0]["fields"]
@@ -111,3 +111,11 @@ def test_a_label_with_a_line_break_stays_one_line_per_alert() -> None:
     summary = summarize(group, group=group_key(group[0]))
     assert summary.message.split("\n")[-3:] == [f"- bot=bot-{i} - fake (value {i})"
                                                 for i in range(3)]
+
+
+def test_a_long_message_is_split_into_sections_none_of_them_blank() -> None:
+    for message, lines in (("a" * 3000 + "\n", ["a" * 3000]),
+                           ("a" * 3000 + "\n\nb", ["a" * 3000, "", "b"])):
+        payload = slack_payload(Notification(alert_id="x", title="t", message=message))
+        check_slack(payload)
+        assert section_lines(payload) == lines
