@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
+from otel_botmon import _redact_span, redaction
 from otel_botmon._internal import report_internal_error
 from otel_botmon._span_processing import DelegatingSpanProcessor
-from otel_botmon import _redact_span, redaction
 from otel_botmon.exporters.otlp_spans import (
     encode_request,
     encode_span,
