@@ -151,8 +151,11 @@ class CompactSpanExport(SpanProcessor):
         while spans and not self._closed and (
                 first or len(spans) >= self._batch_size or self._taken < self._flush_to):
             first = False
-            batch = [spans.popleft() for _ in range(min(self._batch_size, len(spans)))]
-            self._taken += len(batch)
+            with self._cv:  # taken and counted at once, as force_flush reads them
+                batch = [spans.popleft() for _ in range(min(self._batch_size, len(spans)))]
+                self._taken += len(batch)
+            if not batch:  # shutdown emptied the queue meanwhile
+                return
             try:
                 self._encode.export(batch)  # type: ignore[arg-type]
             except Exception as exc:  # the exporter normally logs its own failures

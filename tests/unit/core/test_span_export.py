@@ -137,3 +137,18 @@ def test_a_forked_child_exports_its_own_spans_only() -> None:
     assert processor.force_flush(5_000)
     assert sum(len(r) for r in collect.requests) == 1
     provider.shutdown()
+
+
+def test_a_flush_waits_for_every_span_ended_before_it() -> None:
+    collect = Collect()
+    provider, processor = _pipeline(collect, max_export_batch_size=7)
+    tracer = provider.get_tracer("t")
+    ended = 0
+    for round_size in (1, 50, 333, 1_000):
+        for _ in range(round_size):
+            tracer.start_span("t").end()
+        ended += round_size
+        assert processor.force_flush(10_000)
+        assert sum(len(r) for r in collect.requests) == ended
+    assert all(len(r) <= 7 for r in collect.requests)
+    provider.shutdown()
