@@ -56,9 +56,11 @@ _matched_shapes: set[str] = set()
 
 
 def forget_cached() -> None:
-    _shape_cache.clear()
-    _matchers.clear()
-    _matched_shapes.clear()
+    """Replace the caches (the names changed): never cleared in place, so that a
+    redaction racing the change writes into caches nobody reads (see
+    ``redaction._clean_texts``)."""
+    global _shape_cache, _matchers, _matched_shapes
+    _shape_cache, _matchers, _matched_shapes = {}, {}, set()
 
 
 def _sensitive_name(key: str) -> bool:
@@ -115,30 +117,32 @@ def redact_query(query: str) -> str:
 
 
 def _plan_for(query: str) -> Plan:
+    shapes = _shape_cache  # before the names are read
     shape = _QUERY_VALUES.sub("=", query) if "=" in query else query
-    plan = _shape_cache.get(shape)
+    plan = shapes.get(shape)
     if plan is None:
         plan = _query_plan(shape)
         if len(shape) <= _SHAPE_MAX_CHARS:
-            if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
-                _shape_cache.clear()
-            _shape_cache[shape] = plan
+            if len(shapes) >= _SHAPE_CACHE_SIZE:
+                shapes.clear()
+            shapes[shape] = plan
     elif shape not in _matched_shapes:  # seen before: it repeats, worth a matcher
         _add_matcher(shape)
     return plan
 
 
 def _add_matcher(shape: str) -> None:
-    if len(_matched_shapes) >= _MATCHERS_SIZE:
-        _matchers.clear()
-        _matched_shapes.clear()
+    matchers, matched = _matchers, _matched_shapes  # before the names are read
+    if len(matched) >= _MATCHERS_SIZE:
+        matchers.clear()
+        matched.clear()
     pieces = []
     for part in shape.split("&"):
         key, eq, _ = part.partition("=")
         value = ("=([^&]*)" if _sensitive_name(key) else "=[^&]*") if eq else ""
         pieces.append(re.escape(key) + value)
-    _matched_shapes.add(shape)
-    _matchers.setdefault(shape.count("&"), []).append(re.compile("&".join(pieces)))
+    matched.add(shape)
+    matchers.setdefault(shape.count("&"), []).append(re.compile("&".join(pieces)))
 
 
 def _replace_groups(text: str, found: re.Match[str]) -> str:
@@ -186,7 +190,8 @@ def matched_url(text: str) -> str | None:
 def redact_url_str(text: str, budget: Budget) -> str:
     """The one place a URL is redacted (see :func:`redact_url`); returns ``text`` itself
     when nothing changed."""
-    if text in redaction._clean_urls:
+    clean_urls = redaction._clean_urls  # before the secrets (see redaction._clean_texts)
+    if text in clean_urls:
         return text
     found = matched_url(text)
     if found is not None:
@@ -196,10 +201,11 @@ def redact_url_str(text: str, budget: Budget) -> str:
     if start < 0:
         if "?" in text or "#" in text or "@" in text:
             cached = redaction._text_cache.get(text)
-            return cached if cached is not None else _redact_url_slow(text, budget)
+            return cached if cached is not None \
+                else _redact_url_slow(text, budget, clean_urls)
         out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
             else text
-        redaction.remember_clean_url(out)
+        redaction._remember(clean_urls, out)
         return out
     # The common URL, scheme://host/path?query: only its query can hold a secret.
     budget.chars -= len(text)
@@ -213,12 +219,13 @@ def redact_url_str(text: str, budget: Budget) -> str:
     else:
         out = text[:start] + _apply(query, plan)
     if out is text:  # a URL without secret repeats (market data polled)
-        redaction.remember_clean_url(out)
+        redaction._remember(clean_urls, out)
     return out
 
 
-def _redact_url_slow(text: str, budget: Budget) -> str:
-    """Credentials, fragments, percent-encoding, registered secrets, over-long URLs."""
+def _redact_url_slow(text: str, budget: Budget, clean_urls: set[str]) -> str:
+    """Credentials, fragments, percent-encoding, registered secrets, over-long URLs;
+    a URL without any is remembered in ``clean_urls``."""
     cut = 0
     original = text
     budget.chars -= min(len(text), MAX_TEXT_CHARS)
@@ -257,7 +264,7 @@ def _redact_url_slow(text: str, budget: Budget) -> str:
         return out + truncation_note(cut)
     if out == original:
         out = original
-    redaction.remember_clean_url(out)
+    redaction._remember(clean_urls, out)
     return out
 
 
@@ -270,8 +277,9 @@ def redact_url(url: object) -> str:
     URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
     anything with a ``__str__`` such as ``httpx.URL``. Never raises.
     """
+    clean_urls = redaction._clean_urls  # before the secrets (see redaction._clean_texts)
     out = redact_url_str(redaction._as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
     # A signed URL is unique, but its redacted form is what the span processor sees after
     # an instrumentation hook (ccxt, requests) redacted it: remembered, not scanned again.
-    redaction.remember_clean_url(out)
+    redaction._remember(clean_urls, out)
     return out
