@@ -103,3 +103,15 @@ def test_many_query_shapes_with_as_many_parameters_are_all_redacted() -> None:
             assert redact_url(url) == f"https://h/p?p{n}=1&signature={REDACTED}&q{n}=2"
             assert redaction.redact_attributes({"url.full": url})["url.full"] == \
                 f"https://h/p?p{n}=1&signature={REDACTED}&q{n}=2"
+
+
+def test_a_known_query_shape_still_scrubs_a_registered_secret() -> None:
+    redaction.register_secret("my-exchange-secret-77")
+    for ts in range(4):  # the shape gets its matcher, then serves
+        url = f"https://h/p?memo=order-{ts}&timestamp={ts}&signature={'ab' * 8}"
+        assert redact_url(url) == f"https://h/p?memo=order-{ts}&timestamp={ts}" \
+                                  f"&signature={REDACTED}"
+    leaky = "https://h/p?memo=my-exchange-secret-77&timestamp=9&signature=abab"
+    assert redact_url(leaky) == f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
+    assert redaction.redact_attributes({"url.full": leaky})["url.full"] == \
+        f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
