@@ -45,20 +45,32 @@ _shape_cache: dict[str, Plan] = {}
 _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 
 
-# A shape seen twice also gets a matcher: one regular expression that matches exactly
-# the queries of that shape (its names literally, each value as [^&]*+, the secret ones
-# captured). Trying the few matchers with as many '&' as the query is cheaper than
-# computing the query's shape, and it gives where the secrets are. Possessive values
-# and literal names: one pass, no backtracking.
+# A shape seen twice also gets a matcher: one regular expression for every such shape
+# with as many '&', matching a whole common URL (scheme://host/path?query: no '&' before
+# the '?', no credentials, fragment or percent-encoding) whose query has one of those
+# shapes: names literally, each value as [^&#@%]*+, the secret ones captured, and an
+# empty group closing each shape, whose number says which shape matched and so which
+# groups hold secrets. One C-level pass checks the URL and finds its secrets: cheaper
+# than computing the query's shape, and cheaper than checking the URL in Python first.
+# Possessive values and literal names: no backtracking within a shape; at most
+# _MAX_SHAPES_PER_COUNT shapes are tried, each failing at its first differing name.
 _MATCHERS_SIZE: Final = 256
-_matchers: dict[int, list[re.Pattern[str]]] = {}  # by the number of '&' in the query
+_MAX_SHAPES_PER_COUNT: Final = 16  # more: those queries take the plan path (still linear)
+_URL_HEAD: Final = r"[^?#@%&]*+\?"
+_VALUE: Final = r"=[^&#@%]*+"
+_SECRET_VALUE: Final = r"=([^&#@%]*+)"
+Matcher = tuple[re.Pattern[str], dict[int, tuple[int, ...]]]  # (expression, marker->groups)
+_matchers: dict[int, Matcher] = {}  # by the number of '&' in the URL
+_matcher_shapes: dict[int, list[tuple[str, int]]] = {}  # (alternative, its secret groups)
 _matched_shapes: set[str] = set()
 
 
 def forget_cached() -> None:
-    _shape_cache.clear()
-    _matchers.clear()
-    _matched_shapes.clear()
+    """Replace the caches (the names changed): never cleared in place, so that a
+    redaction racing the change writes into caches nobody reads (see
+    ``redaction._clean_texts``)."""
+    global _shape_cache, _matchers, _matcher_shapes, _matched_shapes
+    _shape_cache, _matchers, _matcher_shapes, _matched_shapes = {}, {}, {}, set()
 
 
 def _sensitive_name(key: str) -> bool:
@@ -115,40 +127,56 @@ def redact_query(query: str) -> str:
 
 
 def _plan_for(query: str) -> Plan:
+    shapes = _shape_cache  # before the names are read
     shape = _QUERY_VALUES.sub("=", query) if "=" in query else query
-    plan = _shape_cache.get(shape)
+    plan = shapes.get(shape)
     if plan is None:
         plan = _query_plan(shape)
         if len(shape) <= _SHAPE_MAX_CHARS:
-            if len(_shape_cache) >= _SHAPE_CACHE_SIZE:
-                _shape_cache.clear()
-            _shape_cache[shape] = plan
+            if len(shapes) >= _SHAPE_CACHE_SIZE:
+                shapes.clear()
+            shapes[shape] = plan
     elif shape not in _matched_shapes:  # seen before: it repeats, worth a matcher
         _add_matcher(shape)
     return plan
 
 
 def _add_matcher(shape: str) -> None:
-    if len(_matched_shapes) >= _MATCHERS_SIZE:
-        _matchers.clear()
-        _matched_shapes.clear()
+    # before the names are read
+    matchers, sources, matched = _matchers, _matcher_shapes, _matched_shapes
+    if len(matched) >= _MATCHERS_SIZE:
+        matchers.clear()
+        sources.clear()
+        matched.clear()
+    matched.add(shape)
+    count = shape.count("&")
+    alternatives = sources.setdefault(count, [])
+    if len(alternatives) >= _MAX_SHAPES_PER_COUNT:
+        return
     pieces = []
+    secrets = 0
     for part in shape.split("&"):
         key, eq, _ = part.partition("=")
-        value = ("=([^&]*)" if _sensitive_name(key) else "=[^&]*") if eq else ""
-        pieces.append(re.escape(key) + value)
-    _matched_shapes.add(shape)
-    _matchers.setdefault(shape.count("&"), []).append(re.compile("&".join(pieces)))
+        if eq and _sensitive_name(key):
+            secrets += 1
+            pieces.append(re.escape(key) + _SECRET_VALUE)
+        else:
+            pieces.append(re.escape(key) + (_VALUE if eq else ""))
+    alternatives.append(("&".join(pieces) + "()", secrets))
+    groups: dict[int, tuple[int, ...]] = {}
+    group = 0
+    for _, secret_groups in alternatives:
+        groups[group + secret_groups + 1] = tuple(range(group + 1, group + secret_groups + 1))
+        group += secret_groups + 1
+    expression = _URL_HEAD + "(?:" + "|".join(source for source, _ in alternatives) + ")"
+    matchers[count] = (re.compile(expression), groups)
 
 
-def _replace_groups(text: str, found: re.Match[str]) -> str:
-    """``text`` with every group ``found`` captured replaced by REDACTED."""
-    groups = found.lastindex
-    if groups is None:
-        return text
+def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) -> str:
+    """``text`` with the groups ``found`` captured replaced by REDACTED."""
     pieces: list[str] = []
     last = 0
-    for group in range(1, groups + 1):
+    for group in groups:
         start, end = found.span(group)
         pieces += (text[last:start], REDACTED)
         last = end
@@ -170,23 +198,33 @@ def _query_start(text: str) -> int:
 def matched_url(text: str) -> str | None:
     """The redacted URL when it is the common kind and its query has a shape seen
     before (one matcher pass, see above), else None."""
-    start = _query_start(text)
-    if start < 0:
+    if len(text) > MAX_TEXT_CHARS:
         return None
-    for matcher in _matchers.get(text.count("&", start), ()):
-        found = matcher.fullmatch(text, start)
-        if found is not None:
-            if found.lastindex == 1:  # the usual signed request: one signature
-                begin, end = found.span(1)
-                return text[:begin] + REDACTED + text[end:]
-            return _replace_groups(text, found)
-    return None
+    literals = redaction._secrets
+    matcher = _matchers.get(text.count("&"))
+    if matcher is None:
+        return None
+    found = matcher[0].fullmatch(text)
+    if found is None:
+        return None
+    groups = matcher[1][found.lastindex]  # type: ignore[index]  # a marker closes each
+    if len(groups) == 1:  # the usual signed request: one signature
+        begin, end = found.span(groups[0])
+        out = f"{text[:begin]}{REDACTED}{text[end:]}"
+    else:
+        out = _replace_groups(text, found, groups) if groups else text
+    # A registered secret (ccxt registers the exchange's) left in it: the general path
+    # scrubs it. Searched in what is kept, as that path does after the query.
+    if literals and any(literal in out for literal in literals):
+        return None
+    return out
 
 
 def redact_url_str(text: str, budget: Budget) -> str:
     """The one place a URL is redacted (see :func:`redact_url`); returns ``text`` itself
     when nothing changed."""
-    if text in redaction._clean_urls:
+    clean_urls = redaction._clean_urls  # before the secrets (see redaction._clean_texts)
+    if text in clean_urls:
         return text
     found = matched_url(text)
     if found is not None:
@@ -196,10 +234,11 @@ def redact_url_str(text: str, budget: Budget) -> str:
     if start < 0:
         if "?" in text or "#" in text or "@" in text:
             cached = redaction._text_cache.get(text)
-            return cached if cached is not None else _redact_url_slow(text, budget)
+            return cached if cached is not None \
+                else _redact_url_slow(text, budget, clean_urls)
         out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
             else text
-        redaction.remember_clean_url(out)
+        redaction._remember(clean_urls, out)
         return out
     # The common URL, scheme://host/path?query: only its query can hold a secret.
     budget.chars -= len(text)
@@ -213,12 +252,13 @@ def redact_url_str(text: str, budget: Budget) -> str:
     else:
         out = text[:start] + _apply(query, plan)
     if out is text:  # a URL without secret repeats (market data polled)
-        redaction.remember_clean_url(out)
+        redaction._remember(clean_urls, out)
     return out
 
 
-def _redact_url_slow(text: str, budget: Budget) -> str:
-    """Credentials, fragments, percent-encoding, registered secrets, over-long URLs."""
+def _redact_url_slow(text: str, budget: Budget, clean_urls: set[str]) -> str:
+    """Credentials, fragments, percent-encoding, registered secrets, over-long URLs;
+    a URL without any is remembered in ``clean_urls``."""
     cut = 0
     original = text
     budget.chars -= min(len(text), MAX_TEXT_CHARS)
@@ -257,7 +297,7 @@ def _redact_url_slow(text: str, budget: Budget) -> str:
         return out + truncation_note(cut)
     if out == original:
         out = original
-    redaction.remember_clean_url(out)
+    redaction._remember(clean_urls, out)
     return out
 
 
@@ -270,8 +310,9 @@ def redact_url(url: object) -> str:
     URL-encoded parameters nested in a parameter's value. Accepts ``str``, ``bytes`` or
     anything with a ``__str__`` such as ``httpx.URL``. Never raises.
     """
+    clean_urls = redaction._clean_urls  # before the secrets (see redaction._clean_texts)
     out = redact_url_str(redaction._as_text(url), Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
     # A signed URL is unique, but its redacted form is what the span processor sees after
     # an instrumentation hook (ccxt, requests) redacted it: remembered, not scanned again.
-    redaction.remember_clean_url(out)
+    redaction._remember(clean_urls, out)
     return out

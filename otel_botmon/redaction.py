@@ -121,7 +121,15 @@ _text_cache: dict[str, str] = {}
 # Short texts known to redact to themselves, as free text and as URLs: a span's repeated
 # values (symbols, sides, public URLs) and every redacted result (so that a value
 # redacted by an instrumentation hook is not scanned again by the span processor) are
-# one set lookup. Cleared when full, and whenever a secret or a name is added.
+# one set lookup. Cleared when full; replaced whenever a secret or a name is added.
+#
+# Registration races redaction on other threads: a redaction that read the old secrets
+# must not leave what it concluded in a cache readers use afterwards. So registration
+# sets the new secrets or names first and then *replaces* every cache object (never
+# clears it); a redaction takes the cache objects it may write to before it reads the
+# secrets or names. A redaction that raced a registration writes into caches nobody
+# reads any more; one that started after it writes into the new ones with the new
+# secrets. The hot path pays nothing for this: it reads the same globals as before.
 _clean_texts: set[str] = set()
 _clean_urls: set[str] = set()
 _NO_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None)})
@@ -135,9 +143,6 @@ def _remember(clean: set[str], text: str) -> None:
         clean.add(text)
 
 
-def remember_clean_url(url: str) -> None:
-    """Note a URL that redacts to itself (a result of URL redaction)."""
-    _remember(_clean_urls, url)
 
 
 def _normalize(name: str) -> str:
@@ -166,39 +171,39 @@ def is_sensitive_key(name: str) -> bool:
     """
     if not isinstance(name, str) or not name:
         return False
-    cached = _key_cache.get(name)
+    cache = _key_cache  # before the names are read (see _clean_texts)
+    cached = cache.get(name)
     if cached is not None:
         return cached
     found = _sensitive(_normalize(name))
     if not found and "." in name:  # attribute keys: http.request.header.<name>
         found = _sensitive(_normalize(name.rsplit(".", 1)[1]))
-    if len(_key_cache) >= _KEY_CACHE_SIZE:  # bounded: attribute keys are few, URLs are not
-        _key_cache.clear()
-    _key_cache[name] = found
+    if len(cache) >= _KEY_CACHE_SIZE:  # bounded: attribute keys are few, URLs are not
+        cache.clear()
+    cache[name] = found
     return found
 
 
 def _key_kind(key: str) -> int:
     """What the attribute key ``key`` says about its value (cached per key)."""
-    kind = _key_kinds.get(key)
+    kinds, plain = _key_kinds, _plain_keys  # before the names are read (see _clean_texts)
+    kind = kinds.get(key)
     if kind is None:
         kind = _SECRET if is_sensitive_key(key) else _URL if key in _URL_KEYS else _PLAIN
-        if len(_key_kinds) >= _KEY_CACHE_SIZE:
-            _key_kinds.clear()
-            _plain_keys.clear()
-        _key_kinds[key] = kind
+        if len(kinds) >= _KEY_CACHE_SIZE:
+            kinds.clear()
+            plain.clear()
+        kinds[key] = kind
         if kind == _PLAIN:
-            _plain_keys.add(key)
+            plain.add(key)
     return kind
 
 
 def _forget_cached() -> None:
-    _key_cache.clear()
-    _key_kinds.clear()
-    _plain_keys.clear()
-    _text_cache.clear()
-    _clean_texts.clear()
-    _clean_urls.clear()
+    """Replace every cache (called after the secrets or names changed; see _clean_texts)."""
+    global _key_cache, _key_kinds, _plain_keys, _text_cache, _clean_texts, _clean_urls
+    _key_cache, _key_kinds, _plain_keys = {}, {}, set()
+    _text_cache, _clean_texts, _clean_urls = {}, set(), set()
     _redact_url.forget_cached()
 
 
@@ -261,9 +266,10 @@ def _redact_str(text: str, budget: Budget) -> str:
 
     Returns ``text`` itself when nothing changed. Short results are cached.
     """
-    if text in _clean_texts:
+    clean, changed = _clean_texts, _text_cache  # before the secrets (see _clean_texts)
+    if text in clean:
         return text
-    cached = _text_cache.get(text)
+    cached = changed.get(text)
     if cached is not None:
         return cached
     limit = min(MAX_TEXT_CHARS, budget.chars)
@@ -288,10 +294,10 @@ def _redact_str(text: str, budget: Budget) -> str:
         out += truncation_note(cut)
     if budget.truncated == truncated_before:
         if out is not text and len(text) <= _TEXT_CACHE_MAX_CHARS:
-            if len(_text_cache) >= _TEXT_CACHE_SIZE:
-                _text_cache.clear()
-            _text_cache[text] = out
-        _remember(_clean_texts, out)
+            if len(changed) >= _TEXT_CACHE_SIZE:
+                changed.clear()
+            changed[text] = out
+        _remember(clean, out)
     return out
 
 
@@ -399,7 +405,8 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
     """
     out: dict[str, Any] | None = None
     plain = _plain_keys
-    clean = _clean_texts
+    clean = _clean_texts  # before the secrets (see _clean_texts)
+    clean_urls = _clean_urls
     literals = _secrets
     no_text = _NO_TEXT
     for key, value in attributes.items():
@@ -427,7 +434,7 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                     out[key] = secret
                 continue
             if kind == _URL and vtype is str:
-                if value in _clean_urls:
+                if value in clean_urls:
                     continue
                 url = matched_url(value)  # a signed request of a known shape
                 if url is None:

@@ -92,3 +92,26 @@ def test_the_span_processors_branch_redacts_as_the_general_path(
         if not _redact_span._scrub_common(scrubbed):
             scrubbed.update(redaction._changes(scrubbed, None) or {})
         assert scrubbed == expected
+
+
+def test_many_query_shapes_with_as_many_parameters_are_all_redacted() -> None:
+    # more shapes of one '&' count than one matcher holds: the rest take the plan path
+    shapes = [f"p{n}=1&signature={{}}&q{n}=2" for n in range(40)]
+    for _ in range(3):
+        for n, shape in enumerate(shapes):
+            url = f"https://h/p?{shape.format('ab' * 8)}"
+            assert redact_url(url) == f"https://h/p?p{n}=1&signature={REDACTED}&q{n}=2"
+            assert redaction.redact_attributes({"url.full": url})["url.full"] == \
+                f"https://h/p?p{n}=1&signature={REDACTED}&q{n}=2"
+
+
+def test_a_known_query_shape_still_scrubs_a_registered_secret() -> None:
+    redaction.register_secret("my-exchange-secret-77")
+    for ts in range(4):  # the shape gets its matcher, then serves
+        url = f"https://h/p?memo=order-{ts}&timestamp={ts}&signature={'ab' * 8}"
+        assert redact_url(url) == f"https://h/p?memo=order-{ts}&timestamp={ts}" \
+                                  f"&signature={REDACTED}"
+    leaky = "https://h/p?memo=my-exchange-secret-77&timestamp=9&signature=abab"
+    assert redact_url(leaky) == f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
+    assert redaction.redact_attributes({"url.full": leaky})["url.full"] == \
+        f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
