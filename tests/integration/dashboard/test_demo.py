@@ -102,6 +102,7 @@ async def test_demo_shutdown_with_a_tab_open_prints_no_traceback(stop: str) -> N
     import sys
 
     import websockets
+    from websockets.typing import Origin
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "otel_botmon.cli", "demo", "--duration", "5", "--port", "0",
@@ -117,7 +118,7 @@ async def test_demo_shutdown_with_a_tab_open_prints_no_traceback(stop: str) -> N
             found = re.search(r"http://localhost:(\d+)", line)
         origin = f"http://127.0.0.1:{found.group(1)}"
         async with websockets.connect(f"ws://127.0.0.1:{found.group(1)}/ws",
-                                      origin=origin) as ws, \
+                                      origin=Origin(origin)) as ws, \
                 httpx.AsyncClient(base_url=origin, timeout=5) as client:
             await ws.recv()  # the first snapshot: the tab is live
             if stop == "sigint":
