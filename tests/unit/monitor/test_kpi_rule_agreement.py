@@ -11,6 +11,10 @@ one rule per KPI that holds whenever the KPI has a value. Then, for every KPI:
   ``api_error_rate > 10`` ...) is pending or firing exactly when the card's value is past
   the threshold the page draws for that rule (``rule_dict``, the chart's dashed line).
 
+The trader views read the same collect: each rate-limit row's utilization is the value a
+rule on ``botmon.exchange.ratelimit.utilization`` sees for that exchange, budget and
+interval, and each symbol's P&L is ``sum by (trading.symbol) (botmon.pnl.realized)``.
+
 A change of definition, window, unit or history on either side fails here.
 """
 
@@ -25,11 +29,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from otel_botmon import conventions as conv
 from otel_botmon import record_api_call, record_position_closed, record_trade_execution
 from otel_botmon.alerting.default_rules import default_rules
 from otel_botmon.alerting.manager import AlertManager
 from otel_botmon.alerting.model import AlertRule, AlertState
+from otel_botmon.instrument.ratelimit import record_ratelimit_headers
 from otel_botmon.monitor_views import rule_dict
+from otel_botmon.observe.trading_view import read_trading_view
 from otel_botmon.performance import PerformanceMonitor
 from otel_botmon.query import KPIS
 
@@ -55,6 +62,16 @@ def _catch_all(name: str) -> AlertRule:
                      cooldown_minutes=0.0)
 
 
+_VIEW_RULES = [
+    AlertRule(name="view_ratelimit", cooldown_minutes=0.0,
+              condition=f"{conv.EXCHANGE_RATELIMIT_UTILIZATION.name} > -1"),
+    AlertRule(name="view_pnl", cooldown_minutes=0.0,
+              condition=f"sum by ({conv.TRADING_SYMBOL}) ({conv.PNL_REALIZED.name})"
+                        " > -1000000000000"),
+]
+"""What the trader views show, as rules: one alert per row."""
+
+
 def _rules(trade_slow_ms: float, errors_per_minute: float) -> list[AlertRule]:
     rules = default_rules(
         trade_slow_ms=trade_slow_ms, api_errors_per_minute=errors_per_minute,
@@ -62,7 +79,7 @@ def _rules(trade_slow_ms: float, errors_per_minute: float) -> list[AlertRule]:
         disk_critical=100.0, api_response_time_warning_ms=100.0,
         api_response_time_critical_ms=400.0,
     )
-    return rules + [_catch_all(name) for name in KPIS]
+    return rules + [_catch_all(name) for name in KPIS] + _VIEW_RULES
 
 
 action = st.one_of(
@@ -71,6 +88,7 @@ action = st.one_of(
     st.tuples(st.just("api"), st.floats(1.0, 1500.0), st.sampled_from([200, 200, 429, 503])),
     st.tuples(st.just("close"), st.sampled_from(["BTCUSDT", "ETHUSDT"]),
               st.floats(-50.0, 50.0).map(lambda v: round(v, 2))),
+    st.tuples(st.just("limit"), st.integers(0, 6000), st.integers(0, 60)),
 )
 step = st.tuples(st.lists(action, max_size=12), st.floats(0.5, 90.0))
 
@@ -81,8 +99,11 @@ def _record(item: tuple[Any, ...]) -> None:
         record_trade_execution("BTCUSDT", "BUY", 0.01, 45000.0, item[1], outcome=item[2])
     elif kind == "api":
         record_api_call("create_order", item[1], item[2], exchange="binance")
-    else:
+    elif kind == "close":
         record_position_closed(item[1], item[2])
+    else:  # Binance's weight and order-count headers, as an HTTP client sees them
+        record_ratelimit_headers({"x-mbx-used-weight-1m": str(item[1]),
+                                  "x-mbx-order-count-10s": str(item[2])}, exchange="binance")
 
 
 def _check(manager: AlertManager, rules: list[AlertRule], values: dict[str, float | None],
@@ -107,7 +128,24 @@ def _check(manager: AlertManager, rules: list[AlertRule], values: dict[str, floa
         assert holds == (rule.name in active), (at, rule.name, card, threshold)
 
 
-@settings(max_examples=40, deadline=None,
+def _check_views(manager: AlertManager, data: Any, at: str) -> None:
+    view = read_trading_view(data)
+    alerts: dict[str, dict[tuple[str, ...], float]] = {"view_ratelimit": {}, "view_pnl": {}}
+    for alert in manager.get_active_alerts():
+        if alert.rule_name == "view_ratelimit":
+            key = tuple(alert.labels.get(k, "") or "-" for k in (
+                conv.EXCHANGE_NAME, conv.RATELIMIT_BUDGET, conv.RATELIMIT_INTERVAL))
+            alerts["view_ratelimit"][key] = alert.value
+        elif alert.rule_name == "view_pnl":
+            alerts["view_pnl"][(alert.labels.get(conv.TRADING_SYMBOL, "") or "-",)] = alert.value
+    rows = {(r["exchange"], r["budget"], r["interval"]): r["utilization"]
+            for r in view["rate_limits"] if r["utilization"] is not None}
+    assert rows == pytest.approx(alerts["view_ratelimit"], abs=_PRECISION, rel=0), at
+    pnl = {(p["symbol"],): p["pnl"] for p in view["pnl_by_symbol"]}
+    assert pnl == pytest.approx(alerts["view_pnl"], abs=1e-8, rel=0), at
+
+
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=1, max_size=12),
        trade_slow_ms=st.sampled_from([5.0, 300.0, 2000.0]),
@@ -132,6 +170,7 @@ def test_cards_and_rules_on_one_kpi_read_one_value(
         sample = monitor.sample_from(replay.data, now)
         manager.evaluate_once(now)
         _check(manager, rules, sample.kpis, f"step {index}")
+        _check_views(manager, replay.data, f"step {index}")
     manager.close()
 
 
