@@ -130,7 +130,7 @@ def _check(manager: AlertManager, rules: list[AlertRule], values: dict[str, floa
 
 def _check_views(manager: AlertManager, data: Any, at: str) -> None:
     view = read_trading_view(data)
-    alerts: dict[str, dict[tuple[str, ...], float]] = {"view_ratelimit": {}, "view_pnl": {}}
+    alerts: dict[str, dict[tuple[str, ...], float | None]] = {"view_ratelimit": {}, "view_pnl": {}}
     for alert in manager.get_active_alerts():
         if alert.rule_name == "view_ratelimit":
             key = tuple(alert.labels.get(k, "") or "-" for k in (
