@@ -140,6 +140,43 @@ def test_a_pending_alert_that_clears_is_shown_apart_then_gone_everywhere(
     assert severe_console_entries(browser) == []
 
 
+def test_rate_limit_rows_are_coloured_by_the_rules_that_alert_on_them(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    """A row turns amber when a warning rule on its gauge holds and red when a critical one
+    does, as the alerts fire; not at the page's own 70 % / 90 %."""
+    utilization = conv.EXCHANGE_RATELIMIT_UTILIZATION.name
+    for name, severity, threshold in (("budget_warm", AlertSeverity.WARNING, 0.1),
+                                      ("budget_hot", AlertSeverity.CRITICAL, 0.5)):
+        live.monitor.alert_manager.register_rule(AlertRule(
+            name, f"{utilization} > {threshold}", severity=severity, description=name))
+    row = '#ratelimits tbody tr'
+
+    def level() -> str:
+        return str(browser.execute_script(
+            "const r = Array.from(document.querySelectorAll(arguments[0]))"
+            ".find(tr => tr.cells[2].textContent === '1m'); return r ? r.className : ''", row))
+
+    def firing() -> set[str]:
+        return {a["rule_name"] for a in live.monitor.get_active_alerts()
+                if a["state"] == "firing"}
+
+    gauge(1150)  # 19 % of Binance's 6,000 a minute: only the warning rule holds
+    browser.get(live.url)
+    wait_for(lambda: level() == "rl warn")
+    wait_for(lambda: firing() == {"budget_warm"})
+    legend = browser.execute_script(
+        "return document.querySelector(arguments[0] + ' td:nth-child(4)').title", row)
+    assert "budget_warm utilization > 0.1 (warning)" in legend, legend
+    assert "budget_hot utilization > 0.5 (critical)" in legend, legend
+    gauge(4000)  # 67 %: under the page's old 70 % line, over the critical rule's
+    wait_for(lambda: level() == "rl crit")
+    wait_for(lambda: firing() == {"budget_warm", "budget_hot"})
+    gauge(60)  # 1 %: neither rule holds
+    wait_for(lambda: level() == "rl ok")
+    assert severe_console_entries(browser) == []
+
+
 def test_stopping_the_server_shows_the_stale_banner(
     browser: Any, artifacts_dir: str,
 ) -> None:
