@@ -192,6 +192,12 @@ def test_stopping_the_server_shows_the_stale_banner(
         assert "Connection to the bot lost" in banner.text and " old" in banner.text
         assert "stale" in (browser.find_element(By.TAG_NAME, "body").get_attribute("class") or "")
         assert text(browser, "#connection") == "disconnected"
+        # the header says how old the data is, and the uptime clock has stopped
+        uptime = text(browser, "#uptime")
+        updated = text(browser, "#updated")
+        assert re.fullmatch(r"updated \d+s ago", updated), updated
+        wait_for(lambda: text(browser, "#updated") not in ("", updated), timeout=5.0)
+        assert text(browser, "#uptime") == uptime
         browser.save_screenshot(os.path.join(artifacts_dir, "stale.png"))
 
 
@@ -323,6 +329,33 @@ def test_charts_have_time_axis_threshold_spans_tooltip_and_runbook_link(
     ActionChains(browser).move_to_element(chart).perform()
     wait_for(lambda: "UTC" in (tip := text(browser, "#chart-host .tip")) and "cpu:" in tip)
     browser.save_screenshot(os.path.join(artifacts_dir, "charts.png"))
+    assert severe_console_entries(browser) == []
+
+
+def test_every_kpi_card_names_its_window_and_unit(browser: Any, live: LiveDashboard) -> None:
+    from otel_botmon.query import KPIS
+
+    browser.get(live.url)
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#metrics .metric")) >= len(KPIS))
+    windows = browser.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('#metrics .metric'),"
+        " m => [m.dataset.metric, m.querySelector('.window').textContent]))")
+    expected = {"latest": "now", "since start": "since start"}
+    for name, kpi in KPIS.items():
+        assert windows[name].startswith(expected.get(kpi.window, "last " + kpi.window)), (
+            name, windows[name])
+    assert windows["pnl"].endswith("· quote ccy") and windows["total_trades"].endswith("· trades")
+
+
+def test_a_rule_that_fired_is_shaded_on_its_chart(browser: Any, live: LiveDashboard) -> None:
+    live.monitor.alert_manager.register_rule(AlertRule(
+        "cpu_seen", "cpu >= 0", severity=AlertSeverity.CRITICAL, description="any CPU"))
+    set_viewport(browser, VIEWPORTS["desktop"])
+    browser.get(live.url)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chart-host rect.fired.critical"))
+    wait_for(lambda: "cpu_seen >= 0" in browser.execute_script(
+        "return Array.from(document.querySelectorAll('#chart-host .threshold-label'),"
+        " t => t.textContent).join('|')"))
     assert severe_console_entries(browser) == []
 
 
