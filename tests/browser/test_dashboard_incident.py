@@ -359,6 +359,36 @@ def test_a_rule_that_fired_is_shaded_on_its_chart(browser: Any, live: LiveDashbo
     assert severe_console_entries(browser) == []
 
 
+def test_an_alert_on_a_kpi_shows_the_value_its_card_shows(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    """The firing alert of ``trade_latency_p95 > 100ms`` and the Trade p95 card show one
+    number in one unit (the rule's value is in seconds, as the KPI is)."""
+    live.monitor.alert_manager.register_rule(AlertRule(
+        "trades_slow", "trade_latency_p95 > 100ms", severity=AlertSeverity.CRITICAL,
+        description="Trades slow"))
+    browser.get(live.url)
+
+    def fired() -> list[Any]:
+        live.monitor.record_trade_execution("BTCUSDT", "BUY", 0.001, 45000.0, 250.0)
+        return browser.find_elements(By.CSS_SELECTOR, "#firing > li .value")
+
+    wait_for(fired)
+
+    def both() -> tuple[str, str] | None:
+        shown = browser.execute_script(
+            "const v = document.querySelector('#firing > li .value');"
+            "const c = document.querySelector('[data-metric=\"trade_latency_p95\"] .value');"
+            "return v && c ? [v.textContent, c.textContent] : null")
+        return (shown[0], shown[1]) if shown else None
+
+    alert_text, card = wait_for(lambda: (b := both()) and b[1] != "\u2013" and b)
+    found = re.fullmatch(r"value ([\d,.]+ ms) \(> 100ms\)", alert_text)
+    assert found, alert_text
+    assert found.group(1) == card, (alert_text, card)  # e.g. "value 247.5 ms" and "247.5 ms"
+    assert severe_console_entries(browser) == []
+
+
 def test_without_javascript_the_page_says_so_and_claims_nothing(live: LiveDashboard) -> None:
     page = httpx.get(live.url).text
     assert "<noscript>" in page and "JavaScript is off" in page

@@ -212,6 +212,23 @@
 
   function alertSignature(a) { return [a.state, a.acknowledged_by, a.resolved_at, a.value].join("|"); }
 
+  // An alert of a rule on a KPI ("trade_latency_p95 > 2000ms") shows its value as that
+  // KPI's card does (the same unit, seconds as ms, the same digits), with the threshold.
+  function alertValueText(a) {
+    if (a.value === null || a.value === undefined) return "";
+    const view = state.view || {};
+    const rule = (view.rules || []).find(function (r) { return r.name === a.rule_name; });
+    const kpi = rule && rule.metric ? (view.kpis || {})[rule.metric] : null;
+    let value = a.value, unit = "", digits = Math.abs(a.value) >= 100 ? 0 : 2;
+    if (kpi) {
+      unit = kpi.unit === "s" ? "ms" : kpi.unit === "quote currency" ? "quote ccy" : COUNT_UNITS.has(kpi.unit) ? "" : kpi.unit;
+      if (kpi.unit === "s") value *= 1000;
+      digits = KPI_DIGITS[kpi.unit] !== undefined ? KPI_DIGITS[kpi.unit] : 0;
+    }
+    const threshold = rule && rule.threshold !== null ? " (" + rule.op + " " + rule.threshold + (rule.unit || "") + ")" : "";
+    return "value " + fmtNumber(value, digits) + (unit ? " " + unit : "") + threshold;
+  }
+
   function updateAlertItem(li, a) {
     setClass(li, "alert sev-" + a.severity + " " + a.state + (a.acknowledged ? " acked" : ""));
     const q = function (sel) { return li.querySelector(sel); };
@@ -222,7 +239,7 @@
     q(".age").dataset.since = String(since || "");
     setAttr(q(".age"), "title", (a.state === "firing" ? "firing since " : "pending since ") + fmtUtc(since, true));
     setText(q(".age"), (a.state === "firing" ? "for " : "pending ") + fmtAge(serverNow() - since));
-    setText(q(".value"), a.value === null || a.value === undefined ? "" : "value " + fmtNumber(a.value, Math.abs(a.value) >= 100 ? 0 : 2));
+    setText(q(".value"), alertValueText(a));
     const labels = Object.keys(a.labels || {}).filter(function (k) { return !HIDDEN_LABELS[k]; }).slice(0, 8)
       .map(function (k) { return k + "=" + a.labels[k]; }).join("  ");
     setText(q(".labels"), labels);
