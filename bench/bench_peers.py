@@ -4,11 +4,11 @@ Run ``python bench/bench_peers.py`` (``--quick``, ``--repeat N``). Every figure 
 **peer's** time over ours in interleaved rounds (bench/_harness.py), so above 1 means the
 peer costs more. They are informational: no target, the verdict column says ``info``.
 
-The trade workload is bench_trade's: one whole trade of BTCUSDT, BUY 0.25 at 70,000.0,
-filled at 70,003.5. Ours is ``@trade`` whose body reports the fill (span with symbol,
-side, order type, quantity, price, outcome, fill and slippage; duration histogram, trade,
-volume and notional counters, slippage histogram) on ``configure()``'s pipeline with
-spans batched to a discarding exporter.
+The trade workload is bench_trade's (bench/_trade_workload.py): one whole trade of
+BTCUSDT, BUY 0.25 at 70,000.0, filled at 70,003.5. Ours is ``@trade`` whose body reports
+the fill (span with symbol, side, order type, quantity, price, outcome, fill and
+slippage; duration histogram, trade, volume and notional counters, slippage histogram)
+on ``configure()``'s pipeline with spans batched to a discarding exporter.
 
 - ``peers.logfire_instrument``: ``@logfire.instrument`` (Logfire's default: arguments
   recorded as attributes) on a local Logfire with the same kind of span pipeline, no
@@ -44,25 +44,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import DropExporter
 from bench._harness import Bench, time_calls
+from bench._trade_workload import (
+    FILL_PRICE,
+    ORDER_TYPE,
+    PRICE,
+    QUANTITY,
+    SIDE,
+    SYMBOL,
+    decorated_trade,
+    trade_attributes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-SYMBOL, SIDE, ORDER_TYPE = "BTCUSDT", "BUY", "MARKET"
-QUANTITY, PRICE, FILL_PRICE = 0.25, 70_000.0, 70_003.5
 SIDECAR = REPO / ".tools" / "sidecar" / "bench"
 PEER_NOTE = "peer / ours (above 1: the peer costs more)"
-
-
-def ours() -> Callable[[], object]:
-    from otel_botmon.instrument.trading import current_trade, trade
-
-    @trade(order_type=ORDER_TYPE)
-    def place(symbol: str, side: str, quantity: float, price: float) -> str:
-        t = current_trade()
-        if t is not None:
-            t.filled(price=FILL_PRICE)
-        return "FILLED"
-
-    return lambda: place(SYMBOL, SIDE, QUANTITY, PRICE)
 
 
 def skipped(name: str, why: str) -> None:
@@ -100,8 +95,6 @@ def logfire_figures(bench: Bench, candidate_ours: Callable[[], object], calls: i
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from otel_botmon import conventions as conv
-
     reader = InMemoryMetricReader()
     lf = logfire.configure(
         local=True, send_to_logfire=False, console=False, service_name="bench-peers",
@@ -117,10 +110,8 @@ def logfire_figures(bench: Bench, candidate_ours: Callable[[], object], calls: i
     volume = lf.metric_counter("trade.volume", unit="{unit}")
     notional = lf.metric_counter("trade.notional", unit="1")
     slippage = lf.metric_histogram("trade.slippage", unit="bp")
-    filled_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE,
-                    conv.TRADING_ORDER_TYPE: ORDER_TYPE, conv.TRADING_OUTCOME: "filled"}
-    pair_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE}
-    slip_attrs = {**pair_attrs, conv.TRADING_SLIPPAGE_DIRECTION: "adverse"}
+    attrs = trade_attributes()
+    filled_attrs, pair_attrs, slip_attrs = attrs.filled, attrs.pair, attrs.slippage
     clock = time.perf_counter_ns
 
     @lf.instrument("trade {symbol}")
@@ -324,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         tel = telemetry.configure("bench-peers", set_global=False,
                                   span_processors=[BatchSpanProcessor(DropExporter())])
-        candidate_ours = ours()
+        candidate_ours = decorated_trade()
         time_calls(candidate_ours, calls)  # our series exist before any round
         try:
             logfire_figures(bench, candidate_ours, calls)

@@ -36,26 +36,18 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _harness import Bench, quantile, time_calls  # noqa: E402
-
-SYMBOL, SIDE, ORDER_TYPE = "BTCUSDT", "BUY", "MARKET"
-QUANTITY, PRICE, FILL_PRICE = 0.25, 70_000.0, 70_003.5
-
+from _trade_workload import (  # noqa: E402
+    FILL_PRICE,
+    ORDER_TYPE,
+    PRICE,
+    QUANTITY,
+    SIDE,
+    SYMBOL,
+    decorated_trade,
+    trade_attributes,
+)
 
 # --- the two sides ----------------------------------------------------------------------
-
-
-def decorated_trade() -> Callable[[], object]:
-    """``@trade`` whose body reports the fill (so slippage is known)."""
-    from otel_botmon.instrument.trading import current_trade, trade
-
-    @trade(order_type=ORDER_TYPE)
-    def place(symbol: str, side: str, quantity: float, price: float) -> str:
-        t = current_trade()
-        if t is not None:
-            t.filled(price=FILL_PRICE)
-        return "FILLED"
-
-    return lambda: place(SYMBOL, SIDE, QUANTITY, PRICE)
 
 
 def with_trade() -> Callable[[], object]:
@@ -89,13 +81,9 @@ def hand_written(tracer: Any, meter: Any, idiom: str) -> Callable[[], object]:
     slippage = meter.create_histogram(
         f"{prefix}.trade.slippage", unit="bp",
         explicit_bucket_boundaries_advisory=list(conv.SLIPPAGE_BUCKETS_BP))
-    span_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE,
-                  conv.TRADING_ORDER_TYPE: ORDER_TYPE, conv.TRADING_QUANTITY: QUANTITY,
-                  conv.TRADING_PRICE: PRICE}
-    filled_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE,
-                    conv.TRADING_ORDER_TYPE: ORDER_TYPE, conv.TRADING_OUTCOME: "filled"}
-    pair_attrs = {conv.TRADING_SYMBOL: SYMBOL, conv.TRADING_SIDE: SIDE}
-    slip_attrs = {**pair_attrs, conv.TRADING_SLIPPAGE_DIRECTION: "adverse"}
+    attrs = trade_attributes()
+    span_attrs, filled_attrs, pair_attrs, slip_attrs = (
+        attrs.span, attrs.filled, attrs.pair, attrs.slippage)
     name = f"trade {SYMBOL}"
     clock = time.perf_counter_ns
 

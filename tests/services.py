@@ -120,6 +120,18 @@ class ManagedProcess:
         )
         return self
 
+    def start_ready(self, url: str, timeout: float = 30.0,
+                    ok_statuses: Sequence[int] = (200,)) -> ManagedProcess:
+        """``start()``, then wait until GET ``url`` answers one of ``ok_statuses``; a
+        server that does not is stopped and fails the test with its log."""
+        self.start()
+        try:
+            wait_for_http(url, timeout=timeout, ok_statuses=ok_statuses)
+        except TimeoutError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}\n{self.log()}") from exc
+        return self
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -34,6 +34,7 @@ from otel_botmon.query.syntax import (
     Number,
     Selector,
     VType,
+    selectors,
 )
 
 __all__ = [
@@ -305,24 +306,10 @@ class _Translator:
 
 def _metrics(node: Node) -> list[str]:
     """The Prometheus names of the metrics ``node`` reads, in order, without repeats."""
-    found: dict[str, None] = {}
-
-    def walk(n: Node) -> None:
-        if isinstance(n, Selector):
-            component = "bucket" if n.vtype is VType.HIST_RANGE else None
-            found[prom_metric(n.metric, n.kind if n.component is None else
-                              MetricKind.HISTOGRAM, component or n.component)] = None
-        elif isinstance(n, Derived):
-            walk(n.expansion)
-        elif isinstance(n, Call):
-            for a in n.args:
-                walk(a)
-        elif isinstance(n, Binary):
-            walk(n.left)
-            walk(n.right)
-
-    walk(node)
-    return list(found)
+    return list(dict.fromkeys(
+        prom_metric(s.metric, s.kind if s.component is None else MetricKind.HISTOGRAM,
+                    "bucket" if s.vtype is VType.HIST_RANGE else s.component)
+        for s in selectors(node)))
 
 
 def _number(value: float) -> str:

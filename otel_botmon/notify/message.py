@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,17 @@ from otel_botmon.alerting.model import (
 )
 from otel_botmon.redaction import redact_labels, redact_text
 
-__all__ = ["NOTIFIABLE_EVENTS", "GroupKey", "Notification", "group_key", "summarize"]
+__all__ = [
+    "NOTIFIABLE_EVENTS",
+    "GroupKey",
+    "Notification",
+    "cut_escaped",
+    "fit_lines",
+    "fit_message",
+    "group_key",
+    "more_alerts_line",
+    "summarize",
+]
 
 NOTIFIABLE_EVENTS = frozenset(
     {
@@ -103,7 +113,10 @@ class Notification:
         self.occurred_at = _utc(self.occurred_at)
         # Alert text can carry exception messages from anywhere (URLs with signatures).
         self.title = redact_text(str(self.title))
-        self.message = redact_text(str(self.message))
+        if self.summary_of:  # line by line: the length cap must not cut the alert list
+            self.message = "\n".join(map(redact_text, str(self.message).split("\n")))
+        else:
+            self.message = redact_text(str(self.message))
         self.labels = redact_labels(self.labels)  # by name (api_key) and by value
         self.annotations = {str(k): redact_text(str(v)) for k, v in self.annotations.items()}
         if self.value is not None:
@@ -295,7 +308,9 @@ def summarize(notifications: Sequence[Notification], *,
     """One notification standing for many: the highest severity, a title with the count,
     and one line per alert in the message. Without ``group``, an alert storm; with it,
     the alerts of one group (see :func:`group_key`), each line naming the alert's labels
-    (which bot, which series).
+    (which bot, which series). The alert lines are the message's last
+    ``len(summary_of)`` lines, so a channel can cut the list between two alerts and
+    count the rest (:func:`fit_message`).
 
     Raises:
         ValueError: ``notifications`` is empty.
@@ -306,8 +321,8 @@ def summarize(notifications: Sequence[Notification], *,
     labels = {"summary_count": str(len(notifications))}
     if group is None:
         title = f"{len(notifications)} alert notifications (alert storm summary)"
-        lines = [f"{n.subject} ({_label_text(n.labels) + '; ' if n.labels else ''}"
-                 f"value {n.value_text()}; {n.alert_id})" for n in notifications]
+        lines = [_one_line(f"{n.subject} ({_label_text(n.labels) + '; ' if n.labels else ''}"
+                           f"value {n.value_text()}; {n.alert_id})") for n in notifications]
         event = AlertEventKind.FIRED
     else:
         event, alertname, exchange = group
@@ -316,9 +331,9 @@ def summarize(notifications: Sequence[Notification], *,
         # the labels all alerts share once, then per alert what tells it apart (its bot,
         # its series): short lines, so a chat message lists many
         shared = dict(set.intersection(*(set(n.labels.items()) for n in notifications)))
-        lines = [f"Labels: {_label_text(shared)}"] if _label_text(shared) else []
+        lines = [_one_line(f"Labels: {_label_text(shared)}")] if _label_text(shared) else []
         lines += [
-            f"- {_label_text(n.labels, shared) or n.alert_id} (value {n.value_text()})"
+            _one_line(f"- {_label_text(n.labels, shared) or n.alert_id} (value {n.value_text()})")
             for n in notifications
         ]
         labels.update(alertname=alertname, **({"exchange.name": exchange} if exchange else {}))
@@ -340,3 +355,75 @@ def summarize(notifications: Sequence[Notification], *,
 def _label_text(labels: Mapping[str, str], leave_out: Mapping[str, str] | None = None) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
                      if k != "alertname" and (leave_out is None or k not in leave_out))
+
+
+def _one_line(text: str) -> str:
+    # a label value or title with a line break would make one alert two lines
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+_ELLIPSIS = "…"
+
+
+def more_alerts_line(count: int) -> str:
+    """The last line of a cut alert list: how many alerts it leaves out."""
+    return f"{_ELLIPSIS} and {count} more alert{'' if count == 1 else 's'}"
+
+
+def cut_escaped(text: str, limit: int) -> str:
+    """``text`` (HTML- or mrkdwn-escaped) cut to at most ``limit`` characters, ending
+    with an ellipsis, without leaving half an entity such as ``&am`` behind."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - len(_ELLIPSIS))]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]  # half of "&amp;" left behind: Telegram rejects the message
+    return cut + _ELLIPSIS if limit >= len(_ELLIPSIS) else ""
+
+
+def fit_lines(lines: Sequence[str], limit: int, *, alerts: int = 0,
+              cut: Callable[[str, int], str] = cut_escaped) -> list[str]:
+    """The leading ``lines`` that fit in ``limit`` characters once joined by newlines.
+
+    The last ``alerts`` lines are one alert each (a summary's list): the cut falls
+    between two of them and a last line (:func:`more_alerts_line`) counts the alerts
+    left out, so every alert is named or counted. Any other line that does not fit is
+    cut with ``cut`` and ends the list. ``limit`` should leave room for the count line
+    (about 30 characters); below that the result is only guaranteed to fit.
+    """
+    if sum(map(len, lines)) + len(lines) - 1 <= limit:
+        return list(lines)
+    alerts = min(alerts, len(lines))
+    first_alert = len(lines) - alerts
+    kept: list[str] = []
+    used = -1  # no newline before the first line
+    for index, line in enumerate(lines):
+        left_after = alerts - max(0, index + 1 - first_alert)
+        reserve = len(more_alerts_line(left_after)) + 1 if left_after else 0
+        room = limit - used - 1 - reserve
+        if len(line) <= room:
+            kept.append(line)
+            used += len(line) + 1
+            continue
+        if index < first_alert and room > len(_ELLIPSIS):
+            kept.append(cut(line, room))
+            used += len(kept[-1]) + 1
+        left = alerts - max(0, index - first_alert)
+        if left and used + 1 + len(more_alerts_line(left)) <= limit:
+            kept.append(more_alerts_line(left))
+        break
+    return kept
+
+
+def fit_message(notification: Notification, limit: int, *, line_limit: int | None = None,
+                escape: Callable[[str], str] = lambda text: text) -> str:
+    """``notification.message`` with each line escaped for a channel and cut to
+    ``line_limit``, then cut at a line boundary to at most ``limit`` characters; a
+    summary's alert list ends with how many alerts did not fit (see :func:`fit_lines`)."""
+    if not notification.message:
+        return ""
+    lines = [escape(line) for line in notification.message.split("\n")]
+    if line_limit is not None:
+        lines = [cut_escaped(line, line_limit) for line in lines]
+    return "\n".join(fit_lines(lines, limit, alerts=len(notification.summary_of)))

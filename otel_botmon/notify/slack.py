@@ -7,14 +7,29 @@ from typing import Any
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
-from otel_botmon.notify.message import Notification
+from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 
 __all__ = ["SEVERITY_COLOURS", "SlackNotifier", "slack_payload"]
 
 SEVERITY_COLOURS = {
     "info": "#439FE0", "warning": "#ECB22E", "critical": "#E01E5A", "emergency": "#8B0000",
 }
-_SECTION_LIMIT = 3000  # Slack rejects a section text longer than this
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks): "up to 50 blocks
+# in each message"; a section's text at most 3000 characters, its fields at most 10 of
+# 2000 characters each; a header's text at most 150 characters.
+_MAX_BLOCKS = 50
+_SECTION_LIMIT = 3000
+_FIELD_LIMIT = 2000
+_MAX_FIELDS = 10
+_HEADER_LIMIT = 150
+# All blocks' text together: Slack answers msg_blocks_too_long from about 13,000
+# characters although no such limit is documented (slackapi/bolt-js#2509), so the
+# alert list stays under 12,000. Sections packed greedily from it number at most
+# 2 * 12000 / 3000 + 1 = 9, well within the 50 blocks.
+_BLOCKS_TEXT_BUDGET = 12_000
+# The top-level ``text`` (the notification fallback) is only the subject: Slack
+# truncates a text over 40,000 characters
+# (https://api.slack.com/changelog/2018-04-truncating-really-long-messages).
 
 
 def escape(text: str) -> str:
@@ -27,23 +42,41 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _sections(text: str) -> list[str]:
+    """``text`` (lines of at most a section's length) packed into as few sections as
+    the section limit allows, each cut at a line boundary."""
+    sections: list[str] = []
+    for line in text.split("\n"):
+        if sections and len(sections[-1]) + 1 + len(line) <= _SECTION_LIMIT:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line)
+    return [section for section in sections if section.strip()]  # Slack rejects a blank one
+
+
 def slack_payload(notification: Notification, channel: str | None = None) -> dict[str, Any]:
-    """The JSON body: ``text`` (the fallback shown in notifications), a header and a
-    section in ``blocks``, and an attachment coloured by severity carrying the facts."""
+    """The JSON body: ``text`` (the fallback shown in notifications), a header and the
+    message in section blocks, and an attachment coloured by severity carrying the facts.
+
+    Every part is within Slack's limits: a long message is cut at a line boundary (a
+    summary's alert list ends with "… and N more alerts") and split into sections.
+    """
     fields = [
-        {"type": "mrkdwn", "text": _cut(f"*{escape(name)}*\n{escape(value)}", 2000)}
+        {"type": "mrkdwn", "text": cut_escaped(f"*{escape(name)}*\n{escape(value)}",
+                                               _FIELD_LIMIT)}
         for name, value in notification.facts()
-    ][:10]  # a section holds at most 10 fields
+    ][:_MAX_FIELDS]
     blocks: list[dict[str, Any]] = [
         {"type": "header",
-         "text": {"type": "plain_text", "text": _cut(notification.subject, 150)}},
+         "text": {"type": "plain_text", "text": _cut(notification.subject, _HEADER_LIMIT)}},
     ]
-    if notification.message:
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn",
-                                "text": _cut(escape(notification.message), _SECTION_LIMIT)}})
+    message = fit_message(notification, _BLOCKS_TEXT_BUDGET, line_limit=_SECTION_LIMIT,
+                          escape=escape)
+    if message:
+        blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": section}}
+                   for section in _sections(message)][: _MAX_BLOCKS - 1]
     payload: dict[str, Any] = {
-        "text": _cut(escape(notification.subject), _SECTION_LIMIT),
+        "text": cut_escaped(escape(notification.subject), _SECTION_LIMIT),
         "blocks": blocks,
         "attachments": [{
             "color": SEVERITY_COLOURS.get(notification.severity.value, "#888888"),

@@ -8,38 +8,41 @@ from typing import Final
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
 from otel_botmon.notify.config import Secret
-from otel_botmon.notify.message import Notification
+from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 
 __all__ = ["MAX_MESSAGE_LENGTH", "TelegramNotifier", "telegram_text"]
 
+# sendMessage: "Text of the message to be sent, 1-4096 characters after entities
+# parsing" (https://core.telegram.org/bots/api#sendmessage). Counting the HTML markup
+# too keeps every text under the limit.
 MAX_MESSAGE_LENGTH: Final = 4096
 _ELLIPSIS: Final = "…"
 
 
-def _cut_escaped(text: str, limit: int) -> str:
-    """Cut HTML-escaped text to ``limit`` characters without splitting an entity."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(0, limit - len(_ELLIPSIS))]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]  # never leave half of "&amp;" behind: Telegram rejects it
-    return cut + _ELLIPSIS
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)
 
 
 def telegram_text(notification: Notification, limit: int = MAX_MESSAGE_LENGTH) -> str:
     """The message in Telegram's HTML mode: the subject in bold, then the message and
     the facts, every value HTML-escaped. The result is at most ``limit`` characters
-    (counting markup, which Telegram does not, so it is always accepted); longer text is
-    cut and ends with an ellipsis."""
+    (counting markup, which Telegram does not, so it is always accepted). A long message
+    is cut at a line boundary (a summary's alert list ends with "… and N more alerts");
+    the facts take what the message leaves, at least half, and are cut with an ellipsis.
+    """
     subject = notification.subject
     if len(subject) > 200:
         subject = subject[:199] + _ELLIPSIS
     head = f"<b>{html.escape(subject)}</b>\n"
-    body_lines = [notification.message] if notification.message else []
-    body_lines.extend(f"{name}: {value}" for name, value in notification.facts())
-    body = html.escape("\n".join(body_lines), quote=False)
-    return head + _cut_escaped(body, limit - len(head))
+    room = limit - len(head)
+    facts = _escape("\n".join(f"{name}: {value}" for name, value in notification.facts()))
+    # one long alert line must not crowd the others out of a summary
+    line_limit = room // 4 if notification.summary_of else None
+    message = fit_message(notification, room - min(len(facts), room // 2) - 1,
+                          line_limit=line_limit, escape=_escape)
+    if not message:
+        return head + cut_escaped(facts, room)
+    return f"{head}{message}\n{cut_escaped(facts, room - len(message) - 1)}"
 
 
 class TelegramNotifier(Notifier):

@@ -24,17 +24,8 @@ from otel_botmon.query._catalog import known_metric_kinds
 from otel_botmon.query._eval import evaluate_node, node_key
 from otel_botmon.query._history import MetricHistory
 from otel_botmon.query._lexer import RuleSyntaxError
-from otel_botmon.query._parser import (
-    COMPARISONS,
-    Binary,
-    Call,
-    Derived,
-    Node,
-    Number,
-    Selector,
-    VType,
-    parse,
-)
+from otel_botmon.query._nodes import COMPARISONS, Binary, Derived, Node, Number, VType, selectors
+from otel_botmon.query._parser import parse
 from otel_botmon.query._types import EMPTY_LABELS, MetricKind, Sample, Vector
 
 __all__ = ["Condition", "RuleSyntaxError", "compile_condition"]
@@ -132,9 +123,7 @@ class Condition:
 
     def referenced_metrics(self) -> set[str]:
         """Names of the metrics the condition reads (derived values expanded)."""
-        names: set[str] = set()
-        _collect_metrics(self.tree, names)
-        return names
+        return {selector.metric for selector in selectors(self.tree)}
 
 
 def compile_condition(
@@ -175,15 +164,3 @@ def _top_comparison(node: Node) -> Binary | None:
         else:
             return None
 
-
-def _collect_metrics(node: Node, out: set[str]) -> None:
-    if isinstance(node, Selector):
-        out.add(node.metric)
-    elif isinstance(node, Derived):
-        _collect_metrics(node.expansion, out)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            _collect_metrics(arg, out)
-    elif isinstance(node, Binary):
-        _collect_metrics(node.left, out)
-        _collect_metrics(node.right, out)

@@ -27,7 +27,7 @@ from otel_botmon.query import _maths as pm
 from otel_botmon.query._columns import Edges, HistogramRow, Selection
 from otel_botmon.query._history import MetricHistory
 from otel_botmon.query._matching import match_set, match_vectors
-from otel_botmon.query._parser import (
+from otel_botmon.query._nodes import (
     COMPARISONS,
     Binary,
     Call,

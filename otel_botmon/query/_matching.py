@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import math
 
-from otel_botmon.query._nodes import Matching
-from otel_botmon.query._parser import COMPARISONS
+from otel_botmon.query._nodes import COMPARISONS, Matching
 from otel_botmon.query._types import Labels
 
 __all__ = ["MatchingError", "match_set", "match_vectors"]

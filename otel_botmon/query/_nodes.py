@@ -1,13 +1,16 @@
-"""The syntax tree of the condition language: typed nodes made by ``expr_parser``."""
+"""The syntax tree of the condition language: typed nodes made by ``_parser``, and the
+one walk over it that the compiler and the PromQL exporter share (:func:`selectors`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
 from otel_botmon.query._types import Labels, Matcher, MetricKind
 
 __all__ = [
+    "COMPARISONS",
     "Binary",
     "Call",
     "Derived",
@@ -17,7 +20,11 @@ __all__ = [
     "Number",
     "Selector",
     "VType",
+    "selectors",
 ]
+
+COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
+"""The comparison operators of a :class:`Binary` node."""
 
 
 class VType(str, Enum):
@@ -95,3 +102,17 @@ class Binary(Node):
 class Derived(Node):
     name: str
     expansion: Node
+
+
+def selectors(node: Node) -> Iterator[Selector]:
+    """Every metric selector under ``node``, left to right, derived values expanded."""
+    if isinstance(node, Selector):
+        yield node
+    elif isinstance(node, Derived):
+        yield from selectors(node.expansion)
+    elif isinstance(node, Call):
+        for arg in node.args:
+            yield from selectors(arg)
+    elif isinstance(node, Binary):
+        yield from selectors(node.left)
+        yield from selectors(node.right)

@@ -7,16 +7,17 @@ from otel_botmon.query._catalog import known_metric_kinds
 from otel_botmon.query._eval import evaluate_node
 from otel_botmon.query._lexer import DURATION_UNITS
 from otel_botmon.query._matching import MatchingError
-from otel_botmon.query._nodes import Matching
-from otel_botmon.query._parser import (
+from otel_botmon.query._nodes import (
     COMPARISONS,
     Binary,
     Call,
     Derived,
+    Matching,
     Node,
     Number,
     Selector,
     VType,
+    selectors,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "VType",
     "evaluate_node",
     "known_metric_kinds",
+    "selectors",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary, wait_for_http
+from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BOT_SCRIPT = Path(__file__).with_name("bot_process.py")
@@ -107,12 +107,8 @@ def start_prometheus(
              f"--web.listen-address={LOOPBACK}:{port}"],
             workdir / "prometheus.log",
         )
-        started.append(process.start())
         url = f"http://{LOOPBACK}:{port}"
-        try:
-            wait_for_http(f"{url}/-/ready", timeout=20)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{process.log()}") from exc
+        started.append(process.start_ready(f"{url}/-/ready"))
         return Prometheus(url, process)
 
     yield start
@@ -134,11 +130,7 @@ class VictoriaMetrics:
         )
 
     def start(self) -> VictoriaMetrics:
-        self.process.start()
-        try:
-            wait_for_http(f"{self.url}/health", timeout=20)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{self.process.log()}") from exc
+        self.process.start_ready(f"{self.url}/health")
         return self
 
     def stop(self) -> None:

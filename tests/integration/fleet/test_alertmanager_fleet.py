@@ -20,11 +20,12 @@ from otel_botmon.query import MetricHistory
 from tests.integration.fleet.alertmanager import (
     SHIPPED,
     Alertmanager,
+    alertmanager_binary,
     bodies,
     shipped_with_webhooks,
 )
 from tests.integration.notify.receivers import Receiver
-from tests.services import require_binary, wait_until
+from tests.services import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ RULES = SHIPPED.parent / "prometheus" / "rules" / "botmon-default-rules.yml"
 def fleet_alertmanager(tmp_path: Path) -> Iterator[tuple[Alertmanager, Receiver]]:
     """The shipped routing, grouping and inhibition, with every receiver replaced by a
     webhook to one local receiver (path = receiver name) and short group timers."""
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    binary = alertmanager_binary()
     hook = Receiver("webhook").start()
     node = Alertmanager(binary, tmp_path, shipped_with_webhooks(hook.url))
     try:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.fleet.alertmanager import SHIPPED, Alertmanager
+from tests.integration.fleet.alertmanager import SHIPPED, Alertmanager, alertmanager_binary
 from tests.integration.notify.receivers import Receiver, Reply
-from tests.services import require_binary, wait_until
+from tests.services import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def _local_services(config: dict[str, Any], services: dict[str, Receiver],
 
 @pytest.fixture
 def rendered(tmp_path: Path) -> Iterator[tuple[Alertmanager, dict[str, Receiver]]]:
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    binary = alertmanager_binary()
     services = {kind: Receiver(kind).start()
                 for kind in ("slack", "telegram", "pagerduty", "webhook")}
     # Telegram's answer names the chat; Alertmanager 0.25 dereferences it (and crashes

@@ -19,6 +19,7 @@ import yaml
 
 from tests.integration.fleet.alertmanager import (
     Alertmanager,
+    alertmanager_binary,
     bodies,
     shipped_with_webhooks,
     wait_for_cluster,
@@ -30,7 +31,6 @@ from tests.services import (
     ManagedProcess,
     free_port,
     require_binary,
-    wait_for_http,
     wait_until,
 )
 
@@ -58,7 +58,7 @@ def hook() -> Iterator[Receiver]:
 def start_nodes(tmp_path: Path, hook: Receiver) -> Iterator[StartNodes]:
     """Start two Alertmanager nodes with the shipped routing: a gossip cluster, or (with
     ``clustered=False``) two independent servers."""
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    binary = alertmanager_binary()
     started: list[Alertmanager] = []
 
     def start(clustered: bool = True) -> tuple[Alertmanager, Alertmanager]:
@@ -161,14 +161,9 @@ def _start_replica(binary: str, workdir: Path, config: Path, replica: str) -> tu
          f"--web.listen-address={LOOPBACK}:{port}", "--enable-feature=expand-external-labels"],
         workdir / f"prometheus-{replica}.log",
         env={**os.environ, "PROMETHEUS_REPLICA": replica},
-    ).start()
+    )
     url = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_for_http(f"{url}/-/ready", timeout=30)
-    except TimeoutError as exc:
-        process.stop()
-        raise AssertionError(f"{exc}\n{process.log()}") from exc
-    return url, process
+    return url, process.start_ready(f"{url}/-/ready")
 
 
 def test_a_prometheus_pair_and_a_cluster_send_one_notification(

@@ -16,9 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from otel_botmon import redaction
+from tests.integration.fleet.alertmanager import Alertmanager, alertmanager_binary
 from tests.integration.notify.receivers import Receiver
 from tests.integration.notify.tls_cert import make_cert
-from tests.services import ManagedProcess, free_port, require_binary, wait_for_http
+from tests.services import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -107,51 +108,34 @@ def smtp_server() -> Iterator[SmtpInbox]:
 
 @dataclass
 class AlertmanagerServer:
-    url: str
-    process: ManagedProcess
+    node: Alertmanager
     hook: Receiver
 
+    @property
+    def url(self) -> str:
+        return self.node.url
 
-_AM_CONFIG = """
-route:
-  receiver: hook
-  group_by: ['alertname']
-  group_wait: 100ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: {hook}/am-webhook
-        send_resolved: true
-"""
+
+def _am_config(hook_url: str) -> dict[str, Any]:
+    return {
+        "route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "100ms",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "hook", "webhook_configs": [
+            {"url": f"{hook_url}/am-webhook", "send_resolved": True}]}],
+    }
 
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[AlertmanagerServer]:
     """Alertmanager 0.25 on a free port, forwarding its notifications to a receiver."""
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    binary = alertmanager_binary()
     hook = Receiver("webhook").start()
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(_AM_CONFIG.format(hook=hook.url))
-    data = tmp_path / "am-data"
-    data.mkdir()
-    process = ManagedProcess(
-        [binary, f"--config.file={config}", f"--storage.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        tmp_path / "alertmanager.log",
-    ).start()
-    url = f"http://127.0.0.1:{port}"
+    node = Alertmanager(binary, tmp_path / "am", _am_config(hook.url))
     try:
-        wait_for_http(f"{url}/-/ready", timeout=20)
-    except TimeoutError:
-        process.stop()
+        yield AlertmanagerServer(node.start(), hook)
+    finally:
+        node.stop()
         hook.stop()
-        raise AssertionError(f"alertmanager did not start:\n{process.log()}") from None
-    yield AlertmanagerServer(url, process, hook)
-    process.stop()
-    hook.stop()
 
 
 @dataclass

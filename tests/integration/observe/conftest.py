@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary, wait_for_http
+from tests.services import LOOPBACK, ManagedProcess, free_port, require_binary
 
 # --- InfluxDB -------------------------------------------------------------------------
 
@@ -30,11 +29,7 @@ class InfluxServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        self.process.start()
-        try:
-            wait_for_http(f"{self.url}/ping", timeout=30, ok_statuses=(204,))
-        except TimeoutError as exc:
-            raise AssertionError(f"influxd did not start:\n{self.process.log()}") from exc
+        self.process.start_ready(f"{self.url}/ping", ok_statuses=(204,))
 
     def stop(self) -> None:
         self.process.stop()
@@ -150,25 +145,3 @@ def http_server() -> Iterator[HttpServer]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
-
-
-# --- polling --------------------------------------------------------------------------
-
-Eventually = Callable[..., Awaitable[float]]
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    """``await eventually(predicate, timeout=...)``: seconds until ``predicate()`` held."""
-
-    async def wait(predicate: Callable[[], object], timeout: float = 5.0,
-                   interval: float = 0.01) -> float:
-        started = time.monotonic()
-        while not predicate():
-            if time.monotonic() - started > timeout:
-                pytest.fail(f"{getattr(predicate, '__name__', predicate)} did not hold "
-                            f"within {timeout} s")
-            await asyncio.sleep(interval)
-        return time.monotonic() - started
-
-    return wait

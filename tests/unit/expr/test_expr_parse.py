@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from otel_botmon.query import MetricKind, RuleSyntaxError, compile_condition
+from otel_botmon.query.syntax import selectors
 
 
 @pytest.mark.parametrize(
@@ -64,6 +65,16 @@ def test_not_inverts_the_comparison() -> None:
 def test_condition_without_comparison() -> None:
     cond = compile_condition("cpu")
     assert cond.comparison is None and cond.threshold is None
+
+
+def test_selectors_walk_the_tree_left_to_right_through_derived_values() -> None:
+    cond = compile_condition("rate(botmon.trades[5m]) > 1 and win_rate < 50 "
+                             "or p95(botmon.trade.duration[5m]) > 2s")
+    assert [s.metric for s in selectors(cond.tree)] == [
+        "botmon.trades", "botmon.positions.closed", "botmon.positions.closed",
+        "botmon.trade.duration"]  # win_rate reads the closed positions twice
+    assert cond.referenced_metrics() == {"botmon.trades", "botmon.positions.closed",
+                                         "botmon.trade.duration"}
 
 
 def test_any_metric_name_is_a_series_of_the_users_own() -> None:
