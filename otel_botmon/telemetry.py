@@ -46,13 +46,13 @@ from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
 from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon._state import STATE, ProxyInstrument, ProxyTracer
-from otel_botmon.exporters.compact_spans import CompactEndedSpans, EncodeCompactSpans
 from otel_botmon.exporters.handoff import (
     HandoffMetricExporter,
     HandoffSpanExporter,
     ShedWhenBacklogged,
 )
 from otel_botmon.exporters.push import MetricPusher
+from otel_botmon.exporters.span_export import CompactSpanExport
 from otel_botmon.exporters.temporality import with_preferred_temporality
 from otel_botmon.redaction import RedactingSpanExporter, RedactingSpanProcessor
 
@@ -437,7 +437,7 @@ def _build(
 ) -> Telemetry:
     memory_reader = InMemoryMetricReader(cardinality_limits=_cardinality_limits())
     readers: list[MetricReader] = [memory_reader, *metric_readers]
-    handoffs: list[HandoffSpanExporter | HandoffMetricExporter] = []
+    handoffs: list[Any] = []  # what sends on its own thread: flushed after the processors
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     # Every processor and exporter sees spans only after redaction (signed URLs in
     # exception messages, captured API-key headers): otel_botmon.redaction.
@@ -447,17 +447,14 @@ def _build(
     pushers: list[MetricPusher] = []
     if endpoint:
         span_exporter, metric_exporter = _otlp_exporters(endpoint, protocol, headers)
-        # Nothing the bot does may wait on the network: see exporters/handoff.py.
-        span_exporter = HandoffSpanExporter(span_exporter)
+        # Nothing the bot does may wait on the network: see exporters/handoff.py and
+        # exporters/span_export.py.
+        span_processor, span_sender = _otlp_span_export(span_exporter, protocol)
+        tracer_provider.add_span_processor(span_processor)
         # deltas where the exporter prefers them (OTEL_EXPORTER_OTLP_METRICS_
         # TEMPORALITY_PREFERENCE), computed on the sender thread from cumulative data
         metric_exporter = HandoffMetricExporter(with_preferred_temporality(metric_exporter))
-        handoffs += [span_exporter, metric_exporter]
-        # While the sender is stuck and its queue full, spans are dropped before anything
-        # keeps them alive (kept spans cost the bot's thread garbage-collector time).
-        tracer_provider.add_span_processor(
-            ShedWhenBacklogged(_otlp_span_batches(span_exporter, protocol), span_exporter)
-        )
+        handoffs += [span_sender, metric_exporter]
         if influxdb is not None and _influxdb_interval_s(influxdb) in (None, interval_s):
             # One collection on the shared interval feeds both exporters.
             metric_exporter = _fanout_with_influxdb(metric_exporter, influxdb)
@@ -512,20 +509,25 @@ def _lean_trade_metrics(
     return lean
 
 
-def _otlp_span_batches(handoff: HandoffSpanExporter, protocol: str) -> SpanProcessor:
-    """The batch processor in front of the OTLP span handoff; redaction runs on its
-    thread, not on the bot's.
+def _otlp_span_export(exporter: Any, protocol: str) -> tuple[SpanProcessor, Any]:
+    """The span processor in front of the OTLP exporter, and what sends on its own
+    thread (flushed by :meth:`Telemetry.force_flush` after the processors). Redaction
+    runs on that thread, not on the bot's.
 
-    Over HTTP, spans wait for their batch as flat tuples (few objects for the garbage
-    collector, which runs on the bot's thread) and the batch processor's thread encodes
-    them itself, straight to request bytes (exporters/compact_spans.py, otlp_spans.py).
+    Over HTTP one thread batches, redacts, encodes and posts (exporters/span_export.py):
+    spans wait as flat tuples (few objects for the garbage collector, which runs on the
+    bot's thread), encoded straight to request bytes (otlp_spans.py). Over gRPC the
+    SDK's batch processor hands redacted batches to a sender thread (handoff.py); while
+    that sender is stuck and its queue full, spans are dropped before anything keeps
+    them alive (kept spans cost the bot's thread garbage-collector time).
     """
-    timeout_ms = _DEFAULT_EXPORT_TIMEOUT_S * 1000
-    if protocol == "grpc":
-        return BatchSpanProcessor(
-            RedactingSpanExporter(handoff), export_timeout_millis=timeout_ms)
-    return CompactEndedSpans(
-        BatchSpanProcessor(EncodeCompactSpans(handoff), export_timeout_millis=timeout_ms))
+    if protocol != "grpc":
+        sender = CompactSpanExport(exporter)
+        return sender, sender
+    handoff = HandoffSpanExporter(exporter)
+    batches = BatchSpanProcessor(
+        RedactingSpanExporter(handoff), export_timeout_millis=_DEFAULT_EXPORT_TIMEOUT_S * 1000)
+    return ShedWhenBacklogged(batches, handoff), handoff
 
 
 def _export_interval_s(explicit: float | None) -> float:

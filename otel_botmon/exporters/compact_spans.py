@@ -25,12 +25,15 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
+from otel_botmon import _redact_span, redaction
 from otel_botmon._internal import report_internal_error
 from otel_botmon._span_processing import DelegatingSpanProcessor
 from otel_botmon.exporters.otlp_spans import (
     encode_request,
     encode_span,
+    span_attributes,
     span_field,
+    span_field_encoded,
     status_field,
 )
 
@@ -157,6 +160,56 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
         events, dropped_events, links, dropped_links, status_bytes)
 
 
+# The status field of a span without a description, by the id of its code (members live
+# as long as the module; an enum's .value and hash are Python-level calls).
+_PLAIN_STATUS: Final = {id(code): status_field(code.value, None) for code in StatusCode}
+
+
+def _unchanged_by_redaction(record: Sequence[Any], half: int) -> bool:
+    """Whether redaction leaves the span of a :func:`compact` tuple exactly as it is,
+    decided by the checks of ``redact_span``'s common path (a name known clean, no
+    events, no status description, every attribute a plain key with a number or a text
+    known clean or without a separator a secret could follow): the branch of
+    :func:`_encoded` that runs for almost every span. False means "not known": the
+    span then takes the full redaction."""
+    if record[10] or record[9] or record[0] not in redaction._clean_texts:
+        return False  # events, a status description, or a name not seen clean before
+    # (an events tuple that is empty may still count dropped events: see _encoded_unchanged)
+    plain = redaction._plain_keys
+    clean = redaction._clean_texts
+    literals = redaction._secrets
+    no_text = redaction._NO_TEXT
+    values = iter(record[half:])
+    for key in record[_FIELDS:half]:
+        value = next(values)
+        if key not in plain:
+            return False
+        vtype = type(value)
+        if vtype is str:
+            if value in clean:
+                continue
+            if literals or "=" in value or ":" in value or "%" in value:
+                return False
+            redaction._remember(clean, value)
+        elif vtype not in no_text:
+            return False
+    return True
+
+
+def _encoded_unchanged(record: Sequence[Any], half: int) -> tuple[Any, Any, bytes]:
+    """:func:`_encoded` for a span redaction leaves unchanged (:func:`_unchanged_by_redaction`)."""
+    (_name, trace_id, span_id, trace_state, parent, kind, start, end, code, _description,
+     events, links, dropped, resource, scope) = record[:_FIELDS]
+    status = _PLAIN_STATUS.get(id(code))
+    if status is None:  # pragma: no cover - a code that is not a StatusCode member
+        status = status_field(code.value, None)
+    attributes = span_attributes(zip(record[_FIELDS:half], record[half:], strict=True))
+    return resource, scope or None, span_field_encoded(
+        trace_id, span_id, trace_state, parent, record[0], kind, start, end, attributes,
+        dropped, (), getattr(events, "dropped", 0), links, getattr(links, "dropped", 0),
+        status)
+
+
 class CompactEndedSpans(DelegatingSpanProcessor):
     """Hands ``delegate`` (a batch processor) :func:`compact` tuples, sampled spans only.
 
@@ -215,13 +268,17 @@ class EncodeCompactSpans(SpanExporter):
         return self._inner
 
     def _encoded(self, spans: Sequence[Any], kept: list[int]) -> Iterator[tuple[Any, Any, bytes]]:
-        from otel_botmon import redaction  # looked up per batch: tests replace redact_span
-
-        redact = redaction.redact_span
+        redact = redaction.redact_span  # looked up per batch: tests replace it
+        # The common path's checks inline only while redaction is the one they mirror.
+        inline = redact is _redact_span.redact_span
         for item in spans:
             try:
                 if isinstance(item, tuple):
-                    encoded = _encoded(item, redact)
+                    half = (len(item) + _FIELDS) // 2
+                    if inline and _unchanged_by_redaction(item, half):
+                        encoded = _encoded_unchanged(item, half)
+                    else:
+                        encoded = _encoded(item, redact)
                 else:
                     span = redact(item)
                     encoded = (span.resource, span.instrumentation_scope or None,

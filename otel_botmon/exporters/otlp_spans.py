@@ -18,9 +18,14 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.trace import SpanKind
+
 logger = logging.getLogger("otel_botmon")
 
-__all__ = ["encode_request", "encode_span", "encode_spans", "span_field", "status_field"]
+__all__ = [
+    "encode_request", "encode_span", "encode_spans", "span_attributes", "span_field",
+    "span_field_encoded", "status_field",
+]
 
 _DOUBLE: Final = struct.Struct("<d").pack
 _FIXED64: Final = struct.Struct("<Q").pack
@@ -49,7 +54,11 @@ _VARINTS: Final = [_varint(i) for i in range(256)]
 
 
 def _len(value: int) -> bytes:
-    return _VARINTS[value] if value < 256 else _varint(value)
+    if value < 256:
+        return _VARINTS[value]
+    if value < 0x4000:  # a span's length, mostly
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    return _varint(value)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -131,11 +140,14 @@ class _Attributes:
     def encode(self, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
             return b""
+        # BoundedAttributes iterates through the Mapping mixin: read its dict instead.
+        return self.encode_items(getattr(attributes, "_dict", attributes).items())
+
+    def encode_items(self, items: Iterable[tuple[str, Any]]) -> bytes:
+        """The fields for (key, value) pairs, in their order."""
         keys = self._keys
         parts = []
-        # BoundedAttributes iterates through the Mapping mixin: read its dict instead.
-        raw = getattr(attributes, "_dict", attributes)
-        for key, value in raw.items():
+        for key, value in items:
             slot = keys.get(key)
             if slot is None:
                 slot = self._key(key)
@@ -249,6 +261,7 @@ def _name(name: str) -> bytes:
 
 
 _KINDS: Final = [b"\x30" + bytes((kind + 1,)) for kind in range(5)]  # API value + 1
+_KIND_FIELDS: Final = {id(kind): _KINDS[kind.value] for kind in SpanKind}  # members live on
 
 
 def _fields(span: Any) -> tuple[Any, ...]:
@@ -278,12 +291,31 @@ def span_field(
     links: Sequence[Any], dropped_links: int, status: bytes,
 ) -> bytes:
     """The ``ScopeSpans.spans`` field (tag, length, Span) from a span's parts."""
+    return span_field_encoded(
+        trace_id, span_id, trace_state, parent, name, kind, start, end,
+        _SPAN_ATTRIBUTES.encode(attributes) if attributes else b"", dropped_attributes,
+        events, dropped_events, links, dropped_links, status)
+
+
+def span_attributes(items: Iterable[tuple[str, Any]]) -> bytes:
+    """The ``Span.attributes`` fields for (key, value) pairs (for :func:`span_field_encoded`)."""
+    return _SPAN_ATTRIBUTES.encode_items(items)
+
+
+def span_field_encoded(
+    trace_id: int, span_id: int, trace_state: Any, parent: Any, name: str, kind: Any,
+    start: int | None, end: int | None, attributes: bytes, dropped_attributes: int,
+    events: Sequence[Any], dropped_events: int, links: Sequence[Any], dropped_links: int,
+    status: bytes,
+) -> bytes:
+    """:func:`span_field` with the attributes already encoded (:func:`span_attributes`)."""
     parts = [_IDS(0x0A, 0x10, trace_id >> 64, trace_id & _LOW64, 0x12, 0x08, span_id)]
     if trace_state:
         parts.append(_trace_state(trace_state))
     if parent is not None:
         parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-    parts += (_name(name), _KINDS[kind.value])
+    kind_field = _KIND_FIELDS.get(id(kind))  # an enum's .value is a Python-level lookup
+    parts += (_name(name), kind_field if kind_field is not None else _KINDS[kind.value])
     if start and end:
         parts.append(_TIMES(0x39, start, 0x41, end))
     else:
@@ -292,7 +324,7 @@ def span_field(
         if end:
             parts.append(b"\x41" + _FIXED64(end))
     if attributes:
-        parts.append(_SPAN_ATTRIBUTES.encode(attributes))
+        parts.append(attributes)
     if dropped_attributes:
         parts.append(_uint(b"\x50", dropped_attributes))
     if events:

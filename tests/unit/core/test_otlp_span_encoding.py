@@ -148,6 +148,35 @@ def test_compact_tuples_encode_to_the_same_request(batch: list[ReadableSpan]) ->
     assert len(encoded) == len(batch)
 
 
+@common
+@given(batches)
+def test_spans_seen_before_encode_to_the_same_request(batch: list[ReadableSpan]) -> None:
+    """The second time, names and values are known clean and most spans take the
+    encoder's branch that skips rebuilding the span for redaction: the same bytes."""
+    _through_compact(batch)
+    again = _through_compact(batch)
+    expected = sdk_encode_spans([redaction.redact_span(span) for span in batch])
+    assert again.data == expected.SerializeToString()
+
+
+def test_a_secret_in_a_span_seen_before_is_still_redacted() -> None:
+    def span(note: str) -> ReadableSpan:
+        return ReadableSpan(
+            name="trade BTCUSDT", context=SpanContext(7, 8, False),
+            resource=Resource({}), start_time=1, end_time=2,
+            attributes={"trading.symbol": "BTCUSDT", "trading.price": 1.5, "note": note})
+
+    _through_compact([span("plain"), span("plain")])  # names and values now known clean
+    data = _through_compact([span("retry with api_key=abcdef0123456789")]).data
+    assert b"abcdef0123456789" not in data
+    redaction.register_secret("s3cr3t-value")
+    try:
+        data = _through_compact([span("s3cr3t-value")]).data
+    finally:
+        redaction.forget_secrets()
+    assert b"s3cr3t-value" not in data
+
+
 def test_dropped_counts_are_encoded() -> None:
     context = SpanContext(7, 8, False, TraceFlags(TraceFlags.SAMPLED))
     span = ReadableSpan(
