@@ -113,7 +113,12 @@ class PerformanceMonitor:
                 data = tel.metric_reader.get_metrics_data()
             except Exception as exc:
                 report_internal_error("performance.sample", exc)
-        now = time.time()
+        return self.sample_from(data, time.time())
+
+    def sample_from(self, data: MetricsData | None, now: float) -> PerformanceSample:
+        """Like :meth:`sample`, from one collect ``data`` taken at ``now`` (epoch seconds):
+        the alert rules' history ingests the same collect the same way, so a KPI here and
+        a rule on that KPI read one value."""
         with self._lock:
             history = self._metric_history
             try:

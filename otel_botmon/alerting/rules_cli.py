@@ -18,25 +18,53 @@ from otel_botmon.alerting.ruletest import RuleTestError, run_rule_tests
 
 __all__ = ["add_rules_commands", "main"]
 
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join("  " + line for line in lines)
+
 
 def add_rules_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``rules`` with ``check``, ``test`` and ``export`` on ``subparsers``."""
-    rules = subparsers.add_parser("rules", help="check, test and export alert rule files")
+    rules = subparsers.add_parser(
+        "rules", help="check, test and export alert rule files", formatter_class=_RAW,
+        epilog=_examples(
+            "botmon rules check rules/bot.yml",
+            "botmon rules test rules/bot.test.yml",
+            "botmon rules export -o botmon-default-rules.yml",
+        ),
+    )
     commands = rules.add_subparsers(dest="rules_command", metavar="{check,test,export}")
     commands.required = True
 
-    check = commands.add_parser("check", help="validate YAML rule files")
+    check = commands.add_parser(
+        "check", help="validate YAML rule files", formatter_class=_RAW,
+        epilog=_examples(
+            "botmon rules check rules/bot.yml             # exit 1 if a rule is invalid",
+            "botmon rules check rules/*.yml",
+        ),
+    )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(func=cmd_check)
 
     test = commands.add_parser(
-        "test", help="run rule unit tests (promtool 'test rules' format)"
+        "test", help="run rule unit tests (promtool 'test rules' format)",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon rules test rules/bot.test.yml        # exit 1 if a test fails",
+            "promtool test rules rules/bot.test.yml      # the same file, the same verdict",
+        ),
     )
     test.add_argument("files", nargs="+", metavar="FILE")
     test.set_defaults(func=cmd_test)
 
     export = commands.add_parser(
-        "export", help="write rules as a Prometheus rule file (default: the default rules)"
+        "export", help="write rules as a Prometheus rule file (default: the default rules)",
+        formatter_class=_RAW, epilog=_examples(
+            "botmon rules export -o botmon-default-rules.yml   # the default rules",
+            "botmon rules export rules/bot.yml -o bot-rules.yml",
+            "botmon rules export rules/fleet.yml --per-bot ''  # one alert for the fleet",
+        ),
     )
     export.add_argument("files", nargs="*", metavar="FILE")
     export.add_argument("--format", choices=["prometheus"], default="prometheus")

@@ -140,6 +140,43 @@ def test_a_pending_alert_that_clears_is_shown_apart_then_gone_everywhere(
     assert severe_console_entries(browser) == []
 
 
+def test_rate_limit_rows_are_coloured_by_the_rules_that_alert_on_them(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    """A row turns amber when a warning rule on its gauge holds and red when a critical one
+    does, as the alerts fire; not at the page's own 70 % / 90 %."""
+    utilization = conv.EXCHANGE_RATELIMIT_UTILIZATION.name
+    for name, severity, threshold in (("budget_warm", AlertSeverity.WARNING, 0.1),
+                                      ("budget_hot", AlertSeverity.CRITICAL, 0.5)):
+        live.monitor.alert_manager.register_rule(AlertRule(
+            name, f"{utilization} > {threshold}", severity=severity, description=name))
+    row = '#ratelimits tbody tr'
+
+    def level() -> str:
+        return str(browser.execute_script(
+            "const r = Array.from(document.querySelectorAll(arguments[0]))"
+            ".find(tr => tr.cells[2].textContent === '1m'); return r ? r.className : ''", row))
+
+    def firing() -> set[str]:
+        return {a["rule_name"] for a in live.monitor.get_active_alerts()
+                if a["state"] == "firing"}
+
+    gauge(1150)  # 19 % of Binance's 6,000 a minute: only the warning rule holds
+    browser.get(live.url)
+    wait_for(lambda: level() == "rl warn")
+    wait_for(lambda: firing() == {"budget_warm"})
+    legend = browser.execute_script(
+        "return document.querySelector(arguments[0] + ' td:nth-child(4)').title", row)
+    assert "budget_warm utilization > 0.1 (warning)" in legend, legend
+    assert "budget_hot utilization > 0.5 (critical)" in legend, legend
+    gauge(4000)  # 67 %: under the page's old 70 % line, over the critical rule's
+    wait_for(lambda: level() == "rl crit")
+    wait_for(lambda: firing() == {"budget_warm", "budget_hot"})
+    gauge(60)  # 1 %: neither rule holds
+    wait_for(lambda: level() == "rl ok")
+    assert severe_console_entries(browser) == []
+
+
 def test_stopping_the_server_shows_the_stale_banner(
     browser: Any, artifacts_dir: str,
 ) -> None:
@@ -155,6 +192,12 @@ def test_stopping_the_server_shows_the_stale_banner(
         assert "Connection to the bot lost" in banner.text and " old" in banner.text
         assert "stale" in (browser.find_element(By.TAG_NAME, "body").get_attribute("class") or "")
         assert text(browser, "#connection") == "disconnected"
+        # the header says how old the data is, and the uptime clock has stopped
+        uptime = text(browser, "#uptime")
+        updated = text(browser, "#updated")
+        assert re.fullmatch(r"updated \d+s ago", updated), updated
+        wait_for(lambda: text(browser, "#updated") not in ("", updated), timeout=5.0)
+        assert text(browser, "#uptime") == uptime
         browser.save_screenshot(os.path.join(artifacts_dir, "stale.png"))
 
 
@@ -286,6 +329,63 @@ def test_charts_have_time_axis_threshold_spans_tooltip_and_runbook_link(
     ActionChains(browser).move_to_element(chart).perform()
     wait_for(lambda: "UTC" in (tip := text(browser, "#chart-host .tip")) and "cpu:" in tip)
     browser.save_screenshot(os.path.join(artifacts_dir, "charts.png"))
+    assert severe_console_entries(browser) == []
+
+
+def test_every_kpi_card_names_its_window_and_unit(browser: Any, live: LiveDashboard) -> None:
+    from otel_botmon.query import KPIS
+
+    browser.get(live.url)
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#metrics .metric")) >= len(KPIS))
+    windows = browser.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('#metrics .metric'),"
+        " m => [m.dataset.metric, m.querySelector('.window').textContent]))")
+    expected = {"latest": "now", "since start": "since start"}
+    for name, kpi in KPIS.items():
+        assert windows[name].startswith(expected.get(kpi.window, "last " + kpi.window)), (
+            name, windows[name])
+    assert windows["pnl"].endswith("· quote ccy") and windows["total_trades"].endswith("· trades")
+
+
+def test_a_rule_that_fired_is_shaded_on_its_chart(browser: Any, live: LiveDashboard) -> None:
+    live.monitor.alert_manager.register_rule(AlertRule(
+        "cpu_seen", "cpu >= 0", severity=AlertSeverity.CRITICAL, description="any CPU"))
+    set_viewport(browser, VIEWPORTS["desktop"])
+    browser.get(live.url)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#chart-host rect.fired.critical"))
+    wait_for(lambda: "cpu_seen >= 0" in browser.execute_script(
+        "return Array.from(document.querySelectorAll('#chart-host .threshold-label'),"
+        " t => t.textContent).join('|')"))
+    assert severe_console_entries(browser) == []
+
+
+def test_an_alert_on_a_kpi_shows_the_value_its_card_shows(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    """The firing alert of ``trade_latency_p95 > 100ms`` and the Trade p95 card show one
+    number in one unit (the rule's value is in seconds, as the KPI is)."""
+    live.monitor.alert_manager.register_rule(AlertRule(
+        "trades_slow", "trade_latency_p95 > 100ms", severity=AlertSeverity.CRITICAL,
+        description="Trades slow"))
+    browser.get(live.url)
+
+    def fired() -> list[Any]:
+        live.monitor.record_trade_execution("BTCUSDT", "BUY", 0.001, 45000.0, 250.0)
+        return browser.find_elements(By.CSS_SELECTOR, "#firing > li .value")
+
+    wait_for(fired)
+
+    def both() -> tuple[str, str] | None:
+        shown = browser.execute_script(
+            "const v = document.querySelector('#firing > li .value');"
+            "const c = document.querySelector('[data-metric=\"trade_latency_p95\"] .value');"
+            "return v && c ? [v.textContent, c.textContent] : null")
+        return (shown[0], shown[1]) if shown else None
+
+    alert_text, card = wait_for(lambda: (b := both()) and b[1] != "\u2013" and b)
+    found = re.fullmatch(r"value ([\d,.]+ ms) \(> 100ms\)", alert_text)
+    assert found, alert_text
+    assert found.group(1) == card, (alert_text, card)  # e.g. "value 247.5 ms" and "247.5 ms"
     assert severe_console_entries(browser) == []
 
 

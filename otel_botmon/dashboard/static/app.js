@@ -212,6 +212,23 @@
 
   function alertSignature(a) { return [a.state, a.acknowledged_by, a.resolved_at, a.value].join("|"); }
 
+  // An alert of a rule on a KPI ("trade_latency_p95 > 2000ms") shows its value as that
+  // KPI's card does (the same unit, seconds as ms, the same digits), with the threshold.
+  function alertValueText(a) {
+    if (a.value === null || a.value === undefined) return "";
+    const view = state.view || {};
+    const rule = (view.rules || []).find(function (r) { return r.name === a.rule_name; });
+    const kpi = rule && rule.metric ? (view.kpis || {})[rule.metric] : null;
+    let value = a.value, unit = "", digits = Math.abs(a.value) >= 100 ? 0 : 2;
+    if (kpi) {
+      unit = kpi.unit === "s" ? "ms" : kpi.unit === "quote currency" ? "quote ccy" : COUNT_UNITS.has(kpi.unit) ? "" : kpi.unit;
+      if (kpi.unit === "s") value *= 1000;
+      digits = KPI_DIGITS[kpi.unit] !== undefined ? KPI_DIGITS[kpi.unit] : 0;
+    }
+    const threshold = rule && rule.threshold !== null ? " (" + rule.op + " " + rule.threshold + (rule.unit || "") + ")" : "";
+    return "value " + fmtNumber(value, digits) + (unit ? " " + unit : "") + threshold;
+  }
+
   function updateAlertItem(li, a) {
     setClass(li, "alert sev-" + a.severity + " " + a.state + (a.acknowledged ? " acked" : ""));
     const q = function (sel) { return li.querySelector(sel); };
@@ -222,7 +239,7 @@
     q(".age").dataset.since = String(since || "");
     setAttr(q(".age"), "title", (a.state === "firing" ? "firing since " : "pending since ") + fmtUtc(since, true));
     setText(q(".age"), (a.state === "firing" ? "for " : "pending ") + fmtAge(serverNow() - since));
-    setText(q(".value"), a.value === null || a.value === undefined ? "" : "value " + fmtNumber(a.value, Math.abs(a.value) >= 100 ? 0 : 2));
+    setText(q(".value"), alertValueText(a));
     const labels = Object.keys(a.labels || {}).filter(function (k) { return !HIDDEN_LABELS[k]; }).slice(0, 8)
       .map(function (k) { return k + "=" + a.labels[k]; }).join("  ");
     setText(q(".labels"), labels);
@@ -359,8 +376,46 @@
 
   // --- trading views -------------------------------------------------------------------
 
-  function renderTrading(trading) {
+  // A rate-limit row's colour comes from the rules that alert on a rate-limit gauge
+  // ("botmon.exchange.ratelimit.utilization > 0.8", "...used > 1000"): each compares the
+  // row's value of that gauge, as the rule reads it, with its threshold (critical and
+  // above: red; below critical: amber). With no such rule: 70 % / 90 % of the budget.
+  const RL_PREFIX = "botmon.exchange.ratelimit.";
+  const RL_FIELDS = new Set(["utilization", "used", "orders"]);
+  const COMPARE = {
+    ">": function (a, b) { return a > b; }, ">=": function (a, b) { return a >= b; },
+    "<": function (a, b) { return a < b; }, "<=": function (a, b) { return a <= b; },
+  };
+
+  function rateLimitRules(rules) {
+    return (rules || []).filter(function (r) {
+      return r.metric && r.metric.indexOf(RL_PREFIX) === 0 && r.threshold !== null && !r.unit &&
+        RL_FIELDS.has(r.metric.slice(RL_PREFIX.length)) && COMPARE[r.op];
+    });
+  }
+
+  function rateLimitLevel(row, rules) {
+    let level = null;
+    for (const r of rules) {
+      const value = row[r.metric.slice(RL_PREFIX.length)];
+      if (value === null || value === undefined) continue;
+      if (level === null) level = "ok";
+      if (COMPARE[r.op](value, r.threshold)) {
+        if ((RANK[r.severity] || 0) >= RANK.critical) return "crit";
+        level = "warn";
+      }
+    }
+    if (level !== null) return level;
+    const u = row.utilization;
+    return u === null || u === undefined ? "unknown" : u >= 0.9 ? "crit" : u >= 0.7 ? "warn" : "ok";
+  }
+
+  function renderTrading(trading, allRules) {
     trading = trading || {};
+    const rlRules = rateLimitRules(allRules);
+    const rlLegend = rlRules.length
+      ? "colour: " + rlRules.map(function (r) { return r.name + " " + r.metric.slice(RL_PREFIX.length) + " " + r.op + " " + r.threshold + " (" + r.severity + ")"; }).join(", ")
+      : "colour: amber from 70 %, red from 90 % of the budget";
     const limits = trading.rate_limits || [];
     keyed($("ratelimits").tBodies[0], limits, function (r) { return r.exchange + "|" + r.budget + "|" + r.interval; }, function () {
       const tr = el("tr");
@@ -373,8 +428,8 @@
     }, function (tr, r) {
       setText(tr.cells[0], r.exchange); setText(tr.cells[1], r.budget); setText(tr.cells[2], r.interval);
       const u = r.utilization;
-      const level = u === null || u === undefined ? "unknown" : u >= 0.9 ? "crit" : u >= 0.7 ? "warn" : "ok";
-      setClass(tr, "rl " + level);
+      setClass(tr, "rl " + rateLimitLevel(r, rlRules));
+      setAttr(tr.cells[3], "title", rlLegend);
       const fill = tr.cells[3].querySelector(".fill");
       const width = u === null || u === undefined ? "0%" : Math.min(100, Math.max(0, u * 100)).toFixed(0) + "%";
       if (fill.style.width !== width) fill.style.width = width;
@@ -497,7 +552,7 @@
     renderAlerts(view, firing);
     renderComponents(view.health || {});
     renderMetrics(view.performance || {}, view.kpis);
-    renderTrading(view.trading);
+    renderTrading(view.trading, view.rules);
     renderSilences(view.silences);
     renderCharts(view);
     document.body.classList.remove("loading");

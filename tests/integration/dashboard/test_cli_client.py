@@ -213,7 +213,9 @@ def test_every_command_help_has_examples(capsys: pytest.CaptureFixture[str]) -> 
                  ["alerts", "list", "--help"], ["alerts", "ack", "--help"],
                  ["alerts", "resolve", "--help"], ["silence", "--help"],
                  ["silence", "add", "--help"], ["silence", "list", "--help"],
-                 ["silence", "expire", "--help"]):
+                 ["silence", "expire", "--help"], ["rules", "--help"],
+                 ["rules", "check", "--help"], ["rules", "test", "--help"],
+                 ["rules", "export", "--help"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert "examples:\n  botmon" in capsys.readouterr().out, argv
