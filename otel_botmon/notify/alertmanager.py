@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from otel_botmon.alerting.model import AlertEventKind, NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.message import Notification
 from otel_botmon.notify.outbox import Outbox
 
@@ -115,8 +115,7 @@ class AlertmanagerNotifier(Notifier):
         ]
 
     async def _post(self, notifications: Sequence[Notification]) -> DeliveryResult:
-        client = await self._http.get()
-        return await post_json(client, self._url, self._body(notifications))
+        return await self._http.post_json(self._url, self._body(notifications))
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await self.send_many([notification])
