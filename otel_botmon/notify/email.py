@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
+import secrets
 import ssl
+from email.header import Header
 from email.message import EmailMessage
+from email.policy import SMTP as _SMTP_POLICY
 from email.utils import formatdate, make_msgid
 from typing import Any
 
@@ -14,7 +18,7 @@ from otel_botmon.notify.base import DeliveryResult, Notifier
 from otel_botmon.notify.config import NotificationConfig, Secret
 from otel_botmon.notify.message import Notification
 
-__all__ = ["EmailNotifier", "build_email"]
+__all__ = ["EmailNotifier", "build_email", "email_bytes"]
 
 _SESSION_IDLE = 30.0
 """Seconds an SMTP session stays open after its last message, for the next one (a
@@ -30,10 +34,23 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def _html(notification: Notification) -> str:
+    colour = _SEVERITY_COLOURS.get(notification.severity.value, "#888888")
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+        for name, value in notification.facts()
+    )
+    body = html.escape(notification.message).replace("\n", "<br>")
+    return ("<!DOCTYPE html><html><body>"
+            f"<h2 style='color:{colour}'>{html.escape(notification.subject)}</h2>"
+            f"<p>{body}</p><table>{rows}</table></body></html>")
+
+
 def build_email(notification: Notification, sender: str, recipients: list[str]) -> EmailMessage:
     """The message: subject line, plain-text part and an HTML part in which every value
     from the alert is HTML-escaped. A ``Message-ID`` derived from the notification id
-    lets a mailbox spot a redelivery."""
+    lets a mailbox spot a redelivery. (:func:`email_bytes` is the same message, built
+    for sending.)"""
     message = EmailMessage()
     message["Subject"] = _one_line(notification.subject)
     message["From"] = sender
@@ -42,19 +59,50 @@ def build_email(notification: Notification, sender: str, recipients: list[str]) 
     message["Message-ID"] = make_msgid(idstring=notification.id, domain="otel-botmon")
     message["X-Botmon-Alert-Id"] = _one_line(notification.alert_id)
     message.set_content(notification.text())
-    colour = _SEVERITY_COLOURS.get(notification.severity.value, "#888888")
-    rows = "".join(
-        f"<tr><th align='left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
-        for name, value in notification.facts()
-    )
-    body = html.escape(notification.message).replace("\n", "<br>")
-    message.add_alternative(
-        "<!DOCTYPE html><html><body>"
-        f"<h2 style='color:{colour}'>{html.escape(notification.subject)}</h2>"
-        f"<p>{body}</p><table>{rows}</table></body></html>",
-        subtype="html",
-    )
+    message.add_alternative(_html(notification), subtype="html")
     return message
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header line; a value that is not plain ASCII (or looks like an encoded word)
+    as RFC 2047 encoded words, by the standard library."""
+    if value.isascii() and value.isprintable() and "=?" not in value:
+        return f"{name}: {value}\r\n".encode("ascii")
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode("ascii")
+
+
+def _part(subtype: str, text: str) -> bytes:
+    # line ends made CRLF and a final one added, as the email package does
+    lines = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+    body = base64.encodebytes(lines).replace(b"\n", b"\r\n")
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode("ascii") + body
+
+
+def email_bytes(notification: Notification, sender: str, recipients: list[str]) -> bytes:
+    """:func:`build_email`'s message as the bytes sent (CRLF lines, both parts base64),
+    assembled directly: the ``email`` package's policy machinery takes ~2.5 ms of CPU a
+    message, this a small fraction. Header values are single lines (``_one_line``) and
+    addresses come validated from the configuration; any non-ASCII address falls back
+    to :func:`build_email`."""
+    to = ", ".join(recipients)
+    if not (sender.isascii() and to.isascii() and sender.isprintable() and to.isprintable()):
+        return build_email(notification, sender, recipients).as_bytes(policy=_SMTP_POLICY)
+    boundary = f"==botmon-{secrets.token_hex(12)}=="
+    head = b"".join((
+        _header("Subject", _one_line(notification.subject)),
+        _header("From", sender),
+        _header("To", to),
+        _header("Date", formatdate(usegmt=True)),
+        _header("Message-ID", make_msgid(idstring=notification.id, domain="otel-botmon")),
+        _header("X-Botmon-Alert-Id", _one_line(notification.alert_id)),
+        b"MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+    ))
+    marker = f"--{boundary}\r\n".encode()
+    return b"".join((head, marker, _part("plain", notification.text()), marker,
+                     _part("html", _html(notification)), f"--{boundary}--\r\n".encode()))
 
 
 class EmailNotifier(Notifier):
@@ -148,20 +196,21 @@ class EmailNotifier(Notifier):
 
         config = self._config
         assert config.email_from is not None
-        message = build_email(notification, config.email_from, list(config.email_to))
+        recipients = list(config.email_to)
+        message = email_bytes(notification, config.email_from, recipients)
         context = await self._tls_context()
         async with self._lock:
             try:
                 smtp, fresh = await self._session(context)
                 try:
-                    await smtp.send_message(message)
+                    await smtp.sendmail(config.email_from, recipients, message)
                 except aiosmtplib.SMTPServerDisconnected:
                     if fresh:
                         raise
                     # the server closed the kept session while it was idle: a new one
                     self._drop()
                     smtp, _ = await self._session(context)
-                    await smtp.send_message(message)
+                    await smtp.sendmail(config.email_from, recipients, message)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 codes = [r.code for r in exc.recipients]
                 detail = "recipients refused: " + "; ".join(
