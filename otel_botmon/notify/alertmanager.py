@@ -130,12 +130,13 @@ class AlertmanagerNotifier(Notifier):
         return result
 
     def _remember(self, notifications: Sequence[Notification]) -> None:
-        for n in notifications:
-            if n.event is AlertEventKind.RESOLVED:
-                self._outbox.active_delete(self.destination, n.fingerprint)
-            else:
-                self._outbox.active_put(self.destination, n.fingerprint,
-                                        json.dumps(n.to_dict()))
+        with self._outbox.transaction():  # one commit for the whole batch
+            for n in notifications:
+                if n.event is AlertEventKind.RESOLVED:
+                    self._outbox.active_delete(self.destination, n.fingerprint)
+                else:
+                    self._outbox.active_put(self.destination, n.fingerprint,
+                                            json.dumps(n.to_dict()))
 
     async def resend_firing(self) -> DeliveryResult | None:
         """Re-send every alert still firing here; None when there is none."""
