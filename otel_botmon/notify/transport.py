@@ -29,7 +29,7 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import h11
 
@@ -119,7 +119,9 @@ def _target(url: str) -> _Target:
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return _Target(secure, host, port, path.encode("ascii", "strict"),
+    if not path.isascii():  # as browsers and httpx do: UTF-8, percent-encoded
+        path = quote(path, safe="/?&=%:@!$'()*+,;~-._[]")
+    return _Target(secure, host, port, path.encode("ascii"),
                    host_header.encode("idna" if not host.isascii() else "ascii"))
 
 

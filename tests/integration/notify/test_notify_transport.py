@@ -252,3 +252,12 @@ async def test_proxy_from_the_environment_goes_through_httpx(
     assert result.ok, result.detail
     assert proxy.requests[0].path == "http://hooks.example.invalid/in/1"
     assert proxy.requests[0].json() == {"a": 1}
+
+
+async def test_a_non_ascii_path_is_sent_percent_encoded(server: H11Server) -> None:
+    client = LeanHttpClient(timeout=5.0)
+    try:
+        assert (await client.post(server.url("/hook/é?q=ü"), b"{}")).status_code == 200
+    finally:
+        await client.aclose()
+    assert server.requests[0][0] == b"/hook/%C3%A9?q=%C3%BC"
