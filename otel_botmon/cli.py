@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="multiply every fault phase and interval by F "
                            "(default 1, or $BOTMON_DEMO_TIME_SCALE)")
     demo.add_argument("--exchange-only", action="store_true",
-                      help="serve only the simulated exchange (Binance spot wire format) "
-                           "on --port for your own bot; key and secret from "
+                      help="serve only the simulated exchange (Binance spot and Bybit v5 "
+                           "wire formats) on --port for your own bot; key and secret from "
                            "$BOTMON_DEMO_API_KEY / $BOTMON_DEMO_API_SECRET")
     demo.set_defaults(func=cmd_demo)
 

@@ -15,7 +15,8 @@ A row says:
   start with one of its ``paths`` (the first match wins; ``()`` matches every path) and
   lists the :class:`RateLimitHeader` rows the exchange sends for it. Binance spot, SAPI
   and USD-M futures each count weight separately, so they are three budgets: a SAPI
-  reading of 40 never hides a spot reading of 5900.
+  reading of 40 never hides a spot reading of 5900. A budget ``per_endpoint`` (Bybit's
+  per-endpoint limits) is counted apart for each URL path.
 * ``secret_names``: the header, query and body names that carry a key, a signature or
   a passphrase (matched the way :func:`otel_botmon.redaction.is_sensitive_key` matches:
   case and ``-``/``_``/``.`` ignored, a name ending in one is sensitive too);
@@ -75,6 +76,10 @@ class Budget:
     paths: tuple[str, ...] = ()
     """URL path prefixes this budget covers; ``()`` = any path."""
     headers: tuple[RateLimitHeader, ...] = ()
+    per_endpoint: bool = False
+    """Each endpoint (URL path) has a limit of its own and the headers report that one
+    (Bybit): ``ratelimit.budget`` is then ``"{name} {path}"``, so one endpoint's reading
+    never hides another's."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
     Exchange(
         name="bybit",
         hosts=("api.bybit.com", "api.bytick.com", "api-testnet.bybit.com"),
-        budgets=(Budget("v5", headers=(
+        budgets=(Budget("v5", per_endpoint=True, headers=(
             RateLimitHeader("x-bapi-limit", "limit", interval="1s"),
             RateLimitHeader("x-bapi-limit-status", "remaining", interval="1s"),
         )),),

@@ -236,18 +236,23 @@ def configure(
         resource = _build_resource(
             service_name, service_version, bot_name, exchange, strategy, resource_attributes
         )
-        if _sdk_disabled():
+        disabled = _sdk_disabled()
+        if disabled:
             tel = _disabled_telemetry(resource)
         else:
             tel = _build(
                 resource, endpoint, protocol, otlp_headers, export_interval_s,
                 prometheus_port, prometheus_host, influxdb, span_processors, metric_readers,
             )
-            if set_global:
-                _install_global(tel)
         tel._key = key
         STATE.current = tel
         STATE.rebind()
+        if set_global and not disabled:
+            # After the rebind: instruments bound earlier to OpenTelemetry's default
+            # global proxy (recorded before any configure()) are created on the new
+            # provider when it becomes the global one, and the SDK keeps the first
+            # registration of a name; ours, with this pipeline's callbacks, come first.
+            _install_global(tel)
         _register_atexit()
         for observer in observers:
             observer.built(tel)

@@ -13,9 +13,10 @@ PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on PATH; install Python $SUPPORTED_PYTHONS or set PYTHON=/path/to/python3"
 "$PYTHON" - "$SUPPORTED_PYTHONS" <<'PY' || exit 1
 import sys
+# Kept to syntax every Python reads (2.7 included), so an old one gets this line too.
 if sys.version_info[:2] < (3, 11):
-    sys.exit(f"error: otel_botmon needs Python {sys.argv[1]}; {sys.executable} is "
-             f"{sys.version.split()[0]} (set PYTHON=/path/to/a/supported/python3)")
+    sys.exit("error: otel_botmon needs Python %s; %s is %s (set PYTHON=/path/to/a/"
+             "supported/python3)" % (sys.argv[1], sys.executable, sys.version.split()[0]))
 PY
 PYTHON=$(command -v "$PYTHON")
 export PYTHON

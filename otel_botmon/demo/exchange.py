@@ -11,7 +11,8 @@ rate-limit headers
 (``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S``/``-1D``, ``X-SAPI-USED-IP-WEIGHT-1M``)
 and JSON error bodies. Orders larger than the balance are rejected with ``-2010``.
 :class:`Faults` turns on latency spikes, 429s with ``Retry-After``, a 418 IP ban, 5xx
-errors and a falling market while it runs.
+errors and a falling market while it runs. Bybit's v5 wire format is served beside it, on
+the same market (:mod:`otel_botmon.demo.bybit`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otel_botmon.dashboard.embedded import EmbeddedServer
+from otel_botmon.demo.bybit import bybit_routes
 
 START_PRICES = {"BTCUSDT": 45000.0, "ETHUSDT": 2400.0, "BNBUSDT": 310.0}
 RECV_WINDOW_MS = 5000
@@ -121,6 +123,7 @@ class SimulatedExchange:
             Route("/sapi/v1/capital/config/getall", self.capital_config, methods=["GET"]),
             Route("/sapi/v1/margin/allPairs", self.no_margin, methods=["GET"]),
             Route("/sapi/v1/margin/isolated/allPairs", self.no_margin, methods=["GET"]),
+            *bybit_routes(self),
         ])
         self._server = EmbeddedServer(self.app, host, port, name="demo-exchange")
 
@@ -157,11 +160,25 @@ class SimulatedExchange:
     def _error(self, status: int, code: int, msg: str, **kw: Any) -> Response:
         return self._reply({"code": code, "msg": msg}, status=status, **kw)
 
-    async def _delay(self) -> Response | None:
-        """The simulated latency; then the 418 reply while the IP is banned."""
+    @property
+    def api_secret_bytes(self) -> bytes:
+        """The API secret (for the other wire formats served beside Binance's)."""
+        return self._secret
+
+    async def delay(self) -> None:
+        """Count the request and wait the simulated latency (every wire format)."""
         self.state.requests += 1
         if self.faults.extra_latency_s > 0:
             await asyncio.sleep(self.faults.extra_latency_s * self._rng.uniform(0.8, 1.2))
+
+    def server_error(self) -> bool:
+        """Whether this signed request draws an injected 5xx."""
+        rate = self.faults.server_error_rate
+        return bool(rate) and self._rng.random() < rate
+
+    async def _delay(self) -> Response | None:
+        """The simulated latency; then the 418 reply while the IP is banned."""
+        await self.delay()
         if self.faults.banned:
             return self._error(
                 418, -1003, "Way too much request weight used; IP banned until later.",
@@ -217,7 +234,7 @@ class SimulatedExchange:
                 429, -1003, "Too much request weight used; current limit is 6000 request "
                 "weight per 1 MINUTE.", headers={"Retry-After": str(self.faults.retry_after_s)},
             )
-        if self.faults.server_error_rate and self._rng.random() < self.faults.server_error_rate:
+        if self.server_error():
             return self._error(503, -1001, "Service unavailable.")
         return None
 
@@ -338,12 +355,23 @@ class SimulatedExchange:
         if quantity <= 0:
             return self._error(400, -1013, "Filter failure: LOT_SIZE")
         self._weights.order(time.time())
+        order = self.fill_market_order(symbol, side, quantity, params.get("type", "MARKET"),
+                                       params.get("newClientOrderId"))
+        if order is None:
+            return self._error(400, -2010, "Account has insufficient balance for "
+                                           "requested action.")
+        return self._reply(order)
+
+    def fill_market_order(self, symbol: str, side: str, quantity: float,
+                          order_type: str = "MARKET",
+                          client_order_id: str | None = None) -> dict[str, Any] | None:
+        """Fill a market order of a known ``symbol`` (``side`` BUY or SELL, ``quantity`` > 0)
+        and keep it; None when the balance does not cover it (nothing changes then)."""
         base, quote = symbol[:-4], symbol[-4:]
         price = self.state.prices[symbol]
         have = self.state.balances.get(quote if side == "BUY" else base, 0.0)
         if (quantity * price if side == "BUY" else quantity) > have:
-            return self._error(400, -2010, "Account has insufficient balance for "
-                                           "requested action.")
+            return None
         price = self._move(symbol)
         # Market orders fill a few basis points away from the last price.
         slip = self._rng.uniform(0.0, 3e-4)
@@ -352,18 +380,18 @@ class SimulatedExchange:
         self.state.next_order_id += 1
         order = {
             "symbol": symbol, "orderId": order_id,
-            "clientOrderId": params.get("newClientOrderId", f"demo-{order_id}"),
+            "clientOrderId": client_order_id or f"demo-{order_id}",
             "transactTime": int(time.time() * 1000), "price": "0.00000000",
             "origQty": f"{quantity:.8f}", "executedQty": f"{quantity:.8f}",
             "cummulativeQuoteQty": f"{quantity * fill:.8f}", "status": "FILLED",
-            "timeInForce": "GTC", "type": params.get("type", "MARKET"), "side": side,
+            "timeInForce": "GTC", "type": order_type, "side": side,
             "fills": [{"price": f"{fill:.2f}", "qty": f"{quantity:.8f}",
                        "commission": "0.00000000", "commissionAsset": "USDT"}],
         }
         if len(self.state.orders) >= 10_000:  # bounded, oldest first
             self.state.orders.pop(next(iter(self.state.orders)))
         self.state.orders[order_id] = order
-        return self._reply(order)
+        return order
 
     def _known_order(self, params: dict[str, str]) -> dict[str, Any] | Response:
         try:

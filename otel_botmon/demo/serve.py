@@ -94,7 +94,8 @@ async def serve_forever(api_key: str, api_secret: str, port: int, out: TextIO) -
     """Serve the simulated exchange on 127.0.0.1:``port`` until cancelled."""
     exchange = SimulatedExchange(api_key, api_secret, port=port)
     await exchange.start()
-    out.write(f"simulated exchange on {exchange.base_url} (Binance spot wire format); "
+    out.write(f"simulated exchange on {exchange.base_url} (Binance spot and Bybit v5 "
+              "wire formats); "
               "Ctrl+C stops it\n")
     out.flush()
     try:

@@ -110,6 +110,16 @@ def _path_budget(row: Exchange | None, path: str | None) -> str:
     return DEFAULT_BUDGET
 
 
+def _budget_label(row: Exchange | None, budget: str, path: str | None) -> str:
+    """``ratelimit.budget`` of a reading: the budget, with the path when the exchange
+    limits each endpoint on its own (``Budget.per_endpoint``)."""
+    if row is not None and path:
+        for b in row.budgets:
+            if b.name == budget and b.per_endpoint:
+                return f"{budget} {path}"
+    return budget
+
+
 def _header_pairs(headers: object) -> Iterable[tuple[object, object]]:
     multi = getattr(headers, "multi_items", None)
     if callable(multi):
@@ -200,6 +210,7 @@ def parse_ratelimit_headers(
         row = find_exchange(exchange, host)
         path_budget = _path_budget(row, path)
         budgets: dict[tuple[str, str | None], _Budget] = {}
+        retry_after: list[float] = []
         for raw_name, raw_value in _header_pairs(headers):
             lname = _text(raw_name).lower()
             if lname == "retry-after":
@@ -208,7 +219,7 @@ def parse_ratelimit_headers(
                     if seconds is None:
                         _bad_header(site, lname, raw_value)
                     else:
-                        readings.append((RETRY_AFTER, path_budget, None, seconds))
+                        retry_after.append(seconds)
                 continue
             hits = _entries_for(lname)
             if not hits:
@@ -226,8 +237,10 @@ def parse_ratelimit_headers(
                 continue
             _collect(budgets.setdefault((entry.budget, interval), _Budget()), entry.spec,
                      interval, value)
+        label = _budget_label(row, path_budget, path)
+        readings.extend((RETRY_AFTER, label, None, seconds) for seconds in retry_after)
         for (budget, interval), b in budgets.items():
-            readings.extend(_derive(budget, interval, b))
+            readings.extend(_derive(_budget_label(row, budget, path), interval, b))
     except (TypeError, ValueError, AttributeError) as exc:  # headers of an odd shape
         warn_once(site, "headers", f"otel_botmon: unreadable response headers in {site}: "
                                    f"{type(exc).__name__}; rate limits not recorded")
@@ -366,7 +379,8 @@ def record_ratelimit_headers(
                 attrs[conv.RATELIMIT_INTERVAL] = interval or ""
             _set(kind, value, attrs)
         if not retried:  # Retry-After clears with the next response that has none
-            key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, _path_budget(row, path)))
+            budget = _budget_label(row, _path_budget(row, path), path)
+            key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, budget))
             retry = _latest[RETRY_AFTER]
             if retry.get(key):
                 retry[key] = 0.0

@@ -209,3 +209,32 @@ def test_after_shutdown_the_installed_global_providers_are_not_used() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "''"
+
+
+def test_rate_limit_gauges_report_when_a_response_came_before_configure() -> None:
+    # A bot's client loads markets before configure(): the gauges were first bound to
+    # OpenTelemetry's default global proxy. Installing configure()'s provider as the
+    # global one must not leave that earlier registration (with a callback of no
+    # pipeline) in place of this pipeline's: the SDK keeps the first one of a name.
+    script = textwrap.dedent(
+        """
+        import otel_botmon as botmon
+        from otel_botmon.instrument.ratelimit import record_ratelimit_headers
+        from otel_botmon.testing import capture
+        record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "5"}, exchange="binance")
+        with capture("test"):  # a test capture before the bot's own configure()
+            record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "6"}, exchange="binance")
+        tel = botmon.configure("bot", exchange="binance")
+        record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "7"}, exchange="binance")
+        data = tel.metric_reader.get_metrics_data()
+        got = {m.name: [p.value for p in m.data.data_points]
+               for rm in (data.resource_metrics if data else ())
+               for sm in rm.scope_metrics for m in sm.metrics}
+        print(got.get("botmon.exchange.ratelimit.used"))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[7.0]"

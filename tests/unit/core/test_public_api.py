@@ -81,3 +81,14 @@ def test_the_open_order_calls_are_public() -> None:
     orders = {"open_order", "order_filled", "order_rejected", "order_canceled",
               "set_order_limits", "expire_orders", "open_order_count", "OrderHandle"}
     assert orders <= set(otel_botmon.__all__)
+
+
+def test_the_version_is_written_once_and_the_package_metadata_reads_it() -> None:
+    from importlib.metadata import version
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    assert version("otel-botmon") == otel_botmon.__version__
+    pyproject = (root / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject
+    assert otel_botmon.__version__ not in pyproject  # hatch reads __about__.py

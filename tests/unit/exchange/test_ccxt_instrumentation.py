@@ -101,6 +101,26 @@ def test_rejections_inside_a_trade_are_rejected_not_errors(
     assert_no_secrets(telemetry)
 
 
+@pytest.mark.parametrize(("call", "refused"), [
+    ("fetch_order", "OrderNotFound"),  # -2013 Order does not exist.
+    ("cancel_order", "OrderNotFound"),  # the same -2013 on DELETE
+])
+def test_order_not_found_inside_a_trade_is_rejected(
+    telemetry: Any, server: ExchangeThread, call: str, refused: str
+) -> None:
+    exchange = make(ccxt, server)
+    instrument_ccxt(exchange)
+    exchange.load_markets()
+    with pytest.raises(ccxt.OrderNotFound), botmon.trade(symbol="BTCUSDT", side="BUY"):
+        getattr(exchange, call)("987654", "BTC/USDT")
+    assert issubclass(ccxt.OrderNotFound, ccxt.InvalidOrder)  # the hierarchy is followed
+    assert telemetry.metric_value(TRADES, trading_outcome="rejected") == 1
+    assert telemetry.metric_value(TRADES, trading_outcome="error") == 0
+    assert requests_by(telemetry, exchange_endpoint="/api/v3/order",
+                       http_response_status_code=400, error_type=refused) == 1
+    assert_no_secrets(telemetry)
+
+
 @pytest.mark.parametrize(("fault", "status"), [("rate_limited", 429), ("banned", 418)])
 def test_throttling_carries_its_status_and_retry_after_clears(
     telemetry: Any, server: ExchangeThread, fault: str, status: int

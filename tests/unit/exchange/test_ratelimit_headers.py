@@ -119,6 +119,35 @@ def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert find_exchange("no-such-exchange") is None
 
 
+def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
+    bybit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "4"}
+    assert parse_ratelimit_headers(bybit, exchange="bybit", path="/v5/order/create") == [
+        ("used", "v5 /v5/order/create", "1s", 16.0),
+        ("utilization", "v5 /v5/order/create", "1s", 0.8)]
+    assert parse_ratelimit_headers(bybit, 429, exchange="bybit", path="/v5/order/create")[0][1] \
+        == "v5 /v5/order/create"
+    retry = parse_ratelimit_headers({"Retry-After": "3", **bybit}, 429, exchange="bybit",
+                                    path="/v5/position/list")
+    assert ("retry_after", "v5 /v5/position/list", None, 3.0) in retry
+    # without a path (or for Binance, whose budgets are per path prefix) nothing changes
+    assert {r[1] for r in parse_ratelimit_headers(bybit, exchange="bybit")} == {"v5"}
+    assert {r[1] for r in parse_ratelimit_headers(
+        {"X-MBX-USED-WEIGHT-1M": "10"}, exchange="binance", path="/api/v3/order")} == {"spot"}
+
+
+def test_one_bybit_endpoint_near_its_limit_is_not_hidden_by_another(
+    telemetry: Any, metrics: Any
+) -> None:
+    record_ratelimit_headers({"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "1"},
+                             exchange="bybit", path="/v5/order/create")
+    record_ratelimit_headers({"X-Bapi-Limit": "50", "X-Bapi-Limit-Status": "49"},
+                             exchange="bybit", path="/v5/market/tickers")
+    util = {p.attributes[conv.RATELIMIT_BUDGET]: p.value for p in telemetry.metric_points(
+        conv.EXCHANGE_RATELIMIT_UTILIZATION.name, exchange_name="bybit")}
+    assert util == {"v5 /v5/order/create": pytest.approx(0.9),
+                    "v5 /v5/market/tickers": pytest.approx(0.02)}
+
+
 def _example_headers(row: Exchange) -> dict[str, str]:
     headers: dict[str, str] = {}
     for budget in row.budgets:
@@ -143,11 +172,12 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
         readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
         kinds = {spec.kind for spec in budget.headers}
         got = {(kind, b) for kind, b, _i, _v in readings}
+        label = f"{budget.name} {path}" if budget.per_endpoint else budget.name
         if kinds & {"used", "remaining"} and ({"used"} <= kinds or {"limit"} <= kinds
                                               or any(s.limits for s in budget.headers)):
-            assert ("used", budget.name) in got, (budget.name, readings)
+            assert ("used", label) in got, (label, readings)
         if "orders" in kinds:
-            assert ("orders", budget.name) in got
+            assert ("orders", label) in got
         for kind, _b, _i, value in readings:
             if kind == "utilization":
                 assert 0.0 <= value <= 1.0
