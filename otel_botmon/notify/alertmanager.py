@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from otel_botmon.alerting.model import AlertEventKind, NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.message import Notification
 from otel_botmon.notify.outbox import Outbox
 
@@ -115,8 +115,7 @@ class AlertmanagerNotifier(Notifier):
         ]
 
     async def _post(self, notifications: Sequence[Notification]) -> DeliveryResult:
-        client = await self._http.get()
-        return await post_json(client, self._url, self._body(notifications))
+        return await self._http.post_json(self._url, self._body(notifications))
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await self.send_many([notification])
@@ -131,12 +130,13 @@ class AlertmanagerNotifier(Notifier):
         return result
 
     def _remember(self, notifications: Sequence[Notification]) -> None:
-        for n in notifications:
-            if n.event is AlertEventKind.RESOLVED:
-                self._outbox.active_delete(self.destination, n.fingerprint)
-            else:
-                self._outbox.active_put(self.destination, n.fingerprint,
-                                        json.dumps(n.to_dict()))
+        with self._outbox.transaction():  # one commit for the whole batch
+            for n in notifications:
+                if n.event is AlertEventKind.RESOLVED:
+                    self._outbox.active_delete(self.destination, n.fingerprint)
+                else:
+                    self._outbox.active_put(self.destination, n.fingerprint,
+                                            json.dumps(n.to_dict()))
 
     async def resend_firing(self) -> DeliveryResult | None:
         """Re-send every alert still firing here; None when there is none."""

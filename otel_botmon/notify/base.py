@@ -16,13 +16,14 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.notify.message import Notification
+from otel_botmon.notify.transport import LeanHttpClient, TransportError, proxied
 from otel_botmon.redaction import redact_text
 
 __all__ = [
@@ -147,7 +148,23 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-def _json_retry_after(response: httpx.Response) -> float | None:
+class HttpAnswer(Protocol):
+    """What classification reads of an answer (``httpx.Response`` or the lean client's)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...
+    def json(self) -> Any: ...
+
+
+def _json_retry_after(response: HttpAnswer) -> float | None:
     # Telegram answers 429 with {"ok": false, "parameters": {"retry_after": 5}}.
     try:
         body: Any = response.json()
@@ -162,7 +179,7 @@ def _json_retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: HttpAnswer) -> str:
     text = response.text[:300] if response.content else ""
     try:
         body = json.loads(text) if text else None
@@ -178,7 +195,7 @@ def _reason(response: httpx.Response) -> str:
     return f"{reason}: {text.strip()}" if text.strip() else reason
 
 
-def classify_response(response: httpx.Response) -> DeliveryResult:
+def classify_response(response: HttpAnswer) -> DeliveryResult:
     """Map an HTTP answer to an outcome: 2xx delivered; 429 and 503 retry honouring
     ``Retry-After`` (header, or Telegram's ``parameters.retry_after``); other 5xx, 408
     and 425 retry; any other status fails permanently with the answer as reason."""
@@ -229,18 +246,24 @@ def new_http_client(timeout: float) -> httpx.AsyncClient:
 
 
 class HttpClientSlot:
-    """A notifier's HTTP client, built on first use on a worker thread and closed by
-    :meth:`aclose`.
+    """A notifier's HTTP client: POSTs JSON and classifies the answer.
 
-    Building an ``httpx.AsyncClient`` loads the CA bundle for TLS: 0.3 to 1.2 s measured,
-    which on the event loop (often the bot's) would stall every task, trades included.
+    Requests go through :class:`~otel_botmon.notify.transport.LeanHttpClient` (h11 over
+    asyncio, kept-alive connections: a fraction of httpx's CPU per request). A URL the
+    environment routes through a proxy (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    minus ``NO_PROXY``) goes through httpx instead, which speaks to proxies; that
+    client is built on first use on a worker thread (it loads a CA bundle: 0.3 to 1.2 s
+    measured, which on the event loop would stall every task, trades included).
     """
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
+        self._lean: LeanHttpClient | None = None
+        self._proxied: dict[str, bool] = {}
 
     async def get(self) -> httpx.AsyncClient:
+        """The httpx client (for proxied URLs)."""
         client = self._client
         if client is None:
             built = await asyncio.to_thread(new_http_client, self._timeout)
@@ -251,7 +274,41 @@ class HttpClientSlot:
             client = self._client
         return client
 
+    def _via_proxy(self, url: str) -> bool:
+        known = self._proxied.get(url)
+        if known is None:
+            known = proxied(url)
+            if len(self._proxied) < 64:
+                self._proxied[url] = known
+        return known
+
+    async def post_json(
+        self,
+        url: str,
+        payload: object = None,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> DeliveryResult:
+        """POST JSON (``payload``, or pre-encoded ``content``) and classify the answer."""
+        if self._via_proxy(url):
+            return await post_json(await self.get(), url, payload, headers=headers,
+                                   content=content)
+        body = content if content is not None else json.dumps(payload).encode()
+        lean = self._lean
+        if lean is None:
+            lean = self._lean = LeanHttpClient(self._timeout)
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            response = await lean.post(url, body, all_headers)
+        except TransportError as exc:
+            return classify_transport_error(exc)
+        return classify_response(response)
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            await lean.aclose()
         if client is not None:
             await client.aclose()

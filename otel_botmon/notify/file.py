@@ -53,19 +53,25 @@ class FileNotifier(Notifier):
         return DeliveryResult.delivered()
 
     def _append_all(self, lines: list[bytes]) -> None:
-        for line in lines:
-            self._append(line)
-
-    def _append(self, data: bytes) -> None:
+        """Append the lines, opening the file once for all that fit before a rotation."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             size = 0
-        if size and size + len(data) > self.max_bytes:
-            self._rotate()
-        with self.path.open("ab") as handle:
-            handle.write(data)
+        start = 0
+        while start < len(lines):
+            if size and size + len(lines[start]) > self.max_bytes:
+                self._rotate()
+                size = 0
+            end = start + 1  # at least one line per file, however long
+            size += len(lines[start])
+            while end < len(lines) and size + len(lines[end]) <= self.max_bytes:
+                size += len(lines[end])
+                end += 1
+            with self.path.open("ab") as handle:
+                handle.write(b"".join(lines[start:end]))
+            start = end
 
     def _rotate(self) -> None:
         if self.backups == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -81,9 +81,8 @@ class PagerDutyNotifier(Notifier):
     async def send(self, notification: Notification) -> DeliveryResult:
         if notification.event not in _ACTION:
             return DeliveryResult.delivered(f"nothing to send for {notification.event.value}")
-        client = await self._http.get()
         body = pagerduty_event(notification, self._key.reveal(), self._source, self._client_url)
-        return await post_json(client, self._url, body)
+        return await self._http.post_json(self._url, body)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 
@@ -103,10 +103,8 @@ class SlackNotifier(Notifier):
         self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        client = await self._http.get()
-        return await post_json(
-            client, self._url.reveal(), slack_payload(notification, self._slack_channel)
-        )
+        return await self._http.post_json(
+            self._url.reveal(), slack_payload(notification, self._slack_channel))
 
     async def aclose(self) -> None:
         await self._http.aclose()

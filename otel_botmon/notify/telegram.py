@@ -6,7 +6,7 @@ import html
 from typing import Final
 
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 
@@ -64,7 +64,6 @@ class TelegramNotifier(Notifier):
         self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        client = await self._http.get()
         url = f"{self._api_url}/bot{self._token.reveal()}/sendMessage"
         payload = {
             "chat_id": self._chat_id,
@@ -72,7 +71,7 @@ class TelegramNotifier(Notifier):
             "parse_mode": "HTML",
             "disable_web_page_preview": True,
         }
-        return await post_json(client, url, payload)
+        return await self._http.post_json(url, payload)
 
     async def aclose(self) -> None:
         await self._http.aclose()

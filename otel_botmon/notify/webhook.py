@@ -7,7 +7,7 @@ import hmac
 import json
 
 from otel_botmon.alerting.model import NotificationChannel
-from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier, post_json
+from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification
 
@@ -46,13 +46,11 @@ class WebhookNotifier(Notifier):
         self._http = HttpClientSlot(timeout)
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        client = await self._http.get()
         body = json.dumps(notification.to_dict(), ensure_ascii=False).encode()
         headers = {"Idempotency-Key": notification.id}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret.reveal(), body)
-        return await post_json(client, self._url.reveal(), None, headers=headers,
-                               content=body)
+        return await self._http.post_json(self._url.reveal(), headers=headers, content=body)
 
     async def aclose(self) -> None:
         await self._http.aclose()

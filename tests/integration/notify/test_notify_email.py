@@ -5,10 +5,15 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from aiosmtpd.controller import Controller
+
 from otel_botmon.alerting.model import AlertSeverity, NotificationChannel
 from otel_botmon.notify import AttemptRecord, NotificationConfig, NotificationDispatcher
+from otel_botmon.notify.email import EmailNotifier
 from otel_botmon.notify.message import Notification
 from tests.integration.notify.conftest import SmtpInbox, TlsSmtp
+from tests.integration.notify.receivers import wait_until_async
+from tests.services import free_port
 
 HOSTILE = "<script>alert('x')</script> & friends"
 
@@ -85,3 +90,44 @@ async def test_temporary_refusal_is_retried(smtp_server: SmtpInbox) -> None:
     assert [r.outcome for r in records] == ["retry", "delivered"]
     assert "451" in records[0].detail
     assert len(smtp_server.messages) == 1
+
+
+class _Sessions:
+    """Accepts mail and remembers which SMTP session (connection) carried each."""
+
+    def __init__(self) -> None:
+        self.sessions: list[int] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sessions.append(id(session))
+        return "250 OK"
+
+
+def _mail(n: int) -> Notification:
+    return Notification(alert_id=f"a{n}", title=f"alert {n}", severity=AlertSeverity.CRITICAL,
+                        channels=[NotificationChannel.EMAIL])
+
+
+async def test_messages_share_one_smtp_session_and_a_closed_one_is_replaced() -> None:
+    handler = _Sessions()
+    # the server drops a session idle for 0.3 s (aiosmtpd answers 421 and closes)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                            timeout=0.3)
+    controller.start()
+    notifier = EmailNotifier(NotificationConfig(
+        console=False, smtp_server="127.0.0.1", smtp_port=controller.port,
+        smtp_use_tls=False, email_from="bot@example.com", email_to=["ops@example.com"],
+        smtp_timeout=5.0))
+    try:
+        for n in range(3):
+            assert (await notifier.send(_mail(n))).ok
+        session = notifier._smtp
+        assert session is not None
+        await wait_until_async(lambda: not session.is_connected, 5.0,
+                               what="the server to close the idle session")
+        assert (await notifier.send(_mail(3))).ok
+    finally:
+        await notifier.aclose()
+        controller.stop()
+    assert len(handler.sessions) == 4
+    assert len(set(handler.sessions[:3])) == 1 and handler.sessions[3] != handler.sessions[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import email.utils
 import hashlib
 import hmac
@@ -11,11 +13,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity
 from otel_botmon.notify.alertmanager import alertmanager_alert
 from otel_botmon.notify.base import DeliveryOutcome, classify_response, parse_retry_after
-from otel_botmon.notify.email import build_email
+from otel_botmon.notify.email import build_email, email_bytes
 from otel_botmon.notify.pagerduty import pagerduty_event
 from otel_botmon.notify.slack import SEVERITY_COLOURS, slack_payload
 from otel_botmon.notify.telegram import MAX_MESSAGE_LENGTH, telegram_text
@@ -144,3 +148,25 @@ def test_classify_response() -> None:
     assert bad.outcome is DeliveryOutcome.FAILED
     assert bad.status_code == 400 and "chat not found" in bad.detail
     assert classify_response(response(404, text="no_service")).detail.endswith("no_service")
+
+
+@settings(max_examples=100, deadline=None)
+@given(title=st.text(max_size=300), message=st.text(max_size=500),
+       alert_id=st.text(min_size=1, max_size=60))
+def test_email_bytes_parse_to_the_same_message_as_build_email(
+        title: str, message: str, alert_id: str) -> None:
+    notification = make_notification(title=title, message=message, alert_id=alert_id)
+    recipients = ["a@x.io", "b@x.io"]
+    raw = email_bytes(notification, "bot@x.io", recipients)
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    fast = email.message_from_bytes(raw, policy=email.policy.default)
+    slow = build_email(notification, "bot@x.io", recipients)
+    for name in ("Subject", "From", "To", "X-Botmon-Alert-Id", "MIME-Version"):
+        assert str(fast[name]) == str(slow[name]), name
+    assert fast["Message-ID"].endswith("@otel-botmon>")
+    assert not fast.defects
+    for subtype in ("plain", "html"):
+        ours, theirs = fast.get_body((subtype,)), slow.get_body((subtype,))
+        assert ours is not None and theirs is not None
+        assert ours.get_content().replace("\r\n", "\n") == theirs.get_content(), subtype
