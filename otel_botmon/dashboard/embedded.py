@@ -84,7 +84,11 @@ class EmbeddedServer:
             config.http_protocol_class = self.limits.protocol(config.http_protocol_class)
         server = uvicorn.Server(config)
         # The host application owns signal handling; an embedded server must not take it.
+        # uvicorn >= 0.29 takes signals in capture_signals(); older releases (our floor is
+        # 0.26) call install_signal_handlers() from serve(): disarm both, or Ctrl-C would
+        # stop only this server and the bot would carry on (and exit 0) without it.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         # Bind here, not in uvicorn: uvicorn's bind-error path calls sys.exit().
         sock = bind_socket(self.host, self.port)
         self.port = int(sock.getsockname()[1])
