@@ -15,11 +15,14 @@ What it wires (your own callbacks still run first, unchanged, and decide):
   strategy's class name), and the exchange's ccxt instances are instrumented with
   ``otel_botmon.instrument_ccxt`` when this otel_botmon has it;
 * ``bot_loop_start``: a heartbeat on ``strategy.botmon_engine_check`` (a
-  :class:`~otel_botmon.TradingEngineCheck`; register it with your monitor), expiry of
-  stale open orders, and a look in Freqtrade's database for orders canceled without a
-  strategy callback (its ``unfilledtimeout``, a cancel on the exchange);
+  :class:`~otel_botmon.TradingEngineCheck`), exported as
+  ``botmon.health.status{health.component="trading_engine"}`` with no monitor needed,
+  expiry of stale open orders, and a look in Freqtrade's database for orders finished
+  without a strategy callback (its ``unfilledtimeout``, a cancel on the exchange, a fill
+  the loop saw first);
 * ``confirm_trade_entry`` / ``confirm_trade_exit`` returning True: ``open_order`` with
-  the pair, side, amount, rate and order type Freqtrade is about to place;
+  the pair, side, rate and order type Freqtrade is about to place, and the amount as
+  Freqtrade will place it (rounded to the market's amount precision);
 * ``order_filled``: the order finishes (``filled``, or ``partial``), with slippage from
   the confirmed rate; an exit that closes the trade also records
   ``record_position_closed(pair, trade.close_profit_abs)``. A fill with no confirm
@@ -40,12 +43,16 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.metrics import Observation
+
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon.conventions import HEALTH_COMPONENT
 from otel_botmon.instrument.orders import (
     expire_orders,
     open_order,
@@ -55,12 +62,16 @@ from otel_botmon.instrument.orders import (
 )
 from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
 from otel_botmon.observe.checks import TradingEngineCheck
+from otel_botmon.observe.health import HealthStatus, observe_health_status
 
 __all__ = ["BotmonStrategyMixin"]
 
 logger = logging.getLogger("otel_botmon")
 
 _COMPONENT = "freqtrade"
+HEALTH_COMPONENT_NAME = "trading_engine"
+"""``health.component`` of the heartbeat (the name ``SystemMonitor.heartbeat`` uses)."""
+_DONE_ORDERS = 1024  # Freqtrade order ids already recorded, so no fill is recorded twice
 _LIVE_RUNMODES = frozenset({"live", "dry_run"})
 _CLOCK_SKEW = timedelta(seconds=30)
 _CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
@@ -107,6 +118,8 @@ class BotmonStrategyMixin:
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
         self._botmon_lock = threading.Lock()
         self._botmon_pending: dict[tuple[str, str], _Pending] = {}
+        # Orders the loop's look in the database finished before their order_filled came.
+        self._botmon_done: OrderedDict[str, None] = OrderedDict()
         self._botmon_seq = 0
         max_age = self.botmon_heartbeat_max_age_s
         if max_age is None:
@@ -151,6 +164,12 @@ class BotmonStrategyMixin:
                 strategy=type(self).__name__,
             )
         self._botmon_instrument_exchange()
+        observe_health_status(self._botmon_observe_health)
+
+    def _botmon_observe_health(self) -> Iterable[Observation]:
+        status = self.botmon_engine_check.evaluate()["status"]
+        value = status.gauge_value if isinstance(status, HealthStatus) else 3
+        return [Observation(value, {HEALTH_COMPONENT: HEALTH_COMPONENT_NAME})]
 
     def _botmon_after_bot_loop_start(self, result: object, kw: dict[str, Any]) -> None:
         self.botmon_engine_check.heartbeat()
@@ -177,6 +196,9 @@ class BotmonStrategyMixin:
         kind = _kind(trade, order)
         with self._botmon_lock:
             pending = self._botmon_pending.pop((str(pair), kind), None)
+            if pending is None and str(order.order_id) in self._botmon_done:
+                del self._botmon_done[str(order.order_id)]
+                return  # the loop found this fill in the database and recorded it
         price, filled = order.safe_price, order.safe_filled
         if pending is not None:
             order_filled(pending.key, price, filled, final=True, cumulative=True)
@@ -201,6 +223,7 @@ class BotmonStrategyMixin:
     # --- helpers ----------------------------------------------------------------------
 
     def _botmon_open(self, pair: object, kind: str, side: str, kw: dict[str, Any]) -> None:
+        amount = self._botmon_placed_amount(pair, kw.get("amount"))
         with self._botmon_lock:
             self._botmon_seq += 1
             key = f"freqtrade:{pair}:{kind}:{self._botmon_seq}"
@@ -209,7 +232,21 @@ class BotmonStrategyMixin:
             self._botmon_pending[(str(pair), kind)] = _Pending(
                 key, side, datetime.now(UTC)
             )
-        open_order(key, pair, side, kw.get("amount"), kw.get("rate"), kw.get("order_type"))
+        open_order(key, pair, side, amount, kw.get("rate"), kw.get("order_type"))
+
+    def _botmon_placed_amount(self, pair: object, amount: Any) -> Any:
+        """``amount`` as Freqtrade will place it: cut to the market's amount precision
+        (``Exchange.create_order`` does that after the confirm), so a full fill of the
+        placed order is ``filled``, not ``partial``."""
+        exchange = getattr(getattr(self, "dp", None), "_exchange", None)
+        rounding = getattr(exchange, "amount_to_contract_precision", None)
+        if rounding is None or not isinstance(amount, (int, float)):
+            return amount
+        try:
+            return rounding(pair, amount)
+        except Exception as exc:  # a pair without a market: keep what was confirmed
+            report_internal_error(_COMPONENT, exc)
+            return amount
 
     def _botmon_timed_out(self, result: object, kw: dict[str, Any], reason: str) -> None:
         if not result:
@@ -249,8 +286,14 @@ class BotmonStrategyMixin:
                 continue  # still on the exchange
             with self._botmon_lock:
                 if self._botmon_pending.get((pair, kind)) is not item:
-                    continue
+                    continue  # order_filled came first
                 del self._botmon_pending[(pair, kind)]
+                if found is not None:
+                    # Its order_filled callback may still come (Freqtrade commits the
+                    # order before calling it, and the loop can run in between).
+                    self._botmon_done[str(found.order_id)] = None
+                    if len(self._botmon_done) > _DONE_ORDERS:
+                        self._botmon_done.popitem(last=False)
             if found is None:
                 order_canceled(item.key, reason=(
                     "no order in freqtrade's database after the confirm (placement failed, "
