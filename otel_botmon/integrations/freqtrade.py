@@ -74,6 +74,10 @@ HEALTH_COMPONENT_NAME = "trading_engine"
 _DONE_ORDERS = 1024  # Freqtrade order ids already recorded, so no fill is recorded twice
 _LIVE_RUNMODES = frozenset({"live", "dry_run"})
 _CLOCK_SKEW = timedelta(seconds=30)
+# A confirmed order not yet in the database may still be on its way to the exchange:
+# Freqtrade's REST API (forceenter, forceexit) places orders on its own thread while the
+# loop runs. Only after this long does the loop call it a placement that failed.
+_PLACEMENT_GRACE = timedelta(seconds=60)
 _CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
 _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
@@ -174,7 +178,12 @@ class BotmonStrategyMixin:
     def _botmon_after_bot_loop_start(self, result: object, kw: dict[str, Any]) -> None:
         self.botmon_engine_check.heartbeat()
         expire_orders()
-        self._botmon_reconcile()
+        now = kw.get("current_time")
+        if not isinstance(now, datetime):
+            now = datetime.now(UTC)
+        elif now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        self._botmon_reconcile(now)
 
     def _botmon_after_confirm_trade_entry(self, result: object, kw: dict[str, Any]) -> None:
         if not result:
@@ -196,13 +205,12 @@ class BotmonStrategyMixin:
         kind = _kind(trade, order)
         with self._botmon_lock:
             pending = self._botmon_pending.pop((str(pair), kind), None)
-            if pending is None and str(order.order_id) in self._botmon_done:
-                del self._botmon_done[str(order.order_id)]
-                return  # the loop found this fill in the database and recorded it
+            # The loop may have found this fill in the database and recorded it already.
+            seen = pending is None and self._botmon_done.pop(str(order.order_id), False) is None
         price, filled = order.safe_price, order.safe_filled
         if pending is not None:
             order_filled(pending.key, price, filled, final=True, cumulative=True)
-        else:
+        elif not seen:
             # No confirm before it (stoploss on exchange, a restart): still one trade.
             record_trade_execution(
                 pair, _side(order, trade, kind), filled, price, _age_ms(order),
@@ -264,26 +272,18 @@ class BotmonStrategyMixin:
             order_filled(pending.key, order.safe_price, filled, cumulative=True)
         order_canceled(pending.key, reason=reason)
 
-    def _botmon_reconcile(self) -> None:
+    def _botmon_reconcile(self, now: datetime) -> None:
         """Finish pending orders that Freqtrade's database shows as no longer open."""
         with self._botmon_lock:
             pending = list(self._botmon_pending.items())
         if not pending:
             return
-        from freqtrade.persistence import Trade
-
         for (pair, kind), item in pending:
-            # The newest order of that side placed since the confirm (the exchange's
-            # clock may be a little behind ours). Open trades only: a canceled entry
-            # that filled nothing is deleted with its trade, and history stays unread.
-            since = item.opened_at - _CLOCK_SKEW
-            found = None
-            for trade in Trade.get_trades_proxy(pair=pair, is_open=True):
-                for order in trade.orders:
-                    if order.ft_order_side == item.side and order.order_date_utc >= since:
-                        found = order
+            found = _placed_order(pair, item.side, item.opened_at - _CLOCK_SKEW)
             if found is not None and found.ft_is_open:
                 continue  # still on the exchange
+            if found is None and now - item.opened_at < _PLACEMENT_GRACE:
+                continue  # maybe still being placed
             with self._botmon_lock:
                 if self._botmon_pending.get((pair, kind)) is not item:
                     continue  # order_filled came first
@@ -327,6 +327,25 @@ class BotmonStrategyMixin:
             return
         for api in apis:
             instrument(api)
+
+
+def _placed_order(pair: str, side: str, since: datetime) -> Any:
+    """The newest ``side`` order of ``pair`` placed since ``since`` (the exchange's clock
+    may be a little behind ours), in open trades and in trades closed since then (an
+    exit that closed its trade). A canceled entry that filled nothing is deleted with its
+    trade; older history stays unread."""
+    from freqtrade.persistence import Trade
+
+    found = None
+    trades = [*Trade.get_trades_proxy(pair=pair, is_open=True),
+              *Trade.get_trades_proxy(pair=pair, close_date=since)]
+    for trade in trades:
+        for order in trade.orders:
+            if order.ft_order_side != side or order.order_date_utc < since:
+                continue
+            if found is None or order.order_date_utc >= found.order_date_utc:
+                found = order
+    return found
 
 
 def _kind(trade: Any, order: Any) -> str:
