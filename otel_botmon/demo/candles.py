@@ -18,7 +18,7 @@ UTC); Binance's ``1s`` is not served. Errors are Binance's codes: ``-1102`` a mi
 parameter, ``-1100`` a malformed number, ``-1120`` an unknown interval, ``-1121`` an
 unknown symbol, ``-1023`` a start after the end. The order book has ``limit`` levels a
 side (100 by default, at most 5000; weight 5, 25, 50 or 250 by size) around the current
-price, the best ones equal to ``/api/v3/ticker/bookTicker``'s.
+price, 0.2 bp apart, the best ones equal to ``/api/v3/ticker/bookTicker``'s.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ DEPTH_DEFAULT_LIMIT: Final = 100
 DEPTH_MAX_LIMIT: Final = 5000
 _TICK: Final = 0.01
 _SPREAD: Final = 1e-4  # the best bid and ask sit this far from the price (bookTicker's)
+_LEVEL_STEP: Final = 2e-5  # levels 0.2 bp apart: a market order that walks the book slips
 
 
 def depth_weight(limit: int) -> int:
@@ -303,13 +304,14 @@ class CandleBook:
         price = path.price
         best_bid = round(price * (1 - _SPREAD), 2)
         best_ask = max(round(price * (1 + _SPREAD), 2), round(best_bid + _TICK, 2))
+        gap = max(round(price * _LEVEL_STEP, 2), _TICK)
         rng = random.Random(f"{symbol}:{path.updates}")
         bids, asks = [], []
         for level in range(limit):
-            bid = round(best_bid - level * _TICK, 2)
+            bid = round(best_bid - level * gap, 2)
             if bid > 0:
                 bids.append([f"{bid:.8f}", f"{0.05 + rng.random() * 2:.8f}"])
-            asks.append([f"{round(best_ask + level * _TICK, 2):.8f}",
+            asks.append([f"{round(best_ask + level * gap, 2):.8f}",
                          f"{0.05 + rng.random() * 2:.8f}"])
         return {"lastUpdateId": path.updates, "bids": bids, "asks": asks}
 
