@@ -4,7 +4,10 @@
 simulated Binance exchange on 127.0.0.1 (its klines, order book and markets), exporting
 OTLP/HTTP to a real receiver. One round trip is driven through Freqtrade's own REST API
 (``forceenter``, then ``forceexit``) with a stake larger than the best ask's quantity, so
-the dry-run market order walks the book and the fill slips. Everything is awaited
+the dry-run market order walks the book and the fill slips. The strategy's own signals
+cannot touch that trade: it watches another pair (its trades there, if its moving
+averages cross, are left alone) and exit signals are off (``use_exit_signal``), so only
+the forced exit closes the position. Everything is awaited
 (Freqtrade's API, then the receiver); Freqtrade is stopped with SIGINT, killed only if it
 does not exit.
 """
@@ -36,7 +39,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 API_KEY = "ft-example-api-key-7d1c2b"
 API_SECRET = "ft-example-api-secret-95e0aa41"
 REST_USER, REST_PASSWORD = "botmon", "ft-example-rest-password-31f7"
-PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
+PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"  # forced through the REST API
+STRATEGY_PAIR = "ETH/USDT"  # the strategy's whitelist
 TRADE_SPAN = f"trade {PAIR}"
 START_TIMEOUT_S = 90.0  # importing Freqtrade takes 5-30 s on a loaded machine
 STOP_TIMEOUT_S = 30.0
@@ -89,7 +93,8 @@ def _config(exchange_url: str, rest_port: int, workdir: Path) -> dict[str, Any]:
 
     return {
         "bot_name": "ft-example",
-        "max_open_trades": 1,
+        "max_open_trades": 2,  # ours, and one the strategy may open on its own pair
+        "use_exit_signal": False,
         "stake_currency": "USDT",
         "stake_amount": 100,
         "dry_run": True,
@@ -104,7 +109,7 @@ def _config(exchange_url: str, rest_port: int, workdir: Path) -> dict[str, Any]:
                 "urls": {"api": local_urls(ccxt.binance().urls["api"], exchange_url)},
                 "options": {"fetchMarkets": {"types": ["spot"]}},
             },
-            "pair_whitelist": [PAIR, "ETH/USDT"],
+            "pair_whitelist": [STRATEGY_PAIR],
         },
         "pairlists": [{"method": "StaticPairList"}],
         "entry_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
@@ -250,6 +255,8 @@ def test_freqtrade_runs_the_example_strategy_and_a_user_sees_its_telemetry(
     bot.wait("exit span", lambda: len(_spans(receiver, TRADE_SPAN)) >= 2, 15.0)
     assert bot.stop() in (0, 130), bot.log()  # 130: Freqtrade's exit code after Ctrl+C
 
+    assert closed["exit_reason"] == "force_exit"
+
     # One span per order, from confirm to fill: the entry and the exit.
     orders = {o["ft_order_side"]: o for o in closed["orders"]}
     spans = sorted(_spans(receiver, TRADE_SPAN), key=lambda s: s["_span"].start_time_unix_nano)
@@ -269,12 +276,15 @@ def test_freqtrade_runs_the_example_strategy_and_a_user_sees_its_telemetry(
         assert span["_span"].end_time_unix_nano > span["_span"].start_time_unix_nano
 
     # The counters a dashboard shows.
-    assert _latest(receiver, "botmon.trades", **{"trading.outcome": "filled"}) == 2
-    assert _latest(receiver, "botmon.trades", **{"trading.symbol": PAIR,
-                                                 "trading.side": "SELL"}) == 1
-    assert _latest(receiver, "botmon.pnl.realized") == pytest.approx(closed["profit_abs"])
+    ours = {"trading.symbol": PAIR}
+    assert _latest(receiver, "botmon.trades", **ours) == 2
+    assert _latest(receiver, "botmon.trades", **ours, **{"trading.outcome": "filled"}) == 2
+    assert _latest(receiver, "botmon.trades", **ours, **{"trading.side": "SELL"}) == 1
+    assert _latest(receiver, "botmon.pnl.realized", **ours) == pytest.approx(
+        closed["profit_abs"])
     result = "win" if closed["profit_abs"] > 0 else "loss"
-    assert _latest(receiver, "botmon.positions.closed", **{"trading.result": result}) == 1
+    assert _latest(receiver, "botmon.positions.closed", **ours,
+                   **{"trading.result": result}) == 1
 
     # Freqtrade's own exchange requests (ccxt), with status codes and rate limits.
     for endpoint in ("/api/v3/klines", "/api/v3/depth"):
