@@ -253,6 +253,9 @@ def test_freqtrade_runs_the_example_strategy_and_a_user_sees_its_telemetry(
     closed = bot.wait("closed trade", lambda: (
         t := _rest(bot, "GET", f"/trade/{trade_id}"))["is_open"] is False and t, 15.0)
     bot.wait("exit span", lambda: len(_spans(receiver, TRADE_SPAN)) >= 2, 15.0)
+    ours = {"trading.symbol": PAIR}
+    bot.wait("closed position in the metrics", lambda: _latest(
+        receiver, "botmon.positions.closed", **ours), 15.0)
     assert bot.stop() in (0, 130), bot.log()  # 130: Freqtrade's exit code after Ctrl+C
 
     assert closed["exit_reason"] == "force_exit"
@@ -276,7 +279,6 @@ def test_freqtrade_runs_the_example_strategy_and_a_user_sees_its_telemetry(
         assert span["_span"].end_time_unix_nano > span["_span"].start_time_unix_nano
 
     # The counters a dashboard shows.
-    ours = {"trading.symbol": PAIR}
     assert _latest(receiver, "botmon.trades", **ours) == 2
     assert _latest(receiver, "botmon.trades", **ours, **{"trading.outcome": "filled"}) == 2
     assert _latest(receiver, "botmon.trades", **ours, **{"trading.side": "SELL"}) == 1
