@@ -7,9 +7,12 @@ Install: ``pip install 'otel-botmon[freqtrade]'``. Run it like any strategy::
 Every order becomes a ``trade {pair}`` span from confirm to fill (or cancel), with
 ``botmon.trades`` by outcome, volume, notional and slippage from the confirmed rate;
 closed trades feed ``botmon.pnl.realized`` and the win rate; each loop beats the
-``TradingEngineCheck`` in ``strategy.botmon_engine_check``. Point the exporters at your
+``TradingEngineCheck`` in ``strategy.botmon_engine_check``, exported as
+``botmon.health.status{health.component="trading_engine"}``. Point the exporters at your
 collector with the usual variables, for example
-``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318``.
+``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318``. To run it without an account,
+against ``botmon demo --exchange-only``, see the README's Freqtrade section (the config
+``tests/examples/test_freqtrade_example.py`` runs it with).
 
 The strategy itself is deliberately simple (a moving-average cross, pandas only, no
 TA-Lib): it is here to show the wiring, not to make money.

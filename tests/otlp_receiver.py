@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import threading
 import time
 import zlib
@@ -207,6 +208,11 @@ class OtlpReceiver:
         """Whether ``needle`` occurs in any decompressed body received so far."""
         with self._lock:
             return any(needle in body for body in self.raw_bodies)
+
+    def matches(self, pattern: re.Pattern[bytes]) -> bool:
+        """Whether ``pattern`` matches in any decompressed body received so far."""
+        with self._lock:
+            return any(pattern.search(body) for body in self.raw_bodies)
 
     def wait_for(
         self, predicate: Callable[[OtlpReceiver], bool], timeout: float = 15.0

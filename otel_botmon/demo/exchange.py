@@ -3,8 +3,9 @@
 Speaks enough of the Binance REST wire format for the demo bot, the exchange health
 check and the real client libraries people run (ccxt sync and async, python-binance,
 binance-connector): ``GET /api/v3/ping``, ``/time``, ``/exchangeInfo``,
-``/ticker/price``, ``/ticker/24hr``, ``/ticker/bookTicker``, signed ``GET /api/v3/account``,
-signed ``POST``/``GET``/``DELETE /api/v3/order`` and signed ``GET
+``/ticker/price``, ``/ticker/24hr``, ``/ticker/bookTicker``, ``/klines`` and ``/depth``
+(:mod:`otel_botmon.demo.candles`: candles on the exchange's own price path), signed
+``GET /api/v3/account``, signed ``POST``/``GET``/``DELETE /api/v3/order`` and signed ``GET
 /sapi/v1/capital/config/getall`` and ``/sapi/v1/margin/allPairs`` (HMAC-SHA256
 ``signature`` over the query string and body, ``X-MBX-APIKEY`` header), with Binance's
 rate-limit headers
@@ -33,6 +34,7 @@ from starlette.routing import Route
 
 from otel_botmon.dashboard.embedded import EmbeddedServer
 from otel_botmon.demo.bybit import bybit_routes
+from otel_botmon.demo.candles import CandleBook, market_data_routes
 
 START_PRICES = {"BTCUSDT": 45000.0, "ETHUSDT": 2400.0, "BNBUSDT": 310.0}
 RECV_WINDOW_MS = 5000
@@ -109,6 +111,7 @@ class SimulatedExchange:
         self.state = ExchangeState()
         self._weights = _Weights()
         self._rng = random.Random(seed)
+        self.candles = CandleBook(self.state.prices, seed=seed)
         self.app = Starlette(routes=[
             Route("/api/v3/ping", self.ping, methods=["GET"]),
             Route("/api/v3/time", self.server_time, methods=["GET"]),
@@ -116,6 +119,7 @@ class SimulatedExchange:
             Route("/api/v3/ticker/price", self.ticker_price, methods=["GET"]),
             Route("/api/v3/ticker/24hr", self.ticker_24hr, methods=["GET"]),
             Route("/api/v3/ticker/bookTicker", self.book_ticker, methods=["GET"]),
+            *market_data_routes(self),
             Route("/api/v3/account", self.account, methods=["GET"]),
             Route("/api/v3/order", self.order, methods=["POST"]),
             Route("/api/v3/order", self.query_order, methods=["GET"]),
@@ -159,6 +163,14 @@ class SimulatedExchange:
 
     def _error(self, status: int, code: int, msg: str, **kw: Any) -> Response:
         return self._reply({"code": code, "msg": msg}, status=status, **kw)
+
+    # The Binance routes served from other modules (candles) reply through these.
+    reply = _reply
+    error_reply = _error
+
+    async def public_fault(self) -> Response | None:
+        """Count the request, wait the simulated latency; the 418 reply while banned."""
+        return await self._delay()
 
     @property
     def api_secret_bytes(self) -> bytes:
@@ -373,6 +385,7 @@ class SimulatedExchange:
         if (quantity * price if side == "BUY" else quantity) > have:
             return None
         price = self._move(symbol)
+        self.candles.trade(symbol, price, quantity)
         # Market orders fill a few basis points away from the last price.
         slip = self._rng.uniform(0.0, 3e-4)
         fill = price * (1 + slip if side == "BUY" else 1 - slip)

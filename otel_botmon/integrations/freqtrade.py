@@ -15,11 +15,14 @@ What it wires (your own callbacks still run first, unchanged, and decide):
   strategy's class name), and the exchange's ccxt instances are instrumented with
   ``otel_botmon.instrument_ccxt`` when this otel_botmon has it;
 * ``bot_loop_start``: a heartbeat on ``strategy.botmon_engine_check`` (a
-  :class:`~otel_botmon.TradingEngineCheck`; register it with your monitor), expiry of
-  stale open orders, and a look in Freqtrade's database for orders canceled without a
-  strategy callback (its ``unfilledtimeout``, a cancel on the exchange);
+  :class:`~otel_botmon.TradingEngineCheck`), exported as
+  ``botmon.health.status{health.component="trading_engine"}`` with no monitor needed,
+  expiry of stale open orders, and a look in Freqtrade's database for orders finished
+  without a strategy callback (its ``unfilledtimeout``, a cancel on the exchange, a fill
+  the loop saw first);
 * ``confirm_trade_entry`` / ``confirm_trade_exit`` returning True: ``open_order`` with
-  the pair, side, amount, rate and order type Freqtrade is about to place;
+  the pair, side, rate and order type Freqtrade is about to place, and the amount as
+  Freqtrade will place it (rounded to the market's amount precision);
 * ``order_filled``: the order finishes (``filled``, or ``partial``), with slippage from
   the confirmed rate; an exit that closes the trade also records
   ``record_position_closed(pair, trade.close_profit_abs)``. A fill with no confirm
@@ -40,12 +43,16 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.metrics import Observation
+
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon.conventions import HEALTH_COMPONENT
 from otel_botmon.instrument.orders import (
     expire_orders,
     open_order,
@@ -55,14 +62,22 @@ from otel_botmon.instrument.orders import (
 )
 from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
 from otel_botmon.observe.checks import TradingEngineCheck
+from otel_botmon.observe.health import HealthStatus, observe_health_status
 
 __all__ = ["BotmonStrategyMixin"]
 
 logger = logging.getLogger("otel_botmon")
 
 _COMPONENT = "freqtrade"
+HEALTH_COMPONENT_NAME = "trading_engine"
+"""``health.component`` of the heartbeat (the name ``SystemMonitor.heartbeat`` uses)."""
+_DONE_ORDERS = 1024  # Freqtrade order ids already recorded, so no fill is recorded twice
 _LIVE_RUNMODES = frozenset({"live", "dry_run"})
 _CLOCK_SKEW = timedelta(seconds=30)
+# A confirmed order not yet in the database may still be on its way to the exchange:
+# Freqtrade's REST API (forceenter, forceexit) places orders on its own thread while the
+# loop runs. Only after this long does the loop call it a placement that failed.
+_PLACEMENT_GRACE = timedelta(seconds=60)
 _CANCELED_STATES = frozenset({"canceled", "cancelled", "expired", "rejected"})
 _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
@@ -107,6 +122,8 @@ class BotmonStrategyMixin:
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
         self._botmon_lock = threading.Lock()
         self._botmon_pending: dict[tuple[str, str], _Pending] = {}
+        # Orders the loop's look in the database finished before their order_filled came.
+        self._botmon_done: OrderedDict[str, None] = OrderedDict()
         self._botmon_seq = 0
         max_age = self.botmon_heartbeat_max_age_s
         if max_age is None:
@@ -151,11 +168,22 @@ class BotmonStrategyMixin:
                 strategy=type(self).__name__,
             )
         self._botmon_instrument_exchange()
+        observe_health_status(self._botmon_observe_health)
+
+    def _botmon_observe_health(self) -> Iterable[Observation]:
+        status = self.botmon_engine_check.evaluate()["status"]
+        value = status.gauge_value if isinstance(status, HealthStatus) else 3
+        return [Observation(value, {HEALTH_COMPONENT: HEALTH_COMPONENT_NAME})]
 
     def _botmon_after_bot_loop_start(self, result: object, kw: dict[str, Any]) -> None:
         self.botmon_engine_check.heartbeat()
         expire_orders()
-        self._botmon_reconcile()
+        now = kw.get("current_time")
+        if not isinstance(now, datetime):
+            now = datetime.now(UTC)
+        elif now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        self._botmon_reconcile(now)
 
     def _botmon_after_confirm_trade_entry(self, result: object, kw: dict[str, Any]) -> None:
         if not result:
@@ -177,10 +205,12 @@ class BotmonStrategyMixin:
         kind = _kind(trade, order)
         with self._botmon_lock:
             pending = self._botmon_pending.pop((str(pair), kind), None)
+            # The loop may have found this fill in the database and recorded it already.
+            seen = pending is None and self._botmon_done.pop(str(order.order_id), False) is None
         price, filled = order.safe_price, order.safe_filled
         if pending is not None:
             order_filled(pending.key, price, filled, final=True, cumulative=True)
-        else:
+        elif not seen:
             # No confirm before it (stoploss on exchange, a restart): still one trade.
             record_trade_execution(
                 pair, _side(order, trade, kind), filled, price, _age_ms(order),
@@ -201,6 +231,7 @@ class BotmonStrategyMixin:
     # --- helpers ----------------------------------------------------------------------
 
     def _botmon_open(self, pair: object, kind: str, side: str, kw: dict[str, Any]) -> None:
+        amount = self._botmon_placed_amount(pair, kw.get("amount"))
         with self._botmon_lock:
             self._botmon_seq += 1
             key = f"freqtrade:{pair}:{kind}:{self._botmon_seq}"
@@ -209,7 +240,21 @@ class BotmonStrategyMixin:
             self._botmon_pending[(str(pair), kind)] = _Pending(
                 key, side, datetime.now(UTC)
             )
-        open_order(key, pair, side, kw.get("amount"), kw.get("rate"), kw.get("order_type"))
+        open_order(key, pair, side, amount, kw.get("rate"), kw.get("order_type"))
+
+    def _botmon_placed_amount(self, pair: object, amount: Any) -> Any:
+        """``amount`` as Freqtrade will place it: cut to the market's amount precision
+        (``Exchange.create_order`` does that after the confirm), so a full fill of the
+        placed order is ``filled``, not ``partial``."""
+        exchange = getattr(getattr(self, "dp", None), "_exchange", None)
+        rounding = getattr(exchange, "amount_to_contract_precision", None)
+        if rounding is None or not isinstance(amount, (int, float)):
+            return amount
+        try:
+            return rounding(pair, amount)
+        except Exception as exc:  # a pair without a market: keep what was confirmed
+            report_internal_error(_COMPONENT, exc)
+            return amount
 
     def _botmon_timed_out(self, result: object, kw: dict[str, Any], reason: str) -> None:
         if not result:
@@ -227,30 +272,28 @@ class BotmonStrategyMixin:
             order_filled(pending.key, order.safe_price, filled, cumulative=True)
         order_canceled(pending.key, reason=reason)
 
-    def _botmon_reconcile(self) -> None:
+    def _botmon_reconcile(self, now: datetime) -> None:
         """Finish pending orders that Freqtrade's database shows as no longer open."""
         with self._botmon_lock:
             pending = list(self._botmon_pending.items())
         if not pending:
             return
-        from freqtrade.persistence import Trade
-
         for (pair, kind), item in pending:
-            # The newest order of that side placed since the confirm (the exchange's
-            # clock may be a little behind ours). Open trades only: a canceled entry
-            # that filled nothing is deleted with its trade, and history stays unread.
-            since = item.opened_at - _CLOCK_SKEW
-            found = None
-            for trade in Trade.get_trades_proxy(pair=pair, is_open=True):
-                for order in trade.orders:
-                    if order.ft_order_side == item.side and order.order_date_utc >= since:
-                        found = order
+            found = _placed_order(pair, item.side, item.opened_at - _CLOCK_SKEW)
             if found is not None and found.ft_is_open:
                 continue  # still on the exchange
+            if found is None and now - item.opened_at < _PLACEMENT_GRACE:
+                continue  # maybe still being placed
             with self._botmon_lock:
                 if self._botmon_pending.get((pair, kind)) is not item:
-                    continue
+                    continue  # order_filled came first
                 del self._botmon_pending[(pair, kind)]
+                if found is not None:
+                    # Its order_filled callback may still come (Freqtrade commits the
+                    # order before calling it, and the loop can run in between).
+                    self._botmon_done[str(found.order_id)] = None
+                    if len(self._botmon_done) > _DONE_ORDERS:
+                        self._botmon_done.popitem(last=False)
             if found is None:
                 order_canceled(item.key, reason=(
                     "no order in freqtrade's database after the confirm (placement failed, "
@@ -284,6 +327,25 @@ class BotmonStrategyMixin:
             return
         for api in apis:
             instrument(api)
+
+
+def _placed_order(pair: str, side: str, since: datetime) -> Any:
+    """The newest ``side`` order of ``pair`` placed since ``since`` (the exchange's clock
+    may be a little behind ours), in open trades and in trades closed since then (an
+    exit that closed its trade). A canceled entry that filled nothing is deleted with its
+    trade; older history stays unread."""
+    from freqtrade.persistence import Trade
+
+    found = None
+    trades = [*Trade.get_trades_proxy(pair=pair, is_open=True),
+              *Trade.get_trades_proxy(pair=pair, close_date=since)]
+    for trade in trades:
+        for order in trade.orders:
+            if order.ft_order_side != side or order.order_date_utc < since:
+                continue
+            if found is None or order.order_date_utc >= found.order_date_utc:
+                found = order
+    return found
 
 
 def _kind(trade: Any, order: Any) -> str:

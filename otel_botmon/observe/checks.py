@@ -225,6 +225,10 @@ class TradingEngineCheck:
         return None if last is None else self._clock() - last
 
     async def __call__(self, component: HealthComponent) -> CheckResult:
+        return self.evaluate()
+
+    def evaluate(self) -> CheckResult:
+        """The check's result now, without an event loop (what ``await check(c)`` gives)."""
         age = self.age_s()
         if age is None:
             waited = self._clock() - self._created

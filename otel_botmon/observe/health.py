@@ -423,6 +423,16 @@ class HealthChecker:
 _STATUS_GAUGE = ObservableFanout(HEALTH_STATUS)
 
 
+def observe_health_status(source: Callable[[], Iterable[Observation]]) -> None:
+    """Add ``source``'s observations to ``botmon.health.status`` at every collection.
+
+    For a component whose status is known without running a check (a heartbeat read in a
+    loop with no asyncio, as in Freqtrade). ``source`` is held weakly: pass a bound method
+    of an object that lives as long as the component does.
+    """
+    _STATUS_GAUGE.add(source)
+
+
 def parse_check_result(name: str, raw: object) -> tuple[HealthStatus, str, Mapping[str, Any]]:
     """Turn what a check returned into (status, message, metrics).
 

@@ -191,8 +191,11 @@ def test_the_loop_finds_orders_freqtrade_canceled_without_a_callback(
     strategy.bot_loop_start(current_time=datetime.now(UTC))
     assert capture_telemetry.metric_value("botmon.trades", trading_outcome="canceled") == 1
 
+    Trade.session.query(Trade).delete()
     _confirm_entry(strategy)  # and this one never reached the exchange at all
     strategy.bot_loop_start(current_time=datetime.now(UTC))
+    assert orders.open_order_count() == 1  # for all the loop knows, still being placed
+    strategy.bot_loop_start(current_time=datetime.now(UTC) + timedelta(seconds=61))
     assert capture_telemetry.metric_value("botmon.trades", trading_outcome="canceled") == 2
     assert orders.open_order_count() == 0
 
@@ -299,3 +302,91 @@ def test_the_loop_records_a_rejected_or_partly_filled_order_as_such(
     outcomes = sorted((s.attributes or {})[conv.TRADING_OUTCOME] for s in capture_telemetry.spans())
     assert outcomes == ["partial", "rejected"]
     assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.003)
+
+
+def test_a_fill_the_loop_found_first_is_recorded_once(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    # Freqtrade commits a filled order before calling order_filled; its loop (another
+    # thread when the order came from the REST API) can look in between.
+    strategy = _started()
+    _confirm_entry(strategy)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+
+    span = capture_telemetry.span("trade BTC/USDT")
+    assert (span.attributes or {})[conv.TRADING_OUTCOME] == "filled"
+    assert capture_telemetry.metric_value("botmon.trades") == 1
+    assert orders.open_order_count() == 0
+
+
+def test_an_exit_the_loop_found_first_is_one_trade_and_one_closed_position(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    _confirm_entry(strategy)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=44000.0,
+        time_in_force="GTC", exit_reason="stop_loss", current_time=datetime.now(UTC),
+    )
+    strategy.bot_loop_start(current_time=datetime.now(UTC))  # nothing placed yet: waits
+    exit_order = _placed_exit(trade, 44000.0)
+    _fill(trade, exit_order, average=44000.0)  # the trade is closed now
+    strategy.bot_loop_start(current_time=datetime.now(UTC))
+    strategy.order_filled(pair=PAIR, trade=trade, order=exit_order,
+                          current_time=datetime.now(UTC))
+
+    sides = [(s.attributes or {})[conv.TRADING_SIDE] for s in capture_telemetry.spans()]
+    assert sides == ["BUY", "SELL"]
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 2
+    assert capture_telemetry.metric_value(
+        "botmon.positions.closed", trading_result="loss") == 1
+    assert orders.open_order_count() == 0
+
+
+def test_the_heartbeat_is_exported_as_the_trading_engines_health(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    _started()
+    point = capture_telemetry.metric_point(
+        "botmon.health.status", health_component="trading_engine"
+    )
+    assert point.value == HealthStatus.HEALTHY.gauge_value
+
+
+def test_the_confirmed_amount_is_cut_to_the_markets_amount_precision(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    import ccxt
+    from freqtrade.data.dataprovider import DataProvider
+    from freqtrade.exchange import Exchange
+
+    from otel_botmon.demo.serve import ExchangeThread, local_urls
+
+    with ExchangeThread("key", "secret") as server:  # LOT_SIZE stepSize 0.00001
+        urls = local_urls(ccxt.binance().urls["api"], server.base_url)
+        config = {**CONFIG, "exchange": {**CONFIG["exchange"], "ccxt_config": {
+            "urls": {"api": urls}, "options": {"fetchMarkets": {"types": ["spot"]}}}}}
+        exchange = Exchange(config, validate=False)
+        try:
+            exchange.reload_markets(True, load_leverage_tiers=False)
+            strategy = STRATEGY(config)
+            strategy.dp = DataProvider(config, exchange)
+            strategy.ft_bot_start()
+            assert _confirm_entry(strategy, amount=0.0123456789)
+            trade, entry = _placed_entry()
+            entry.amount = entry.ft_amount = 0.01234  # what Exchange.create_order places
+            _fill(trade, entry, average=45000.0)
+            strategy.order_filled(pair=PAIR, trade=trade, order=entry,
+                                  current_time=datetime.now(UTC))
+        finally:
+            exchange.close()
+
+    attributes = capture_telemetry.span("trade BTC/USDT").attributes or {}
+    assert attributes[conv.TRADING_QUANTITY] == pytest.approx(0.01234)
+    assert attributes[conv.TRADING_OUTCOME] == "filled"
