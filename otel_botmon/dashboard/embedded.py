@@ -88,7 +88,7 @@ class EmbeddedServer:
         # 0.26) call install_signal_handlers() from serve(): disarm both, or Ctrl-C would
         # stop only this server and the bot would carry on (and exit 0) without it.
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         # Bind here, not in uvicorn: uvicorn's bind-error path calls sys.exit().
         sock = bind_socket(self.host, self.port)
         self.port = int(sock.getsockname()[1])
