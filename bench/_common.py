@@ -5,9 +5,10 @@ Kept here so that two scripts measuring the same pipeline build it the same way.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import cycle
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from otel_botmon import conventions as conv
+from otel_botmon import redaction
 
 
 class DropExporter(SpanExporter):
@@ -77,6 +79,25 @@ API_KEY_HEADER: Mapping[str, Any] = {
     "http.request.header.x_mbx_apikey": (
         "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",),
 }
+
+
+# The bot's API secret (what signs the requests; never sent). The README asks users to
+# register their key and secret (botmon.register_secret), and instrument_ccxt registers
+# the exchange instance's apiKey and secret itself.
+API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+API_KEY = API_KEY_HEADER["http.request.header.x_mbx_apikey"][0]
+
+
+@contextlib.contextmanager
+def registered_secrets(*values: str) -> Iterator[None]:
+    """These literals registered as secrets (as a bot does at start) for the block,
+    forgotten after it."""
+    for value in values:
+        redaction.register_secret(value)
+    try:
+        yield
+    finally:
+        redaction.forget_secrets()
 
 
 def http_client_span(provider: TracerProvider, requests: Sequence[tuple[str, str]],

@@ -12,14 +12,17 @@ measured in interleaved rounds by bench/_harness.py:
 - ``redaction.processor.signed_url``: an HTTP client span carrying a signed URL (six
   endpoints in turn, a fresh timestamp and signature per call) and the API-key header
   the contrib instrumentations capture (``http.request.header.x_mbx_apikey``) through
-  ``RedactingSpanProcessor`` / the same span through the bare processor. Target <= 1.3.
+  ``RedactingSpanProcessor`` / the same span through the bare processor, with the API
+  key and secret registered (``register_secret``, as the README asks and
+  ``instrument_ccxt`` does), so every kept URL is also searched for them. Target <= 1.3.
 - ``redaction.processor.public_url``: the same with unsigned market-data URLs (no
   secret). Target <= 1.15.
 - ``redaction.processor.no_secret``: a trade-like span (symbol, side, type, quantity,
   price, outcome; no secret) through ``RedactingSpanProcessor`` / bare. Target <= 1.15.
-- ``redaction.exporter.signed_url``: the signed-URL span through configure()'s OTLP
-  pipeline, ``BatchSpanProcessor(RedactingSpanExporter(x))`` / ``BatchSpanProcessor(x)``:
-  time on the bot's thread (redaction runs on the batch thread). Target <= 1.3.
+- ``redaction.exporter.signed_url``: the signed-URL span (key and secret registered)
+  through configure()'s OTLP pipeline,
+  ``BatchSpanProcessor(RedactingSpanExporter(x))`` / ``BatchSpanProcessor(x)``: time on
+  the bot's thread (redaction runs on the batch thread). Target <= 1.3.
 
 The processors deliver to an exporter that drops the spans, so the baseline is the
 SDK's own span cost with nothing slowed down.
@@ -39,11 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from bench._common import (
+    API_KEY,
     API_KEY_HEADER,
+    API_SECRET,
     DropExporter,
     http_client_span,
     provider_with,
     public_requests,
+    registered_secrets,
     signed_requests,
     trade_span,
 )
@@ -118,12 +124,14 @@ def bench_processor(bench: Bench) -> None:
         plain = provider_with(SimpleSpanProcessor(DropExporter()))
         return make(redacting, *args), make(plain, *args)
 
-    bench.ratio("redaction.processor.signed_url",
-                *pair(http_client_span, signed_requests(), API_KEY_HEADER),
-                target=1.3, calls=2000, workload=(
-                    "HTTP client span with a signed Binance URL (6 endpoints in turn, fresh "
-                    "timestamp+signature each) and the captured X-MBX-APIKEY header, "
-                    "RedactingSpanProcessor(Simple(drop)) / Simple(drop)"))
+    with registered_secrets(API_KEY, API_SECRET):
+        bench.ratio("redaction.processor.signed_url",
+                    *pair(http_client_span, signed_requests(), API_KEY_HEADER),
+                    target=1.3, calls=2000, workload=(
+                        "HTTP client span with a signed Binance URL (6 endpoints in turn, "
+                        "fresh timestamp+signature each) and the captured X-MBX-APIKEY "
+                        "header, API key and secret registered, "
+                        "RedactingSpanProcessor(Simple(drop)) / Simple(drop)"))
     bench.ratio("redaction.processor.public_url", *pair(http_client_span, public_requests()),
                 target=1.15, calls=2000, workload=(
                     "HTTP client span with an unsigned market-data URL (5 in turn, no "
@@ -139,12 +147,14 @@ def bench_exporter(bench: Bench) -> None:
     plain = provider_with(BatchSpanProcessor(DropExporter()))
     try:
         requests = signed_requests()
-        bench.ratio("redaction.exporter.signed_url",
-                    http_client_span(redacting, requests, API_KEY_HEADER),
-                    http_client_span(plain, requests, API_KEY_HEADER), target=1.3, calls=2000,
-                    workload=(
-                        "signed-URL span, Batch(RedactingSpanExporter(drop)) / Batch(drop): "
-                        "time on the bot's thread (redaction on the batch thread)"))
+        with registered_secrets(API_KEY, API_SECRET):
+            bench.ratio("redaction.exporter.signed_url",
+                        http_client_span(redacting, requests, API_KEY_HEADER),
+                        http_client_span(plain, requests, API_KEY_HEADER), target=1.3,
+                        calls=2000, workload=(
+                            "signed-URL span, key and secret registered, "
+                            "Batch(RedactingSpanExporter(drop)) / Batch(drop): time on the "
+                            "bot's thread (redaction on the batch thread)"))
     finally:
         redacting.shutdown()
         plain.shutdown()

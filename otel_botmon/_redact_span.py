@@ -86,14 +86,15 @@ def redact_span(span: ReadableSpan, *, in_place: bool = False) -> ReadableSpan:
     """
     # This runs for every span the bot ends. Most have a name seen before, no events and
     # no status description: for those only the attributes are looked at, read from the
-    # SDK's own fields (opentelemetry-sdk 1.x); anything else takes the full path.
+    # SDK's own fields (opentelemetry-sdk 1.x); anything else takes the full path. Read
+    # as attributes, not through span.__dict__, which CPython would first build.
+    fields: Any = span
     try:
-        fields = span.__dict__
-        name = fields["_name"]
-        inner = fields["_attributes"]._dict  # inside BoundedAttributes
-        events = fields["_events"]._dq  # inside BoundedList
-        description = fields["_status"]._description
-    except (AttributeError, KeyError):
+        name = fields._name
+        inner = fields._attributes._dict  # inside BoundedAttributes
+        events = fields._events._dq  # inside BoundedList
+        description = fields._status._description
+    except AttributeError:
         return _redact_span_full(span, in_place)
     if events or description or name not in redaction._clean_texts:
         return _redact_span_full(span, in_place)
@@ -105,11 +106,11 @@ def redact_span(span: ReadableSpan, *, in_place: bool = False) -> ReadableSpan:
     if changes is None:
         return span
     if not in_place:
-        return _copy_span(span, name, {**inner, **changes}, None, fields["_status"])
+        return _copy_span(span, name, {**inner, **changes}, None, fields._status)
     if type(inner) is dict:
         inner.update(changes)  # the same keys: order and size kept
     else:  # pragma: no cover - another SDK layout
-        fields["_attributes"] = {**inner, **changes}
+        fields._attributes = {**inner, **changes}
     return span
 
 

@@ -105,6 +105,10 @@ _KEY_CACHE_SIZE: Final = 4096
 _key_cache: dict[str, bool] = {}
 _extra_keys: frozenset[str] = frozenset()
 _secrets: tuple[str, ...] = ()  # longest first, so a secret containing another goes first
+# The first characters of each secret, distinct: where none is found, no secret is
+# (what the one-pass URL matcher searches for, see _redact_url.matched_url).
+_SECRET_HEAD_CHARS: Final = 8
+_secret_heads: tuple[str, ...] = ()
 # What an attribute's key says about its value, decided once per key (_key_kind).
 _PLAIN: Final = 0  # any text: scanned for name=value pairs (unless known clean)
 _URL: Final = 1  # a URL: its query parameters and credentials
@@ -245,18 +249,20 @@ def register_secret(value: str) -> None:
             f"register_secret: a secret shorter than {MIN_SECRET_LENGTH} characters "
             "would redact ordinary text; refusing it"
         )
-    global _secrets
+    global _secrets, _secret_heads
     forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+        _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))
         _forget_cached()
 
 
 def forget_secrets() -> None:
     """Drop every registered literal secret and extra key (tests use this to isolate)."""
-    global _secrets, _extra_keys
+    global _secrets, _secret_heads, _extra_keys
     with _lock:
         _secrets = ()
+        _secret_heads = ()
         _extra_keys = frozenset()
         _forget_cached()
 
