@@ -62,7 +62,7 @@ from otel_botmon.instrument.orders import (
 )
 from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
 from otel_botmon.observe.checks import TradingEngineCheck
-from otel_botmon.observe.health import HealthStatus, observe_health_status
+from otel_botmon.observe.health import observe_health_status, parse_check_result
 
 __all__ = ["BotmonStrategyMixin"]
 
@@ -171,9 +171,9 @@ class BotmonStrategyMixin:
         observe_health_status(self._botmon_observe_health)
 
     def _botmon_observe_health(self) -> Iterable[Observation]:
-        status = self.botmon_engine_check.evaluate()["status"]
-        value = status.gauge_value if isinstance(status, HealthStatus) else 3
-        return [Observation(value, {HEALTH_COMPONENT: HEALTH_COMPONENT_NAME})]
+        status, _message, _metrics = parse_check_result(
+            HEALTH_COMPONENT_NAME, self.botmon_engine_check.evaluate())
+        return [Observation(status.gauge_value, {HEALTH_COMPONENT: HEALTH_COMPONENT_NAME})]
 
     def _botmon_after_bot_loop_start(self, result: object, kw: dict[str, Any]) -> None:
         self.botmon_engine_check.heartbeat()
@@ -206,7 +206,9 @@ class BotmonStrategyMixin:
         with self._botmon_lock:
             pending = self._botmon_pending.pop((str(pair), kind), None)
             # The loop may have found this fill in the database and recorded it already.
-            seen = pending is None and self._botmon_done.pop(str(order.order_id), False) is None
+            seen = pending is None and str(order.order_id) in self._botmon_done
+            if seen:
+                del self._botmon_done[str(order.order_id)]
         price, filled = order.safe_price, order.safe_filled
         if pending is not None:
             order_filled(pending.key, price, filled, final=True, cumulative=True)
