@@ -13,10 +13,17 @@ from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 __all__ = ["MAX_MESSAGE_LENGTH", "TelegramNotifier", "telegram_text"]
 
 # sendMessage: "Text of the message to be sent, 1-4096 characters after entities
-# parsing" (https://core.telegram.org/bots/api#sendmessage). Counting the HTML markup
-# too keeps every text under the limit.
+# parsing" (https://core.telegram.org/bots/api#sendmessage). Telegram counts UTF-16 code
+# units, as it does for entity offsets: an emoji outside the BMP is two. Counting the
+# HTML markup too keeps every text under the limit.
 MAX_MESSAGE_LENGTH: Final = 4096
 _ELLIPSIS: Final = "…"
+_REFITS: Final = 4  # tighter fits tried before the one that cannot miss
+
+
+def utf16_length(text: str) -> int:
+    """Length of ``text`` as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _escape(text: str) -> str:
@@ -25,11 +32,28 @@ def _escape(text: str) -> str:
 
 def telegram_text(notification: Notification, limit: int = MAX_MESSAGE_LENGTH) -> str:
     """The message in Telegram's HTML mode: the subject in bold, then the message and
-    the facts, every value HTML-escaped. The result is at most ``limit`` characters
-    (counting markup, which Telegram does not, so it is always accepted). A long message
-    is cut at a line boundary (a summary's alert list ends with "… and N more alerts");
-    the facts take what the message leaves, at least half, and are cut with an ellipsis.
+    the facts, every value HTML-escaped. The result is at most ``limit`` UTF-16 code
+    units (counting markup, which Telegram does not, so it is always accepted). A long
+    message is cut at a line boundary (a summary's alert list ends with "… and N more
+    alerts"); the facts take what the message leaves, at least half, and are cut with an
+    ellipsis.
     """
+    text = _fit(notification, limit)
+    budget = limit
+    for _ in range(_REFITS):
+        over = utf16_length(text) - limit
+        if over <= 0:
+            return text
+        budget -= over  # characters outside the BMP took two units: fit that much less
+        text = _fit(notification, budget)
+    if utf16_length(text) <= limit:
+        return text
+    # Every character is at most two units: half the limit in characters always fits.
+    return _fit(notification, limit // 2)
+
+
+def _fit(notification: Notification, limit: int) -> str:
+    """:func:`telegram_text` counting characters (code points)."""
     subject = notification.subject
     if len(subject) > 200:
         subject = subject[:199] + _ELLIPSIS

@@ -9,7 +9,9 @@ the integration tests and by ``bench/bench_notify.py``.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -96,7 +98,7 @@ class Receiver:
                 record = Received("POST", self.path, {k.lower(): v for k, v in
                                                       self.headers.items()}, body,
                                   time.monotonic())
-                reply = receiver._next_reply()
+                reply = receiver._next_reply(body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 record.status = reply.status
@@ -140,12 +142,16 @@ class Receiver:
 
     # ----- internals -----
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: bytes = b"") -> Reply:
         with self._cond:
             if self._script:
                 return self._script.pop(0)
-        status, headers, body = SUCCESS[self.kind]
-        return Reply(status, dict(headers), body, self.delay)
+        if self.kind == "telegram":
+            refused = telegram_refusal(body)
+            if refused is not None:
+                return refused
+        status, headers, ok = SUCCESS[self.kind]
+        return Reply(status, dict(headers), ok, self.delay)
 
     def _record(self, record: Received) -> None:
         with self._cond:
@@ -181,6 +187,30 @@ class Receiver:
 
         await wait_until_async(enough, timeout,
                                what=f"{self.kind} receiver to get {count} requests")
+
+
+TELEGRAM_LIMIT = 4096
+_TAG = re.compile(r"<[^<>]*>")
+
+
+def telegram_refusal(body: bytes) -> Reply | None:
+    """What the Bot API answers a ``sendMessage`` it refuses (None when it accepts):
+    its text must be 1-4096 characters after entities parsing, counted as Telegram
+    counts them, in UTF-16 code units (HTML mode: tags are entities, not text)."""
+    try:
+        text = json.loads(body).get("text", "")
+    except (ValueError, AttributeError):
+        return Reply.json(400, {"ok": False, "error_code": 400,
+                                "description": "Bad Request: can't parse request body"})
+    shown = html.unescape(_TAG.sub("", str(text))) if isinstance(text, str) else ""
+    units = len(shown.encode("utf-16-le", "surrogatepass")) // 2
+    if units == 0:
+        return Reply.json(400, {"ok": False, "error_code": 400,
+                                "description": "Bad Request: message text is empty"})
+    if units > TELEGRAM_LIMIT:
+        return Reply.json(400, {"ok": False, "error_code": 400,
+                                "description": "Bad Request: message is too long"})
+    return None
 
 
 async def wait_until_async(predicate: Callable[[], object], timeout: float = 10.0,

@@ -12,7 +12,7 @@ from typing import Any
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, NotificationChannel
 from otel_botmon.notify import NotificationConfig, NotificationDispatcher
 from otel_botmon.notify.message import Notification
-from tests.integration.notify.receivers import Receiver, Reply
+from tests.integration.notify.receivers import TELEGRAM_LIMIT, Receiver, Reply
 
 FAST = {"console": False, "retry_initial_delay": 0.05, "retry_max_delay": 0.2,
         "webhook_timeout": 1.0, "rate_limits": {}}
@@ -81,6 +81,46 @@ async def test_telegram_send_message_and_json_retry_after(telegram_receiver: Rec
     body = second.json()
     assert body["chat_id"] == "-100" and body["parse_mode"] == "HTML"
     assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in body["text"]
+
+
+async def test_telegram_storm_summary_of_emoji_alerts_is_accepted(
+    telegram_receiver: Receiver,
+) -> None:
+    """Telegram counts UTF-16 code units: a summary cut to 4096 code points is refused
+    ("message is too long") when its alerts carry emoji; the one sent is accepted."""
+    async with dispatching(telegram_bot_token="123:tg-emoji", telegram_chat_id="-100",
+                           telegram_api_url=telegram_receiver.url,
+                           storm_threshold=2) as dispatcher:
+        dispatcher.enqueue_many([
+            alert(i, title=f"\U0001F6A8 Exchange errors \U0001F4C9 {i}",
+                  message="\U0001F525" * 40 + " errors in 1 minute",
+                  channels=[NotificationChannel.TELEGRAM])
+            for i in range(120)])
+        assert await dispatcher.drain(10)
+        records = dispatcher.attempts()
+    [request] = telegram_receiver.requests
+    assert request.status == 200, request.text
+    text = request.json()["text"]
+    assert len(text) < len(text.encode("utf-16-le")) // 2 <= TELEGRAM_LIMIT
+    assert "more alert" in text  # the list was cut, so the budget was in play
+    assert {r.outcome for r in records} == {"delivered"} and len(records) == 120
+
+
+async def test_the_telegram_stand_in_refuses_what_telegram_refuses(
+    telegram_receiver: Receiver,
+) -> None:
+    import httpx
+
+    url = f"{telegram_receiver.url}/bot1:x/sendMessage"
+    async with httpx.AsyncClient() as client:
+        long_ = await client.post(url, json={"chat_id": 1, "text": "\U0001F6A8" * 2049})
+        fits = await client.post(url, json={"chat_id": 1, "parse_mode": "HTML",
+                                            "text": "<b>x</b>" + "&amp;" * 4095})
+        empty = await client.post(url, json={"chat_id": 1, "text": "<b></b>"})
+    assert (long_.status_code, long_.json()["description"]) == (
+        400, "Bad Request: message is too long")
+    assert fits.status_code == 200
+    assert empty.status_code == 400
 
 
 async def test_pagerduty_5xx_then_success_and_one_dedup_key(

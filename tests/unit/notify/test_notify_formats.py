@@ -8,6 +8,7 @@ import email.utils
 import hashlib
 import hmac
 import html
+import operator
 import time
 from datetime import UTC, datetime
 
@@ -17,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity
+from otel_botmon.notify import telegram
 from otel_botmon.notify.alertmanager import alertmanager_alert
 from otel_botmon.notify.base import DeliveryOutcome, classify_response, parse_retry_after
 from otel_botmon.notify.email import build_email, email_bytes
 from otel_botmon.notify.pagerduty import pagerduty_event
 from otel_botmon.notify.slack import SEVERITY_COLOURS, slack_payload
-from otel_botmon.notify.telegram import MAX_MESSAGE_LENGTH, telegram_text
+from otel_botmon.notify.telegram import MAX_MESSAGE_LENGTH, telegram_text, utf16_length
 from otel_botmon.notify.webhook import sign
 from tests.unit.notify.fakes import make_notification
 
@@ -44,6 +46,33 @@ def test_telegram_text_is_cut_at_4096_without_breaking_an_entity() -> None:
         tail = message[message.rfind("&"):]
         assert ";" in tail or "&" not in message
         assert text.endswith("Labels: host=bot-1")  # the facts follow the cut message
+
+
+# Text as alerts carry it: ASCII, HTML specials, accents, CJK and emoji (two UTF-16 units),
+# up to several times the limit (a piece repeated: hypothesis draws short text).
+_ALERT_TEXT = st.builds(operator.mul, st.text(st.sampled_from(
+    ["a", " ", "\n", "&", "<", "é", "中", "\U0001F6A8", "\U0001F525", "\U00010348"]),
+    max_size=40), st.integers(1, 400))
+
+
+@given(title=_ALERT_TEXT, message=_ALERT_TEXT, lines=st.integers(0, 60))
+@settings(max_examples=60, deadline=None)
+def test_telegram_text_fits_in_utf16_code_units(title: str, message: str,
+                                                lines: int) -> None:
+    """Telegram counts UTF-16 code units; whatever the alert text, the message fits, and
+    one that fits when counted by characters is sent as it is (cut no shorter)."""
+    summary = [make_notification(i, title=title[:50] + str(i)) for i in range(lines)]
+    notification = make_notification(title=title, message=message, summary_of=summary)
+    text = telegram_text(notification)
+    assert 0 < utf16_length(text) <= MAX_MESSAGE_LENGTH
+    by_characters = telegram._fit(notification, MAX_MESSAGE_LENGTH)
+    if utf16_length(by_characters) <= MAX_MESSAGE_LENGTH:
+        assert text == by_characters
+
+
+def test_utf16_length_counts_astral_characters_twice() -> None:
+    assert utf16_length("a\U0001F6A8é中") == 5
+    assert utf16_length("\ud800") == 1  # a lone surrogate (from JSON) is one unit
 
 
 def test_slack_payload_has_blocks_fallback_and_severity_colour() -> None:
