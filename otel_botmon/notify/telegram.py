@@ -1,4 +1,4 @@
-"""Telegram channel: Bot API ``sendMessage`` with HTML formatting, cut at 4096 characters."""
+"""Telegram channel: Bot API ``sendMessage`` with HTML formatting, cut at 4096 UTF-16 units."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from otel_botmon.notify.base import DeliveryResult, HttpClientSlot, Notifier
 from otel_botmon.notify.config import Secret
 from otel_botmon.notify.message import Notification, cut_escaped, fit_message
 
-__all__ = ["MAX_MESSAGE_LENGTH", "TelegramNotifier", "telegram_text"]
+__all__ = ["MAX_MESSAGE_LENGTH", "TelegramNotifier", "telegram_text", "utf16_length"]
 
 # sendMessage: "Text of the message to be sent, 1-4096 characters after entities
-# parsing" (https://core.telegram.org/bots/api#sendmessage). Telegram counts UTF-16 code
-# units, as it does for entity offsets: an emoji outside the BMP is two. Counting the
-# HTML markup too keeps every text under the limit.
+# parsing" (https://core.telegram.org/bots/api#sendmessage). Telegram measures text in
+# UTF-16 code units (its entity offsets and lengths are documented so): an emoji outside
+# the BMP is two. Counting the HTML markup too keeps every text under the limit.
 MAX_MESSAGE_LENGTH: Final = 4096
 _ELLIPSIS: Final = "…"
-_REFITS: Final = 4  # tighter fits tried before the one that cannot miss
 
 
 def utf16_length(text: str) -> int:
@@ -33,23 +32,28 @@ def _escape(text: str) -> str:
 def telegram_text(notification: Notification, limit: int = MAX_MESSAGE_LENGTH) -> str:
     """The message in Telegram's HTML mode: the subject in bold, then the message and
     the facts, every value HTML-escaped. The result is at most ``limit`` UTF-16 code
-    units (counting markup, which Telegram does not, so it is always accepted). A long
-    message is cut at a line boundary (a summary's alert list ends with "… and N more
-    alerts"); the facts take what the message leaves, at least half, and are cut with an
-    ellipsis.
+    units, counting markup, which Telegram does not (the subject line, at most about
+    1,200 characters once escaped, is never cut, so a limit must leave room for it; the
+    default does). A long message is cut at a line boundary (a summary's alert list ends
+    with "… and N more alerts"); the facts take what the message leaves, at least half,
+    and are cut with an ellipsis.
     """
     text = _fit(notification, limit)
-    budget = limit
-    for _ in range(_REFITS):
-        over = utf16_length(text) - limit
-        if over <= 0:
-            return text
-        budget -= over  # characters outside the BMP took two units: fit that much less
-        text = _fit(notification, budget)
     if utf16_length(text) <= limit:
         return text
-    # Every character is at most two units: half the limit in characters always fits.
-    return _fit(notification, limit // 2)
+    # Characters outside the BMP count twice. Fitting to half the limit in characters
+    # always fits; search for the largest budget in characters that fits (at most
+    # log2(limit) more fits, and only for such text).
+    fits, over = limit // 2, limit
+    best = _fit(notification, fits)
+    while over - fits > 1:
+        budget = (fits + over) // 2
+        candidate = _fit(notification, budget)
+        if utf16_length(candidate) <= limit:
+            fits, best = budget, candidate
+        else:
+            over = budget
+    return best
 
 
 def _fit(notification: Notification, limit: int) -> str:

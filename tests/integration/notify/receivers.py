@@ -9,13 +9,13 @@ the integration tests and by ``bench/bench_notify.py``.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,7 +98,7 @@ class Receiver:
                 record = Received("POST", self.path, {k.lower(): v for k, v in
                                                       self.headers.items()}, body,
                                   time.monotonic())
-                reply = receiver._next_reply(body)
+                reply = receiver._next_reply(self.path, body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 record.status = reply.status
@@ -142,12 +142,12 @@ class Receiver:
 
     # ----- internals -----
 
-    def _next_reply(self, body: bytes = b"") -> Reply:
+    def _next_reply(self, path: str = "", body: bytes = b"") -> Reply:
         with self._cond:
             if self._script:
                 return self._script.pop(0)
         if self.kind == "telegram":
-            refused = telegram_refusal(body)
+            refused = telegram_refusal(path, body)
             if refused is not None:
                 return refused
         status, headers, ok = SUCCESS[self.kind]
@@ -190,26 +190,69 @@ class Receiver:
 
 
 TELEGRAM_LIMIT = 4096
-_TAG = re.compile(r"<[^<>]*>")
+# The Bot API's HTML mode: these tags, and only these entities (named or numeric).
+_TELEGRAM_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a",
+                            "code", "pre", "span", "tg-spoiler", "tg-emoji", "blockquote"})
+_BARE_AMPERSAND = re.compile(r"&(?!(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});)")
 
 
-def telegram_refusal(body: bytes) -> Reply | None:
-    """What the Bot API answers a ``sendMessage`` it refuses (None when it accepts):
-    its text must be 1-4096 characters after entities parsing, counted as Telegram
-    counts them, in UTF-16 code units (HTML mode: tags are entities, not text)."""
+class _Entities(HTMLParser):
+    """Checks an HTML-mode text as the Bot API parses it: known tags, balanced."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.error: str | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TELEGRAM_TAGS:
+            self.error = self.error or f"Unsupported start tag \"{tag}\""
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.error = self.error or f"Unmatched end tag \"{tag}\""
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _bad_request(description: str) -> Reply:
+    return Reply.json(400, {"ok": False, "error_code": 400,
+                            "description": f"Bad Request: {description}"})
+
+
+def telegram_refusal(path: str, body: bytes) -> Reply | None:
+    """What the Bot API answers a ``sendMessage`` it refuses (None when it accepts): in
+    HTML mode the tags must be known and balanced and every ``&`` an entity; the text
+    must be 1-4096 characters after entities parsing, counted as Telegram counts them,
+    in UTF-16 code units, and not blank."""
+    if not path.endswith("/sendMessage"):
+        return None
     try:
-        text = json.loads(body).get("text", "")
-    except (ValueError, AttributeError):
-        return Reply.json(400, {"ok": False, "error_code": 400,
-                                "description": "Bad Request: can't parse request body"})
-    shown = html.unescape(_TAG.sub("", str(text))) if isinstance(text, str) else ""
-    units = len(shown.encode("utf-16-le", "surrogatepass")) // 2
-    if units == 0:
-        return Reply.json(400, {"ok": False, "error_code": 400,
-                                "description": "Bad Request: message text is empty"})
-    if units > TELEGRAM_LIMIT:
-        return Reply.json(400, {"ok": False, "error_code": 400,
-                                "description": "Bad Request: message is too long"})
+        request = json.loads(body)
+        text = request["text"]
+    except (ValueError, KeyError, TypeError):
+        return _bad_request("message text is empty")
+    if not isinstance(text, str):
+        return _bad_request("message text is empty")
+    shown = text
+    if request.get("parse_mode") == "HTML":
+        if _BARE_AMPERSAND.search(text):
+            return _bad_request("can't parse entities: unsupported entity")
+        parser = _Entities()
+        parser.feed(text)
+        parser.close()
+        if parser.error or parser.open:
+            problem = parser.error or f"Can't find end tag corresponding to start tag "\
+                f"\"{parser.open[-1]}\""
+            return _bad_request(f"can't parse entities: {problem}")
+        shown = "".join(parser.text)
+    if not shown.strip():
+        return _bad_request("message text is empty")
+    if len(shown.encode("utf-16-le", "surrogatepass")) // 2 > TELEGRAM_LIMIT:
+        return _bad_request("message is too long")
     return None
 
 

@@ -93,8 +93,7 @@ async def test_telegram_storm_summary_of_emoji_alerts_is_accepted(
                            storm_threshold=2) as dispatcher:
         dispatcher.enqueue_many([
             alert(i, title=f"\U0001F6A8 Exchange errors \U0001F4C9 {i}",
-                  message="\U0001F525" * 40 + " errors in 1 minute",
-                  channels=[NotificationChannel.TELEGRAM])
+                  channels=[NotificationChannel.TELEGRAM])  # a summary lists the titles
             for i in range(120)])
         assert await dispatcher.drain(10)
         records = dispatcher.attempts()
@@ -112,15 +111,27 @@ async def test_the_telegram_stand_in_refuses_what_telegram_refuses(
     import httpx
 
     url = f"{telegram_receiver.url}/bot1:x/sendMessage"
+    html_mode = {"chat_id": 1, "parse_mode": "HTML"}
     async with httpx.AsyncClient() as client:
-        long_ = await client.post(url, json={"chat_id": 1, "text": "\U0001F6A8" * 2049})
-        fits = await client.post(url, json={"chat_id": 1, "parse_mode": "HTML",
-                                            "text": "<b>x</b>" + "&amp;" * 4095})
-        empty = await client.post(url, json={"chat_id": 1, "text": "<b></b>"})
-    assert (long_.status_code, long_.json()["description"]) == (
-        400, "Bad Request: message is too long")
-    assert fits.status_code == 200
-    assert empty.status_code == 400
+        async def answer(**body: object) -> tuple[int, str]:
+            response = await client.post(url, json={"chat_id": 1, **body})
+            return response.status_code, response.json().get("description", "")
+
+        assert await answer(text="\U0001F6A8" * 2048) == (200, "")  # 4096 UTF-16 units
+        assert await answer(text="\U0001F6A8" * 2049) == (
+            400, "Bad Request: message is too long")
+        # markup and entities do not count: 4096 characters shown
+        assert (await answer(**html_mode, text="<b>x</b>" + "&amp;" * 4095))[0] == 200
+        assert (await answer(**html_mode, text="<b>x</b>" + "&amp;" * 4096))[0] == 400
+        # without parse_mode the text is shown as it is: "&amp;" is five characters
+        assert (await answer(text="&amp;" * 820))[0] == 400
+        for blank in ("<b></b>", "<b> </b>\n", "   "):
+            assert await answer(**html_mode, text=blank) == (
+                400, "Bad Request: message text is empty"), blank
+        for broken in ("<b>x", "x</b>", "a<foo>b</foo>", "&am x", "a & b"):
+            status, description = await answer(**html_mode, text=broken)
+            assert status == 400, broken
+            assert description.startswith("Bad Request: can't parse entities: "), broken
 
 
 async def test_pagerduty_5xx_then_success_and_one_dedup_key(

@@ -70,6 +70,21 @@ def test_telegram_text_fits_in_utf16_code_units(title: str, message: str,
         assert text == by_characters
 
 
+@pytest.mark.parametrize(("title", "message"), [
+    ("x", "\U0001F6A8" * 10_000),
+    ("x", ("\U0001F6A8" * 50 + "\n") * 200),
+    ("\U0001F6A8" * 200, "\U0001F6A8" * 10_000),
+    ('"' * 200, "\U0001F6A8" * 10_000),
+], ids=["emoji-message", "emoji-lines", "emoji-title", "quotes-title"])
+def test_an_emoji_heavy_message_uses_the_room_and_keeps_its_facts(title: str,
+                                                                  message: str) -> None:
+    """Refitting for UTF-16 takes off what is needed, not twice as much: the message
+    still fills most of the limit and the facts (down to the labels) are all there."""
+    text = telegram_text(make_notification(title=title, message=message))
+    assert MAX_MESSAGE_LENGTH - 120 <= utf16_length(text) <= MAX_MESSAGE_LENGTH
+    assert text.endswith("Labels: host=bot-1") and "\U0001F6A8" * 20 in text.split("\n")[1]
+
+
 def test_utf16_length_counts_astral_characters_twice() -> None:
     assert utf16_length("a\U0001F6A8é中") == 5
     assert utf16_length("\ud800") == 1  # a lone surrogate (from JSON) is one unit
