@@ -176,7 +176,8 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         aliases=("krakenfutures",),
         hosts=("api.kraken.com", "futures.kraken.com"),
         budgets=(),
-        secret_names=("API-Key", "API-Sign", "otp"),
+        # Kraken Futures signs with an "Authent" header next to its "APIKey".
+        secret_names=("API-Key", "API-Sign", "otp", "APIKey", "Authent"),
     ),
     Exchange(
         # Coinbase documents per-second limits (30/s private, 10/s public) but sends no
@@ -210,6 +211,90 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         hosts=("api.hyperliquid.xyz", "api.hyperliquid-testnet.xyz"),
         budgets=(),
         secret_names=("signature", "privateKey", "walletPrivateKey"),
+    ),
+    # Exchanges below send no rate-limit headers otel_botmon reads; their rows name the
+    # headers and fields that carry a key or a signature (found by signing a private
+    # request of every ccxt exchange offline: tests/unit/exchange/test_ccxt_signing.py).
+    Exchange(
+        name="alpaca",
+        hosts=("api.alpaca.markets", "paper-api.alpaca.markets", "broker-api.alpaca.markets",
+               "data.alpaca.markets"),
+        budgets=(),
+        secret_names=("APCA-API-KEY-ID", "APCA-API-SECRET-KEY"),
+    ),
+    Exchange(
+        # X-Auth is "BITSTAMP <api key>".
+        name="bitstamp",
+        hosts=("www.bitstamp.net",),
+        budgets=(),
+        secret_names=("X-Auth", "X-Auth-Signature"),
+    ),
+    Exchange(
+        name="btcturk",
+        hosts=("api.btcturk.com", "graph-api.btcturk.com"),
+        budgets=(),
+        secret_names=("X-PCK", "X-Signature"),
+    ),
+    Exchange(
+        name="btse",
+        hosts=("api.btse.com",),
+        budgets=(),
+        secret_names=("request-api", "request-sign"),
+    ),
+    Exchange(
+        name="cex",
+        hosts=("trade.cex.io",),
+        budgets=(),
+        secret_names=("X-AGGR-KEY", "X-AGGR-SIGNATURE"),
+    ),
+    Exchange(
+        # The API key travels as "publicKey" in the form body.
+        name="coinmate",
+        hosts=("coinmate.io",),
+        budgets=(),
+        secret_names=("publicKey", "signature"),
+    ),
+    Exchange(
+        # JSON-RPC body: {"api_key": ..., "sig": ...}.
+        name="cryptocom",
+        hosts=("api.crypto.com", "deriv-api.crypto.com"),
+        budgets=(),
+        secret_names=("api_key",),
+        exact_secret_names=("sig",),
+    ),
+    Exchange(
+        # broker_sign repeats the request's signature.
+        name="hashkey",
+        hosts=("api-glb.hashkey.com",),
+        budgets=(),
+        secret_names=("X-HK-APIKEY", "broker_sign", "signature"),
+    ),
+    Exchange(
+        name="mercado",
+        hosts=("api.mercadobitcoin.net", "www.mercadobitcoin.net"),
+        budgets=(),
+        secret_names=("TAPI-ID", "TAPI-MAC"),
+    ),
+    Exchange(
+        # X-Authentication carries the API secret itself.
+        name="mudrex",
+        hosts=("trade.mudrex.com",),
+        budgets=(),
+        secret_names=("X-Authentication",),
+    ),
+    Exchange(
+        # Orderly Network brokers; orderly-key is "ed25519:<api key>".
+        name="woofipro",
+        aliases=("modetrade",),
+        hosts=("api-evm.orderly.org",),
+        budgets=(),
+        secret_names=("orderly-key", "orderly-signature"),
+    ),
+    Exchange(
+        name="xt",
+        hosts=("sapi.xt.com", "fapi.xt.com", "dapi.xt.com", "api.xt.com"),
+        budgets=(),
+        secret_names=("xt-validate-appkey", "xt-validate-signature"),
     ),
 )
 

@@ -99,6 +99,12 @@ _EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd", "key"}) | frozens
     n.lower() for n in all_exact_secret_names()
 )
 
+# A name whose last word (after "-", "_" or ".") is one of these names a key or
+# a signature, whatever comes before it: X-AGGR-KEY, request-sign, TAPI-MAC, x_sig. Only
+# as a whole word ("monkey", "design" and "imac" are not), so it is safe for any name.
+_SECRET_WORDS: Final[frozenset[str]] = frozenset({"key", "sign", "sig", "mac", "hmac"})
+_WORD_SEPARATORS: Final = "-_."
+
 _lock = threading.Lock()
 # Span attributes repeat the same few keys; caching the answer keeps redaction cheap.
 _KEY_CACHE_SIZE: Final = 4096
@@ -166,6 +172,14 @@ def _sensitive(normalized: str) -> bool:
     return _matches(normalized, _DEFAULT_SENSITIVE_KEYS) or _matches(normalized, _extra_keys)
 
 
+def _last_word_secret(name: str) -> bool:
+    """Whether the last word of ``name`` (split at a separator, not at a case change)
+    is a key or signature word, with some word before it (a lone ``key`` or ``sign``
+    is in the names already)."""
+    cut = max(name.rfind(c) for c in _WORD_SEPARATORS)
+    return cut > 0 and name[cut + 1:].lower() in _SECRET_WORDS
+
+
 def is_sensitive_key(name: str) -> bool:
     """Whether a query parameter, header, config or attribute name names a secret.
 
@@ -179,7 +193,7 @@ def is_sensitive_key(name: str) -> bool:
     cached = cache.get(name)
     if cached is not None:
         return cached
-    found = _sensitive(_normalize(name))
+    found = _sensitive(_normalize(name)) or _last_word_secret(name)
     if not found and "." in name:  # attribute keys: http.request.header.<name>
         found = _sensitive(_normalize(name.rsplit(".", 1)[1]))
     if len(cache) >= _KEY_CACHE_SIZE:  # bounded: attribute keys are few, URLs are not
