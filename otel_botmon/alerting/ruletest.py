@@ -222,12 +222,22 @@ def _add_histogram(
 
 
 def _le(text: str | None) -> float:
+    """The bound of an ``le`` label, read as Prometheus reads it (Go's ParseFloat: no
+    spaces around it, no ``_`` between digits); a label it cannot read, or NaN, is
+    refused (Prometheus would leave such a bucket out, or place a NaN bound by the
+    order its series come in)."""
     if text is None:
         raise RuleTestError("a _bucket series needs an 'le' label")
     try:
-        return math.inf if text.strip() in ("+Inf", "Inf", "inf") else float(text)
+        if text != text.strip() or "_" in text:
+            raise ValueError(text)
+        bound = float(text)
     except ValueError:
         raise RuleTestError(f"invalid le label {text!r}") from None
+    if math.isnan(bound):
+        raise RuleTestError(f"le label {text!r} is not supported: a bucket bound must be "
+                            "a number or +Inf")
+    return bound
 
 
 ALERTS_METRIC = "ALERTS"
