@@ -159,3 +159,24 @@ def test_promql_promtool_refuses_is_refused(expr: str, words: str, tmp_path: Pat
     report, proc = _both(tmp_path, _verbatim_doc(expr, []))
     assert proc.returncode != 0 and "parse error" in proc.stdout + proc.stderr
     assert not report.ok and words in report.render(), report.render()
+
+
+def test_an_eval_time_between_evaluations_sees_what_promtool_loaded(tmp_path: Path) -> None:
+    """promtool loads the input samples up to each step of its evaluation loop, which
+    stops at the last evaluation_interval at or before the latest eval_time: a
+    promql_expr_test at 2m40s (interval 15s, evaluations every 1m) sees the samples up to
+    2m, not those at 2m15s and 2m30s."""
+    doc = {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "15s",
+        "input_series": [{"series": 'my_count{q="a"}', "values": "0+1x20"}],
+        "promql_expr_test": [
+            {"expr": "my_count", "eval_time": "2m40s",
+             "exp_samples": [{"labels": 'my_count{q="a"}', "value": 8}]},
+            {"expr": "count_over_time(my_count[1m])", "eval_time": "2m40s",
+             "exp_samples": [{"labels": '{q="a"}', "value": 2}]},
+            {"expr": "my_count", "eval_time": "1m30s",
+             "exp_samples": [{"labels": 'my_count{q="a"}', "value": 6}]},
+        ]}]}
+    report, proc = _both(tmp_path, doc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 3, report.render()
