@@ -46,6 +46,7 @@ from otel_botmon.query._types import MetricKind
 __all__ = ["parse"]
 
 _HISTOGRAM_COMPONENTS = ("count", "sum")
+_METRIC_NAME = "__name__"
 
 
 class _Parser(TypeChecker):
@@ -148,6 +149,10 @@ class _Parser(TypeChecker):
         self.expect(TokenKind.PUNCT, "(", f"'(' after '{what}'")
         names: list[str] = []
         while self.at(TokenKind.IDENT):
+            if self.tok.text == _METRIC_NAME and what in ("by", "on", "group_left", "group_right"):
+                # PromQL would keep or match the metric name; condition results have none
+                raise self.error(f"'{what}({_METRIC_NAME})' is not supported: conditions do "
+                                 "not keep metric names")
             names.append(self.advance().text)
             if not self.at(TokenKind.PUNCT, ","):
                 break
@@ -287,6 +292,9 @@ class _Parser(TypeChecker):
             label = self.tok
             if label.kind is not TokenKind.IDENT:
                 raise self.error(f"expected a label name, found {_describe(label)}")
+            if label.text == _METRIC_NAME:  # as PromQL: the selector names its metric
+                raise self.error("the metric name must not be set twice (a matcher on "
+                                 f"{_METRIC_NAME} after the metric's name)")
             self.advance()
             op = self.tok
             if op.kind is not TokenKind.OP or op.text not in ("=", "!=", "=~", "!~"):

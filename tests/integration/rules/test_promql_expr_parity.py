@@ -117,6 +117,7 @@ VERBATIM: list[tuple[str, list[tuple[str, float]]]] = [
 # PromQL that promtool refuses: botmon refuses it too (message words)
 VERBATIM_REFUSED: list[tuple[str, str]] = [
     ("my_depth > 1e400", "out of range"),
+    ('my_depth{__name__=~"my_.*"}', "metric name must not be set twice"),
     ("my_depth > 0x", "hexadecimal"),
     ('my_depth{q="\\\'"}', "escape"),
     ("my_depth{q='\\\"'}", "escape"),

@@ -220,3 +220,19 @@ def test_strings_promql_refuses_are_refused(bad: str) -> None:
 def test_comments_run_to_the_end_of_the_line() -> None:
     assert compile_condition("my_x > 5 # five\n# more\n").threshold == 5
     assert "#" in repr(compile_condition('my_x{a="#"} > 5').tree)
+
+
+@pytest.mark.parametrize("text", ["sum by (__name__) (my_x)", "sum(my_x) by (__name__)",
+                                  "my_x * on(__name__) my_y",
+                                  "my_x * on(a) group_left(__name__) my_y"])
+def test_keeping_or_matching_the_metric_name_is_refused(text: str) -> None:
+    """PromQL would keep ``__name__`` in the result (or match on it); condition results
+    have no metric name, so these are refused rather than answered without it."""
+    with pytest.raises(RuleSyntaxError, match="conditions do not keep metric names"):
+        compile_condition(text)
+
+
+def test_dropping_the_metric_name_is_accepted() -> None:
+    """``without``/``ignoring`` never keep it in PromQL either."""
+    compile_condition("sum without (__name__, a) (my_x)")
+    compile_condition("my_x > ignoring(__name__) my_y")
