@@ -157,16 +157,22 @@ def run_rule_tests(path: str | os.PathLike[str], *,
     return report
 
 
-def _load_series(test: TestGroup, step: float) -> MetricHistory:
+def _load_series(test: TestGroup, step: float, until: float = math.inf) -> MetricHistory:
+    """The input series as points every ``step`` seconds from 0, up to ``until`` (as
+    promtool: it loads the samples up to each evaluation of its loop, and the loop stops
+    at the last evaluation interval at or before the latest eval_time, so a sample after
+    that is in no query, not even a promql_expr_test's at a later eval_time)."""
     names, label_names = reverse_names(), reverse_labels()
     parsed = []
     longest = 0
+    kept = math.floor(until / step + 1e-9) + 1 if math.isfinite(until) else None
     for item in test.series:
         target = names.get(item.name)
         if target is None:  # a metric of the user's own: read under its own name
             target = PromSeries(item.name, MetricKind.GAUGE, None)
-        longest = max(longest, len(item.values))
-        parsed.append((target, dict(item.labels), item.values))
+        values = item.values[:kept]
+        longest = max(longest, len(values))
+        parsed.append((target, dict(item.labels), values))
     history = MetricHistory(max_age_s=1e12, max_points_per_series=max(longest, 2) + 1)
     # histogram series arrive as separate _bucket/_sum/_count series: gather them into
     # whole points per (metric, labels) and time step
@@ -222,12 +228,22 @@ def _add_histogram(
 
 
 def _le(text: str | None) -> float:
+    """The bound of an ``le`` label, read as Prometheus reads it (Go's ParseFloat: no
+    spaces around it, no ``_`` between digits); a label it cannot read, or NaN, is
+    refused (Prometheus would leave such a bucket out, or place a NaN bound by the
+    order its series come in)."""
     if text is None:
         raise RuleTestError("a _bucket series needs an 'le' label")
     try:
-        return math.inf if text.strip() in ("+Inf", "Inf", "inf") else float(text)
+        if text != text.strip() or "_" in text:
+            raise ValueError(text)
+        bound = float(text)
     except ValueError:
         raise RuleTestError(f"invalid le label {text!r}") from None
+    if math.isnan(bound):
+        raise RuleTestError(f"le label {text!r} is not supported: a bucket bound must be "
+                            "a number or +Inf")
+    return bound
 
 
 ALERTS_METRIC = "ALERTS"
@@ -247,12 +263,12 @@ def _run_test(
 
     step = test.interval or interval
     where = f"tests[{test.index}]"
-    history = _load_series(test, step)
     checks: list[tuple[float, AlertCheck]] = [(c.eval_time, c) for c in test.alert_checks]
     # as promtool: the rules are evaluated from 0 to the last eval_time (at 0 at least,
     # so a rule that cannot be evaluated fails even a test group without checks)
     last = max([c.eval_time for c in test.alert_checks]
                + [c.eval_time for c in test.expr_checks], default=0.0)
+    history = _load_series(test, step, math.floor(last / interval + 1e-9) * interval)
     per_step = max(1, len(rules) + len(recordings or ()))
     limit = min(MAX_STEPS, MAX_RULE_EVALUATIONS // per_step)
     if last / interval > limit:

@@ -16,6 +16,7 @@ from otel_botmon.query._types import MetricKind
 
 __all__ = [
     "AGGREGATIONS",
+    "CASELESS_WORDS",
     "DERIVED",
     "QUANTILE_SHORTHANDS",
     "RATE_FUNCTIONS",
@@ -36,6 +37,13 @@ QUANTILE_SHORTHANDS: Final[Mapping[str, float]] = {
 }
 
 OTHER_FUNCTIONS: Final = ("abs", "quantile")
+
+# PromQL's keywords and aggregation operators, which it reads in any case (`SUM(x) BY (a)`)
+CASELESS_WORDS: Final = frozenset({
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "bool", "offset", "atan2", "sum", "avg", "count", "min", "max", "group", "stddev",
+    "stdvar", "topk", "bottomk", "count_values", "quantile",
+})
 
 KEYWORDS: Final = frozenset({
     "and", "or", "unless", "not", "by", "without", "bool", "on", "ignoring", "group_left",

@@ -26,7 +26,14 @@ DURATION_UNITS: dict[str, float] = {
 
 _OPERATORS = ("==", "!=", ">=", "<=", "=~", "!~", ">", "<", "=", "+", "-", "*", "/", "%")
 _PUNCTUATION = {"(": "(", ")": ")", "{": "{", "}": "}", "[": "[", "]": "]", ",": ","}
-_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+# Go's single-character escapes (PromQL strings are Go strings); the string's own quote
+# may be escaped too, the other quote not
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+            "\\": "\\"}
+# escapes of a code given in digits: (digits, base, largest value, a byte or a code point)
+_CODE_ESCAPES = {"x": (2, 16, 0xFF, True), "u": (4, 16, 0x10FFFF, False),
+                 "U": (8, 16, 0x10FFFF, False)}
+_INT64_MAX = 2**63 - 1
 
 
 class RuleSyntaxError(ValueError):
@@ -86,6 +93,9 @@ def tokenize(text: str) -> list[Token]:
         ch = text[i]
         if ch.isspace():
             i += 1
+        elif ch == "#":  # a comment, to the end of the line (as PromQL)
+            while i < n and text[i] != "\n":
+                i += 1
         elif ch.isascii() and (ch.isdigit() or (ch == "." and _digit_at(text, i + 1))):
             tok, i = _number(text, i)
             tokens.append(tok)
@@ -95,7 +105,7 @@ def tokenize(text: str) -> list[Token]:
                 j += 1
             tokens.append(Token(TokenKind.IDENT, text[i:j], i))
             i = j
-        elif ch in "\"'":
+        elif ch in "\"'`":
             tok, i = _string(text, i)
             tokens.append(tok)
         elif ch in _PUNCTUATION:
@@ -133,13 +143,37 @@ def _digits(text: str, i: int) -> int:
 
 def _number(text: str, start: int) -> tuple[Token, int]:
     """A number, optionally with a unit (``500ms``) or compound duration (``1m30s``)."""
+    if text.startswith(("0x", "0X"), start):
+        return _hex_number(text, start)
     i = _plain_number_end(text, start)
     value = float(text[start:i])  # float() of a digit string never raises; huge -> inf
     if i < len(text) and text[i].isascii() and text[i].isalpha():
         return _duration(text, start, i, value)
     if i < len(text) and _ident_char(text[i]):
         raise RuleSyntaxError("a number must not run into a name", text, i)
-    return Token(TokenKind.NUMBER, text[start:i], start, value), i
+    literal = text[start:i]
+    if len(literal) > 1 and literal[0] == "0" and literal.isdigit() and max(literal) < "8":
+        # PromQL reads an integer as Go's ParseInt(text, 0, 64) does: a leading zero
+        # makes it octal (010 is 8); 08 or 010.5 are decimal, as ParseFloat reads them
+        octal = int(literal, 8)
+        if octal <= _INT64_MAX:
+            value = float(octal)
+    if math.isinf(value):
+        raise RuleSyntaxError(f"number {literal} is out of range", text, start)
+    return Token(TokenKind.NUMBER, literal, start, value), i
+
+
+def _hex_number(text: str, start: int) -> tuple[Token, int]:
+    """A hexadecimal integer (``0x1F``), as PromQL reads one (Go's ParseInt)."""
+    i = start + 2
+    while i < len(text) and text[i] in "0123456789abcdefABCDEF":
+        i += 1
+    if i == start + 2 or (i < len(text) and (_ident_char(text[i]) or text[i] == ".")):
+        raise RuleSyntaxError("invalid hexadecimal number", text, start)
+    value = int(text[start + 2 : i], 16)
+    if value > _INT64_MAX:
+        raise RuleSyntaxError(f"number {text[start:i]} is out of range", text, start)
+    return Token(TokenKind.NUMBER, text[start:i], start, float(value)), i
 
 
 def _plain_number_end(text: str, start: int) -> int:
@@ -185,24 +219,58 @@ def _duration(text: str, start: int, i: int, value: float) -> tuple[Token, int]:
 
 
 def _string(text: str, start: int) -> tuple[Token, int]:
+    """A quoted string as PromQL reads it: a Go string in double or single quotes (with
+    Go's escapes; ``\\x``/octal escapes are bytes of its UTF-8 text) or a raw string in
+    backquotes (no escapes, may span lines)."""
     quote = text[start]
-    out: list[str] = []
+    if quote == "`":
+        end = text.find("`", start + 1)
+        if end < 0:
+            raise RuleSyntaxError("unterminated string", text, start)
+        return Token(TokenKind.STRING, text[start + 1 : end], start), end + 1
+    out = bytearray()
     i = start + 1
     while i < len(text):
         ch = text[i]
         if ch == quote:
-            return Token(TokenKind.STRING, "".join(out), start), i + 1
+            try:
+                value = out.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RuleSyntaxError("string is not valid UTF-8", text, start) from None
+            return Token(TokenKind.STRING, value, start), i + 1
         if ch == "\n":
             break
         if ch == "\\":
             if i + 1 >= len(text):
                 break
-            esc = text[i + 1]
-            if esc not in _ESCAPES:
-                raise RuleSyntaxError(f"unknown escape \\{esc} in string", text, i)
-            out.append(_ESCAPES[esc])
-            i += 2
+            i = _escape(text, i, quote, out)
             continue
-        out.append(ch)
+        out += ch.encode("utf-8", "surrogatepass")
         i += 1
     raise RuleSyntaxError("unterminated string", text, start)
+
+
+def _escape(text: str, i: int, quote: str, out: bytearray) -> int:
+    """Append the escape at ``text[i]`` (a backslash) to ``out``; the index after it."""
+    esc = text[i + 1]
+    if esc in _ESCAPES or esc == quote:
+        out += _ESCAPES.get(esc, esc).encode("utf-8")
+        return i + 2
+    if esc in "01234567":
+        digits, base, largest, byte = 3, 8, 0xFF, True
+        start = i + 1
+    elif esc in _CODE_ESCAPES:
+        digits, base, largest, byte = _CODE_ESCAPES[esc]
+        start = i + 2
+    else:
+        raise RuleSyntaxError(f"unknown escape \\{esc} in string", text, i)
+    code_text = text[start : start + digits]
+    allowed = "01234567" if base == 8 else "0123456789abcdefABCDEF"
+    if len(code_text) < digits or any(c not in allowed for c in code_text):
+        raise RuleSyntaxError(f"escape \\{esc} needs {digits} digits", text, i)
+    code = int(code_text, base)
+    if code > largest or (0xD800 <= code <= 0xDFFF and not byte):
+        raise RuleSyntaxError(f"escape {text[i : start + digits]} is not a valid character",
+                              text, i)
+    out += bytes((code,)) if byte else chr(code).encode("utf-8")
+    return start + digits

@@ -309,6 +309,10 @@ def histogram_quantiles(
     if not bounds or bounds[-1] != math.inf:
         return [math.nan for _ in many]
     if not all(map(lt, bounds, islice(bounds, 1, None))):  # unsorted or duplicate bounds
+        if any(bound != bound for bound in bounds):
+            # a NaN bound has no place in the order (Prometheus' answer then depends on
+            # the order its series come in): no quantile, rather than sorting forever
+            return [math.nan for _ in many]
         return [histogram_quantile(q, *merge_buckets([(bounds, counts)])) for counts in many]
     if len(bounds) < 2:
         return [math.nan for _ in many]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from otel_botmon.query._catalog import (
     AGGREGATIONS,
+    CASELESS_WORDS,
     DERIVED,
     KEYWORDS,
     OTHER_FUNCTIONS,
@@ -45,6 +46,7 @@ from otel_botmon.query._types import MetricKind
 __all__ = ["parse"]
 
 _HISTOGRAM_COMPONENTS = ("count", "sum")
+_METRIC_NAME = "__name__"
 
 
 class _Parser(TypeChecker):
@@ -76,7 +78,7 @@ class _Parser(TypeChecker):
         return tok.kind is kind and (text is None or tok.text == text)
 
     def at_keyword(self, word: str) -> bool:
-        return self.tok.kind is TokenKind.IDENT and self.tok.text == word
+        return self.tok.kind is TokenKind.IDENT and _word(self.tok) == word
 
     def expect(self, kind: TokenKind, text: str, what: str) -> Token:
         if not self.at(kind, text):
@@ -109,7 +111,7 @@ class _Parser(TypeChecker):
         left = self.parse_and()
         while self.at_keyword("or"):
             op = self.advance()
-            matching = self.parse_matching(op.text)
+            matching = self.parse_matching("or")
             left = self.set_op("or", left, self.parse_and(), op.pos, matching)
         return left
 
@@ -117,8 +119,8 @@ class _Parser(TypeChecker):
         left = self.parse_not()
         while self.at_keyword("and") or self.at_keyword("unless"):
             op = self.advance()
-            matching = self.parse_matching(op.text)
-            left = self.set_op(op.text, left, self.parse_not(), op.pos, matching)
+            matching = self.parse_matching(_word(op))
+            left = self.set_op(_word(op), left, self.parse_not(), op.pos, matching)
         return left
 
     def parse_matching(self, op: str) -> Matching | None:
@@ -128,15 +130,16 @@ class _Parser(TypeChecker):
             if self.at_keyword("group_left") or self.at_keyword("group_right"):
                 raise self.error(f"{self.tok.text} needs on(...) or ignoring(...) before it")
             return None
-        on = self.advance().text == "on"
+        on = _word(self.advance()) == "on"
         labels = self.parse_label_list("on" if on else "ignoring")
         set_op = op in ("and", "or", "unless")
         if self.at_keyword("group_left") or self.at_keyword("group_right"):
             group = self.advance()
+            word = _word(group)
             if set_op:
-                raise self.error(f"{group.text} does not apply to '{op}'", group.pos)
-            include = self.parse_label_list(group.text) if self.at(TokenKind.PUNCT, "(") else ()
-            card = "many-to-one" if group.text == "group_left" else "one-to-many"
+                raise self.error(f"{word} does not apply to '{op}'", group.pos)
+            include = self.parse_label_list(word) if self.at(TokenKind.PUNCT, "(") else ()
+            card = "many-to-one" if word == "group_left" else "one-to-many"
             if on and set(include) & set(labels):
                 raise self.error("a label cannot be both matched on and included", group.pos)
             return Matching(on, labels, card, include)
@@ -146,6 +149,10 @@ class _Parser(TypeChecker):
         self.expect(TokenKind.PUNCT, "(", f"'(' after '{what}'")
         names: list[str] = []
         while self.at(TokenKind.IDENT):
+            if self.tok.text == _METRIC_NAME and what in ("by", "on", "group_left", "group_right"):
+                # PromQL would keep or match the metric name; condition results have none
+                raise self.error(f"'{what}({_METRIC_NAME})' is not supported: conditions do "
+                                 "not keep metric names")
             names.append(self.advance().text)
             if not self.at(TokenKind.PUNCT, ","):
                 break
@@ -224,13 +231,15 @@ class _Parser(TypeChecker):
 
     def parse_name(self) -> Node:
         tok = self.advance()
-        name = tok.text
+        name = _word(tok)
         if name in KEYWORDS:
             raise self.error(f"unexpected keyword '{name}'", tok.pos)
         if name.lower() in ("inf", "nan"):
             return Number(tok.pos, VType.SCALAR, True, 1, float(name), name)
         if self.at(TokenKind.PUNCT, "(") or self.at_keyword("by") or self.at_keyword("without"):
-            return self.parse_call(tok)
+            return self.parse_call(tok, name)
+        if name != tok.text:  # an aggregation spelt in capitals, without its arguments
+            raise self.error(f"function '{name}' needs arguments in parentheses", tok.pos)
         if name in DERIVED and self.allow_derived:
             expansion = _parse_derived(name)
             return Derived(tok.pos, expansion.vtype, expansion.labelless, 1, name, expansion)
@@ -283,6 +292,9 @@ class _Parser(TypeChecker):
             label = self.tok
             if label.kind is not TokenKind.IDENT:
                 raise self.error(f"expected a label name, found {_describe(label)}")
+            if label.text == _METRIC_NAME:  # as PromQL: the selector names its metric
+                raise self.error("the metric name must not be set twice (a matcher on "
+                                 f"{_METRIC_NAME} after the metric's name)")
             self.advance()
             op = self.tok
             if op.kind is not TokenKind.OP or op.text not in ("=", "!=", "=~", "!~"):
@@ -315,14 +327,13 @@ class _Parser(TypeChecker):
 
     def parse_grouping(self) -> tuple[tuple[str, ...], bool]:
         """``by (labels)`` or ``without (labels)``: the labels and whether to drop them."""
-        word = self.advance().text
+        word = _word(self.advance())
         return self.parse_label_list(word), word == "without"
 
     def at_grouping(self) -> bool:
         return self.at_keyword("by") or self.at_keyword("without")
 
-    def parse_call(self, name_tok: Token) -> Node:
-        name = name_tok.text
+    def parse_call(self, name_tok: Token, name: str) -> Node:
         if not _is_function(name):
             raise self.error(refuse_function(name), name_tok.pos)
         by, without = self.parse_grouping() if self.at_grouping() else (None, False)
@@ -349,6 +360,14 @@ class _Parser(TypeChecker):
                                  name_tok.pos)
             call = dataclasses.replace(call, without=True, labelless=False)
         return call
+
+
+def _word(tok: Token) -> str:
+    """The identifier ``tok`` as the grammar reads it: PromQL's keywords and aggregation
+    names in any case (``SUM``, ``By``, ``AND`` are ``sum``, ``by``, ``and``); any other
+    name (a metric, a label, a function such as ``rate``) exactly as written."""
+    lower = tok.text.lower()
+    return lower if lower in CASELESS_WORDS else tok.text
 
 
 def _is_function(name: str) -> bool:

@@ -46,6 +46,9 @@ def compile_anchored(pattern: str) -> AnchoredRegex:
         raise RegexError(f"a regular expression must be a string, got {type(pattern).__name__}")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RegexError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
+    if "\\C" in pattern.replace("\\\\", ""):
+        # C++ RE2 reads \C as "any byte"; Go's regexp (Prometheus) refuses it
+        raise RegexError("invalid escape sequence: \\C")
     re2, options = _re2()
     try:
         compiled: AnchoredRegex = re2.compile(pattern, options=options)

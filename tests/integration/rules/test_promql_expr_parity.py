@@ -79,3 +79,105 @@ def test_a_wrong_sample_fails_in_both(tmp_path: Path) -> None:
     proc = subprocess.run([binary, "test", "rules", "prom.test.yml"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0
+
+
+# PromQL written as PromQL: the same text to botmon and to promtool, for the spellings of
+# its lexer (Go number and string literals, keywords in any case, comments)
+VERBATIM_SERIES = [
+    {"series": 'my_depth{q="a"}', "values": "9 9 9"},
+    {"series": 'my_depth{q="b"}', "values": "1 1 1"},
+    {"series": 'other{q="a"}', "values": "4 4 4"},
+]
+_A = ('my_depth{q="a"}', 9.0)
+VERBATIM: list[tuple[str, list[tuple[str, float]]]] = [
+    ("my_depth > 010", [_A]),  # octal: 8
+    ("my_depth == 011", [_A]),  # octal: 9
+    ("my_depth > 0009.5", []),  # not octal (a fraction): 9.5
+    ("my_depth == 0x9", [_A]),
+    ("my_depth == 0XA - 1", [_A]),
+    ("SUM(my_depth)", [("{}", 10)]),
+    ("Sum BY (q) (my_depth)", [('{q="a"}', 9), ('{q="b"}', 1)]),
+    ("count(my_depth) WITHOUT (q)", [("{}", 2)]),
+    ("my_depth AND other", [_A]),
+    ("my_depth UNLESS ON(q) other", [('my_depth{q="b"}', 1)]),
+    ("my_depth > BOOL 5", [('{q="a"}', 1), ('{q="b"}', 0)]),
+    ("my_depth - IGNORING(zz) GROUP_LEFT other", [('{q="a"}', 5)]),
+    ("my_depth{q=`a`}", [_A]),
+    ("my_depth{q=~`[a]`}", [_A]),
+    ('my_depth{q="\\x61"}', [_A]),
+    ('my_depth{q="\\u0061"}', [_A]),
+    ('my_depth{q="\\U00000061"}', [_A]),
+    ('my_depth{q="\\141"}', [_A]),
+    ("my_depth{q='a'}", [_A]),
+    ("my_depth{q='\\''}", []),
+    ("my_depth > 5 # a deep queue", [_A]),
+    ("my_depth # the queue\n  > 5", [_A]),
+    ('my_depth{q="#"} # not a comment inside quotes', []),
+]
+# PromQL that promtool refuses: botmon refuses it too (message words)
+VERBATIM_REFUSED: list[tuple[str, str]] = [
+    ("my_depth > 1e400", "out of range"),
+    ('my_depth{__name__=~"my_.*"}', "metric name must not be set twice"),
+    ("my_depth > 0x", "hexadecimal"),
+    ('my_depth{q="\\\'"}', "escape"),
+    ("my_depth{q='\\\"'}", "escape"),
+    ('my_depth{q="\\x6"}', "escape"),
+    ('my_depth{q="\\400"}', "escape"),
+    ('my_depth{q="\\ud800"}', "escape"),
+    ('my_depth{q=~"\\\\C"}', "invalid escape sequence: \\C"),  # C++ RE2 takes it
+]
+
+
+def _verbatim_doc(expr: str, samples: list[tuple[str, float]]) -> dict[str, Any]:
+    return {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": VERBATIM_SERIES, "promql_expr_test": [
+                {"expr": expr, "eval_time": "2m", "exp_samples": [
+                    {"labels": labels, "value": value} for labels, value in samples]}]}]}
+
+
+def _both(tmp_path: Path, doc: dict[str, Any]) -> tuple[Any, subprocess.CompletedProcess[str]]:
+    (tmp_path / "empty.rules.yml").write_text("groups: []\n")
+    path = tmp_path / "verbatim.test.yml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    report = run_rule_tests(path)
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([binary, "test", "rules", path.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    return report, proc
+
+
+@pytest.mark.parametrize(("expr", "samples"), VERBATIM, ids=[e for e, _ in VERBATIM])
+def test_promql_spellings_agree_with_promtool(expr: str, samples: list[tuple[str, float]],
+                                              tmp_path: Path) -> None:
+    report, proc = _both(tmp_path, _verbatim_doc(expr, samples))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 1, report.render()
+
+
+@pytest.mark.parametrize(("expr", "words"), VERBATIM_REFUSED,
+                         ids=[e for e, _ in VERBATIM_REFUSED])
+def test_promql_promtool_refuses_is_refused(expr: str, words: str, tmp_path: Path) -> None:
+    report, proc = _both(tmp_path, _verbatim_doc(expr, []))
+    assert proc.returncode != 0 and "parse error" in proc.stdout + proc.stderr
+    assert not report.ok and words in report.render(), report.render()
+
+
+def test_an_eval_time_between_evaluations_sees_what_promtool_loaded(tmp_path: Path) -> None:
+    """promtool loads the input samples up to each step of its evaluation loop, which
+    stops at the last evaluation_interval at or before the latest eval_time: a
+    promql_expr_test at 2m40s (interval 15s, evaluations every 1m) sees the samples up to
+    2m, not those at 2m15s and 2m30s."""
+    doc = {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "15s",
+        "input_series": [{"series": 'my_count{q="a"}', "values": "0+1x20"}],
+        "promql_expr_test": [
+            {"expr": "my_count", "eval_time": "2m40s",
+             "exp_samples": [{"labels": 'my_count{q="a"}', "value": 8}]},
+            {"expr": "count_over_time(my_count[1m])", "eval_time": "2m40s",
+             "exp_samples": [{"labels": '{q="a"}', "value": 2}]},
+            {"expr": "my_count", "eval_time": "1m30s",
+             "exp_samples": [{"labels": 'my_count{q="a"}', "value": 6}]},
+        ]}]}
+    report, proc = _both(tmp_path, doc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 3, report.render()

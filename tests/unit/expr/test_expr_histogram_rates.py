@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_botmon.query import MetricHistory
-from otel_botmon.query._maths import bucket_rates
+from otel_botmon.query._maths import bucket_rates, histogram_quantiles
 from tests.unit.expr._reference import extrapolated_change
 
 BOUNDS = [0.5, 1.0, 2.0]
@@ -56,3 +58,17 @@ def test_bucket_rates_match_per_bucket_rate(
         return
     assert got is not None
     assert got[1] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.1, 1.0, 10.0, math.inf, math.nan, -1.0]), min_size=1,
+                max_size=8),
+       st.floats(min_value=0, max_value=1))
+def test_a_nan_bound_gives_nan_not_endless_sorting(bounds: list[float], q: float) -> None:
+    """Bucket bounds with a NaN (an ``le="NaN"`` series, or SDK bounds) cannot be put in
+    order; the quantile is NaN (it used to recurse until RecursionError)."""
+    if not any(math.isnan(b) for b in bounds) or bounds[-1] != math.inf:
+        bounds = [*bounds, math.nan, math.inf]
+    counts = [float(i) for i in range(len(bounds))]
+    [value] = histogram_quantiles(q, bounds, [counts])
+    assert math.isnan(value)

@@ -167,11 +167,72 @@ def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
         compile_condition("-" * 3000 + "1")
 
 
-def test_huge_numbers_are_floats() -> None:
-    assert compile_condition("cpu > " + "9" * 500).threshold == float("inf")
-    assert compile_condition("cpu > 1e999").threshold == float("inf")
+def test_numbers_beyond_a_float_are_refused_as_promql_refuses_them() -> None:
+    """Go's ParseFloat (PromQL) fails on a literal beyond float64: refused, not +Inf."""
+    for literal in ("9" * 500, "1e999", "-1e400"):
+        with pytest.raises(RuleSyntaxError, match="out of range"):
+            compile_condition(f"cpu > {literal}")
+    assert compile_condition("cpu > 1e308").threshold == 1e308
+    assert compile_condition("cpu > Inf").threshold == float("inf")
 
 
 def test_non_string_condition_is_rejected() -> None:
     with pytest.raises(RuleSyntaxError):
         compile_condition(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("literal", "value"), [
+    ("010", 8.0), ("0777", 511.0), ("08", 8.0), ("0009.5", 9.5), ("010e1", 100.0),
+    ("00", 0.0), ("0x1F", 31.0), ("0XfF", 255.0), ("1e308", 1e308), (".5", 0.5),
+])
+def test_number_literals_read_as_promql_reads_them(literal: str, value: float) -> None:
+    """Go's ParseInt(text, 0, 64), then ParseFloat: a leading zero is octal, 0x hex."""
+    assert compile_condition(f"cpu > {literal}").threshold == value
+
+
+def test_promql_keywords_and_aggregations_in_any_case() -> None:
+    lower = compile_condition("sum by (a) (my_x) > bool on(a) group_left my_y and my_z")
+    upper = compile_condition("SUM BY (a) (my_x) > BOOL ON(a) GROUP_LEFT my_y AND my_z")
+    assert repr(upper.tree) == repr(lower.tree)
+    # label and metric names keep their case; functions other than aggregations do not
+    # change case (PromQL: unknown function "Rate")
+    assert "BY" in repr(compile_condition("sum by (BY) (my_x)").tree)
+    with pytest.raises(RuleSyntaxError, match="unknown function 'Rate'"):
+        compile_condition("Rate(my_x[5m])")
+
+
+@pytest.mark.parametrize(("quoted", "value"), [
+    ('"\\x61\\u00e9\\U0001F600\\141"', "aé😀a"), ('"\\xc3\\xa9"', "é"),
+    ("`a\\d`", "a\\d"), ("'it\\'s'", "it's"), ('"\\a\\b\\f\\n\\r\\t\\v\\\\"', "\a\b\f\n\r\t\v\\"),
+])
+def test_strings_are_go_strings(quoted: str, value: str) -> None:
+    tree = compile_condition(f"my_x{{a={quoted}}} > 0").tree
+    assert repr(value) in repr(tree)
+
+
+@pytest.mark.parametrize("bad", ['"\\\'"', "'\\\"'", '"\\x6"', '"\\400"', '"\\ud800"',
+                                 '"\\xc3"', '"\\z"', "`open"])
+def test_strings_promql_refuses_are_refused(bad: str) -> None:
+    with pytest.raises(RuleSyntaxError):
+        compile_condition(f"my_x{{a={bad}}} > 0")
+
+
+def test_comments_run_to_the_end_of_the_line() -> None:
+    assert compile_condition("my_x > 5 # five\n# more\n").threshold == 5
+    assert "#" in repr(compile_condition('my_x{a="#"} > 5').tree)
+
+
+@pytest.mark.parametrize("text", ["sum by (__name__) (my_x)", "sum(my_x) by (__name__)",
+                                  "my_x * on(__name__) my_y",
+                                  "my_x * on(a) group_left(__name__) my_y"])
+def test_keeping_or_matching_the_metric_name_is_refused(text: str) -> None:
+    """PromQL would keep ``__name__`` in the result (or match on it); condition results
+    have no metric name, so these are refused rather than answered without it."""
+    with pytest.raises(RuleSyntaxError, match="conditions do not keep metric names"):
+        compile_condition(text)
+
+
+def test_dropping_the_metric_name_is_accepted() -> None:
+    """``without``/``ignoring`` never keep it in PromQL either."""
+    compile_condition("sum without (__name__, a) (my_x)")
+    compile_condition("my_x > ignoring(__name__) my_y")

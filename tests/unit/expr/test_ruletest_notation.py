@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
 from otel_botmon.alerting.ruletest import (
     STALE,
@@ -12,6 +14,7 @@ from otel_botmon.alerting.ruletest import (
     parse_duration,
     parse_series,
     parse_values,
+    run_rule_tests,
 )
 
 
@@ -65,3 +68,33 @@ def test_durations() -> None:
             parse_duration(bad, "x")
     with pytest.raises(RuleTestError, match="eval_time"):
         parse_duration("soon", "eval_time")
+
+
+def _bucket_suite(tmp_path: Path, le: str) -> Path:
+    h = "botmon_trade_duration_seconds_bucket"
+    doc = {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'{h}{{le="0.1"}}', "values": "0+1x10"},
+                         {"series": f'{h}{{le="{le}"}}', "values": "0+5x10"},
+                         {"series": f'{h}{{le="+Inf"}}', "values": "0+10x10"}],
+        "promql_expr_test": [{"expr": "p50(botmon.trade.duration[5m])", "eval_time": "5m",
+                              "exp_samples": []}]}]}
+    (tmp_path / "empty.rules.yml").write_text("groups: []\n")
+    path = tmp_path / "le.test.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("le", [" 1", "1 ", "1_0", "NaN", "nan", "abc"])
+def test_an_le_label_prometheus_cannot_place_is_refused(le: str, tmp_path: Path) -> None:
+    """Go's ParseFloat refuses spaces and ``_`` (Prometheus then leaves the bucket out,
+    where Python's float() would read a bound), and a NaN bound has no place among the
+    buckets: the rule test refuses the label instead of answering differently."""
+    with pytest.raises(RuleTestError, match="le label"):
+        run_rule_tests(_bucket_suite(tmp_path, le))
+
+
+@pytest.mark.parametrize("le", ["1", "1.0", "1e0", "+1", "Inf", "inf", "+Inf", "Infinity"])
+def test_an_le_label_prometheus_reads_is_read(le: str, tmp_path: Path) -> None:
+    report = run_rule_tests(_bucket_suite(tmp_path, le))
+    assert report.checks == 1
