@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -100,7 +100,7 @@ def test_guard_refuses_exactly_the_requests_repeating_a_deciding_header(
         headers.append((b"host", b"localhost:8001"))
     scope = {"type": "http", "method": method, "path": "/api/status", "headers": headers,
              "http_version": "1.1", "query_string": b""}
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     reached: list[bool] = []
 
     async def app(_scope: Any, _receive: Any, _send: Any) -> None:
@@ -109,10 +109,10 @@ def test_guard_refuses_exactly_the_requests_repeating_a_deciding_header(
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    guard = DashboardGuard(app, GuardPolicy(access_token="t"))
+    guard = DashboardGuard(app, GuardPolicy())
     asyncio.run(guard(scope, receive, send))
     repeated = any(names.count(n) > 1 for n in _DECIDING)
     assert bool(reached) is not repeated
