@@ -51,6 +51,7 @@ from otel_botmon.dashboard.models import (
 from otel_botmon.dashboard.push import PushHub
 from otel_botmon.dashboard.security import DashboardGuard, GuardPolicy, declare_token_on_reads
 from otel_botmon.monitor import SystemMonitor, UnknownAlertError, UnknownSilenceError
+from otel_botmon.redaction import redact_text
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -213,6 +214,11 @@ def create_app(
             raise _Unauthorized()
         return name
 
+    def who(named: str | None, request: Request) -> str:
+        """Who an action is recorded as: the body's name (a secret typed into it is
+        scrubbed, as notes and comments are), the token's name, or "dashboard"."""
+        return redact_text(named) if named else token_name(request) or DEFAULT_USER
+
     def token_name(request: Request) -> str | None:
         # read the header directly: a second security dependency would put the token
         # into the schema of an open dashboard
@@ -289,7 +295,7 @@ def create_app(
         ``user`` the acknowledgement is recorded as the token's name or "dashboard"."""
         monitor.require_actionable(alert_id)  # 404 first, whatever the body
         body = await _optional_body(request, AcknowledgeRequest)
-        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        user = who(body.user if body is not None else None, request)
         note = body.note if body is not None else None
         alert = await monitor.acknowledge_alert(alert_id, user, note=note)
         hub.mark_changed()
@@ -306,7 +312,7 @@ def create_app(
         """Resolve an alert by hand (the body is optional, as for acknowledge)."""
         monitor.require_actionable(alert_id)
         body = await _optional_body(request, ResolveRequest)
-        user = (body.user if body is not None else None) or token_name(request) or DEFAULT_USER
+        user = who(body.user if body is not None else None, request)
         note = body.note if body is not None else None
         alert = await monitor.resolve_alert(alert_id, user, note=note)
         hub.mark_changed()
@@ -327,7 +333,7 @@ def create_app(
         try:
             silence = monitor.add_silence(
                 body.matchers, body.duration_s, comment=body.comment,
-                created_by=body.created_by or token_name(request) or DEFAULT_USER,
+                created_by=who(body.created_by, request),
                 starts_at=body.starts_at,
             )
         except ValueError as exc:
@@ -393,11 +399,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownAlertError)
     async def unknown_alert(_: Request, exc: Exception) -> Response:
-        return _error(404, "not_found", str(exc))
+        return _error(404, "not_found", redact_text(str(exc)))  # it quotes the URL's id
 
     @app.exception_handler(UnknownSilenceError)
     async def unknown_silence(_: Request, exc: Exception) -> Response:
-        return _error(404, "not_found", str(exc))
+        return _error(404, "not_found", redact_text(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: Exception) -> Response:

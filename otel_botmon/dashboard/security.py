@@ -183,28 +183,52 @@ class DashboardGuard:
     def _check(self, scope: Scope) -> bool:
         """Raise :class:`_Reject` unless the request may proceed; True if it has a body."""
         policy = self.policy
-        host = origin = auth = content_type = length = None
+        host = origin = auth = content_type = length = site = referer = None
         chunked = False
+        # A header decided on here must come once: with two, this check and the app
+        # (which reads the first) would look at different values.
         for key, value in scope["headers"]:
             if key == b"host":
+                if host is not None:
+                    raise _twice("Host")
                 host = value.decode("latin-1")
             elif key == b"origin":
+                if origin is not None:
+                    raise _twice("Origin")
                 origin = value.decode("latin-1")
             elif key == b"authorization":
+                if auth is not None:
+                    raise _twice("Authorization")
                 auth = value.decode("latin-1")
             elif key == b"content-type":
+                if content_type is not None:
+                    raise _twice("Content-Type")
                 content_type = value.decode("latin-1")
             elif key == b"content-length":
+                if length is not None:
+                    raise _twice("Content-Length")
                 length = value
             elif key == b"transfer-encoding":
                 chunked = True
-        if host is not None and not policy.host_allowed(host):
+            elif key == b"sec-fetch-site":
+                site = value
+            elif key == b"referer":
+                referer = value
+        if host is None:
+            if scope.get("http_version", "1.1") != "1.0":
+                raise _Reject(400, "invalid_request", "an HTTP/1.1 request needs a Host header")
+        elif not policy.host_allowed(host):
             raise _Reject(403, "forbidden_host",
                           f"Host {host[:100]!r} is not served; allow it with allowed_hosts")
-        if origin is not None and not policy.origin_allowed(origin, host):
-            raise _Reject(403, "forbidden_origin",
-                          f"Origin {origin[:100]!r} is not allowed; requests from other "
-                          "sites are refused (allow one with allowed_origins)")
+        method = scope.get("method", "GET")
+        if origin is not None:
+            if not policy.origin_allowed(origin, host):
+                raise _Reject(403, "forbidden_origin",
+                              f"Origin {origin[:100]!r} is not allowed; requests from other "
+                              "sites are refused (allow one with allowed_origins)")
+        elif (site is not None or referer is not None) and (
+                method not in _SAFE_METHODS or scope["type"] == "websocket"):
+            _check_browser_source(policy, site, referer, host)
         has_body = chunked
         if length is not None:
             try:
@@ -215,7 +239,6 @@ class DashboardGuard:
                 raise _Reject(413, "payload_too_large",
                               f"request bodies are limited to {policy.max_body_bytes} bytes")
             has_body = has_body or size > 0
-        method = scope.get("method", "GET")
         if has_body and method not in _SAFE_METHODS:
             media = (content_type or "").split(";", 1)[0].strip().lower()
             if media != "application/json":
@@ -262,6 +285,34 @@ class DashboardGuard:
             return replay.pop(0) if replay else await receive()
 
         return replayed
+
+
+def _twice(name: str) -> _Reject:
+    return _Reject(400, "invalid_request", f"more than one {name} header")
+
+
+def _check_browser_source(policy: GuardPolicy, site: bytes | None, referer: bytes | None,
+                          host: str | None) -> None:
+    """A state change (or WebSocket) without ``Origin``: refuse it when the headers only
+    a browser sets say it comes from another site (``Sec-Fetch-Site``) or from a page
+    whose origin is not allowed (``Referer``), as engines that leave ``Origin`` out of
+    form posts still send them. Scripts send neither and pass."""
+    if site is not None and site.strip().lower() not in (b"same-origin", b"none"):
+        raise _Reject(403, "forbidden_origin",
+                      f"Sec-Fetch-Site {site[:40].decode('latin-1')!r}: requests from other "
+                      "sites are refused")
+    if referer is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(referer.decode("latin-1").strip())
+            source = f"{parts.scheme}://{parts.netloc}"
+        except ValueError:
+            source = "null"
+        if not policy.origin_allowed(source, host):
+            raise _Reject(403, "forbidden_origin",
+                          f"a request from {source[:100]!r} (Referer) is not allowed; "
+                          "requests from other sites are refused")
 
 
 def _guarded_path(path: str) -> bool:
