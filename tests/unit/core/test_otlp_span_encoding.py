@@ -303,19 +303,18 @@ def test_unsampled_spans_are_not_queued() -> None:
 
 
 def test_plain_http_without_a_proxy_uses_the_lean_transport(monkeypatch: Any) -> None:
-    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
-
+    from otel_botmon.exporters.lean_http import LeanHTTPTransport
     from otel_botmon.exporters.otlp_http import lean_transport
 
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", "/nonexistent/netrc")
-    assert isinstance(lean_transport("http://127.0.0.1:4318/v1/traces"), Urllib3HTTPTransport)
+    assert isinstance(lean_transport("http://127.0.0.1:4318/v1/traces"), LeanHTTPTransport)
     assert lean_transport("https://collector.example:4318/v1/traces") is None
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     assert lean_transport("http://collector.example:4318/v1/traces") is None  # requests' proxy
     monkeypatch.setenv("NO_PROXY", "collector.example")
     assert isinstance(lean_transport("http://collector.example:4318/v1/traces"),
-                      Urllib3HTTPTransport)
+                      LeanHTTPTransport)
     monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER", "x")
     assert lean_transport("http://collector.example:4318/v1/traces") is None
