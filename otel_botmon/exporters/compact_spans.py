@@ -29,6 +29,7 @@ from otel_botmon import _redact_span, redaction
 from otel_botmon._internal import report_internal_error
 from otel_botmon._span_processing import DelegatingSpanProcessor
 from otel_botmon.exporters.otlp_spans import (
+    SpanLayout,
     encode_request,
     encode_span,
     span_attributes,
@@ -210,6 +211,52 @@ def _encoded_unchanged(record: Sequence[Any], half: int) -> tuple[Any, Any, byte
         status)
 
 
+# Layouts of spans redaction left unchanged, by (name, attribute keys), each with the
+# redaction cache it was checked against: while that is the same object (the secrets
+# and names have not changed since), a span with the same name, keys, types and texts
+# is unchanged by redaction too, and only its ids, times and floats need encoding.
+_LAYOUTS_LIMIT: Final = 512
+_layouts: dict[tuple[Any, ...], tuple[set[str], SpanLayout | None]] = {}
+
+
+def _encoded_known(record: Sequence[Any], half: int) -> tuple[Any, Any, bytes] | None:
+    """:func:`_encoded_unchanged` for a span that fits a layout checked before, else None."""
+    (name, trace_id, span_id, trace_state, parent, kind, start, end, code, description,
+     events, links, dropped, resource, scope) = record[:_FIELDS]
+    if (events or links or description is not None or trace_state or dropped
+            or type(events) is not tuple or type(links) is not tuple):
+        return None  # the layout has none of these, nor dropped events or links
+        # (an empty _Dropped), and the redaction checks read the events
+    found = _layouts.get((name, record[_FIELDS:half]))
+    if found is None or found[0] is not redaction._clean_texts:
+        return None
+    layout = found[1]
+    if layout is None or kind is not layout.kind or code is not layout.code or not (
+            start and end):
+        return None
+    encoded = layout.encode(trace_id, span_id, parent, start, end, record[half:])
+    if encoded is None:
+        return None
+    return resource, scope or None, encoded
+
+
+def _learn_layout(record: Sequence[Any], half: int, clean: set[str]) -> None:
+    """Remember the layout of a span just found unchanged by redaction (``clean``: the
+    redaction cache read before the check)."""
+    key = (record[0], record[_FIELDS:half])
+    known = _layouts.get(key)
+    if known is not None and known[0] is clean:
+        return  # the layout for these keys (one that did not fit this span stays)
+    try:
+        layout: SpanLayout | None = SpanLayout(
+            record[0], record[5], record[8], key[1], record[half:])
+    except (ValueError, AttributeError):
+        layout = None  # such spans keep the general path
+    if len(_layouts) >= _LAYOUTS_LIMIT:
+        _layouts.clear()
+    _layouts[key] = (clean, layout)
+
+
 class CompactEndedSpans(DelegatingSpanProcessor):
     """Hands ``delegate`` (a batch processor) :func:`compact` tuples, sampled spans only.
 
@@ -275,8 +322,16 @@ class EncodeCompactSpans(SpanExporter):
             try:
                 if isinstance(item, tuple):
                     half = (len(item) + _FIELDS) // 2
-                    if inline and _unchanged_by_redaction(item, half):
-                        encoded = _encoded_unchanged(item, half)
+                    known = _encoded_known(item, half) if inline else None
+                    if known is not None:
+                        encoded = known
+                    elif inline:
+                        clean = redaction._clean_texts  # before the checks read the secrets
+                        if _unchanged_by_redaction(item, half):
+                            encoded = _encoded_unchanged(item, half)
+                            _learn_layout(item, half, clean)
+                        else:
+                            encoded = _encoded(item, redact)
                     else:
                         encoded = _encoded(item, redact)
                 else:

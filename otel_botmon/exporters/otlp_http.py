@@ -60,14 +60,16 @@ class OTLPSpanExporter(_sdk.OTLPSpanExporter):
 
 
 def lean_transport(url: str) -> Any | None:
-    """The SDK's urllib3 transport for a plain ``http://`` endpoint that the SDK's default
-    requests transport would reach directly, else None (keep the default).
+    """:class:`~otel_botmon.exporters.lean_http.LeanHTTPTransport` for a plain
+    ``http://`` endpoint that the SDK's default requests transport would reach directly,
+    else None (keep the default).
 
     requests spends about three times the Python operations per request (environment
-    proxies, netrc and CA bundle looked up again for every export) and releases the GIL
-    more often, each time a chance for the exporting thread to take it back from the
-    bot. Over plain HTTP with no proxy, no netrc entry and no credential provider, the
-    two send the same request. HTTPS, proxies and everything else keep requests.
+    proxies, netrc and CA bundle looked up again for every export), and even the SDK's
+    urllib3 transport makes nine system calls per export: each releases the GIL, a chance
+    for the exporting thread to take it back from the bot (see lean_http.py). Over plain
+    HTTP with no proxy, no netrc entry and no credential provider, they all send the same
+    request. HTTPS, proxies and everything else keep requests.
     """
     if not url.startswith("http://"):
         return None
@@ -75,10 +77,11 @@ def lean_transport(url: str) -> Any | None:
            for name in os.environ):
         return None
     try:
-        from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
         from requests.utils import get_environ_proxies, get_netrc_auth
-    except ImportError:  # pragma: no cover - another SDK layout
+
+        from otel_botmon.exporters.lean_http import LeanHTTPTransport
+    except ImportError:  # pragma: no cover - another SDK layout (no transport interface)
         return None
     if get_environ_proxies(url) or get_netrc_auth(url) is not None:
         return None
-    return Urllib3HTTPTransport()
+    return LeanHTTPTransport()
