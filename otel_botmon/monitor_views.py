@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_botmon.observe.health import HealthStatus
-from otel_botmon.redaction import redact_text
+from otel_botmon.redaction import redact_labels, redact_text
 
 
 class UnknownSilenceError(KeyError):
@@ -101,7 +101,12 @@ def summary(view: dict[str, Any]) -> dict[str, Any]:
 
 def silence_dict(silence: Any, now: float) -> dict[str, Any]:
     data: dict[str, Any] = silence.to_dict()
-    data["matchers_text"] = [f"{m.name}{m.op}{json.dumps(m.value)}" for m in silence.matchers]
+    # a matcher's value as an alert label's would be shown (by name and by value)
+    shown = [(redact_text(m.name), m.op, next(iter(redact_labels({m.name: m.value}).values())))
+             for m in silence.matchers]
+    data["matchers"] = [{"name": name, "op": op, "value": value} for name, op, value in shown]
+    data["matchers_text"] = [f"{name}{op}{json.dumps(value)}" for name, op, value in shown]
+    data["created_by"] = redact_text(data.get("created_by", ""))
     data["state"] = ("active" if silence.active_at(now)
                      else "pending" if now < silence.starts_at else "expired")
     data["comment"] = redact_text(data.get("comment", ""))

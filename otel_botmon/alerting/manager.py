@@ -42,6 +42,7 @@ from otel_botmon.alerting.model import (
     to_epoch,
 )
 from otel_botmon.alerting.store import AlertStore
+from otel_botmon.redaction import redact_text
 
 logger = logging.getLogger("otel_botmon.alerting")
 
@@ -137,7 +138,8 @@ class AlertManager:
         """Acknowledge (stops escalation); ``note`` goes into the event. False when the id
         is unknown."""
         found, events = await self._off_loop(
-            "acknowledge", alert_id, user, now=self.clock(), dispatch=False, note=note)
+            "acknowledge", alert_id, redact_text(user), now=self.clock(), dispatch=False,
+            note=note)
         self.evaluator.dispatch(events)
         return bool(found)
 
@@ -146,7 +148,8 @@ class AlertManager:
     ) -> bool:
         """Resolve by hand. False when the id is unknown; True if already resolved."""
         found, events = await self._off_loop(
-            "resolve", alert_id, user, now=self.clock(), dispatch=False, note=note)
+            "resolve", alert_id, None if user is None else redact_text(user),
+            now=self.clock(), dispatch=False, note=note)
         self.evaluator.dispatch(events)
         return bool(found)
 
@@ -229,7 +232,7 @@ class AlertManager:
             end = to_epoch(ends_at)
         silence = Silence(
             id=new_alert_id(), matchers=parse_matchers(matchers), starts_at=start,
-            ends_at=end, created_by=created_by, comment=comment,
+            ends_at=end, created_by=redact_text(created_by), comment=comment,
         )
         self.evaluator.add_silence(silence)
         return silence.id

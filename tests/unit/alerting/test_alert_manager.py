@@ -245,3 +245,33 @@ async def test_a_dropped_manager_stops_counting_at_once(telemetry: Any, clock: C
         assert telemetry.metric_point(conv.ALERTS_ACTIVE.name, alert_severity="critical").value == 1
     finally:
         gc.enable()
+
+
+async def test_a_secret_in_who_acted_or_a_silence_never_reaches_a_view(clock: Clock) -> None:
+    """The names an action is recorded under come from the caller (a bot's code, a CLI);
+    a secret typed there is scrubbed before it is stored, notified or shown."""
+    from otel_botmon import redaction
+    from otel_botmon.monitor_views import silence_dict
+
+    secret = "hunter2-sEcReT-77"
+    redaction.register_secret(secret)
+    try:
+        manager = AlertManager(clock=clock)
+        sent = Recorder()
+        manager.add_listener(sent, notifiable_only=False)
+        alert_id = await manager.create_custom_alert("Heartbeat", "stale")
+        assert await manager.acknowledge_alert(alert_id, f"ops {secret}")
+        assert await manager.resolve_alert(alert_id, user=secret)
+        sid = manager.add_silence(
+            {"alertname": "Noisy", "api_key": "k-123456789", "note": f"x{secret}"},
+            duration_s=60, created_by=secret)
+        alert = manager.get_alert(alert_id)
+        assert alert is not None and alert.acknowledged_by is not None
+        assert alert.acknowledged_by.startswith("ops ")
+        [silence] = [s for s in manager.get_silences() if s.id == sid]
+        shown = silence_dict(silence, clock.now)
+        text = repr((alert.to_dict(), [e.to_dict() for e in alert.events], sent.calls, shown))
+        assert secret not in text and "k-123456789" not in text
+        assert 'alertname="Noisy"' in shown["matchers_text"]
+    finally:
+        redaction.forget_secrets()
