@@ -65,8 +65,10 @@ __all__ = ["instrument_ccxt", "is_ccxt_instrumented", "uninstrument_ccxt"]
 
 _COMPONENT: Final = "ccxt"
 _MARKER: Final = "_otel_botmon_ccxt"
+# ccxt's credentials (Exchange.requiredCredentials) that are secret or identify the
+# account; accountId and login are names a dashboard may show.
 _SECRET_FIELDS: Final = ("apiKey", "secret", "password", "uid", "privateKey",
-                         "walletAddress")
+                         "walletAddress", "token", "twofa")
 # ccxt errors that mean "the exchange said no to this order", not "something broke".
 _REJECTIONS: Final = ("InsufficientFunds", "InvalidOrder", "BadSymbol")
 

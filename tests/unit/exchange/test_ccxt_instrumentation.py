@@ -238,3 +238,26 @@ def test_exchange_call_alone_finds_the_status_on_ccxt_exception_chain(
     assert requests_by(telemetry, exchange_endpoint="fetch_balance",
                        http_response_status_code=status,
                        error_type="DDoSProtection") == 1
+
+
+def test_every_secret_credential_ccxt_takes_is_registered() -> None:
+    """A bearer ``token`` or a ``twofa`` seed is as secret as the key: whatever credential
+    fields ccxt declares, the instrumented instance's values are redacted everywhere."""
+    from otel_botmon import redaction
+
+    fields = {"apiKey": "kEy-0123456789ab", "secret": "sEc-0123456789ab",
+              "password": "pAss-0123456789", "uid": "uId-0123456789ab",
+              "privateKey": "0x" + "ab" * 32, "walletAddress": "0x" + "cd" * 20,
+              "token": "tOk-0123456789abcdef", "twofa": "JBSWY3DPEHPK3PXP"}
+    assert set(fields) >= {name for name in ccxt.binance().requiredCredentials
+                           if name not in ("accountId", "login")}
+    redaction.forget_secrets()
+    try:
+        exchange = ccxt.binance(dict(fields))
+        instrument_ccxt(exchange)
+        text = " ".join(fields.values())
+        redacted = redaction.redact_text(text)
+        for name, value in fields.items():
+            assert value not in redacted, name
+    finally:
+        redaction.forget_secrets()
