@@ -8,8 +8,9 @@ in ``PRAGMA user_version``. Other modules may keep their own tables in the same 
 A file that is not a readable SQLite database, or whose alert tables have other columns
 (a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
 a fresh store is created, so the monitor always starts. A location that cannot be
-written (read-only directory or file) falls back to an in-memory store with a warning
-naming the file. Rows that cannot be decoded are skipped and counted
+written (read-only directory or file), or that is not a regular file (``/dev/null``, a
+pipe, a directory; such a path is left as it is), falls back to an in-memory store with
+a warning naming the file. Rows that cannot be decoded are skipped and counted
 (``skipped_rows``).
 
 One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +39,7 @@ from typing import Any, Protocol
 
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
 from otel_botmon.alerting.store_file import (
+    check_regular,
     is_corruption,
     is_unwritable,
     lock_file,
@@ -94,9 +97,13 @@ def _make_private(path: str) -> None:
     memory files copy the mode); tighten a file an older version left readable. Alert
     text is redacted, but the file is the bot's private state all the same."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NONBLOCK, 0o600)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:  # never a device such as /dev/null
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
     except OSError:  # read-only or foreign file: SQLite reports it with its own message
         pass
 
@@ -184,6 +191,7 @@ class AlertStore:
 
     def _open_file(self) -> sqlite3.Connection:
         if self.path != ":memory:":
+            check_regular(self.path)  # before the lock file is made beside it
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = lock_file(self.path)
         try:

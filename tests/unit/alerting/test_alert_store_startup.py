@@ -110,3 +110,45 @@ async def test_read_only_location_falls_back_to_memory_naming_the_file(
     alert_id = await monitor.create_custom_alert("still works", "m")
     assert monitor.get_alert(alert_id) is not None
     monitor.close()
+
+
+def _not_a_file(kind: str, folder: Path) -> Path:
+    """A store path naming a FIFO or a character device (a copy of /dev/null's node, made
+    here: the real /dev/null must not be touched), directly or through a symlink."""
+    target = folder / "node"
+    if kind.endswith("fifo"):
+        os.mkfifo(target, 0o644)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod(target, 0o666)  # past the umask, as /dev/null is
+    if not kind.startswith("symlink"):
+        return target
+    link = folder / "alerts.db"
+    link.symlink_to(target)
+    return link
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to fifo", "chardev", "symlink to chardev"])
+async def test_a_store_path_that_is_not_a_regular_file_falls_back_to_memory_untouched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str,
+) -> None:
+    """``alert_store_path`` pointing at /dev/null (or a pipe): the monitor starts with
+    the alerts in memory and a warning naming the file; the node keeps its mode (as root,
+    tightening /dev/null to 0600 would break every other user of the machine) and no
+    lock, journal or WAL file is made beside it."""
+    db = _not_a_file(kind, tmp_path)
+    target = db.resolve()
+    mode = target.stat().st_mode
+    with caplog.at_level(logging.WARNING):
+        monitor = _monitor(db)
+    store = monitor.alert_manager.store
+    assert store is not None and store.in_memory
+    assert store.fallback_reason and "not a regular file" in store.fallback_reason
+    assert str(db) in caplog.text and "IN MEMORY" in caplog.text
+    assert target.stat().st_mode == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({db.name, target.name})
+    alert_id = await monitor.create_custom_alert("still works", "m")
+    assert monitor.get_alert(alert_id) is not None
+    monitor.close()
