@@ -8,9 +8,9 @@ in ``PRAGMA user_version``. Other modules may keep their own tables in the same 
 A file that is not a readable SQLite database, or whose alert tables have other columns
 (a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
 a fresh store is created, so the monitor always starts. A location that cannot be
-written (read-only directory or file), or that is not a regular file (``/dev/null``, a
-pipe, a directory; such a path is left as it is), falls back to an in-memory store with
-a warning naming the file. Rows that cannot be decoded are skipped and counted
+written (read-only directory or file, or a full disk at start-up: the file is then left
+as it was), or that is not a regular file (``/dev/null``, a pipe, a directory; such a
+path is left as it is), falls back to an in-memory store with a warning naming the file. Rows that cannot be decoded are skipped and counted
 (``skipped_rows``).
 
 One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
@@ -41,6 +41,7 @@ from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertS
 from otel_botmon.alerting.store_file import (
     check_regular,
     is_corruption,
+    is_full,
     is_unwritable,
     lock_file,
     rollback_quietly,
@@ -168,12 +169,15 @@ class AlertStore:
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
-            if self.path == ":memory:" or not is_unwritable(exc):
+            full = is_full(exc)
+            if self.path == ":memory:" or not (full or is_unwritable(exc)):
                 raise  # locked: another process works on it, not ours to replace
             logger.warning(
                 "alert store %s cannot be written (%s); keeping alerts and the "
                 "notification outbox IN MEMORY for this run (they will not survive a "
-                "restart). Fix the permissions or set alert_store_path.", self.path, exc)
+                "restart). %s", self.path, exc,
+                "Free disk space and restart: the file is left as it was." if full else
+                "Fix the permissions or set alert_store_path.")
             self.fallback_reason = f"{type(exc).__name__}: {exc}"
             unlock_file(self._lock_fd)
             self._lock_fd = None

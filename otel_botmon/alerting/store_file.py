@@ -9,6 +9,7 @@ the holder's pid.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
-__all__ = ["NotAFileError", "StoreInUseError", "check_regular", "is_corruption",
+__all__ = ["NotAFileError", "StoreInUseError", "check_regular", "is_corruption", "is_full",
            "is_unwritable", "lock_file", "rollback_quietly", "unlock_file"]
 
 
@@ -62,6 +63,23 @@ def is_unwritable(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "readonly" in text or "read-only" in text or "unable to open" in text
     )
+
+
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+
+
+def is_full(exc: BaseException) -> bool:
+    """A write failed for want of space: the disk or a quota full, the file size limit
+    (``RLIMIT_FSIZE``: SQLite reports that EFBIG as an I/O error)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text
 
 
 def rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -110,8 +128,9 @@ def lock_file(path: str) -> str | None:
         except OSError:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # the pid only names the holder (disk full)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         _held_locks[key] = [fd, 1, os.getpid()]
         return key
 
