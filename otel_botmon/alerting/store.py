@@ -10,8 +10,8 @@ A file that is not a readable SQLite database, or whose alert tables have other 
 a fresh store is created, so the monitor always starts. A location that cannot be
 written (read-only directory or file, or a full disk at start-up: the file is then left
 as it was), or that is not a regular file (``/dev/null``, a pipe, a directory; such a
-path is left as it is), falls back to an in-memory store with a warning naming the file. Rows that cannot be decoded are skipped and counted
-(``skipped_rows``).
+path is left as it is), falls back to an in-memory store with a warning naming the file.
+Rows that cannot be decoded are skipped and counted (``skipped_rows``).
 
 One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
 open, and a second process opening the same file gets ``StoreInUseError`` naming the
@@ -455,12 +455,22 @@ class AlertStore:
         return [a for a in map(self._decode_alert, rows) if a is not None]
 
     def last_resolved(self) -> dict[str, float]:
-        """Fingerprint -> when its latest instance resolved (for cooldowns)."""
+        """Fingerprint -> when its latest instance resolved (for cooldowns). A row whose
+        ``resolved_at`` is not a number (SQLite keeps text in a REAL column) is skipped
+        and counted; it would otherwise hide the good rows of its fingerprint (text sorts
+        above numbers) and stop the start-up."""
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT fingerprint, MAX(resolved_at) FROM alerts WHERE resolved_at IS NOT NULL"
-                " GROUP BY fingerprint"
+                "SELECT fingerprint, MAX(resolved_at) FROM alerts"
+                " WHERE typeof(resolved_at) IN ('real', 'integer') GROUP BY fingerprint"
             ).fetchall()
+            bad = conn.execute(
+                "SELECT id, typeof(resolved_at) FROM alerts"
+                " WHERE typeof(resolved_at) NOT IN ('real', 'integer', 'null')"
+            ).fetchall()
+        for alert_id, kind in bad:
+            self._skip(("alert", str(alert_id)), "alert", alert_id,
+                       ValueError(f"resolved_at is {kind}, not a number"))
         return {str(fp): float(at) for fp, at in rows}
 
     def prune_resolved(self, before: float) -> int:

@@ -5,6 +5,7 @@ the file; the monitor starts in every case."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -15,10 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from otel_botmon.alerting.model import LabelMatcher, Silence
+from otel_botmon.alerting.model import (
+    Alert,
+    AlertSeverity,
+    AlertState,
+    AlertType,
+    LabelMatcher,
+    Silence,
+)
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor
 
@@ -151,4 +159,44 @@ async def test_a_store_path_that_is_not_a_regular_file_falls_back_to_memory_unto
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({db.name, target.name})
     alert_id = await monitor.create_custom_alert("still works", "m")
     assert monitor.get_alert(alert_id) is not None
+    monitor.close()
+
+
+def _resolved(alert_id: str) -> str:
+    """A resolved alert's stored data."""
+    alert = Alert.new(rule_name="r", title=alert_id, message="", labels={},
+                      severity=AlertSeverity.WARNING, alert_type=AlertType.CUSTOM,
+                      started_at=1.0, channels=[])
+    alert.id, alert.state, alert.resolved_at = alert_id, AlertState.RESOLVED, 5.0
+    return json.dumps(alert.to_dict(with_events=False))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(st.one_of(st.text(max_size=30), st.binary(max_size=30)),
+                        min_size=1, max_size=4))
+def test_a_resolved_time_that_is_not_a_number_is_skipped_and_counted(
+    tmp_path: Path, garbage: list[object],
+) -> None:
+    """The cooldowns read at start-up (latest resolution per fingerprint) skip a row whose
+    resolved_at is not a number, count it, and keep the good rows of the same
+    fingerprint; start-up does not crash."""
+    db = Path(tempfile.mkdtemp(dir=tmp_path)) / "a.db"
+    store = AlertStore(db)
+    insert = ("INSERT INTO alerts(id, fingerprint, rule_name, state, started_at, resolved_at,"
+              " data) VALUES (?, 'f', 'r', 'resolved', 1, ?, ?)")
+    with store.connection() as conn:
+        conn.execute(insert, ("good", 5.0, _resolved("good")))
+        for i, value in enumerate(garbage):
+            conn.execute(insert, (f"bad{i}", value, _resolved(f"bad{i}")))
+        kinds = [row[0] for row in conn.execute(
+            "SELECT typeof(resolved_at) FROM alerts WHERE id != 'good'")]
+    store.close()
+    bad = sum(kind not in ("real", "integer", "null") for kind in kinds)
+    assume(bad)  # SQLite stores "7" as 7.0: only what stays text or blob is bad
+    monitor = _monitor(db)
+    again = monitor.alert_manager.store
+    assert again is not None
+    assert again.skipped_rows == bad
+    assert again.last_resolved() == {"f": 5.0}
     monitor.close()
