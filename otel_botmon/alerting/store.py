@@ -237,8 +237,11 @@ class AlertStore:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(_SCHEMA)  # no write lock when the tables exist
+            if version != SCHEMA_VERSION:
+                # the one write of an open: not needed again, so a restart does not
+                # wait for (or fail on) a backup tool holding the write lock
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             conn.close()
             raise
