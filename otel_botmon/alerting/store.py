@@ -8,9 +8,10 @@ in ``PRAGMA user_version``. Other modules may keep their own tables in the same 
 A file that is not a readable SQLite database, or whose alert tables have other columns
 (a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
 a fresh store is created, so the monitor always starts. A location that cannot be
-written (read-only directory or file) falls back to an in-memory store with a warning
-naming the file. Rows that cannot be decoded are skipped and counted
-(``skipped_rows``).
+written (read-only directory or file, or a full disk at start-up: the file is then left
+as it was), or that is not a regular file (``/dev/null``, a pipe, a directory; such a
+path is left as it is), falls back to an in-memory store with a warning naming the file.
+Rows that cannot be decoded are skipped and counted (``skipped_rows``).
 
 One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
 open, and a second process opening the same file gets ``StoreInUseError`` naming the
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +39,9 @@ from typing import Any, Protocol
 
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
 from otel_botmon.alerting.store_file import (
+    check_regular,
     is_corruption,
+    is_full,
     is_unwritable,
     lock_file,
     rollback_quietly,
@@ -94,9 +98,13 @@ def _make_private(path: str) -> None:
     memory files copy the mode); tighten a file an older version left readable. Alert
     text is redacted, but the file is the bot's private state all the same."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NONBLOCK, 0o600)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:  # never a device such as /dev/null
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
     except OSError:  # read-only or foreign file: SQLite reports it with its own message
         pass
 
@@ -161,12 +169,15 @@ class AlertStore:
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
-            if self.path == ":memory:" or not is_unwritable(exc):
+            full = is_full(exc)
+            if self.path == ":memory:" or not (full or is_unwritable(exc)):
                 raise  # locked: another process works on it, not ours to replace
             logger.warning(
                 "alert store %s cannot be written (%s); keeping alerts and the "
                 "notification outbox IN MEMORY for this run (they will not survive a "
-                "restart). Fix the permissions or set alert_store_path.", self.path, exc)
+                "restart). %s", self.path, exc,
+                "Free disk space and restart: the file is left as it was." if full else
+                "Fix the permissions or set alert_store_path.")
             self.fallback_reason = f"{type(exc).__name__}: {exc}"
             unlock_file(self._lock_fd)
             self._lock_fd = None
@@ -184,6 +195,7 @@ class AlertStore:
 
     def _open_file(self) -> sqlite3.Connection:
         if self.path != ":memory:":
+            check_regular(self.path)  # before the lock file is made beside it
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = lock_file(self.path)
         try:
@@ -225,8 +237,11 @@ class AlertStore:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(_SCHEMA)  # no write lock when the tables exist
+            if version != SCHEMA_VERSION:
+                # the one write of an open: not needed again, so a restart does not
+                # wait for (or fail on) a backup tool holding the write lock
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             conn.close()
             raise
@@ -443,12 +458,22 @@ class AlertStore:
         return [a for a in map(self._decode_alert, rows) if a is not None]
 
     def last_resolved(self) -> dict[str, float]:
-        """Fingerprint -> when its latest instance resolved (for cooldowns)."""
+        """Fingerprint -> when its latest instance resolved (for cooldowns). A row whose
+        ``resolved_at`` is not a number (SQLite keeps text in a REAL column) is skipped
+        and counted; it would otherwise hide the good rows of its fingerprint (text sorts
+        above numbers) and stop the start-up."""
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT fingerprint, MAX(resolved_at) FROM alerts WHERE resolved_at IS NOT NULL"
-                " GROUP BY fingerprint"
+                "SELECT fingerprint, MAX(resolved_at) FROM alerts"
+                " WHERE typeof(resolved_at) IN ('real', 'integer') GROUP BY fingerprint"
             ).fetchall()
+            bad = conn.execute(
+                "SELECT id, typeof(resolved_at) FROM alerts"
+                " WHERE typeof(resolved_at) NOT IN ('real', 'integer', 'null')"
+            ).fetchall()
+        for alert_id, kind in bad:
+            self._skip(("alert", str(alert_id)), "alert", alert_id,
+                       ValueError(f"resolved_at is {kind}, not a number"))
         return {str(fp): float(at) for fp, at in rows}
 
     def prune_resolved(self, before: float) -> int:

@@ -9,20 +9,42 @@ the holder's pid.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import sqlite3
+import stat
 import threading
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
-__all__ = ["StoreInUseError", "is_corruption", "is_unwritable", "lock_file",
-           "rollback_quietly", "unlock_file"]
+__all__ = ["NotAFileError", "StoreInUseError", "check_regular", "is_corruption", "is_full",
+           "is_unwritable", "lock_file", "rollback_quietly", "unlock_file"]
 
 
 class StoreInUseError(RuntimeError):
     """Another process has the store file open."""
+
+
+class NotAFileError(OSError):
+    """The store path names a device (``/dev/null``), a pipe or a directory, not a file."""
+
+
+def check_regular(path: str) -> None:
+    """Raise :class:`NotAFileError` when ``path`` (its symlinks followed) exists and is
+    not a regular file. SQLite would open a device or a pipe and fail on the first read
+    or write (or write into /dev/null and lose everything); the store must neither use
+    nor change it (``chmod`` /dev/null as root breaks it for every user)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing (created below) or unreadable (SQLite says why)
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a character device"
+                if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a pipe" if stat.S_ISFIFO(mode) else "a socket")
+        raise NotAFileError(errno.EINVAL, f"not a regular file but {kind}", path)
 
 
 def is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -33,7 +55,7 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
 
 
 def is_unwritable(exc: BaseException) -> bool:
-    if isinstance(exc, PermissionError) or (
+    if isinstance(exc, (PermissionError, NotAFileError)) or (
         isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
     ):
         return True
@@ -41,6 +63,23 @@ def is_unwritable(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "readonly" in text or "read-only" in text or "unable to open" in text
     )
+
+
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+
+
+def is_full(exc: BaseException) -> bool:
+    """A write failed for want of space: the disk or a quota full, the file size limit
+    (``RLIMIT_FSIZE``: SQLite reports that EFBIG as an I/O error)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text
 
 
 def rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -89,8 +128,9 @@ def lock_file(path: str) -> str | None:
         except OSError:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # the pid only names the holder (disk full)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         _held_locks[key] = [fd, 1, os.getpid()]
         return key
 

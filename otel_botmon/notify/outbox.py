@@ -14,16 +14,22 @@ falling back to memory.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
 
 __all__ = ["AttemptRecord", "Outbox", "OutboxItem"]
+
+logger = logging.getLogger("otel_botmon.notify")
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -130,6 +136,8 @@ class Outbox:
         self.store = store if store is not None else AlertStore(path, timeout_s=10.0)
         self.path = self.store.path
         self._db, self._lock = self.store.share()
+        self._skipped: set[int] = set()
+        self._skip_lock = threading.Lock()
         with self._lock:
             # NORMAL in WAL mode: a commit survives a killed process (not a power cut).
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -206,14 +214,53 @@ class Outbox:
         return ids
 
     def pending(self, destination: str, limit: int) -> list[OutboxItem]:
-        """The oldest pending rows of one destination, in queue order."""
+        """The oldest pending rows of one destination, in queue order. A damaged row
+        (see :func:`_item`) is marked failed, logged and counted (``skipped_rows``):
+        as the head of the queue it would stop the destination, or be delivered again
+        on every try."""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_ITEM_COLUMNS} {_ITEMS_FROM} WHERE o.destination = ? "
                 "AND o.state = ? ORDER BY o.id LIMIT ?",
                 (destination, PENDING, limit),
             ).fetchall()
-        return [OutboxItem(*row) for row in rows]
+            items = [item for item in map(self._item, rows) if item is not None]
+            if len(items) < len(rows):
+                self._fail_damaged({row[0] for row in rows} - {item.id for item in items})
+        return items
+
+    def _item(self, row: tuple[Any, ...]) -> OutboxItem | None:
+        """The row as an item, or None (logged and counted once) when the numbers the
+        dispatcher computes with are not numbers (SQLite keeps text in any column)."""
+        row_id, nid, alert_id, channel, destination, payload, state, tries, created, due, \
+            detail = row
+        try:
+            return OutboxItem(row_id, nid, alert_id, channel, destination, payload, state,
+                              int(tries), created, float(due), detail)
+        except (TypeError, ValueError) as exc:
+            with self._skip_lock:
+                fresh = row[0] not in self._skipped
+                self._skipped.add(row[0])
+            if fresh:
+                logger.error("notification outbox %s: skipping damaged row %s (%s: %s)",
+                             self.path, row[0], type(exc).__name__, exc)
+            return None
+
+    def _fail_damaged(self, ids: set[int]) -> None:
+        """Mark damaged rows failed, so they leave the queue (kept, for inspection)."""
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "UPDATE notify_outbox SET state = ?, last_detail = ? WHERE id = ?",
+                    [(FAILED, "stored row is damaged", row_id) for row_id in sorted(ids)])
+        except sqlite3.Error as exc:  # skipped all the same; marked on a later read
+            logger.debug("notification outbox %s: cannot mark damaged rows: %s",
+                         self.path, exc)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Damaged rows skipped (and marked failed) since the outbox was opened."""
+        return len(self._skipped)
 
     def pending_count(self, destination: str | None = None) -> int:
         """How many rows wait for delivery (for one destination, or for all)."""
@@ -234,7 +281,7 @@ class Outbox:
             params = (state,)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY o.id", params).fetchall()
-        return [OutboxItem(*row) for row in rows]
+        return [item for item in map(self._item, rows) if item is not None]
 
     def settle(
         self,

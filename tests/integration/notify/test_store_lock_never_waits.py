@@ -143,3 +143,33 @@ async def test_alert_reads_return_while_a_cycle_waits_for_the_lock(tmp_path: Pat
         assert {before, during} <= stored
     finally:
         monitor.close()
+
+
+async def test_the_monitor_starts_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """A backup tool holds the write lock as the bot restarts: the monitor is built (no
+    "database is locked" out of the constructor), the stored alert is back, and a new
+    alert is stored once the lock goes."""
+    db = tmp_path / "alerts.db"
+    config = MonitoringConfig(alert_store_path=str(db), default_alert_rules=False,
+                              alert_check_interval=0.05)
+    before = SystemMonitor(config)
+    kept = await before.create_custom_alert("stored before", "m")
+    before.close()
+    async with write_lock_held(db) as holder:
+        started = time.monotonic()
+        monitor = SystemMonitor(config)
+        try:
+            assert time.monotonic() - started < 2.0  # did not wait out the busy timeout
+            assert [a.id for a in monitor.alert_manager.get_active_alerts()] == [kept]
+            await monitor.start()
+            await monitor.create_custom_alert("while locked", "m")
+            await release(holder)
+            deadline = time.monotonic() + 30
+            while len(_rows(db, "SELECT id FROM alerts")) < 2:
+                assert time.monotonic() < deadline, "the new alert was never stored"
+                await asyncio.sleep(0.05)
+        finally:
+            await monitor.stop()
+            monitor.close()

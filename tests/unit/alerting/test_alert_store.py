@@ -235,12 +235,24 @@ def test_restored_alert_waits_for_its_rule_then_resolves_if_it_never_returns(
 
 
 def test_a_locked_database_is_not_mistaken_for_a_corrupt_one(db: Path) -> None:
-    AlertStore(db).close()
+    """A rollback-journal file (not yet in WAL mode) locked EXCLUSIVE cannot even be read:
+    "locked" is raised, the file is not moved aside. Our own WAL store opens while another
+    process holds its write lock (opening writes nothing)."""
+    sqlite3.connect(db).close()
     holder = sqlite3.connect(db, timeout=0)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             AlertStore(db, timeout_s=0.05)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not list(db.parent.glob("*.corrupt-*"))
+    AlertStore(db).close()
+    holder = sqlite3.connect(db, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        AlertStore(db, timeout_s=0.05).close()
     finally:
         holder.rollback()
         holder.close()

@@ -5,6 +5,7 @@ the file; the monitor starts in every case."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -15,10 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from otel_botmon.alerting.model import LabelMatcher, Silence
+from otel_botmon.alerting.model import (
+    Alert,
+    AlertSeverity,
+    AlertState,
+    AlertType,
+    LabelMatcher,
+    Silence,
+)
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor
 
@@ -109,4 +117,86 @@ async def test_read_only_location_falls_back_to_memory_naming_the_file(
     assert str(db) in caplog.text and "IN MEMORY" in caplog.text
     alert_id = await monitor.create_custom_alert("still works", "m")
     assert monitor.get_alert(alert_id) is not None
+    monitor.close()
+
+
+def _not_a_file(kind: str, folder: Path) -> Path:
+    """A store path naming a FIFO or a character device (a copy of /dev/null's node, made
+    here: the real /dev/null must not be touched), directly or through a symlink."""
+    target = folder / "node"
+    if kind.endswith("fifo"):
+        os.mkfifo(target, 0o644)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod(target, 0o666)  # past the umask, as /dev/null is
+    if not kind.startswith("symlink"):
+        return target
+    link = folder / "alerts.db"
+    link.symlink_to(target)
+    return link
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to fifo", "chardev", "symlink to chardev"])
+async def test_a_store_path_that_is_not_a_regular_file_falls_back_to_memory_untouched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str,
+) -> None:
+    """``alert_store_path`` pointing at /dev/null (or a pipe): the monitor starts with
+    the alerts in memory and a warning naming the file; the node keeps its mode (as root,
+    tightening /dev/null to 0600 would break every other user of the machine) and no
+    lock, journal or WAL file is made beside it."""
+    db = _not_a_file(kind, tmp_path)
+    target = db.resolve()
+    mode = target.stat().st_mode
+    with caplog.at_level(logging.WARNING):
+        monitor = _monitor(db)
+    store = monitor.alert_manager.store
+    assert store is not None and store.in_memory
+    assert store.fallback_reason and "not a regular file" in store.fallback_reason
+    assert str(db) in caplog.text and "IN MEMORY" in caplog.text
+    assert target.stat().st_mode == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({db.name, target.name})
+    alert_id = await monitor.create_custom_alert("still works", "m")
+    assert monitor.get_alert(alert_id) is not None
+    monitor.close()
+
+
+def _resolved(alert_id: str) -> str:
+    """A resolved alert's stored data."""
+    alert = Alert.new(rule_name="r", title=alert_id, message="", labels={},
+                      severity=AlertSeverity.WARNING, alert_type=AlertType.CUSTOM,
+                      started_at=1.0, channels=[])
+    alert.id, alert.state, alert.resolved_at = alert_id, AlertState.RESOLVED, 5.0
+    return json.dumps(alert.to_dict(with_events=False))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(st.one_of(st.text(max_size=30), st.binary(max_size=30)),
+                        min_size=1, max_size=4))
+def test_a_resolved_time_that_is_not_a_number_is_skipped_and_counted(
+    tmp_path: Path, garbage: list[object],
+) -> None:
+    """The cooldowns read at start-up (latest resolution per fingerprint) skip a row whose
+    resolved_at is not a number, count it, and keep the good rows of the same
+    fingerprint; start-up does not crash."""
+    db = Path(tempfile.mkdtemp(dir=tmp_path)) / "a.db"
+    store = AlertStore(db)
+    insert = ("INSERT INTO alerts(id, fingerprint, rule_name, state, started_at, resolved_at,"
+              " data) VALUES (?, 'f', 'r', 'resolved', 1, ?, ?)")
+    with store.connection() as conn:
+        conn.execute(insert, ("good", 5.0, _resolved("good")))
+        for i, value in enumerate(garbage):
+            conn.execute(insert, (f"bad{i}", value, _resolved(f"bad{i}")))
+        kinds = [row[0] for row in conn.execute(
+            "SELECT typeof(resolved_at) FROM alerts WHERE id != 'good'")]
+    store.close()
+    bad = sum(kind not in ("real", "integer", "null") for kind in kinds)
+    assume(bad)  # SQLite stores "7" as 7.0: only what stays text or blob is bad
+    monitor = _monitor(db)
+    again = monitor.alert_manager.store
+    assert again is not None
+    assert again.skipped_rows == bad
+    assert again.last_resolved() == {"f": 5.0}
     monitor.close()
