@@ -12,7 +12,8 @@ headers with that table and sets, by ``exchange.name``, ``ratelimit.budget`` and
   known (sent by the exchange, or documented in the table), the highest of weight and
   orders for one budget and interval;
 * ``botmon.exchange.ratelimit.retry_after`` (s, by exchange and budget): ``Retry-After``
-  on a 418/429/503 (any exchange); back to 0 on the next response without it.
+  on a 418/429/503 (any exchange), delay-seconds (ASCII digits) or an HTTP date, at most
+  a year away; back to 0 on the next response without it.
 
 The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
 or, failing that, the one whose API host or headers the response has. A header that
@@ -52,6 +53,13 @@ DEFAULT_BUDGET: Final = "default"
 # (418: Binance's IP ban after ignoring 429s).
 _RETRY_AFTER_STATUSES: Final = frozenset({418, 429, 503})
 _INTERVAL: Final = r"(\d{1,6})([smhd])"
+# Retry-After (RFC 9110): delay-seconds is ASCII digits (a fraction is tolerated), else an
+# HTTP date. float() would also take "1e308", "1_000", "-0" and Arabic-Indic digits.
+_DELAY_SECONDS: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
+_MAX_HTTP_DATE_CHARS: Final = 64
+# A longer wait is not a ban a bot can sit out (Binance's IP bans last up to 3 days):
+# nonsense, skipped as bad input rather than recorded.
+MAX_RETRY_AFTER_S: Final = 366 * 86400.0
 
 Reading = tuple[str, str, str | None, float]
 """``(instrument, budget, interval, value)``; instrument is used/orders/retry_after/
@@ -144,18 +152,19 @@ def _text(value: object) -> str:
 
 def _retry_after_seconds(value: str) -> float | None:
     value = value.strip()
-    try:
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
+        if len(value) > _MAX_HTTP_DATE_CHARS:
+            return None
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-        return max(seconds, 0.0)
-    return seconds if 0 <= seconds < float("inf") else None
+        seconds = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
 def _parse_count(value: str) -> float | None:

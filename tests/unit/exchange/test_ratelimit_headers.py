@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -198,3 +199,50 @@ def test_utilization_is_used_over_limit_within_0_and_1(limit: int, share: float)
     util = [v for kind, _b, _i, v in readings if kind == "utilization"]
     assert util == [pytest.approx((limit - remaining) / limit)]
     assert 0.0 <= util[0] <= 1.0
+
+
+_TABLE_NAMES = sorted({spec.pattern.replace("{interval}", "1m") for row in EXCHANGES
+                       for budget in row.budgets for spec in budget.headers} | {"retry-after"})
+_NASTY_VALUES = st.one_of(
+    st.sampled_from(["", " ", "-1", "-0", "+5", "1_000", "1e308", "1E3", "nan", "NaN", "inf",
+                     "-inf", "0x10", "١٢", "²", "5900, 5900", "30, 30", "0.5", "3.5e2",
+                     "9" * 400, str(10**400), "1" * 100_000, "Wed, 21 Oct 2015 07:28:00 GMT",
+                     "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 99999 00:00:00 GMT",
+                     "Mon, 01 Jan 2030 00:00:00 +9999", "\x00", "30\r\n"]),
+    st.integers(-(10**30), 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=40),
+)
+
+
+@given(headers=st.lists(st.tuples(
+    st.sampled_from(_TABLE_NAMES).flatmap(
+        lambda name: st.sampled_from([name, name.upper(), name.title()])),
+    _NASTY_VALUES), max_size=8),
+    status=st.sampled_from([None, 200, 418, 429, 503]),
+    exchange=st.sampled_from([None, "binance", "bybit", "kucoin", "gate", "htx"]),
+    path=st.sampled_from([None, "/api/v3/order", "/sapi/v1/x", "/fapi/v1/order"]))
+def test_any_header_values_give_only_finite_non_negative_bounded_readings(
+    headers: list[tuple[str, str]], status: int | None, exchange: str | None,
+    path: str | None,
+) -> None:
+    """Whatever the exchange (or a proxy) sends: no exception, and every reading is a
+    finite, non-negative number (no -0.0), utilization at most 1, Retry-After at most a
+    year (1e308 s or the year 9999 is not a ban the bot can wait out)."""
+    for readings in (parse_ratelimit_headers(headers, status, exchange=exchange, path=path),
+                     record_ratelimit_headers(headers, exchange=exchange, status_code=status,
+                                              path=path)):
+        for kind, _budget, _interval, value in readings:
+            assert math.isfinite(value) and math.copysign(1.0, value) == 1.0, readings
+            if kind == "utilization":
+                assert value <= 1.0
+            if kind == "retry_after":
+                assert value <= 366 * 86400, readings
+
+
+@pytest.mark.parametrize("value", ["1e308", "1_000", "١٢", "-0", "+5", "1E3",
+                                   "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_is_delay_seconds_or_a_date_within_a_year(value: str) -> None:
+    """RFC 9110: delay-seconds is ASCII digits; anything else that float() accepts, or
+    a wait of centuries, is skipped as bad input."""
+    assert parse_ratelimit_headers({"Retry-After": value}, 429) == []
