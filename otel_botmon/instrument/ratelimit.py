@@ -236,10 +236,11 @@ def parse_ratelimit_headers(
             chosen = _choose(hits, row, path_budget)
             if chosen is None:
                 continue
-            entry, interval = chosen
-            if row is None:  # the first exchange whose header this is
-                row = entry.exchange
+            if row is None:  # the first exchange whose header this is: its path budget
+                row = chosen[0].exchange
                 path_budget = _path_budget(row, path)
+                chosen = _choose(hits, row, path_budget) or chosen
+            entry, interval = chosen
             value = _parse_count(_text(raw_value))
             if value is None:
                 _bad_header(site, lname, raw_value)

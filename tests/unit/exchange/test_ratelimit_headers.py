@@ -120,6 +120,19 @@ def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert find_exchange("no-such-exchange") is None
 
 
+@pytest.mark.parametrize(("path", "budget", "limit"), [
+    (None, "spot", 6000), ("/api/v3/order", "spot", 6000), ("/fapi/v1/order", "usdm", 2400),
+    ("/dapi/v1/order", "coinm", 2400)])
+def test_the_first_header_of_an_exchange_found_by_its_headers_counts_for_the_paths_budget(
+    path: str | None, budget: str, limit: int
+) -> None:
+    """Binance found by its weight header (no exchange named, host outside the table):
+    the weight is the spot budget's for a spot path, not the first row's (USD-M, 2400)."""
+    readings = parse_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "1200"}, path=path)
+    assert readings == [("used", budget, "1m", 1200.0),
+                        ("utilization", budget, "1m", pytest.approx(1200 / limit))]
+
+
 def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
     bybit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "4"}
     assert parse_ratelimit_headers(bybit, exchange="bybit", path="/v5/order/create") == [
