@@ -39,7 +39,7 @@ from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import default_exchange
+from otel_botmon.instrument.exchange import UNKNOWN, default_exchange
 
 __all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
 
@@ -214,7 +214,17 @@ def parse_ratelimit_headers(
     bytes). Unparseable values are skipped with one warning per header name; never
     raises.
     """
+    return _parse(headers, status_code, exchange, host, path, site)[1]
+
+
+def _parse(
+    headers: object, status_code: int | None, exchange: str | None, host: str | None,
+    path: str | None, site: str,
+) -> tuple[Exchange | None, list[Reading]]:
+    """The table row the readings were taken with (named, by host or by the headers),
+    and the readings."""
     readings: list[Reading] = []
+    row: Exchange | None = None
     try:
         row = find_exchange(exchange, host)
         path_budget = _path_budget(row, path)
@@ -254,7 +264,7 @@ def parse_ratelimit_headers(
     except (TypeError, ValueError, AttributeError) as exc:  # headers of an odd shape
         warn_once(site, "headers", f"otel_botmon: unreadable response headers in {site}: "
                                    f"{type(exc).__name__}; rate limits not recorded")
-    return readings
+    return row, readings
 
 
 def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: float) -> None:
@@ -373,12 +383,12 @@ def record_ratelimit_headers(
     """
     try:
         name = exchange or default_exchange()
-        readings = parse_ratelimit_headers(
-            headers, status_code, exchange=name, host=host, path=path,
-            site="ratelimit headers",
-        )
+        found, readings = _parse(headers, status_code, name, host, path,
+                                 "ratelimit headers")
         _ensure_registered()
         row = find_exchange(name, host)
+        if row is None and name == UNKNOWN:  # the exchange whose headers these are
+            row = found
         label = row.name if row is not None else name
         retried = False
         for kind, budget, interval, value in readings:

@@ -17,6 +17,7 @@ from otel_botmon import conventions as conv
 from otel_botmon.exchanges import EXCHANGES, Exchange, find_exchange
 from otel_botmon.instrument.ratelimit import parse_ratelimit_headers, record_ratelimit_headers
 from otel_botmon.redaction import is_sensitive_key, redact_headers
+from otel_botmon.testing import capture
 
 USED = conv.EXCHANGE_RATELIMIT_USED.name
 ORDERS = conv.EXCHANGE_RATELIMIT_ORDERS.name
@@ -259,3 +260,22 @@ def test_retry_after_is_delay_seconds_or_a_date_within_a_year(value: str) -> Non
     """RFC 9110: delay-seconds is ASCII digits; anything else that float() accepts, or
     a wait of centuries, is skipped as bad input."""
     assert parse_ratelimit_headers({"Retry-After": value}, 429) == []
+
+
+def test_an_exchange_found_by_its_headers_names_the_gauges() -> None:
+    """No exchange named (configure() without one) and a host outside the table: the
+    readings are the exchange's whose headers they are, not "unknown"'s."""
+    with capture("test-bot", bot_name="test", strategy="unit") as metrics:
+        _record_unnamed(metrics)
+
+
+def _record_unnamed(metrics: Any) -> None:
+    record_ratelimit_headers({"gw-ratelimit-limit": "2000", "gw-ratelimit-remaining": "1500"})
+    assert metrics.metric_point(USED, attrs("pool", "30s", exchange="kucoin")).value == 500
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "10", "Retry-After": "60"},
+                             status_code=429, host="data-api.binance.vision")
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 60
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "11"}, host="data-api.binance.vision")
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 0
+    assert metrics.metric_point(USED, attrs("spot", "1m")).value == 11
+    assert not metrics.metric_points(USED, exchange_name="unknown")
