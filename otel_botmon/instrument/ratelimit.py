@@ -39,7 +39,7 @@ from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import UNKNOWN, default_exchange
+from otel_botmon.instrument.exchange import UNKNOWN, default_exchange, endpoint_from_path
 
 __all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
 
@@ -119,12 +119,13 @@ def _path_budget(row: Exchange | None, path: str | None) -> str:
 
 
 def _budget_label(row: Exchange | None, budget: str, path: str | None) -> str:
-    """``ratelimit.budget`` of a reading: the budget, with the path when the exchange
-    limits each endpoint on its own (``Budget.per_endpoint``)."""
+    """``ratelimit.budget`` of a reading: the budget, with the ``exchange.endpoint``
+    label of the path (identifiers and tokens ``{id}``, at most 128 characters) when the
+    exchange limits each endpoint on its own (``Budget.per_endpoint``)."""
     if row is not None and path:
         for b in row.budgets:
             if b.name == budget and b.per_endpoint:
-                return f"{budget} {path}"
+                return f"{budget} {endpoint_from_path(path)}"
     return budget
 
 

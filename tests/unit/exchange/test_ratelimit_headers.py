@@ -150,6 +150,21 @@ def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
         {"X-MBX-USED-WEIGHT-1M": "10"}, exchange="binance", path="/api/v3/order")} == {"spot"}
 
 
+@pytest.mark.parametrize(("path", "label"), [
+    ("/v5/order/1234567", "v5 /v5/order/{id}"),
+    ("/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage", "v5 /{id}/sendMessage"),
+    ("/v5/" + "a" * 10_000, "v5 /v5/" + "a" * 124),
+])
+def test_a_per_endpoint_budget_is_labelled_like_exchange_endpoint(path: str, label: str) -> None:
+    """The path in ``ratelimit.budget`` is the ``exchange.endpoint`` label: identifiers
+    and tokens (a Telegram bot's, whose 429 a bot instrumented for Bybit without
+    ``hosts`` sees too) become ``{id}``, at most 128 characters; never the raw path."""
+    readings = parse_ratelimit_headers(
+        {"Retry-After": "5", "X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9"}, 429,
+        exchange="bybit", path=path)
+    assert {budget for _kind, budget, _i, _v in readings} == {label}
+
+
 def test_one_bybit_endpoint_near_its_limit_is_not_hidden_by_another(
     telemetry: Any, metrics: Any
 ) -> None:
