@@ -178,6 +178,20 @@ def test_one_bybit_endpoint_near_its_limit_is_not_hidden_by_another(
                     "v5 /v5/market/tickers": pytest.approx(0.02)}
 
 
+def test_gate_limits_each_endpoint_on_its_own() -> None:
+    """Gate.io (APIv4 since January 2024): every endpoint has its own limit (200 per 10 s
+    for most, 10 per second for placing orders); its headers report the endpoint's, so
+    a ticker's 1 of 200 must not hide the orders endpoint's 9 of 10."""
+    orders = parse_ratelimit_headers(
+        {"X-Gate-RateLimit-Limit": "10", "X-Gate-RateLimit-Requests-Remain": "1"},
+        exchange="gate", path="/api/v4/spot/orders")
+    tickers = parse_ratelimit_headers(
+        {"X-Gate-RateLimit-Limit": "200", "X-Gate-RateLimit-Requests-Remain": "199"},
+        exchange="gateio", path="/api/v4/spot/tickers")
+    assert {budget for _k, budget, _i, _v in orders} == {"api /api/v4/spot/orders"}
+    assert {budget for _k, budget, _i, _v in tickers} == {"api /api/v4/spot/tickers"}
+
+
 def _example_headers(row: Exchange) -> dict[str, str]:
     headers: dict[str, str] = {}
     for budget in row.budgets:
