@@ -87,10 +87,15 @@ _ENTRIES: Final[tuple[_Entry, ...]] = tuple(
 )
 # Header names repeat on every response: remember which table rows each one matches.
 _NAME_CACHE_SIZE: Final = 512
+# No table name is longer (the longest pattern is 33 characters, an interval adds up to
+# 7); a longer one is neither matched nor remembered, so the cache stays small.
+_MAX_NAME_CHARS: Final = 64
 _by_name: dict[str, tuple[tuple[_Entry, str | None], ...]] = {}
 
 
 def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
+    if len(lname) > _MAX_NAME_CHARS:
+        return ()
     found = _by_name.get(lname)
     if found is None:
         hits: list[tuple[_Entry, str | None]] = []

@@ -15,7 +15,11 @@ from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
 from otel_botmon.exchanges import EXCHANGES, Exchange, find_exchange
-from otel_botmon.instrument.ratelimit import parse_ratelimit_headers, record_ratelimit_headers
+from otel_botmon.instrument.ratelimit import (
+    _MAX_NAME_CHARS,
+    parse_ratelimit_headers,
+    record_ratelimit_headers,
+)
 from otel_botmon.redaction import is_sensitive_key, redact_headers
 from otel_botmon.testing import capture
 
@@ -211,6 +215,8 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
         assert find_exchange(host=host) is row
     budget_names = {b.name for b in row.budgets}
     assert len(budget_names) == len(row.budgets)
+    for spec in (spec for budget in row.budgets for spec in budget.headers):
+        assert len(spec.pattern.replace("{interval}", "999999d")) <= _MAX_NAME_CHARS
     for budget in row.budgets:
         path = budget.paths[0] + "x" if budget.paths else "/any"
         readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
@@ -308,3 +314,16 @@ def _record_unnamed(metrics: Any) -> None:
     assert metrics.metric_point(RETRY, attrs("spot")).value == 0
     assert metrics.metric_point(USED, attrs("spot", "1m")).value == 11
     assert not metrics.metric_points(USED, exchange_name="unknown")
+
+
+def test_long_header_names_are_not_remembered() -> None:
+    """The header-name cache holds table-sized names only: a server (or proxy) sending
+    a new long ``x-`` name on every response cannot make it hold megabytes."""
+    from otel_botmon.instrument import ratelimit
+
+    for i in range(600):
+        long_name = f"x-{i}-" + "a" * 60_000
+        assert parse_ratelimit_headers([(long_name, "1"), ("X-MBX-USED-WEIGHT-1M", "2")],
+                                       exchange="binance") == [
+            ("used", "spot", "1m", 2.0), ("utilization", "spot", "1m", pytest.approx(2 / 6000))]
+    assert sum(map(len, ratelimit._by_name)) < 512 * 100
