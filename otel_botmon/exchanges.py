@@ -162,7 +162,9 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         name="gate",
         aliases=("gateio",),
         hosts=("api.gateio.ws", "fx-api.gateio.ws", "api.gate.io"),
-        budgets=(Budget("api", headers=(
+        # Since January 2024 every endpoint has a limit of its own (200 per 10 s for most,
+        # 10 per second per market for placing orders) and the headers report that one.
+        budgets=(Budget("api", per_endpoint=True, headers=(
             RateLimitHeader("x-gate-ratelimit-limit", "limit", interval="10s"),
             RateLimitHeader("x-gate-ratelimit-requests-remain", "remaining", interval="10s"),
         )),),

@@ -10,32 +10,29 @@
   rate-limit gauges.
 * :func:`scrub_span`: every span attribute that carries a secret is overwritten with its
   redacted value.
-* :func:`endpoint_from_path`: the bounded ``exchange.endpoint`` label for a URL path.
+* :func:`endpoint_from_path` (from :mod:`otel_botmon.instrument.exchange`): the bounded
+  ``exchange.endpoint`` label for a URL path.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any, Final
 
 from otel_botmon._internal import report_internal_error
 from otel_botmon.exchanges import find_exchange
-from otel_botmon.instrument.exchange import UNKNOWN, default_exchange, record_exchange_request
+from otel_botmon.instrument.exchange import (
+    UNKNOWN,
+    default_exchange,
+    endpoint_from_path,
+    record_exchange_request,
+)
 from otel_botmon.instrument.ratelimit import record_ratelimit_headers
-from otel_botmon.redaction import redact_text, redacted_changes
+from otel_botmon.redaction import redacted_changes
 
 SEMCONV_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
-_MAX_ENDPOINT_CHARS: Final = 128
-# Path segments that are identifiers, not endpoints: numbers, UUIDs, long tokens (a
-# Slack webhook's or a Telegram bot's secret path part). Keeps metric cardinality bounded
-# and secrets out of the endpoint label.
-_ID_SEGMENT: Final = re.compile(r"^(?:\d+|(?=[^/]*\d)[A-Za-z0-9_\-:.=~]{16,})$")
-# Bots call the same few paths over and over; remember their labels (bounded).
-_ENDPOINT_CACHE_SIZE: Final = 1024
-_endpoints: dict[str, str] = {}
 _semconv_lock = threading.Lock()
 
 
@@ -57,22 +54,6 @@ def stable_http_semconv() -> None:
             Stability._initialize()  # type: ignore[no-untyped-call]
         except Exception as exc:  # a contrib version without this private class
             report_internal_error("semconv", exc)
-
-
-def endpoint_from_path(path: str) -> str:
-    """The ``exchange.endpoint`` label for a URL path: identifiers become ``{id}``.
-
-    ``/api/v3/order`` stays; ``/orders/12345`` gives ``/orders/{id}``. Registered
-    secrets are scrubbed and the result is at most 128 characters.
-    """
-    found = _endpoints.get(path)
-    if found is None:
-        segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
-        found = redact_text("/".join(segments) or "/")[:_MAX_ENDPOINT_CHARS]
-        if len(_endpoints) >= _ENDPOINT_CACHE_SIZE:
-            _endpoints.clear()
-        _endpoints[path] = found
-    return found
 
 
 def scrub_span(span: Any, component: str) -> None:

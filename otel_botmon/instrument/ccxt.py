@@ -49,12 +49,13 @@ from otel_botmon import conventions as conv
 from otel_botmon._internal import report_internal_error
 from otel_botmon.exchanges import find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
-from otel_botmon.instrument._http import endpoint_from_path, observe_response
+from otel_botmon.instrument._http import observe_response
 from otel_botmon.instrument.exchange import (
     RequestOwner,
     _instruments,
     _status_of_exception,
     claim_request,
+    endpoint_from_path,
     release_request,
     request_owner,
 )

@@ -18,6 +18,7 @@ number, a response time that is not a number) is dropped with one warning.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
@@ -42,6 +43,7 @@ __all__ = [
     "ActiveExchangeCall",
     "ExchangeCallScope",
     "current_exchange",
+    "endpoint_from_path",
     "exchange_call",
     "record_api_call",
 ]
@@ -54,6 +56,28 @@ UNKNOWN: Final = "unknown"
 _MAX_ENDPOINT_CHARS: Final = 128
 _ENDPOINT_CACHE_SIZE: Final = 1024
 _endpoint_labels: dict[str, str] = {}
+# Path segments that are identifiers, not endpoints: numbers, UUIDs, long tokens (a
+# Slack webhook's or a Telegram bot's secret path part). Keeps metric cardinality bounded
+# and secrets out of the endpoint label.
+_ID_SEGMENT: Final = re.compile(r"^(?:\d+|(?=[^/]*\d)[A-Za-z0-9_\-:.=~]{16,})$")
+# Bots call the same few paths over and over; remember their labels (bounded).
+_endpoints: dict[str, str] = {}
+
+
+def endpoint_from_path(path: str) -> str:
+    """The ``exchange.endpoint`` label for a URL path: identifiers become ``{id}``.
+
+    ``/api/v3/order`` stays; ``/orders/12345`` gives ``/orders/{id}``. Registered
+    secrets are scrubbed and the result is at most 128 characters.
+    """
+    found = _endpoints.get(path)
+    if found is None:
+        segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
+        found = redact_text("/".join(segments) or "/")[:_MAX_ENDPOINT_CHARS]
+        if len(_endpoints) >= _ENDPOINT_CACHE_SIZE:
+            _endpoints.clear()
+        _endpoints[path] = found
+    return found
 
 
 def _endpoint_label(endpoint: str) -> str:

@@ -39,13 +39,9 @@ from wrapt import wrap_function_wrapper
 
 from otel_botmon._internal import report_internal_error
 from otel_botmon._state import METER_PROVIDER, TRACER_PROVIDER
-from otel_botmon.instrument._http import (
-    endpoint_from_path,
-    observe_response,
-    scrub_span,
-    stable_http_semconv,
-)
+from otel_botmon.instrument._http import observe_response, scrub_span, stable_http_semconv
 from otel_botmon.instrument._values import warn_once
+from otel_botmon.instrument.exchange import endpoint_from_path
 
 __all__ = ["endpoint_from_path", "instrument_httpx", "uninstrument_httpx"]
 

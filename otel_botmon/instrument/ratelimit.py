@@ -12,7 +12,8 @@ headers with that table and sets, by ``exchange.name``, ``ratelimit.budget`` and
   known (sent by the exchange, or documented in the table), the highest of weight and
   orders for one budget and interval;
 * ``botmon.exchange.ratelimit.retry_after`` (s, by exchange and budget): ``Retry-After``
-  on a 418/429/503 (any exchange); back to 0 on the next response without it.
+  on a 418/429/503 (any exchange), delay-seconds (ASCII digits) or an HTTP date, at most
+  a year away; back to 0 on the next response without it.
 
 The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
 or, failing that, the one whose API host or headers the response has. A header that
@@ -38,7 +39,7 @@ from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._values import warn_once
-from otel_botmon.instrument.exchange import default_exchange
+from otel_botmon.instrument.exchange import UNKNOWN, default_exchange, endpoint_from_path
 
 __all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
 
@@ -52,6 +53,13 @@ DEFAULT_BUDGET: Final = "default"
 # (418: Binance's IP ban after ignoring 429s).
 _RETRY_AFTER_STATUSES: Final = frozenset({418, 429, 503})
 _INTERVAL: Final = r"(\d{1,6})([smhd])"
+# Retry-After (RFC 9110): delay-seconds is ASCII digits (a fraction is tolerated), else an
+# HTTP date. float() would also take "1e308", "1_000", "-0" and Arabic-Indic digits.
+_DELAY_SECONDS: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
+_MAX_HTTP_DATE_CHARS: Final = 64
+# A longer wait is not a ban a bot can sit out (Binance's IP bans last up to 3 days):
+# nonsense, skipped as bad input rather than recorded.
+MAX_RETRY_AFTER_S: Final = 366 * 86400.0
 
 Reading = tuple[str, str, str | None, float]
 """``(instrument, budget, interval, value)``; instrument is used/orders/retry_after/
@@ -79,10 +87,15 @@ _ENTRIES: Final[tuple[_Entry, ...]] = tuple(
 )
 # Header names repeat on every response: remember which table rows each one matches.
 _NAME_CACHE_SIZE: Final = 512
+# No table name is longer (the longest pattern is 33 characters, an interval adds up to
+# 7); a longer one is neither matched nor remembered, so the cache stays small.
+_MAX_NAME_CHARS: Final = 64
 _by_name: dict[str, tuple[tuple[_Entry, str | None], ...]] = {}
 
 
 def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
+    if len(lname) > _MAX_NAME_CHARS:
+        return ()
     found = _by_name.get(lname)
     if found is None:
         hits: list[tuple[_Entry, str | None]] = []
@@ -111,12 +124,13 @@ def _path_budget(row: Exchange | None, path: str | None) -> str:
 
 
 def _budget_label(row: Exchange | None, budget: str, path: str | None) -> str:
-    """``ratelimit.budget`` of a reading: the budget, with the path when the exchange
-    limits each endpoint on its own (``Budget.per_endpoint``)."""
+    """``ratelimit.budget`` of a reading: the budget, with the ``exchange.endpoint``
+    label of the path (identifiers and tokens ``{id}``, at most 128 characters) when the
+    exchange limits each endpoint on its own (``Budget.per_endpoint``)."""
     if row is not None and path:
         for b in row.budgets:
             if b.name == budget and b.per_endpoint:
-                return f"{budget} {path}"
+                return f"{budget} {endpoint_from_path(path)}"
     return budget
 
 
@@ -144,18 +158,19 @@ def _text(value: object) -> str:
 
 def _retry_after_seconds(value: str) -> float | None:
     value = value.strip()
-    try:
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
+        if len(value) > _MAX_HTTP_DATE_CHARS:
+            return None
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-        return max(seconds, 0.0)
-    return seconds if 0 <= seconds < float("inf") else None
+        seconds = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
 def _parse_count(value: str) -> float | None:
@@ -205,7 +220,17 @@ def parse_ratelimit_headers(
     bytes). Unparseable values are skipped with one warning per header name; never
     raises.
     """
+    return _parse(headers, status_code, exchange, host, path, site)[1]
+
+
+def _parse(
+    headers: object, status_code: int | None, exchange: str | None, host: str | None,
+    path: str | None, site: str,
+) -> tuple[Exchange | None, list[Reading]]:
+    """The table row the readings were taken with (named, by host or by the headers),
+    and the readings."""
     readings: list[Reading] = []
+    row: Exchange | None = None
     try:
         row = find_exchange(exchange, host)
         path_budget = _path_budget(row, path)
@@ -227,10 +252,11 @@ def parse_ratelimit_headers(
             chosen = _choose(hits, row, path_budget)
             if chosen is None:
                 continue
-            entry, interval = chosen
-            if row is None:  # the first exchange whose header this is
-                row = entry.exchange
+            if row is None:  # the first exchange whose header this is: its path budget
+                row = chosen[0].exchange
                 path_budget = _path_budget(row, path)
+                chosen = _choose(hits, row, path_budget) or chosen
+            entry, interval = chosen
             value = _parse_count(_text(raw_value))
             if value is None:
                 _bad_header(site, lname, raw_value)
@@ -244,7 +270,7 @@ def parse_ratelimit_headers(
     except (TypeError, ValueError, AttributeError) as exc:  # headers of an odd shape
         warn_once(site, "headers", f"otel_botmon: unreadable response headers in {site}: "
                                    f"{type(exc).__name__}; rate limits not recorded")
-    return readings
+    return row, readings
 
 
 def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: float) -> None:
@@ -363,12 +389,12 @@ def record_ratelimit_headers(
     """
     try:
         name = exchange or default_exchange()
-        readings = parse_ratelimit_headers(
-            headers, status_code, exchange=name, host=host, path=path,
-            site="ratelimit headers",
-        )
+        found, readings = _parse(headers, status_code, name, host, path,
+                                 "ratelimit headers")
         _ensure_registered()
         row = find_exchange(name, host)
+        if row is None and name == UNKNOWN:  # the exchange whose headers these are
+            row = found
         label = row.name if row is not None else name
         retried = False
         for kind, budget, interval, value in readings:

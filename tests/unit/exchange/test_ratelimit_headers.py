@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,8 +15,13 @@ from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
 from otel_botmon.exchanges import EXCHANGES, Exchange, find_exchange
-from otel_botmon.instrument.ratelimit import parse_ratelimit_headers, record_ratelimit_headers
+from otel_botmon.instrument.ratelimit import (
+    _MAX_NAME_CHARS,
+    parse_ratelimit_headers,
+    record_ratelimit_headers,
+)
 from otel_botmon.redaction import is_sensitive_key, redact_headers
+from otel_botmon.testing import capture
 
 USED = conv.EXCHANGE_RATELIMIT_USED.name
 ORDERS = conv.EXCHANGE_RATELIMIT_ORDERS.name
@@ -119,6 +125,19 @@ def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert find_exchange("no-such-exchange") is None
 
 
+@pytest.mark.parametrize(("path", "budget", "limit"), [
+    (None, "spot", 6000), ("/api/v3/order", "spot", 6000), ("/fapi/v1/order", "usdm", 2400),
+    ("/dapi/v1/order", "coinm", 2400)])
+def test_the_first_header_of_an_exchange_found_by_its_headers_counts_for_the_paths_budget(
+    path: str | None, budget: str, limit: int
+) -> None:
+    """Binance found by its weight header (no exchange named, host outside the table):
+    the weight is the spot budget's for a spot path, not the first row's (USD-M, 2400)."""
+    readings = parse_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "1200"}, path=path)
+    assert readings == [("used", budget, "1m", 1200.0),
+                        ("utilization", budget, "1m", pytest.approx(1200 / limit))]
+
+
 def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
     bybit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "4"}
     assert parse_ratelimit_headers(bybit, exchange="bybit", path="/v5/order/create") == [
@@ -135,6 +154,21 @@ def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
         {"X-MBX-USED-WEIGHT-1M": "10"}, exchange="binance", path="/api/v3/order")} == {"spot"}
 
 
+@pytest.mark.parametrize(("path", "label"), [
+    ("/v5/order/1234567", "v5 /v5/order/{id}"),
+    ("/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage", "v5 /{id}/sendMessage"),
+    ("/v5/" + "a" * 10_000, "v5 /v5/" + "a" * 124),
+])
+def test_a_per_endpoint_budget_is_labelled_like_exchange_endpoint(path: str, label: str) -> None:
+    """The path in ``ratelimit.budget`` is the ``exchange.endpoint`` label: identifiers
+    and tokens (a Telegram bot's, whose 429 a bot instrumented for Bybit without
+    ``hosts`` sees too) become ``{id}``, at most 128 characters; never the raw path."""
+    readings = parse_ratelimit_headers(
+        {"Retry-After": "5", "X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "9"}, 429,
+        exchange="bybit", path=path)
+    assert {budget for _kind, budget, _i, _v in readings} == {label}
+
+
 def test_one_bybit_endpoint_near_its_limit_is_not_hidden_by_another(
     telemetry: Any, metrics: Any
 ) -> None:
@@ -146,6 +180,20 @@ def test_one_bybit_endpoint_near_its_limit_is_not_hidden_by_another(
         conv.EXCHANGE_RATELIMIT_UTILIZATION.name, exchange_name="bybit")}
     assert util == {"v5 /v5/order/create": pytest.approx(0.9),
                     "v5 /v5/market/tickers": pytest.approx(0.02)}
+
+
+def test_gate_limits_each_endpoint_on_its_own() -> None:
+    """Gate.io (APIv4 since January 2024): every endpoint has its own limit (200 per 10 s
+    for most, 10 per second for placing orders); its headers report the endpoint's, so
+    a ticker's 1 of 200 must not hide the orders endpoint's 9 of 10."""
+    orders = parse_ratelimit_headers(
+        {"X-Gate-RateLimit-Limit": "10", "X-Gate-RateLimit-Requests-Remain": "1"},
+        exchange="gate", path="/api/v4/spot/orders")
+    tickers = parse_ratelimit_headers(
+        {"X-Gate-RateLimit-Limit": "200", "X-Gate-RateLimit-Requests-Remain": "199"},
+        exchange="gateio", path="/api/v4/spot/tickers")
+    assert {budget for _k, budget, _i, _v in orders} == {"api /api/v4/spot/orders"}
+    assert {budget for _k, budget, _i, _v in tickers} == {"api /api/v4/spot/tickers"}
 
 
 def _example_headers(row: Exchange) -> dict[str, str]:
@@ -167,6 +215,8 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
         assert find_exchange(host=host) is row
     budget_names = {b.name for b in row.budgets}
     assert len(budget_names) == len(row.budgets)
+    for spec in (spec for budget in row.budgets for spec in budget.headers):
+        assert len(spec.pattern.replace("{interval}", "999999d")) <= _MAX_NAME_CHARS
     for budget in row.budgets:
         path = budget.paths[0] + "x" if budget.paths else "/any"
         readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
@@ -198,3 +248,82 @@ def test_utilization_is_used_over_limit_within_0_and_1(limit: int, share: float)
     util = [v for kind, _b, _i, v in readings if kind == "utilization"]
     assert util == [pytest.approx((limit - remaining) / limit)]
     assert 0.0 <= util[0] <= 1.0
+
+
+_TABLE_NAMES = sorted({spec.pattern.replace("{interval}", "1m") for row in EXCHANGES
+                       for budget in row.budgets for spec in budget.headers} | {"retry-after"})
+_NASTY_VALUES = st.one_of(
+    st.sampled_from(["", " ", "-1", "-0", "+5", "1_000", "1e308", "1E3", "nan", "NaN", "inf",
+                     "-inf", "0x10", "١٢", "²", "5900, 5900", "30, 30", "0.5", "3.5e2",
+                     "9" * 400, str(10**400), "1" * 100_000, "Wed, 21 Oct 2015 07:28:00 GMT",
+                     "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 99999 00:00:00 GMT",
+                     "Mon, 01 Jan 2030 00:00:00 +9999", "\x00", "30\r\n"]),
+    st.integers(-(10**30), 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=40),
+)
+
+
+@given(headers=st.lists(st.tuples(
+    st.sampled_from(_TABLE_NAMES).flatmap(
+        lambda name: st.sampled_from([name, name.upper(), name.title()])),
+    _NASTY_VALUES), max_size=8),
+    status=st.sampled_from([None, 200, 418, 429, 503]),
+    exchange=st.sampled_from([None, "binance", "bybit", "kucoin", "gate", "htx"]),
+    path=st.sampled_from([None, "/api/v3/order", "/sapi/v1/x", "/fapi/v1/order"]))
+def test_any_header_values_give_only_finite_non_negative_bounded_readings(
+    headers: list[tuple[str, str]], status: int | None, exchange: str | None,
+    path: str | None,
+) -> None:
+    """Whatever the exchange (or a proxy) sends: no exception, and every reading is a
+    finite, non-negative number (no -0.0), utilization at most 1, Retry-After at most a
+    year (1e308 s or the year 9999 is not a ban the bot can wait out)."""
+    for readings in (parse_ratelimit_headers(headers, status, exchange=exchange, path=path),
+                     record_ratelimit_headers(headers, exchange=exchange, status_code=status,
+                                              path=path)):
+        for kind, _budget, _interval, value in readings:
+            assert math.isfinite(value) and math.copysign(1.0, value) == 1.0, readings
+            if kind == "utilization":
+                assert value <= 1.0
+            if kind == "retry_after":
+                assert value <= 366 * 86400, readings
+
+
+@pytest.mark.parametrize("value", ["1e308", "1_000", "١٢", "-0", "+5", "1E3",
+                                   "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_is_delay_seconds_or_a_date_within_a_year(value: str) -> None:
+    """RFC 9110: delay-seconds is ASCII digits; anything else that float() accepts, or
+    a wait of centuries, is skipped as bad input."""
+    assert parse_ratelimit_headers({"Retry-After": value}, 429) == []
+
+
+def test_an_exchange_found_by_its_headers_names_the_gauges() -> None:
+    """No exchange named (configure() without one) and a host outside the table: the
+    readings are the exchange's whose headers they are, not "unknown"'s."""
+    with capture("test-bot", bot_name="test", strategy="unit") as metrics:
+        _record_unnamed(metrics)
+
+
+def _record_unnamed(metrics: Any) -> None:
+    record_ratelimit_headers({"gw-ratelimit-limit": "2000", "gw-ratelimit-remaining": "1500"})
+    assert metrics.metric_point(USED, attrs("pool", "30s", exchange="kucoin")).value == 500
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "10", "Retry-After": "60"},
+                             status_code=429, host="data-api.binance.vision")
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 60
+    record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "11"}, host="data-api.binance.vision")
+    assert metrics.metric_point(RETRY, attrs("spot")).value == 0
+    assert metrics.metric_point(USED, attrs("spot", "1m")).value == 11
+    assert not metrics.metric_points(USED, exchange_name="unknown")
+
+
+def test_long_header_names_are_not_remembered() -> None:
+    """The header-name cache holds table-sized names only: a server (or proxy) sending
+    a new long ``x-`` name on every response cannot make it hold megabytes."""
+    from otel_botmon.instrument import ratelimit
+
+    for i in range(600):
+        long_name = f"x-{i}-" + "a" * 60_000
+        assert parse_ratelimit_headers([(long_name, "1"), ("X-MBX-USED-WEIGHT-1M", "2")],
+                                       exchange="binance") == [
+            ("used", "spot", "1m", 2.0), ("utilization", "spot", "1m", pytest.approx(2 / 6000))]
+    assert sum(map(len, ratelimit._by_name)) < 512 * 100
