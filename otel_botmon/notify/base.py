@@ -13,10 +13,11 @@ import asyncio
 import email.utils
 import enum
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 
@@ -128,24 +129,44 @@ class Notifier(abc.ABC):
         return None
 
 
+MAX_RETRY_AFTER_S: Final = 86_400.0
+"""The longest wait a receiver's ``Retry-After`` gets: a day (then it is asked again)."""
+
+
+def _bounded_wait(value: float) -> float | None:
+    """``value`` seconds between 0 and :data:`MAX_RETRY_AFTER_S`, or None when it is not
+    a finite number (a JSON ``1e999`` is infinite, an int of 400 digits overflows)."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return MAX_RETRY_AFTER_S if value > 0 else None
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds)) if math.isfinite(seconds) else None
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
 
-    Returns None for a missing or unparseable value; never negative.
+    Returns None for a missing or unparseable value (``inf``, ``nan``, ``1e999`` too:
+    the dispatcher's own backoff applies); never negative, at most
+    :data:`MAX_RETRY_AFTER_S`.
     """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return _bounded_wait(seconds)
+    if len(value) > 64:  # an HTTP-date is 29 characters
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return min(MAX_RETRY_AFTER_S, max(0.0, when.timestamp() - current))
 
 
 class HttpAnswer(Protocol):
@@ -174,8 +195,8 @@ def _json_retry_after(response: HttpAnswer) -> float | None:
         params = body.get("parameters")
         if isinstance(params, dict):
             value = params.get("retry_after")
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-                return float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return _bounded_wait(value)
     return None
 
 

@@ -214,3 +214,35 @@ def test_email_bytes_parse_to_the_same_message_as_build_email(
         ours, theirs = fast.get_body((subtype,)), slow.get_body((subtype,))
         assert ours is not None and theirs is not None
         assert ours.get_content().replace("\r\n", "\n") == theirs.get_content(), subtype
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.floats().map(repr), st.integers(-(10**500), 10**500).map(str),
+    st.sampled_from(["inf", "-inf", "nan", "1e999", "Infinity", " 1e308 ",
+                     "Fri, 31 Dec 9999 23:59:59 GMT", "x" * 100_000]),
+    st.text(max_size=40),
+))
+def test_a_retry_after_header_is_a_bounded_finite_wait_or_none(value: str) -> None:
+    """A receiver's Retry-After never makes a channel wait forever (inf), hammer it
+    (nan read as 0) or wait for years: a finite wait of at most a day, or None (the
+    dispatcher's own backoff)."""
+    from otel_botmon.notify.base import MAX_RETRY_AFTER_S
+
+    found = parse_retry_after(value, now=1_700_000_000.0)
+    assert found is None or 0.0 <= found <= MAX_RETRY_AFTER_S
+    if value.strip().lower() in ("inf", "-inf", "nan", "1e999", "infinity"):
+        assert found is None
+
+
+@pytest.mark.parametrize("retry_after", ["1e999", "Infinity", "NaN", "1" + "0" * 400])
+def test_telegram_retry_after_in_the_body_is_bounded(retry_after: str) -> None:
+    """Telegram's ``parameters.retry_after`` read from JSON: ``1e999`` parses as inf and a
+    400-digit int overflows float(); neither may stall the channel or raise."""
+    from otel_botmon.notify.base import MAX_RETRY_AFTER_S
+
+    response = httpx.Response(
+        429, content=f'{{"ok": false, "parameters": {{"retry_after": {retry_after}}}}}'.encode(),
+        headers={"content-type": "application/json"})
+    result = classify_response(response)
+    assert result.retry_after is None or 0.0 <= result.retry_after <= MAX_RETRY_AFTER_S
