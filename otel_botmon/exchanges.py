@@ -16,7 +16,9 @@ A row says:
   lists the :class:`RateLimitHeader` rows the exchange sends for it. Binance spot, SAPI
   and USD-M futures each count weight separately, so they are three budgets: a SAPI
   reading of 40 never hides a spot reading of 5900. A budget ``per_endpoint`` (Bybit's
-  per-endpoint limits) is counted apart for each URL path.
+  per-endpoint limits) is counted apart for each URL path. A budget with ``hosts`` or
+  ``venues`` covers only requests to those hosts (KuCoin's futures host) or, to a host
+  that is not the exchange's, by those ccxt ids (``kucoinfutures``).
 * ``secret_names``: the header, query and body names that carry a key, a signature or
   a passphrase (matched the way :func:`otel_botmon.redaction.is_sensitive_key` matches:
   case and ``-``/``_``/``.`` ignored, a name ending in one is sensitive too);
@@ -80,6 +82,12 @@ class Budget:
     """Each endpoint (URL path) has a limit of its own and the headers report that one
     (Bybit): ``ratelimit.budget`` is then ``"{name} {path}"``, so one endpoint's reading
     never hides another's."""
+    hosts: tuple[str, ...] = ()
+    """API hosts this budget covers (KuCoin's futures host); ``()`` = any host. With
+    ``venues`` too, a request to one of the hosts or by one of the venues matches."""
+    venues: tuple[str, ...] = ()
+    """ccxt ids (``kucoinfutures``) whose requests count against this budget wherever
+    they go (a client pointed at a test server's host)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,30 @@ class Exchange:
 
 
 _BINANCE_SECRETS: Final = ("X-MBX-APIKEY", "signature", "apiKey", "secret")
+
+_KUCOIN_HEADERS: Final = (
+    RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
+    RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
+)
+# Market data on the spot host (api.kucoin.com) and the futures host.
+_KUCOIN_PUBLIC: Final = (
+    "/api/v1/currencies", "/api/v3/currencies", "/api/v1/symbols", "/api/v2/symbols",
+    "/api/v1/market/", "/api/v1/markets", "/api/v1/prices", "/api/v1/timestamp",
+    "/api/v1/status", "/api/v1/mark-price/", "/api/v3/announcements",
+    "/api/v1/bullet-public", "/api/v1/contracts/", "/api/v1/ticker", "/api/v1/allTickers",
+    "/api/v1/level2/", "/api/v1/level3/", "/api/v2/level3/", "/api/v1/trade/history",
+    "/api/v1/kline/", "/api/v1/interest/", "/api/v1/index/", "/api/v1/premium/",
+    "/api/v1/trade-statistics", "/api/v1/funding-rate/", "/api/v1/contract/funding-rates",
+)
+_KUCOIN_MANAGEMENT: Final = (
+    "/api/v1/user-info", "/api/v1/user/api-key", "/api/v1/accounts", "/api/v2/accounts/",
+    "/api/v3/accounts/", "/api/v1/sub/", "/api/v2/sub/", "/api/v1/sub-accounts",
+    "/api/v2/sub-accounts", "/api/v1/deposit-addresses", "/api/v2/deposit-addresses",
+    "/api/v3/deposit-address", "/api/v1/deposits", "/api/v1/hist-deposits",
+    "/api/v1/withdrawals", "/api/v3/withdrawals", "/api/v1/hist-withdrawals",
+    "/api/v1/transfer-list", "/api/v1/transaction-history", "/api/v3/transfer-out",
+    "/api/v1/transfer-out", "/api/v1/transfer-in",
+)
 
 EXCHANGES: Final[tuple[Exchange, ...]] = (
     Exchange(
@@ -149,13 +181,22 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         secret_names=("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-PASSPHRASE"),
     ),
     Exchange(
+        # KuCoin's resource pools (rate limit 2.0) are counted apart: the public pool per
+        # IP, spot (with margin), futures and management per account, each with its own
+        # quota per 30 s, and every response reports the pool of its endpoint. Market
+        # data is public on either host; accounts, deposits, withdrawals, transfers and
+        # sub-accounts are management; the futures host (or a kucoinfutures client) is
+        # futures; the rest is spot.
         name="kucoin",
         aliases=("kucoinfutures",),
         hosts=("api.kucoin.com", "api-futures.kucoin.com", "openapi-sandbox.kucoin.com"),
-        budgets=(Budget("pool", headers=(
-            RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
-            RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
-        )),),
+        budgets=(
+            Budget("public", paths=_KUCOIN_PUBLIC, headers=_KUCOIN_HEADERS),
+            Budget("management", paths=_KUCOIN_MANAGEMENT, headers=_KUCOIN_HEADERS),
+            Budget("futures", hosts=("api-futures.kucoin.com",), venues=("kucoinfutures",),
+                   headers=_KUCOIN_HEADERS),
+            Budget("spot", headers=_KUCOIN_HEADERS),
+        ),
         secret_names=("KC-API-KEY", "KC-API-SIGN", "KC-API-PASSPHRASE"),
     ),
     Exchange(

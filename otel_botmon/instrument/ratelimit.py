@@ -114,12 +114,24 @@ def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
     return found
 
 
-def _path_budget(row: Exchange | None, path: str | None) -> str:
+def _path_budget(row: Exchange | None, path: str | None, host: str | None = None,
+                 venue: str | None = None) -> str:
+    """The budget a request counts against: the first whose paths, and hosts (or, for a
+    host that is not the exchange's, venues: the ccxt id the bot named) it matches."""
     if row is None:
         return DEFAULT_BUDGET
+    lhost = host.lower() if host else None
+    by_host = lhost is not None and lhost in row.hosts
+    lvenue = venue.lower() if venue else None
     for budget in row.budgets:
-        if not budget.paths or (path is not None and path.startswith(budget.paths)):
-            return budget.name
+        if budget.paths and (path is None or not path.startswith(budget.paths)):
+            continue
+        if budget.hosts or budget.venues:
+            if by_host and lhost not in budget.hosts:
+                continue
+            if not by_host and lvenue not in budget.venues:
+                continue
+        return budget.name
     return DEFAULT_BUDGET
 
 
@@ -233,7 +245,7 @@ def _parse(
     row: Exchange | None = None
     try:
         row = find_exchange(exchange, host)
-        path_budget = _path_budget(row, path)
+        path_budget = _path_budget(row, path, host, exchange)
         budgets: dict[tuple[str, str | None], _Budget] = {}
         retry_after: list[float] = []
         for raw_name, raw_value in _header_pairs(headers):
@@ -254,7 +266,7 @@ def _parse(
                 continue
             if row is None:  # the first exchange whose header this is: its path budget
                 row = chosen[0].exchange
-                path_budget = _path_budget(row, path)
+                path_budget = _path_budget(row, path, host, exchange)
                 chosen = _choose(hits, row, path_budget) or chosen
             entry, interval = chosen
             value = _parse_count(_text(raw_value))
@@ -405,7 +417,7 @@ def record_ratelimit_headers(
                 attrs[conv.RATELIMIT_INTERVAL] = interval or ""
             _set(kind, value, attrs)
         if not retried:  # Retry-After clears with the next response that has none
-            budget = _budget_label(row, _path_budget(row, path), path)
+            budget = _budget_label(row, _path_budget(row, path, host, name), path)
             key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, budget))
             retry = _latest[RETRY_AFTER]
             if retry.get(key):

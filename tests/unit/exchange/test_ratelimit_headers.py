@@ -120,7 +120,7 @@ def test_unreadable_header_containers_give_nothing() -> None:
 def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert parse_ratelimit_headers({"gw-ratelimit-limit": "2000",
                                     "gw-ratelimit-remaining": "1500"}) == [
-        ("used", "pool", "30s", 500.0), ("utilization", "pool", "30s", 0.25)]
+        ("used", "spot", "30s", 500.0), ("utilization", "spot", "30s", 0.25)]
     assert find_exchange(host="fapi.binance.com") is find_exchange("binanceusdm")
     assert find_exchange("no-such-exchange") is None
 
@@ -219,7 +219,9 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
         assert len(spec.pattern.replace("{interval}", "999999d")) <= _MAX_NAME_CHARS
     for budget in row.budgets:
         path = budget.paths[0] + "x" if budget.paths else "/any"
-        readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
+        host = budget.hosts[0] if budget.hosts else None
+        readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path,
+                                           host=host)
         kinds = {spec.kind for spec in budget.headers}
         got = {(kind, b) for kind, b, _i, _v in readings}
         label = f"{budget.name} {path}" if budget.per_endpoint else budget.name
@@ -306,7 +308,7 @@ def test_an_exchange_found_by_its_headers_names_the_gauges() -> None:
 
 def _record_unnamed(metrics: Any) -> None:
     record_ratelimit_headers({"gw-ratelimit-limit": "2000", "gw-ratelimit-remaining": "1500"})
-    assert metrics.metric_point(USED, attrs("pool", "30s", exchange="kucoin")).value == 500
+    assert metrics.metric_point(USED, attrs("spot", "30s", exchange="kucoin")).value == 500
     record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "10", "Retry-After": "60"},
                              status_code=429, host="data-api.binance.vision")
     assert metrics.metric_point(RETRY, attrs("spot")).value == 60
