@@ -30,9 +30,11 @@ A :class:`RateLimitHeader` ``pattern`` is a header name, case-insensitive, in wh
 name. Its ``kind`` says what the value is: ``used`` (weight or requests spent in the
 interval), ``orders`` (orders placed in the interval), ``remaining`` (what is left;
 with the ``limit`` header of the same budget it gives used = limit - remaining) or
-``limit`` (the budget's size, sent by the exchange). ``limits`` gives the documented
+``limit`` (the budget's size, sent by the exchange) or ``window`` (the interval, in
+milliseconds, sent by the exchange: HTX futures). ``limits`` gives the documented
 size by interval when the exchange does not send it, so utilization (0..1) is known.
-``Retry-After`` on a 418/429/503 is read for every exchange and needs no row.
+``Retry-After`` on a 418/429/503, and the IETF ``RateLimit``/``RateLimit-Policy``
+fields, are read for every exchange and need no row.
 
 This module is data only: it imports nothing from otel_botmon.
 """
@@ -53,7 +55,7 @@ __all__ = [
     "find_exchange",
 ]
 
-HeaderKind = Literal["used", "orders", "remaining", "limit"]
+HeaderKind = Literal["used", "orders", "remaining", "limit", "window"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class RateLimitHeader:
     """The interval when the name does not carry it (``10s``, ``1m``)."""
     limits: tuple[tuple[str, float], ...] = ()
     """Documented budget size per interval, e.g. ``(("1m", 6000),)``."""
+    identifies: bool = True
+    """Whether the header names this exchange: a generic name (``X-RateLimit-Limit``,
+    ``ratelimit-limit``) is read only for an exchange named or found by its host, never
+    taken as the sign that a response is this exchange's."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,10 @@ class Exchange:
 
 _BINANCE_SECRETS: Final = ("X-MBX-APIKEY", "signature", "apiKey", "secret")
 
+_ALPACA_HEADERS: Final = (
+    RateLimitHeader("x-ratelimit-limit", "limit", interval="1m", identifies=False),
+    RateLimitHeader("x-ratelimit-remaining", "remaining", interval="1m", identifies=False),
+)
 _KUCOIN_HEADERS: Final = (
     RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
     RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
@@ -239,13 +249,35 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         secret_names=("ACCESS-KEY", "ACCESS-SIGN", "ACCESS-PASSPHRASE"),
     ),
     Exchange(
+        # HTX spot limits each endpoint on its own (per UID) and reports only what is
+        # left of it (X-HB-RateLimit-Requests-Remain; -Expire is when the window ends):
+        # no size, no window. The futures host (api.hbdm.com) sends the limit, what is
+        # left and the window in milliseconds, for all private endpoints together.
         name="htx",
         aliases=("huobi",),
-        hosts=("api.huobi.pro", "api.hbdm.com", "api-aws.huobi.pro", "api.htx.com"),
-        budgets=(Budget("api", headers=(
-            RateLimitHeader("x-hb-ratelimit-requests-remain", "remaining", interval="1s"),
-        )),),
+        hosts=("api.huobi.pro", "api.hbdm.com", "api-aws.huobi.pro", "api.htx.com",
+               "api-aws.hbdm.com"),
+        budgets=(
+            Budget("futures", hosts=("api.hbdm.com", "api-aws.hbdm.com"), headers=(
+                RateLimitHeader("ratelimit-limit", "limit", identifies=False),
+                RateLimitHeader("ratelimit-remaining", "remaining", identifies=False),
+                RateLimitHeader("ratelimit-interval", "window", identifies=False),
+            )),
+            Budget("api", per_endpoint=True, headers=(
+                RateLimitHeader("x-hb-ratelimit-requests-remain", "remaining"),
+            )),
+        ),
         secret_names=("AccessKeyId", "Signature"),
+    ),
+    Exchange(
+        # BingX limits each endpoint per UID and reports what is left of it
+        # (X-RateLimit-Requests-Remain; -Expire is when the window ends).
+        name="bingx",
+        hosts=("open-api.bingx.com", "open-api-vst.bingx.com"),
+        budgets=(Budget("api", per_endpoint=True, headers=(
+            RateLimitHeader("x-ratelimit-requests-remain", "remaining"),
+        )),),
+        secret_names=("X-BX-APIKEY", "signature"),
     ),
     Exchange(
         # Hyperliquid: 1200 weight per minute per IP, no headers; actions are signed
@@ -255,14 +287,19 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         budgets=(),
         secret_names=("signature", "privateKey", "walletPrivateKey"),
     ),
-    # Exchanges below send no rate-limit headers otel_botmon reads; their rows name the
-    # headers and fields that carry a key or a signature (found by signing a private
-    # request of every ccxt exchange offline: tests/unit/exchange/test_ccxt_signing.py).
+    # Exchanges below (Alpaca aside) send no rate-limit headers otel_botmon reads; their
+    # rows name the headers and fields that carry a key or a signature (found by signing a
+    # private request of every ccxt exchange offline: tests/unit/exchange/test_ccxt_signing.py).
     Exchange(
+        # Alpaca sends X-RateLimit-Limit/-Remaining (-Reset: when the window ends, epoch
+        # seconds); the trading API allows 200 per minute, market data by plan.
         name="alpaca",
         hosts=("api.alpaca.markets", "paper-api.alpaca.markets", "broker-api.alpaca.markets",
                "data.alpaca.markets"),
-        budgets=(),
+        budgets=(
+            Budget("data", hosts=("data.alpaca.markets",), headers=_ALPACA_HEADERS),
+            Budget("trading", headers=_ALPACA_HEADERS),
+        ),
         secret_names=("APCA-API-KEY-ID", "APCA-API-SECRET-KEY"),
     ),
     Exchange(

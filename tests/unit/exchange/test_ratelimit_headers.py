@@ -120,7 +120,8 @@ def test_unreadable_header_containers_give_nothing() -> None:
 def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert parse_ratelimit_headers({"gw-ratelimit-limit": "2000",
                                     "gw-ratelimit-remaining": "1500"}) == [
-        ("used", "spot", "30s", 500.0), ("utilization", "spot", "30s", 0.25)]
+        ("remaining", "spot", "30s", 1500.0), ("used", "spot", "30s", 500.0),
+        ("utilization", "spot", "30s", 0.25)]
     assert find_exchange(host="fapi.binance.com") is find_exchange("binanceusdm")
     assert find_exchange("no-such-exchange") is None
 
@@ -141,6 +142,7 @@ def test_the_first_header_of_an_exchange_found_by_its_headers_counts_for_the_pat
 def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
     bybit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "4"}
     assert parse_ratelimit_headers(bybit, exchange="bybit", path="/v5/order/create") == [
+        ("remaining", "v5 /v5/order/create", "1s", 4.0),
         ("used", "v5 /v5/order/create", "1s", 16.0),
         ("utilization", "v5 /v5/order/create", "1s", 0.8)]
     assert parse_ratelimit_headers(bybit, 429, exchange="bybit", path="/v5/order/create")[0][1] \

@@ -104,3 +104,102 @@ def test_ccxt_kucoin_and_kucoinfutures_fill_four_pools(kucoin_server: FakeExchan
         used = {p.attributes[conv.RATELIMIT_BUDGET]: p.value
                 for p in cap.metric_points(USED, exchange_name="kucoin")}
     assert used == {"public": 1, "management": 500, "spot": 100, "futures": 800}
+
+
+REMAINING = conv.EXCHANGE_RATELIMIT_REMAINING.name
+
+
+@given(remaining=st.integers(0, 10**9), path=st.sampled_from(
+    ["/v1/order/orders/place", "/v2/account/asset-valuation", "/v1/account/accounts"]))
+def test_htx_spot_reports_what_is_left_of_each_endpoint(remaining: int, path: str) -> None:
+    """HTX sends only X-HB-RateLimit-Requests-Remain (no limit, no window): it was read
+    into nothing, since used needs a limit. Now it is the remaining gauge, per endpoint."""
+    readings = parse_ratelimit_headers(
+        {"X-HB-RateLimit-Requests-Remain": str(remaining),
+         "X-HB-RateLimit-Requests-Expire": "1700000000000"}, host="api.huobi.pro", path=path)
+    assert readings == [("remaining", f"api {path}", None, float(remaining))]
+
+
+@given(limit=st.integers(1, 10**6), share=st.floats(0.0, 1.0),
+       window_ms=st.sampled_from([1000, 3000, 60_000, 500, 86_400_000]))
+def test_htx_futures_window_comes_from_its_header(limit: int, share: float,
+                                                   window_ms: int) -> None:
+    remaining = limit - int(limit * share)
+    readings = parse_ratelimit_headers(
+        [("ratelimit-limit", str(limit)), ("ratelimit-remaining", str(remaining)),
+         ("ratelimit-interval", str(window_ms)), ("ratelimit-reset", "1700000000000")],
+        exchange="htx", host="api.hbdm.com", path="/linear-swap-api/v1/swap_order")
+    interval = {1000: "1s", 3000: "3s", 60_000: "1m", 500: "500ms", 86_400_000: "1d"}[
+        window_ms]
+    assert ("used", "futures", interval, float(limit - remaining)) in readings
+    assert ("remaining", "futures", interval, float(remaining)) in readings
+
+
+def test_generic_header_names_never_name_an_exchange() -> None:
+    """GitHub, Telegram and most APIs send X-RateLimit-*; a webhook's answer through an
+    instrumented client is not Alpaca's (nor is IETF's RateLimit-Limit HTX's)."""
+    generic = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59",
+               "RateLimit-Limit": "10", "RateLimit-Remaining": "3",
+               "RateLimit-Policy": '"default";q=10;w=1', "RateLimit": '"default";r=3;t=1'}
+    assert parse_ratelimit_headers(generic, host="api.telegram.org") == []
+    with capture("test-bot", bot_name="test", strategy="unit") as cap:
+        record_ratelimit_headers(generic, host="hooks.slack.com")
+        assert not cap.metric_points(USED) and not cap.metric_points(REMAINING)
+
+
+def test_alpaca_and_bingx_read_with_real_clients(exchange_server: FakeExchange) -> None:
+    """requests (alpaca-py's transport) and httpx against a loopback server sending each
+    venue's headers; the exchange is named, since 127.0.0.1 is nobody's host."""
+    import httpx
+    import requests
+
+    exchange_server.respond("/v2/orders", Answer(headers={
+        "X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "150",
+        "X-RateLimit-Reset": "1700000060"}))
+    exchange_server.respond("/openApi/spot/v1/trade/order", Answer(headers={
+        "X-RateLimit-Requests-Remain": "7", "X-RateLimit-Requests-Expire": "1700000000000"}))
+    with capture("test-bot", bot_name="test", strategy="unit") as cap:
+        try:
+            with requests.Session() as session:
+                botmon.instrument_requests(session, exchange="alpaca")
+                session.post(exchange_server.url("/v2/orders"), timeout=10)
+            with httpx.Client() as client:
+                botmon.instrument_httpx(client, exchange="bingx")
+                client.post(exchange_server.url("/openApi/spot/v1/trade/order"))
+        finally:
+            botmon.uninstrument_requests()
+            botmon.uninstrument_httpx()
+        alpaca = {conv.EXCHANGE_NAME: "alpaca", conv.RATELIMIT_BUDGET: "trading",
+                  conv.RATELIMIT_INTERVAL: "1m"}
+        assert cap.metric_point(USED, alpaca).value == 50
+        assert cap.metric_point(UTIL, alpaca).value == pytest.approx(0.25)
+        bingx = {conv.EXCHANGE_NAME: "bingx",
+                 conv.RATELIMIT_BUDGET: "api /openApi/spot/v1/trade/order",
+                 conv.RATELIMIT_INTERVAL: ""}
+        assert cap.metric_point(REMAINING, bingx).value == 7
+
+
+@given(quota=st.integers(1, 10**6), share=st.floats(0.0, 1.0),
+       window=st.sampled_from([1, 10, 60, 3600]),
+       quoted=st.booleans(), extra=st.sampled_from(["", ';qu="requests"', ";pk=:cHJvOjI=:"]))
+def test_ietf_ratelimit_fields_give_used_remaining_and_utilization(
+    quota: int, share: float, window: int, quoted: bool, extra: str,
+) -> None:
+    remaining = quota - int(quota * share)
+    name = '"default"' if quoted else "default"
+    readings = parse_ratelimit_headers(
+        {"RateLimit-Policy": f"{name};q={quota};w={window}{extra}, daily;q=99;w=86400",
+         "RateLimit": f"{name};r={remaining};t=5"}, exchange="okx")
+    interval = {1: "1s", 10: "10s", 60: "1m", 3600: "1h"}[window]
+    assert ("remaining", "default", interval, float(remaining)) in readings
+    assert ("used", "default", interval, float(quota - remaining)) in readings
+    util = [v for k, _b, i, v in readings if k == "utilization" and i == interval]
+    assert util == [pytest.approx((quota - remaining) / quota)]
+
+
+@given(policy=st.text(max_size=200), current=st.text(max_size=200))
+def test_any_ietf_fields_give_finite_non_negative_readings(policy: str,
+                                                          current: str) -> None:
+    for _k, _b, _i, value in parse_ratelimit_headers(
+            {"RateLimit-Policy": policy, "RateLimit": current}, exchange="okx"):
+        assert value >= 0 and value == value and value != float("inf")
