@@ -186,6 +186,12 @@ EXCHANGE_RATELIMIT_UTILIZATION = MetricSpec(
     "Share of the rate-limit budget used in the interval, 0..1 (the highest of weight "
     "and orders), where the limit is known.", _RATELIMIT_ATTRS, observable=True,
 )
+EXCHANGE_RATELIMIT_REMAINING = MetricSpec(
+    "botmon.exchange.ratelimit.remaining", InstrumentKind.GAUGE, "{request}",
+    "Requests (or weight) left in the interval, from the last response's headers, where "
+    "the exchange reports it (HTX, BingX, Bybit, KuCoin, Gate.io, Alpaca, IETF RateLimit).",
+    _RATELIMIT_ATTRS, observable=True,
+)
 HEALTH_STATUS = MetricSpec(
     "botmon.health.status", InstrumentKind.GAUGE, "1",
     "Component health: 0 healthy, 1 degraded, 2 critical, 3 unknown.", (HEALTH_COMPONENT,),
@@ -242,6 +248,7 @@ ALL_METRICS: Final[tuple[MetricSpec, ...]] = (
     PNL_REALIZED, POSITIONS_CLOSED,
     EXCHANGE_REQUEST_DURATION, EXCHANGE_REQUESTS, EXCHANGE_RATELIMIT_USED,
     EXCHANGE_RATELIMIT_ORDERS, EXCHANGE_RATELIMIT_RETRY_AFTER, EXCHANGE_RATELIMIT_UTILIZATION,
+    EXCHANGE_RATELIMIT_REMAINING,
     HEALTH_STATUS, HEALTH_CHECK_DURATION, ALERTS_ACTIVE, INTERNAL_ERRORS, EVENT_LOOP_LAG,
     SYSTEM_CPU_UTILIZATION, SYSTEM_MEMORY_UTILIZATION, SYSTEM_FILESYSTEM_UTILIZATION,
     SYSTEM_NETWORK_IO, PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE,

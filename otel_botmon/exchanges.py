@@ -16,7 +16,9 @@ A row says:
   lists the :class:`RateLimitHeader` rows the exchange sends for it. Binance spot, SAPI
   and USD-M futures each count weight separately, so they are three budgets: a SAPI
   reading of 40 never hides a spot reading of 5900. A budget ``per_endpoint`` (Bybit's
-  per-endpoint limits) is counted apart for each URL path.
+  per-endpoint limits) is counted apart for each URL path. A budget with ``hosts`` or
+  ``venues`` covers only requests to those hosts (KuCoin's futures host) or, to a host
+  that is not the exchange's, by those ccxt ids (``kucoinfutures``).
 * ``secret_names``: the header, query and body names that carry a key, a signature or
   a passphrase (matched the way :func:`otel_botmon.redaction.is_sensitive_key` matches:
   case and ``-``/``_``/``.`` ignored, a name ending in one is sensitive too);
@@ -28,9 +30,11 @@ A :class:`RateLimitHeader` ``pattern`` is a header name, case-insensitive, in wh
 name. Its ``kind`` says what the value is: ``used`` (weight or requests spent in the
 interval), ``orders`` (orders placed in the interval), ``remaining`` (what is left;
 with the ``limit`` header of the same budget it gives used = limit - remaining) or
-``limit`` (the budget's size, sent by the exchange). ``limits`` gives the documented
+``limit`` (the budget's size, sent by the exchange) or ``window`` (the interval, in
+milliseconds, sent by the exchange: HTX futures). ``limits`` gives the documented
 size by interval when the exchange does not send it, so utilization (0..1) is known.
-``Retry-After`` on a 418/429/503 is read for every exchange and needs no row.
+``Retry-After`` on a 418/429/503, and the IETF ``RateLimit``/``RateLimit-Policy``
+fields, are read for every exchange and need no row.
 
 This module is data only: it imports nothing from otel_botmon.
 """
@@ -51,7 +55,7 @@ __all__ = [
     "find_exchange",
 ]
 
-HeaderKind = Literal["used", "orders", "remaining", "limit"]
+HeaderKind = Literal["used", "orders", "remaining", "limit", "window"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ class RateLimitHeader:
     """The interval when the name does not carry it (``10s``, ``1m``)."""
     limits: tuple[tuple[str, float], ...] = ()
     """Documented budget size per interval, e.g. ``(("1m", 6000),)``."""
+    identifies: bool = True
+    """Whether the header names this exchange: a generic name (``X-RateLimit-Limit``,
+    ``ratelimit-limit``) is read only for an exchange named or found by its host, never
+    taken as the sign that a response is this exchange's."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,12 @@ class Budget:
     """Each endpoint (URL path) has a limit of its own and the headers report that one
     (Bybit): ``ratelimit.budget`` is then ``"{name} {path}"``, so one endpoint's reading
     never hides another's."""
+    hosts: tuple[str, ...] = ()
+    """API hosts this budget covers (KuCoin's futures host); ``()`` = any host. With
+    ``venues`` too, a request to one of the hosts or by one of the venues matches."""
+    venues: tuple[str, ...] = ()
+    """ccxt ids (``kucoinfutures``) whose requests count against this budget wherever
+    they go (a client pointed at a test server's host)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,34 @@ class Exchange:
 
 
 _BINANCE_SECRETS: Final = ("X-MBX-APIKEY", "signature", "apiKey", "secret")
+
+_ALPACA_HEADERS: Final = (
+    RateLimitHeader("x-ratelimit-limit", "limit", interval="1m", identifies=False),
+    RateLimitHeader("x-ratelimit-remaining", "remaining", interval="1m", identifies=False),
+)
+_KUCOIN_HEADERS: Final = (
+    RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
+    RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
+)
+# Market data on the spot host (api.kucoin.com) and the futures host.
+_KUCOIN_PUBLIC: Final = (
+    "/api/v1/currencies", "/api/v3/currencies", "/api/v1/symbols", "/api/v2/symbols",
+    "/api/v1/market/", "/api/v1/markets", "/api/v1/prices", "/api/v1/timestamp",
+    "/api/v1/status", "/api/v1/mark-price/", "/api/v3/announcements",
+    "/api/v1/bullet-public", "/api/v1/contracts/", "/api/v1/ticker", "/api/v1/allTickers",
+    "/api/v1/level2/", "/api/v1/level3/", "/api/v2/level3/", "/api/v1/trade/history",
+    "/api/v1/kline/", "/api/v1/interest/", "/api/v1/index/", "/api/v1/premium/",
+    "/api/v1/trade-statistics", "/api/v1/funding-rate/", "/api/v1/contract/funding-rates",
+)
+_KUCOIN_MANAGEMENT: Final = (
+    "/api/v1/user-info", "/api/v1/user/api-key", "/api/v1/accounts", "/api/v2/accounts/",
+    "/api/v3/accounts/", "/api/v1/sub/", "/api/v2/sub/", "/api/v1/sub-accounts",
+    "/api/v2/sub-accounts", "/api/v1/deposit-addresses", "/api/v2/deposit-addresses",
+    "/api/v3/deposit-address", "/api/v1/deposits", "/api/v1/hist-deposits",
+    "/api/v1/withdrawals", "/api/v3/withdrawals", "/api/v1/hist-withdrawals",
+    "/api/v1/transfer-list", "/api/v1/transaction-history", "/api/v3/transfer-out",
+    "/api/v1/transfer-out", "/api/v1/transfer-in",
+)
 
 EXCHANGES: Final[tuple[Exchange, ...]] = (
     Exchange(
@@ -149,13 +191,22 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         secret_names=("OK-ACCESS-KEY", "OK-ACCESS-SIGN", "OK-ACCESS-PASSPHRASE"),
     ),
     Exchange(
+        # KuCoin's resource pools (rate limit 2.0) are counted apart: the public pool per
+        # IP, spot (with margin), futures and management per account, each with its own
+        # quota per 30 s, and every response reports the pool of its endpoint. Market
+        # data is public on either host; accounts, deposits, withdrawals, transfers and
+        # sub-accounts are management; the futures host (or a kucoinfutures client) is
+        # futures; the rest is spot.
         name="kucoin",
         aliases=("kucoinfutures",),
         hosts=("api.kucoin.com", "api-futures.kucoin.com", "openapi-sandbox.kucoin.com"),
-        budgets=(Budget("pool", headers=(
-            RateLimitHeader("gw-ratelimit-limit", "limit", interval="30s"),
-            RateLimitHeader("gw-ratelimit-remaining", "remaining", interval="30s"),
-        )),),
+        budgets=(
+            Budget("public", paths=_KUCOIN_PUBLIC, headers=_KUCOIN_HEADERS),
+            Budget("management", paths=_KUCOIN_MANAGEMENT, headers=_KUCOIN_HEADERS),
+            Budget("futures", hosts=("api-futures.kucoin.com",), venues=("kucoinfutures",),
+                   headers=_KUCOIN_HEADERS),
+            Budget("spot", headers=_KUCOIN_HEADERS),
+        ),
         secret_names=("KC-API-KEY", "KC-API-SIGN", "KC-API-PASSPHRASE"),
     ),
     Exchange(
@@ -198,13 +249,35 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         secret_names=("ACCESS-KEY", "ACCESS-SIGN", "ACCESS-PASSPHRASE"),
     ),
     Exchange(
+        # HTX spot limits each endpoint on its own (per UID) and reports only what is
+        # left of it (X-HB-RateLimit-Requests-Remain; -Expire is when the window ends):
+        # no size, no window. The futures host (api.hbdm.com) sends the limit, what is
+        # left and the window in milliseconds, for all private endpoints together.
         name="htx",
         aliases=("huobi",),
-        hosts=("api.huobi.pro", "api.hbdm.com", "api-aws.huobi.pro", "api.htx.com"),
-        budgets=(Budget("api", headers=(
-            RateLimitHeader("x-hb-ratelimit-requests-remain", "remaining", interval="1s"),
-        )),),
+        hosts=("api.huobi.pro", "api.hbdm.com", "api-aws.huobi.pro", "api.htx.com",
+               "api-aws.hbdm.com"),
+        budgets=(
+            Budget("futures", hosts=("api.hbdm.com", "api-aws.hbdm.com"), headers=(
+                RateLimitHeader("ratelimit-limit", "limit", identifies=False),
+                RateLimitHeader("ratelimit-remaining", "remaining", identifies=False),
+                RateLimitHeader("ratelimit-interval", "window", identifies=False),
+            )),
+            Budget("api", per_endpoint=True, headers=(
+                RateLimitHeader("x-hb-ratelimit-requests-remain", "remaining"),
+            )),
+        ),
         secret_names=("AccessKeyId", "Signature"),
+    ),
+    Exchange(
+        # BingX limits each endpoint per UID and reports what is left of it
+        # (X-RateLimit-Requests-Remain; -Expire is when the window ends).
+        name="bingx",
+        hosts=("open-api.bingx.com", "open-api-vst.bingx.com"),
+        budgets=(Budget("api", per_endpoint=True, headers=(
+            RateLimitHeader("x-ratelimit-requests-remain", "remaining"),
+        )),),
+        secret_names=("X-BX-APIKEY", "signature"),
     ),
     Exchange(
         # Hyperliquid: 1200 weight per minute per IP, no headers; actions are signed
@@ -214,14 +287,19 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         budgets=(),
         secret_names=("signature", "privateKey", "walletPrivateKey"),
     ),
-    # Exchanges below send no rate-limit headers otel_botmon reads; their rows name the
-    # headers and fields that carry a key or a signature (found by signing a private
-    # request of every ccxt exchange offline: tests/unit/exchange/test_ccxt_signing.py).
+    # Exchanges below (Alpaca aside) send no rate-limit headers otel_botmon reads; their
+    # rows name the headers and fields that carry a key or a signature (found by signing a
+    # private request of every ccxt exchange offline: tests/unit/exchange/test_ccxt_signing.py).
     Exchange(
+        # Alpaca sends X-RateLimit-Limit/-Remaining (-Reset: when the window ends, epoch
+        # seconds); the trading API allows 200 per minute, market data by plan.
         name="alpaca",
         hosts=("api.alpaca.markets", "paper-api.alpaca.markets", "broker-api.alpaca.markets",
                "data.alpaca.markets"),
-        budgets=(),
+        budgets=(
+            Budget("data", hosts=("data.alpaca.markets",), headers=_ALPACA_HEADERS),
+            Budget("trading", headers=_ALPACA_HEADERS),
+        ),
         secret_names=("APCA-API-KEY-ID", "APCA-API-SECRET-KEY"),
     ),
     Exchange(

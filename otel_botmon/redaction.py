@@ -62,6 +62,7 @@ __all__ = [
     "add_sensitive_keys",
     "attributes_are_clean",
     "forget_secrets",
+    "is_registered_secret",
     "is_sensitive_key",
     "redact_attributes",
     "redact_headers",
@@ -269,6 +270,11 @@ def register_secret(value: str) -> None:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))
         _forget_cached()
+
+
+def is_registered_secret(value: str) -> bool:
+    """Whether :func:`register_secret` has this value (until :func:`forget_secrets`)."""
+    return value in _secrets
 
 
 def forget_secrets() -> None:

@@ -10,6 +10,10 @@
   rate-limit gauges.
 * :func:`scrub_span`: every span attribute that carries a secret is overwritten with its
   redacted value.
+* :func:`remember_key_headers`: the API key and passphrase a request carries in an
+  exchange's key header are registered as secrets, so an error that echoes them (the
+  bot's own exception text, in a trade span) is scrubbed as ``instrument_ccxt``'s keys
+  are.
 * :func:`endpoint_from_path` (from :mod:`otel_botmon.instrument.exchange`): the bounded
   ``exchange.endpoint`` label for a URL path.
 """
@@ -21,7 +25,7 @@ import threading
 from typing import Any, Final
 
 from otel_botmon._internal import report_internal_error
-from otel_botmon.exchanges import find_exchange
+from otel_botmon.exchanges import all_exact_secret_names, all_secret_names, find_exchange
 from otel_botmon.instrument.exchange import (
     UNKNOWN,
     default_exchange,
@@ -29,9 +33,18 @@ from otel_botmon.instrument.exchange import (
     record_exchange_request,
 )
 from otel_botmon.instrument.ratelimit import record_ratelimit_headers
-from otel_botmon.redaction import redacted_changes
+from otel_botmon.redaction import is_registered_secret, redacted_changes, register_secret
 
 SEMCONV_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+# Header names that carry an exchange's API key or passphrase: the same on every request,
+# unlike a signature or a timestamp, so worth registering once.
+_KEY_HEADERS: Final = frozenset(
+    name.lower() for name in (*all_secret_names(), *all_exact_secret_names())
+    if any(word in name.lower() for word in ("key", "passphrase", "secret")))
+# A bot uses a few keys; a header that changes on every request is not one of them.
+_MAX_REMEMBERED: Final = 64
+_remembered: set[str] = set()
 
 _semconv_lock = threading.Lock()
 
@@ -54,6 +67,35 @@ def stable_http_semconv() -> None:
             Stability._initialize()  # type: ignore[no-untyped-call]
         except Exception as exc:  # a contrib version without this private class
             report_internal_error("semconv", exc)
+
+
+def remember_key_headers(headers: object, component: str) -> None:
+    """Register the values of the exchange key and passphrase headers in ``headers`` (a
+    request's) as secrets: an exchange error that echoes the key, which python-binance,
+    pybit and the like put in the exception the bot sees, is then scrubbed from spans and
+    logs. At most 64 values per process; never raises."""
+    try:
+        items = getattr(headers, "items", None)
+        if not callable(items):
+            return
+        for name, value in items():
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            if not isinstance(name, str) or name.lower() not in _KEY_HEADERS:
+                continue
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            if not isinstance(value, str) or not 8 <= len(value) <= 512:
+                continue
+            if value in _remembered:
+                if is_registered_secret(value):
+                    continue
+            elif len(_remembered) >= _MAX_REMEMBERED:
+                continue
+            _remembered.add(value)
+            register_secret(value)
+    except Exception as exc:
+        report_internal_error(component, exc)
 
 
 def scrub_span(span: Any, component: str) -> None:

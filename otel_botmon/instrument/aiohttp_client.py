@@ -31,7 +31,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
-from otel_botmon.instrument._http import observe_response, stable_http_semconv
+from otel_botmon.instrument._http import (
+    observe_response,
+    remember_key_headers,
+    stable_http_semconv,
+)
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.redaction import redact_url
 
@@ -76,6 +80,7 @@ def _trace_config(settings: _Settings) -> Any:
 
     async def on_start(session: Any, ctx: types.SimpleNamespace, params: Any) -> None:
         ctx.otel_botmon = None
+        remember_key_headers(getattr(params, "headers", None), _COMPONENT)
         try:
             url = params.url
             method = str(params.method).upper()

@@ -39,7 +39,12 @@ from wrapt import wrap_function_wrapper
 
 from otel_botmon._internal import report_internal_error
 from otel_botmon._state import METER_PROVIDER, TRACER_PROVIDER
-from otel_botmon.instrument._http import observe_response, scrub_span, stable_http_semconv
+from otel_botmon.instrument._http import (
+    observe_response,
+    remember_key_headers,
+    scrub_span,
+    stable_http_semconv,
+)
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.instrument.exchange import endpoint_from_path
 
@@ -91,6 +96,7 @@ def _observe(
     settings: _Settings, request: object, response: object, exc: BaseException | None,
     duration_s: float,
 ) -> None:
+    remember_key_headers(getattr(request, "headers", None), _COMPONENT)
     url = getattr(request, "url", None)
     host = getattr(url, "host", None)
     if settings.hosts is not None and host not in settings.hosts:

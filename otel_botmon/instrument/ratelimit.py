@@ -11,12 +11,18 @@ headers with that table and sets, by ``exchange.name``, ``ratelimit.budget`` and
 * ``botmon.exchange.ratelimit.utilization`` (1): used / limit, 0..1, where the limit is
   known (sent by the exchange, or documented in the table), the highest of weight and
   orders for one budget and interval;
+* ``botmon.exchange.ratelimit.remaining`` ({request}): what is left in the interval, where
+  the exchange says (HTX and BingX say nothing else: no limit, no window);
 * ``botmon.exchange.ratelimit.retry_after`` (s, by exchange and budget): ``Retry-After``
   on a 418/429/503 (any exchange), delay-seconds (ASCII digits) or an HTTP date, at most
   a year away; back to 0 on the next response without it.
 
+The IETF ``RateLimit``/``RateLimit-Policy`` fields (quota ``q`` per ``w`` seconds, ``r``
+remaining) are read for any exchange that is known, into the same gauges by window.
+
 The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
-or, failing that, the one whose API host or headers the response has. A header that
+or, failing that, the one whose API host or headers the response has (a generic name
+such as ``X-RateLimit-Limit`` names no exchange). A header that
 does not hold a non-negative number is skipped with one warning per header name and
 counted in ``botmon.internal.errors``; nothing here raises.
 """
@@ -38,6 +44,7 @@ from otel_botmon._observable import create_observable
 from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
+from otel_botmon.instrument._ratelimit_fields import parse_policies
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.instrument.exchange import UNKNOWN, default_exchange, endpoint_from_path
 
@@ -47,6 +54,7 @@ USED: Final = "used"
 ORDERS: Final = "orders"
 RETRY_AFTER: Final = "retry_after"
 UTILIZATION: Final = "utilization"
+REMAINING: Final = "remaining"
 DEFAULT_BUDGET: Final = "default"
 
 # Statuses after which Retry-After says how long the exchange wants us to back off
@@ -99,7 +107,7 @@ def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
     found = _by_name.get(lname)
     if found is None:
         hits: list[tuple[_Entry, str | None]] = []
-        if lname.startswith(("x-", "gw-")):
+        if lname.startswith(("x-", "gw-", "ratelimit-")):
             for entry in _ENTRIES:
                 match = entry.regex.match(lname)
                 if match is not None:
@@ -114,12 +122,24 @@ def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
     return found
 
 
-def _path_budget(row: Exchange | None, path: str | None) -> str:
+def _path_budget(row: Exchange | None, path: str | None, host: str | None = None,
+                 venue: str | None = None) -> str:
+    """The budget a request counts against: the first whose paths, and hosts (or, for a
+    host that is not the exchange's, venues: the ccxt id the bot named) it matches."""
     if row is None:
         return DEFAULT_BUDGET
+    lhost = host.lower() if host else None
+    by_host = lhost is not None and lhost in row.hosts
+    lvenue = venue.lower() if venue else None
     for budget in row.budgets:
-        if not budget.paths or (path is not None and path.startswith(budget.paths)):
-            return budget.name
+        if budget.paths and (path is None or not path.startswith(budget.paths)):
+            continue
+        if budget.hosts or budget.venues:
+            if by_host and lhost not in budget.hosts:
+                continue
+            if not by_host and lvenue not in budget.venues:
+                continue
+        return budget.name
     return DEFAULT_BUDGET
 
 
@@ -183,9 +203,11 @@ def _parse_count(value: str) -> float | None:
 class _Budget:
     """The readings of one (budget, interval) in one response."""
 
-    __slots__ = ("limit", "orders", "orders_limit", "remaining", "used", "used_limit")
+    __slots__ = ("limit", "orders", "orders_limit", "remaining", "used", "used_limit",
+                 "window_ms")
 
     def __init__(self) -> None:
+        self.window_ms: float | None = None
         self.used: float | None = None
         self.orders: float | None = None
         self.remaining: float | None = None
@@ -197,8 +219,10 @@ class _Budget:
 def _choose(
     hits: tuple[tuple[_Entry, str | None], ...], row: Exchange | None, budget: str
 ) -> tuple[_Entry, str | None] | None:
-    """The table row a header means for this exchange and path budget."""
-    mine = [hit for hit in hits if row is None or hit[0].exchange is row]
+    """The table row a header means for this exchange and path budget (with no exchange
+    known, only a header that names its exchange counts)."""
+    mine = [hit for hit in hits
+            if (hit[0].exchange is row if row is not None else hit[0].spec.identifies)]
     if not mine:
         return None
     for hit in mine:
@@ -233,9 +257,9 @@ def _parse(
     row: Exchange | None = None
     try:
         row = find_exchange(exchange, host)
-        path_budget = _path_budget(row, path)
-        budgets: dict[tuple[str, str | None], _Budget] = {}
         retry_after: list[float] = []
+        fields: dict[str, list[str]] = {}
+        found: list[tuple[str, object, tuple[tuple[_Entry, str | None], ...]]] = []
         for raw_name, raw_value in _header_pairs(headers):
             lname = _text(raw_name).lower()
             if lname == "retry-after":
@@ -246,31 +270,72 @@ def _parse(
                     else:
                         retry_after.append(seconds)
                 continue
+            if lname in _IETF_FIELDS:
+                fields.setdefault(lname, []).append(_text(raw_value))
+                continue
             hits = _entries_for(lname)
-            if not hits:
-                continue
-            chosen = _choose(hits, row, path_budget)
-            if chosen is None:
-                continue
-            if row is None:  # the first exchange whose header this is: its path budget
-                row = chosen[0].exchange
-                path_budget = _path_budget(row, path)
-                chosen = _choose(hits, row, path_budget) or chosen
-            entry, interval = chosen
-            value = _parse_count(_text(raw_value))
-            if value is None:
-                _bad_header(site, lname, raw_value)
-                continue
-            _collect(budgets.setdefault((entry.budget, interval), _Budget()), entry.spec,
-                     interval, value)
+            if hits:
+                found.append((lname, raw_value, hits))
+        if row is None:  # the first exchange whose header names it
+            row = next((chosen[0].exchange for _n, _v, hits in found
+                        if (chosen := _choose(hits, None, "")) is not None), None)
+        path_budget = _path_budget(row, path, host, exchange)
+        budgets: dict[tuple[str, str | None], _Budget] = {}
+        if row is not None:
+            for lname, raw_value, hits in found:
+                chosen = _choose(hits, row, path_budget)
+                if chosen is None:
+                    continue
+                entry, interval = chosen
+                value = _parse_count(_text(raw_value))
+                if value is None:
+                    _bad_header(site, lname, raw_value)
+                    continue
+                _collect(budgets.setdefault((entry.budget, interval), _Budget()),
+                         entry.spec, interval, value)
         label = _budget_label(row, path_budget, path)
         readings.extend((RETRY_AFTER, label, None, seconds) for seconds in retry_after)
         for (budget, interval), b in budgets.items():
             readings.extend(_derive(_budget_label(row, budget, path), interval, b))
+        if fields and (row is not None or (exchange and exchange != UNKNOWN)):
+            readings.extend(_ietf_readings(fields, label))
     except (TypeError, ValueError, AttributeError) as exc:  # headers of an odd shape
         warn_once(site, "headers", f"otel_botmon: unreadable response headers in {site}: "
                                    f"{type(exc).__name__}; rate limits not recorded")
     return row, readings
+
+
+_IETF_FIELDS: Final = frozenset({"ratelimit", "ratelimit-policy"})
+
+
+def _ietf_readings(fields: dict[str, list[str]], budget: str) -> list[Reading]:
+    """Readings from the IETF ``RateLimit``/``RateLimit-Policy`` fields: per policy
+    window, what is left and (with the quota) what is used."""
+    out: list[Reading] = []
+    seen: set[str] = set()
+    for policy in parse_policies(", ".join(fields.get("ratelimit-policy", ())),
+                                 ", ".join(fields.get("ratelimit", ()))):
+        interval = _interval_label(policy.window_s * 1000.0) \
+            if policy.window_s is not None else ""
+        if interval in seen:
+            continue
+        seen.add(interval)
+        b = _Budget()
+        if policy.remaining is not None:
+            b.remaining = float(policy.remaining)
+        if policy.quota is not None:
+            b.limit = float(policy.quota)
+        out.extend(_derive(budget, interval, b))
+    return out
+
+
+def _interval_label(window_ms: float) -> str:
+    """``1m``, ``3s``, ``500ms``: the ``ratelimit.interval`` of a window in ms."""
+    ms = int(window_ms)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: float) -> None:
@@ -283,6 +348,9 @@ def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: flo
         b.remaining = value
         if documented is not None and b.limit is None:
             b.limit = documented
+    elif spec.kind == "window":
+        if value > 0:
+            b.window_ms = value
     else:
         b.limit = value
 
@@ -290,6 +358,10 @@ def _collect(b: _Budget, spec: RateLimitHeader, interval: str | None, value: flo
 def _derive(budget: str, interval: str | None, b: _Budget) -> list[Reading]:
     out: list[Reading] = []
     shares: list[float] = []
+    if b.window_ms is not None:  # the exchange says how long the window is
+        interval = _interval_label(b.window_ms)
+    if b.remaining is not None:
+        out.append((REMAINING, budget, interval, b.remaining))
     used, used_limit = b.used, b.used_limit
     if used is None and b.remaining is not None and b.limit:
         used, used_limit = max(b.limit - b.remaining, 0.0), b.limit
@@ -319,10 +391,11 @@ def _bad_header(site: str, name: str, value: object) -> None:
 # Bounded like the SDK's cardinality limit; cleared when configure() builds new providers.
 _MAX_SERIES: Final = conv.CARDINALITY_LIMIT
 _latest: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
-    USED: {}, ORDERS: {}, RETRY_AFTER: {}, UTILIZATION: {}}
+    USED: {}, ORDERS: {}, RETRY_AFTER: {}, UTILIZATION: {}, REMAINING: {}}
 _SPECS: Final = {USED: conv.EXCHANGE_RATELIMIT_USED, ORDERS: conv.EXCHANGE_RATELIMIT_ORDERS,
                  RETRY_AFTER: conv.EXCHANGE_RATELIMIT_RETRY_AFTER,
-                 UTILIZATION: conv.EXCHANGE_RATELIMIT_UTILIZATION}
+                 UTILIZATION: conv.EXCHANGE_RATELIMIT_UTILIZATION,
+                 REMAINING: conv.EXCHANGE_RATELIMIT_REMAINING}
 _register_lock = threading.Lock()
 # The observable gauges, registered once; the telemetry state moves them onto every new
 # meter (otel_botmon._state).
@@ -405,7 +478,7 @@ def record_ratelimit_headers(
                 attrs[conv.RATELIMIT_INTERVAL] = interval or ""
             _set(kind, value, attrs)
         if not retried:  # Retry-After clears with the next response that has none
-            budget = _budget_label(row, _path_budget(row, path), path)
+            budget = _budget_label(row, _path_budget(row, path, host, name), path)
             key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, budget))
             retry = _latest[RETRY_AFTER]
             if retry.get(key):

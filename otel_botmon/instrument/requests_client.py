@@ -31,7 +31,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon._state import METER_PROVIDER, TRACER_PROVIDER
-from otel_botmon.instrument._http import observe_response, scrub_span, stable_http_semconv
+from otel_botmon.instrument._http import (
+    observe_response,
+    remember_key_headers,
+    scrub_span,
+    stable_http_semconv,
+)
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.redaction import redact_url
 
@@ -67,6 +72,7 @@ def _response_hook(span: Any, request: Any, response: Any) -> None:
 def _observe(settings: _Settings, request: Any, response: Any, exc: BaseException | None,
              duration_s: float) -> None:
     try:
+        remember_key_headers(getattr(request, "headers", None), _COMPONENT)
         parts = urlsplit(str(getattr(request, "url", "") or ""))
         host = parts.hostname
         if settings.hosts is not None and host not in settings.hosts:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from otel_botmon import redaction
-from otel_botmon.instrument import _values
+from otel_botmon.instrument import _http, _values
 from otel_botmon.instrument.httpx import uninstrument_httpx
 from tests.integration.otlp.fake_exchange import FakeExchange
 
@@ -16,6 +16,7 @@ from tests.integration.otlp.fake_exchange import FakeExchange
 def _isolated_state() -> Iterator[None]:
     """Fresh warn-once bookkeeping, no registered secrets, httpx left uninstrumented."""
     _values.reset_warnings()
+    _http._remembered.clear()
     saved = redaction._secrets, redaction._extra_keys
     redaction.forget_secrets()
     yield

@@ -120,7 +120,8 @@ def test_unreadable_header_containers_give_nothing() -> None:
 def test_an_unnamed_exchange_is_found_by_its_headers_or_host() -> None:
     assert parse_ratelimit_headers({"gw-ratelimit-limit": "2000",
                                     "gw-ratelimit-remaining": "1500"}) == [
-        ("used", "pool", "30s", 500.0), ("utilization", "pool", "30s", 0.25)]
+        ("remaining", "spot", "30s", 1500.0), ("used", "spot", "30s", 500.0),
+        ("utilization", "spot", "30s", 0.25)]
     assert find_exchange(host="fapi.binance.com") is find_exchange("binanceusdm")
     assert find_exchange("no-such-exchange") is None
 
@@ -141,6 +142,7 @@ def test_the_first_header_of_an_exchange_found_by_its_headers_counts_for_the_pat
 def test_an_exchange_limiting_each_endpoint_gets_a_budget_per_path() -> None:
     bybit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "4"}
     assert parse_ratelimit_headers(bybit, exchange="bybit", path="/v5/order/create") == [
+        ("remaining", "v5 /v5/order/create", "1s", 4.0),
         ("used", "v5 /v5/order/create", "1s", 16.0),
         ("utilization", "v5 /v5/order/create", "1s", 0.8)]
     assert parse_ratelimit_headers(bybit, 429, exchange="bybit", path="/v5/order/create")[0][1] \
@@ -219,7 +221,9 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
         assert len(spec.pattern.replace("{interval}", "999999d")) <= _MAX_NAME_CHARS
     for budget in row.budgets:
         path = budget.paths[0] + "x" if budget.paths else "/any"
-        readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path)
+        host = budget.hosts[0] if budget.hosts else None
+        readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path,
+                                           host=host)
         kinds = {spec.kind for spec in budget.headers}
         got = {(kind, b) for kind, b, _i, _v in readings}
         label = f"{budget.name} {path}" if budget.per_endpoint else budget.name
@@ -306,7 +310,7 @@ def test_an_exchange_found_by_its_headers_names_the_gauges() -> None:
 
 def _record_unnamed(metrics: Any) -> None:
     record_ratelimit_headers({"gw-ratelimit-limit": "2000", "gw-ratelimit-remaining": "1500"})
-    assert metrics.metric_point(USED, attrs("pool", "30s", exchange="kucoin")).value == 500
+    assert metrics.metric_point(USED, attrs("spot", "30s", exchange="kucoin")).value == 500
     record_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "10", "Retry-After": "60"},
                              status_code=429, host="data-api.binance.vision")
     assert metrics.metric_point(RETRY, attrs("spot")).value == 60
