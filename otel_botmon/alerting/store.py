@@ -33,6 +33,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -350,15 +351,22 @@ class AlertStore:
             if hook in self._hooks:
                 self._hooks.remove(hook)
 
-    def write_behind(self, write: Callable[[], object]) -> None:
-        """Run ``write`` (a store write) without making the caller wait: on a thread of
-        the store's own, in order, retried until it works (see
-        :mod:`~otel_botmon.alerting.store_writer`). A store in memory runs it at once
-        (no disk, no other process to wait for)."""
-        if self.in_memory:
+    def write_behind(self, write: Callable[[], object]) -> Future[None]:
+        """Run ``write`` (a committed store write) without making the caller's thread
+        wait: on a thread of the store's own, in order, retried until it works (see
+        :mod:`~otel_botmon.alerting.store_writer`). Returns a future that resolves once
+        it is written: a caller that must survive a crash awaits it. A store in memory
+        runs it at once (no disk, no other process to wait for)."""
+        if not self.in_memory:
+            return self._behind.submit(write)
+        done: Future[None] = Future()
+        try:
             write()
+        except Exception as exc:
+            done.set_exception(exc)
         else:
-            self._behind.submit(write)
+            done.set_result(None)
+        return done
 
     def settle_writes(self, timeout: float | None = None) -> bool:
         """Wait until every :meth:`write_behind` write so far is stored; False on timeout."""
