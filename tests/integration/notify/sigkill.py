@@ -29,11 +29,13 @@ class Killed:
 
 
 async def kill_at_random(args: Sequence[str], run: int, *, max_delay: float,
-                         after: str = "READY", timeout: float = 60.0) -> Killed:
-    """Start ``python args...``, wait for the line ``after`` on its stdout (the child's
+                         after: str = "READY", timeout: float = 60.0,
+                         kills_itself: bool = False) -> Killed:
+    """Start ``python args...``, wait for a line ``after ...`` on its stdout (the child's
     signal that it is running), then SIGKILL it after a delay drawn at random for this
     run (uniform in 0 .. ``max_delay`` s; the seed is in the failure message). Returns
-    every complete line it printed: a SIGKILL can cut the last one short."""
+    every complete line it printed: a SIGKILL can cut the last one short. A child that
+    ``kills_itself`` (SIGKILL at a point of its own choosing) may be gone by then."""
     seed = int.from_bytes(os.urandom(4), "big") ^ run
     delay = random.Random(seed).uniform(0.0, max_delay)
     child = await asyncio.create_subprocess_exec(
@@ -47,18 +49,21 @@ async def kill_at_random(args: Sequence[str], run: int, *, max_delay: float,
         assert child.stdout is not None
         while chunk := await child.stdout.read(65536):
             out.extend(chunk)
-            if not ready.is_set() and f"{after}\n".encode() in out:
+            if not ready.is_set() and _has_line(out, after):
                 ready.set()
         ready.set()  # ended without the line: the assertion below says so
 
     reader = asyncio.create_task(read())
     try:
         await asyncio.wait_for(ready.wait(), timeout)
-        assert child.returncode is None and f"{after}\n".encode() in out, (
+        assert _has_line(out, after) and (kills_itself or child.returncode is None), (
             out.decode(errors="replace") + (await child.stderr.read()).decode(errors="replace"))
-        await asyncio.sleep(delay)  # the random instant: the child runs on meanwhile
-        child.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(child.wait(), timeout)
+        if kills_itself:
+            await asyncio.wait_for(child.wait(), timeout)
+        else:
+            await asyncio.sleep(delay)  # the random instant: the child runs on meanwhile
+            child.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(child.wait(), timeout)
         await asyncio.wait_for(reader, timeout)
     finally:
         if child.returncode is None:
@@ -70,3 +75,8 @@ async def kill_at_random(args: Sequence[str], run: int, *, max_delay: float,
         + (await child.stderr.read()).decode(errors="replace"))
     text = out.decode(errors="replace")
     return Killed(text.split("\n")[:-1], delay, seed)
+
+
+def _has_line(out: bytearray, word: str) -> bool:
+    """Whether a complete line of ``out`` has ``word`` as its first word."""
+    return any(line.split()[:1] == [word.encode()] for line in bytes(out).split(b"\n")[:-1])
