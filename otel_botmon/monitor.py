@@ -277,23 +277,25 @@ class SystemMonitor:
                  if s.ends_at > now]
         return sorted(views, key=lambda v: v["ends_at"])
 
-    def add_silence(
+    async def add_silence(
         self, matchers: list[str] | dict[str, str], duration_s: float, *, comment: str = "",
         created_by: str = "", starts_at: float | None = None,
     ) -> dict[str, Any]:
         """Silence alerts whose labels match every matcher (``alertname="x"``,
-        ``severity=~"warning|info"``) for ``duration_s``; ValueError on a bad matcher."""
-        silence_id = self.alert_manager.add_silence(
+        ``severity=~"warning|info"``) for ``duration_s``; ValueError on a bad matcher.
+        Returns once the silence is stored (it survives a crash from then on)."""
+        silence_id = await self.alert_manager.add_silence(
             matchers, starts_at=starts_at, duration_s=duration_s, created_by=created_by,
             comment=comment,
         )
         self._notify_listeners()
         return self._silence_view(silence_id)
 
-    def expire_silence(self, silence_id: str) -> dict[str, Any]:
-        """End a silence now; returns its last view. ``UnknownSilenceError`` if unknown."""
+    async def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        """End a silence now; returns its last view once the end is stored.
+        ``UnknownSilenceError`` if unknown."""
         view = self._silence_view(silence_id)
-        self.alert_manager.remove_silence(silence_id)
+        await self.alert_manager.remove_silence(silence_id)
         view["state"] = "expired"
         self._notify_listeners()
         return view

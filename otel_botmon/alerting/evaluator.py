@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
@@ -599,31 +600,36 @@ class AlertEvaluator:
 
     # --- silences ---------------------------------------------------------------------------
 
-    def add_silence(self, silence: Silence) -> None:
-        """Silence matching alerts from now on.
+    def add_silence(self, silence: Silence) -> Future[None]:
+        """Silence matching alerts from now on; the returned future resolves once the
+        silence is in the store (at once without a store).
 
         Never waits: not for an evaluation cycle (the silences are a dict replaced
         whole, which the cycle reads as it was), not for the disk or another process's
-        lock (the store write is handed to ``AlertStore.write_behind``, retried until it
-        works). A crash before that write loses the silence.
+        lock (the store write runs on the store's writer thread, retried until it
+        works). A crash before the future resolved loses the silence.
         """
         with self._silence_lock:
             self._gate.silences = {**self._gate.silences, silence.id: silence}
-            if self.store is not None:
-                store = self.store
-                store.write_behind(lambda: store.save_silence(silence))
+            return self._write_silence(lambda store: store.save_silence(silence))
 
-    def remove_silence(self, silence_id: str) -> bool:
-        """End a silence now; False if unknown. Never waits, as :meth:`add_silence`."""
+    def remove_silence(self, silence_id: str) -> Future[None] | None:
+        """End a silence now; None if unknown, else a future as :meth:`add_silence`'s
+        (resolved once the silence is gone from the store)."""
         with self._silence_lock:
             silences = dict(self._gate.silences)
-            found = silences.pop(silence_id, None) is not None
-            if found:
-                self._gate.silences = silences
-                if self.store is not None:
-                    store = self.store
-                    store.write_behind(lambda: store.delete_silence(silence_id))
-        return found
+            if silences.pop(silence_id, None) is None:
+                return None
+            self._gate.silences = silences
+            return self._write_silence(lambda store: store.delete_silence(silence_id))
+
+    def _write_silence(self, write: Callable[[AlertStore], object]) -> Future[None]:
+        store = self.store
+        if store is None:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return store.write_behind(lambda: write(store))
 
     def silences(self) -> list[Silence]:
         return list(self._gate.silences.values())

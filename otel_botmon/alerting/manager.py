@@ -203,7 +203,7 @@ class AlertManager:
 
     # --- silences ---------------------------------------------------------------------------
 
-    def add_silence(
+    async def add_silence(
         self,
         matchers: MatcherSpec | Iterable[LabelMatcher | str],
         starts_at: float | datetime | None = None,
@@ -219,9 +219,11 @@ class AlertManager:
         Matchers: ``{"alertname": "x"}``, ``'severity=~"warning|info"'`` or a list of
         such strings / LabelMatcher. ValueError on a bad matcher or time window.
 
-        Safe on the bot's event loop: the silence is in effect when this returns and is
-        written to the store behind it (never waiting on the disk or on another
-        process's lock; retried until written; a crash before the write loses it).
+        Durable when it returns: the silence is in effect at once (before the await
+        yields) and the call completes once it is committed to the store, so a crash
+        after it returned keeps it. The write runs on the store's writer thread (never
+        blocking the event loop, retried until it works), so while another process
+        holds the store's write lock this waits, with the silence already in effect.
         """
         start = self.clock() if starts_at is None else to_epoch(starts_at)
         if ends_at is None:
@@ -234,12 +236,17 @@ class AlertManager:
             id=new_alert_id(), matchers=parse_matchers(matchers), starts_at=start,
             ends_at=end, created_by=redact_text(created_by), comment=comment,
         )
-        self.evaluator.add_silence(silence)
+        await asyncio.wrap_future(self.evaluator.add_silence(silence))
         return silence.id
 
-    def remove_silence(self, silence_id: str) -> bool:
-        """End a silence now (written behind, as :meth:`add_silence`); False if unknown."""
-        return self.evaluator.remove_silence(silence_id)
+    async def remove_silence(self, silence_id: str) -> bool:
+        """End a silence now; False if unknown. Returns once the silence is gone from the
+        store (durable, as :meth:`add_silence`)."""
+        stored = self.evaluator.remove_silence(silence_id)
+        if stored is None:
+            return False
+        await asyncio.wrap_future(stored)
+        return True
 
     def get_silences(self) -> list[Silence]:
         return self.evaluator.silences()

@@ -6,8 +6,9 @@ in ``PRAGMA user_version``. Other modules may keep their own tables in the same 
 (the notification outbox does): use :meth:`AlertStore.connection` for that.
 
 A file that is not a readable SQLite database, or whose alert tables have other columns
-(a foreign schema), is moved aside (``<name>.corrupt-<time>``) with one loud log line and
-a fresh store is created, so the monitor always starts. A location that cannot be
+(a foreign schema), is moved aside (``<name>.corrupt-<time>``: never over an earlier
+one, owner-only, finished by the next start-up if a kill cut it short) with one loud
+log line and a fresh store is created, so the monitor always starts. A location that cannot be
 written (read-only directory or file, or a full disk at start-up: the file is then left
 as it was), or that is not a regular file (``/dev/null``, a pipe, a directory; such a
 path is left as it is), falls back to an in-memory store with a warning naming the file.
@@ -29,10 +30,10 @@ import json
 import logging
 import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,10 +41,15 @@ from typing import Any, Protocol
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
 from otel_botmon.alerting.store_file import (
     check_regular,
+    drop_kept_wal,
+    finish_move_aside,
     is_corruption,
     is_full,
     is_unwritable,
+    keep_wal,
     lock_file,
+    make_private,
+    move_aside,
     rollback_quietly,
     unlock_file,
 )
@@ -91,22 +97,6 @@ _COLUMNS = {
     "alert_events": {"id", "alert_id", "kind", "at", "notify", "suppressed", "detail"},
     "silences": {"id", "ends_at", "data"},
 }
-
-
-def _make_private(path: str) -> None:
-    """Create the store file owner-only (0600) before SQLite does (its WAL and shared-
-    memory files copy the mode); tighten a file an older version left readable. Alert
-    text is redacted, but the file is the bot's private state all the same."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NONBLOCK, 0o600)
-        try:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISREG(mode) and mode & 0o077:  # never a device such as /dev/null
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-    except OSError:  # read-only or foreign file: SQLite reports it with its own message
-        pass
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -199,6 +189,13 @@ class AlertStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = lock_file(self.path)
         try:
+            if self.path != ":memory:":
+                finished = finish_move_aside(self.path)  # a move a kill cut short
+                if finished is not None:
+                    self.moved_aside = finished
+                    logger.error("ALERT STORE CORRUPT: finished moving %s to %s (a process "
+                                 "was killed while moving it aside)", self.path, finished)
+                keep_wal(self.path)
             try:
                 return self._open()
             except sqlite3.DatabaseError as exc:
@@ -206,6 +203,9 @@ class AlertStore:
                     raise
                 self.moved_aside = self._move_aside(exc)
                 return self._open()
+            finally:
+                if self.path != ":memory:":
+                    drop_kept_wal(self.path)
         except BaseException:
             unlock_file(self._lock_fd)
             self._lock_fd = None
@@ -217,7 +217,7 @@ class AlertStore:
         if self.path != ":memory:":
             with contextlib.suppress(OSError):  # read-only places fall back below
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            _make_private(self.path)
+            make_private(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
@@ -256,11 +256,7 @@ class AlertStore:
                     "alert store")
 
     def _move_aside(self, exc: BaseException) -> Path:
-        target = Path(f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        os.replace(self.path, target)
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(self.path + suffix):
-                os.replace(self.path + suffix, str(target) + suffix)
+        target = move_aside(self.path)
         logger.error(
             "ALERT STORE CORRUPT: %s is not a readable otel_botmon alert store (%s); moved "
             "it to %s and started an EMPTY alert store. Alert history before now is in "
@@ -350,15 +346,22 @@ class AlertStore:
             if hook in self._hooks:
                 self._hooks.remove(hook)
 
-    def write_behind(self, write: Callable[[], object]) -> None:
-        """Run ``write`` (a store write) without making the caller wait: on a thread of
-        the store's own, in order, retried until it works (see
-        :mod:`~otel_botmon.alerting.store_writer`). A store in memory runs it at once
-        (no disk, no other process to wait for)."""
-        if self.in_memory:
+    def write_behind(self, write: Callable[[], object]) -> Future[None]:
+        """Run ``write`` (a committed store write) without making the caller's thread
+        wait: on a thread of the store's own, in order, retried until it works (see
+        :mod:`~otel_botmon.alerting.store_writer`). Returns a future that resolves once
+        it is written: a caller that must survive a crash awaits it. A store in memory
+        runs it at once (no disk, no other process to wait for)."""
+        if not self.in_memory:
+            return self._behind.submit(write)
+        done: Future[None] = Future()
+        try:
             write()
+        except Exception as exc:
+            done.set_exception(exc)
         else:
-            self._behind.submit(write)
+            done.set_result(None)
+        return done
 
     def settle_writes(self, timeout: float | None = None) -> bool:
         """Wait until every :meth:`write_behind` write so far is stored; False on timeout."""

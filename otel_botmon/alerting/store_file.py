@@ -5,6 +5,12 @@ locked or read-only one.
 open (several stores of one process may share it; the kernel releases it when the
 process dies, even by SIGKILL). A second process gets :class:`StoreInUseError` naming
 the holder's pid.
+
+:func:`move_aside` moves a damaged file and its ``-wal``/``-shm`` to a name no earlier
+move took, owner-only, through a small intent file (``<file>.moving-aside``) so that a
+process killed halfway is finished by the next start-up rather than leaving the old
+write-ahead log beside the new store (where SQLite would discard it, with the last
+transactions of the old file).
 """
 
 from __future__ import annotations
@@ -16,11 +22,17 @@ import os
 import sqlite3
 import stat
 import threading
+import time
+from pathlib import Path
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
-__all__ = ["NotAFileError", "StoreInUseError", "check_regular", "is_corruption", "is_full",
-           "is_unwritable", "lock_file", "rollback_quietly", "unlock_file"]
+__all__ = ["NotAFileError", "StoreInUseError", "check_regular", "drop_kept_wal",
+           "finish_move_aside", "is_corruption", "is_full", "is_unwritable", "keep_wal",
+           "lock_file", "make_private", "move_aside", "rollback_quietly", "unlock_file"]
+
+_COMPANIONS = ("-wal", "-shm")  # moved before the file itself (see the module docstring)
+_INTENT = ".moving-aside"
 
 
 class StoreInUseError(RuntimeError):
@@ -149,3 +161,120 @@ def unlock_file(key: str | None) -> None:
                 os.close(held[0])  # closing the descriptor releases the flock
             except OSError:  # pragma: no cover
                 pass
+
+
+def make_private(path: str) -> None:
+    """Create ``path`` owner-only (0600) if missing, and tighten it and its ``-wal`` and
+    ``-shm`` when an older version (or a umask) left them readable. SQLite gives the
+    write-ahead log and shared-memory files it creates the database file's mode, but
+    it keeps the mode of those it finds. A device (``/dev/null``) is never changed."""
+    for name in (path, *(path + suffix for suffix in _COMPANIONS)):
+        flags = os.O_RDWR | os.O_NONBLOCK | (os.O_CREAT if name == path else 0)
+        try:
+            fd = os.open(name, flags, 0o600)
+        except OSError:  # missing companion, or read-only: SQLite says why
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                os.fchmod(fd, 0o600)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _free_name(path: str) -> str:
+    """``<path>.corrupt-<UTC time to the microsecond>``, with ``-2``, ``-3`` ... when a
+    file of that name (or its -wal/-shm) exists: a move never replaces an earlier one."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    base = f"{path}.corrupt-{stamp}"
+    target, n = base, 1
+    while any(os.path.lexists(target + suffix) for suffix in ("", *_COMPANIONS)):
+        n += 1
+        target = f"{base}-{n}"
+    return target
+
+
+_KEPT_WAL = "-wal.kept"
+
+
+def keep_wal(path: str) -> None:
+    """Hard-link ``<path>-wal`` to ``<path>-wal.kept`` before the first open. SQLite
+    deletes the write-ahead log when it closes a file it found damaged (the probe that
+    finds the damage): the link keeps the newest commits for :func:`move_aside`. A link
+    left by a process killed after that deletion is put back in place. Call
+    :func:`drop_kept_wal` once the file opened."""
+    wal, kept = path + "-wal", path + _KEPT_WAL
+    try:
+        if os.path.lexists(wal):
+            scratch = kept + ".tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(scratch)
+            os.link(wal, scratch)
+            os.replace(scratch, kept)
+        elif os.path.lexists(kept) and os.path.lexists(path):
+            os.replace(kept, wal)  # killed between the probe and the move
+            os.link(wal, kept)
+    except OSError as exc:  # no hard links here (some network file systems): go on
+        logger.debug("cannot keep %s aside: %s", wal, exc)
+
+
+def drop_kept_wal(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path + _KEPT_WAL)
+
+
+def move_aside(path: str) -> Path:
+    """Move ``path`` and its -wal/-shm to a fresh ``.corrupt-`` name (0600); return it.
+    The caller holds the file's lock (:func:`lock_file`)."""
+    target = _free_name(path)
+    intent = path + _INTENT
+    scratch = intent + ".tmp"
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, target.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(scratch, intent)  # the intent is whole or absent, never half written
+    _move(path, target)
+    os.unlink(intent)
+    return Path(target)
+
+
+def finish_move_aside(path: str) -> Path | None:
+    """Finish a move that a killed process began (its intent file is there): move what
+    is still at ``path`` to the name it chose. Returns that name, or None when no move
+    was interrupted. Call with the file's lock held, before opening it."""
+    intent = path + _INTENT
+    try:
+        with open(intent, "rb") as f:
+            target = f.read().decode()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        target = ""
+    if not target.startswith(f"{path}.corrupt-") or "\0" in target:
+        os.unlink(intent)  # not one of ours: an interrupted move cannot have written it
+        return None
+    _move(path, target)
+    os.unlink(intent)
+    return Path(target)
+
+
+def _move(path: str, target: str) -> None:
+    # the write-ahead log first: a kill after the file itself moved would leave the old
+    # log beside the new store, and SQLite would throw it (the newest commits) away
+    kept = path + _KEPT_WAL
+    if os.path.lexists(kept):  # never left linked to a file SQLite may write again
+        if os.path.lexists(path + "-wal"):
+            os.unlink(kept)
+        else:  # the log the probe deleted
+            os.replace(kept, target + "-wal")
+    for suffix in (*_COMPANIONS, ""):
+        if os.path.lexists(path + suffix):
+            os.replace(path + suffix, target + suffix)
+        if os.path.exists(target + suffix):
+            os.chmod(target + suffix, 0o600)

@@ -1,15 +1,18 @@
-"""Store writes the caller does not wait for (silences added or removed from the bot's loop).
+"""Store writes run off the caller's thread (silences added or removed from the bot's loop).
 
 A :class:`WriteBehind` runs the writes handed to it on one thread of its own, in the order
-they were handed over, so the caller never waits on the disk or on another process's
-SQLite lock. A write that fails with ``sqlite3.OperationalError`` (the file locked past
-the busy timeout, a full disk, an I/O error) stays at the head of the queue and is
+they were handed over, so the caller's thread never waits on the disk or on another
+process's SQLite lock; the caller gets a future that resolves once its write committed.
+A write that fails with ``sqlite3.OperationalError`` (the file locked past the busy
+timeout, a full disk, an I/O error) stays at the head of the queue and is
 retried with a growing delay (0.05 s .. 5 s) until it works; it is never dropped while
 the writer runs. The first failure of a run is logged with the SQLite error, and the
 recovery once.
 
-Durability: a write is in memory from the moment it is handed over and on disk once the
-writer committed it; a crash in between loses it (nothing committed before is lost).
+Durability: a write is on disk once its future resolved (a caller that must survive a
+crash awaits it: ``await asyncio.wrap_future(future)`` on an event loop); before that a
+crash loses it. A write dropped (past ``limit``, or still queued at ``close()``) fails its
+future with ``RuntimeError``; one that can never work fails it with its exception.
 ``close()`` waits (bounded) for what is still queued and logs what it could not write.
 """
 
@@ -20,6 +23,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 
 logger = logging.getLogger("otel_botmon.alerting.store")
 
@@ -38,7 +42,7 @@ class WriteBehind:
         self.limit = limit
         self.max_delay = max_delay
         self.dropped = 0
-        self._queue: deque[Write] = deque()
+        self._queue: deque[tuple[Write, Future[None]]] = deque()
         self._cond = threading.Condition()
         self._busy = False
         self._closing = False
@@ -54,15 +58,18 @@ class WriteBehind:
         """The last error while a write waits to be retried, else None."""
         return self._failing
 
-    def submit(self, write: Write) -> None:
-        """Queue ``write`` (a callable doing one store write) and return at once."""
+    def submit(self, write: Write) -> Future[None]:
+        """Queue ``write`` (a callable doing one committed store write) and return at
+        once a future that resolves when it has been written (see the module)."""
+        future: Future[None] = Future()
+        dropped: list[Future[None]] = []
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"alert store {self.where} is closed")
-            self._queue.append(write)
+            self._queue.append((write, future))
             overflow = len(self._queue) - self.limit
             for _ in range(max(0, overflow)):
-                self._queue.popleft()
+                dropped.append(self._queue.popleft()[1])
             if overflow > 0:
                 self.dropped += overflow
             if self._thread is None:
@@ -73,6 +80,9 @@ class WriteBehind:
         if overflow > 0:
             logger.error("alert store %s: %d queued write(s) dropped, more than %d waited",
                          self.where, overflow, self.limit)
+            _fail(dropped, f"alert store {self.where}: write dropped, more than "
+                           f"{self.limit} waited")
+        return future
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until every write handed over so far is done; False on timeout."""
@@ -88,6 +98,7 @@ class WriteBehind:
         with self._cond:
             self._closing = True
             left = len(self._queue)
+            lost = [future for _, future in self._queue]
             self._queue.clear()
             self._cond.notify_all()
         thread = self._thread
@@ -96,6 +107,7 @@ class WriteBehind:
         if not done and left:
             logger.error("alert store %s: %d write(s) not stored before closing (%s)",
                          self.where, left, self._failing)
+        _fail(lost, f"alert store {self.where} closed before the write was stored")
 
     def _run(self) -> None:
         delay = 0.05
@@ -104,8 +116,9 @@ class WriteBehind:
                 self._cond.wait_for(lambda: self._queue or self._closing)
                 if self._closing:
                     return
-                write = self._queue[0]
+                write, future = self._queue[0]
                 self._busy = True
+            failure: BaseException | None = None
             try:
                 write()
             except sqlite3.OperationalError as exc:  # locked, full, I/O: retry, keep order
@@ -119,14 +132,19 @@ class WriteBehind:
                 from otel_botmon._internal import report_internal_error
 
                 report_internal_error("alerting.store", exc)
-            self._done(write)
+                failure = exc
+            self._done(future)
+            if failure is None:
+                _resolve(future)
+            else:
+                _fail([future], failure)
             delay = 0.05
 
-    def _done(self, write: Write) -> None:
+    def _done(self, future: Future[None]) -> None:
         recovered = self._failing is not None
         self._failing = None
         with self._cond:
-            if self._queue and self._queue[0] is write:
+            if self._queue and self._queue[0][1] is future:
                 self._queue.popleft()
             self._busy = False
             self._cond.notify_all()
@@ -139,3 +157,15 @@ class WriteBehind:
         if first:
             logger.error("alert store %s cannot be written (%s); the write is kept and "
                          "retried until it works", self.where, self._failing)
+
+
+def _resolve(future: Future[None]) -> None:
+    if future.set_running_or_notify_cancel():
+        future.set_result(None)
+
+
+def _fail(futures: list[Future[None]], error: BaseException | str) -> None:
+    for future in futures:
+        if future.set_running_or_notify_cancel():
+            future.set_exception(
+                error if isinstance(error, BaseException) else RuntimeError(error))

@@ -331,7 +331,7 @@ def create_app(
     async def create_silence(body: SilenceRequest, request: Request) -> Any:
         """Silence the notifications of alerts matching every matcher for a while."""
         try:
-            silence = monitor.add_silence(
+            silence = await monitor.add_silence(
                 body.matchers, body.duration_s, comment=body.comment,
                 created_by=who(body.created_by, request),
                 starts_at=body.starts_at,
@@ -350,7 +350,7 @@ def create_app(
     )
     async def expire_silence(silence_id: str) -> Any:
         """End a silence now."""
-        silence = monitor.expire_silence(silence_id)
+        silence = await monitor.expire_silence(silence_id)
         hub.mark_changed()
         return JSONResponse({"silence": silence})
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import secrets
 import ssl
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as _SMTP_POLICY
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from typing import Any
 
 from otel_botmon.alerting.model import NotificationChannel
@@ -46,6 +47,17 @@ def _html(notification: Notification) -> str:
             f"<p>{body}</p><table>{rows}</table></body></html>")
 
 
+def message_id(notification: Notification) -> str:
+    """``<notification id@otel-botmon>``: the same for every delivery of one notification
+    (a redelivery after a crash is recognisable), unlike ``make_msgid``, which adds the
+    time and a random number. An id with other characters than letters, digits, ``.``,
+    ``_`` and ``-`` is replaced by its SHA-256."""
+    ident = notification.id
+    if not ident or not all(c.isascii() and (c.isalnum() or c in "._-") for c in ident):
+        ident = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    return f"<{ident}@otel-botmon>"
+
+
 def build_email(notification: Notification, sender: str, recipients: list[str]) -> EmailMessage:
     """The message: subject line, plain-text part and an HTML part in which every value
     from the alert is HTML-escaped. A ``Message-ID`` derived from the notification id
@@ -56,7 +68,7 @@ def build_email(notification: Notification, sender: str, recipients: list[str]) 
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(idstring=notification.id, domain="otel-botmon")
+    message["Message-ID"] = message_id(notification)
     message["X-Botmon-Alert-Id"] = _one_line(notification.alert_id)
     message.set_content(notification.text())
     message.add_alternative(_html(notification), subtype="html")
@@ -95,7 +107,7 @@ def email_bytes(notification: Notification, sender: str, recipients: list[str]) 
         _header("From", sender),
         _header("To", to),
         _header("Date", formatdate(usegmt=True)),
-        _header("Message-ID", make_msgid(idstring=notification.id, domain="otel-botmon")),
+        _header("Message-ID", message_id(notification)),
         _header("X-Botmon-Alert-Id", _one_line(notification.alert_id)),
         b"MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),

@@ -9,6 +9,7 @@ alert model's enums.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -337,7 +338,11 @@ def summarize(notifications: Sequence[Notification], *,
             for n in notifications
         ]
         labels.update(alertname=alertname, **({"exchange.name": exchange} if exchange else {}))
+    # the id is the members' ids digested: a summary redelivered after a crash carries the
+    # same id (the webhook's Idempotency-Key, the mail's Message-ID)
+    digest = hashlib.sha256("\n".join(n.id for n in notifications).encode()).hexdigest()
     return Notification(
+        id=f"summary-{digest[:32]}",
         alert_id="summary",
         fingerprint=f"summary-{notifications[0].id}",
         title=title,

@@ -61,8 +61,9 @@ def incident(live: LiveDashboard) -> str:
             t.filled(price=44990.0 - n, quantity=0.25)
         record_position_closed("BTCUSDT" if n else "ETHUSDT", 12.5 - 20 * n)
     gauge(1150)
-    live.monitor.add_silence(['alertname="a_rather_long_alert_name_for_a_narrow_phone"'], 3600,
-                             comment="a comment that is long enough to need wrapping on a phone")
+    call(live.monitor.add_silence(
+        ['alertname="a_rather_long_alert_name_for_a_narrow_phone"'], 3600,
+        comment="a comment that is long enough to need wrapping on a phone"))
     call(live.monitor.create_custom_alert("Exchange API degraded", "p95 above 2 s",
                                           AlertSeverity.WARNING, AlertType.API,
                                           labels={"exchange": "binance"}))

@@ -1,7 +1,7 @@
 """Another process holds the SQLite write lock (``BEGIN IMMEDIATE`` from a plain sqlite3
 connection in a child process, as a backup tool or the sqlite3 shell would): the sync
-calls a bot makes on its event loop return at once, and their writes land once the lock
-is released."""
+calls a bot makes on its event loop never block it, and their writes land once the lock
+is released (a silence call completes only then: it returns once durable)."""
 
 from __future__ import annotations
 
@@ -71,29 +71,35 @@ async def test_silences_and_enqueue_return_at_once_while_another_process_holds_t
     store = monitor.alert_manager.store
     dispatcher = monitor.notification_dispatcher
     assert store is not None and dispatcher is not None
-    kept = monitor.add_silence(['alertname="kept"'], 600)["id"]
-    assert await asyncio.to_thread(store.settle_writes, 30)
+    kept = (await monitor.add_silence(['alertname="kept"'], 600))["id"]
     try:
         async with write_lock_held(db) as holder:
-            # The store's busy timeout is 5 s: a call that waited for the lock would
-            # take at least that long. Each returns while its write still waits.
+            # The store's busy timeout is 5 s: a call that blocked the loop for the lock
+            # would stall this loop that long. The silence calls are in effect at once
+            # and complete only once stored; enqueue returns at once.
             started = time.monotonic()
-            added = monitor.add_silence(['alertname="x"'], 600, comment="maintenance")
-            assert store.queued_writes >= 1
-            assert monitor.expire_silence(kept)["state"] == "expired"
+            adding = asyncio.create_task(
+                monitor.add_silence(['alertname="x"'], 600, comment="maintenance"))
+            expiring = asyncio.create_task(monitor.expire_silence(kept))
+            await asyncio.sleep(0)  # both ran up to their store write
             queued = dispatcher.enqueue(Notification(alert_id="a-1", title="locked"))
             elapsed = time.monotonic() - started
             assert queued == 1
-            assert elapsed < 1.0, f"the calls waited {elapsed:.2f}s for the lock"
+            assert elapsed < 1.0, f"the calls blocked the loop {elapsed:.2f}s for the lock"
+            assert store.queued_writes >= 1
             # in effect in memory at once ...
-            assert [s["id"] for s in monitor.get_silences()] == [added["id"]]
-            # ... and not on disk while the lock is held
-            assert await asyncio.to_thread(store.settle_writes, 0.2) is False
+            [added_now] = monitor.get_silences()
+            # ... not on disk while the lock is held, so the calls have not returned
+            done, _ = await asyncio.wait({adding, expiring}, timeout=0.3)
+            assert not done, "a silence call returned before its write was stored"
             assert await asyncio.to_thread(dispatcher.wait_committed, 0.2) is False
             await release(holder)
-        assert await asyncio.to_thread(store.settle_writes, 30)
-        assert await asyncio.to_thread(dispatcher.wait_committed, 30)
+        added = await asyncio.wait_for(adding, 30)
+        assert added["id"] == added_now["id"]
+        assert (await asyncio.wait_for(expiring, 30))["state"] == "expired"
+        # returned: stored, with nothing left to settle
         assert [r[0] for r in _rows(db, "SELECT id FROM silences")] == [added["id"]]
+        assert await asyncio.to_thread(dispatcher.wait_committed, 30)
         assert _rows(db, "SELECT alert_id, destination FROM notify_outbox") == [
             ("a-1", "webhook#0")]
     finally:

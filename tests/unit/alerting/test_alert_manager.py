@@ -162,16 +162,16 @@ async def test_silence_from_the_manager(clock: Clock) -> None:
     sent = Recorder()
     manager.add_listener(sent)
     start = datetime.fromtimestamp(clock.now, tz=UTC)
-    sid = manager.add_silence({"alertname": "Noisy"}, start, duration_s=600, created_by="ops",
-                              comment="maintenance")
+    sid = await manager.add_silence({"alertname": "Noisy"}, start, duration_s=600,
+                                    created_by="ops", comment="maintenance")
     await manager.create_custom_alert("Noisy", "x")
     assert sent.calls == []
-    assert manager.remove_silence(sid) and not manager.remove_silence(sid)
+    assert await manager.remove_silence(sid) and not await manager.remove_silence(sid)
     clock.advance(10)
     manager.evaluate_once()
     assert sent.kinds() == ["fired"]  # deferred until the silence went away
     with pytest.raises(ValueError, match="ends_at or duration_s"):
-        manager.add_silence('severity="warning"')
+        await manager.add_silence('severity="warning"')
 
 
 async def test_evaluation_loop_runs_off_the_event_loop(telemetry: Any) -> None:
@@ -262,7 +262,7 @@ async def test_a_secret_in_who_acted_or_a_silence_never_reaches_a_view(clock: Cl
         alert_id = await manager.create_custom_alert("Heartbeat", "stale")
         assert await manager.acknowledge_alert(alert_id, f"ops {secret}")
         assert await manager.resolve_alert(alert_id, user=secret)
-        sid = manager.add_silence(
+        sid = await manager.add_silence(
             {"alertname": "Noisy", "api_key": "k-123456789", "note": f"x{secret}"},
             duration_s=60, created_by=secret)
         alert = manager.get_alert(alert_id)
