@@ -207,13 +207,17 @@ def keep_wal(path: str) -> None:
     left by a process killed after that deletion is put back in place. Call
     :func:`drop_kept_wal` once the file opened."""
     wal, kept = path + "-wal", path + _KEPT_WAL
+    scratch = kept + ".tmp"
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)  # a link a killed process had not put in place yet
         if os.path.lexists(wal):
-            scratch = kept + ".tmp"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(scratch)
             os.link(wal, scratch)
             os.replace(scratch, kept)
+            # rename() does nothing when both names are links to one file (a kept link
+            # a killed process left to this same log): the scratch name stays, drop it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(scratch)
         elif os.path.lexists(kept) and os.path.lexists(path):
             os.replace(kept, wal)  # killed between the probe and the move
             os.link(wal, kept)
@@ -249,6 +253,8 @@ def finish_move_aside(path: str) -> Path | None:
     is still at ``path`` to the name it chose. Returns that name, or None when no move
     was interrupted. Call with the file's lock held, before opening it."""
     intent = path + _INTENT
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(intent + ".tmp")  # an intent a killed process had not put in place
     try:
         with open(intent, "rb") as f:
             target = f.read().decode()

@@ -27,8 +27,10 @@ def _rows(db: Path, query: str) -> list[tuple[object, ...]]:
 @pytest.mark.parametrize("run", range(8))
 async def test_a_silence_call_that_returned_survives_sigkill(tmp_path: Path, run: int) -> None:
     db = tmp_path / "alerts.db"
+    # the random instant is drawn from the first silence on (on a loaded machine the
+    # child's start-up alone can outlast the delay, and the test would check nothing)
     killed = await kill_at_random([str(HERE / "silence_child.py"), str(db)], run,
-                                  max_delay=0.3)
+                                  max_delay=0.3, after="ADDED")
     added, expired = killed.words("ADDED"), killed.words("EXPIRED")
     assert added, killed
     stored = {str(r[0]) for r in _rows(db, "SELECT id FROM silences")}
@@ -68,12 +70,14 @@ def _check_moved_aside(where: Path, made: list[str]) -> None:
     wals = {p.read_bytes() for p in moved if p.name.endswith("-wal")}
     lost = [n for n in made if (where / f"wal-{n}.bin").read_bytes() not in wals]
     assert not lost, f"the write-ahead logs of rounds {lost} were lost"
-    assert len(mains) == len(made), [p.name for p in moved]
+    # a kill after a round wrote its damaged file but before it printed MADE leaves one
+    # more damaged file, moved aside by the restart above
+    assert len(made) <= len(mains) <= len(made) + 1, [p.name for p in moved]
     for path in moved:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     leftovers = [p.name for p in where.iterdir()
                  if p.name.endswith((".kept", ".tmp", ".moving-aside"))]
-    assert not leftovers
+    assert not leftovers, sorted(p.name for p in where.iterdir())
 
 
 @pytest.mark.parametrize("run", range(6))
@@ -108,7 +112,7 @@ async def test_acknowledge_and_resolve_that_returned_survive_sigkill_once_each(
     db = tmp_path / "alerts.db"
     killed = await kill_at_random(
         [str(HERE / "ack_resolve_child.py"), str(db), "http://127.0.0.1:9/hook"], run,
-        max_delay=0.5)
+        max_delay=0.5, after="FIRED")
     fired, acked, resolved = (killed.words(w) for w in ("FIRED", "ACKED", "RESOLVED"))
     assert fired, killed
 

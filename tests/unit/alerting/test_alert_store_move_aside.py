@@ -128,3 +128,28 @@ def test_the_store_and_its_wal_and_shm_are_owner_only(tmp_path: Path) -> None:
             assert _mode(Path(f"{db}{suffix}")) == 0o600, suffix
         store.close()
         reader.close()
+
+
+def test_scratch_files_a_killed_move_left_are_removed_at_start_up(tmp_path: Path) -> None:
+    """A kill after the kept log's link or the intent's scratch file was made, before
+    either was renamed into place, leaves a ``.tmp`` file: the next start-up removes it
+    (healthy store or not)."""
+    db = tmp_path / "alerts.db"
+    AlertStore(db).close()  # a healthy store, no log left
+    for leftover in ("alerts.db-wal.kept.tmp", "alerts.db.moving-aside.tmp"):
+        (tmp_path / leftover).write_bytes(b"half")
+    AlertStore(db).close()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_kept_log_link_left_by_a_kill_leaves_no_scratch_link(tmp_path: Path) -> None:
+    """A process killed after linking its log to ``-wal.kept``: at the next start-up
+    both names are links to one file, and rename() between two such links does nothing
+    (POSIX), which left the scratch link behind."""
+    db = tmp_path / "alerts.db"
+    store = AlertStore(db)
+    store.close()
+    Path(f"{db}-wal").write_bytes(b"")  # a log, and the kept link a kill left to it
+    os.link(f"{db}-wal", f"{db}-wal.kept")
+    AlertStore(db).close()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".kept"))]
