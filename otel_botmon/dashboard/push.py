@@ -28,6 +28,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from otel_botmon.dashboard.encoding import dumps
+
 logger = logging.getLogger("otel_botmon.dashboard")
 
 _CLOCK_FIELDS = ("timestamp", "uptime_seconds")
@@ -55,11 +57,10 @@ def _split(data: dict[str, Any], text: str, version: int, now: float) -> _Snapsh
         if key == "performance" and isinstance(value, dict):
             history = dict(value.get("history") or {})
             value = {k: v for k, v in value.items() if k != "history"}
-        encoded = json.dumps(value, default=str)
+        encoded = dumps(value)
         sections[key] = encoded
         if key == "status" and isinstance(value, dict):
-            compare[key] = json.dumps({k: v for k, v in value.items() if k not in _CLOCK_FIELDS},
-                                      default=str)
+            compare[key] = dumps({k: v for k, v in value.items() if k not in _CLOCK_FIELDS})
         else:
             compare[key] = encoded
     stamps = history.get("timestamp") or []
@@ -162,7 +163,7 @@ class PushHub:
             return cached
         version = self._version
         data = self._build()
-        text = json.dumps(data, default=str)
+        text = dumps(data)
         self._cached = _split(data, text, version, now)
         return self._cached
 
@@ -197,7 +198,7 @@ class PushHub:
             while start > 0 and (last is None or stamps[start - 1] > last):
                 start -= 1
             append = {col: values[start:] for col, values in snap.history.items()}
-            message += (f',"append":{{"performance.history":{json.dumps(append, default=str)}}},'
+            message += (f',"append":{{"performance.history":{dumps(append)}}},'
                         f'"history_limit":{snap.history_limit}')
             client.history_ts = newest
         return message + "}"
