@@ -82,6 +82,8 @@ class EmbeddedServer:
         if self.limits is not None:
             config.load()
             config.http_protocol_class = self.limits.protocol(config.http_protocol_class)
+            if config.ws_protocol_class is not None:
+                config.ws_protocol_class = self.limits.ws_protocol(config.ws_protocol_class)
         server = uvicorn.Server(config)
         # The host application owns signal handling; an embedded server must not take it.
         # uvicorn >= 0.29 takes signals in capture_signals(); older releases (our floor is
