@@ -328,3 +328,15 @@ async def test_silences_are_created_listed_and_expired(live: Live) -> None:
     assert (await live.client.get("/api/silences")).json()["count"] == 0
     r = await live.client.post(f"/api/silences/{silence['id']}/expire")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_a_taken_port_is_a_clear_error_and_the_bot_carries_on(live: Live) -> None:
+    port = live.dashboard.port  # taken by the running dashboard
+    second = MonitoringDashboard(live.monitor, port=port)
+    with pytest.raises(OSError, match=rf"127\.0\.0\.1:{port}.*in use.*port=0") as info:
+        await second.start()
+    assert info.value.errno is not None
+    assert not second.running
+    await _alert(live, title="still monitored")
+    assert (await live.client.get("/api/status")).json()["active_alerts"] == 1
+    await second.stop()  # stopping one that never started is fine
