@@ -107,6 +107,7 @@ class PushHub:
         self.send_timeout_s = send_timeout_s
         self.close_timeout_s = close_timeout_s
         self._clients: set[_Client] = set()
+        self._turn = asyncio.Lock()
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -256,6 +257,13 @@ class PushHub:
         while True:
             await client.wake.wait()
             client.wake.clear()
+            if client.sent is None:
+                # A whole snapshot is the costly message (copied, compressed per
+                # connection, written): let one start per turn of the event loop, so that
+                # a hundred tabs reconnecting at once do not hold the bot's loop for
+                # seconds. The turn is awaited, never held across a send.
+                async with self._turn:
+                    await asyncio.sleep(0)
             try:
                 message = self.encode_for(client)
             except Exception as exc:

@@ -240,3 +240,43 @@ async def test_asking_for_refresh_in_a_loop_gets_a_bounded_number_of_snapshots(
         reading.cancel()
         # one message per min_gap_s at most (plus the one in flight)
         assert received <= elapsed / hub.min_gap_s + 2, (received, elapsed)
+
+
+async def test_a_reconnect_storm_sends_one_whole_snapshot_per_loop_turn(live: Live) -> None:
+    """Each whole snapshot costs the bot's loop its copy, compression and write; many
+    started in one turn of the loop (a hundred tabs reconnecting) held it for seconds."""
+    hub = live.dashboard.app.state.push_hub
+    await _big_dashboard(live, alerts=100)
+    loop = asyncio.get_running_loop()
+    turn = 0
+
+    def tick() -> None:  # runs once per turn of the event loop
+        nonlocal turn
+        turn += 1
+        ticking.append(loop.call_soon(tick))
+
+    ticking = [loop.call_soon(tick)]
+    turns: list[int] = []
+    encode_for = hub.encode_for
+
+    def recording(client: Any) -> str:
+        message: str = encode_for(client)
+        if message.startswith('{"type":"dashboard"'):
+            turns.append(turn)
+        return message
+
+    hub.encode_for = recording
+    try:
+        clients = 60
+
+        async def one() -> None:
+            async with connect(live.ws_url, max_size=None) as ws:
+                await ws.recv()
+
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(one() for _ in range(clients)))
+    finally:
+        ticking[-1].cancel()
+        hub.encode_for = encode_for
+    assert len(turns) >= clients
+    assert len(set(turns)) == len(turns), sorted(turns)
