@@ -2,19 +2,22 @@
 alerts, silences, health results and rules, and the "unknown id" errors.
 
 Every free text (titles, messages, annotations, event details, comments) is scrubbed of
-registered secrets here, on the way out.
+registered secrets here, on the way out, and so are health checks' metrics (whatever
+the bot's check put in them: a URL, an error text, an ``api_key`` entry).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_botmon.observe.health import HealthStatus
-from otel_botmon.redaction import redact_labels, redact_text
+from otel_botmon.redaction import REDACTED, is_sensitive_key, redact_labels, redact_text
 
 
 class UnknownSilenceError(KeyError):
@@ -116,7 +119,35 @@ def silence_dict(silence: Any, now: float) -> dict[str, Any]:
 def health_dict(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = result.to_dict()
     data["message"] = redact_text(data.get("message", ""))
+    data["metrics"] = _metric_values(data.get("metrics") or {}, 0)
     return data
+
+
+_MAX_METRIC_DEPTH = 8
+
+
+def _metric_values(metrics: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    """A health check's metrics as JSON-ready data: names as text, the value of a
+    sensitive name (``api_key``) ``"REDACTED"``, every text scrubbed, non-finite numbers
+    ``None``, and anything else (a datetime, an exception) as its scrubbed text."""
+    out: dict[str, Any] = {}
+    for raw_key, value in metrics.items():
+        key = redact_text(raw_key)
+        out[key] = REDACTED if is_sensitive_key(key) else _metric_value(value, depth + 1)
+    return out
+
+
+def _metric_value(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth < _MAX_METRIC_DEPTH:
+        if isinstance(value, Mapping):
+            return _metric_values(value, depth)
+        if isinstance(value, (list, tuple)):
+            return [_metric_value(item, depth + 1) for item in value]
+    return redact_text(value)  # text, or what str() makes of it (never raises)
 
 
 _SIMPLE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*(ms|s|%)?\s*$")

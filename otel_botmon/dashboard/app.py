@@ -26,13 +26,14 @@ from typing import Any
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from otel_botmon.dashboard.encoding import SafeJSONResponse as JSONResponse
 from otel_botmon.dashboard.models import (
     AcknowledgeRequest,
     AlertActionResponse,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from typing import Any
@@ -16,7 +17,8 @@ logger = logging.getLogger("otel_botmon.dashboard")
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening, non-blocking TCP socket on ``host:port`` (``port=0``: any free one).
 
-    Raises ``OSError`` when the address is taken or not local.
+    Raises ``OSError`` (its ``errno`` kept) naming the address when it is taken or not
+    local.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -28,9 +30,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
         sock.listen(128)
         sock.setblocking(False)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        hint = (" (another program, or another dashboard, uses it: pass another port, "
+                "or port=0 for any free one)" if exc.errno == errno.EADDRINUSE else "")
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: "
+                                 f"{exc.strerror or exc}{hint}") from exc
     return sock
 
 
@@ -82,6 +87,8 @@ class EmbeddedServer:
         if self.limits is not None:
             config.load()
             config.http_protocol_class = self.limits.protocol(config.http_protocol_class)
+            if config.ws_protocol_class is not None:
+                config.ws_protocol_class = self.limits.ws_protocol(config.ws_protocol_class)
         server = uvicorn.Server(config)
         # The host application owns signal handling; an embedded server must not take it.
         # uvicorn >= 0.29 takes signals in capture_signals(); older releases (our floor is

@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_REQUEST = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+"""Request bodies take exactly their JSON types: ``true`` is not 1 second, ``"60"`` not
+60, and ``NaN``/``Infinity`` are not numbers (an integer is a number)."""
+
 
 class ErrorResponse(BaseModel):
     """Every error the API returns: a short code and what went wrong."""
@@ -130,7 +134,7 @@ class DashboardResponse(BaseModel):
 class AcknowledgeRequest(BaseModel):
     """Who acknowledges the alert, and why (both optional: the whole body is)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     user: str | None = Field(default=None, min_length=1, max_length=100,
                              examples=["trader_john"])
@@ -140,7 +144,7 @@ class AcknowledgeRequest(BaseModel):
 class ResolveRequest(BaseModel):
     """Optionally, who resolves the alert, and a note."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     user: str | None = Field(default=None, min_length=1, max_length=100)
     note: str | None = Field(default=None, max_length=500)
@@ -179,7 +183,7 @@ class SilenceResponse(BaseModel):
 class SilenceRequest(BaseModel):
     """A new silence: label matchers, how long, and why."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     matchers: list[str] = Field(min_length=1, max_length=20,
                                 examples=[['alertname="high_cpu_usage"', 'bot="demo"']])

@@ -10,9 +10,12 @@ A status whose only change is its clock (``timestamp``, ``uptime_seconds``) is n
 
 The snapshot is built and encoded once per change (shared by every client and by polling);
 each client's sender wakes on a change and computes its own delta at send time, so a slow
-client skips intermediate states but never misses a change. A client that disconnects
-mid-send is dropped without touching the others. Sending ``refresh`` asks for a whole
-snapshot again.
+client skips intermediate states but never misses a change, and nothing queues up per
+client beyond the one message being sent. A client that disconnects mid-send is dropped
+without touching the others; one that takes more than ``send_timeout_s`` to take a
+message is dropped and its connection ended. Sending ``refresh`` asks for a whole
+snapshot again; a client is sent at most one message per ``min_gap_s``, however often it
+asks. The dashboard takes only text messages: a binary one closes the socket (1003).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from otel_botmon.dashboard.encoding import dumps
+
 logger = logging.getLogger("otel_botmon.dashboard")
 
 _CLOCK_FIELDS = ("timestamp", "uptime_seconds")
+_REFRESH = frozenset({"refresh", '{"type":"refresh"}', '{"type": "refresh"}'})
 
 
 @dataclass
@@ -55,11 +61,10 @@ def _split(data: dict[str, Any], text: str, version: int, now: float) -> _Snapsh
         if key == "performance" and isinstance(value, dict):
             history = dict(value.get("history") or {})
             value = {k: v for k, v in value.items() if k != "history"}
-        encoded = json.dumps(value, default=str)
+        encoded = dumps(value)
         sections[key] = encoded
         if key == "status" and isinstance(value, dict):
-            compare[key] = json.dumps({k: v for k, v in value.items() if k not in _CLOCK_FIELDS},
-                                      default=str)
+            compare[key] = dumps({k: v for k, v in value.items() if k not in _CLOCK_FIELDS})
         else:
             compare[key] = encoded
     stamps = history.get("timestamp") or []
@@ -94,13 +99,15 @@ class PushHub:
 
     def __init__(
         self, build: Callable[[], dict[str, Any]], interval_s: float = 2.0,
-        min_gap_s: float = 0.25, send_timeout_s: float = 10.0,
+        min_gap_s: float = 0.25, send_timeout_s: float = 10.0, close_timeout_s: float = 1.0,
     ) -> None:
         self._build = build
         self.interval_s = interval_s
         self.min_gap_s = min_gap_s
         self.send_timeout_s = send_timeout_s
+        self.close_timeout_s = close_timeout_s
         self._clients: set[_Client] = set()
+        self._turn = asyncio.Lock()
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,12 +139,16 @@ class PushHub:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         for client in list(self._clients):
-            with contextlib.suppress(Exception):
-                await client.websocket.close(code=1001)
+            await self._close(client, 1001)
         self._clients.clear()
 
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._task is not None
 
     def mark_changed(self) -> None:
         """Something changed: push soon. Safe to call from any thread."""
@@ -162,7 +173,7 @@ class PushHub:
             return cached
         version = self._version
         data = self._build()
-        text = json.dumps(data, default=str)
+        text = dumps(data)
         self._cached = _split(data, text, version, now)
         return self._cached
 
@@ -197,33 +208,62 @@ class PushHub:
             while start > 0 and (last is None or stamps[start - 1] > last):
                 start -= 1
             append = {col: values[start:] for col, values in snap.history.items()}
-            message += (f',"append":{{"performance.history":{json.dumps(append, default=str)}}},'
+            message += (f',"append":{{"performance.history":{dumps(append)}}},'
                         f'"history_limit":{snap.history_limit}')
             client.history_ts = newest
         return message + "}"
 
     async def serve(self, websocket: WebSocket) -> None:
-        """Run one accepted connection until it closes."""
+        """Run one accepted connection until it closes or is dropped."""
         client = _Client(websocket)
         self._clients.add(client)
-        sender = asyncio.get_running_loop().create_task(self._send_loop(client))
+        loop = asyncio.get_running_loop()
+        sender = loop.create_task(self._send_loop(client))
+        reader = loop.create_task(self._read_loop(client))
         try:
             client.full()
-            while True:
-                text = await websocket.receive_text()
-                if text.strip() in ("refresh", '{"type":"refresh"}', '{"type": "refresh"}'):
-                    client.full()
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            # a dropped client ends here too, whether or not it ever sends again
+            await asyncio.wait((sender, reader), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._clients.discard(client)
             sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            reader.cancel()
+            await asyncio.gather(sender, reader, return_exceptions=True)
+
+    async def _read_loop(self, client: _Client) -> None:
+        try:
+            while True:
+                message = await client.websocket.receive()
+                if message["type"] != "websocket.receive":
+                    return  # websocket.disconnect
+                text = message.get("text")
+                if text is None:
+                    await self._close(client, 1003, "text messages only")
+                    return
+                if text.strip() in _REFRESH:
+                    client.full()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    async def _close(self, client: _Client, code: int, reason: str = "") -> None:
+        """Close ``client``'s socket, waiting at most ``close_timeout_s``: a client that
+        does not read keeps the send buffer full, and the close frame would wait behind
+        it for ever (the server aborts the connection when the handler returns)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.websocket.close(code=code, reason=reason),
+                                   timeout=self.close_timeout_s)
 
     async def _send_loop(self, client: _Client) -> None:
         while True:
             await client.wake.wait()
             client.wake.clear()
+            if client.sent is None:
+                # A whole snapshot is the costly message (copied, compressed per
+                # connection, written): let one start per turn of the event loop, so that
+                # a hundred tabs reconnecting at once do not hold the bot's loop for
+                # seconds. The turn is awaited, never held across a send.
+                async with self._turn:
+                    await asyncio.sleep(0)
             try:
                 message = self.encode_for(client)
             except Exception as exc:
@@ -237,11 +277,12 @@ class PushHub:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # gone or stuck: drop this client only; its receive loop ends too
+                # gone or stuck: drop this client only; serve() then ends its connection
                 self._clients.discard(client)
-                with contextlib.suppress(Exception):
-                    await client.websocket.close(code=1011)
+                await self._close(client, 1011, "too slow to take updates")
                 return
+            # at most one message per min_gap_s to one client, however often it asks
+            await asyncio.sleep(self.min_gap_s)
 
     async def _run(self) -> None:
         assert self._changed is not None

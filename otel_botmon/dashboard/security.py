@@ -369,7 +369,10 @@ class ServerLimits:
     is closed; idle keep-alive connections close after ``keep_alive_s``. A connection
     that sends more than ``max_header_bytes`` without completing a request head is
     closed (a head that arrives whole in one read, at most 256 KiB, is parsed);
-    WebSocket messages from clients are limited to ``ws_max_bytes``.
+    WebSocket messages from clients are limited to ``ws_max_bytes``. A connection told to
+    close (the server stopping, a WebSocket handler that has returned) that is still
+    open ``close_grace_s`` later is aborted: a peer that stopped reading would otherwise
+    keep its socket, its unsent data and the server's shutdown waiting for ever.
     """
 
     max_connections: int = field(default_factory=default_max_connections)
@@ -377,6 +380,7 @@ class ServerLimits:
     keep_alive_s: int = 5
     max_header_bytes: int = 16 * 1024
     ws_max_bytes: int = 64 * 1024
+    close_grace_s: float = 2.0
 
     def uvicorn_settings(self) -> dict[str, Any]:
         return {
@@ -387,11 +391,26 @@ class ServerLimits:
             "ws_max_queue": 4,
         }
 
+    def ws_protocol(self, base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+        """``base`` (uvicorn's WebSocket protocol class) with a bounded close: once the
+        app's handler has returned, or the server shuts down, the connection is aborted
+        if it has not closed within ``close_grace_s``."""
+
+        class BoundedWebSocket(_bounded_close(base, self.close_grace_s)):  # type: ignore[misc]
+            async def run_asgi(self, *args: Any) -> None:
+                try:
+                    await super().run_asgi(*args)
+                finally:
+                    self._botmon_abort_later()
+
+        return BoundedWebSocket
+
     def protocol(self, base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
-        """``base`` (uvicorn's HTTP protocol class) with the cap and the head timeout."""
+        """``base`` (uvicorn's HTTP protocol class) with the cap, the head timeout and
+        a bounded close at shutdown (a response the client does not read is cut)."""
         limits = self
 
-        class LimitedProtocol(base):  # type: ignore[valid-type,misc]
+        class LimitedProtocol(_bounded_close(base, self.close_grace_s)):  # type: ignore[misc]
             _botmon_timer: asyncio.TimerHandle | None = None
             _botmon_scope: Any = None
             _botmon_cycle: Any = None
@@ -440,6 +459,43 @@ class ServerLimits:
                 self._botmon_arm()
 
         return LimitedProtocol
+
+
+def _bounded_close(base: type[asyncio.Protocol], grace_s: float) -> type[Any]:
+    """``base`` whose ``shutdown()`` (uvicorn's "close this connection") is followed by
+    an abort when the connection is still open ``grace_s`` later: asyncio closes a
+    transport only once its buffer is written, which a peer that does not read prevents
+    for ever."""
+
+    class BoundedClose(base):  # type: ignore[valid-type,misc]
+        _botmon_lost = False
+        _botmon_abort: asyncio.TimerHandle | None = None
+
+        def shutdown(self) -> None:
+            super().shutdown()
+            self._botmon_abort_later()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._botmon_lost = True
+            if self._botmon_abort is not None:
+                self._botmon_abort.cancel()
+                self._botmon_abort = None
+            super().connection_lost(exc)
+
+        def _botmon_abort_later(self) -> None:
+            if not self._botmon_lost and self._botmon_abort is None:
+                self._botmon_abort = asyncio.get_running_loop().call_later(
+                    grace_s, self._botmon_abort_now)
+
+        def _botmon_abort_now(self) -> None:
+            self._botmon_abort = None
+            transport = getattr(self, "transport", None)
+            if not self._botmon_lost and transport is not None:
+                logger.info("dashboard: aborting a connection that did not close in %g s "
+                            "(its client stopped reading)", grace_s)
+                transport.abort()
+
+    return BoundedClose
 
 
 _cap_warned = False

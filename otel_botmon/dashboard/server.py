@@ -122,3 +122,9 @@ class MonitoringDashboard:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(timeout_s)
+        hub = getattr(getattr(self.app, "state", None), "push_hub", None)
+        if hub is not None and hub.running:
+            # uvicorn skips the app's shutdown when it had to force its exit: the push
+            # task and the monitor's listener would outlive the dashboard
+            self.system_monitor.remove_update_listener(hub.mark_changed)
+            await hub.stop()

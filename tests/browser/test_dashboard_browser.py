@@ -160,3 +160,36 @@ def test_events_button_shows_the_alert_history_as_text(browser: Any, live: LiveD
     wait_for(lambda: "fired" in text(browser, f"{selector} .events"))
     assert browser.find_elements(By.CSS_SELECTOR, f"{selector} .events b") == []
     assert severe_console_entries(browser) == []
+
+
+def test_markup_in_health_labels_and_silences_is_text_and_odd_numbers_do_not_stop_the_page(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    from otel_botmon.custom_metrics import Metric
+    from otel_botmon.observe.health import HealthStatus
+
+    async def check(_: Any) -> dict[str, Any]:
+        return {"status": HealthStatus.DEGRADED, "message": XSS_TITLE,
+                "metrics": {"ratio": float("nan"), "note": XSS_TITLE}}
+
+    async def set_up() -> str:
+        live.monitor.register_health_check("evil_check", check)
+        await live.monitor.force_health_check()
+        live.monitor.add_silence(['alertname="x"'], 600, comment=XSS_TITLE, created_by="<b>me</b>")
+        return await live.monitor.create_custom_alert(
+            "labelled", "m", AlertSeverity.CRITICAL,
+            labels={"desk": XSS_TITLE, "<svg onload=document.body.dataset.pwned=3>": "v"})
+
+    alert_id = live.call(set_up())
+    collector = live.monitor.performance_monitor.metrics_collector
+    collector.register_metric(Metric(name="huge_total", metric_type="counter"))
+    for _ in range(2):
+        collector.record_metric("huge_total", 1e308)  # its running sum is inf
+    browser.get(live.url)
+    wait_for(lambda: text(browser, 'tr[data-component="evil_check"]'))
+    assert XSS_TITLE in text(browser, 'tr[data-component="evil_check"]')
+    wait_for(lambda: XSS_TITLE in text(browser, f'#firing li[data-alert-id="{alert_id}"]'))
+    wait_for(lambda: browser.find_element(By.ID, "connection").text == "live")
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, main svg[onload], main b") == []
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-pwned") is None
+    assert severe_console_entries(browser) == []

@@ -328,3 +328,53 @@ async def test_silences_are_created_listed_and_expired(live: Live) -> None:
     assert (await live.client.get("/api/silences")).json()["count"] == 0
     r = await live.client.post(f"/api/silences/{silence['id']}/expire")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_a_taken_port_is_a_clear_error_and_the_bot_carries_on(live: Live) -> None:
+    port = live.dashboard.port  # taken by the running dashboard
+    second = MonitoringDashboard(live.monitor, port=port)
+    with pytest.raises(OSError, match=rf"127\.0\.0\.1:{port}.*in use.*port=0") as info:
+        await second.start()
+    assert info.value.errno is not None
+    assert not second.running
+    await _alert(live, title="still monitored")
+    assert (await live.client.get("/api/status")).json()["active_alerts"] == 1
+    await second.stop()  # stopping one that never started is fine
+
+
+_GOOD_SILENCE: dict[str, object] = {"matchers": ['alertname="x"'], "duration_s": 60}
+_WRONG_TYPES: list[tuple[str, str]] = [
+    ("duration_s", "true"), ("duration_s", '"60"'), ("duration_s", "NaN"),
+    ("duration_s", "Infinity"), ("duration_s", "-Infinity"), ("duration_s", "[60]"),
+    ("starts_at", "false"), ("starts_at", '"1700000000"'), ("starts_at", "NaN"),
+    ("comment", "5"), ("created_by", "true"), ("matchers", '["a=\\"b\\"", 5]'),
+    ("matchers", '{"a": "b"}'),
+]
+
+
+@pytest.mark.parametrize(("field", "raw"), _WRONG_TYPES)
+async def test_a_silence_field_of_the_wrong_type_is_refused_by_name(
+    live: Live, field: str, raw: str,
+) -> None:
+    import json
+
+    fields = {k: json.dumps(v) for k, v in _GOOD_SILENCE.items()} | {field: raw}
+    body = "{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}"
+    r = await live.client.post("/api/silences", content=body,
+                               headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert any(e["loc"][:2] == ["body", field] for e in detail), detail
+    assert "less than" not in r.text  # NaN is not "too big": it is not a number
+    assert (await live.client.get("/api/silences")).json()["count"] == 0
+
+
+@pytest.mark.parametrize("raw", ["true", "5", "NaN"])
+async def test_an_acknowledgement_with_a_wrong_type_changes_nothing(live: Live, raw: str) -> None:
+    alert_id = await _alert(live)
+    for path in ("acknowledge", "resolve"):
+        r = await live.client.post(f"/api/alerts/{alert_id}/{path}", content='{"user":' + raw + "}",
+                                   headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "user"]
+    alert = live.monitor.get_alert(alert_id)
+    assert alert is not None and alert["state"] == "firing" and not alert["acknowledged"]

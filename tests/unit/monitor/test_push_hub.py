@@ -92,7 +92,7 @@ def test_an_idle_tab_costs_at_most_5_mb_an_hour(
             monitor.performance_monitor.sample()
             hub.mark_changed()
             text = hub.encode_for(client)
-            assert '"append":{"performance.history":{"timestamp": [' in text
+            assert '"append":{"performance.history":{"timestamp":[' in text
             total += len(text)
         snapshot = len(hub.encode())
         per_hour_at_one_push_a_second = total / pushes * 3600
