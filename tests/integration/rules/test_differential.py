@@ -1,0 +1,380 @@
+"""Differential test of botmon's alert evaluator against Prometheus' own engine.
+
+Hypothesis draws input series (gauges with NaN/Inf and gaps, counters with resets and
+stale markers, classic histograms), sample and evaluation intervals, and an alert rule
+built from the constructs the condition language supports (rate/increase/delta, the
+``*_over_time`` family, quantiles of histograms, aggregations by/without, arithmetic,
+comparisons with and without ``bool``, ``and``/``or``/``unless``, vector matching,
+``for`` and ``keep_firing_for``, ``$value``/``$labels`` templates in labels and
+annotations). botmon's evaluator runs the rule at every evaluation step on its
+controlled clock (``botmon rules test``'s runner); what fires at each step, labels and
+annotations included, becomes the expectation of a test file that ``promtool test
+rules`` must accept against ``botmon rules export`` of the rule. ``{{ $value }}`` is
+Go's shortest float text, so equal annotations mean bit-equal values, NaN included.
+
+``BOTMON_DIFF_EXAMPLES`` raises the number of examples for a longer hunt.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from otel_botmon.alerting.rules_cli import main as rules_main
+from otel_botmon.alerting.ruletest import parse_duration, run_rule_tests
+from tests.services import require_binary
+
+pytestmark = pytest.mark.integration
+
+G, GB = "botmon_health_status", "botmon.health.status"  # a gauge
+C, CB = "botmon_trades_total", "botmon.trades"  # a counter
+H, HB = "botmon_trade_duration_seconds", "botmon.trade.duration"  # a histogram
+OWN = "other"  # a gauge of the user's own (same name in both languages)
+
+EXAMPLES = int(os.environ.get("BOTMON_DIFF_EXAMPLES", "80"))
+
+
+@dataclass
+class Scenario:
+    series: list[tuple[str, str]]
+    interval: str
+    evaluation_interval: str
+    steps: int
+    """Evaluation steps checked (from 0)."""
+    rule: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+# --- input series -------------------------------------------------------------------
+
+_GAUGE_VALUES = st.sampled_from(
+    ["0", "1", "2", "3", "-1", "0.5", "1.5", "10", "0.1", "0.2", "0.3", "-2.5", "1e3"])
+_RARE_GAUGE = st.sampled_from(["NaN", "Inf", "-Inf", "_", "stale"])
+
+
+@st.composite
+def gauge_values(draw: st.DrawFn, n: int) -> str:
+    out: list[str] = []
+    while len(out) < n:
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
+            out.append(draw(_RARE_GAUGE))
+        elif roll == 1:
+            out.append("_")
+        elif roll == 2:  # expanding notation, accumulating a float step
+            count = draw(st.integers(1, 4))
+            start, stepv = draw(_GAUGE_VALUES), draw(st.sampled_from(["+0.1", "-1", "+2",
+                                                                     "+0.3"]))
+            out.append(f"{start}{stepv}x{count}")
+            out.extend([""] * count)  # placeholders: the item stands for count + 1 samples
+        else:
+            out.append(draw(_GAUGE_VALUES))
+    return " ".join(t for t in out[: max(n, 1)] if t)
+
+
+@st.composite
+def counter_values(draw: st.DrawFn, n: int) -> str:
+    total = float(draw(st.sampled_from([0, 0, 3, 100])))
+    out: list[str] = []
+    started = not draw(st.booleans())
+    while len(out) < n:
+        roll = draw(st.integers(0, 11))
+        if not started:
+            out.append("_")
+            started = draw(st.booleans())
+            continue
+        if roll == 0:
+            out.append("_")
+        elif roll == 1:
+            out.append("stale")
+        elif roll == 2:  # a reset
+            total = float(draw(st.sampled_from([0, 1, 2])))
+            out.append(_num(total))
+        elif roll == 3:
+            inc = draw(st.sampled_from([1, 2, 5]))
+            count = draw(st.integers(1, 4))
+            out.append(f"{_num(total)}+{inc}x{count}")
+            out.extend([""] * count)
+            total += inc * count
+        else:
+            total += draw(st.sampled_from([0, 1, 2, 3, 0.5, 10]))
+            out.append(_num(total))
+    return " ".join(t for t in out if t)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+@st.composite
+def histogram_series(draw: st.DrawFn, n: int, label: str) -> list[tuple[str, str]]:
+    bounds = draw(st.sampled_from([("0.5", "1", "+Inf"), ("0.1", "+Inf"),
+                                   ("1", "2", "5", "+Inf")]))
+    counts = [0.0] * len(bounds)
+    columns: list[list[str]] = [[] for _ in bounds]
+    for _ in range(n):
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
+            for col in columns:
+                col.append("_")
+            continue
+        if roll == 1:  # a reset of the whole histogram
+            counts = [0.0] * len(bounds)
+        else:
+            adds = [draw(st.sampled_from([0, 0, 1, 2, 4])) for _ in bounds]
+            running = 0.0
+            for i, add in enumerate(adds):
+                running += add
+                counts[i] += running
+        for i, col in enumerate(columns):
+            col.append(_num(counts[i]))
+    return [(f'{H}_bucket{{a="{label}",le="{le}"}}', " ".join(col))
+            for le, col in zip(bounds, columns, strict=True)]
+
+
+# --- expressions --------------------------------------------------------------------
+
+_WINDOWS = st.sampled_from(["1m", "2m", "3m", "5m", "90s", "45s", "10m"])
+_SELECTORS = st.sampled_from(["", '{a="x"}', '{a!="y"}', '{a=~"x|z"}', '{b=""}',
+                              '{b="1"}'])
+_NUMBERS = st.sampled_from(["0", "1", "2", "0.5", "3", "-1", "10", "0.1"])
+
+
+@st.composite
+def leaf(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 8))
+    w = draw(_WINDOWS)
+    if kind == 0:
+        return GB + draw(_SELECTORS)
+    if kind == 1:
+        return OWN
+    if kind == 2:
+        fn = draw(st.sampled_from(["rate", "increase"]))
+        return f"{fn}({CB}{draw(_SELECTORS)}[{w}])"
+    if kind == 3:
+        return f"delta({GB}{draw(_SELECTORS)}[{w}])"
+    if kind == 4:
+        fn = draw(st.sampled_from(["avg", "min", "max", "sum", "count", "max_over_time",
+                                   "avg_over_time", "sum_over_time", "count_over_time"]))
+        return f"{fn}({GB}{draw(_SELECTORS)}[{w}])"
+    if kind == 5:
+        q = draw(st.sampled_from(["p50", "p90", "p99", "quantile(0.25,", "quantile(0,",
+                                  "quantile(1,"]))
+        by = draw(st.sampled_from(["", "", " by (a)", " by ()"]))
+        arg = f"{HB}[{w}])"
+        return (f"{q} {arg}" if q.endswith(",") else f"{q}({arg}") + by
+    if kind == 6:
+        return CB + draw(_SELECTORS)
+    if kind == 7:
+        return f"rate({CB}[{w}]) * 60"
+    return f"{GB}{draw(_SELECTORS)}"
+
+
+_AGGS = st.sampled_from(["sum", "avg", "min", "max", "count"])
+_GROUPING = st.sampled_from(["", " by (a)", " without (a)", " by (b)", " without (b)",
+                             " by ()"])
+_ARITH = st.sampled_from(["+", "-", "*", "/", "%"])
+_CMP = st.sampled_from([">", "<", ">=", "<=", "==", "!="])
+_SETOP = st.sampled_from(["and", "or", "unless"])
+_MATCH = st.sampled_from(["", "", " on(a)", " ignoring(b)", " on(a) group_left()",
+                          " ignoring(b) group_left()", " on(a) group_right()"])
+
+
+def vector(depth: int) -> st.SearchStrategy[str]:
+    if depth == 0:
+        return leaf()
+    inner = vector(depth - 1)
+
+    @st.composite
+    def compose(draw: st.DrawFn) -> str:
+        kind = draw(st.integers(0, 9))
+        if kind <= 2:
+            return draw(inner)
+        if kind == 3:
+            agg, grouping = draw(_AGGS), draw(_GROUPING)
+            body = draw(inner)
+            if draw(st.booleans()):
+                return f"{agg}{grouping} ({body})"
+            return f"{agg}({body}){grouping}"
+        if kind == 4:
+            a, op, n = draw(inner), draw(_ARITH), draw(_NUMBERS)
+            return f"({a}) {op} {n}" if draw(st.booleans()) else f"{n} {op} ({a})"
+        if kind == 5:
+            return f"({draw(inner)}) {draw(_ARITH)}{draw(_MATCH)} ({draw(inner)})"
+        if kind == 6:
+            bool_ = draw(st.sampled_from(["", " bool"]))
+            return f"({draw(inner)}) {draw(_CMP)}{bool_} {draw(_NUMBERS)}"
+        if kind == 7:
+            match = draw(st.sampled_from(["", " on(a)", " ignoring(b)"]))
+            return f"({draw(inner)}) {draw(_SETOP)}{match} ({draw(inner)})"
+        if kind == 8:
+            return f"abs({draw(inner)})"
+        bool_ = draw(st.sampled_from(["", " bool"]))
+        return f"({draw(inner)}) {draw(_CMP)}{bool_}{draw(_MATCH)} ({draw(inner)})"
+
+    return compose()
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    interval = draw(st.sampled_from(["15s", "30s", "1m", "1m", "2m"]))
+    evaluation_interval = draw(st.sampled_from(["30s", "1m", "1m"]))
+    step = parse_duration(interval, "interval")
+    n = draw(st.integers(3, max(3, int(900 // step))))
+    labels = draw(st.lists(st.sampled_from(["x", "y", "z"]), min_size=1, max_size=3,
+                           unique=True))
+    series: list[tuple[str, str]] = []
+    for a in labels:
+        b = draw(st.sampled_from(["", "", ',b="1"', ',b="2"']))
+        series.append((f'{G}{{a="{a}"{b}}}', draw(gauge_values(n))))
+        if draw(st.booleans()):
+            series.append((f'{C}{{a="{a}"}}', draw(counter_values(n))))
+        if draw(st.integers(0, 3)) == 0:
+            series.append((f'{OWN}{{a="{a}"}}', draw(gauge_values(n))))
+        if draw(st.integers(0, 2)) == 0:
+            series += draw(histogram_series(n, a))
+    expr = draw(vector(2))
+    if draw(st.booleans()):
+        expr = f"({expr}) {draw(_CMP)} {draw(_NUMBERS)}"
+    rule: dict[str, Any] = {"alert": "Diff", "expr": expr,
+                            "annotations": {"v": "{{ $value }}"}}
+    for_ = draw(st.sampled_from([None, None, "1m", "2m", "30s", "90s", "5m"]))
+    if for_:
+        rule["for"] = for_
+    keep = draw(st.sampled_from([None, None, None, "1m", "2m", "45s"]))
+    if keep:
+        rule["keep_firing_for"] = keep
+    if draw(st.integers(0, 3)) == 0:
+        name = draw(st.sampled_from(["lv", "lv", "a", "b", "severity"]))
+        rule["labels"] = {name: draw(st.sampled_from([
+            "{{ $labels.a }}", "{{ $value }}", "fixed", "{{ $labels.b }}", "",
+            "{value:.1f}", "{labels[a]}-x"]))}
+    if draw(st.integers(0, 3)) == 0:
+        rule["annotations"]["who"] = "{{ $labels.a }}-{{ $labels.b }}"
+    span = (n - 1) * step + draw(st.sampled_from([0, 0, 360]))
+    steps = int(span // parse_duration(evaluation_interval, "evaluation_interval"))
+    return Scenario(series, interval, evaluation_interval, min(steps, 40), rule)
+
+
+# --- running both sides -------------------------------------------------------------
+
+
+def _eval_text(k: int, evaluation_interval: str) -> str:
+    return f"{int(k * parse_duration(evaluation_interval, 'e'))}s"
+
+
+def _test_doc(s: Scenario, rule_file: str,
+              expected: dict[int, list[dict[str, Any]]] | None) -> dict[str, Any]:
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": s.evaluation_interval,
+        "tests": [{
+            "interval": s.interval,
+            "input_series": [{"series": name, "values": v} for name, v in s.series],
+            "alert_rule_test": [
+                {"eval_time": _eval_text(k, s.evaluation_interval), "alertname": "Diff",
+                 "exp_alerts": (expected or {}).get(k, [])}
+                for k in range(s.steps + 1)
+            ],
+        }],
+    }
+
+
+def botmon_alerts(s: Scenario, where: Path) -> tuple[dict[int, list[dict[str, Any]]], str]:
+    """What botmon fires at every step, as promtool's ``exp_alerts``; and the errors
+    botmon's runner reported (an evaluation error, as promtool, ends the test group)."""
+    (where / "botmon.rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "diff", "rules": [s.rule]}]}), "utf-8")
+    probe = where / "probe.test.yml"
+    probe.write_text(yaml.safe_dump(_test_doc(s, "botmon.rules.yml", None)), "utf-8")
+    seen: list[list[tuple[dict[str, str], dict[str, str]]]] = []
+    report = run_rule_tests(probe, observe=lambda _name, alerts: seen.append(alerts))
+    errors = "\n".join(f for f in report.failures if "err:" in f)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for k, alerts in enumerate(seen):
+        out[k] = [{"exp_labels": {n: v for n, v in labels.items() if n != "alertname"},
+                   "exp_annotations": notes} for labels, notes in alerts]
+    return out, errors
+
+
+def promtool_verdict(s: Scenario, where: Path,
+                     expected: dict[int, list[dict[str, Any]]]) -> tuple[bool, str]:
+    assert rules_main(["rules", "export", "-o", str(where / "prom.rules.yml"),
+                       str(where / "botmon.rules.yml")]) == 0
+    path = where / "prom.test.yml"
+    path.write_text(yaml.safe_dump(_test_doc(s, "prom.rules.yml", expected),
+                                   allow_unicode=True), "utf-8")
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([binary, "test", "rules", path.name], cwd=where,
+                          capture_output=True, text=True, timeout=60, check=False)
+    return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _describe(s: Scenario, where: Path) -> str:
+    return (f"rule: {s.rule}\ninterval {s.interval}, evaluation_interval "
+            f"{s.evaluation_interval}, {s.steps + 1} steps\nseries:\n"
+            + "\n".join(f"  {name}: {v}" for name, v in s.series)
+            + f"\nfiles in {where}")
+
+
+def check_scenario(s: Scenario, where: Path) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    expected, errors = botmon_alerts(s, where)
+    agrees, output = promtool_verdict(s, where, expected)
+    if errors:
+        # botmon could not evaluate the rule: promtool must fail it too, for the same
+        # reason (many-to-many matching, a duplicate series after an operation)
+        assert not agrees and re.search(r"err:|error", output), (
+            f"botmon: {errors}\npromtool passed\n{_describe(s, where)}")
+        return
+    assert agrees, f"{_describe(s, where)}\npromtool:\n{output}"
+
+
+# no shrinking: each example runs promtool, and a shrink takes many minutes; a failure
+# prints its whole scenario (rule, series, files) instead
+@settings(max_examples=EXAMPLES, deadline=None,
+          phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(s=scenarios())
+def test_botmon_fires_what_promtool_fires(s: Scenario, tmp_path: Path) -> None:
+    where = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+    check_scenario(s, where)
+
+
+# Disagreements the hunt found, kept as fixed cases (each failed before its fix)
+REGRESSIONS: dict[str, Scenario] = {
+    # rule labels are templates: Prometheus renders them per series
+    "label_template": Scenario(
+        [(f'{G}{{a="x"}}', "1 2 3"), (f'{G}{{a="y",b="1"}}', "5 5 5")], "1m", "1m", 2,
+        {"alert": "Diff", "expr": GB, "labels": {"lv": "{{ $labels.a }}", "b": "{labels[b]}"},
+         "annotations": {"v": "{{ $value }}"}}),
+    # a label holding the value: a new label set (pending again) whenever it changes
+    "label_value_for": Scenario(
+        [(f'{G}{{a="x"}}', "1 1 1 2 2 2 2")], "1m", "1m", 6,
+        {"alert": "Diff", "expr": GB, "for": "1m", "labels": {"lv": "{{ $value }}"},
+         "annotations": {"v": "{{ $value }}"}}),
+    # a label rendered empty removes the label that told two series apart: the rule
+    # fails (promtool: "vector contains metrics with the same labelset ...")
+    "label_collision": Scenario(
+        [(f'{G}{{a="x"}}', "1 1 1"), (f'{G}{{a="y"}}', "1 1 1")], "1m", "1m", 2,
+        {"alert": "Diff", "expr": GB, "labels": {"a": "{{ $labels.b }}"}}),
+    # 0 / -0.5 is -0: the annotation follows the value's sign from one step to the next
+    "negative_zero": Scenario(
+        [(f'{G}{{a="x"}}', "1 -1 1 -1")], "1m", "1m", 3,
+        {"alert": "Diff", "expr": f"0 / {GB}", "annotations": {"v": "{{ $value }}"}}),
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_found_disagreements_stay_fixed(name: str, tmp_path: Path) -> None:
+    check_scenario(REGRESSIONS[name], tmp_path)
