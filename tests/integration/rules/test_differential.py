@@ -17,6 +17,7 @@ Go's shortest float text, so equal annotations mean bit-equal values, NaN includ
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from otel_botmon.alerting.rules import load_rule_groups
 from otel_botmon.alerting.rules_cli import main as rules_main
 from otel_botmon.alerting.ruletest import parse_duration, run_rule_tests
 from tests.services import require_binary
@@ -332,6 +334,10 @@ def _describe(s: Scenario, where: Path) -> str:
 def check_scenario(s: Scenario, where: Path) -> None:
     where.mkdir(parents=True, exist_ok=True)
     expected, errors = botmon_alerts(s, where)
+    if "verbatim" in s.notes and load_rule_groups(where / "botmon.rules.yml")[0].notes:
+        # botmon's matching of a labelless side, which the loader notes (a documented
+        # difference): the export writes it out, and promtool must agree with that
+        s = dataclasses.replace(s, notes=[n for n in s.notes if n != "verbatim"])
     agrees, output = promtool_verdict(s, where, expected)
     if errors:
         # botmon could not evaluate the rule: promtool must fail it too, for the same
@@ -339,7 +345,45 @@ def check_scenario(s: Scenario, where: Path) -> None:
         assert not agrees and re.search(r"err:|error", output), (
             f"botmon: {errors}\npromtool passed\n{_describe(s, where)}")
         return
+    if not agrees and _ORDERED_AGGREGATION.search(s.rule["expr"]):
+        # Prometheus adds series in no fixed order (promtool creates them from a Go map),
+        # so `avg` of two series or `sum` of three may differ in the last bits from one
+        # promtool run to the next (docs/conditions.md)
+        agrees = _equal_but_for_rounding(output)
     assert agrees, f"{_describe(s, where)}\npromtool:\n{output}"
+
+
+_ORDERED_AGGREGATION = re.compile(r"\b(sum|avg)\b(?!_over_time)\s*(by|without)?\s*(\([^)]*\))?"
+                                  r"\s*\((?![^()]*\[)")
+_ALERT = re.compile(r"Labels:(\{.*?\})\s*Annotations:(\{.*?\})")
+
+
+def _equal_but_for_rounding(output: str) -> bool:
+    """Whether each failure in promtool's ``output`` expects and gets the same alerts,
+    with ``v`` annotations equal to 12 significant digits."""
+    failures = output.split("alertname: ")[1:]
+    if not failures or "err:" in output:
+        return False
+    for failure in failures:
+        exp_text, _, got_text = failure.partition("got:")
+        exp, got = sorted(_ALERT.findall(exp_text)), sorted(_ALERT.findall(got_text))
+        if len(exp) != len(got):
+            return False
+        for (exp_labels, exp_notes), (got_labels, got_notes) in zip(exp, got, strict=True):
+            if exp_labels != got_labels:
+                return False
+            a, b = (re.search(r'v="([^"]*)"', n) for n in (exp_notes, got_notes))
+            if a is None or b is None or not _close(a.group(1), b.group(1)):
+                return False
+    return True
+
+
+def _close(a: str, b: str) -> bool:
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return a == b
+    return x == y or (x != x and y != y) or abs(x - y) <= 1e-12 * max(abs(x), abs(y))
 
 
 # no shrinking: each example runs promtool, and a shrink takes many minutes; a failure
@@ -495,6 +539,11 @@ REGRESSIONS: dict[str, Scenario] = {
     "unary_minus_of_zero": Scenario(
         [(f'{VG}{{a="x"}}', "0 1 0 -0"), (f'{VC}{{a="x"}}', "0 0 5 5")], "1m", "1m", 3,
         {"alert": "Diff", "expr": f"-{VG} or -abs({VC}) or -(-(-{VG}))",
+         "annotations": {"v": "{{ $value }}"}}, notes=["verbatim"]),
+    # PromQL's own spelling of "each series against the total" means the same in both
+    "ratio_on_group_left": Scenario(
+        [(f'{VC}{{a="x"}}', "0+1x6"), (f'{VC}{{a="y"}}', "0+3x6")], "1m", "1m", 6,
+        {"alert": "Diff", "expr": f"rate({VC}[2m]) / on() group_left sum(rate({VC}[2m]))",
          "annotations": {"v": "{{ $value }}"}}, notes=["verbatim"]),
     "negative_zero": Scenario(
         [(f'{G}{{a="x"}}', "1 -1 1 -1")], "1m", "1m", 3,
