@@ -42,7 +42,7 @@ C, CB = "botmon_trades_total", "botmon.trades"  # a counter
 H, HB = "botmon_trade_duration_seconds", "botmon.trade.duration"  # a histogram
 OWN = "other"  # a gauge of the user's own (same name in both languages)
 
-EXAMPLES = int(os.environ.get("BOTMON_DIFF_EXAMPLES", "80"))
+EXAMPLES = int(os.environ.get("BOTMON_DIFF_EXAMPLES", "45"))
 
 
 @dataclass
