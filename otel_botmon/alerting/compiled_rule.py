@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from otel_botmon.alerting.model import (
@@ -21,6 +22,12 @@ from otel_botmon.alerting.model import (
 )
 from otel_botmon.alerting.templates import NO_EXTERNALS, Externals
 from otel_botmon.redaction import redact_text
+
+
+class DuplicateAlertError(ValueError):
+    """Two series of one evaluation that the rule's labels turn into one alert (a rule
+    label replaced, or rendered away, the label that told them apart): as in Prometheus,
+    the rule fails for that evaluation and its alerts keep their state."""
 
 
 class SampleLike(Protocol):
@@ -86,9 +93,15 @@ class CompiledRule:
         """The left-hand side for every series (hysteresis)."""
         return self.condition.values(history, now)
 
-    def identity(self, series: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-        """(fingerprint, alert labels) of a series: its labels + the rule's labels +
-        ``alertname`` + ``severity`` (unless the rule's labels set one)."""
+    def identity(self, series: Mapping[str, str], value: float | None = None,
+                 externals: Externals = NO_EXTERNALS) -> tuple[str, dict[str, str]]:
+        """(fingerprint, alert labels) of a series: its labels + the rule's labels (their
+        templates rendered with ``value`` and the series' labels, as Prometheus renders
+        them at every evaluation) + ``alertname`` + ``severity`` (unless the rule's labels
+        set one)."""
+        if self.templated_labels:  # the labels may change with the value: never cached
+            labels = self.alert_labels(series, value, externals)
+            return fingerprint(self.rule.name, labels), labels
         try:
             found = self.identities.get(series)
         except TypeError:  # unhashable labels: no caching
@@ -118,15 +131,36 @@ class CompiledRule:
         render(alert, rule, series, externals)
         return alert
 
-    def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
+    @cached_property
+    def templated_labels(self) -> bool:
+        """Whether any of the rule's labels is a template (``{`` in its text)."""
+        return any("{" in text for text in self.rule.labels.values())
+
+    def alert_labels(self, series: Mapping[str, str], value: float | None = None,
+                     externals: Externals = NO_EXTERNALS) -> dict[str, str]:
         labels = {str(k): str(v) for k, v in series.items()}
-        labels.update(self.rule.labels)
+        rule = self.rule
+
+        def fill(text: str) -> str:
+            if "{" not in text:
+                return text
+            return render_template(text, value=value, labels=series, rule=rule.name,
+                                   externals=externals)
+
+        for name, text in rule.labels.items():
+            if name in (ALERTNAME_LABEL, SEVERITY_LABEL):
+                continue
+            rendered = fill(text)
+            if rendered:
+                labels[name] = rendered
+            else:  # as Prometheus: a rule label that renders empty removes the label
+                labels.pop(name, None)
         # a rule may name its alerts (the warning and critical rules of one measure share
         # an alertname, as Alertmanager's inhibition expects); else the rule's name
-        labels[ALERTNAME_LABEL] = self.rule.labels.get(ALERTNAME_LABEL) or self.rule.name
+        labels[ALERTNAME_LABEL] = rule.labels.get(ALERTNAME_LABEL) or rule.name
         # the rule's severity wins over a series' own `severity` label, as the exported
         # rule's `labels: {severity: ...}` does in Prometheus
-        severity = self.rule.labels.get(SEVERITY_LABEL, self.rule.severity.value)
+        severity = fill(rule.labels.get(SEVERITY_LABEL, rule.severity.value))
         if not severity:  # a rule file's rule without severity: the series' own, if any
             severity = str(series.get(SEVERITY_LABEL, ""))
         if severity:

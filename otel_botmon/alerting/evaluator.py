@@ -18,6 +18,7 @@ Time is injected (``clock`` and ``now`` arguments): tests drive it by hand.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
-from otel_botmon.alerting.compiled_rule import CompiledRule, Compiler, render
+from otel_botmon.alerting.compiled_rule import (
+    CompiledRule,
+    Compiler,
+    DuplicateAlertError,
+    render,
+)
 from otel_botmon.alerting.escalation import escalate_if_due
 from otel_botmon.alerting.listeners import Listener, ListenerSet
 from otel_botmon.alerting.model import (
@@ -54,6 +60,16 @@ logger = logging.getLogger("otel_botmon.alerting")
 
 _ORPHAN_GRACE_S = 600.0
 _INACTIVE_KEPT = 256  # pending alerts that cleared, kept so ``get`` can say what became of them
+
+
+def _same_float(a: float | None, b: float) -> bool:
+    """``a`` and ``b`` are the same number to a template: equal and of one sign (``0``
+    and ``-0`` render differently), or both NaN."""
+    if a is None:
+        return False
+    if a != a:
+        return b != b
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 class AlertEvaluator:
@@ -116,6 +132,9 @@ class AlertEvaluator:
         self._listeners = ListenerSet()
         self.recorder = Recorder(recording_rules)
         """Recording rules, evaluated into the history before the alert rules each cycle."""
+        self.on_rule_error: Callable[[str, BaseException], None] | None = None
+        """Called with the rule's name and the error when an alert rule cannot be
+        evaluated (instead of the internal-error report); its alerts keep their state."""
         if on_event is not None:
             self._listeners.add(on_event, notifiable_only=False)
         for rule in rules:
@@ -288,7 +307,10 @@ class AlertEvaluator:
                 try:
                     self._evaluate_rule(compiled, now, events)
                 except Exception as exc:
-                    report_internal_error(f"alerting.rule.{compiled.rule.name}", exc)
+                    if self.on_rule_error is not None:
+                        self.on_rule_error(compiled.rule.name, exc)
+                    else:
+                        report_internal_error(f"alerting.rule.{compiled.rule.name}", exc)
             self._resolve_orphans(now, events)
             self._escalate(now, events)
             self._finish(events, now)
@@ -302,10 +324,19 @@ class AlertEvaluator:
         rule = compiled.rule
         samples = compiled.matches(self.history, now)
         seen: dict[str, float] = {}
+        identified = []
         for sample in samples:
-            fp, labels = compiled.identity(sample.labels)
             value = float(sample.value)
+            fp, labels = compiled.identity(sample.labels, value, self.externals)
+            if fp in seen:
+                # as Prometheus: two series that the rule's labels make one alert are an
+                # error of the rule, raised before any alert changes
+                raise DuplicateAlertError(
+                    "vector contains metrics with the same labelset after applying "
+                    "alert labels")
             seen[fp] = value
+            identified.append((sample, value, fp, labels))
+        for sample, value, fp, labels in identified:
             if fp in self._manually_resolved:
                 continue
             alert = compiled.alerts.get(fp)
@@ -316,7 +347,8 @@ class AlertEvaluator:
                 self._alerts.by_id[alert.id] = alert
                 if rule.for_ > 0:
                     events.append(new_event(alert, AlertEventKind.PENDING, now, {"value": value}))
-            if alert.value != value:  # templates show the current value (Prometheus)
+            # templates show the current value (Prometheus), -0 apart from 0
+            if not _same_float(alert.value, value):
                 alert.value = value
                 if render(alert, rule, sample.labels, self.externals):
                     self._dirty.add(alert.id)
@@ -364,7 +396,7 @@ class AlertEvaluator:
         for sample in compiled.values(self.history, now):
             value = float(sample.value)
             if (value > threshold) if above else (value < threshold):
-                held[compiled.identity(sample.labels)[0]] = value
+                held[compiled.identity(sample.labels, value, self.externals)[0]] = value
         return held
 
     def _fire(self, alert: Alert, rule: AlertRule, now: float, events: list[AlertEvent],

@@ -143,7 +143,9 @@ def _rule(rule: AlertRule, result: ExportResult, per_bot: Sequence[str]) -> dict
         out["for"] = format_duration(rule.for_)
     if rule.keep_firing_for > 0:
         out["keep_firing_for"] = format_duration(rule.keep_firing_for)
-    labels = {prom_label(k): v for k, v in rule.labels.items() if k != ALERTNAME_LABEL}
+    # labels are templates too (rendered with the series' labels and the value)
+    labels = {prom_label(k): translate_template(v, rule.name)
+              for k, v in rule.labels.items() if k != ALERTNAME_LABEL}
     labels.setdefault(SEVERITY_LABEL, rule.severity.value)
     if not labels[SEVERITY_LABEL]:
         del labels[SEVERITY_LABEL]  # the rule states no severity

@@ -48,7 +48,7 @@ from otel_botmon.alerting.model import (
 from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
 from otel_botmon.alerting.yamlnodes import compose, scalar_position
 from otel_botmon.query import RuleSyntaxError, compile_condition
-from otel_botmon.query.syntax import DURATION_UNITS
+from otel_botmon.query.syntax import DURATION_UNITS, promql_differences
 
 __all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
 
@@ -93,6 +93,10 @@ class RuleGroup:
     rules: list[AlertRule] = field(default_factory=list)
     interval_s: float | None = None
     recordings: list[RecordingRule] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """``file:line:column: field: note`` for every expression that PromQL would read
+    differently (botmon's matching of a labelless side; ``botmon rules check`` shows
+    them)."""
 
 
 def load_rule_file(path: str | os.PathLike[str]) -> list[AlertRule]:
@@ -125,6 +129,7 @@ class _Loader:
         self.filename = filename
         self.constructor = yaml.constructor.SafeConstructor()
         self._comparison: str | None = None  # of the condition of the rule being read
+        self.notes: list[str] = []
         self.text = ""
 
     def error(self, node: yaml.Node | None, where: str, message: str) -> RuleFileError:
@@ -283,6 +288,7 @@ class _Loader:
         if "name" not in fields:
             raise self.error(node, _join(where, "name"), "missing")
         group = RuleGroup(self.string(fields["name"][1], _join(where, "name")))
+        first_note = len(self.notes)
         if "interval" in fields:
             interval = self.duration(fields["interval"][1], _join(where, "interval"))
             if interval <= 0:
@@ -301,6 +307,7 @@ class _Loader:
                 raise self.error(rnode, f"{where}.rules[{i}]", f"duplicate rule {rule.name!r}")
             seen_rules.add(rule.name)
             group.rules.append(rule)
+        group.notes = self.notes[first_note:]
         return group
 
     def rule(self, node: yaml.Node, where: str) -> AlertRule:
@@ -390,12 +397,16 @@ class _Loader:
         else:
             text = self.string(node, where)
         try:
-            self._comparison = compile_condition(text).comparison
+            compiled = compile_condition(text)
         except RuleSyntaxError as exc:
             line, column = scalar_position(self.text, node, exc.position)
             raise RuleFileError(
                 self.filename, line, column, where, f"{exc.message}\n{_caret(exc)}"
             ) from None
+        self._comparison = compiled.comparison
+        for position, note in promql_differences(compiled.tree):
+            line, column = scalar_position(self.text, node, position)
+            self.notes.append(f"{self.filename}:{line}:{column}: {where}: {note}")
         return text
 
 

@@ -89,6 +89,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None,
             failed = True
             continue
         count = sum(len(g.rules) + len(g.recordings) for g in groups)
+        for group in groups:
+            for note in group.notes:
+                print(f"note: {note}", file=err)
         print(f"{path}: OK, {count} rule{'s' if count != 1 else ''} in {len(groups)} "
               f"group{'s' if len(groups) != 1 else ''}", file=out)
     return 1 if failed else 0

@@ -61,12 +61,10 @@ from otel_botmon.alerting.ruletest_file import (
 )
 from otel_botmon.alerting.templates import Externals
 from otel_botmon.query import (
-    Condition,
     Labels,
     MetricHistory,
     MetricKind,
     RuleSyntaxError,
-    Sample,
     compile_condition,
 )
 from otel_botmon.query.syntax import (
@@ -282,9 +280,11 @@ def _run_test(
     evaluator = AlertEvaluator(rules, history, clock=lambda: clock[0],
                                recording_rules=recordings or (), publish_telemetry=False,
                                externals=Externals(test.external_labels, test.external_url),
-                               compiler=lambda text: _Checked(compile_condition(text), text,
-                                                              errors))
+                               compiler=compile_condition)
+    # the evaluator would only log a rule that cannot be evaluated and keep its alerts'
+    # state; a rule test fails on it, as promtool
     evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
+    evaluator.on_rule_error = lambda name, exc: errors.append((name, exc))
     steps = math.floor(last / interval + 1e-9)
     alerts_series: set[tuple[str, Labels]] = set()
     for k in range(steps + 1):
@@ -323,34 +323,6 @@ def _record_alerts(history: MetricHistory, active: list[Any], now: float,
     for metric, labels in before - now_series:
         history.mark_stale(metric, labels, now)
     return now_series
-
-
-class _Checked:
-    """A compiled condition that notes its evaluation errors (the evaluator would only
-    log them and keep the alerts' state; a rule test fails on them, as promtool)."""
-
-    def __init__(self, inner: Condition, text: str,
-                 errors: list[tuple[str, BaseException]]) -> None:
-        self.inner = inner
-        self.text = text
-        self.errors = errors
-        self.comparison = inner.comparison
-        self.threshold = inner.threshold
-        self.referenced_metrics = inner.referenced_metrics
-
-    def evaluate(self, history: Any, now: float) -> list[Sample]:
-        try:
-            return self.inner.evaluate(history, now)
-        except Exception as exc:
-            self.errors.append((self.text, exc))
-            raise
-
-    def values(self, history: Any, now: float) -> list[Sample]:
-        try:
-            return self.inner.values(history, now)
-        except Exception as exc:
-            self.errors.append((self.text, exc))
-            raise
 
 
 def _duration(seconds: float) -> str:

@@ -209,8 +209,10 @@ class _Parser(TypeChecker):
                 return operand
             if isinstance(operand, Number):
                 return Number(op.pos, VType.SCALAR, True, 1, -operand.value, "-" + operand.text)
-            zero = Number(op.pos, VType.SCALAR, True, 1, 0.0, "0")
-            return self.binary("-", zero, operand, op.pos)
+            # PromQL negates (-0 for 0), which `-1 * x` does for every value; `0 - x`
+            # gave 0
+            minus_one = Number(op.pos, VType.SCALAR, True, 1, -1.0, "-1")
+            return self.binary("*", minus_one, operand, op.pos)
         return self.parse_primary()
 
     def parse_primary(self) -> Node:

@@ -19,6 +19,7 @@ from otel_botmon.query._nodes import (
     VType,
     selectors,
 )
+from otel_botmon.query._promql_notes import promql_differences
 
 __all__ = [
     "COMPARISONS",
@@ -34,5 +35,6 @@ __all__ = [
     "VType",
     "evaluate_node",
     "known_metric_kinds",
+    "promql_differences",
     "selectors",
 ]
