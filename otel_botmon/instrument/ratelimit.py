@@ -22,9 +22,14 @@ remaining) are read for any exchange that is known, into the same gauges by wind
 
 The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
 or, failing that, the one whose API host or headers the response has (a generic name
-such as ``X-RateLimit-Limit`` names no exchange). A header that
-does not hold a non-negative number is skipped with one warning per header name and
-counted in ``botmon.internal.errors``; nothing here raises.
+such as ``X-RateLimit-Limit`` names no exchange); :func:`exchange_label` decides it once
+per response, for the request's other metrics too. The request's HTTP method picks the
+budget where an exchange's differ by method on one path (Gate.io's ``POST`` and ``GET``
+``/api/v4/spot/orders``). A header repeated on one response is one list (RFC 9110;
+requests joins it as ``"12, 13"``): its reading is the most cautious of its items, the
+most used, orders and window, the least remaining, the smallest limit, the longest
+Retry-After. An item that is not a non-negative number is skipped with one warning per
+header name and counted in ``botmon.internal.errors``; nothing here raises.
 """
 
 from __future__ import annotations
