@@ -13,7 +13,11 @@ A row says:
   the bot did not name its exchange).
 * ``budgets``: separate request budgets. A :class:`Budget` applies to the paths that
   start with one of its ``paths`` (the first match wins; ``()`` matches every path) and
-  lists the :class:`RateLimitHeader` rows the exchange sends for it. Binance spot, SAPI
+  lists the :class:`RateLimitHeader` rows the exchange sends for it. A path that starts
+  with an HTTP method and a space (``"POST /api/v4/spot/orders"``) matches only requests
+  with that method: Gate.io's ``GET /spot/orders`` (200 per 10 s) and ``POST
+  /spot/orders`` (10 per second) share a path, not a budget. A request whose method is
+  not known matches only the plain paths. Binance spot, SAPI
   and USD-M futures each count weight separately, so they are three budgets: a SAPI
   reading of 40 never hides a spot reading of 5900. A budget ``per_endpoint`` (Bybit's
   per-endpoint limits) is counted apart for each URL path. A budget with ``hosts`` or
@@ -82,7 +86,8 @@ class Budget:
     name: str
     """``ratelimit.budget`` on the metrics (``spot``, ``sapi``, ``usdm`` ...)."""
     paths: tuple[str, ...] = ()
-    """URL path prefixes this budget covers; ``()`` = any path."""
+    """URL path prefixes this budget covers, each optionally after an HTTP method and a
+    space (``"DELETE /api/v4/spot/orders"``: that method only); ``()`` = any path."""
     headers: tuple[RateLimitHeader, ...] = ()
     per_endpoint: bool = False
     """Each endpoint (URL path) has a limit of its own and the headers report that one
@@ -136,6 +141,26 @@ _KUCOIN_MANAGEMENT: Final = (
     "/api/v1/withdrawals", "/api/v3/withdrawals", "/api/v1/hist-withdrawals",
     "/api/v1/transfer-list", "/api/v1/transaction-history", "/api/v3/transfer-out",
     "/api/v1/transfer-out", "/api/v1/transfer-in",
+)
+
+def _gate_headers(interval: str) -> tuple[RateLimitHeader, ...]:
+    return (RateLimitHeader("x-gate-ratelimit-limit", "limit", interval=interval),
+            RateLimitHeader("x-gate-ratelimit-requests-remain", "remaining", interval=interval))
+
+
+# Gate.io's perpetual futures settle in USDT or BTC: /api/v4/futures/{settle}/...
+_GATE_FUTURES: Final = ("/api/v4/futures/usdt", "/api/v4/futures/btc")
+_GATE_PLACE: Final = (
+    "POST /api/v4/spot/orders", "POST /api/v4/spot/batch_orders",
+    "PATCH /api/v4/spot/orders/", "POST /api/v4/spot/amend_batch_orders",
+    *(f"{method} {settle}{path}" for settle in _GATE_FUTURES for method, path in (
+        ("POST", "/orders"), ("POST", "/batch_orders"), ("POST", "/bbo_orders"),
+        ("PUT", "/orders/"), ("POST", "/batch_amend_orders"))),
+)
+_GATE_CANCEL: Final = (
+    "DELETE /api/v4/spot/orders", "POST /api/v4/spot/cancel_batch_orders",
+    *(f"{method} {settle}{path}" for settle in _GATE_FUTURES for method, path in (
+        ("DELETE", "/orders"), ("POST", "/batch_cancel_orders"))),
 )
 
 EXCHANGES: Final[tuple[Exchange, ...]] = (
@@ -213,12 +238,16 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         name="gate",
         aliases=("gateio",),
         hosts=("api.gateio.ws", "fx-api.gateio.ws", "api.gate.io"),
-        # Since January 2024 every endpoint has a limit of its own (200 per 10 s for most,
-        # 10 per second per market for placing orders) and the headers report that one.
-        budgets=(Budget("api", per_endpoint=True, headers=(
-            RateLimitHeader("x-gate-ratelimit-limit", "limit", interval="10s"),
-            RateLimitHeader("x-gate-ratelimit-requests-remain", "remaining", interval="10s"),
-        )),),
+        # Since January 2024 every endpoint has a limit of its own and the headers report
+        # that one: 200 per 10 s for most; placing or amending orders 10 per second (per
+        # market) on spot and 100 per second on perpetual futures; cancelling 200 per
+        # second. The method tells them apart: GET /spot/orders lists, POST places.
+        budgets=(
+            Budget("orders", per_endpoint=True, paths=_GATE_PLACE, headers=_gate_headers("1s")),
+            Budget("cancel", per_endpoint=True, paths=_GATE_CANCEL,
+                   headers=_gate_headers("1s")),
+            Budget("api", per_endpoint=True, headers=_gate_headers("10s")),
+        ),
         secret_names=(),
         exact_secret_names=("KEY", "SIGN"),
     ),

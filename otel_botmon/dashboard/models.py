@@ -202,6 +202,8 @@ class RateLimitRow(BaseModel):
     utilization: float | None = Field(description="0..1 of the budget used, when known")
     used: float | None
     orders: float | None
+    remaining: float | None = Field(default=None,
+                                    description="Left in the interval, where the exchange says")
     retry_after: float | None = Field(description="Seconds, when the exchange asked to wait")
 
 

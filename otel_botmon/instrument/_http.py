@@ -25,14 +25,15 @@ import threading
 from typing import Any, Final
 
 from otel_botmon._internal import report_internal_error
-from otel_botmon.exchanges import all_exact_secret_names, all_secret_names, find_exchange
+from otel_botmon.exchanges import all_exact_secret_names, all_secret_names
 from otel_botmon.instrument.exchange import (
     UNKNOWN,
     default_exchange,
     endpoint_from_path,
     record_exchange_request,
+    request_owner,
 )
-from otel_botmon.instrument.ratelimit import record_ratelimit_headers
+from otel_botmon.instrument.ratelimit import exchange_label, record_response_headers
 from otel_botmon.redaction import is_registered_secret, redacted_changes, register_secret
 
 SEMCONV_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
@@ -116,17 +117,32 @@ def scrub_span(span: Any, component: str) -> None:
 def observe_response(
     component: str, exchange: str | None, host: str | None, path: str | None,
     status: object, headers: object, exc: BaseException | None, duration_s: float,
-) -> None:
-    """Record one request's outcome: request metrics (once) and rate-limit headers."""
+    method: str | None = None,
+) -> str:
+    """Record one request's outcome: request metrics (once) and rate-limit headers, all
+    under one ``exchange.name``, which is returned (for the caller's span).
+
+    The name is decided once per response (:func:`~otel_botmon.instrument.ratelimit.
+    exchange_label`): the one the counting layer (an ``exchange_call``, a ccxt
+    exchange) was given, else ``exchange``, else ``configure(exchange=...)``; with none,
+    the exchange whose host or rate-limit headers the response has. ``method`` (the
+    request's HTTP method) picks the rate-limit budget where an exchange's differ by
+    method on one path (Gate.io)."""
+    name = exchange or UNKNOWN
     try:
-        name = exchange or default_exchange()
-        if name == UNKNOWN and host:
-            row = find_exchange(host=host)
-            name = row.name if row is not None else name
+        owner = request_owner()
+        if owner is not None and owner.exchange:
+            name = owner.exchange
+        elif not exchange:
+            name = default_exchange()
         code = status if isinstance(status, int) and not isinstance(status, bool) else None
-        record_exchange_request(name, endpoint_from_path(path or "/"), code, exc, duration_s)
         if headers:
-            record_ratelimit_headers(headers, exchange=name, status_code=code, host=host,
-                                     path=path)
+            name, _readings = record_response_headers(
+                headers, exchange=name, status_code=code, host=host, path=path,
+                method=method)
+        else:
+            name = exchange_label(name, host)
+        record_exchange_request(name, endpoint_from_path(path or "/"), code, exc, duration_s)
     except Exception as internal:
         report_internal_error(component, internal)
+    return name

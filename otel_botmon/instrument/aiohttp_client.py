@@ -97,10 +97,10 @@ def _trace_config(settings: _Settings) -> Any:
             report_internal_error(_COMPONENT, exc)
 
     async def on_end(session: Any, ctx: types.SimpleNamespace, params: Any) -> None:
-        _finish(settings, ctx, params.url, params.response, None)
+        _finish(settings, ctx, params.url, params.response, None, params.method)
 
     async def on_exception(session: Any, ctx: types.SimpleNamespace, params: Any) -> None:
-        _finish(settings, ctx, params.url, None, params.exception)
+        _finish(settings, ctx, params.url, None, params.exception, params.method)
 
     config = aiohttp.TraceConfig()
     config.on_request_start.append(on_start)
@@ -112,7 +112,7 @@ def _trace_config(settings: _Settings) -> Any:
 
 
 def _finish(settings: _Settings, ctx: types.SimpleNamespace, url: Any, response: Any,
-            exc: BaseException | None) -> None:
+            exc: BaseException | None, method: object = None) -> None:
     started = getattr(ctx, "otel_botmon", None)
     if started is None:
         return
@@ -136,7 +136,8 @@ def _finish(settings: _Settings, ctx: types.SimpleNamespace, url: Any, response:
         host = url.host
         if settings.hosts is None or host in settings.hosts:
             observe_response(_COMPONENT, settings.exchange, host, url.path or "/", status,
-                             getattr(response, "headers", None), exc, duration)
+                             getattr(response, "headers", None), exc, duration,
+                             str(method or "GET"))
     except Exception as internal:
         report_internal_error(_COMPONENT, internal)
 

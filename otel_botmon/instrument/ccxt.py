@@ -83,8 +83,8 @@ class _Request(RequestOwner):
 
     __slots__ = ("headers", "status")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, exchange: str) -> None:
+        super().__init__(exchange)
         self.status: int | None = None
         self.headers: object = None
 
@@ -256,12 +256,13 @@ def _on_rest_response(original: Callable[..., Any]) -> Callable[..., Any]:
 class _Call:
     """One request in progress: span, timing, count-once ownership."""
 
-    __slots__ = ("endpoint", "host", "otel_token", "owner_token", "path", "request",
-                 "request_token", "span", "start", "state", "url")
+    __slots__ = ("endpoint", "host", "method", "otel_token", "owner_token", "path",
+                 "request", "request_token", "span", "start", "state", "url")
 
     def __init__(self, state: _State, url: object, method: object) -> None:
         self.state = state
-        self.request = _Request()
+        self.request = _Request(state.name)
+        self.method = str(method).upper()
         self.url = str(url)
         parts = urlsplit(self.url)
         self.host = parts.hostname
@@ -269,7 +270,7 @@ class _Call:
         self.endpoint = endpoint_from_path(self.path)
         attributes: dict[str, Any] = {
             conv.EXCHANGE_NAME: state.name, conv.EXCHANGE_ENDPOINT: self.endpoint,
-            "http.request.method": str(method).upper(), "url.full": redact_url(self.url),
+            "http.request.method": self.method, "url.full": redact_url(self.url),
         }
         if self.host:
             attributes["server.address"] = self.host
@@ -308,12 +309,13 @@ class _Call:
         if status is None:
             status = request.inner_status
         self.state.refresh_secrets()
-        observe_response(_COMPONENT, self.state.name, self.host, self.path, status,
-                         request.headers, exc, duration)
+        name = observe_response(_COMPONENT, self.state.name, self.host, self.path, status,
+                                request.headers, exc, duration, self.method)
         span = self.span
         error = type(exc).__qualname__ if exc is not None else (
             str(status) if status is not None and status >= 400 else None)
         if span.is_recording():
+            span.set_attribute(conv.EXCHANGE_NAME, name)  # the name of every metric
             if status is not None:
                 span.set_attribute(conv.HTTP_RESPONSE_STATUS_CODE, status)
             if error is not None:

@@ -30,6 +30,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from otel_botmon._internal import report_internal_error
+from otel_botmon.exchanges import find_exchange
 from otel_botmon.instrument._values import as_number, warn_once
 from otel_botmon.instrument._wrappers import (
     ActiveCall,
@@ -123,6 +124,13 @@ def default_exchange() -> str:
     return UNKNOWN
 
 
+def canonical_exchange(name: str) -> str:
+    """The table's id for an exchange's id or alias (``binanceusdm`` is ``binance``,
+    ``Gate`` is ``gate``); a name outside :mod:`otel_botmon.exchanges` as given."""
+    row = find_exchange(name)
+    return row.name if row is not None else name
+
+
 def as_status_code(value: object, site: str) -> int | None:
     """``value`` as an HTTP status code (100..599), or None with one warning per site.
 
@@ -198,19 +206,28 @@ def _status_of_exception(exc: BaseException) -> int | None:
 
 
 class RequestOwner:
-    """A layer that counts a request; inner layers tell it the status they saw."""
+    """A layer that counts a request; inner layers tell it the status they saw and the
+    ``exchange.name`` they recorded the response's other metrics under.
 
-    __slots__ = ("inner_error", "inner_status")
+    ``exchange`` is the name this layer was given (None: not named), which the inner
+    layers record under in preference to their own, so one request has one name."""
 
-    def __init__(self) -> None:
+    __slots__ = ("exchange", "inner_error", "inner_exchange", "inner_status")
+
+    def __init__(self, exchange: str | None = None) -> None:
+        self.exchange = exchange
         self.inner_status: int | None = None
         self.inner_error: str | None = None
+        self.inner_exchange: str | None = None
 
-    def inner_response(self, status: int | None, error: str | None) -> None:
+    def inner_response(self, status: int | None, error: str | None,
+                       exchange: str | None = None) -> None:
         if status is not None:
             self.inner_status = status
         if error is not None:
             self.inner_error = error
+        if exchange is not None:
+            self.inner_exchange = exchange
 
 
 _OWNER: ContextVar[RequestOwner | None] = ContextVar("otel_botmon_request_owner", default=None)
@@ -266,7 +283,8 @@ class ActiveExchangeCall(ActiveCall):
     __slots__ = ("_endpoint", "_exchange", "_inner", "_inst", "_site", "_status")
 
     def __init__(
-        self, span: Span, inst: _Instruments | None, exchange: str, endpoint: str, site: str
+        self, span: Span, inst: _Instruments | None, exchange: str, endpoint: str, site: str,
+        named: bool = True,
     ) -> None:
         super().__init__(span, _COMPONENT)
         self._inst = inst
@@ -274,7 +292,9 @@ class ActiveExchangeCall(ActiveCall):
         self._endpoint = endpoint
         self._site = site
         self._status: object = None
-        self._inner = RequestOwner()  # what instrumented clients inside saw
+        # What instrumented clients inside saw; they record under the call's name when
+        # it was named, and tell it theirs (found by host or headers) when it was not.
+        self._inner = RequestOwner(exchange if named and exchange != UNKNOWN else None)
 
     @property
     def exchange(self) -> str:
@@ -309,12 +329,15 @@ class ActiveExchangeCall(ActiveCall):
             status = None
         if status is None:  # the status an instrumented client inside saw
             status = self._inner.inner_status
+        if self._inner.inner_exchange is not None:  # the name its response was given
+            self._exchange = self._inner.inner_exchange
         error = _error_type(exc, status)
         attrs = _metric_attributes(self._exchange, self._endpoint, status, error)
         inst.duration.record(duration_s, attrs)
         inst.requests.add(1, attrs)
         span = self._span
         if span.is_recording():
+            span.set_attribute(conv.EXCHANGE_NAME, self._exchange)
             if status is not None:
                 span.set_attribute(conv.HTTP_RESPONSE_STATUS_CODE, status)
             if exc is None and error is not None:
@@ -358,7 +381,7 @@ class ExchangeCallScope(CallScope[ActiveExchangeCall]):
 
     def _begin(self, arguments: Mapping[str, Any] | None, site: str) -> ActiveExchangeCall:
         inst = _instruments()
-        exchange = self._exchange or default_exchange()
+        exchange = canonical_exchange(self._exchange or default_exchange())
         endpoint = self._endpoint
         if endpoint is None:
             # A decorated function names its endpoint; a bare ``with`` block cannot.
@@ -368,7 +391,8 @@ class ExchangeCallScope(CallScope[ActiveExchangeCall]):
             kind=SpanKind.CLIENT,
             attributes={conv.EXCHANGE_NAME: exchange, conv.EXCHANGE_ENDPOINT: endpoint},
         )
-        return ActiveExchangeCall(span, inst, exchange, endpoint, site)
+        return ActiveExchangeCall(span, inst, exchange, endpoint, site,
+                                  named=self._exchange is not None)
 
     def _disabled(self) -> ActiveExchangeCall:
         return ActiveExchangeCall(
@@ -434,7 +458,8 @@ def record_api_call(
     site = "record_api_call"
     try:
         inst = _instruments()
-        name = exchange if isinstance(exchange, str) and exchange else default_exchange()
+        name = canonical_exchange(
+            exchange if isinstance(exchange, str) and exchange else default_exchange())
         endpoint_name = _endpoint_label(endpoint if isinstance(endpoint, str) and endpoint else (
             UNKNOWN if endpoint is None else str(endpoint)
         ))
@@ -489,7 +514,7 @@ def record_exchange_request(
     error = _error_type(exc, status_code)
     owner = request_owner()
     if owner is not None:
-        owner.inner_response(status_code, error)
+        owner.inner_response(status_code, error, exchange)
         return False
     inst = _instruments()
     attrs = _metric_attributes(exchange, _endpoint_label(endpoint), status_code, error)

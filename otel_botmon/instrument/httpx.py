@@ -105,7 +105,7 @@ def _observe(
         _COMPONENT, settings.exchange, host, str(getattr(url, "path", "") or "/"),
         getattr(response, "status_code", None) if response is not None else None,
         getattr(response, "headers", None) if response is not None else None,
-        exc, duration_s,
+        exc, duration_s, str(getattr(request, "method", "") or "GET"),
     )
 
 

@@ -22,9 +22,14 @@ remaining) are read for any exchange that is known, into the same gauges by wind
 
 The exchange is the one named (``configure(exchange=...)``, ``instrument_*(exchange=)``)
 or, failing that, the one whose API host or headers the response has (a generic name
-such as ``X-RateLimit-Limit`` names no exchange). A header that
-does not hold a non-negative number is skipped with one warning per header name and
-counted in ``botmon.internal.errors``; nothing here raises.
+such as ``X-RateLimit-Limit`` names no exchange); :func:`exchange_label` decides it once
+per response, for the request's other metrics too. The request's HTTP method picks the
+budget where an exchange's differ by method on one path (Gate.io's ``POST`` and ``GET``
+``/api/v4/spot/orders``). A header repeated on one response is one list (RFC 9110;
+requests joins it as ``"12, 13"``): its reading is the most cautious of its items, the
+most used, orders and window, the least remaining, the smallest limit, the longest
+Retry-After. An item that is not a non-negative number is skipped with one warning per
+header name and counted in ``botmon.internal.errors``; nothing here raises.
 """
 
 from __future__ import annotations
@@ -42,13 +47,14 @@ from otel_botmon import conventions as conv
 from otel_botmon._internal import report_internal_error
 from otel_botmon._observable import create_observable
 from otel_botmon._state import STATE, ObservableRegistration
-from otel_botmon.exchanges import EXCHANGES, Exchange, RateLimitHeader, find_exchange
+from otel_botmon.exchanges import EXCHANGES, Budget, Exchange, RateLimitHeader, find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._ratelimit_fields import parse_policies
 from otel_botmon.instrument._values import warn_once
 from otel_botmon.instrument.exchange import UNKNOWN, default_exchange, endpoint_from_path
 
-__all__ = ["parse_ratelimit_headers", "record_ratelimit_headers"]
+__all__ = ["exchange_label", "parse_ratelimit_headers", "record_ratelimit_headers",
+           "record_response_headers"]
 
 USED: Final = "used"
 ORDERS: Final = "orders"
@@ -122,17 +128,41 @@ def _entries_for(lname: str) -> tuple[tuple[_Entry, str | None], ...]:
     return found
 
 
+def _split_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A budget's plain path prefixes, and its ``"METHOD /path"`` ones."""
+    return (tuple(p for p in paths if p.startswith("/")),
+            tuple(p for p in paths if not p.startswith("/")))
+
+
+# Each budget's paths split once (the table is fixed): plain, and method-qualified.
+_PATHS: Final[dict[int, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    id(budget): _split_paths(budget.paths) for row in EXCHANGES for budget in row.budgets}
+
+
+def _path_matches(budget: Budget, path: str | None, method: str | None) -> bool:
+    if not budget.paths:
+        return True
+    if path is None:
+        return False
+    plain, qualified = _PATHS.get(id(budget)) or _split_paths(budget.paths)
+    if plain and path.startswith(plain):
+        return True
+    return bool(qualified) and method is not None and \
+        f"{method.upper()} {path}".startswith(qualified)
+
+
 def _path_budget(row: Exchange | None, path: str | None, host: str | None = None,
-                 venue: str | None = None) -> str:
-    """The budget a request counts against: the first whose paths, and hosts (or, for a
-    host that is not the exchange's, venues: the ccxt id the bot named) it matches."""
+                 venue: str | None = None, method: str | None = None) -> str:
+    """The budget a request counts against: the first whose paths (with the request's
+    HTTP method, where a path names one), and hosts (or, for a host that is not the
+    exchange's, venues: the ccxt id the bot named) it matches."""
     if row is None:
         return DEFAULT_BUDGET
     lhost = host.lower() if host else None
     by_host = lhost is not None and lhost in row.hosts
     lvenue = venue.lower() if venue else None
     for budget in row.budgets:
-        if budget.paths and (path is None or not path.startswith(budget.paths)):
+        if not _path_matches(budget, path, method):
             continue
         if budget.hosts or budget.venues:
             if by_host and lhost not in budget.hosts:
@@ -200,6 +230,53 @@ def _parse_count(value: str) -> float | None:
     return float(int(value))
 
 
+# One header repeated on one response (a proxy chain adding its own, a CDN, a gateway in
+# front of the exchange) can say two things: the values are combined as the most
+# cautious reading, the most spent and the least left, whichever layer said it.
+_COMBINE: Final[dict[str, Callable[[list[float]], float]]] = {
+    USED: max, ORDERS: max, "window": max, REMAINING: min, "limit": min}
+
+
+def _list_items(raw_values: list[object]) -> list[str]:
+    """The items of a header's values (RFC 9110 5.3: repeated field lines are one
+    comma-separated list, which is what requests hands over)."""
+    return [item.strip() for raw in raw_values for item in _text(raw).split(",")]
+
+
+def _header_value(site: str, lname: str, kind: str, raw_values: list[object]) -> float | None:
+    """The reading of one header however often it came: each item a count, bad items
+    skipped (warned once per header name), the rest combined by :data:`_COMBINE`."""
+    sound: list[float] = []
+    for item in _list_items(raw_values):
+        value = _parse_count(item)
+        if value is None:
+            _bad_header(site, lname, item)
+        else:
+            sound.append(value)
+    return _COMBINE[kind](sound) if sound else None
+
+
+# An HTTP date has a comma after the day name ("Wed, 21 Oct 2015 07:28:00 GMT").
+_DAY_NAME: Final = re.compile(r"[A-Za-z]{3}")
+
+
+def _retry_after_value(site: str, raw_values: list[object]) -> float | None:
+    """The longest wait the ``Retry-After`` values of one response ask for."""
+    waits: list[float] = []
+    for raw in raw_values:
+        items = _text(raw).split(",")
+        while items:
+            item = items.pop(0).strip()
+            if _DAY_NAME.fullmatch(item) and items:  # the day name of a date
+                item = f"{item}, {items.pop(0).strip()}"
+            seconds = _retry_after_seconds(item)
+            if seconds is None:
+                _bad_header(site, "retry-after", item)
+            else:
+                waits.append(seconds)
+    return max(waits) if waits else None
+
+
 class _Budget:
     """The readings of one (budget, interval) in one response."""
 
@@ -234,22 +311,25 @@ def _choose(
 def parse_ratelimit_headers(
     headers: object, status_code: int | None = None, *, exchange: str | None = None,
     host: str | None = None, path: str | None = None, site: str = "ratelimit",
+    method: str | None = None,
 ) -> list[Reading]:
     """The rate-limit readings in one response's headers.
 
     ``exchange`` (a ccxt id or alias) and ``host`` pick the table row; without either the
-    row is the first whose headers the response has. ``path`` picks the budget
-    (``/sapi/`` is Binance's SAPI budget, ``/fapi/`` USD-M futures). Accepts a mapping,
+    row is the first whose headers the response has. ``path`` and the request's HTTP
+    ``method`` pick the budget (``/sapi/`` is Binance's SAPI budget, ``/fapi/`` USD-M
+    futures; Gate.io's ``POST /api/v4/spot/orders`` places orders, 10 a second, while
+    ``GET`` on the same path lists them, 200 per 10 s). Accepts a mapping,
     ``httpx.Headers``, requests' or aiohttp's headers, or ``(name, value)`` pairs (str or
     bytes). Unparseable values are skipped with one warning per header name; never
     raises.
     """
-    return _parse(headers, status_code, exchange, host, path, site)[1]
+    return _parse(headers, status_code, exchange, host, path, site, method)[1]
 
 
 def _parse(
     headers: object, status_code: int | None, exchange: str | None, host: str | None,
-    path: str | None, site: str,
+    path: str | None, site: str, method: str | None = None,
 ) -> tuple[Exchange | None, list[Reading]]:
     """The table row the readings were taken with (named, by host or by the headers),
     and the readings."""
@@ -257,44 +337,47 @@ def _parse(
     row: Exchange | None = None
     try:
         row = find_exchange(exchange, host)
-        retry_after: list[float] = []
+        retry_values: list[object] = []
         fields: dict[str, list[str]] = {}
-        found: list[tuple[str, object, tuple[tuple[_Entry, str | None], ...]]] = []
+        # Header name -> its table rows and every value it came with (a header repeated
+        # on one response: one pair each from httpx and aiohttp, one comma-joined value
+        # from requests).
+        found: dict[str, tuple[tuple[tuple[_Entry, str | None], ...], list[object]]] = {}
         for raw_name, raw_value in _header_pairs(headers):
             lname = _text(raw_name).lower()
             if lname == "retry-after":
                 if status_code in _RETRY_AFTER_STATUSES:
-                    seconds = _retry_after_seconds(_text(raw_value))
-                    if seconds is None:
-                        _bad_header(site, lname, raw_value)
-                    else:
-                        retry_after.append(seconds)
+                    retry_values.append(raw_value)
                 continue
             if lname in _IETF_FIELDS:
                 fields.setdefault(lname, []).append(_text(raw_value))
                 continue
+            seen = found.get(lname)
+            if seen is not None:
+                seen[1].append(raw_value)
+                continue
             hits = _entries_for(lname)
             if hits:
-                found.append((lname, raw_value, hits))
+                found[lname] = (hits, [raw_value])
         if row is None:  # the first exchange whose header names it
-            row = next((chosen[0].exchange for _n, _v, hits in found
+            row = next((chosen[0].exchange for hits, _v in found.values()
                         if (chosen := _choose(hits, None, "")) is not None), None)
-        path_budget = _path_budget(row, path, host, exchange)
+        path_budget = _path_budget(row, path, host, exchange, method)
         budgets: dict[tuple[str, str | None], _Budget] = {}
         if row is not None:
-            for lname, raw_value, hits in found:
+            for lname, (hits, values) in found.items():
                 chosen = _choose(hits, row, path_budget)
                 if chosen is None:
                     continue
                 entry, interval = chosen
-                value = _parse_count(_text(raw_value))
-                if value is None:
-                    _bad_header(site, lname, raw_value)
-                    continue
-                _collect(budgets.setdefault((entry.budget, interval), _Budget()),
-                         entry.spec, interval, value)
+                value = _header_value(site, lname, entry.spec.kind, values)
+                if value is not None:
+                    _collect(budgets.setdefault((entry.budget, interval), _Budget()),
+                             entry.spec, interval, value)
+        retry_after = _retry_after_value(site, retry_values)
         label = _budget_label(row, path_budget, path)
-        readings.extend((RETRY_AFTER, label, None, seconds) for seconds in retry_after)
+        if retry_after is not None:
+            readings.append((RETRY_AFTER, label, None, retry_after))
         for (budget, interval), b in budgets.items():
             readings.extend(_derive(_budget_label(row, budget, path), interval, b))
         if fields and (row is not None or (exchange and exchange != UNKNOWN)):
@@ -450,25 +533,50 @@ def _set(kind: str, value: float, attrs: dict[str, str]) -> None:
     values[key] = value
 
 
+def exchange_label(exchange: str, host: str | None = None,
+                   found: Exchange | None = None) -> str:
+    """The ``exchange.name`` of one response: the table's id for the exchange named
+    (``binanceusdm`` is ``binance``), a name outside the table as given; with none
+    named (``"unknown"``), the exchange whose API host, else whose headers (``found``)
+    the response has. Every metric and span of the request carries this one name."""
+    if exchange != UNKNOWN:
+        row = find_exchange(exchange)
+        return row.name if row is not None else exchange
+    row = find_exchange(host=host) if host else None
+    if row is None:
+        row = found
+    return row.name if row is not None else exchange
+
+
 def record_ratelimit_headers(
     headers: object, *, exchange: str | None = None, status_code: int | None = None,
-    host: str | None = None, path: str | None = None,
+    host: str | None = None, path: str | None = None, method: str | None = None,
 ) -> list[Reading]:
     """Record the rate-limit headers of one response on the ``ratelimit`` gauges.
 
     Works with any HTTP client's headers (see :func:`parse_ratelimit_headers`); returns
-    the readings it recorded. ``exchange`` defaults to ``configure(exchange=...)``.
-    Never raises.
+    the readings it recorded. ``exchange`` defaults to ``configure(exchange=...)``;
+    ``method`` is the request's HTTP method. Never raises.
     """
+    return record_response_headers(headers, exchange=exchange, status_code=status_code,
+                                   host=host, path=path, method=method)[1]
+
+
+def record_response_headers(
+    headers: object, *, exchange: str | None = None, status_code: int | None = None,
+    host: str | None = None, path: str | None = None, method: str | None = None,
+) -> tuple[str, list[Reading]]:
+    """:func:`record_ratelimit_headers`, and the ``exchange.name`` the readings were
+    recorded under (:func:`exchange_label`), for the request's other metrics. Never
+    raises."""
+    name = exchange or UNKNOWN
     try:
         name = exchange or default_exchange()
         found, readings = _parse(headers, status_code, name, host, path,
-                                 "ratelimit headers")
+                                 "ratelimit headers", method)
         _ensure_registered()
-        row = find_exchange(name, host)
-        if row is None and name == UNKNOWN:  # the exchange whose headers these are
-            row = found
-        label = row.name if row is not None else name
+        label = exchange_label(name, host, found)
+        row = find_exchange(label, host)
         retried = False
         for kind, budget, interval, value in readings:
             attrs = {conv.EXCHANGE_NAME: label, conv.RATELIMIT_BUDGET: budget}
@@ -478,12 +586,12 @@ def record_ratelimit_headers(
                 attrs[conv.RATELIMIT_INTERVAL] = interval or ""
             _set(kind, value, attrs)
         if not retried:  # Retry-After clears with the next response that has none
-            budget = _budget_label(row, _path_budget(row, path, host, name), path)
+            budget = _budget_label(row, _path_budget(row, path, host, name, method), path)
             key = ((conv.EXCHANGE_NAME, label), (conv.RATELIMIT_BUDGET, budget))
             retry = _latest[RETRY_AFTER]
             if retry.get(key):
                 retry[key] = 0.0
-        return readings
+        return label, readings
     except Exception as exc:
         report_internal_error("ratelimit", exc)
-        return []
+        return name, []

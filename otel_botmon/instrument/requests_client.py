@@ -80,7 +80,7 @@ def _observe(settings: _Settings, request: Any, response: Any, exc: BaseExceptio
         observe_response(
             _COMPONENT, settings.exchange, host, parts.path or "/",
             getattr(response, "status_code", None), getattr(response, "headers", None),
-            exc, duration_s)
+            exc, duration_s, str(getattr(request, "method", "") or "GET"))
     except Exception as internal:
         report_internal_error(_COMPONENT, internal)
 

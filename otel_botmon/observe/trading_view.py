@@ -24,7 +24,7 @@ RATELIMIT_PREFIX = "botmon.exchange.ratelimit."
 _LEGACY_KIND = "ratelimit.kind"
 _KIND_FIELD = {"weight": "used", "orders": "orders", "retry_after": "retry_after"}
 """``ratelimit.kind`` of the older single ``.used`` gauge -> the field it fills."""
-_FIELDS = ("utilization", "used", "orders", "retry_after")
+_FIELDS = ("utilization", "used", "orders", "remaining", "retry_after")
 
 
 def _points(data: Any) -> Iterator[tuple[str, dict[str, Any], float]]:
@@ -46,8 +46,8 @@ def read_trading_view(data: Any) -> dict[str, Any]:
     """``{"rate_limits": [...], "pnl_by_symbol": [...]}`` from one ``MetricsData``.
 
     Rate limits: one row per exchange, budget and interval with whatever is known of
-    ``utilization`` (0..1), ``used``, ``orders`` and ``retry_after`` (None when not
-    reported), most used first. Works with the per-field instruments
+    ``utilization`` (0..1), ``used``, ``orders``, ``remaining`` and ``retry_after`` (None
+    when not reported), most used first. Works with the per-field instruments
     (``botmon.exchange.ratelimit.utilization`` ...) and with the single ``.used`` gauge
     split by ``ratelimit.kind``.
     """
@@ -82,7 +82,8 @@ def _fold_retry_after(rows: dict[tuple[str, str, str], dict[str, Any]]) -> None:
     """``retry_after`` has no interval: show it on the budget's other rows, and keep a row
     of its own only when the budget has no other figures and it asks to wait."""
     for key in [k for k, r in rows.items() if k[2] == "-" and r["used"] is None
-                and r["orders"] is None and r["utilization"] is None]:
+                and r["orders"] is None and r["utilization"] is None
+                and r["remaining"] is None]:
         wait = rows[key]["retry_after"]
         siblings = [r for k, r in rows.items() if k[:2] == key[:2] and k != key]
         for sibling in siblings:

@@ -178,6 +178,26 @@ def test_rate_limit_rows_are_coloured_by_the_rules_that_alert_on_them(
     assert severe_console_entries(browser) == []
 
 
+def test_what_is_left_of_a_rate_limit_is_shown(browser: Any, live: LiveDashboard) -> None:
+    """HTX reports only what is left of an endpoint: its row shows it in "Left" (the
+    remaining gauge had no place on the page, so the row did not exist)."""
+    record_ratelimit_headers({"X-HB-RateLimit-Requests-Remain": "3"}, exchange="htx",
+                             path="/v1/order/orders/place")
+    browser.get(live.url)
+
+    def htx_row() -> list[str]:
+        return list(browser.execute_script(
+            "const r = Array.from(document.querySelectorAll('#ratelimits tbody tr'))"
+            ".find(tr => tr.cells[0].textContent === 'htx');"
+            "return r ? Array.from(r.cells).map(c => c.dataset.label + '=' + c.textContent)"
+            " : []"))
+
+    wait_for(htx_row)
+    row = htx_row()
+    assert "Left=3" in row and "Retry after=\u2013" in row, row  # an en dash: no wait
+    assert severe_console_entries(browser) == []
+
+
 def test_stopping_the_server_shows_the_stale_banner(
     browser: Any, artifacts_dir: str,
 ) -> None:

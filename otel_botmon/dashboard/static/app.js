@@ -419,8 +419,8 @@
     const limits = trading.rate_limits || [];
     keyed($("ratelimits").tBodies[0], limits, function (r) { return r.exchange + "|" + r.budget + "|" + r.interval; }, function () {
       const tr = el("tr");
-      const labels = ["Exchange", "Budget", "Window", "Used", "Retry after"];
-      for (let i = 0; i < 5; i++) tr.appendChild(el("td", { "data-label": labels[i] }));
+      const labels = ["Exchange", "Budget", "Window", "Used", "Left", "Retry after"];
+      for (let i = 0; i < labels.length; i++) tr.appendChild(el("td", { "data-label": labels[i] }));
       const bar = tr.cells[3].appendChild(el("span", { "class": "bar" }));
       bar.appendChild(el("span", { "class": "fill" }));
       tr.cells[3].appendChild(el("span", { "class": "bar-text" }));
@@ -440,7 +440,8 @@
       if (r.orders !== null && r.orders !== undefined) parts.push(fmtNumber(r.orders, 0) + " orders");
       if (u === null || u === undefined) parts.push("limit unknown");
       setText(tr.cells[3].querySelector(".bar-text"), parts.join(" · "));
-      setText(tr.cells[4], r.retry_after ? fmtNumber(r.retry_after, 0) + " s" : "–");
+      setText(tr.cells[4], r.remaining === null || r.remaining === undefined ? "–" : fmtNumber(r.remaining, 0));
+      setText(tr.cells[5], r.retry_after ? fmtNumber(r.retry_after, 0) + " s" : "–");
     });
     $("no-ratelimits").hidden = limits.length > 0;
 

@@ -97,6 +97,9 @@ def one_round(round_no: int) -> None:
     record_ratelimit_headers(
         {"X-MBX-USED-WEIGHT-1M": str(100 + round_no % 50)}, exchange="binance"
     )
+    record_ratelimit_headers(  # what is left: the remaining panel's data
+        {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": str(19 - round_no % 10)},
+        exchange="bybit", path="/v5/order/create", method="POST")
 
 
 def _alerts_gauge() -> None:

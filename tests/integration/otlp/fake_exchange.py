@@ -20,7 +20,9 @@ DEFAULT_HEADERS = {"X-MBX-USED-WEIGHT-1M": "7", "X-MBX-ORDER-COUNT-10S": "1"}
 @dataclass
 class Answer:
     status: int = 200
-    headers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HEADERS))
+    # a list of (name, value) pairs sends a name more than once
+    headers: dict[str, str] | list[tuple[str, str]] = field(
+        default_factory=lambda: dict(DEFAULT_HEADERS))
     body: bytes = b'{"ok": true}'
     content_type: str = "application/json"
 
@@ -37,7 +39,7 @@ class FakeExchange:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
-        self._answers: dict[str, Answer] = {}
+        self._answers: dict[tuple[str | None, str], Answer] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
         self._server.daemon_threads = True
@@ -50,10 +52,11 @@ class FakeExchange:
     def url(self, path_and_query: str) -> str:
         return self.base_url + path_and_query
 
-    def respond(self, path: str, answer: Answer) -> None:
-        """Answer requests to ``path`` (without query) with ``answer`` from now on."""
+    def respond(self, path: str, answer: Answer, method: str | None = None) -> None:
+        """Answer requests to ``path`` (without query) with ``answer`` from now on; with
+        ``method``, only requests with that method (the others get the path's answer)."""
         with self._lock:
-            self._answers[path] = answer
+            self._answers[(method, path)] = answer
 
     def __enter__(self) -> FakeExchange:
         # A short poll interval makes shutdown() (teardown) take milliseconds, not 0.5 s.
@@ -72,7 +75,9 @@ class FakeExchange:
     def _answer(self, method: str, path: str, headers: dict[str, str]) -> Answer:
         with self._lock:
             self.requests.append(Received(method, path, headers))
-            return self._answers.get(path.split("?", 1)[0], Answer())
+            plain = path.split("?", 1)[0]
+            return self._answers.get((method, plain)) or self._answers.get(
+                (None, plain), Answer())
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         exchange = self
@@ -88,14 +93,16 @@ class FakeExchange:
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
                 )
                 self.send_response(answer.status)
-                for name, value in answer.headers.items():
+                pairs = answer.headers.items() if isinstance(answer.headers, dict) \
+                    else answer.headers
+                for name, value in pairs:
                     self.send_header(name, value)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_GET = do_POST = do_DELETE = do_PUT = _serve
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -220,10 +220,12 @@ def test_every_table_row_reads_its_headers_and_hides_its_secrets(row: Exchange) 
     for spec in (spec for budget in row.budgets for spec in budget.headers):
         assert len(spec.pattern.replace("{interval}", "999999d")) <= _MAX_NAME_CHARS
     for budget in row.budgets:
-        path = budget.paths[0] + "x" if budget.paths else "/any"
+        # a path may name its method first ("POST /api/v4/spot/orders")
+        method, _sp, prefix = budget.paths[0].rpartition(" ") if budget.paths else ("", "", "")
+        path = prefix + "x" if budget.paths else "/any"
         host = budget.hosts[0] if budget.hosts else None
         readings = parse_ratelimit_headers(_example_headers(row), exchange=row.name, path=path,
-                                           host=host)
+                                           host=host, method=method or None)
         kinds = {spec.kind for spec in budget.headers}
         got = {(kind, b) for kind, b, _i, _v in readings}
         label = f"{budget.name} {path}" if budget.per_endpoint else budget.name
@@ -331,3 +333,97 @@ def test_long_header_names_are_not_remembered() -> None:
                                        exchange="binance") == [
             ("used", "spot", "1m", 2.0), ("utilization", "spot", "1m", pytest.approx(2 / 6000))]
     assert sum(map(len, ratelimit._by_name)) < 512 * 100
+
+
+def test_gate_method_picks_the_budget_on_a_shared_path() -> None:
+    """GET /spot/orders lists (200 per 10 s), POST places (10 a second per market),
+    DELETE cancels (200 a second), PATCH amends; futures orders 100 a second. Without
+    the method, the 10 s budget (what it always was)."""
+    place = {"X-Gate-RateLimit-Limit": "10", "X-Gate-RateLimit-Requests-Remain": "1"}
+
+    def budgets(method: str | None, path: str) -> set[tuple[str, str | None]]:
+        return {(b, i) for _k, b, i, _v in parse_ratelimit_headers(
+            place, exchange="gate", path=path, method=method)}
+
+    assert budgets("GET", "/api/v4/spot/orders") == {("api /api/v4/spot/orders", "10s")}
+    assert budgets(None, "/api/v4/spot/orders") == {("api /api/v4/spot/orders", "10s")}
+    assert budgets("POST", "/api/v4/spot/orders") == {("orders /api/v4/spot/orders", "1s")}
+    assert budgets("post", "/api/v4/spot/batch_orders") == {
+        ("orders /api/v4/spot/batch_orders", "1s")}
+    assert budgets("PATCH", "/api/v4/spot/orders/123456") == {
+        ("orders /api/v4/spot/orders/{id}", "1s")}
+    assert budgets("DELETE", "/api/v4/spot/orders/123456") == {
+        ("cancel /api/v4/spot/orders/{id}", "1s")}
+    assert budgets("POST", "/api/v4/futures/usdt/orders") == {
+        ("orders /api/v4/futures/usdt/orders", "1s")}
+    assert budgets("GET", "/api/v4/futures/usdt/orders") == {
+        ("api /api/v4/futures/usdt/orders", "10s")}
+    assert budgets("POST", "/api/v4/spot/tickers") == {("api /api/v4/spot/tickers", "10s")}
+
+
+_COUNT_HEADERS = {
+    # header, exchange, path, reading kind whose value the header gives, conservative fold
+    "x-mbx-used-weight-1m": ("binance", "/api/v3/order", "used", max),
+    "x-mbx-order-count-10s": ("binance", "/api/v3/order", "orders", max),
+    "x-hb-ratelimit-requests-remain": ("htx", "/v1/order/orders", "remaining", min),
+}
+
+
+def _shapes(name: str, values: list[int]) -> list[object]:
+    """One response with ``name`` repeated, as each HTTP client hands it over."""
+    import multidict
+    import requests.structures
+
+    texts = [str(v) for v in values]
+    return [
+        requests.structures.CaseInsensitiveDict({name: ", ".join(texts)}),  # urllib3 joins
+        httpx.Headers([(name, t) for t in texts]),  # a multi-dict of pairs
+        multidict.CIMultiDictProxy(multidict.CIMultiDict([(name, t) for t in texts])),
+        [(name.encode(), t.encode()) for t in texts],  # httpcore's raw pairs
+    ]
+
+
+@given(name=st.sampled_from(sorted(_COUNT_HEADERS)),
+       values=st.lists(st.integers(0, 10**12), min_size=1, max_size=6))
+def test_a_repeated_header_reads_the_same_in_every_client_most_spent_least_left(
+    name: str, values: list[int]
+) -> None:
+    """A header repeated on one response (a gateway adding its own count) is one list:
+    the reading is the most used and the least remaining of its values, however the
+    client stores them (requests joined them into "12, 13", skipped as bad input)."""
+    exchange, path, kind, fold = _COUNT_HEADERS[name]
+    expected = float(fold(values))
+    for headers in _shapes(name, values):
+        readings = parse_ratelimit_headers(headers, exchange=exchange, path=path)
+        assert [v for k, _b, _i, v in readings if k == kind] == [expected], (headers, readings)
+
+
+@given(limits=st.lists(st.integers(1, 10**6), min_size=1, max_size=4),
+       remains=st.lists(st.integers(0, 10**6), min_size=1, max_size=4))
+def test_repeated_limit_and_remaining_give_the_highest_utilization_they_allow(
+    limits: list[int], remains: list[int]
+) -> None:
+    """Bybit's limit and remaining both repeated: the smallest limit and the least left,
+    so used and utilization are never read lower than any layer's values say."""
+    headers = [("X-Bapi-Limit", str(v)) for v in limits] + \
+        [("X-Bapi-Limit-Status", ", ".join(map(str, remains)))]
+    got = {k: v for k, _b, _i, v in parse_ratelimit_headers(headers, exchange="bybit")}
+    used = max(min(limits) - min(remains), 0)
+    assert got["remaining"] == min(remains)
+    assert got["used"] == used
+    assert got["utilization"] == pytest.approx(min(used / min(limits), 1.0))
+
+
+def test_repeated_retry_after_waits_for_the_longest() -> None:
+    for headers in ([("Retry-After", "5"), ("Retry-After", "120")],
+                    {"Retry-After": "120, 5"},
+                    {"Retry-After": "5, Wed, 21 Oct 2015 07:28:00 GMT, 120"}):
+        assert parse_ratelimit_headers(headers, 429) == [("retry_after", "default", None, 120.0)]
+
+
+def test_a_bad_item_in_a_repeated_header_is_skipped_and_the_rest_read(caplog: Any) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_botmon")
+    readings = parse_ratelimit_headers({"X-MBX-USED-WEIGHT-1M": "12, NaN, 13"},
+                                       exchange="binance")
+    assert ("used", "spot", "1m", 13.0) in readings
+    assert any("'NaN'" in r.getMessage() for r in caplog.records)

@@ -108,3 +108,14 @@ def test_trading_dashboard_covers_the_issue_panels() -> None:
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}, sum by (le) (rate(botmon_trade_duration" in exprs
     assert "botmon_trade_slippage_bp_bucket" in exprs
+
+
+def test_exchange_dashboard_shows_what_is_left_of_each_rate_limit() -> None:
+    """botmon.exchange.ratelimit.remaining (HTX and BingX send nothing else) has its panel,
+    by the gauge's attributes, the lowest across instances (the cautious reading)."""
+    queries = grafana.panel_queries(grafana.DASHBOARDS_DIR / "botmon-exchange.json")
+    remaining = [q for q in queries if "botmon_exchange_ratelimit_remaining" in q.expr]
+    assert [q.panel for q in remaining] == ["Rate-limit remaining"]
+    assert remaining[0].expr.startswith(
+        "min by (exchange_name, ratelimit_budget, ratelimit_interval) "
+        "(botmon_exchange_ratelimit_remaining{")

@@ -85,3 +85,13 @@ def test_recent_trades_keep_the_newest_first_with_fill_and_outcome(telemetry: An
     assert rows[0]["quantity"] == 0.5 and rows[0]["outcome"] == "filled"
     assert rows[0]["slippage_bp"] > 0  # bought above the requested price: adverse
     assert rows[0]["latency_ms"] is not None and rows[0]["latency_ms"] >= 0
+
+
+def test_a_remaining_only_rate_limit_has_its_row(telemetry: Any) -> None:
+    """HTX sends only what is left of an endpoint: the dashboard had no row for it (the
+    remaining gauge was not read), so a budget about to run out was not shown at all."""
+    record_ratelimit_headers({"X-HB-RateLimit-Requests-Remain": "3"}, exchange="htx",
+                             path="/v1/order/orders/place")
+    view = read_trading_view(telemetry.metric_reader.get_metrics_data())
+    assert [(r["exchange"], r["remaining"], r["used"]) for r in view["rate_limits"]] == [
+        ("htx", 3.0, None)]
