@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from otel_botmon.alerting.yamlnodes import compose, scalar_position
+from otel_botmon.alerting.yamlnodes import compose, did_you_mean, scalar_position
 
 __all__ = [
     "MAX_SAMPLES",
@@ -253,7 +253,7 @@ class _Reader:
             if key not in keys:
                 raise self.error(key_node, _join(where, key),
                                  f"field {key} not found in type {type_name} "
-                                 f"(known: {', '.join(keys)})")
+                                 f"({did_you_mean(key, keys)}known: {', '.join(keys)})")
             if key in out:
                 raise self.error(key_node, _join(where, key),
                                  f"field {key} already set in type {type_name}")
