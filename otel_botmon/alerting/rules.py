@@ -68,7 +68,13 @@ T = TypeVar("T")
 
 
 class RuleFileError(ValueError):
-    """A rule file that cannot be loaded; ``str()`` reads ``file:line:column: field: why``."""
+    """A rule file that cannot be loaded; ``str()`` reads ``file:line:column: field: why``.
+
+    ``unreadable`` is True when the file itself could not be read (missing, a directory,
+    not UTF-8 ...), as opposed to a problem in its content.
+    """
+
+    unreadable = False
 
     def __init__(
         self, filename: str, line: int | None, column: int | None, field: str, message: str
@@ -111,7 +117,9 @@ def load_rule_groups(path: str | os.PathLike[str]) -> list[RuleGroup]:
         with open(filename, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleFileError(filename, None, None, "", f"cannot read file: {exc}") from None
+        error = RuleFileError(filename, None, None, "", f"cannot read file: {exc}")
+        error.unreadable = True
+        raise error from None
     return parse_rules(text, filename)
 
 

@@ -59,7 +59,12 @@ Value = float | str | None  # a number, STALE, or None for a missing sample
 
 
 class RuleTestError(ValueError):
-    """A test file that cannot be run (unreadable, malformed, unknown series...)."""
+    """A test file that cannot be run (unreadable, malformed, unknown series...).
+
+    ``unreadable`` is True when the test file itself could not be read.
+    """
+
+    unreadable = False
 
 
 def parse_duration(text: object, where: str) -> float:
