@@ -218,8 +218,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         duration_s=args.duration, port=args.port, open_browser=not args.no_browser,
         time_scale=args.time_scale,
     )
+    from otel_botmon.telemetry import ConfigurationError
+
     try:
         result = asyncio.run(run_demo(options, out or sys.stdout))
+    except ConfigurationError as exc:  # an OTEL_* variable that cannot work
+        raise CliError(str(exc), 2) from exc
     except OSError as exc:
         raise CliError(f"cannot start the demo on port {args.port}: {exc}; "
                        "try --port 0", 2) from exc
