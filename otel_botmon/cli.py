@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--pending", action="store_true",
                          help="also alerts whose condition holds but not yet for long")
     listing.add_argument("--wide", action="store_true", help="full 32-character ids")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_positive_int, default=50, metavar="N",
+                         help="at most N alerts (default 50)")
     _client_options(listing)
     listing.set_defaults(func=cmd_alerts_list)
     for name, verb, func in (("ack", "acknowledge", cmd_alerts_ack),
@@ -163,6 +164,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
