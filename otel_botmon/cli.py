@@ -143,15 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``botmon``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except CliError as exc:
         print(f"botmon: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `botmon ... | head -1`: the reader has gone; stop quietly, as a tool killed by
+        # SIGPIPE would (exit 128 + 13), and keep the exit-time flush from failing again
+        _discard_stdout()
+        return SIGPIPE_EXIT
     return int(code or 0)
+
+
+SIGPIPE_EXIT = 141
+"""Exit code when stdout was closed by its reader (128 + SIGPIPE, as shells report it)."""
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (tests, embedding)
+        pass
 
 
 # --- argument types ------------------------------------------------------------------------

@@ -143,3 +143,23 @@ def test_a_file_that_cannot_be_read_exits_2(
     assert unusable in err and "cannot read" in err and "Traceback" not in err
     if command == "check":  # a content error alone is still 1
         assert main(["rules", "check", good, str(files / "broken.yml")]) == 1
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(files: Path) -> None:
+    # `botmon rules check *.yml | head -1`: more output than a pipe holds, and the reader
+    # closes after one line; this was a BrokenPipeError traceback on stderr
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_botmon.cli", "rules", "check",
+         *[str(files / "rules.yml")] * 4000],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().endswith(b"OK, 2 rules in 1 group\n")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err  # 128 + SIGPIPE, as a shell reports it
+    assert err == ""
