@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``botmon``; returns the exit code."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # building the parser imports the rule tools (seconds on a loaded machine): a
+        # Ctrl-C meanwhile is an interrupt like any other, not a traceback
+        args = build_parser().parse_args(argv)
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except CliError as exc:

@@ -253,3 +253,20 @@ def test_rules_commands_are_part_of_botmon(tmp_path: object) -> None:
     out = pathlib.Path(str(tmp_path)) / "rules.yml"
     assert cli.main(["rules", "export", "--format", "prometheus", "--output", str(out)]) == 0
     assert "high_cpu_usage" in out.read_text()
+
+
+def test_ctrl_c_while_the_parser_is_built_exits_130_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # building the parser imports the alerting package: on a loaded machine seconds in
+    # which a Ctrl-C was a KeyboardInterrupt traceback instead of exit 130
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        code = cli.main(["demo", "--duration", "1"])
+    except KeyboardInterrupt:  # not raised on: that would end the test session
+        pytest.fail("KeyboardInterrupt escaped botmon's main()")
+    assert code == 130
+    assert capsys.readouterr().err == ""
