@@ -102,7 +102,8 @@ class Painter:
     def __init__(self, out: TextIO, enabled: bool | None = None) -> None:
         if enabled is None:
             isatty = getattr(out, "isatty", None)
-            enabled = bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+            # no-color.org: NO_COLOR counts when present and not empty
+            enabled = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
         self.enabled = enabled
 
     def __call__(self, text: str, key: str) -> str:
