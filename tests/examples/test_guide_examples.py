@@ -104,3 +104,32 @@ def test_dashboard_example_exits_without_a_traceback(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(EXAMPLES_DIR.parent)},
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_guides_install_command_has_its_requirements_file() -> None:
+    # The guide's Installation: `pip install -r requirements.txt`, then "these additional
+    # packages": fastapi, uvicorn[standard], websockets, psutil, email-validator. The
+    # file installs this package with the extras that bring them.
+    import re
+    import tomllib
+
+    root = EXAMPLES_DIR.parent
+    lines = [line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert lines == ["-e .[all]"]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        found: set[str] = set()
+        for req in requirements:
+            name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower()
+            if name == "otel-botmon":  # otel-botmon[dashboard,prometheus,email]
+                for extra in re.search(r"\[(.*)\]", req).group(1).split(","):  # type: ignore[union-attr]
+                    found |= names(extras[extra.strip()])
+            else:
+                found.add(name)
+        return found
+
+    installed = names(project["dependencies"]) | names(extras["all"])
+    assert {"fastapi", "uvicorn", "websockets", "psutil", "email-validator"} <= installed
