@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--pending", action="store_true",
                          help="also alerts whose condition holds but not yet for long")
     listing.add_argument("--wide", action="store_true", help="full 32-character ids")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_positive_int, default=50, metavar="N",
+                         help="at most N alerts (default 50)")
     _client_options(listing)
     listing.set_defaults(func=cmd_alerts_list)
     for name, verb, func in (("ack", "acknowledge", cmd_alerts_ack),
@@ -141,16 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``botmon``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # building the parser imports the rule tools (seconds on a loaded machine): a
+        # Ctrl-C meanwhile is an interrupt like any other, not a traceback
+        args = build_parser().parse_args(argv)
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except CliError as exc:
         print(f"botmon: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `botmon ... | head -1`: the reader has gone; stop quietly, as a tool killed by
+        # SIGPIPE would (exit 128 + 13), and keep the exit-time flush from failing again
+        _discard_stdout()
+        return SIGPIPE_EXIT
     return int(code or 0)
+
+
+SIGPIPE_EXIT = 141
+"""Exit code when stdout was closed by its reader (128 + SIGPIPE, as shells report it)."""
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (tests, embedding)
+        pass
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -163,6 +184,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
@@ -218,8 +249,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         duration_s=args.duration, port=args.port, open_browser=not args.no_browser,
         time_scale=args.time_scale,
     )
+    from otel_botmon.telemetry import ConfigurationError
+
     try:
         result = asyncio.run(run_demo(options, out or sys.stdout))
+    except ConfigurationError as exc:  # an OTEL_* variable that cannot work
+        raise CliError(str(exc), 2) from exc
     except OSError as exc:
         raise CliError(f"cannot start the demo on port {args.port}: {exc}; "
                        "try --port 0", 2) from exc

@@ -47,19 +47,37 @@ def normalize_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _dashboard_url(given: str, code: int) -> str:
+    """The normalized ``--url``; a CliError naming it when it is no http(s) URL with a
+    host (``--url ::::`` was an httpx traceback)."""
+    url = normalize_url(given)
+    try:
+        parsed = httpx.URL(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, ValueError):
+        ok = False
+    if not ok:
+        raise CliError(
+            f"--url (or $BOTMON_URL) {clip(given, 80)!r} is not a dashboard URL; expected "
+            "http(s)://host:port or host:port, e.g. 127.0.0.1:8001", code,
+        )
+    return url
+
+
 def default_user() -> str:
     return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
 
 
 def request(args: argparse.Namespace, method: str, path: str,
             body: dict[str, Any] | None = None, *, unreachable_code: int = 2) -> Any:
-    url = normalize_url(args.url) + path
+    base = _dashboard_url(args.url, unreachable_code)
+    url = base + path
     headers = {"Accept": "application/json"}
     if args.token:
         headers["Authorization"] = f"Bearer {args.token}"
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=args.timeout)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise CliError(
             f"cannot reach the dashboard at {normalize_url(args.url)} ({type(exc).__name__}); "
             "is `botmon demo` or your bot's MonitoringDashboard running? (--url)",
@@ -84,7 +102,8 @@ class Painter:
     def __init__(self, out: TextIO, enabled: bool | None = None) -> None:
         if enabled is None:
             isatty = getattr(out, "isatty", None)
-            enabled = bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+            # no-color.org: NO_COLOR counts when present and not empty
+            enabled = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
         self.enabled = enabled
 
     def __call__(self, text: str, key: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import socket
 import threading
@@ -160,6 +161,11 @@ class Telemetry:
         return True
 
 
+class ConfigurationError(ValueError):
+    """A setting of :func:`configure` (an argument or an ``OTEL_*`` variable) that cannot
+    work; the message names it and says what is expected."""
+
+
 # The process-wide state (current pipeline, installed providers, observers, proxies)
 # lives in one object: otel_botmon._state.STATE.
 
@@ -196,18 +202,27 @@ def configure(
     fields) adds an InfluxDB exporter. ``span_processors`` and ``metric_readers`` add
     your own (the testing fixture uses them).
 
-    Raises ValueError for an unknown protocol or a non-positive export interval.
+    Raises ConfigurationError (a ValueError), naming the argument or the environment
+    variable, for an unknown protocol, an endpoint that is not an http(s) URL with a
+    host, or an export interval that is not a positive finite number of seconds the
+    platform can wait.
     """
     endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
     protocol = (
         otlp_protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     ).strip().lower()
     if protocol not in _PROTOCOLS:
-        raise ValueError(
-            f"otlp_protocol must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}"
+        source = "otlp_protocol" if otlp_protocol else "OTEL_EXPORTER_OTLP_PROTOCOL"
+        raise ConfigurationError(
+            f"{source} must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}")
+    if endpoint is not None:
+        _check_endpoint(
+            endpoint, protocol, "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if export_interval_s is not None and not _valid_interval_s(export_interval_s):
+        raise ConfigurationError(
+            f"export_interval_s must be > 0 and finite (seconds, at most {_MAX_WAIT_S:.0f}), "
+            f"got {export_interval_s!r}"
         )
-    if export_interval_s is not None and not export_interval_s > 0:
-        raise ValueError(f"export_interval_s must be > 0, got {export_interval_s!r}")
     if influxdb is not None:
         # validated before anything running is touched; compared by value (token too)
         from otel_botmon.exporters.influxdb import InfluxDBSettings
@@ -530,6 +545,17 @@ def _otlp_span_export(exporter: Any, protocol: str) -> tuple[SpanProcessor, Any]
     return ShedWhenBacklogged(batches, handoff), handoff
 
 
+_MAX_WAIT_S = threading.TIMEOUT_MAX
+"""The longest interval a thread can wait for (longer ones overflow ``time_t``)."""
+
+
+def _valid_interval_s(value: object) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value) and 0 < value <= _MAX_WAIT_S
+    )
+
+
 def _export_interval_s(explicit: float | None) -> float:
     """The push interval: argument, else ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), else 60 s."""
     if explicit is not None:
@@ -537,16 +563,42 @@ def _export_interval_s(explicit: float | None) -> float:
     raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
     if raw:
         try:
-            millis = float(raw)
+            seconds = float(raw) / 1000
         except ValueError:
-            millis = 0.0
-        if millis > 0:
-            return millis / 1000
+            seconds = 0.0
+        if _valid_interval_s(seconds):
+            return seconds
+        # inf or 1e400 reached the push thread's wait() and killed it (OverflowError)
         logger.warning(
-            "otel_botmon: OTEL_METRIC_EXPORT_INTERVAL must be a positive number of "
-            "milliseconds, got %r; using 60000", raw,
+            "otel_botmon: OTEL_METRIC_EXPORT_INTERVAL must be a positive, finite number of "
+            "milliseconds (at most %.0f), got %r; using 60000", _MAX_WAIT_S * 1000, raw,
         )
     return 60.0
+
+
+def _check_endpoint(endpoint: str, protocol: str, source: str) -> None:
+    """ValueError naming ``source`` unless ``endpoint`` is an OTLP URL the exporters can
+    send to (before, a typo was accepted and every export failed in the log)."""
+    from urllib.parse import urlsplit
+
+    from otel_botmon.redaction import redact_text
+
+    expected = ("http(s)://host[:port] (or host:port for grpc)" if protocol == "grpc"
+                else "http(s)://host[:port][/path]")
+    text = endpoint.strip() if isinstance(endpoint, str) else ""
+    if protocol == "grpc" and text and "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if (
+        not port_ok or parts.scheme not in ("http", "https") or not parts.hostname
+        or any(c.isspace() for c in text)
+    ):
+        shown = redact_text(endpoint) if isinstance(endpoint, str) else type(endpoint).__name__
+        raise ConfigurationError(f"{source} must be {expected}, got {shown!r}")
 
 
 def _otlp_exporters(

@@ -46,7 +46,7 @@ from otel_botmon.alerting.model import (
     NotificationChannel,
 )
 from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
-from otel_botmon.alerting.yamlnodes import compose, scalar_position
+from otel_botmon.alerting.yamlnodes import compose, did_you_mean, scalar_position
 from otel_botmon.query import RuleSyntaxError, compile_condition
 from otel_botmon.query.syntax import DURATION_UNITS, promql_differences
 
@@ -68,7 +68,13 @@ T = TypeVar("T")
 
 
 class RuleFileError(ValueError):
-    """A rule file that cannot be loaded; ``str()`` reads ``file:line:column: field: why``."""
+    """A rule file that cannot be loaded; ``str()`` reads ``file:line:column: field: why``.
+
+    ``unreadable`` is True when the file itself could not be read (missing, a directory,
+    not UTF-8 ...), as opposed to a problem in its content.
+    """
+
+    unreadable = False
 
     def __init__(
         self, filename: str, line: int | None, column: int | None, field: str, message: str
@@ -115,7 +121,9 @@ def load_rule_groups(path: str | os.PathLike[str]) -> list[RuleGroup]:
         with open(filename, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleFileError(filename, None, None, "", f"cannot read file: {exc}") from None
+        error = RuleFileError(filename, None, None, "", f"cannot read file: {exc}")
+        error.unreadable = True
+        raise error from None
     return parse_rules(text, filename)
 
 
@@ -185,7 +193,9 @@ class _Loader:
                 raise self.error(key_node, _join(where, key), "duplicate key")
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise self.error(key_node, _join(where, key), f"unknown field (known: {known})")
+                raise self.error(key_node, _join(where, key),
+                                 f"unknown field ({did_you_mean(key, sorted(allowed))}"
+                                 f"known: {known})")
             out[key] = (key_node, value_node)
         return out
 
@@ -237,8 +247,11 @@ class _Loader:
         try:
             return convert(value.strip().lower())
         except ValueError:
-            known = ", ".join(m.value for m in kind)
-            raise self.error(node, where, f"unknown value {value!r} (known: {known})") from None
+            names = [str(m.value) for m in kind]
+            hint = did_you_mean(value.strip().lower(), names)
+            raise self.error(
+                node, where, f"unknown value {value!r} ({hint}known: {', '.join(names)})",
+            ) from None
 
     def string_map(self, node: yaml.Node, where: str) -> dict[str, str]:
         if not isinstance(node, yaml.MappingNode):

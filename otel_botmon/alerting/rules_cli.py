@@ -80,13 +80,14 @@ def add_rules_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
 def cmd_check(args: argparse.Namespace, out: TextIO | None = None,
               err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    failed = False
+    failed = unusable = False
     for path in args.files:
         try:
             groups = load_rule_groups(path)
         except RuleFileError as exc:
             print(f"FAILED: {exc}", file=err)
             failed = True
+            unusable = unusable or exc.unreadable
             continue
         count = sum(len(g.rules) + len(g.recordings) for g in groups)
         for group in groups:
@@ -94,13 +95,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO | None = None,
                 print(f"note: {note}", file=err)
         print(f"{path}: OK, {count} rule{'s' if count != 1 else ''} in {len(groups)} "
               f"group{'s' if len(groups) != 1 else ''}", file=out)
-    return 1 if failed else 0
+    return 2 if unusable else 1 if failed else 0
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    failed = False
+    failed = unusable = False
     # a rule that cannot be evaluated is a test failure here, not a bot's internal error
     bot_logger = logging.getLogger("otel_botmon")
     level = bot_logger.level
@@ -112,12 +113,13 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None,
             except (RuleTestError, RuleFileError) as exc:
                 print(f"Unit Testing:  {path}\n  FAILED: {exc}", file=err)
                 failed = True
+                unusable = unusable or (isinstance(exc, RuleTestError) and exc.unreadable)
                 continue
             print(report.render(), file=out)
             failed = failed or not report.ok
     finally:
         bot_logger.setLevel(level)
-    return 1 if failed else 0
+    return 2 if unusable else 1 if failed else 0
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO | None = None,

@@ -137,7 +137,9 @@ def run_rule_tests(path: str | os.PathLike[str], *,
         with open(filename, encoding="utf-8") as fh:
             source = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleTestError(f"{filename}: cannot read: {exc}") from None
+        error = RuleTestError(f"{filename}: cannot read: {exc}")
+        error.unreadable = True
+        raise error from None
     doc = read_test_file(filename, source)
     base = os.path.dirname(os.path.abspath(filename))
     rules: list[AlertRule] = []

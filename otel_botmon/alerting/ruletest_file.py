@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from otel_botmon.alerting.yamlnodes import compose, scalar_position
+from otel_botmon.alerting.yamlnodes import compose, did_you_mean, scalar_position
 
 __all__ = [
     "MAX_SAMPLES",
@@ -59,7 +59,12 @@ Value = float | str | None  # a number, STALE, or None for a missing sample
 
 
 class RuleTestError(ValueError):
-    """A test file that cannot be run (unreadable, malformed, unknown series...)."""
+    """A test file that cannot be run (unreadable, malformed, unknown series...).
+
+    ``unreadable`` is True when the test file itself could not be read.
+    """
+
+    unreadable = False
 
 
 def parse_duration(text: object, where: str) -> float:
@@ -253,7 +258,7 @@ class _Reader:
             if key not in keys:
                 raise self.error(key_node, _join(where, key),
                                  f"field {key} not found in type {type_name} "
-                                 f"(known: {', '.join(keys)})")
+                                 f"({did_you_mean(key, keys)}known: {', '.join(keys)})")
             if key in out:
                 raise self.error(key_node, _join(where, key),
                                  f"field {key} already set in type {type_name}")

@@ -41,7 +41,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 class QuietDisconnects:
     """ASGI wrapper: a client that goes away mid-request (a page closed, a bot task
-    cancelled at shutdown) ends that request quietly instead of logging a traceback."""
+    cancelled at shutdown) ends that request quietly instead of logging a traceback.
+
+    Likewise the app's lifespan: when the event loop ends with the server still running
+    (the guide's ``asyncio.run(main())`` returns right after ``dashboard.start()``), its
+    cancellation runs the app's shutdown instead of uvicorn logging the
+    ``CancelledError`` traceback Starlette reports as a failed shutdown.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -49,10 +55,31 @@ class QuietDisconnects:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.requests import ClientDisconnect
 
+        if scope.get("type") == "lifespan":
+            await self.app(scope, _ShutdownOnCancel(receive), send)
+            return
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
             logger.debug("client disconnected before the response")
+
+
+class _ShutdownOnCancel:
+    """The lifespan's ``receive``: once started, a cancellation while waiting for the
+    server's shutdown message is that message."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._started = False
+
+    async def __call__(self) -> Any:
+        if not self._started:
+            self._started = True
+            return await self._receive()  # lifespan.startup
+        try:
+            return await self._receive()
+        except asyncio.CancelledError:
+            return {"type": "lifespan.shutdown"}
 
 
 class EmbeddedServer:
@@ -101,7 +128,7 @@ class EmbeddedServer:
         self.port = int(sock.getsockname()[1])
         self._server = server
         self._task = asyncio.get_running_loop().create_task(
-            server.serve(sockets=[sock]), name=f"botmon-{self.name}"
+            _serve(server, sock), name=f"botmon-{self.name}"
         )
         while not server.started:
             if self._task.done():
@@ -126,3 +153,10 @@ class EmbeddedServer:
                 await task
         except Exception as exc:
             logger.warning("%s stopped with an error: %s", self.name, exc)
+
+
+async def _serve(server: Any, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    finally:  # also when the loop ends with the server running: no unclosed socket
+        sock.close()

@@ -321,7 +321,10 @@ class _IdleTrade(ActiveTrade):
         self._reason = None
         self._outcome_as = None
 
-    def _end(self, exc: BaseException | None, result: object = None) -> None:
+    def _end(
+        self, exc: BaseException | None, result: object = None, *,
+        exact: tuple[float, int] | None = None,
+    ) -> None:
         self._done = True
 
 

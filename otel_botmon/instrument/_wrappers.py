@@ -120,12 +120,24 @@ class ActiveCall:
         except Exception as exc:
             report_internal_error(self._component, exc)
 
-    def _end(self, exc: BaseException | None, result: object = None) -> None:
-        """Record the call's outcome and end its span; idempotent; never raises."""
+    def _end(
+        self, exc: BaseException | None, result: object = None, *,
+        exact: tuple[float, int] | None = None,
+    ) -> None:
+        """Record the call's outcome and end its span; idempotent; never raises.
+
+        ``exact`` is ``(duration_s, end_time_ns)`` for a call recorded after the fact:
+        the caller's duration is recorded as given, not re-measured with the time spent
+        recording it (which would push a 2000 ms trade past a 2 s bucket boundary).
+        """
         if self._done:
             return
         self._done = True
-        duration_s = (time.perf_counter_ns() - self._start_ns) / 1e9
+        if exact is None:
+            duration_s = (time.perf_counter_ns() - self._start_ns) / 1e9
+            end_time_ns: int | None = None
+        else:
+            duration_s, end_time_ns = exact
         span = self._span
         try:
             self._record(exc, result, duration_s)
@@ -136,7 +148,7 @@ class ActiveCall:
                 span.set_attribute(conventions.ERROR_TYPE, error_type(exc))
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, error_type(exc)))
-            span.end()
+            span.end(end_time=end_time_ns)
         except Exception as internal:
             report_internal_error(self._component, internal)
 

@@ -170,14 +170,16 @@ def record_trade_execution(
             symbol=symbol, side=side, quantity=quantity,
             price=requested_price if explicit else price, order_type=order_type, site=site,
         )
+        exact: tuple[float, int] | None = None
         if millis is None:
             state = scope._begin(None, site)
             state._timed = False  # count the trade and its fill, skip the histogram
         else:
-            nanos = int(millis * 1_000_000)
-            # Back-date the start so the span and the histogram show the real duration.
-            state = scope._begin(None, site, start_time_ns=time.time_ns() - nanos)
-            state._start_ns = time.perf_counter_ns() - nanos
+            # Back-date the start and end the span now: the span and the histogram show
+            # the caller's duration exactly (2000 ms stays in the "<= 2 s" bucket).
+            end_ns = time.time_ns()
+            state = scope._begin(None, site, start_time_ns=end_ns - int(millis * 1_000_000))
+            exact = (millis / 1000.0, end_ns)
         if result == _REJECTED:
             state.rejected()
         elif result in (_FILLED, _PARTIAL):
@@ -187,7 +189,7 @@ def record_trade_execution(
                 state._outcome_as = _PARTIAL
         else:
             state._outcome_as = result
-        state._end(None)
+        state._end(None, exact=exact)
     except Exception as exc:
         report_internal_error(_COMPONENT, exc)
 

@@ -11,6 +11,7 @@ error messages show ``REDACTED``, and the values are registered with
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -91,6 +92,14 @@ def _positive(value: object, name: str, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"NotificationConfig.{name} must be {bound}, got {value!r}")
     return float(value)
+
+
+_REQUIRED_TEXT = frozenset({"smtp_server", "telegram_api_url", "pagerduty_url", "source"})
+_TEXT_FIELDS = (
+    "smtp_server", "smtp_username", "smtp_ca_file", "email_from", "log_file", "slack_channel",
+    "telegram_chat_id", "telegram_api_url", "alertmanager_url", "generator_url",
+    "pagerduty_url", "source", "outbox_path",
+)
 
 
 @dataclass
@@ -190,6 +199,10 @@ class NotificationConfig:
     """Seconds after which a message that still fails is marked failed."""
 
     def __post_init__(self) -> None:
+        if self.smtp_server is Ellipsis:  # type: ignore[comparison-overlap]
+            # the guide's `NotificationConfig(...)`: "your settings here", so the defaults
+            self.smtp_server = "localhost"  # type: ignore[unreachable]
+        self._validate_types()
         self.smtp_password = _secret(self.smtp_password, "smtp_password")
         self.slack_webhook_url = _secret(self.slack_webhook_url, "slack_webhook_url")
         self.telegram_bot_token = _secret(self.telegram_bot_token, "telegram_bot_token")
@@ -209,6 +222,30 @@ class NotificationConfig:
         self._validate_urls()
         self._validate_numbers()
         self._validate_routing()
+
+    def _validate_types(self) -> None:
+        # A wrong type was kept (smtp_server=123, smtp_use_tls="no" meaning TLS on) or
+        # failed later without the field's name (email_from=5: "int is not iterable").
+        chat_id: object = self.telegram_chat_id
+        if isinstance(chat_id, int) and not isinstance(chat_id, bool):
+            self.telegram_chat_id = str(chat_id)  # Telegram's chat ids are numbers
+        for name in ("log_file", "outbox_path", "smtp_ca_file"):
+            path: object = getattr(self, name)
+            if isinstance(path, os.PathLike):  # a pathlib.Path is a file name too
+                setattr(self, name, os.fspath(path))
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if not (isinstance(value, str) or (value is None and name not in _REQUIRED_TEXT)):
+                expected = "a string" if name in _REQUIRED_TEXT else "a string or None"
+                raise ValueError(
+                    f"NotificationConfig.{name} must be {expected}, got {type(value).__name__}"
+                )
+        for name in ("smtp_use_tls", "smtp_use_ssl", "console"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"NotificationConfig.{name} must be True or False, got {value!r}"
+                )
 
     def _validate_email(self) -> None:
         recipients: object = self.email_to

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,53 @@ def test_example_runs(
     # SDK swallowed to keep the bot running (report_internal_error) is logged as ERROR
     errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+def test_dashboard_example_exits_without_a_traceback(tmp_path: Path) -> None:
+    # The guide's "With Dashboard": main() returns right after dashboard.start(), so
+    # asyncio.run() cancels the running server. That printed uvicorn's "ERROR: Traceback
+    # ... CancelledError" (Starlette reporting the lifespan as a failed shutdown) and
+    # left the listening socket unclosed. A fresh interpreter, as a user runs it; port 0
+    # so that parallel runs do not collide.
+    import subprocess
+    import sys
+
+    source = (EXAMPLES_DIR / "quickstart_with_dashboard.py").read_text(encoding="utf-8")
+    assert "port=8001" in source
+    script = tmp_path / "with_dashboard.py"
+    script.write_text(source.replace("port=8001", "port=0"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-W", "default::ResourceWarning", str(script)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(EXAMPLES_DIR.parent)},
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_guides_install_command_has_its_requirements_file() -> None:
+    # The guide's Installation: `pip install -r requirements.txt`, then "these additional
+    # packages": fastapi, uvicorn[standard], websockets, psutil, email-validator. The
+    # file installs this package with the extras that bring them.
+    import re
+    import tomllib
+
+    root = EXAMPLES_DIR.parent
+    lines = [line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert lines == ["-e .[all]"]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        found: set[str] = set()
+        for req in requirements:
+            name = re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower()
+            if name == "otel-botmon":  # otel-botmon[dashboard,prometheus,email]
+                for extra in re.search(r"\[(.*)\]", req).group(1).split(","):  # type: ignore[union-attr]
+                    found |= names(extras[extra.strip()])
+            else:
+                found.add(name)
+        return found
+
+    installed = names(project["dependencies"]) | names(extras["all"])
+    assert {"fastapi", "uvicorn", "websockets", "psutil", "email-validator"} <= installed

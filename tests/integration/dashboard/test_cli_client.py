@@ -187,6 +187,22 @@ def test_unreachable_dashboard_exits_2(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 2 and "cannot reach the dashboard" in err
 
 
+@pytest.mark.parametrize("url", ["::::", "ftp://host", "", "http://[::1"])
+@pytest.mark.parametrize(("argv", "code"), [
+    (["status"], 3), (["alerts", "list"], 2), (["alerts", "ack", "1a2b"], 2),
+    (["silence", "list"], 2),
+])
+def test_a_url_that_is_no_url_is_named_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str,
+    argv: list[str], code: int,
+) -> None:
+    # `--url ::::` (or the same in $BOTMON_URL) was httpx's InvalidURL traceback
+    monkeypatch.setenv("BOTMON_URL", url)
+    got, out, err = run(capsys, *argv, "--timeout", "2")
+    assert got == code and out == ""
+    assert err.startswith("botmon: --url (or $BOTMON_URL)") and "is not a dashboard URL" in err
+
+
 def test_silence_add_list_and_expire(
     live: LiveDashboard, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -223,7 +239,8 @@ def test_every_command_help_has_examples(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["demo", "--duration", "-1"], ["demo", "--port", "70000"], ["alerts", "ack"],
-                 ["silence", "add", "a=b", "--duration", "soon"]):
+                 ["silence", "add", "a=b", "--duration", "soon"],
+                 ["alerts", "list", "--limit", "-5"], ["alerts", "list", "--limit", "0"]):
         with pytest.raises(SystemExit) as info:
             cli.main(argv)
         assert info.value.code == 2
@@ -236,3 +253,20 @@ def test_rules_commands_are_part_of_botmon(tmp_path: object) -> None:
     out = pathlib.Path(str(tmp_path)) / "rules.yml"
     assert cli.main(["rules", "export", "--format", "prometheus", "--output", str(out)]) == 0
     assert "high_cpu_usage" in out.read_text()
+
+
+def test_ctrl_c_while_the_parser_is_built_exits_130_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # building the parser imports the alerting package: on a loaded machine seconds in
+    # which a Ctrl-C was a KeyboardInterrupt traceback instead of exit 130
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        code = cli.main(["demo", "--duration", "1"])
+    except KeyboardInterrupt:  # not raised on: that would end the test session
+        pytest.fail("KeyboardInterrupt escaped botmon's main()")
+    assert code == 130
+    assert capsys.readouterr().err == ""

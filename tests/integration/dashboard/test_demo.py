@@ -92,6 +92,23 @@ def test_cli_demo_on_a_busy_port_says_so_first(capsys: pytest.CaptureFixture[str
     assert "demo stopped" not in captured.out and "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize(("variable", "value"), [
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "zipkin"),
+])
+def test_cli_demo_with_a_bad_otel_variable_names_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str,
+    value: str,
+) -> None:
+    # before: the ValueError's traceback (the protocol) or a demo whose every export
+    # failed in the log (the endpoint)
+    monkeypatch.setenv(variable, value)
+    code = cli.main(["demo", "--duration", "2", "--port", "0", "--no-browser"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith(f"botmon: {variable} must be") and value in captured.err
+    assert "dashboard at" not in captured.out
+
+
 @pytest.mark.parametrize("stop", ["duration", "sigint"])
 async def test_demo_shutdown_with_a_tab_open_prints_no_traceback(stop: str) -> None:
     """A browser tab (WebSocket) and a poller are connected while the demo ends, by its

@@ -53,6 +53,9 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(
     assert Painter(io.StringIO())("critical", "critical") == "critical"
     monkeypatch.setenv("NO_COLOR", "1")
     assert Painter(Tty())("critical", "critical") == "critical"
+    # no-color.org: present *and not empty*; an empty NO_COLOR leaves colours on
+    monkeypatch.setenv("NO_COLOR", "")
+    assert Painter(Tty())("critical", "critical") == "\x1b[1;31mcritical\x1b[0m"
 
 
 def test_headline_names_the_worst_firing_alert() -> None:

@@ -90,8 +90,62 @@ def test_malformed_headers_are_rejected_without_echoing_values() -> None:
 
 
 def test_non_positive_export_interval_is_rejected() -> None:
-    with pytest.raises(ValueError, match="export_interval_s must be > 0"):
+    with pytest.raises(telemetry.ConfigurationError, match="export_interval_s must be > 0"):
         telemetry.configure(export_interval_s=0)
+
+
+@pytest.mark.parametrize("interval", [float("inf"), float("nan"), 1e300, "30", True])
+def test_an_export_interval_no_thread_can_wait_is_rejected(interval: object) -> None:
+    with pytest.raises(telemetry.ConfigurationError, match="export_interval_s must be > 0"):
+        telemetry.configure(otlp_endpoint="http://127.0.0.1:9", export_interval_s=interval)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", ["1e400", "inf", "1e16", "nan", "-1", "soon"])
+def test_an_unusable_env_export_interval_warns_and_keeps_pushing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, raw: str,
+) -> None:
+    # "1e400" reached the push thread's wait() and killed it with an OverflowError:
+    # no metric was exported for the life of the process
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", raw)
+    tel = telemetry.configure(otlp_endpoint="http://127.0.0.1:9", set_global=False)
+    (pusher,) = tel.pushers
+    assert pusher.interval_s == 60.0
+    assert any("OTEL_METRIC_EXPORT_INTERVAL" in r.getMessage() and raw in r.getMessage()
+               for r in caplog.records)
+    tel.shutdown(timeout_s=2)
+
+
+@pytest.mark.parametrize(("protocol", "endpoint"), [
+    ("http/protobuf", "not a url"), ("http/protobuf", "127.0.0.1:4318"),
+    ("http/protobuf", "ftp://collector"), ("http/protobuf", "http://127.0.0.1:99999"),
+    ("http/protobuf", "http://:4318"), ("grpc", "collector :4317"), ("grpc", "https://"),
+])
+def test_an_env_endpoint_that_is_no_url_is_named(
+    monkeypatch: pytest.MonkeyPatch, protocol: str, endpoint: str,
+) -> None:
+    # before: accepted, and every export failed in the log ("No connection adapters")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    with pytest.raises(telemetry.ConfigurationError,
+                       match=r"^OTEL_EXPORTER_OTLP_ENDPOINT must be http\(s\)://host"):
+        telemetry.configure(set_global=False)
+
+
+@pytest.mark.parametrize(("protocol", "endpoint"), [
+    ("http/protobuf", "http://127.0.0.1:9"), ("http/protobuf", "https://otlp.example/v1"),
+    ("grpc", "127.0.0.1:9"), ("grpc", "http://[::1]:9"),
+])
+def test_endpoints_the_exporters_take_are_accepted(protocol: str, endpoint: str) -> None:
+    tel = telemetry.configure(otlp_endpoint=endpoint, otlp_protocol=protocol, set_global=False)
+    assert tel.otlp_endpoint == endpoint
+    tel.shutdown(timeout_s=2)
+
+
+def test_an_env_protocol_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "banana")
+    with pytest.raises(telemetry.ConfigurationError,
+                       match=r"^OTEL_EXPORTER_OTLP_PROTOCOL must be one of"):
+        telemetry.configure(set_global=False)
 
 
 def test_otlp_reader_honours_env_endpoint_and_interval(monkeypatch: pytest.MonkeyPatch) -> None:

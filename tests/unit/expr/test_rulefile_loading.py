@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from otel_botmon.alerting.model import AlertSeverity, AlertType, NotificationChannel
 from otel_botmon.alerting.rules import RuleFileError, load_rule_file, load_rule_groups, parse_rules
@@ -174,3 +176,40 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00groups")
     with pytest.raises(RuleFileError, match="cannot read"):
         load_rule_file(path)
+
+
+_RULE_KEYS = ("alert", "annotations", "channels", "condition", "cooldown", "cooldown_minutes",
+              "description", "enabled", "escalation", "escalation_channels",
+              "escalation_minutes", "expr", "for", "keep_firing_for", "labels", "name",
+              "recovery_threshold", "severity", "type")
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from([k for k in _RULE_KEYS if len(k) >= 5]), data=st.data())
+def test_a_misspelt_field_gets_a_suggestion(key: str, data: st.DataObject) -> None:
+    # one letter left out: the error names the field meant, not only the known list
+    at = data.draw(st.integers(0, len(key) - 1))
+    typo = key[:at] + key[at + 1:]
+    assume(typo not in _RULE_KEYS)
+    text = f"groups:\n  - name: g\n    rules:\n      - alert: a\n        expr: cpu > 1\n" \
+           f"        {typo}: x\n"
+    with pytest.raises(RuleFileError) as caught:
+        parse_rules(text, "bot.yml")
+    assert (caught.value.line, caught.value.field) == (6, f"groups[0].rules[0].{typo}")
+    assert f"did you mean {key!r}?" in caught.value.message
+
+
+@pytest.mark.parametrize(("field", "typo", "meant"), [
+    ("severity", "warnin", "warning"), ("severity", "Critcal", "critical"),
+    ("type", "tradng", "trading"), ("channels", "[slak]", "slack"),
+])
+def test_a_misspelt_value_gets_a_suggestion(field: str, typo: str, meant: str) -> None:
+    text = f"groups:\n  - name: g\n    rules:\n      - alert: a\n        expr: cpu > 1\n" \
+           f"        {field}: {typo}\n"
+    with pytest.raises(RuleFileError, match=f"did you mean {meant!r}"):
+        parse_rules(text, "bot.yml")
+
+
+def test_a_misspelt_top_level_key_gets_a_suggestion() -> None:
+    with pytest.raises(RuleFileError, match="did you mean 'groups'"):
+        parse_rules("grups: []\n", "bot.yml")

@@ -125,3 +125,41 @@ def test_export_per_bot_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["rules", "export", *flag, str(tmp_path / "fleet.yml")]) == 0
     [rule] = yaml.safe_load(capsys.readouterr().out)["groups"][0]["rules"]
     assert rule["expr"] == expr
+
+
+@pytest.mark.parametrize("command", ["check", "test"])
+@pytest.mark.parametrize("unusable", ["missing.yml", "a-directory", "binary.yml", "loop.yml"])
+def test_a_file_that_cannot_be_read_exits_2(
+    files: Path, capsys: pytest.CaptureFixture[str], command: str, unusable: str,
+) -> None:
+    # 2 is "unusable input (unreadable file, bad arguments)", as `rules export` already
+    # answered; 1 stays "a rule or a test failed"
+    (files / "a-directory").mkdir()
+    (files / "binary.yml").write_bytes(bytes(range(256)) * 4)
+    (files / "loop.yml").symlink_to(files / "loop.yml")
+    good = str(files / ("rules.yml" if command == "check" else "rules.test.yml"))
+    assert main(["rules", command, good, str(files / unusable)]) == 2
+    err = capsys.readouterr().err
+    assert unusable in err and "cannot read" in err and "Traceback" not in err
+    if command == "check":  # a content error alone is still 1
+        assert main(["rules", "check", good, str(files / "broken.yml")]) == 1
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(files: Path) -> None:
+    # `botmon rules check *.yml | head -1`: more output than a pipe holds, and the reader
+    # closes after one line; this was a BrokenPipeError traceback on stderr
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_botmon.cli", "rules", "check",
+         *[str(files / "rules.yml")] * 4000],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().endswith(b"OK, 2 rules in 1 group\n")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err  # 128 + SIGPIPE, as a shell reports it
+    assert err == ""

@@ -98,3 +98,10 @@ def test_an_le_label_prometheus_cannot_place_is_refused(le: str, tmp_path: Path)
 def test_an_le_label_prometheus_reads_is_read(le: str, tmp_path: Path) -> None:
     report = run_rule_tests(_bucket_suite(tmp_path, le))
     assert report.checks == 1
+
+
+def test_a_misspelt_test_file_key_gets_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "bot.test.yml"
+    path.write_text("rule_files: []\ntest:\n  - interval: 1m\n", encoding="utf-8")
+    with pytest.raises(RuleTestError, match=r"bot.test.yml:2:1: test: .*did you mean 'tests'\?"):
+        run_rule_tests(path)

@@ -74,6 +74,14 @@ def test_bad_url_error_names_the_field_without_the_secret() -> None:
         ({"telegram_bot_token": "12345:abc"}, "telegram_chat_id"),
         ({"alertmanager_url": "localhost:9093"}, "alertmanager_url"),
         ({"webhook_urls": "https://example.com/x"}, "webhook_urls"),
+        # wrong types: kept before (or a TypeError without the field's name)
+        ({"smtp_server": 123}, "smtp_server must be a string"),
+        ({"email_from": 5}, "email_from must be a string or None"),
+        ({"slack_channel": 5}, "slack_channel must be a string or None"),
+        ({"log_file": 3}, "log_file must be a string or None"),
+        ({"smtp_use_tls": "no"}, "smtp_use_tls must be True or False"),
+        ({"console": 0}, "console must be True or False"),
+        ({"outbox_path": b"x.db"}, "outbox_path must be a string or None"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(kwargs: dict[str, object], field: str) -> None:
@@ -99,3 +107,15 @@ def test_default_rate_limits_follow_slack_and_telegram() -> None:
     assert config.rate_limit(NotificationChannel.SLACK) == 1.0
     assert config.rate_limit(NotificationChannel.TELEGRAM) == 1.0
     assert config.rate_limit(NotificationChannel.WEBHOOK) is None
+
+
+def test_the_guides_placeholder_and_numeric_chat_ids_are_taken() -> None:
+    # the guide's `MonitoringConfig(notification_config=NotificationConfig(...))`: the
+    # placeholder was kept as smtp_server=Ellipsis
+    assert NotificationConfig(...).smtp_server == "localhost"  # type: ignore[arg-type]
+    config = NotificationConfig(telegram_bot_token="12345:abcdef",
+                                telegram_chat_id=-1001234)  # type: ignore[arg-type]
+    assert config.telegram_chat_id == "-1001234"
+    import pathlib
+
+    assert NotificationConfig(log_file=pathlib.Path("a.log")).log_file == "a.log"  # type: ignore[arg-type]

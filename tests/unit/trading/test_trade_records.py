@@ -6,9 +6,12 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
 from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
+from otel_botmon.testing import capture
 
 BTC_BUY = {conv.TRADING_SYMBOL: "BTCUSDT", conv.TRADING_SIDE: "BUY"}
 
@@ -35,6 +38,25 @@ def test_record_trade_execution_span_lasts_the_execution_time(telemetry: Any) ->
     assert span.name == "trade BTCUSDT"
     assert (span.end_time - span.start_time) / 1e9 == pytest.approx(1.5, abs=0.01)
     assert span.attributes[conv.TRADING_OUTCOME] == "filled"
+
+
+@settings(max_examples=60, deadline=None)
+@given(millis=st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
+       | st.sampled_from([250.0, 1000.0, 2000.0, 5000.0]))
+def test_record_trade_execution_records_the_given_time_exactly(millis: float) -> None:
+    # The guide's `execution_time` is the duration: recording it must not add the time
+    # spent recording (a 2000 ms trade landed in the (2 s, 5 s] bucket and fired the
+    # seed's "Trading Execution Slow: > 2000ms" rule).
+    with capture() as cap:
+        record_trade_execution("BTCUSDT", "BUY", 0.001, 45000.0, millis)
+        point = cap.metric_point(
+            "botmon.trade.duration", {**BTC_BUY, conv.TRADING_OUTCOME: "filled"})
+        assert (point.count, point.sum) == (1, millis / 1000.0)
+        bucket = next(i for i, b in enumerate(point.explicit_bounds) if millis / 1000.0 <= b) \
+            if millis / 1000.0 <= point.explicit_bounds[-1] else len(point.explicit_bounds)
+        assert point.bucket_counts[bucket] == 1
+        (span,) = cap.spans()
+        assert span.end_time - span.start_time == int(millis * 1_000_000)
 
 
 def test_record_trade_execution_with_bad_time_counts_the_trade_without_duration(
