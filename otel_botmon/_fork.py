@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import weakref
@@ -135,9 +136,13 @@ def reset_connections(root: object, depth: int = 6) -> None:
             seen.add(id(obj))
             if requests is not None and isinstance(obj, requests.Session):
                 for adapter in obj.adapters.values():
+                    for manager in (getattr(adapter, "poolmanager", None),
+                                    *getattr(adapter, "proxy_manager", {}).values()):
+                        _unlock_pools(manager)
                     adapter.close()
                 continue
             if urllib3 is not None and isinstance(obj, urllib3.PoolManager):
+                _unlock_pools(obj)
                 obj.clear()
                 continue
             fields = getattr(obj, "__dict__", None)
@@ -148,6 +153,22 @@ def reset_connections(root: object, depth: int = 6) -> None:
             elif isinstance(obj, (list, tuple)):
                 following += list(obj)
         level = following
+
+
+def _unlock_pools(manager: object) -> None:
+    """Renew the locks a urllib3 ``PoolManager`` takes to close its pools: the parent's
+    export thread takes them for every request (its pool map's lock, each pool's queue
+    of idle connections), and closing under one it held at the fork waited forever."""
+    pools = getattr(manager, "pools", None)
+    renew_locks(pools)
+    for pool in list(getattr(pools, "_container", {}).values()):
+        idle = getattr(pool, "pool", None)
+        if isinstance(idle, queue.Queue):
+            # four conditions over one mutex: renewed together, as Queue() makes them
+            idle.mutex = threading.Lock()
+            idle.not_empty = threading.Condition(idle.mutex)
+            idle.not_full = threading.Condition(idle.mutex)
+            idle.all_tasks_done = threading.Condition(idle.mutex)
 
 
 def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:
