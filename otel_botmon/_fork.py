@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
-    "ForkAware", "flush_when_worker_exits", "register", "renew_locks", "reset_connections",
+    "ForkAware", "child_resource", "flush_when_worker_exits", "register", "renew_locks",
+    "reset_connections",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -153,6 +154,29 @@ def reset_connections(root: object, depth: int = 6) -> None:
             elif isinstance(obj, (list, tuple)):
                 following += list(obj)
         level = following
+
+
+def child_resource(resource: Any) -> Any:
+    """``resource`` as it describes this (forked) process: a new ``service.instance.id``.
+
+    The SDK's providers renew their own resources after a fork, but only in their own
+    at-fork hooks, which run after ours, and only their own copies: a resource kept
+    elsewhere still names the parent, whose series the child's would then overwrite at
+    the backend. The same value the SDK detects (one per process id)."""
+    from opentelemetry.sdk import resources
+
+    # The SDK's own helper runs the detectors on a thread pool, whose module lock is
+    # still held here (its at-fork hook runs after ours): run them on this thread.
+    build = getattr(resources, "_build_resource_detectors", None)
+    detectors = [d for d in build() if d.is_process_dependent()] if build is not None else [
+        resources.ServiceInstanceIdResourceDetector()]
+    fresh = resources.Resource.get_empty()
+    for detector in detectors:
+        try:
+            fresh = fresh.merge(detector.detect())
+        except Exception as exc:  # a broken detector must not stop the child
+            logger.debug("otel_botmon: resource detector failed after fork: %s", exc)
+    return resource.merge(fresh)
 
 
 def _unlock_pools(manager: object) -> None:
