@@ -146,11 +146,18 @@ def reset_connections(root: object, depth: int = 6) -> None:
                 _unlock_pools(obj)
                 obj.clear()
                 continue
+            if isinstance(obj, queue.Queue):
+                _renew_queue(obj)
+                continue
             fields = getattr(obj, "__dict__", None)
             if isinstance(fields, dict):
                 renew_locks(obj)
+                # Not into the primitives themselves (renewed whole just above): a
+                # Condition's methods are bound to its lock, and a new lock under them
+                # broke it (an Event's set() raised "cannot notify on un-acquired lock").
                 following += [v for v in fields.values() if hasattr(v, "__dict__")
-                              and not isinstance(v, type) and type(v).__module__ != "builtins"]
+                              and not isinstance(v, type)
+                              and type(v).__module__ not in ("builtins", "threading")]
             elif isinstance(obj, (list, tuple)):
                 following += list(obj)
         level = following
@@ -188,11 +195,15 @@ def _unlock_pools(manager: object) -> None:
     for pool in list(getattr(pools, "_container", {}).values()):
         idle = getattr(pool, "pool", None)
         if isinstance(idle, queue.Queue):
-            # four conditions over one mutex: renewed together, as Queue() makes them
-            idle.mutex = threading.Lock()
-            idle.not_empty = threading.Condition(idle.mutex)
-            idle.not_full = threading.Condition(idle.mutex)
-            idle.all_tasks_done = threading.Condition(idle.mutex)
+            _renew_queue(idle)
+
+
+def _renew_queue(waiting: queue.Queue[Any]) -> None:
+    """Three conditions over one mutex: renewed together, as ``Queue()`` makes them."""
+    waiting.mutex = threading.Lock()
+    waiting.not_empty = threading.Condition(waiting.mutex)
+    waiting.not_full = threading.Condition(waiting.mutex)
+    waiting.all_tasks_done = threading.Condition(waiting.mutex)
 
 
 def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:

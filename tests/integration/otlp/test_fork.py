@@ -194,3 +194,23 @@ def test_a_forked_childs_trade_metrics_carry_its_own_instance_id(
     assert instance_ids(otlp_receiver, "PARENT") == {tel.resource.attributes["service.instance.id"]}
     assert instance_ids(otlp_receiver, "CHILD0") == child_span_ids
     assert not child_span_ids & instance_ids(otlp_receiver, "PARENT")
+
+
+def test_a_forked_child_retries_an_export_the_endpoint_refused(
+    otlp_receiver: OtlpReceiver, tmp_path: Path,
+) -> None:
+    """The child's exporter waits out its retry backoff on an Event renewed at the fork;
+    the renewal broke it ("release unlocked lock"), so the child's first refused export
+    was lost instead of retried."""
+    botmon_telemetry.configure(
+        "fork-bot", otlp_endpoint=otlp_receiver.endpoint, export_interval_s=60,
+        set_global=False,
+    )
+    otlp_receiver.fail_next(1, status=503)  # the child's first request
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:
+        _child(0, report)
+    status = _wait_child(pid, CHILD_GUARD_S + 10)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report.read_text()
+    otlp_receiver.wait_for(lambda r: "trade CHILD0" in r.span_names(), timeout=10)

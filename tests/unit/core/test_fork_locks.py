@@ -216,3 +216,32 @@ def test_urllib3_locks_held_by_the_parents_export_thread_do_not_hang_the_fork(
     status = _fork_while_held(lock, drop_connections, report)
     text = report.read_text() if report.exists() else ""
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text
+
+
+def test_primitives_met_while_dropping_connections_still_work() -> None:
+    """reset_connections renews what it meets under an exporter; an Event's or a Queue's
+    inner lock renewed apart from the methods bound to it broke them."""
+    import queue
+
+    from otel_botmon import _fork
+
+    class Client:
+        def __init__(self) -> None:
+            self.shutdown_event = threading.Event()
+            self.condition = threading.Condition(threading.Lock())
+            self.waiting: queue.Queue[int] = queue.Queue()
+
+    class Exporter:
+        def __init__(self) -> None:
+            self.client = Client()
+
+    exporter = Exporter()
+    _fork.reset_connections(exporter)
+    client = exporter.client
+    assert not client.shutdown_event.wait(0.001)  # the SDK's retry backoff
+    client.shutdown_event.set()  # its shutdown
+    with client.condition:
+        client.condition.notify_all()
+        client.condition.wait(0.001)
+    client.waiting.put(1)
+    assert client.waiting.get(timeout=1) == 1
