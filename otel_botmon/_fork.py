@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import weakref
@@ -27,7 +28,8 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
-    "ForkAware", "flush_when_worker_exits", "register", "renew_locks", "reset_connections",
+    "ForkAware", "child_resource", "flush_when_worker_exits", "register", "renew_locks",
+    "reset_connections",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -135,19 +137,73 @@ def reset_connections(root: object, depth: int = 6) -> None:
             seen.add(id(obj))
             if requests is not None and isinstance(obj, requests.Session):
                 for adapter in obj.adapters.values():
+                    for manager in (getattr(adapter, "poolmanager", None),
+                                    *getattr(adapter, "proxy_manager", {}).values()):
+                        _unlock_pools(manager)
                     adapter.close()
                 continue
             if urllib3 is not None and isinstance(obj, urllib3.PoolManager):
+                _unlock_pools(obj)
                 obj.clear()
+                continue
+            if isinstance(obj, queue.Queue):
+                _renew_queue(obj)
                 continue
             fields = getattr(obj, "__dict__", None)
             if isinstance(fields, dict):
                 renew_locks(obj)
+                # Not into the primitives themselves (renewed whole just above): a
+                # Condition's methods are bound to its lock, and a new lock under them
+                # broke it (an Event's set() raised "cannot notify on un-acquired lock").
                 following += [v for v in fields.values() if hasattr(v, "__dict__")
-                              and not isinstance(v, type) and type(v).__module__ != "builtins"]
+                              and not isinstance(v, type)
+                              and type(v).__module__ not in ("builtins", "threading")]
             elif isinstance(obj, (list, tuple)):
                 following += list(obj)
         level = following
+
+
+def child_resource(resource: Any) -> Any:
+    """``resource`` as it describes this (forked) process: a new ``service.instance.id``.
+
+    The SDK's providers renew their own resources after a fork, but only in their own
+    at-fork hooks, which run after ours, and only their own copies: a resource kept
+    elsewhere still names the parent, whose series the child's would then overwrite at
+    the backend. The same value the SDK detects (one per process id)."""
+    from opentelemetry.sdk import resources
+
+    # The SDK's own helper runs the detectors on a thread pool, whose module lock is
+    # still held here (its at-fork hook runs after ours): run them on this thread.
+    build = getattr(resources, "_build_resource_detectors", None)
+    detectors = [d for d in build() if d.is_process_dependent()] if build is not None else [
+        resources.ServiceInstanceIdResourceDetector()]
+    fresh = resources.Resource.get_empty()
+    for detector in detectors:
+        try:
+            fresh = fresh.merge(detector.detect())
+        except Exception as exc:  # a broken detector must not stop the child
+            logger.debug("otel_botmon: resource detector failed after fork: %s", exc)
+    return resource.merge(fresh)
+
+
+def _unlock_pools(manager: object) -> None:
+    """Renew the locks a urllib3 ``PoolManager`` takes to close its pools: the parent's
+    export thread takes them for every request (its pool map's lock, each pool's queue
+    of idle connections), and closing under one it held at the fork waited forever."""
+    pools = getattr(manager, "pools", None)
+    renew_locks(pools)
+    for pool in list(getattr(pools, "_container", {}).values()):
+        idle = getattr(pool, "pool", None)
+        if isinstance(idle, queue.Queue):
+            _renew_queue(idle)
+
+
+def _renew_queue(waiting: queue.Queue[Any]) -> None:
+    """Three conditions over one mutex: renewed together, as ``Queue()`` makes them."""
+    waiting.mutex = threading.Lock()
+    waiting.not_empty = threading.Condition(waiting.mutex)
+    waiting.not_full = threading.Condition(waiting.mutex)
+    waiting.all_tasks_done = threading.Condition(waiting.mutex)
 
 
 def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from otel_botmon import _fork
 from otel_botmon._internal import report_internal_error
 from otel_botmon._state import STATE, ObservableRegistration
 from otel_botmon.conventions import InstrumentKind, MetricSpec
@@ -69,6 +70,11 @@ class ObservableFanout:
         self._lock = threading.Lock()
         self._sources: list[weakref.ref[Any] | weakref.WeakMethod[Any]] = []
         self._registration: ObservableRegistration | None = None
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A collection on another thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
 
     def add(self, source: Source) -> None:
         """Report ``source``'s observations (idempotent) and make sure the instrument exists."""

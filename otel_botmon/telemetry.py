@@ -116,6 +116,7 @@ class Telemetry:
     def _after_fork_in_child(self) -> None:
         """Repair what the SDK leaves broken in a forked child (see otel_botmon._fork):
         metric storage locks, and the parent's points (the child is a new instance)."""
+        self.resource = _fork.child_resource(self.resource)
         if isinstance(self.meter_provider, MeterProvider):
             _fork.renew_metric_sdk_locks(self.meter_provider, forget_points=True)
         _fork.renew_locks(getattr(self.tracer_provider, "_active_span_processor", None))

@@ -105,7 +105,7 @@ def rollback_quietly(conn: sqlite3.Connection) -> None:
             logger.debug("rollback failed: %s", exc)
 
 
-_held_locks: dict[str, list[int]] = {}  # real path -> [descriptor, users in this process]
+_held_locks: dict[str, list[int]] = {}  # real path -> [descriptor, users, owner pid]
 _held_guard = threading.Lock()
 
 
@@ -145,6 +145,26 @@ def lock_file(path: str) -> str | None:
             os.write(fd, str(os.getpid()).encode())
         _held_locks[key] = [fd, 1, os.getpid()]
         return key
+
+
+def _forget_inherited_locks() -> None:
+    """In a forked child: the parent's store locks stay the parent's. A ``flock`` belongs
+    to the open file, shared by every copy of its descriptor, and is released when the
+    last copy closes: a child that kept its copy (a ``multiprocessing`` worker, for the
+    whole run) kept the store locked after the parent closed it, or died, and the
+    parent's next monitor on that file got ``StoreInUseError`` naming the parent's own
+    pid. Closing the child's copy leaves the parent's lock held."""
+    global _held_guard
+    _held_guard = threading.Lock()
+    for key, held in list(_held_locks.items()):
+        if held[2] != os.getpid():
+            del _held_locks[key]
+            with contextlib.suppress(OSError):
+                os.close(held[0])
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 def unlock_file(key: str | None) -> None:

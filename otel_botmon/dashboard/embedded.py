@@ -9,6 +9,7 @@ import logging
 import socket
 from typing import Any
 
+from otel_botmon import _fork
 from otel_botmon.dashboard.security import ServerLimits
 
 logger = logging.getLogger("otel_botmon.dashboard")
@@ -97,6 +98,21 @@ class EmbeddedServer:
         self.name = name
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The parent serves, not a forked child (whose copy of the event loop never
+        runs): the child lets go of the listening socket and the open connections.
+        While a child held them, the parent could not bind its port again after a
+        stop, a client connecting after it waited for an answer that never came, and
+        a connection the parent closed stayed open for its client. Closing the child's
+        copies leaves the parent's sockets as they are."""
+        server, sock = self._server, self._sock
+        self._task = self._server = self._sock = None
+        for own in _sockets(server, sock):
+            with contextlib.suppress(OSError):
+                own.close()
 
     @property
     def running(self) -> bool:
@@ -126,7 +142,7 @@ class EmbeddedServer:
         # Bind here, not in uvicorn: uvicorn's bind-error path calls sys.exit().
         sock = bind_socket(self.host, self.port)
         self.port = int(sock.getsockname()[1])
-        self._server = server
+        self._server, self._sock = server, sock
         self._task = asyncio.get_running_loop().create_task(
             _serve(server, sock), name=f"botmon-{self.name}"
         )
@@ -140,7 +156,7 @@ class EmbeddedServer:
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Stop serving (open connections are closed), waiting at most ``timeout_s``."""
         task, server = self._task, self._server
-        self._task = self._server = None
+        self._task = self._server = self._sock = None
         if task is None or server is None:
             return
         server.should_exit = True
@@ -160,3 +176,15 @@ async def _serve(server: Any, sock: socket.socket) -> None:
         await server.serve(sockets=[sock])
     finally:  # also when the loop ends with the server running: no unclosed socket
         sock.close()
+
+
+def _sockets(server: Any, listening: socket.socket | None) -> list[socket.socket]:
+    """The listening socket and those of ``server``'s open connections (uvicorn's)."""
+    found = [listening] if listening is not None else []
+    for protocol in list(getattr(getattr(server, "server_state", None), "connections", ())):
+        transport = getattr(protocol, "transport", None)
+        wrapped = transport.get_extra_info("socket") if transport is not None else None
+        raw = getattr(wrapped, "_sock", wrapped)  # asyncio's TransportSocket wraps it
+        if isinstance(raw, socket.socket):
+            found.append(raw)
+    return found

@@ -18,6 +18,7 @@ Import this module only when the endpoint is wanted: it imports the optional dep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -30,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "install it with: pip install 'otel-botmon[prometheus]'"
     ) from exc
 
+from otel_botmon import _fork
 from otel_botmon import conventions as conv
 
 __all__ = ["RESOURCE_LABELS", "PrometheusServingReader", "start_prometheus_reader"]
@@ -84,8 +86,20 @@ class PrometheusServingReader(PrometheusMetricReader):
         self._thread: threading.Thread = thread
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self._serving = True
         self.host: str = host
         self.port: int = int(server.server_address[1])
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The parent serves ``/metrics``, not a forked child: the child lets go of the
+        listening socket (while a child held it the port could not be bound again, and
+        a scrape after the parent stopped waited for nobody), and its shutdown does not
+        wait for a server thread that it does not have."""
+        self._stop_lock = threading.Lock()
+        self._serving = False
+        with contextlib.suppress(OSError):
+            self._server.socket.close()
 
     @property
     def url(self) -> str:
@@ -98,9 +112,10 @@ class PrometheusServingReader(PrometheusMetricReader):
             if self._stopped:
                 return
             self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout_millis / 1000)
+        if self._serving:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout_millis / 1000)
         super().shutdown(timeout_millis=timeout_millis, **kwargs)
 
     def __repr__(self) -> str:

@@ -296,8 +296,10 @@ class TradeMetrics:
     # --- fork -------------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        # The child is a new service instance: its series start from nothing.
+        # The child is a new service instance: its series start from nothing, under its
+        # own service.instance.id (else they land on the parent's series at the backend).
         self._lock = threading.Lock()
+        self._resource = _fork.child_resource(self._resource)
         self._trades = {}
         self._fills = {}
         self._slips = {}

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import psutil
 from opentelemetry.metrics import Meter, Observation
 
+from otel_botmon import _fork
 from otel_botmon._internal import report_internal_error
 from otel_botmon._observable import ObservableFanout, create_observable
 from otel_botmon.conventions import (
@@ -191,6 +192,21 @@ class HostObserver:
             (PROCESS_MEMORY_USAGE, self._observe_process_memory),
             (EVENT_LOOP_LAG, self._observe_loop_lag),
         ]
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child is another process: its own psutil handle (the parent's one
+        reports the parent's CPU and memory), none of the parent's samples or CPU
+        readings, and new locks (a collection on another thread of the parent may have
+        held them at the fork: the child's collections would wait forever). The lag
+        probe ran in the parent's event loop: the child's lag is unknown until probed."""
+        self._lock = threading.Lock()
+        self._process = psutil.Process()
+        self._sample = None
+        self._primed_at = None
+        self._cpu_times = (0.0, 0.0)
+        self._lag = _LagWindow(span_s=self.interval_s)
+        self._lag_task = None
 
     # --- lifecycle ----------------------------------------------------------------
 

@@ -113,6 +113,50 @@ def test_a_second_process_on_the_same_store_is_refused_clearly(tmp_path: Path) -
     second.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_leaves_the_store_lock_with_the_parent(tmp_path: Path) -> None:
+    """A child forked while the store is open (a fork-started pool worker) lives on after
+    the parent closed its store: the parent opens the file again, and while the parent
+    holds it the child is refused (the lock stays the parent's)."""
+    db = tmp_path / "alerts.db"
+    store = AlertStore(db)
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(30)
+            os.close(from_parent)
+            os.close(to_parent)
+            os.write(from_child, b"r")  # past the at-fork hooks
+            os.read(to_child, 1)  # the parent has its store open again
+            try:
+                AlertStore(db)
+            except StoreInUseError as exc:
+                os.write(from_child, str(exc).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(to_child)
+    os.close(from_child)
+    try:
+        assert os.read(to_parent, 1) == b"r"
+        store.close()
+        again = AlertStore(db)  # StoreInUseError naming this very process, before
+        os.write(from_parent, b"1")
+        refused = os.read(to_parent, 4096).decode()
+        assert f"pid {os.getpid()}" in refused, refused
+        again.close()
+    finally:
+        os.close(from_parent)
+        os.close(to_parent)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 # --- full disk -------------------------------------------------------------------------------
 
 

@@ -156,3 +156,61 @@ def test_a_multiprocessing_fork_worker_exports_what_it_recorded_before_exiting(
     recording_threads.set()
     wanted = {f"trade MP{i}" for i in range(3)}
     otlp_receiver.wait_for(lambda r: wanted <= set(r.span_names()), timeout=30)
+
+
+def test_a_forked_childs_trade_metrics_carry_its_own_instance_id(
+    rotel: RotelCollector, otlp_receiver: OtlpReceiver, tmp_path: Path,
+) -> None:
+    """The child's trade counters are the child's series: under the parent's
+    service.instance.id the backend would take them for the parent's counter going back."""
+    tel = botmon_telemetry.configure(
+        "fork-bot", exchange="binance", otlp_endpoint=rotel.http_endpoint, set_global=False,
+    )
+    with trade(symbol="PARENT", side="BUY", quantity=1, price=10.0):
+        pass
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:
+        _child(0, report)  # a trade (the lean trade metrics alone), flushed
+    status = _wait_child(pid, CHILD_GUARD_S + 10)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report.read_text()
+    assert tel.force_flush(FLUSH_S)
+
+    def instance_ids(receiver: OtlpReceiver, symbol: str) -> set[str]:
+        found = set()
+        for resource, _, metric in receiver.metrics():
+            if metric.name == "botmon.trades" and any(
+                kv.value.string_value == symbol
+                for point in metric.sum.data_points for kv in point.attributes
+            ):
+                found.add(resource["service.instance.id"])
+        return found
+
+    otlp_receiver.wait_for(
+        lambda r: instance_ids(r, "CHILD0") and instance_ids(r, "PARENT")
+        and "trade CHILD0" in r.span_names(), timeout=30)
+    child_span_ids = {resource["service.instance.id"]
+                      for resource, _, span in otlp_receiver.spans() if span.name == "trade CHILD0"}
+    assert instance_ids(otlp_receiver, "PARENT") == {tel.resource.attributes["service.instance.id"]}
+    assert instance_ids(otlp_receiver, "CHILD0") == child_span_ids
+    assert not child_span_ids & instance_ids(otlp_receiver, "PARENT")
+
+
+def test_a_forked_child_retries_an_export_the_endpoint_refused(
+    otlp_receiver: OtlpReceiver, tmp_path: Path,
+) -> None:
+    """The child's exporter waits out its retry backoff on an Event renewed at the fork;
+    the renewal broke it ("release unlocked lock"), so the child's first refused export
+    was lost instead of retried."""
+    botmon_telemetry.configure(
+        "fork-bot", otlp_endpoint=otlp_receiver.endpoint, export_interval_s=60,
+        set_global=False,
+    )
+    otlp_receiver.fail_next(1, status=503)  # the child's first request
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:
+        _child(0, report)
+    status = _wait_child(pid, CHILD_GUARD_S + 10)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report.read_text()
+    otlp_receiver.wait_for(lambda r: "trade CHILD0" in r.span_names(), timeout=10)

@@ -88,3 +88,54 @@ def test_configure_with_prometheus_port_serves_the_bot_metrics() -> None:
     assert 'bot_name="p1"' in count_line
     assert 'service_instance_id' not in count_line  # other resource attributes stay apart
     tel.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_leaves_the_port_to_the_parent_and_shuts_down_at_once() -> None:
+    """A child forked while /metrics is served does not keep the port (the parent could
+    not serve it again, a scrape waited for nobody) nor wait, in its own shutdown, for
+    the server thread it does not have (every child's exit took the whole timeout)."""
+    import os
+    import signal
+    import time
+
+    tel = telemetry.configure("prom-fork", prometheus_port=0, set_global=False)
+    reader = tel.extra_readers[0]
+    assert isinstance(reader, PrometheusServingReader)
+    port = reader.port
+    _scrape(reader.url)
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(30)
+            os.close(from_parent)
+            os.close(to_parent)
+            started = time.monotonic()
+            done = telemetry.shutdown(timeout_s=10.0)
+            os.write(from_child, f"{done} {time.monotonic() - started:.2f}".encode())
+            os.read(to_child, 1)  # lives on until the parent has served again
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        done, took = os.read(to_parent, 64).decode().split()
+        assert done == "True" and float(took) < 2.0, (done, took)
+        tel.shutdown()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{LOOPBACK}:{port}/metrics", timeout=2)
+        # OSError "address already in use" while the child held the socket
+        again = telemetry.configure("prom-fork", prometheus_port=port, set_global=False)
+        _scrape(f"http://{LOOPBACK}:{port}/metrics")
+        again.shutdown()
+    finally:
+        os.close(from_parent)  # the child reads end-of-file and exits
+        _, status = os.waitpid(pid, 0)
+        os.close(to_child)
+        os.close(to_parent)
+        os.close(from_child)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
