@@ -94,9 +94,10 @@ class MonitoringConfig:
                 )
         for name in ("alert_for_outage_tolerance", "alert_for_grace_period"):
             value = getattr(self, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
-                continue  # 0 turns the rule off
-            _check_positive(name, value)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
+                raise ValueError(f"MonitoringConfig.{name} must be a finite number of "
+                                 f"seconds >= 0, got {value!r}")
         if self.api_response_time_warning >= self.api_response_time_critical:
             raise ValueError(
                 "MonitoringConfig.api_response_time_warning must be below "
