@@ -749,8 +749,9 @@ class AlertEvaluator:
     def _mark_evaluation(self, now: float) -> None:
         """Let the store know rules ran at ``now``: one small write about every
         ``EVALUATION_MARK_INTERVAL_S`` of evaluation time, on the store's writer thread
-        (the caller never waits on the disk). A write still queued takes the newest time."""
-        if self.store is None:
+        (the caller never waits on the disk). A write still queued takes the newest time.
+        A store in memory does not outlive the process: nothing to tell."""
+        if self.store is None or self.store.in_memory:
             return
         with self._mark_lock:
             self._mark_value = now
@@ -764,7 +765,7 @@ class AlertEvaluator:
 
     def _submit_mark(self) -> None:
         store = self.store
-        if store is None:
+        if store is None or store.in_memory:
             return
 
         def write() -> None:
