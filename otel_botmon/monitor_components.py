@@ -92,6 +92,8 @@ def _alert_manager(config: MonitoringConfig) -> AlertManager:
         rules = default_rules_for(config)
     return AlertManager(
         store=config.alert_store_path, interval_s=config.alert_check_interval, rules=rules,
+        for_outage_tolerance_s=config.alert_for_outage_tolerance,
+        for_grace_period_s=config.alert_for_grace_period,
     )
 
 

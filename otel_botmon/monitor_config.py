@@ -54,6 +54,14 @@ class MonitoringConfig:
     """Performance samples kept for charts (720 x 5 s = one hour)."""
     alert_store_path: str | None = None
     """SQLite file for alerts and the notification outbox; ``None`` keeps them in memory."""
+    alert_for_outage_tolerance: float = 3600.0
+    """Seconds: after a restart, a pending alert's ``for`` timer goes on where it stopped
+    if the process was down at most this long, else it starts anew (Prometheus'
+    ``--rules.alert.for-outage-tolerance``). The outage never counts as time held."""
+    alert_for_grace_period: float = 600.0
+    """Seconds: a pending alert restored after a restart fires no sooner than this long
+    after it, when its rule's ``for`` is at least this long; a rule with a shorter
+    ``for`` starts the timer anew (Prometheus' ``--rules.alert.for-grace-period``)."""
     default_alert_rules: bool = True
     """Register the seed's six default alert rules."""
     default_health_checks: bool = True
@@ -84,6 +92,12 @@ class MonitoringConfig:
                     f"MonitoringConfig.{resource}_warning_threshold ({warning}) must be below "
                     f"{resource}_critical_threshold ({critical})"
                 )
+        for name in ("alert_for_outage_tolerance", "alert_for_grace_period"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
+                raise ValueError(f"MonitoringConfig.{name} must be a finite number of "
+                                 f"seconds >= 0, got {value!r}")
         if self.api_response_time_warning >= self.api_response_time_critical:
             raise ValueError(
                 "MonitoringConfig.api_response_time_warning must be below "

@@ -34,6 +34,7 @@ from otel_botmon.alerting.compiled_rule import (
     render,
 )
 from otel_botmon.alerting.escalation import escalate_if_due
+from otel_botmon.alerting.for_state import ForStatePolicy
 from otel_botmon.alerting.listeners import Listener, ListenerSet
 from otel_botmon.alerting.model import (
     ALERTNAME_LABEL,
@@ -60,6 +61,9 @@ logger = logging.getLogger("otel_botmon.alerting")
 
 _ORPHAN_GRACE_S = 600.0
 _INACTIVE_KEPT = 256  # pending alerts that cleared, kept so ``get`` can say what became of them
+EVALUATION_MARK_INTERVAL_S = 60.0
+"""How often (in evaluation time) the store learns that rules were evaluated: after a
+SIGKILL, a restart sees an outage at most this much longer than it was."""
 
 
 def _same_float(a: float | None, b: float) -> bool:
@@ -78,7 +82,11 @@ class AlertEvaluator:
     ``history`` is an ``otel_botmon.query.MetricHistory`` that the caller fills; the
     evaluator only reads it. With a ``store`` the active alerts, their timers, silences
     and cooldowns are loaded at construction and every change is written through, so a
-    restart neither repeats a FIRED nor loses an acknowledgement.
+    restart neither repeats a FIRED nor loses an acknowledgement. The time of the last
+    evaluation is written to the store about once a minute (off the caller's thread), and
+    the ``for`` timers of restored alerts follow ``for_state``
+    (:mod:`otel_botmon.alerting.for_state`): the outage never counts as time the
+    condition held.
 
     ``on_event(alert, event)`` sees every event; listeners added with ``add_listener``
     see only events to notify unless ``notifiable_only=False``. A listener that raises
@@ -99,8 +107,11 @@ class AlertEvaluator:
         publish_telemetry: bool = True,
         recording_rules: Iterable[RecordingRule] = (),
         externals: Externals = NO_EXTERNALS,
+        for_state: ForStatePolicy | None = None,
     ) -> None:
         self.history = history
+        self.for_state = for_state or ForStatePolicy()
+        """Outage tolerance and grace period applied to alerts restored from the store."""
         self.externals = externals
         """``$externalLabels`` and ``$externalURL`` of the rules' templates."""
         self.publish_telemetry = publish_telemetry
@@ -125,6 +136,14 @@ class AlertEvaluator:
         self._manually_resolved: dict[str, str] = {}  # fingerprint -> rule name
         self._inactive: OrderedDict[str, Alert] = OrderedDict()  # id -> cleared pending alert
         self._restored_at: float | None = None
+        # restored alerts whose timers wait for their rule's first evaluation -> when
+        # rules were last evaluated before the restart
+        self._down_at: dict[str, float] = {}
+        self._mark_lock = threading.Lock()
+        self._mark_due: float | None = None  # evaluation time of the next mark
+        self._mark_value: float | None = None  # newest evaluation time, for the writer
+        self._mark_written: float | None = None
+        self._mark_write: Future[None] | None = None
         self._dirty: set[str] = set()  # ids of alerts to write to the store
         # events whose store write failed, with their alert (kept: it may leave memory)
         self._unsaved: list[tuple[AlertEvent, Alert | None]] = []
@@ -151,6 +170,10 @@ class AlertEvaluator:
         from otel_botmon.alerting import alert_telemetry
 
         alert_telemetry.untrack(self)
+        with self._mark_lock:
+            final = self._mark_value != self._mark_written
+        if final:  # a clean stop tells the next start exactly when evaluation stopped
+            self._submit_mark()
 
     # --- rules ----------------------------------------------------------------------------
 
@@ -314,6 +337,7 @@ class AlertEvaluator:
             self._resolve_orphans(now, events)
             self._escalate(now, events)
             self._finish(events, now)
+        self._mark_evaluation(now)
         if dispatch:
             self.dispatch(events)
         return events
@@ -322,6 +346,8 @@ class AlertEvaluator:
         self, compiled: CompiledRule, now: float, events: list[AlertEvent]
     ) -> None:
         rule = compiled.rule
+        if self._down_at:
+            self._restore_timers(compiled, now)
         samples = compiled.matches(self.history, now)
         seen: dict[str, float] = {}
         identified = []
@@ -450,6 +476,7 @@ class AlertEvaluator:
         events.append(event)
 
     def _forget_active(self, alert: Alert) -> None:
+        self._down_at.pop(alert.id, None)
         self._alerts.discard_active(alert)
         compiled = self._rules.get(alert.rule_name)
         if compiled is not None and compiled.alerts.get(alert.fingerprint) is alert:
@@ -671,12 +698,17 @@ class AlertEvaluator:
     def _restore(self, store: AlertStore) -> None:
         """Load active alerts (with their timers), cooldowns and silences from the store."""
         alerts = store.load_active()
+        mark = store.last_evaluation_mark()
         with self._lock:
             self._restored_at = self.clock()
             self._gate.last_resolved.update(store.last_resolved())
             self._gate.silences = {s.id: s for s in store.load_silences()}
             for alert in alerts:
                 self._alerts.by_id[alert.id] = alert
+                if alert.rule_name != CUSTOM_RULE_NAME:
+                    # an alert is stored when it changes, the mark about once a minute
+                    seen = [t for t in (alert.last_eval, mark) if t is not None]
+                    self._down_at[alert.id] = max(seen, default=alert.started_at)
                 compiled = self._rules.get(alert.rule_name)
                 if compiled is not None:
                     compiled.alerts[alert.fingerprint] = alert
@@ -685,3 +717,68 @@ class AlertEvaluator:
                 else:
                     self._alerts.orphans[alert.fingerprint] = alert
             self._refresh_view()
+
+    def _restore_timers(self, compiled: CompiledRule, now: float) -> None:
+        """Apply ``for_state`` to the rule's restored alerts at its first evaluation
+        after the restart (``now``)."""
+        rule = compiled.rule
+        policy = self.for_state
+        for alert in compiled.alerts.values():
+            down_at = self._down_at.pop(alert.id, None)
+            if down_at is None:
+                continue
+            if alert.state is AlertState.PENDING:
+                since = policy.active_since(for_s=rule.for_, active_at=alert.started_at,
+                                            down_at=down_at, restart_at=now)
+                if since != alert.started_at:
+                    logger.info(
+                        "alert %s (%s): pending since %.0f, evaluation stopped at %.0f; "
+                        "its 'for' timer counts from %.0f after the restart", alert.id,
+                        rule.name, alert.started_at, down_at, since)
+                    alert.started_at = since
+                    self._dirty.add(alert.id)
+            elif alert.state is AlertState.FIRING and alert.keep_firing_since is not None:
+                kept = policy.keep_firing_since(
+                    since=alert.keep_firing_since, down_at=down_at, restart_at=now)
+                if kept != alert.keep_firing_since:
+                    alert.keep_firing_since = kept
+                    self._dirty.add(alert.id)
+
+    # --- evaluation marks -------------------------------------------------------------------
+
+    def _mark_evaluation(self, now: float) -> None:
+        """Let the store know rules ran at ``now``: one small write about every
+        ``EVALUATION_MARK_INTERVAL_S`` of evaluation time, on the store's writer thread
+        (the caller never waits on the disk). A write still queued takes the newest time.
+        A store in memory does not outlive the process: nothing to tell."""
+        if self.store is None or self.store.in_memory:
+            return
+        with self._mark_lock:
+            self._mark_value = now
+            due = self._mark_due
+            if due is not None and due - EVALUATION_MARK_INTERVAL_S <= now < due:
+                return
+            self._mark_due = now + EVALUATION_MARK_INTERVAL_S
+            if self._mark_write is not None and not self._mark_write.done():
+                return
+        self._submit_mark()
+
+    def _submit_mark(self) -> None:
+        store = self.store
+        if store is None or store.in_memory:
+            return
+
+        def write() -> None:
+            with self._mark_lock:
+                value = self._mark_value
+            if value is not None:
+                store.save_evaluation_mark(value)
+                with self._mark_lock:
+                    self._mark_written = value
+
+        try:
+            future = store.write_behind(write)
+        except RuntimeError:  # the store is closed: nothing to tell
+            return
+        with self._mark_lock:
+            self._mark_write = future

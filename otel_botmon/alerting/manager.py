@@ -26,6 +26,7 @@ from typing import Any
 from otel_botmon._internal import report_internal_error
 from otel_botmon.alerting.compiled_rule import Compiler
 from otel_botmon.alerting.evaluator import AlertEvaluator
+from otel_botmon.alerting.for_state import ForStatePolicy
 from otel_botmon.alerting.listeners import Listener
 from otel_botmon.alerting.model import (
     Alert,
@@ -55,7 +56,11 @@ class AlertManager:
     ``reader`` is the metric reader to collect (default: the configured telemetry's
     ``metric_reader`` at each cycle, so a re-``configure()`` is followed). ``store`` is an
     :class:`AlertStore` or a path to its SQLite file (None keeps alerts in memory only).
-    ``clock`` returns epoch seconds; tests pass their own.
+    ``clock`` returns epoch seconds; tests pass their own. ``for_outage_tolerance_s`` and
+    ``for_grace_period_s`` decide how the ``for`` timers of alerts restored from the store
+    go on after a restart (Prometheus' ``--rules.alert.for-outage-tolerance`` and
+    ``--rules.alert.for-grace-period``; see :mod:`otel_botmon.alerting.for_state`);
+    ``ValueError`` unless finite and >= 0.
     """
 
     def __init__(
@@ -71,10 +76,13 @@ class AlertManager:
         custom_policy: AlertRule | None = None,
         compiler: Compiler | None = None,
         retention_days: float = 30.0,
+        for_outage_tolerance_s: float = 3600.0,
+        for_grace_period_s: float = 600.0,
     ) -> None:
         _check_interval(interval_s)
         if not retention_days > 0:
             raise ValueError(f"retention_days must be > 0, got {retention_days!r}")
+        for_state = ForStatePolicy(for_outage_tolerance_s, for_grace_period_s)
         if history is None:
             from otel_botmon.query import MetricHistory
 
@@ -95,7 +103,7 @@ class AlertManager:
         self.evaluator = AlertEvaluator(
             (), history, store=store, clock=clock, compiler=compiler,
             max_notifications_per_rule_per_minute=max_notifications_per_rule_per_minute,
-            custom_policy=custom_policy,
+            custom_policy=custom_policy, for_state=for_state,
         )
         for rule in rules:
             self.register_rule(rule)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -96,7 +97,14 @@ _COLUMNS = {
     "alerts": {"id", "fingerprint", "rule_name", "state", "started_at", "resolved_at", "data"},
     "alert_events": {"id", "alert_id", "kind", "at", "notify", "suppressed", "detail"},
     "silences": {"id", "ends_at", "data"},
+    "evaluation_marks": {"evaluator", "at"},
 }
+
+# Made on the first mark, not at open: opening an existing store writes nothing, so a
+# restart never waits for (or fails on) another holder of the write lock.
+_MARKS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS evaluation_marks (evaluator TEXT PRIMARY KEY, at REAL NOT NULL)"
+)
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -546,6 +554,34 @@ class AlertStore:
                 self._skip(("event", str(event_id)), f"event (alert {alert_id})", event_id,
                            exc)
         return events
+
+    # --- evaluation marks -----------------------------------------------------------------
+
+    def save_evaluation_mark(self, at: float, evaluator: str = "default") -> None:
+        """Record that ``evaluator`` ran its rules at ``at`` (epoch s): a restart tells
+        from it how long evaluation stopped (see :meth:`last_evaluation_mark`)."""
+        with self._lock:
+            self._conn.execute(_MARKS_SCHEMA)
+            self._conn.execute(
+                "INSERT INTO evaluation_marks(evaluator, at) VALUES (?, ?)"
+                " ON CONFLICT(evaluator) DO UPDATE SET at=excluded.at",
+                (str(evaluator), float(at)))
+
+    def last_evaluation_mark(self, evaluator: str = "default") -> float | None:
+        """When ``evaluator`` last recorded an evaluation, or None (never, an older store,
+        or a row that is not a number)."""
+        with self._reading() as conn:
+            try:
+                row = conn.execute(
+                    "SELECT at FROM evaluation_marks WHERE evaluator=?"
+                    " AND typeof(at) IN ('real', 'integer')", (str(evaluator),)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        if row is None or not math.isfinite(float(row[0])):
+            return None
+        return float(row[0])
 
     # --- silences -------------------------------------------------------------------------
 

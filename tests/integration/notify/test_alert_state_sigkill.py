@@ -151,3 +151,59 @@ async def test_acknowledge_and_resolve_that_returned_survive_sigkill_once_each(
         assert len(_rows(db, "SELECT id FROM alert_events")) == before
     finally:
         again.close()
+
+
+# --- pending timers after a kill -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outage_s", [30 * 60.0, 10 * 3600.0])
+@pytest.mark.parametrize("run", range(4))
+async def test_no_alert_fires_earlier_than_prometheus_allows_after_sigkill(
+    tmp_path: Path, run: int, outage_s: float,
+) -> None:
+    """A pending alert (``for`` 1 h) of a process killed at a random instant, restarted
+    after an outage on the same file: it fires no sooner than Prometheus'
+    RestoreForState allows (the outage never counts; a 10 h outage, past the 1 h
+    tolerance, starts the timer anew), and no later than a lost evaluation mark (one
+    minute) explains."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_botmon.alerting.manager import AlertManager
+    from tests.integration.notify.for_state_child import RULE, STEP_S, T0
+
+    db = tmp_path / "alerts.db"
+    killed = await kill_at_random([str(HERE / "for_state_child.py"), str(db)], run,
+                                  max_delay=0.5, after="READY")
+    seen = [float(t) for t in killed.words("READY") + killed.words("EVAL")]
+    assert seen and not killed.words("DONE"), killed
+    # the kill may have come after a cycle that had no time to print
+    last_eval = (seen[-1], seen[-1] + STEP_S)
+    grace, tolerance, for_s = 600.0, 3600.0, RULE.for_
+
+    restart = seen[-1] + outage_s
+    now = [restart]
+    reader = InMemoryMetricReader()
+    MeterProvider(metric_readers=[reader]).get_meter("t").create_up_down_counter(
+        "test.level").add(5)
+    manager = AlertManager(reader=reader, store=db, clock=lambda: now[0], rules=[RULE])
+    try:
+        fired = None
+        while fired is None and now[0] <= restart + 2 * for_s:
+            if [e.kind.value for e in manager.evaluate_once()] == ["fired"]:
+                fired = now[0]
+            else:
+                now[0] += 10.0
+        assert fired is not None, killed
+    finally:
+        manager.close()
+
+    def prometheus(down_at: float) -> float:
+        if restart - down_at > tolerance:
+            return restart + for_s
+        return restart + max(for_s - (down_at - T0), grace)
+
+    earliest = prometheus(last_eval[1])
+    latest = prometheus(last_eval[0] - 60.0) + 10.0  # a mark lost with the kill; one step
+    assert earliest <= fired <= latest, (fired - restart, earliest - restart,
+                                         latest - restart, str(killed))

@@ -51,42 +51,7 @@ def test_restart_does_not_fire_again_and_keeps_the_acknowledgement(
     store.close()
 
 
-def test_restart_keeps_the_for_timer(make_evaluator, conditions: Conditions, clock: Clock,
-                                     db: Path) -> None:
-    cond = conditions.add("x > 1", ">", 1)
-    rule = AlertRule("x", "x > 1", for_=60)
-    store = AlertStore(db)
-    cond.set(5)
-    make_evaluator(rule, store=store).evaluate()
-    store.close()
-    clock.advance(30)
-    store = AlertStore(db)
-    ev = make_evaluator(rule, store=store)
-    assert ev.evaluate() == []
-    clock.advance(30)
-    assert [e.kind.value for e in ev.evaluate()] == ["fired"]  # 60 s after the first sight
-    store.close()
-
-
-def test_restart_keeps_the_keep_firing_timer(make_evaluator, conditions: Conditions,
-                                             clock: Clock, db: Path) -> None:
-    cond = conditions.add("x > 1", ">", 1)
-    rule = AlertRule("x", "x > 1", keep_firing_for=60)
-    store = AlertStore(db)
-    ev = make_evaluator(rule, store=store)
-    cond.set(5)
-    ev.evaluate()
-    cond.set(0)
-    clock.advance(10)
-    ev.evaluate()  # keep-firing starts here
-    store.close()
-    clock.advance(40)
-    store = AlertStore(db)
-    ev = make_evaluator(rule, store=store)
-    assert ev.evaluate() == []
-    clock.advance(20)
-    assert [e.kind.value for e in ev.evaluate()] == ["resolved"]
-    store.close()
+# The for and keep_firing_for timers across a restart: test_for_state_restore.py.
 
 
 def test_restart_keeps_cooldowns_and_silences(make_evaluator, conditions: Conditions,

@@ -61,3 +61,24 @@ def test_history_size_and_service_name_are_checked() -> None:
         MonitoringConfig(history_size=0)
     with pytest.raises(ValueError, match="service_name"):
         MonitoringConfig(service_name="")
+
+
+@pytest.mark.parametrize("field", ["alert_for_outage_tolerance", "alert_for_grace_period"])
+@pytest.mark.parametrize("value", [-1, math.nan, math.inf, "10m", True])
+def test_for_state_settings_are_seconds_at_least_zero(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"MonitoringConfig.{field} .*>= 0"):
+        MonitoringConfig(**{field: value})
+
+
+def test_for_state_settings_reach_the_evaluator() -> None:
+    from otel_botmon.monitor import SystemMonitor
+
+    assert (MonitoringConfig().alert_for_outage_tolerance,
+            MonitoringConfig().alert_for_grace_period) == (3600.0, 600.0)
+    monitor = SystemMonitor(MonitoringConfig(
+        default_alert_rules=False, alert_for_outage_tolerance=7200, alert_for_grace_period=0))
+    try:
+        policy = monitor.alert_manager.evaluator.for_state
+        assert (policy.outage_tolerance_s, policy.grace_period_s) == (7200, 0)
+    finally:
+        monitor.close()
