@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from otel_botmon.alerting.yamlnodes import compose, did_you_mean, scalar_position
+from otel_botmon.query.syntax import RuleSyntaxError, read_string
 
 __all__ = [
     "MAX_SAMPLES",
@@ -140,7 +141,10 @@ def parse_series(text: str) -> tuple[str, dict[str, str]]:
             if lm is None:
                 raise RuleTestError(f"cannot read labels of series {text!r}")
             value, j = _quoted(body, lm.end(), text)
-            labels[lm.group(1)] = value
+            if value:  # as in Prometheus, a label with an empty value is no label
+                labels[lm.group(1)] = value
+            else:
+                labels.pop(lm.group(1), None)
             while j < len(body) and body[j] in " ,":
                 j += 1
     name = labels.pop("__name__", name)
@@ -150,22 +154,13 @@ def parse_series(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _quoted(body: str, i: int, whole: str) -> tuple[str, int]:
+    # a Go string, as promtool reads it (\u00e9, \x41, octal, \r ... included)
     if i >= len(body) or body[i] not in "\"'`":
         raise RuleTestError(f"expected a quoted label value in {whole!r}")
-    quote, j = body[i], i + 1
-    out: list[str] = []
-    while j < len(body):
-        ch = body[j]
-        if ch == quote:
-            return "".join(out), j + 1
-        if ch == "\\" and quote != "`" and j + 1 < len(body):
-            nxt = body[j + 1]
-            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
-            j += 2
-            continue
-        out.append(ch)
-        j += 1
-    raise RuleTestError(f"unterminated label value in {whole!r}")
+    try:
+        return read_string(body, i)
+    except RuleSyntaxError as exc:
+        raise RuleTestError(f"label value in {whole!r}: {exc.message}") from None
 
 
 @dataclass

@@ -218,6 +218,13 @@ def _duration(text: str, start: int, i: int, value: float) -> tuple[Token, int]:
     return Token(TokenKind.DURATION, text[start:i], start, total), i
 
 
+def read_string(text: str, start: int) -> tuple[str, int]:
+    """The quoted string at ``text[start]`` as PromQL (and promtool's series notation)
+    reads it, and the index after it; :class:`RuleSyntaxError` when it is not one."""
+    token, end = _string(text, start)
+    return token.text, end
+
+
 def _string(text: str, start: int) -> tuple[Token, int]:
     """A quoted string as PromQL reads it: a Go string in double or single quotes (with
     Go's escapes; ``\\x``/octal escapes are bytes of its UTF-8 text) or a raw string in

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from otel_botmon.query._catalog import known_metric_kinds
 from otel_botmon.query._eval import evaluate_node
-from otel_botmon.query._lexer import DURATION_UNITS
+from otel_botmon.query._lexer import DURATION_UNITS, RuleSyntaxError, read_string
 from otel_botmon.query._matching import MatchingError
 from otel_botmon.query._nodes import (
     COMPARISONS,
@@ -31,10 +31,12 @@ __all__ = [
     "MatchingError",
     "Node",
     "Number",
+    "RuleSyntaxError",
     "Selector",
     "VType",
     "evaluate_node",
     "known_metric_kinds",
     "promql_differences",
+    "read_string",
     "selectors",
 ]

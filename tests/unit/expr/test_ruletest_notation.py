@@ -50,10 +50,26 @@ def test_series_selectors() -> None:
     assert parse_series('botmon_trades_total{trading_symbol="BTC", side=\'BUY\'}') == (
         "botmon_trades_total", {"trading_symbol": "BTC", "side": "BUY"})
     assert parse_series("up") == ("up", {})
+    assert parse_series('up{a="", b="1"}') == ("up", {"b": "1"})  # as promtool: no label a
     assert parse_series('{__name__="up", a="x\\"y"}') == ("up", {"a": 'x"y'})
     for bad in ['up{a=b}', '{a="b"}', 'up{a="b"', "up x"]:
         with pytest.raises(RuleTestError):
             parse_series(bad)
+
+
+
+@pytest.mark.parametrize(("quoted", "value"), [
+    ('"\\u00e9"', "é"), ('"\\x41\\101"', "AA"), ('"\\xc3\\xa9"', "é"), ('"a\\rb"', "a\rb"),
+    ('"\\U0001F600"', "\U0001F600"), ("`a\\nb`", "a\\nb"), ("'\\''", "'"),
+])
+def test_series_label_values_are_go_strings_as_promtool_reads_them(quoted: str,
+                                                                    value: str) -> None:
+    assert parse_series(f"up{{a={quoted}}}") == ("up", {"a": value})
+
+
+def test_series_label_value_with_a_bad_escape_is_an_error() -> None:
+    with pytest.raises(RuleTestError, match="unknown escape"):
+        parse_series('up{a="\\q"}')
 
 
 def test_durations() -> None:
