@@ -8,11 +8,11 @@ Python objects) so every error names ``file:line:column``.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
 import yaml
+
+from otel_botmon._suggest import did_you_mean
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "LimitError", "compose", "did_you_mean"]
 
@@ -64,15 +64,6 @@ def compose(text: str) -> yaml.Node | None:
         return node
     finally:
         loader.dispose()
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"did you mean 'severity'? "`` for a near miss of one of ``choices`` (a typo in a
-    key or a value), else ``""``; put it before the list of known names."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    if not close:
-        close = [c for c in choices if c.lower() == word.lower()]
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def scalar_position(source: str, node: yaml.Node, offset: int) -> tuple[int, int]:
