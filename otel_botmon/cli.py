@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from otel_botmon import _env
 from otel_botmon.cli_client import (
     DEFAULT_URL,
     CliError,
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dashboard port (default 8001; 0 picks a free one)")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.add_argument("--time-scale", type=_positive_float,
-                      default=_env_float("BOTMON_DEMO_TIME_SCALE", 1.0), metavar="F",
+                      default=None, metavar="F",
                       help="multiply every fault phase and interval by F "
                            "(default 1, or $BOTMON_DEMO_TIME_SCALE)")
     demo.add_argument("--exchange-only", action="store_true",
@@ -207,13 +208,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return _positive_float(os.environ[name])
-    except (KeyError, argparse.ArgumentTypeError):
-        return default
-
-
 def _user() -> str:
     from otel_botmon.cli_client import default_user
 
@@ -221,10 +215,10 @@ def _user() -> str:
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("BOTMON_URL", DEFAULT_URL),
+    parser.add_argument("--url", default=os.environ.get(_env.BOTMON_URL, DEFAULT_URL),
                         help="dashboard base URL, scheme optional "
                              "(default $BOTMON_URL or %(default)s)")
-    parser.add_argument("--token", default=os.environ.get("BOTMON_TOKEN"),
+    parser.add_argument("--token", default=os.environ.get(_env.BOTMON_TOKEN),
                         help="dashboard access token (default $BOTMON_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
     parser.add_argument("--no-color", action="store_true",
@@ -247,7 +241,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         ) from exc
     options = DemoOptions(
         duration_s=args.duration, port=args.port, open_browser=not args.no_browser,
-        time_scale=args.time_scale,
+        time_scale=args.time_scale if args.time_scale is not None
+        else _env.read_positive_float(_env.BOTMON_DEMO_TIME_SCALE, 1.0),
     )
     from otel_botmon.telemetry import ConfigurationError
 
@@ -264,8 +259,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _serve_exchange(args: argparse.Namespace, out: TextIO) -> int:
     from otel_botmon.demo.serve import serve_forever
 
-    key = os.environ.get("BOTMON_DEMO_API_KEY", "demo-api-key")
-    secret = os.environ.get("BOTMON_DEMO_API_SECRET", "demo-api-secret")
+    key = os.environ.get(_env.BOTMON_DEMO_API_KEY, "demo-api-key")
+    secret = os.environ.get(_env.BOTMON_DEMO_API_SECRET, "demo-api-secret")
     try:
         asyncio.run(asyncio.wait_for(serve_forever(key, secret, args.port, out),
                                      timeout=args.duration))

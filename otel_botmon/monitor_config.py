@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
+
+from otel_botmon._suggest import reject_unknown_keywords
 
 if TYPE_CHECKING:
     from otel_botmon.notify import NotificationConfig
@@ -17,13 +20,16 @@ def _check_positive(name: str, value: Any) -> None:
         raise ValueError(f"MonitoringConfig.{name} must be > 0, got {value!r}")
 
 
+@reject_unknown_keywords
 @dataclass
 class MonitoringConfig:
     """Intervals, thresholds and notification settings of a :class:`SystemMonitor`.
 
-    Defaults are the seed guide's. Raises ``ValueError`` naming the field when an
-    interval is not a positive finite number, a percentage is outside (0, 100], or a
-    warning threshold is not below its critical one.
+    Defaults are the seed guide's. Raises ``ValueError`` naming the field when a field
+    has the wrong type, an interval is not a positive finite number, a percentage is
+    outside (0, 100], or a warning threshold is not below its critical one; raises
+    ``TypeError`` naming an unknown keyword and the closest field (``alert_check_intervall=``:
+    did you mean 'alert_check_interval'?).
     """
 
     health_check_interval: float = 30.0
@@ -71,6 +77,7 @@ class MonitoringConfig:
     critical (half of it: degraded). The check exists once the bot first calls it."""
 
     def __post_init__(self) -> None:
+        self._validate_types()
         for name in (
             "health_check_interval", "metrics_collection_interval",
             "alert_check_interval", "status_update_interval",
@@ -109,8 +116,37 @@ class MonitoringConfig:
             raise ValueError(
                 f"MonitoringConfig.history_size must be an int >= 1, got {self.history_size!r}"
             )
-        if not isinstance(self.service_name, str) or not self.service_name:
+        if not self.service_name.strip():
             raise ValueError("MonitoringConfig.service_name must be a non-empty string")
+
+    def _validate_types(self) -> None:
+        # A wrong type was kept and failed far from here, or never: alert_store_path=5
+        # opened a SQLite file named "5"; default_alert_rules="no" registered the rules.
+        from otel_botmon.notify import NotificationConfig
+
+        notification: object = self.notification_config
+        if notification is not None and not isinstance(notification, NotificationConfig):
+            raise ValueError(
+                "MonitoringConfig.notification_config must be a NotificationConfig or None, "
+                f"got {type(notification).__name__}"
+            )
+        path: object = self.alert_store_path
+        if isinstance(path, os.PathLike):  # a pathlib.Path is a file name too
+            path = self.alert_store_path = os.fspath(path)
+        if path is not None and not (isinstance(path, str) and path):
+            raise ValueError(
+                "MonitoringConfig.alert_store_path must be a file name (str or path) or None, "
+                f"got {path!r}"
+            )
+        for name in ("default_alert_rules", "default_health_checks"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"MonitoringConfig.{name} must be True or False, got {value!r}")
+        if not isinstance(self.service_name, str):
+            raise ValueError(
+                "MonitoringConfig.service_name must be a non-empty string, "
+                f"got {type(self.service_name).__name__}"
+            )
 
     def thresholds(self) -> dict[str, float]:
         """The threshold fields by name (for rules and checks)."""

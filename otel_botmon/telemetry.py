@@ -26,6 +26,7 @@ import atexit
 import logging
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -42,7 +43,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_botmon import _fork, _internal
+from otel_botmon import _env, _fork, _internal
 from otel_botmon import conventions as conv
 from otel_botmon.__about__ import __version__
 from otel_botmon._log_redaction import install_log_redaction
@@ -64,12 +65,11 @@ _DEFAULT_EXPORT_TIMEOUT_S = 5.0
 _PROTOCOLS = ("http/protobuf", "grpc")
 # Environment variables that change what configure() builds (part of its identity).
 _ENV_SETTINGS = (
-    "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL", "BOTMON_TRADE_METRICS",
+    _env.OTEL_SDK_DISABLED, _env.OTEL_SERVICE_NAME, _env.OTEL_RESOURCE_ATTRIBUTES,
+    _env.OTEL_EXPORTER_OTLP_HEADERS, _env.OTEL_METRIC_EXPORT_INTERVAL,
+    _env.BOTMON_TRADE_METRICS,
 )
-# "sdk" records trade metrics through the SDK's instruments (the reference the lean
-# aggregation, otel_botmon.instrument._trade_metrics, is tested against); else lean.
-BOTMON_TRADE_METRICS = "BOTMON_TRADE_METRICS"
+BOTMON_TRADE_METRICS = _env.BOTMON_TRADE_METRICS
 
 
 @dataclass
@@ -219,6 +219,8 @@ def configure(
     if endpoint is not None:
         _check_endpoint(
             endpoint, protocol, "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT")
+        if otlp_headers is None:
+            _check_env_headers()
     if export_interval_s is not None and not _valid_interval_s(export_interval_s):
         raise ConfigurationError(
             f"export_interval_s must be > 0 and finite (seconds, at most {_MAX_WAIT_S:.0f}), "
@@ -509,7 +511,7 @@ def _lean_trade_metrics(
 ) -> Any:
     """The one aggregation a trade's metrics go to, collected with every reader; None
     (the SDK's instruments) when ``BOTMON_TRADE_METRICS=sdk`` or a reader wants deltas."""
-    if os.environ.get(BOTMON_TRADE_METRICS, "").strip().lower() == "sdk":
+    if _env.read_choice(BOTMON_TRADE_METRICS, ("lean", "sdk"), "lean") == "sdk":
         return None
     from otel_botmon.instrument._trade_metrics import TradeMetrics
 
@@ -561,20 +563,11 @@ def _export_interval_s(explicit: float | None) -> float:
     """The push interval: argument, else ``OTEL_METRIC_EXPORT_INTERVAL`` (ms), else 60 s."""
     if explicit is not None:
         return explicit
-    raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
-    if raw:
-        try:
-            seconds = float(raw) / 1000
-        except ValueError:
-            seconds = 0.0
-        if _valid_interval_s(seconds):
-            return seconds
-        # inf or 1e400 reached the push thread's wait() and killed it (OverflowError)
-        logger.warning(
-            "otel_botmon: OTEL_METRIC_EXPORT_INTERVAL must be a positive, finite number of "
-            "milliseconds (at most %.0f), got %r; using 60000", _MAX_WAIT_S * 1000, raw,
-        )
-    return 60.0
+    # inf or 1e400 reached the push thread's wait() and killed it (OverflowError)
+    return _env.read_positive_float(
+        _env.OTEL_METRIC_EXPORT_INTERVAL, 60.0, scale=1e-3, maximum=_MAX_WAIT_S,
+        unit=" of milliseconds",
+    )
 
 
 def _check_endpoint(endpoint: str, protocol: str, source: str) -> None:
@@ -669,20 +662,55 @@ def _influxdb_pusher(
     )
 
 
+# What the SDK's exporters accept in OTEL_EXPORTER_OTLP_*HEADERS: a token, "=", then
+# printable ASCII but '"', ',', ';' and backslash. The SDK logs any other item whole,
+# and an item is often "authorization=Bearer <token>" with a typo in it.
+_ENV_HEADER_ITEM = re.compile(
+    r"[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*=[ \x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_HEADER_ITEM = re.compile(r"[^=]+=.*", re.DOTALL)  # otlp_headers: any value, given as is
+_HEADER_VARIABLES = (
+    _env.OTEL_EXPORTER_OTLP_HEADERS, "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+)
+
+
+def _bad_header_item(headers: str, item_pattern: re.Pattern[str]) -> str | None:
+    """Which item of the comma-separated ``headers`` is not ``name=value`` (e.g. "item 2
+    of 3"), or None. Never the item's text: it may hold a token."""
+    items = headers.split(",")
+    for position, item in enumerate(items, 1):
+        if item.strip() and not item_pattern.fullmatch(item.strip()):
+            return f"item {position} of {len(items)}"
+    return None
+
+
+def _check_env_headers() -> None:
+    """ConfigurationError naming the variable when an OTLP headers variable that the
+    exporters will read is malformed (they would log the item, secret and all, and
+    export without it)."""
+    for name in _HEADER_VARIABLES:
+        bad = _bad_header_item(os.environ.get(name, ""), _ENV_HEADER_ITEM)
+        if bad is not None:
+            raise ConfigurationError(
+                f"{name} must be name=value pairs separated by commas (values URL-encoded); "
+                f"{bad} is not (its text is not shown: it may hold a secret)"
+            )
+
+
 def _parse_headers(headers: Mapping[str, str] | str) -> dict[str, str]:
     if isinstance(headers, Mapping):
         return dict(headers)
+    bad = _bad_header_item(headers, _HEADER_ITEM)
+    if bad is not None:
+        raise ConfigurationError(
+            "otlp_headers must be 'name=value' pairs separated by commas; "
+            f"{bad} is not (its text is not shown: it may hold a secret)"
+        )
     parsed: dict[str, str] = {}
     for item in headers.split(","):
-        if not item.strip():
-            continue
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(
-                "otlp_headers must be 'name=value' pairs separated by commas; "
-                f"item {item.split('=')[0].strip()!r} has no value"
-            )
-        parsed[name.strip()] = value.strip()
+        if item.strip():
+            name, _, value = item.partition("=")
+            parsed[name.strip()] = value.strip()
     return parsed
 
 
@@ -693,7 +721,7 @@ def _headers_key(headers: Mapping[str, str] | str | None) -> Any:
 
 
 def _sdk_disabled() -> bool:
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return _env.read_bool(_env.OTEL_SDK_DISABLED)
 
 
 def _disabled_telemetry(resource: Resource) -> Telemetry:

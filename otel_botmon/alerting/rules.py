@@ -46,7 +46,14 @@ from otel_botmon.alerting.model import (
     NotificationChannel,
 )
 from otel_botmon.alerting.recording import METRIC_NAME, RecordingRule
-from otel_botmon.alerting.yamlnodes import compose, did_you_mean, scalar_position
+from otel_botmon.alerting.yamlnodes import (
+    FileTooLargeError,
+    check_size,
+    compose,
+    did_you_mean,
+    read_text,
+    scalar_position,
+)
 from otel_botmon.query import RuleSyntaxError, compile_condition
 from otel_botmon.query.syntax import DURATION_UNITS, promql_differences
 
@@ -108,8 +115,9 @@ class RuleGroup:
 def load_rule_file(path: str | os.PathLike[str]) -> list[AlertRule]:
     """Every rule of the YAML rule file at ``path`` (all groups, in file order).
 
-    Raises :class:`RuleFileError` for an unreadable file, malformed YAML, an unknown or
-    invalid field, a duplicate rule name or a condition that does not compile.
+    Raises :class:`RuleFileError` for an unreadable file, a file larger than
+    ``yamlnodes.MAX_FILE_BYTES`` (4 MiB; checked before parsing), malformed YAML, an
+    unknown or invalid field, a duplicate rule name or a condition that does not compile.
     """
     return [rule for group in load_rule_groups(path) for rule in group.rules]
 
@@ -118,8 +126,9 @@ def load_rule_groups(path: str | os.PathLike[str]) -> list[RuleGroup]:
     """The groups of the YAML rule file at ``path``; see :func:`load_rule_file`."""
     filename = os.fspath(path)
     try:
-        with open(filename, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text(filename)
+    except FileTooLargeError as exc:
+        raise RuleFileError(filename, None, None, "", exc.reason) from None
     except (OSError, UnicodeDecodeError) as exc:
         error = RuleFileError(filename, None, None, "", f"cannot read file: {exc}")
         error.unreadable = True
@@ -129,6 +138,10 @@ def load_rule_groups(path: str | os.PathLike[str]) -> list[RuleGroup]:
 
 def parse_rules(text: str, filename: str = "<string>") -> list[RuleGroup]:
     """The groups of rule-file ``text``; errors name ``filename``."""
+    try:
+        check_size(text, filename)
+    except FileTooLargeError as exc:
+        raise RuleFileError(filename, None, None, "", exc.reason) from None
     return _Loader(filename).load(text)
 
 

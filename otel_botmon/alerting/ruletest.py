@@ -60,6 +60,7 @@ from otel_botmon.alerting.ruletest_file import (
     read_test_file,
 )
 from otel_botmon.alerting.templates import Externals
+from otel_botmon.alerting.yamlnodes import FileTooLargeError, read_text
 from otel_botmon.query import (
     Labels,
     MetricHistory,
@@ -134,8 +135,9 @@ def run_rule_tests(path: str | os.PathLike[str], *,
     """
     filename = os.fspath(path)
     try:
-        with open(filename, encoding="utf-8") as fh:
-            source = fh.read()
+        source = read_text(filename)
+    except FileTooLargeError as exc:
+        raise RuleTestError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         error = RuleTestError(f"{filename}: cannot read: {exc}")
         error.unreadable = True

@@ -8,18 +8,40 @@ Python objects) so every error names ``file:line:column``.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
 import yaml
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "LimitError", "compose", "did_you_mean"]
+from otel_botmon._suggest import did_you_mean
+
+__all__ = [
+    "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "FileTooLargeError", "LimitError", "check_size",
+    "compose", "did_you_mean", "read_text",
+]
 
 MAX_DEPTH = 64
 """Deepest nesting of collections a rule or test file may have."""
 MAX_NODES = 1_000_000
 """Most nodes (aliases counted each time they are used) in one file."""
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Largest rule or rule-test file read (4 MiB), checked before parsing. Prometheus sets
+no limit, but rule files usually ship in Kubernetes ConfigMaps, which hold at most 1 MiB,
+and the Prometheus Operator splits its rule ConfigMaps well below that; 4 MiB is tens
+of thousands of rules. Parsing is linear in size (about 10 s per MiB with PyYAML's
+pure-Python parser), so a file this size is refused at once instead of after minutes."""
+
+
+class FileTooLargeError(ValueError):
+    """A file larger than :data:`MAX_FILE_BYTES`; the message names the file and the
+    limit (``reason`` is the message without the file name)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.reason = (
+            f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({MAX_FILE_BYTES} bytes), "
+            "the limit for a rule or rule-test file; split its groups over several files"
+        )
+        super().__init__(f"{filename}: {self.reason}")
 
 
 class LimitError(yaml.MarkedYAMLError):
@@ -51,6 +73,30 @@ class _LimitedLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def read_text(filename: str) -> str:
+    """The UTF-8 text of ``filename``, reading at most :data:`MAX_FILE_BYTES` + 1 bytes
+    (a special file that never ends cannot hold us either).
+
+    Raises ``OSError`` or ``UnicodeDecodeError`` when it cannot be read, and
+    :class:`FileTooLargeError` when it is too large.
+    """
+    with open(filename, "rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FileTooLargeError(filename)
+    return data.decode("utf-8")
+
+
+def check_size(text: str, filename: str) -> None:
+    """:class:`FileTooLargeError` when ``text`` encodes to more than
+    :data:`MAX_FILE_BYTES` bytes of UTF-8."""
+    if len(text) * 4 > MAX_FILE_BYTES and (
+        len(text) > MAX_FILE_BYTES
+        or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+    ):
+        raise FileTooLargeError(filename)
+
+
 def compose(text: str) -> yaml.Node | None:
     """The node tree of the single YAML document ``text`` (None when empty).
 
@@ -64,15 +110,6 @@ def compose(text: str) -> yaml.Node | None:
         return node
     finally:
         loader.dispose()
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"did you mean 'severity'? "`` for a near miss of one of ``choices`` (a typo in a
-    key or a value), else ``""``; put it before the list of known names."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    if not close:
-        close = [c for c in choices if c.lower() == word.lower()]
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def scalar_position(source: str, node: yaml.Node, offset: int) -> tuple[int, int]:

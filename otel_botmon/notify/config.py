@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
 from otel_botmon import redaction
+from otel_botmon._suggest import reject_unknown_keywords
 from otel_botmon.alerting.model import AlertSeverity, NotificationChannel
 
 __all__ = ["DEFAULT_RATE_LIMITS", "NotificationConfig", "Secret"]
@@ -102,6 +104,7 @@ _TEXT_FIELDS = (
 )
 
 
+@reject_unknown_keywords
 @dataclass
 class NotificationConfig:
     """Channels, routing, rate limits and retry policy for alert notifications.
@@ -110,6 +113,8 @@ class NotificationConfig:
     :meth:`configured_channels`); console is configured unless ``console`` is False.
 
     Raises:
+        TypeError: an unknown keyword; the message names it and suggests the closest
+            field (``smtp_sever=``: did you mean 'smtp_server'?).
         ValueError: a field has a bad value; the message names the field and never
             contains a secret.
     """
@@ -246,11 +251,41 @@ class NotificationConfig:
                 raise ValueError(
                     f"NotificationConfig.{name} must be True or False, got {value!r}"
                 )
+        self._validate_container_types()
+
+    def _validate_container_types(self) -> None:
+        # email_to=None failed with "'NoneType' object is not iterable", naming nothing;
+        # smtp_port=True was port 1.
+        for name in ("smtp_port", "storm_threshold", "log_file_max_bytes", "log_file_backups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(
+                    f"NotificationConfig.{name} must be an int, got {type(value).__name__}"
+                )
+        for name in ("email_to", "webhook_urls"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple, str, Secret)):  # one str: checked later
+                raise ValueError(
+                    f"NotificationConfig.{name} must be a list, got {type(value).__name__}"
+                )
+        for name in ("severity_channels", "rate_limits"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ValueError(
+                    f"NotificationConfig.{name} must be a dict, got {type(value).__name__}"
+                )
+        for level, route in self.severity_channels.items():
+            if not isinstance(route, (list, tuple)):
+                raise ValueError(
+                    f"NotificationConfig.severity_channels[{level!r}] must be a list of "
+                    f"channels, got {type(route).__name__}"
+                )
 
     def _validate_email(self) -> None:
         recipients: object = self.email_to
         if isinstance(recipients, str):  # one address given as a string
             self.email_to = [recipients]
+        self.email_to = list(self.email_to)
         for i, address in enumerate(self.email_to):
             if not isinstance(address, str) or "@" not in address:
                 raise ValueError(f"NotificationConfig.email_to[{i}] is not an email address")

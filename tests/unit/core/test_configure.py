@@ -84,7 +84,7 @@ def test_unknown_protocol_is_rejected(protocol: str) -> None:
 
 
 def test_malformed_headers_are_rejected_without_echoing_values() -> None:
-    with pytest.raises(ValueError, match="'authorization' has no value") as info:
+    with pytest.raises(ValueError, match="item 1 of 1 is not") as info:
         telemetry.configure(otlp_endpoint="http://127.0.0.1:4318", otlp_headers="authorization")
     assert "s3cret" not in str(info.value)
 
