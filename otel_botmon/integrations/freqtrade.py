@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from freqtrade.strategy import IStrategy
 from opentelemetry.metrics import Observation
 
 from otel_botmon import telemetry
@@ -107,8 +108,15 @@ class _Pending:
         self.opened_at = opened_at
 
 
-class BotmonStrategyMixin:
+class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped
     """Put first in the bases of a Freqtrade ``IStrategy`` subclass (see the module doc).
+
+    An abstract ``IStrategy`` itself, so the bases in the other order
+    (``IStrategy, BotmonStrategyMixin``, where ``IStrategy.__init__`` would never reach
+    the mixin's) are a ``TypeError`` at class definition instead of a strategy that
+    silently records nothing; and Freqtrade's hyperopt, which walks a strategy's bases up
+    to ``IStrategy`` to pickle their modules by value, stops at the mixin's instead of
+    reaching ``object`` (``builtins`` by value: ``PicklingError ... excessive recursion``).
 
     Class attributes to override: ``botmon_configure`` (False: never call
     ``configure()``), ``botmon_heartbeat_max_age_s`` (the engine check's limit; default
@@ -119,7 +127,7 @@ class BotmonStrategyMixin:
     botmon_heartbeat_max_age_s: float | None = None
 
     def __init__(self, config: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(config, *args, **kwargs)
         self._botmon_lock = threading.Lock()
         self._botmon_pending: dict[tuple[str, str], _Pending] = {}
         # Orders the loop's look in the database finished before their order_filled came.
@@ -138,6 +146,16 @@ class BotmonStrategyMixin:
             user = getattr(self, name, None)
             if user is not None:
                 setattr(self, name, self._botmon_wrap(name, user))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Hyperopt's workers get the strategy by (cloud)pickle; a lock does not pickle.
+        state = dict(self.__dict__)
+        state.pop("_botmon_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._botmon_lock = threading.Lock()
 
     # --- wiring -----------------------------------------------------------------------
 

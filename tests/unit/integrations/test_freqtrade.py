@@ -390,3 +390,61 @@ def test_the_confirmed_amount_is_cut_to_the_markets_amount_precision(
     attributes = capture_telemetry.span("trade BTC/USDT").attributes or {}
     assert attributes[conv.TRADING_QUANTITY] == pytest.approx(0.01234)
     assert attributes[conv.TRADING_OUTCOME] == "filled"
+
+
+def _by_value_like_hyperopt(cls: type) -> list[Any]:
+    """Register with cloudpickle, as Freqtrade's hyperopt does before its workers start,
+    the module of each base of ``cls``, walking up the bases but not into ``IStrategy``."""
+    import sys
+
+    import cloudpickle
+
+    registered = []
+    for base in cls.__bases__:
+        if base.__name__ == "IStrategy":
+            continue
+        module = sys.modules.get(base.__module__)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
+            registered.append(module)
+        registered += _by_value_like_hyperopt(base)
+    return registered
+
+
+def _round_trip(payload: dict[str, Any]) -> list[str]:
+    return sorted(payload)
+
+
+def test_hyperopt_workers_get_the_strategy(capture_telemetry: TelemetryCapture) -> None:
+    # `freqtrade hyperopt -j 2` cloudpickles the strategy (with its backtest: dicts,
+    # builtin types) into joblib's loky workers. The strategy comes from a file Freqtrade
+    # loads itself, so its class goes by value, and with it its bases' modules.
+    import cloudpickle
+    from freqtrade.resolvers import StrategyResolver
+    from joblib import Parallel, delayed, wrap_non_picklable_objects
+    from joblib.externals.loky import get_reusable_executor
+
+    config = {**CONFIG, "runmode": RunMode.HYPEROPT, "strategy": "BotmonSmaStrategy",
+              "strategy_path": str(EXAMPLE.parent), "timeframe": "5m", "stake_amount": 10,
+              "pairlists": [{"method": "StaticPairList"}], "user_data_dir": EXAMPLE.parent}
+    strategy = StrategyResolver.load_strategy(config)
+    registered = _by_value_like_hyperopt(type(strategy))
+    try:
+        run = delayed(wrap_non_picklable_objects(_round_trip))
+        result = Parallel(n_jobs=2)(run({"strategy": strategy, "kind": dict}) for _ in range(1))
+        assert result == [["kind", "strategy"]]
+    finally:
+        for module in registered:
+            if module.__name__ in cloudpickle.cloudpickle._PICKLE_BY_VALUE_MODULES:
+                cloudpickle.unregister_pickle_by_value(module)
+        get_reusable_executor().shutdown(wait=True)
+    assert capture_telemetry.spans() == []
+
+
+def test_the_mixin_after_istrategy_is_an_error_not_a_silent_strategy() -> None:
+    from freqtrade.strategy import IStrategy
+
+    from otel_botmon.integrations.freqtrade import BotmonStrategyMixin
+
+    with pytest.raises(TypeError, match="consistent method resolution"):
+        type("Reversed", (IStrategy, BotmonStrategyMixin), {})
