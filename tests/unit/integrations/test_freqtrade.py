@@ -1,8 +1,9 @@
 """The Freqtrade mixin, driven through real Freqtrade callbacks and persistence objects.
 
-The strategy is examples/freqtrade_strategy.py; trades and orders are Freqtrade's own
-``Trade`` / ``Order`` rows in an in-memory SQLite database (``init_db("sqlite://")``),
-moved through their states the way Freqtrade's bot does (``Trade.update_trade``).
+The strategy is examples/freqtrade_strategies/botmon_sma_strategy.py; trades and orders
+are Freqtrade's own ``Trade`` / ``Order`` rows in an in-memory SQLite database
+(``init_db("sqlite://")``), moved through their states the way Freqtrade's bot does
+(``Trade.update_trade``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from otel_botmon.instrument import orders
 from otel_botmon.observe.health import HealthStatus
 from otel_botmon.testing import TelemetryCapture
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategy.py"
+STRATEGY_DIR = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategies"
+EXAMPLE = STRATEGY_DIR / "botmon_sma_strategy.py"
 PAIR = "BTC/USDT"
 UTC = UTC
 
 
 def _example() -> Any:
-    spec = importlib.util.spec_from_file_location("freqtrade_strategy", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("botmon_sma_strategy", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -448,3 +450,15 @@ def test_the_mixin_after_istrategy_is_an_error_not_a_silent_strategy() -> None:
 
     with pytest.raises(TypeError, match="consistent method resolution"):
         type("Reversed", (IStrategy, BotmonStrategyMixin), {})
+
+
+def test_the_example_strategy_directory_holds_strategies_only() -> None:
+    # Freqtrade imports every .py file of a strategy path to list its strategies
+    # (list-strategies, the REST API, and hyperopt when it saves its parameters): a guide
+    # example there ran its servers and loops inside Freqtrade, and hyperopt hung at exit.
+    from freqtrade.resolvers import StrategyResolver
+
+    listed = StrategyResolver._search_all_objects(STRATEGY_DIR, enum_failed=True)
+    files = {entry["location"].name for entry in listed if entry["class"] is not None}
+    assert files == {path.name for path in STRATEGY_DIR.glob("*.py")}
+    assert "BotmonSmaStrategy" in {entry["name"] for entry in listed}
