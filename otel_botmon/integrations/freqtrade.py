@@ -31,6 +31,10 @@ What it wires (your own callbacks still run first, unchanged, and decide):
 * ``check_entry_timeout`` / ``check_exit_timeout`` returning True: the order is
   ``canceled`` (``partial`` when part of it filled).
 
+Your ``bot_loop_start`` or ``order_filled`` raising does not hide what happened (Freqtrade
+logs the error and carries on): the loop still beats the heartbeat and the fill, with
+its closed trade's P&L, is still recorded.
+
 Only live and dry-run bots are wired: in backtesting and hyperopt (``config["runmode"]``)
 the mixin records nothing, so simulated trades never reach the bot's telemetry.
 
@@ -84,6 +88,8 @@ _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
     "order_filled", "check_entry_timeout", "check_exit_timeout",
 )
+# Callbacks that report what happened, whatever the strategy's own code does with it.
+_OBSERVED = frozenset({"bot_loop_start", "order_filled"})
 # The parameters Freqtrade passes, in order (it passes them by keyword today).
 _PARAMS: dict[str, tuple[str, ...]] = {
     "bot_loop_start": ("current_time",),
@@ -162,16 +168,27 @@ class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is unty
     def _botmon_wrap(self, name: str, user: Callable[..., Any]) -> Callable[..., Any]:
         after = getattr(self, f"_botmon_after_{name}")
         names = _PARAMS.get(name, ())
+        observed = name in _OBSERVED
 
-        @functools.wraps(user)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = user(*args, **kwargs)  # the strategy's own callback decides
+        def record(result: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             try:
                 values = dict(zip(names, args, strict=False))
                 values.update(kwargs)
                 after(result, values)
             except Exception as exc:
                 report_internal_error(_COMPONENT, exc)
+
+        @functools.wraps(user)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = user(*args, **kwargs)  # the strategy's own callback decides
+            except Exception:
+                # Freqtrade logs it and goes on; what happened (a loop, a fill) still
+                # did. A confirm or a timeout that raised decided nothing.
+                if observed:
+                    record(None, args, kwargs)
+                raise
+            record(result, args, kwargs)
             return result
 
         return wrapper

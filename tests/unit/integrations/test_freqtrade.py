@@ -462,3 +462,43 @@ def test_the_example_strategy_directory_holds_strategies_only() -> None:
     files = {entry["location"].name for entry in listed if entry["class"] is not None}
     assert files == {path.name for path in STRATEGY_DIR.glob("*.py")}
     assert "BotmonSmaStrategy" in {entry["name"] for entry in listed}
+
+
+def test_callbacks_that_raise_still_beat_and_record_the_fill(
+    capture_telemetry: TelemetryCapture, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Freqtrade calls these through strategy_safe_wrapper: it logs the strategy's error and
+    # goes on. The start, the loop and the fill happened all the same.
+    from freqtrade.strategy.strategy_wrapper import strategy_safe_wrapper
+
+    class Buggy(STRATEGY):  # type: ignore[misc, valid-type]
+        def bot_loop_start(self, current_time: datetime, **kwargs: Any) -> None:
+            raise ZeroDivisionError("division by zero")
+
+        def order_filled(self, pair: str, trade: Any, order: Any, current_time: datetime,
+                         **kwargs: Any) -> None:
+            raise ValueError("bookkeeping bug")
+
+    strategy = Buggy(dict(CONFIG))
+    strategy.ft_bot_start()
+    assert strategy.botmon_engine_check.age_s() is None
+    strategy_safe_wrapper(strategy.bot_loop_start, supress_error=True)(
+        current_time=datetime.now(UTC))
+    assert strategy.botmon_engine_check.age_s() is not None  # the loop runs: it beats
+
+    assert _confirm_entry(strategy)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    # As Freqtrade calls it (trade.pair loads the committed trade before its deepcopy).
+    strategy_safe_wrapper(strategy.order_filled, supress_error=True)(
+        pair=trade.pair, trade=trade, order=entry, current_time=datetime.now(UTC))
+    exit_order = _placed_exit(trade, 46000.0)
+    _fill(trade, exit_order, average=46000.0)
+    strategy_safe_wrapper(strategy.order_filled, supress_error=True)(
+        pair=trade.pair, trade=trade, order=exit_order, current_time=datetime.now(UTC))
+
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 2
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
+    assert any("bookkeeping bug" in r.getMessage() for r in caplog.records)  # Freqtrade's log
