@@ -36,7 +36,8 @@ from tests.services import LOOPBACK, free_port, require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STRATEGY_DIR = Path(__file__).resolve().parents[2] / "examples" / "freqtrade_strategies"
+REPO = Path(__file__).resolve().parents[2]
+STRATEGY_DIR = REPO / "examples" / "freqtrade_strategies"
 API_KEY = "ft-example-api-key-7d1c2b"
 API_SECRET = "ft-example-api-secret-95e0aa41"
 REST_USER, REST_PASSWORD = "botmon", "ft-example-rest-password-31f7"
@@ -160,6 +161,9 @@ def freqtrade(
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("OTEL_", "BOTMON_"))}
     env.update({
+        # This checkout's otel_botmon, whatever the environment has installed (an
+        # editable install of another worktree, or a release).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRIC_EXPORT_INTERVAL": "500",

@@ -502,3 +502,86 @@ def test_callbacks_that_raise_still_beat_and_record_the_fill(
         trade.close_profit_abs)
     assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
     assert any("bookkeeping bug" in r.getMessage() for r in caplog.records)  # Freqtrade's log
+
+
+def _order(side: str, order_id: str, amount: float, price: float) -> Order:
+    return Order(
+        ft_order_side=side, ft_pair=PAIR, ft_is_open=True, ft_amount=amount, ft_price=price,
+        order_id=order_id, status="open", symbol=PAIR, order_type="limit", side=side,
+        price=price, amount=amount, filled=0.0, remaining=amount, cost=0.0,
+        order_date=datetime.now(UTC),
+    )
+
+
+def _filled(strategy: Any, trade: Trade, order: Order, average: float) -> None:
+    trade.orders.append(order)
+    Trade.commit()
+    _fill(trade, order, average=average)
+    strategy.order_filled(pair=trade.pair, trade=trade, order=order,
+                          current_time=datetime.now(UTC))
+
+
+def test_a_leveraged_short_is_a_sell_then_a_buy_with_freqtrades_profit(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    config = {**CONFIG, "trading_mode": "futures", "margin_mode": "isolated",
+              "candle_type_def": "futures"}
+    strategy = STRATEGY(config)
+    strategy.ft_bot_start()
+    assert strategy.confirm_trade_entry(
+        pair=PAIR, order_type="limit", amount=0.03, rate=45000.0, time_in_force="GTC",
+        current_time=datetime.now(UTC), entry_tag=None, side="short")
+    trade = Trade(
+        pair=PAIR, stake_amount=450.0, amount=0.03, amount_requested=0.03, fee_open=0.0005,
+        fee_close=0.0005, is_open=True, open_date=datetime.now(UTC), open_rate=45000.0,
+        exchange="binance", strategy="BotmonSmaStrategy", timeframe=5, leverage=3.0,
+        is_short=True, trading_mode="futures", interest_rate=0.0,
+    )
+    Trade.session.add(trade)
+    _filled(strategy, trade, _order("sell", "s-1", 0.03, 45000.0), average=44955.0)
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.03, rate=44000.0,
+        time_in_force="GTC", exit_reason="roi", current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("buy", "s-2", 0.03, 44000.0), average=44044.0)
+    assert not trade.is_open and trade.close_profit_abs > 0  # the price fell: a win
+
+    entry, exit_ = capture_telemetry.spans("trade BTC/USDT")
+    assert (entry.attributes or {})[conv.TRADING_SIDE] == "SELL"
+    assert (exit_.attributes or {})[conv.TRADING_SIDE] == "BUY"
+    for span in (entry, exit_):  # both fills 10 bp worse than confirmed
+        assert (span.attributes or {})[conv.TRADING_SLIPPAGE_BP] == pytest.approx(10.0)
+        assert (span.attributes or {})[conv.TRADING_QUANTITY] == pytest.approx(0.03)
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
+
+
+def test_dca_and_a_partial_exit_are_one_trade_each_and_one_closed_position(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    # position_adjustment_enable: adjust_trade_position's orders come with no confirm
+    # (Freqtrade confirms only a trade's first entry and its full exit).
+    strategy = _started()
+    assert _confirm_entry(strategy, amount=0.01, rate=45000.0)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("buy", "dca-1", 0.01, 44000.0), average=44000.0)
+    _filled(strategy, trade, _order("sell", "part-1", 0.01, 46000.0), average=46000.0)
+    assert trade.is_open and trade.amount == pytest.approx(0.01)
+    assert capture_telemetry.metric_value("botmon.positions.closed") == 0
+
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=43000.0,
+        time_in_force="GTC", exit_reason="stop_loss", current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("sell", "exit-1", 0.01, 43000.0), average=43000.0)
+    assert not trade.is_open
+
+    sides = [(s.attributes or {})[conv.TRADING_SIDE] for s in capture_telemetry.spans()]
+    assert sides == ["BUY", "BUY", "SELL", "SELL"]
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 4
+    # Freqtrade's close_profit_abs of a closed trade is the sum over all its exits.
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed") == 1
+    assert orders.open_order_count() == 0
