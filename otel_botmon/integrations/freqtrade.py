@@ -31,6 +31,10 @@ What it wires (your own callbacks still run first, unchanged, and decide):
 * ``check_entry_timeout`` / ``check_exit_timeout`` returning True: the order is
   ``canceled`` (``partial`` when part of it filled).
 
+Your ``bot_loop_start`` or ``order_filled`` raising does not hide what happened (Freqtrade
+logs the error and carries on): the loop still beats the heartbeat and the fill, with
+its closed trade's P&L, is still recorded.
+
 Only live and dry-run bots are wired: in backtesting and hyperopt (``config["runmode"]``)
 the mixin records nothing, so simulated trades never reach the bot's telemetry.
 
@@ -48,6 +52,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from freqtrade.strategy import IStrategy
 from opentelemetry.metrics import Observation
 
 from otel_botmon import telemetry
@@ -83,6 +88,8 @@ _WRAPPED = (
     "bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
     "order_filled", "check_entry_timeout", "check_exit_timeout",
 )
+# Callbacks that report what happened, whatever the strategy's own code does with it.
+_OBSERVED = frozenset({"bot_loop_start", "order_filled"})
 # The parameters Freqtrade passes, in order (it passes them by keyword today).
 _PARAMS: dict[str, tuple[str, ...]] = {
     "bot_loop_start": ("current_time",),
@@ -107,8 +114,15 @@ class _Pending:
         self.opened_at = opened_at
 
 
-class BotmonStrategyMixin:
+class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped
     """Put first in the bases of a Freqtrade ``IStrategy`` subclass (see the module doc).
+
+    An abstract ``IStrategy`` itself, so the bases in the other order
+    (``IStrategy, BotmonStrategyMixin``, where ``IStrategy.__init__`` would never reach
+    the mixin's) are a ``TypeError`` at class definition instead of a strategy that
+    silently records nothing; and Freqtrade's hyperopt, which walks a strategy's bases up
+    to ``IStrategy`` to pickle their modules by value, stops at the mixin's instead of
+    reaching ``object`` (``builtins`` by value: ``PicklingError ... excessive recursion``).
 
     Class attributes to override: ``botmon_configure`` (False: never call
     ``configure()``), ``botmon_heartbeat_max_age_s`` (the engine check's limit; default
@@ -119,7 +133,7 @@ class BotmonStrategyMixin:
     botmon_heartbeat_max_age_s: float | None = None
 
     def __init__(self, config: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(config, *args, **kwargs)
         self._botmon_lock = threading.Lock()
         self._botmon_pending: dict[tuple[str, str], _Pending] = {}
         # Orders the loop's look in the database finished before their order_filled came.
@@ -139,21 +153,42 @@ class BotmonStrategyMixin:
             if user is not None:
                 setattr(self, name, self._botmon_wrap(name, user))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Hyperopt's workers get the strategy by (cloud)pickle; a lock does not pickle.
+        state = dict(self.__dict__)
+        state.pop("_botmon_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._botmon_lock = threading.Lock()
+
     # --- wiring -----------------------------------------------------------------------
 
     def _botmon_wrap(self, name: str, user: Callable[..., Any]) -> Callable[..., Any]:
         after = getattr(self, f"_botmon_after_{name}")
         names = _PARAMS.get(name, ())
+        observed = name in _OBSERVED
 
-        @functools.wraps(user)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = user(*args, **kwargs)  # the strategy's own callback decides
+        def record(result: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             try:
                 values = dict(zip(names, args, strict=False))
                 values.update(kwargs)
                 after(result, values)
             except Exception as exc:
                 report_internal_error(_COMPONENT, exc)
+
+        @functools.wraps(user)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = user(*args, **kwargs)  # the strategy's own callback decides
+            except Exception:
+                # Freqtrade logs it and goes on; what happened (a loop, a fill) still
+                # did. A confirm or a timeout that raised decided nothing.
+                if observed:
+                    record(None, args, kwargs)
+                raise
+            record(result, args, kwargs)
             return result
 
         return wrapper

@@ -1,4 +1,5 @@
-"""examples/freqtrade_strategy.py runs in real Freqtrade and a user sees its telemetry.
+"""The example strategy (examples/freqtrade_strategies/botmon_sma_strategy.py) runs in
+real Freqtrade and a user sees its telemetry.
 
 ``freqtrade trade --dry-run`` runs as a subprocess with the example strategy against the
 simulated Binance exchange on 127.0.0.1 (its klines, order book and markets), exporting
@@ -35,7 +36,8 @@ from tests.services import LOOPBACK, free_port, require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+REPO = Path(__file__).resolve().parents[2]
+STRATEGY_DIR = REPO / "examples" / "freqtrade_strategies"
 API_KEY = "ft-example-api-key-7d1c2b"
 API_SECRET = "ft-example-api-secret-95e0aa41"
 REST_USER, REST_PASSWORD = "botmon", "ft-example-rest-password-31f7"
@@ -159,6 +161,9 @@ def freqtrade(
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("OTEL_", "BOTMON_"))}
     env.update({
+        # This checkout's otel_botmon, whatever the environment has installed (an
+        # editable install of another worktree, or a release).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
@@ -167,7 +172,7 @@ def freqtrade(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [freqtrade_binary, "trade", "--dry-run", "--config", str(config_path),
-             "--strategy", "BotmonSmaStrategy", "--strategy-path", str(EXAMPLES_DIR),
+             "--strategy", "BotmonSmaStrategy", "--strategy-path", str(STRATEGY_DIR),
              "--userdir", str(tmp_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=tmp_path, start_new_session=True,

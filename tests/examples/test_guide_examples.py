@@ -53,8 +53,6 @@ def test_example_runs(
     path: Path, short_sleeps: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    if path.stem == "freqtrade_strategy":
-        pytest.importorskip("freqtrade")  # the freqtrade extra (Python 3.11+)
     caplog.set_level(logging.WARNING)
     monkeypatch.chdir(tmp_path)  # examples may write files (alerts.log)
     _runner()(path)

@@ -1,8 +1,9 @@
 """The Freqtrade mixin, driven through real Freqtrade callbacks and persistence objects.
 
-The strategy is examples/freqtrade_strategy.py; trades and orders are Freqtrade's own
-``Trade`` / ``Order`` rows in an in-memory SQLite database (``init_db("sqlite://")``),
-moved through their states the way Freqtrade's bot does (``Trade.update_trade``).
+The strategy is examples/freqtrade_strategies/botmon_sma_strategy.py; trades and orders
+are Freqtrade's own ``Trade`` / ``Order`` rows in an in-memory SQLite database
+(``init_db("sqlite://")``), moved through their states the way Freqtrade's bot does
+(``Trade.update_trade``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from otel_botmon.instrument import orders
 from otel_botmon.observe.health import HealthStatus
 from otel_botmon.testing import TelemetryCapture
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategy.py"
+STRATEGY_DIR = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategies"
+EXAMPLE = STRATEGY_DIR / "botmon_sma_strategy.py"
 PAIR = "BTC/USDT"
 UTC = UTC
 
 
 def _example() -> Any:
-    spec = importlib.util.spec_from_file_location("freqtrade_strategy", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("botmon_sma_strategy", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -390,3 +392,196 @@ def test_the_confirmed_amount_is_cut_to_the_markets_amount_precision(
     attributes = capture_telemetry.span("trade BTC/USDT").attributes or {}
     assert attributes[conv.TRADING_QUANTITY] == pytest.approx(0.01234)
     assert attributes[conv.TRADING_OUTCOME] == "filled"
+
+
+def _by_value_like_hyperopt(cls: type) -> list[Any]:
+    """Register with cloudpickle, as Freqtrade's hyperopt does before its workers start,
+    the module of each base of ``cls``, walking up the bases but not into ``IStrategy``."""
+    import sys
+
+    import cloudpickle
+
+    registered = []
+    for base in cls.__bases__:
+        if base.__name__ == "IStrategy":
+            continue
+        module = sys.modules.get(base.__module__)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
+            registered.append(module)
+        registered += _by_value_like_hyperopt(base)
+    return registered
+
+
+def _round_trip(payload: dict[str, Any]) -> list[str]:
+    return sorted(payload)
+
+
+def test_hyperopt_workers_get_the_strategy(capture_telemetry: TelemetryCapture) -> None:
+    # `freqtrade hyperopt -j 2` cloudpickles the strategy (with its backtest: dicts,
+    # builtin types) into joblib's loky workers. The strategy comes from a file Freqtrade
+    # loads itself, so its class goes by value, and with it its bases' modules.
+    import cloudpickle
+    from freqtrade.resolvers import StrategyResolver
+    from joblib import Parallel, delayed, wrap_non_picklable_objects
+    from joblib.externals.loky import get_reusable_executor
+
+    config = {**CONFIG, "runmode": RunMode.HYPEROPT, "strategy": "BotmonSmaStrategy",
+              "strategy_path": str(EXAMPLE.parent), "timeframe": "5m", "stake_amount": 10,
+              "pairlists": [{"method": "StaticPairList"}], "user_data_dir": EXAMPLE.parent}
+    strategy = StrategyResolver.load_strategy(config)
+    registered = _by_value_like_hyperopt(type(strategy))
+    try:
+        run = delayed(wrap_non_picklable_objects(_round_trip))
+        result = Parallel(n_jobs=2)(run({"strategy": strategy, "kind": dict}) for _ in range(1))
+        assert result == [["kind", "strategy"]]
+    finally:
+        for module in registered:
+            if module.__name__ in cloudpickle.cloudpickle._PICKLE_BY_VALUE_MODULES:
+                cloudpickle.unregister_pickle_by_value(module)
+        get_reusable_executor().shutdown(wait=True)
+    assert capture_telemetry.spans() == []
+
+
+def test_the_mixin_after_istrategy_is_an_error_not_a_silent_strategy() -> None:
+    from freqtrade.strategy import IStrategy
+
+    from otel_botmon.integrations.freqtrade import BotmonStrategyMixin
+
+    with pytest.raises(TypeError, match="consistent method resolution"):
+        type("Reversed", (IStrategy, BotmonStrategyMixin), {})
+
+
+def test_the_example_strategy_directory_holds_strategies_only() -> None:
+    # Freqtrade imports every .py file of a strategy path to list its strategies
+    # (list-strategies, the REST API, and hyperopt when it saves its parameters): a guide
+    # example there ran its servers and loops inside Freqtrade, and hyperopt hung at exit.
+    from freqtrade.resolvers import StrategyResolver
+
+    listed = StrategyResolver._search_all_objects(STRATEGY_DIR, enum_failed=True)
+    files = {entry["location"].name for entry in listed if entry["class"] is not None}
+    assert files == {path.name for path in STRATEGY_DIR.glob("*.py")}
+    assert "BotmonSmaStrategy" in {entry["name"] for entry in listed}
+
+
+def test_callbacks_that_raise_still_beat_and_record_the_fill(
+    capture_telemetry: TelemetryCapture, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Freqtrade calls these through strategy_safe_wrapper: it logs the strategy's error and
+    # goes on. The start, the loop and the fill happened all the same.
+    from freqtrade.strategy.strategy_wrapper import strategy_safe_wrapper
+
+    class Buggy(STRATEGY):  # type: ignore[misc, valid-type]
+        def bot_loop_start(self, current_time: datetime, **kwargs: Any) -> None:
+            raise ZeroDivisionError("division by zero")
+
+        def order_filled(self, pair: str, trade: Any, order: Any, current_time: datetime,
+                         **kwargs: Any) -> None:
+            raise ValueError("bookkeeping bug")
+
+    strategy = Buggy(dict(CONFIG))
+    strategy.ft_bot_start()
+    assert strategy.botmon_engine_check.age_s() is None
+    strategy_safe_wrapper(strategy.bot_loop_start, supress_error=True)(
+        current_time=datetime.now(UTC))
+    assert strategy.botmon_engine_check.age_s() is not None  # the loop runs: it beats
+
+    assert _confirm_entry(strategy)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    # As Freqtrade calls it (trade.pair loads the committed trade before its deepcopy).
+    strategy_safe_wrapper(strategy.order_filled, supress_error=True)(
+        pair=trade.pair, trade=trade, order=entry, current_time=datetime.now(UTC))
+    exit_order = _placed_exit(trade, 46000.0)
+    _fill(trade, exit_order, average=46000.0)
+    strategy_safe_wrapper(strategy.order_filled, supress_error=True)(
+        pair=trade.pair, trade=trade, order=exit_order, current_time=datetime.now(UTC))
+
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 2
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
+    assert any("bookkeeping bug" in r.getMessage() for r in caplog.records)  # Freqtrade's log
+
+
+def _order(side: str, order_id: str, amount: float, price: float) -> Order:
+    return Order(
+        ft_order_side=side, ft_pair=PAIR, ft_is_open=True, ft_amount=amount, ft_price=price,
+        order_id=order_id, status="open", symbol=PAIR, order_type="limit", side=side,
+        price=price, amount=amount, filled=0.0, remaining=amount, cost=0.0,
+        order_date=datetime.now(UTC),
+    )
+
+
+def _filled(strategy: Any, trade: Trade, order: Order, average: float) -> None:
+    trade.orders.append(order)
+    Trade.commit()
+    _fill(trade, order, average=average)
+    strategy.order_filled(pair=trade.pair, trade=trade, order=order,
+                          current_time=datetime.now(UTC))
+
+
+def test_a_leveraged_short_is_a_sell_then_a_buy_with_freqtrades_profit(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    config = {**CONFIG, "trading_mode": "futures", "margin_mode": "isolated",
+              "candle_type_def": "futures"}
+    strategy = STRATEGY(config)
+    strategy.ft_bot_start()
+    assert strategy.confirm_trade_entry(
+        pair=PAIR, order_type="limit", amount=0.03, rate=45000.0, time_in_force="GTC",
+        current_time=datetime.now(UTC), entry_tag=None, side="short")
+    trade = Trade(
+        pair=PAIR, stake_amount=450.0, amount=0.03, amount_requested=0.03, fee_open=0.0005,
+        fee_close=0.0005, is_open=True, open_date=datetime.now(UTC), open_rate=45000.0,
+        exchange="binance", strategy="BotmonSmaStrategy", timeframe=5, leverage=3.0,
+        is_short=True, trading_mode="futures", interest_rate=0.0,
+    )
+    Trade.session.add(trade)
+    _filled(strategy, trade, _order("sell", "s-1", 0.03, 45000.0), average=44955.0)
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.03, rate=44000.0,
+        time_in_force="GTC", exit_reason="roi", current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("buy", "s-2", 0.03, 44000.0), average=44044.0)
+    assert not trade.is_open and trade.close_profit_abs > 0  # the price fell: a win
+
+    entry, exit_ = capture_telemetry.spans("trade BTC/USDT")
+    assert (entry.attributes or {})[conv.TRADING_SIDE] == "SELL"
+    assert (exit_.attributes or {})[conv.TRADING_SIDE] == "BUY"
+    for span in (entry, exit_):  # both fills 10 bp worse than confirmed
+        assert (span.attributes or {})[conv.TRADING_SLIPPAGE_BP] == pytest.approx(10.0)
+        assert (span.attributes or {})[conv.TRADING_QUANTITY] == pytest.approx(0.03)
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
+
+
+def test_dca_and_a_partial_exit_are_one_trade_each_and_one_closed_position(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    # position_adjustment_enable: adjust_trade_position's orders come with no confirm
+    # (Freqtrade confirms only a trade's first entry and its full exit).
+    strategy = _started()
+    assert _confirm_entry(strategy, amount=0.01, rate=45000.0)
+    trade, entry = _placed_entry()
+    _fill(trade, entry, average=45000.0)
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("buy", "dca-1", 0.01, 44000.0), average=44000.0)
+    _filled(strategy, trade, _order("sell", "part-1", 0.01, 46000.0), average=46000.0)
+    assert trade.is_open and trade.amount == pytest.approx(0.01)
+    assert capture_telemetry.metric_value("botmon.positions.closed") == 0
+
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=43000.0,
+        time_in_force="GTC", exit_reason="stop_loss", current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("sell", "exit-1", 0.01, 43000.0), average=43000.0)
+    assert not trade.is_open
+
+    sides = [(s.attributes or {})[conv.TRADING_SIDE] for s in capture_telemetry.spans()]
+    assert sides == ["BUY", "BUY", "SELL", "SELL"]
+    assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 4
+    # Freqtrade's close_profit_abs of a closed trade is the sum over all its exits.
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value("botmon.positions.closed") == 1
+    assert orders.open_order_count() == 0

@@ -2,7 +2,13 @@
 
 Install: ``pip install 'otel-botmon[freqtrade]'``. Run it like any strategy::
 
-    freqtrade trade --dry-run --strategy BotmonSmaStrategy --strategy-path examples
+    freqtrade trade --dry-run --strategy BotmonSmaStrategy \
+        --strategy-path examples/freqtrade_strategies
+
+The directory holds strategies only: Freqtrade imports every ``.py`` file of a
+strategy path to list strategies (``list-strategies``, the REST API, FreqUI, and
+``hyperopt`` when it saves the parameters), and the guide's examples in ``examples/``
+run when imported.
 
 Every order becomes a ``trade {pair}`` span from confirm to fill (or cancel), with
 ``botmon.trades`` by outcome, volume, notional and slippage from the confirmed rate;
