@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
-    "ForkAware", "child_resource", "flush_when_worker_exits", "register", "renew_locks",
-    "reset_connections",
+    "ForkAware", "abandon", "child_resource", "flush_when_worker_exits", "loop_survived",
+    "register", "renew_locks", "reset_connections",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -51,6 +51,30 @@ def register(obj: ForkAware) -> None:
     with _registered_lock:
         _registered[:] = [ref for ref in _registered if ref() is not None]
         _registered.append(weakref.ref(obj))
+
+
+def abandon(*objs: object) -> None:
+    """Keep ``objs`` (the parent's SQLite connections) alive for the rest of this
+    process, so that nothing ever runs SQLite on them, not even their close.
+
+    SQLite forbids carrying a connection across ``fork()``. Closing one in the child is
+    not harmless either: it takes the connection's mutex (held forever when a thread of
+    the parent was inside SQLite at the fork), rolls back the parent's open
+    transaction, and, once the parent has closed the file, may checkpoint it and delete
+    its write-ahead log. ``sqlite3.Connection`` closes itself when freed, which includes
+    the interpreter's own clean-up at exit: each object gets one reference that is never
+    given back (a few hundred bytes per forked store)."""
+    import ctypes
+
+    for obj in objs:
+        if obj is not None:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def loop_survived(thread_ident: int | None) -> bool:
+    """Whether the event loop that ran on ``thread_ident`` (in the parent) still runs
+    in this child: only the thread that called ``fork()`` survives it."""
+    return thread_ident is not None and thread_ident == threading.get_ident()
 
 
 def _fresh(value: object) -> object | None:
