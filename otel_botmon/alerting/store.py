@@ -162,6 +162,7 @@ class AlertStore:
         self._writer: int | None = None  # thread inside transaction()
         self._behind = WriteBehind(self.path)
         self._pid = os.getpid()
+        self._closed = False
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
@@ -203,6 +204,8 @@ class AlertStore:
         if pid == self._pid:
             return False
         parent, self._pid = self._pid, pid
+        if self._closed:  # nothing of the parent's left to let go of
+            return False
         _fork.abandon(self._conn, self._reader)
         self._lock = threading.RLock()
         self._read_lock = threading.RLock()
@@ -422,6 +425,7 @@ class AlertStore:
     def close(self) -> None:
         """Close the file; queued writes get up to ``timeout_s`` (twice) to be stored."""
         self._behind.close(2 * self.timeout_s)
+        self._closed = True
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
