@@ -28,8 +28,9 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
-    "ForkAware", "abandon", "child_resource", "flush_when_worker_exits", "loop_survived",
-    "register", "renew_locks", "reset_connections",
+    "ForkAware", "abandon", "child_resource", "flush_when_this_worker_exits",
+    "flush_when_worker_exits", "loop_survived", "register", "renew_locks",
+    "reset_connections",
 ]
 
 logger = logging.getLogger("otel_botmon")
@@ -247,6 +248,32 @@ def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:
         util.Finalize(target, flush, exitpriority=10)
 
     util.register_after_fork(owner, at_worker_start)
+
+
+def flush_when_this_worker_exits(owner: object, flush: Callable[[object], object]) -> bool:
+    """In a ``multiprocessing`` worker of any start method (spawn, forkserver, fork,
+    and joblib's loky workers), run ``flush(owner)`` as the worker exits, if ``owner``
+    is still alive then; False (nothing done) outside a worker.
+
+    A worker's last step is ``multiprocessing.util._exit_function()``, which runs the
+    finalizers registered in the worker; after it a forkserver worker leaves through
+    ``os._exit`` (no ``atexit``), and any worker may be ended before ``atexit`` runs.
+    Call from inside the worker (the registry is emptied when a worker starts).
+    ``owner`` is held weakly.
+    """
+    mp = sys.modules.get("multiprocessing")
+    util = sys.modules.get("multiprocessing.util")
+    if mp is None or util is None or mp.parent_process() is None:
+        return False
+    ref = weakref.ref(owner)
+
+    def at_exit() -> None:
+        alive = ref()
+        if alive is not None:
+            flush(alive)
+
+    util.Finalize(None, at_exit, exitpriority=10)
+    return True
 
 
 def _after_fork_in_child() -> None:
