@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
-    "ForkAware", "child_resource", "flush_when_worker_exits", "register", "renew_locks",
+    "ForkAware", "abandon", "child_resource", "flush_when_this_worker_exits",
+    "flush_when_worker_exits", "loop_survived", "register", "renew_locks",
     "reset_connections",
 ]
 
@@ -51,6 +52,30 @@ def register(obj: ForkAware) -> None:
     with _registered_lock:
         _registered[:] = [ref for ref in _registered if ref() is not None]
         _registered.append(weakref.ref(obj))
+
+
+def abandon(*objs: object) -> None:
+    """Keep ``objs`` (the parent's SQLite connections) alive for the rest of this
+    process, so that nothing ever runs SQLite on them, not even their close.
+
+    SQLite forbids carrying a connection across ``fork()``. Closing one in the child is
+    not harmless either: it takes the connection's mutex (held forever when a thread of
+    the parent was inside SQLite at the fork), rolls back the parent's open
+    transaction, and, once the parent has closed the file, may checkpoint it and delete
+    its write-ahead log. ``sqlite3.Connection`` closes itself when freed, which includes
+    the interpreter's own clean-up at exit: each object gets one reference that is never
+    given back (a few hundred bytes per forked store)."""
+    import ctypes
+
+    for obj in objs:
+        if obj is not None:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+def loop_survived(thread_ident: int | None) -> bool:
+    """Whether the event loop that ran on ``thread_ident`` (in the parent) still runs
+    in this child: only the thread that called ``fork()`` survives it."""
+    return thread_ident is not None and thread_ident == threading.get_ident()
 
 
 def _fresh(value: object) -> object | None:
@@ -223,6 +248,32 @@ def flush_when_worker_exits(owner: object, flush: Callable[[], object]) -> None:
         util.Finalize(target, flush, exitpriority=10)
 
     util.register_after_fork(owner, at_worker_start)
+
+
+def flush_when_this_worker_exits(owner: object, flush: Callable[[object], object]) -> bool:
+    """In a ``multiprocessing`` worker of any start method (spawn, forkserver, fork,
+    and joblib's loky workers), run ``flush(owner)`` as the worker exits, if ``owner``
+    is still alive then; False (nothing done) outside a worker.
+
+    A worker's last step is ``multiprocessing.util._exit_function()``, which runs the
+    finalizers registered in the worker; after it a forkserver worker leaves through
+    ``os._exit`` (no ``atexit``), and any worker may be ended before ``atexit`` runs.
+    Call from inside the worker (the registry is emptied when a worker starts).
+    ``owner`` is held weakly.
+    """
+    mp = sys.modules.get("multiprocessing")
+    util = sys.modules.get("multiprocessing.util")
+    if mp is None or util is None or mp.parent_process() is None:
+        return False
+    ref = weakref.ref(owner)
+
+    def at_exit() -> None:
+        alive = ref()
+        if alive is not None:
+            flush(alive)
+
+    util.Finalize(None, at_exit, exitpriority=10)
+    return True
 
 
 def _after_fork_in_child() -> None:

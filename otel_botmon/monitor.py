@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_botmon import telemetry
+from otel_botmon import _fork, telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon.alerting.model import AlertEventKind, AlertSeverity, AlertState, AlertType
 from otel_botmon.instrument.exchange import record_api_call
@@ -106,6 +106,20 @@ class SystemMonitor:
         for alert in reversed(self.alert_manager.get_alert_history(limit=RECENT_ALERTS)):
             self._recent[alert.id] = alert_dict(alert)
         self.alert_manager.add_listener(self._on_alert_event, notifiable_only=False)
+        self._loop_thread: int | None = None
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Used in a forked child, the monitor is the child's: its components let go of
+        the parent's store (the child's alerts are kept in memory), threads and
+        connections (their own fork hooks). Unless the fork came from the thread that
+        ran the monitor's event loop, the background tasks are gone with that loop:
+        ``start()`` in the child starts new ones, and ``close()`` returns promptly."""
+        self._recent_lock = threading.Lock()
+        if not _fork.loop_survived(self._loop_thread):
+            self._started_at = None
+            self._tasks = []
+            self._loop_thread = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -118,6 +132,7 @@ class SystemMonitor:
         if self._started_at is not None:
             return
         self._started_at = time.time()
+        self._loop_thread = threading.get_ident()
         self._started_monotonic = time.monotonic()  # uptime survives wall-clock changes
         self.host_observer.start()
         if self.notification_dispatcher is not None:

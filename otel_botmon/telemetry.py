@@ -272,9 +272,17 @@ def configure(
             # registration of a name; ours, with this pipeline's callbacks, come first.
             _install_global(tel)
         _register_atexit()
+        # A worker of a multiprocessing pool that configures telemetry itself (spawn,
+        # forkserver) exports what it holds as it exits, as forked ones do.
+        _fork.flush_when_this_worker_exits(tel, _flush_unless_closed)
         for observer in observers:
             observer.built(tel)
         return tel
+
+
+def _flush_unless_closed(tel: Any) -> None:
+    if not tel._closed:
+        tel.force_flush(_DEFAULT_EXPORT_TIMEOUT_S)
 
 
 def add_observer(observer: Any) -> None:

@@ -164,6 +164,17 @@ class AlertEvaluator:
             from otel_botmon.alerting import alert_telemetry
 
             alert_telemetry.track(self)
+        from otel_botmon import _fork
+
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A thread of the parent (a cycle, a manual action) may have held the locks at
+        the fork: the child's calls would wait forever."""
+        from otel_botmon import _fork
+
+        _fork.renew_locks(self)
+        _fork.renew_locks(self._listeners)
 
     def close(self) -> None:
         """Stop publishing this evaluator's alerts as telemetry (the store is the caller's)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from otel_botmon import _fork
 from otel_botmon._internal import report_internal_error
 from otel_botmon.alerting.compiled_rule import Compiler
 from otel_botmon.alerting.evaluator import AlertEvaluator
@@ -109,6 +110,17 @@ class AlertManager:
             self.register_rule(rule)
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
+        self._loop_thread: int | None = None
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The evaluation loop ran in the parent's event loop: unless the fork came from
+        that loop's thread, it is gone, and ``start()`` in the child starts a new one."""
+        self._cycle_lock = threading.Lock()
+        if not _fork.loop_survived(self._loop_thread):
+            self._task = None
+            self._stopping = None
+            self._loop_thread = None
 
     # --- rules ------------------------------------------------------------------------------
 
@@ -315,6 +327,7 @@ class AlertManager:
             return
         self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._loop(self._stopping), name="botmon-alerts")
+        self._loop_thread = threading.get_ident()
 
     async def stop(self) -> None:
         """Stop the loop after the current cycle."""

@@ -16,7 +16,11 @@ Rows that cannot be decoded are skipped and counted (``skipped_rows``).
 
 One file serves one process: the store holds an exclusive lock on ``<name>.lock`` while
 open, and a second process opening the same file gets ``StoreInUseError`` naming the
-holder (two processes delivering one outbox would notify twice).
+holder (two processes delivering one outbox would notify twice). A child forked from the
+process that opened it never uses the parent's connections (SQLite forbids it; the
+child would write into the parent's file, or corrupt it when the fork came amid a
+transaction): it goes on with a fresh store IN MEMORY, with one warning naming the
+file (see :meth:`AlertStore.leave_parent`).
 
 Writes inside :meth:`AlertStore.transaction` can be joined by *commit hooks* (the
 notification outbox adds its rows to the same transaction, so an alert state is never
@@ -39,6 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from otel_botmon import _fork
 from otel_botmon.alerting.model import Alert, AlertEvent, AlertEventKind, AlertState, Silence
 from otel_botmon.alerting.store_file import (
     check_regular,
@@ -164,6 +169,8 @@ class AlertStore:
         self._read_lock = threading.RLock()
         self._writer: int | None = None  # thread inside transaction()
         self._behind = WriteBehind(self.path)
+        self._pid = os.getpid()
+        self._closed = False
         try:
             self._conn = self._open_file()
         except (sqlite3.OperationalError, OSError) as exc:
@@ -186,6 +193,49 @@ class AlertStore:
                 self.path, timeout=self.timeout_s, check_same_thread=False,
                 isolation_level=None)
             self._reader.execute("PRAGMA query_only=1")
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        self.leave_parent()
+
+    def leave_parent(self) -> bool:
+        """In a process forked from the one that opened this store: let go of the
+        parent's connections and go on with an empty store in memory; False (nothing
+        done) in the process that opened it. Called by the fork hook; idempotent.
+
+        The parent's connections are abandoned, never used nor closed through SQLite
+        (see :func:`otel_botmon._fork.abandon`); its file, write-ahead log and lock stay
+        the parent's. The writes the parent had queued are the parent's to make. What
+        the child stores from now on is lost when it exits, and the log says so once.
+        """
+        pid = os.getpid()
+        if pid == self._pid:
+            return False
+        parent, self._pid = self._pid, pid
+        if self._closed:  # nothing of the parent's left to let go of
+            return False
+        _fork.abandon(self._conn, self._reader)
+        self._lock = threading.RLock()
+        self._read_lock = threading.RLock()
+        self._skip_lock = threading.Lock()
+        self._reader = None
+        self._writer = None
+        self._saved, self._saved_alerts = [], {}
+        self._behind.after_fork_in_child(parent)
+        self._lock_fd = None  # the child's copy of the descriptor is closed at the fork
+        if self.path != ":memory:":
+            logger.warning(
+                "alert store %s belongs to the parent process (pid %d): this forked "
+                "process (pid %d) keeps its alerts, silences and notification outbox IN "
+                "MEMORY; they are NOT persisted and are lost when it exits. Give the "
+                "child a MonitoringConfig with its own alert_store_path to keep them.",
+                self.path, parent, pid)
+            self.fallback_reason = (f"forked from pid {parent}: the file is the parent "
+                                    "process's")
+            self.path = ":memory:"
+            self._behind.where = self.path
+        self._conn = self._open()
+        return True
 
     @property
     def in_memory(self) -> bool:
@@ -383,6 +433,7 @@ class AlertStore:
     def close(self) -> None:
         """Close the file; queued writes get up to ``timeout_s`` (twice) to be stored."""
         self._behind.close(2 * self.timeout_s)
+        self._closed = True
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()

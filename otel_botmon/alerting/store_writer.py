@@ -109,6 +109,22 @@ class WriteBehind:
                          self.where, left, self._failing)
         _fail(lost, f"alert store {self.where} closed before the write was stored")
 
+    def after_fork_in_child(self, parent: int) -> None:
+        """In a forked child: the writer thread is gone and what waits in the queue is
+        the parent's to write (the parent still does). Forget it, failing its futures
+        (an ``await`` of one in the child would otherwise never return); the next
+        ``submit()`` starts a thread of the child's own."""
+        self._cond = threading.Condition()
+        lost = [future for _, future in self._queue]
+        self._queue.clear()
+        self._busy = False
+        self._thread = None
+        self._failing = None
+        for future in lost:  # a thread of the parent may have held its lock at the fork
+            future._condition = threading.Condition()
+        _fail(lost, f"alert store {self.where}: write queued by the parent process (pid "
+                    f"{parent}) before this process forked; the parent stores it")
+
     def _run(self) -> None:
         delay = 0.05
         while True:

@@ -128,6 +128,14 @@ class Notifier(abc.ABC):
         """Release connections; the default has none."""
         return None
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: forget the parent's kept-alive connections without using
+        them (the two processes would read each other's answers on one socket). The
+        default does so for every :class:`HttpClientSlot` among the attributes."""
+        for value in vars(self).values():
+            if isinstance(value, HttpClientSlot):
+                value.forget()
+
 
 MAX_RETRY_AFTER_S: Final = 86_400.0
 """The longest wait a receiver's ``Retry-After`` gets: a day (then it is asked again)."""
@@ -325,6 +333,13 @@ class HttpClientSlot:
         except TransportError as exc:
             return classify_transport_error(exc)
         return classify_response(response)
+
+    def forget(self) -> None:
+        """Drop the clients without closing their connections (the parent's, after a
+        fork: closing would send a TLS close on the parent's socket); new ones are made
+        on first use."""
+        self._client = None
+        self._lean = None
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

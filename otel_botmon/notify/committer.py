@@ -37,6 +37,7 @@ class GroupCommitter:
         self._commit = commit
         self._overflow = overflow
         self.limit = limit
+        self._name = name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending: list[Any] = []
@@ -68,6 +69,18 @@ class GroupCommitter:
             self._scheduled = False
         if items:
             self._commit(items)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: the committer thread is gone, and what was handed over
+        before the fork is the parent's (the parent commits it). Forget it; the next
+        ``submit()`` starts a thread of the child's own. The old pool is dropped, not
+        shut down (that would wait for its thread, which the child does not have)."""
+        self._executor = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix=self._name)
+        self._lock = threading.Lock()
+        self._pending = []
+        self._scheduled = False
+        self._thread = None
 
     def on_committer_thread(self) -> bool:
         return threading.get_ident() == self._thread
@@ -126,6 +139,11 @@ class GroupCaller:
         for loop, done in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(_resolve, done)
+
+    def after_fork_in_child(self) -> None:
+        """The calls waiting at the fork came from the parent's event loops (not
+        running in the child): they are dropped with the parent's committer thread."""
+        self._committer.after_fork_in_child()
 
     def close(self) -> None:
         self._committer.close()

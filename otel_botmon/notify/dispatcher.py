@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from otel_botmon import _fork
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
@@ -176,6 +177,38 @@ class NotificationDispatcher:
             self._hook = OutboxCommitHook(_notifiable, self._queue_in_transaction,
                                           self._after_commit)
             store.add_commit_hook(self._hook)
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child delivers its own notifications only, from its own outbox (in
+        memory: see :meth:`Outbox._after_fork_in_child`), on threads of its own. What
+        the parent held in memory (spool, commits and settles under way) stays the
+        parent's. Unless the fork came from the thread running the dispatcher's event
+        loop (which then goes on in the child), the workers are gone with that loop:
+        ``start()`` in the child's loop starts new ones."""
+        self.outbox._after_fork_in_child()  # before the committer writes to it
+        self._committer.after_fork_in_child()
+        self._settler.after_fork_in_child()
+        self.spool = Spool(self.outbox.path)
+        self._recent_lock = threading.Lock()
+        self._decoded = OrderedDict()
+        self._deferred = []  # the parent's events of the loop step that forked
+        for notifier in self._notifiers.values():
+            forget = getattr(notifier, "after_fork_in_child", None)
+            if forget is not None:  # custom notifiers need not derive from Notifier
+                forget()
+        if self._hook is not None:
+            _fork.renew_locks(self._hook)
+        if not _fork.loop_survived(self._loop_thread):
+            self._loop = None
+            self._loop_thread = None
+            self._tasks = []
+            self._wake = {}
+            self._progress = None
+            self._spool_wake = None
+            self._idle = set()
+            self._in_flight = 0
+            self._flush_handle = None
 
     # ----- the fast path: called by the evaluator / alert manager -----
 

@@ -139,6 +139,14 @@ class EmailNotifier(Notifier):
         self._expiry: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Future[None]] = set()
 
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's SMTP session (its socket is the parent's) and the
+        asyncio primitives of the parent's event loop."""
+        self._smtp = None
+        self._lock = asyncio.Lock()
+        self._expiry = None
+        self._closing = set()
+
     async def _tls_context(self) -> ssl.SSLContext | None:
         """The TLS context, built once (loading the CA bundle takes tens of ms of CPU:
         done on a worker thread, never per message, never on the event loop); None when

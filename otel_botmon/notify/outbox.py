@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otel_botmon import _fork
 from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
@@ -138,10 +139,27 @@ class Outbox:
         self._db, self._lock = self.store.share()
         self._skipped: set[int] = set()
         self._skip_lock = threading.Lock()
+        self._create_tables()
+        _fork.register(self)
+
+    def _create_tables(self) -> None:
         with self._lock:
             # NORMAL in WAL mode: a commit survives a killed process (not a power cut).
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has a store of its own in memory (see
+        :meth:`AlertStore.leave_parent`): the outbox goes on in it, empty. The parent's
+        rows are the parent's to deliver."""
+        self.store.leave_parent()  # whichever hook runs first does it
+        self._skip_lock = threading.Lock()
+        self._skipped = set()
+        conn, lock = self.store.share()
+        if conn is not self._db:
+            self._db, self._lock = conn, lock
+            self.path = self.store.path
+            self._create_tables()
 
     def close(self) -> None:
         if self._owns_store:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -24,7 +25,7 @@ from typing import Any
 
 from opentelemetry.metrics import Observation
 
-from otel_botmon import telemetry
+from otel_botmon import _fork, telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon._observable import ObservableFanout
 from otel_botmon.conventions import (
@@ -173,7 +174,17 @@ class HealthChecker:
         self._components: dict[str, HealthComponent] = {}
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._running = False
+        self._loop_thread: int | None = None
         _STATUS_GAUGE.add(self._observe_status)
+        _fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The check tasks ran in the parent's event loop: unless the fork came from that
+        loop's thread they are gone, and ``start()`` in the child starts new ones."""
+        if not _fork.loop_survived(self._loop_thread):
+            self._running = False
+            self._loops = {}
+            self._loop_thread = None
 
     # --- registration -------------------------------------------------------------
 
@@ -265,6 +276,7 @@ class HealthChecker:
         if self._running:
             return
         self._running = True
+        self._loop_thread = threading.get_ident()
         _STATUS_GAUGE.ensure_registered()
         for component in self._components.values():
             self._start_loop(component)
