@@ -630,16 +630,19 @@ def _otlp_exporters(
         OTLPMetricExporter as HttpMetricExporter,
     )
 
+    from otel_botmon.exporters.otlp_answers import read_answers
     from otel_botmon.exporters.otlp_http import OTLPSpanExporter as HttpSpanExporter
     from otel_botmon.exporters.otlp_http import lean_transport
 
     base = endpoint.rstrip("/")
     exporters = []
-    for cls, url in ((HttpSpanExporter, f"{base}/v1/traces"),
-                     (HttpMetricExporter, f"{base}/v1/metrics")):
+    for cls, url, signal in ((HttpSpanExporter, f"{base}/v1/traces", "spans"),
+                             (HttpMetricExporter, f"{base}/v1/metrics", "metrics")):
         transport = lean_transport(url)
         extra = {} if transport is None else {"_transport": transport}
-        exporters.append(cls(endpoint=url, headers=parsed_headers, timeout=timeout, **extra))
+        exporter = cls(endpoint=url, headers=parsed_headers, timeout=timeout, **extra)
+        read_answers(exporter, signal)  # type: ignore[arg-type]  # partial success, Retry-After
+        exporters.append(exporter)
     return exporters[0], exporters[1]
 
 

@@ -98,7 +98,9 @@ class OtlpReceiver:
     ``endpoint`` is the base URL (``http://127.0.0.1:P``) to give an OTLP/HTTP exporter
     (which appends ``/v1/traces`` ...). ``raw_bodies`` keeps every decompressed body, so a
     test can assert that a byte string appears nowhere in what was exported.
-    ``fail_next(n, status)`` makes the next ``n`` requests fail (retry tests).
+    ``fail_next(n, status)`` makes the next ``n`` requests fail (retry tests);
+    ``partial_success = (rejected, message)`` makes every accepted request answer with an
+    OTLP partial success.
     """
 
     def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
@@ -111,6 +113,7 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         self._fail_remaining = 0
         self._fail_status = 503
+        self.partial_success: tuple[int, str] | None = None
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -259,7 +262,13 @@ class OtlpReceiver:
                 self.metric_requests.append(message)
             elif isinstance(message, ExportLogsServiceRequest):
                 self.log_requests.append(message)
-        return 200, response_type().SerializeToString()
+        answer = response_type()
+        if self.partial_success is not None:
+            rejected, message = self.partial_success
+            field = answer.partial_success.DESCRIPTOR.fields_by_number[1].name
+            setattr(answer.partial_success, field, rejected)
+            answer.partial_success.error_message = message
+        return 200, answer.SerializeToString()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self

@@ -17,6 +17,11 @@ receive). :class:`LeanHTTPTransport` makes the fewest a request can:
   server closed while it was idle (nothing answered) is replaced and the request sent
   once more, as urllib3 does.
 
+A 307 or 308 to the same origin is followed (at most three times, within the
+request's timeout); any other redirect is an error, never a success (the SDK's client
+takes every 3xx for delivered). An answer body is read up to 1 MiB, then the
+connection is dropped: an endless body costs no more than a short one.
+
 Errors hold no URL. Connection failures (refused, reset, closed before an answer,
 timed out connecting) are connection errors: the SDK's client retries them with
 backoff, as with urllib3; a read timeout is not (the server may be working on it).
@@ -34,7 +39,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import h11
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
@@ -46,6 +51,8 @@ __all__ = ["LeanHTTPTransport"]
 _READ: Final = 65536
 _MAX_BODY: Final = 1 << 20  # an OTLP answer is a status and maybe a partial success
 _USER_AGENT: Final = b"otel-botmon"
+_MAX_REDIRECTS: Final = 3
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _KERNEL_TIMEOUTS: Final = sys.platform.startswith("linux")
 _TIMEVAL: Final = struct.Struct("@ll")
 
@@ -56,6 +63,10 @@ class LeanConnectionError(ConnectionError):
 
 class LeanTimeout(TimeoutError):
     """The answer took longer than the request's timeout."""
+
+
+class LeanRedirectRefused(Exception):
+    """A redirect the transport does not follow (see :meth:`LeanHTTPTransport.request`)."""
 
 
 class _Headers(Mapping[str, str]):
@@ -140,13 +151,20 @@ class LeanHTTPTransport(BaseHTTPTransport):
         data: bytes | None = None,
     ) -> BaseHTTPResult:
         try:
-            target = self._targets.get(url)
-            if target is None:
-                target = _target(url)
-                if len(self._targets) < 16:
-                    self._targets[url] = target
-            with self._lock:
-                return self._request(method, target, headers or {}, timeout, data or b"")
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for _ in range(_MAX_REDIRECTS + 1):
+                target = self._targets.get(url)
+                if target is None:
+                    target = _target(url)
+                    if len(self._targets) < 16:
+                        self._targets[url] = target
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with self._lock:
+                    result = self._request(method, target, headers or {}, left, data or b"")
+                if result.status_code not in _REDIRECTS:
+                    return result
+                url = _redirect(result, target, url)
+            raise LeanRedirectRefused(f"more than {_MAX_REDIRECTS} redirects")
         except Exception as error:  # the SDK's transports return errors, never raise
             return LeanHTTPResult(error=error)
 
@@ -247,9 +265,10 @@ class LeanHTTPTransport(BaseHTTPTransport):
                         key, text = name.decode("latin-1"), value.decode("latin-1")
                         headers[key] = f"{headers[key]}, {text}" if key in headers else text
                 elif isinstance(event, h11.Data):
-                    if size < _MAX_BODY:
-                        content.append(bytes(event.data))
-                        size += len(event.data)
+                    content.append(bytes(event.data))
+                    size += len(event.data)
+                    if size >= _MAX_BODY:  # an answer this long is not OTLP's: stop
+                        break  # reading (the connection is dropped below)
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):
@@ -284,6 +303,31 @@ class LeanHTTPTransport(BaseHTTPTransport):
 
     def is_connection_error(self, exception: Exception | None) -> bool:
         return isinstance(exception, LeanConnectionError)
+
+
+def _redirect(result: LeanHTTPResult, target: _Target, url: str) -> str:
+    """Where a 307 or 308 sends the request again: the same origin only, since the
+    request carries the exporter's headers (often an API key). Any other redirect
+    raises :class:`LeanRedirectRefused` (a POST turned into a GET delivers nothing).
+    The message holds neither URL: a Location may carry a token."""
+    status = result.status_code
+    location = dict(result.header_items).get("location", "").strip()
+    if status not in (307, 308):
+        raise LeanRedirectRefused(
+            f"the endpoint answered {status} (a redirect that drops the request body); "
+            "configure the endpoint it redirects to")
+    if not location:
+        raise LeanRedirectRefused(f"the endpoint answered {status} without a Location")
+    moved = urljoin(url, location)
+    try:
+        there = _target(moved)
+    except ValueError:
+        there = None
+    if there is None or (there.host, there.port) != (target.host, target.port):
+        raise LeanRedirectRefused(
+            f"the endpoint answered {status}, redirecting to another origin; not followed "
+            "(the request carries the exporter's headers): configure that endpoint instead")
+    return moved
 
 
 def _send_all(sock: socket.socket, pieces: list[Any], deadline: float | None) -> None:

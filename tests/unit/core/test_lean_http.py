@@ -37,6 +37,7 @@ class Server:
     chunked: bool = False
     connections: int = 0
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -76,6 +77,7 @@ class Server:
                 if head is None:
                     return
                 headers = {k.decode().lower(): v.decode() for k, v in head.headers}
+                self.paths.append(head.target.decode())
                 self.requests.append((headers, bytes(body)))
                 status, extra, content, then = self.answer(len(self.requests), bytes(body))
                 if then == "silent":
@@ -212,3 +214,94 @@ def test_a_forked_child_never_writes_to_the_parents_connection(server: Server) -
     assert sorted(body for _, body in server.requests) == [b"child", b"parent 1", b"parent 2"]
     assert server.connections == 2
     transport.close()
+
+
+def _sdk_export(url: str) -> str:
+    from otel_botmon.exporters.compact_spans import EncodedSpans
+    from otel_botmon.exporters.otlp_http import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=url, _transport=LeanHTTPTransport(), timeout=5)
+    try:
+        return exporter.export(EncodedSpans(b"\x0a\x00", 1)).name  # type: ignore[arg-type]
+    finally:
+        exporter.shutdown()
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_same_origin_307_or_308_is_followed_with_the_body_and_headers(
+    server: Server, status: int
+) -> None:
+    server.answer = lambda n, body: (
+        (status, [("Location", "/v2/traces?x=1")], b"", "keep") if n == 1
+        else (200, [], b"", "keep"))
+    assert _sdk_export(server.url) == "SUCCESS"
+    assert server.paths == ["/v1/traces", "/v2/traces?x=1"]
+    assert [body for _, body in server.requests] == [b"\x0a\x00"] * 2
+    assert server.requests[1][0]["content-type"] == "application/x-protobuf"
+
+
+@settings(max_examples=25, deadline=None)
+@given(status=st.sampled_from([301, 302, 303, 307, 308]),
+       location=st.sampled_from(["", "http://127.0.0.2:1/v1/traces", "https://elsewhere/v1",
+                                 "ftp://x/", "//other.example/v1/traces"]))
+def test_a_redirect_not_followed_is_a_failure_never_a_delivery(status: int, location: str) -> None:
+    """The SDK's client takes every 3xx for delivered: 301-303 (POST turned into a
+    GET), a 307/308 elsewhere (the API key would follow) or without a Location were
+    silently lost batches."""
+    headers = [("Location", location)] if location else []
+    server = Server(answer=lambda n, body: (status, headers, b"", "keep"))
+    try:
+        transport = LeanHTTPTransport()
+        result = _post(transport, server.url, b"batch")
+        assert result.status_code is None and result.error is not None
+        assert not transport.is_connection_error(result.error)
+        assert not any(host in str(result.error)
+                       for host in ("127.0.0.2", "elsewhere", "other.example", "ftp"))
+        assert len(server.requests) == 1
+        transport.close()
+        assert _sdk_export(server.url) == "FAILURE"
+    finally:
+        server.close()
+
+
+def test_redirects_end_after_three(server: Server) -> None:
+    server.answer = lambda n, body: (307, [("Location", f"/v1/traces/{n}")], b"", "keep")
+    assert _sdk_export(server.url) == "FAILURE"
+    assert len(server.requests) == 4
+
+
+def _endless_answer(status_line: bytes) -> tuple[str, threading.Event]:
+    """A server answering each request with ``status_line`` and a chunked body that
+    never ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(status_line + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+                try:
+                    while not stop.is_set():
+                        conn.sendall(chunk)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces", stop
+
+
+def test_an_endless_answer_body_is_cut_at_one_mebibyte_and_the_status_kept() -> None:
+    url, stop = _endless_answer(b"HTTP/1.1 200 OK")
+    transport = LeanHTTPTransport()
+    try:
+        started = time.monotonic()
+        result = _post(transport, url, b"batch", timeout=3.0)
+        assert result.error is None and result.status_code == 200
+        assert len(result.content()) <= 2 << 20
+        assert time.monotonic() - started < 1.5  # not the whole timeout
+    finally:
+        stop.set()
+        transport.close()
