@@ -3,8 +3,9 @@
 Usage: python file_append_child.py PATH MODE
 Appends lines ``a0``, ``a1``, then a batch ``b0``..``b2`` under an RLIMIT_FSIZE that cuts
 it inside its first line (a real EFBIG: the file keeps the part of ``b0`` that fitted)
-and prints ``FAILED``. ``retry``: lifts the limit and appends that batch again, as the
-dispatcher's retry does, then prints ``DONE``. ``wait``: waits to be killed (the outbox
+and prints ``FAILED``. ``retry``: once a line arrives on stdin (the parent has read the
+file), lifts the limit and appends that batch again, as the dispatcher's retry does, then
+prints ``DONE``. ``wait``: waits to be killed (the outbox
 delivers the batch again after the restart).
 """
 
@@ -38,6 +39,7 @@ async def main(path: str, mode: str) -> None:
     print("FAILED", failed.outcome.value, failed.detail, flush=True)
     if mode == "wait":
         await asyncio.Event().wait()  # until SIGKILL
+    sys.stdin.readline()  # the parent has looked at the cut-short file: retry now
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert (await notifier.send_many(batch("b", 3))).ok
     print("DONE", flush=True)

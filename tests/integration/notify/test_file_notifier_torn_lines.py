@@ -28,7 +28,8 @@ def _lines(path: Path) -> list[str]:
 
 def _cut_short(path: Path, mode: str) -> subprocess.Popen[str]:
     child = subprocess.Popen([sys.executable, str(CHILD), str(path), mode],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
     assert child.stdout is not None
     failed = child.stdout.readline()
     assert failed.startswith("FAILED retry") and "File too large" in failed, failed
@@ -41,7 +42,7 @@ def test_a_write_cut_short_by_the_file_size_limit_is_retried_as_whole_lines(
 ) -> None:
     path = tmp_path / "alerts.jsonl"
     child = _cut_short(path, "retry")
-    output, _ = child.communicate(timeout=60)
+    output, _ = child.communicate("go\n", timeout=60)  # only now may it retry
     assert child.returncode == 0 and "DONE" in output, output
     assert _lines(path) == ["a0", "a1", "b0", "b1", "b2"]
     assert path.read_bytes().endswith(b"\n")
