@@ -25,6 +25,7 @@ from otel_botmon.instrument.orders import (
 from otel_botmon.instrument.trading import (
     current_trade,
     record_position_closed,
+    record_realized_pnl,
     record_trade_execution,
     trade,
 )
@@ -122,6 +123,7 @@ __all__ = [  # noqa: RUF022 - grouped by source module, as the house style asks
     # instrument.trading
     "current_trade",
     "record_position_closed",
+    "record_realized_pnl",
     "record_trade_execution",
     "trade",
     # instrument.orders

@@ -151,7 +151,8 @@ TRADE_SLIPPAGE = MetricSpec(
 )
 PNL_REALIZED = MetricSpec(
     "botmon.pnl.realized", InstrumentKind.UP_DOWN_COUNTER, "1",
-    "Realized profit and loss of closed positions, in quote currency.", (TRADING_SYMBOL,),
+    "Realized profit and loss (closed positions and partial exits), in quote currency.",
+    (TRADING_SYMBOL,),
 )
 POSITIONS_CLOSED = MetricSpec(
     "botmon.positions.closed", InstrumentKind.COUNTER, "{position}",

@@ -12,6 +12,7 @@ from otel_botmon.instrument.trading import (
     TradeScope,
     current_trade,
     record_position_closed,
+    record_realized_pnl,
     record_trade_execution,
     trade,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "TradeScope",
     "current_trade",
     "record_position_closed",
+    "record_realized_pnl",
     "record_trade_execution",
     "trade",
 ]

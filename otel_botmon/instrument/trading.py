@@ -43,6 +43,7 @@ __all__ = [
     "TradeScope",
     "current_trade",
     "record_position_closed",
+    "record_realized_pnl",
     "record_trade_execution",
     "slippage_bp",
     "trade",
@@ -194,18 +195,43 @@ def record_trade_execution(
         report_internal_error(_COMPONENT, exc)
 
 
-def record_position_closed(symbol: object, pnl: object) -> None:
+def record_realized_pnl(symbol: object, pnl: object) -> None:
+    """Record P&L realized without closing a position (a partial exit), in quote currency.
+
+    Adds ``pnl`` to ``botmon.pnl.realized`` at once and counts no closed position, so win
+    rate is unchanged. When the position closes, pass the position's whole P&L to
+    :func:`record_position_closed` with ``already_recorded`` set to the sum recorded
+    here, so the total is counted once. A non-numeric ``pnl`` is dropped with one
+    warning; never raises.
+    """
+    site = "record_realized_pnl"
+    try:
+        value = as_number(pnl, "pnl", site)
+        if value is None:
+            return
+        _instruments().pnl.add(value, {conv.TRADING_SYMBOL: as_label(symbol)})
+    except Exception as exc:
+        report_internal_error(_COMPONENT, exc)
+
+
+def record_position_closed(
+    symbol: object, pnl: object, *, already_recorded: object = 0.0,
+) -> None:
     """Record a closed position's realized P&L (quote currency) and its result.
 
-    Adds ``pnl`` to ``botmon.pnl.realized`` and counts ``botmon.positions.closed`` with
-    ``trading.result`` win (pnl > 0), loss (pnl < 0) or breakeven; win rate is wins /
-    closed positions. A non-numeric ``pnl`` is dropped with one warning; never raises.
+    Counts ``botmon.positions.closed`` with ``trading.result`` win (pnl > 0), loss
+    (pnl < 0) or breakeven; win rate is wins / closed positions. Adds ``pnl`` less
+    ``already_recorded`` (the part of it recorded at partial exits with
+    :func:`record_realized_pnl`) to ``botmon.pnl.realized``. A non-numeric ``pnl`` is
+    dropped with one warning; a non-numeric ``already_recorded`` counts the position and
+    adds no P&L (rather than risk counting it twice), with one warning; never raises.
     """
     site = "record_position_closed"
     try:
         value = as_number(pnl, "pnl", site)
         if value is None:
             return
+        earlier = as_number(already_recorded, "already_recorded", site)
         inst = _instruments()
         label = as_label(symbol)
         if value > 0:
@@ -214,7 +240,8 @@ def record_position_closed(symbol: object, pnl: object) -> None:
             result = conv.PositionResult.LOSS.value
         else:
             result = conv.PositionResult.BREAKEVEN.value
-        inst.pnl.add(value, {conv.TRADING_SYMBOL: label})
+        if earlier is not None:
+            inst.pnl.add(value - earlier, {conv.TRADING_SYMBOL: label})
         inst.positions.add(1, {conv.TRADING_SYMBOL: label, conv.TRADING_RESULT: result})
     except Exception as exc:
         report_internal_error(_COMPONENT, exc)

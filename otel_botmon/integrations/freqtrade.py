@@ -24,10 +24,13 @@ What it wires (your own callbacks still run first, unchanged, and decide):
   the pair, side, rate and order type Freqtrade is about to place, and the amount as
   Freqtrade will place it (rounded to the market's amount precision);
 * ``order_filled``: the order finishes (``filled``, or ``partial``), with slippage from
-  the confirmed rate; an exit that closes the trade also records
-  ``record_position_closed(pair, trade.close_profit_abs)``. A fill with no confirm
-  before it (stoploss on exchange, a restart) is still recorded, timed from the order's
-  ``order_date``;
+  the confirmed rate. An exit that leaves the trade open (a partial exit:
+  ``adjust_trade_position`` returning a negative stake) records the profit Freqtrade
+  realized on it with ``record_realized_pnl``; the exit that closes the trade records
+  ``record_position_closed(pair, trade.close_profit_abs, already_recorded=...)``, so the
+  trade is one closed position and its realized P&L adds up to Freqtrade's
+  ``close_profit_abs``. A fill with no confirm before it (stoploss on exchange, a
+  restart) is still recorded, timed from the order's ``order_date``;
 * ``check_entry_timeout`` / ``check_exit_timeout`` returning True: the order is
   ``canceled`` (``partial`` when part of it filled).
 
@@ -65,7 +68,11 @@ from otel_botmon.instrument.orders import (
     order_filled,
     order_rejected,
 )
-from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
+from otel_botmon.instrument.trading import (
+    record_position_closed,
+    record_realized_pnl,
+    record_trade_execution,
+)
 from otel_botmon.observe.checks import TradingEngineCheck
 from otel_botmon.observe.health import observe_health_status, parse_check_result
 
@@ -77,6 +84,7 @@ _COMPONENT = "freqtrade"
 HEALTH_COMPONENT_NAME = "trading_engine"
 """``health.component`` of the heartbeat (the name ``SystemMonitor.heartbeat`` uses)."""
 _DONE_ORDERS = 1024  # Freqtrade order ids already recorded, so no fill is recorded twice
+_PARTLY_EXITED = 1024  # open trades whose realized profit this process recorded
 _LIVE_RUNMODES = frozenset({"live", "dry_run"})
 _CLOCK_SKEW = timedelta(seconds=30)
 # A confirmed order not yet in the database may still be on its way to the exchange:
@@ -139,6 +147,8 @@ class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is unty
         # Orders the loop's look in the database finished before their order_filled came.
         self._botmon_done: OrderedDict[str, None] = OrderedDict()
         self._botmon_seq = 0
+        # Trade id -> Freqtrade's realized_profit of the trade as recorded at its last exit.
+        self._botmon_realized: OrderedDict[object, float] = OrderedDict()
         max_age = self.botmon_heartbeat_max_age_s
         if max_age is None:
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
@@ -255,9 +265,8 @@ class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is unty
                 outcome="partial" if filled < (order.safe_amount or 0) * (1 - 1e-9)
                 else "filled",
             )
-        if kind == "exit" and trade is not None and not trade.is_open:
-            profit = trade.close_profit_abs
-            record_position_closed(pair, trade.realized_profit if profit is None else profit)
+        if kind == "exit" and trade is not None:
+            self._botmon_exit_pnl(pair, trade, order)
 
     def _botmon_after_check_entry_timeout(self, result: object, kw: dict[str, Any]) -> None:
         self._botmon_timed_out(result, kw, "check_entry_timeout")
@@ -292,6 +301,32 @@ class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is unty
         except Exception as exc:  # a pair without a market: keep what was confirmed
             report_internal_error(_COMPONENT, exc)
             return amount
+
+    def _botmon_exit_pnl(self, pair: object, trade: Any, order: Any) -> None:
+        """The profit Freqtrade realized on an exit, counted once over the trade's exits.
+
+        A partial exit adds its profit at once; the closing exit counts the trade as a
+        closed position (win or loss by its whole profit) and adds only what the earlier
+        exits did not.
+        """
+        key = getattr(trade, "id", None) or id(trade)
+        with self._botmon_lock:
+            recorded = self._botmon_realized.pop(key, None)
+        if recorded is None:  # no earlier exit, or one before this process started
+            recorded = _realized_before(trade, order)
+        if trade.is_open:
+            realized = float(trade.realized_profit or 0.0)
+            record_realized_pnl(pair, realized - recorded)
+            with self._botmon_lock:
+                self._botmon_realized[key] = realized
+                if len(self._botmon_realized) > _PARTLY_EXITED:
+                    self._botmon_realized.popitem(last=False)
+            return
+        profit = trade.close_profit_abs
+        record_position_closed(
+            pair, trade.realized_profit if profit is None else profit,
+            already_recorded=recorded,
+        )
 
     def _botmon_timed_out(self, result: object, kw: dict[str, Any], reason: str) -> None:
         if not result:
@@ -383,6 +418,30 @@ def _placed_order(pair: str, side: str, since: datetime) -> Any:
             if found is None or order.order_date_utc >= found.order_date_utc:
                 found = order
     return found
+
+
+def _realized_before(trade: Any, order: Any) -> float:
+    """Freqtrade's realized profit of ``trade`` before its exit ``order`` filled.
+
+    Zero unless the trade has other filled exits. After a partial exit Freqtrade keeps
+    the trade's realized profit in ``realized_profit`` and the newest exit's in
+    ``close_profit_abs``; once closed, ``close_profit_abs`` is the whole trade's and this
+    exit's profit is Freqtrade's ``calculate_profit`` of it against the trade's average
+    entry (``open_rate``), as Freqtrade's own exit notification computes it.
+    """
+    entry_side = getattr(trade, "entry_side", None)
+    this = str(getattr(order, "order_id", ""))
+    if not any(
+        o.ft_order_side != entry_side and not o.ft_is_open and o.safe_filled > 0
+        and str(o.order_id) != this
+        for o in getattr(trade, "orders", ())
+    ):
+        return 0.0
+    if trade.is_open:
+        return float((trade.realized_profit or 0.0) - (trade.close_profit_abs or 0.0))
+    last = trade.calculate_profit(order.safe_price, order.safe_amount_after_fee, trade.open_rate)
+    total = trade.close_profit_abs
+    return float((trade.realized_profit if total is None else total) - last.profit_abs)
 
 
 def _kind(trade: Any, order: Any) -> str:

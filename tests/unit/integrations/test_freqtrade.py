@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("freqtrade")
 
@@ -28,7 +30,7 @@ from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from otel_botmon.instrument import orders
 from otel_botmon.observe.health import HealthStatus
-from otel_botmon.testing import TelemetryCapture
+from otel_botmon.testing import TelemetryCapture, capture
 
 STRATEGY_DIR = Path(__file__).resolve().parents[3] / "examples" / "freqtrade_strategies"
 EXAMPLE = STRATEGY_DIR / "botmon_sma_strategy.py"
@@ -556,32 +558,128 @@ def test_a_leveraged_short_is_a_sell_then_a_buy_with_freqtrades_profit(
     assert capture_telemetry.metric_value("botmon.positions.closed", trading_result="win") == 1
 
 
-def test_dca_and_a_partial_exit_are_one_trade_each_and_one_closed_position(
-    capture_telemetry: TelemetryCapture,
-) -> None:
-    # position_adjustment_enable: adjust_trade_position's orders come with no confirm
-    # (Freqtrade confirms only a trade's first entry and its full exit).
-    strategy = _started()
+def _dca_then_partial_exit(strategy: Any, part_price: float = 46000.0) -> Trade:
+    """Entry at 45000, a DCA buy at 44000, then half the position sold at ``part_price``.
+
+    position_adjustment_enable: adjust_trade_position's orders come with no confirm
+    (Freqtrade confirms only a trade's first entry and its full exit).
+    """
     assert _confirm_entry(strategy, amount=0.01, rate=45000.0)
     trade, entry = _placed_entry()
     _fill(trade, entry, average=45000.0)
     strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
     _filled(strategy, trade, _order("buy", "dca-1", 0.01, 44000.0), average=44000.0)
-    _filled(strategy, trade, _order("sell", "part-1", 0.01, 46000.0), average=46000.0)
+    _filled(strategy, trade, _order("sell", "part-1", 0.01, part_price), average=part_price)
     assert trade.is_open and trade.amount == pytest.approx(0.01)
+    return trade
+
+
+def _final_exit(strategy: Any, trade: Trade, price: float) -> None:
+    assert strategy.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=price,
+        time_in_force="GTC", exit_reason="stop_loss", current_time=datetime.now(UTC))
+    _filled(strategy, trade, _order("sell", "exit-1", 0.01, price), average=price)
+    assert not trade.is_open
+
+
+def test_dca_and_a_partial_exit_are_one_trade_each_and_one_closed_position(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    strategy = _started()
+    trade = _dca_then_partial_exit(strategy, part_price=46000.0)
+    # The partial exit's profit is realized now, not when (or if) the trade closes.
+    assert trade.realized_profit > 0
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.realized_profit)
     assert capture_telemetry.metric_value("botmon.positions.closed") == 0
 
-    assert strategy.confirm_trade_exit(
-        pair=PAIR, trade=trade, order_type="limit", amount=0.01, rate=43000.0,
-        time_in_force="GTC", exit_reason="stop_loss", current_time=datetime.now(UTC))
-    _filled(strategy, trade, _order("sell", "exit-1", 0.01, 43000.0), average=43000.0)
-    assert not trade.is_open
+    _final_exit(strategy, trade, 43000.0)
 
     sides = [(s.attributes or {})[conv.TRADING_SIDE] for s in capture_telemetry.spans()]
     assert sides == ["BUY", "BUY", "SELL", "SELL"]
     assert capture_telemetry.metric_value("botmon.trades", trading_outcome="filled") == 4
-    # Freqtrade's close_profit_abs of a closed trade is the sum over all its exits.
+    # Freqtrade's close_profit_abs of a closed trade is the sum over all its exits: the
+    # partial exit's profit is not counted a second time at the close.
     assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
         trade.close_profit_abs)
+    # One closed position, a loss by the whole trade's profit (the part sold at a profit
+    # is no win of its own).
+    assert trade.close_profit_abs < 0
     assert capture_telemetry.metric_value("botmon.positions.closed") == 1
+    assert capture_telemetry.metric_value(
+        "botmon.positions.closed", trading_result="loss") == 1
     assert orders.open_order_count() == 0
+
+
+def test_a_restart_between_a_partial_exit_and_the_close_counts_the_profit_once(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    trade = _dca_then_partial_exit(_started(), part_price=46500.0)
+    partial = capture_telemetry.metric_value("botmon.pnl.realized")
+    assert partial == pytest.approx(trade.realized_profit)
+
+    # A new bot process, which never saw the partial exit, sells another part...
+    _filled(_started(), trade, _order("sell", "part-2", 0.005, 46000.0), average=46000.0)
+    assert trade.is_open
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.realized_profit)
+    # ...and a third closes the trade.
+    restarted = _started()
+    assert restarted.confirm_trade_exit(
+        pair=PAIR, trade=trade, order_type="limit", amount=0.005, rate=44000.0,
+        time_in_force="GTC", exit_reason="roi", current_time=datetime.now(UTC))
+    _filled(restarted, trade, _order("sell", "exit-1", 0.005, 44000.0), average=44000.0)
+    assert not trade.is_open
+
+    # What each process recorded adds up to the trade's profit.
+    assert capture_telemetry.metric_value("botmon.pnl.realized") == pytest.approx(
+        trade.close_profit_abs)
+    assert capture_telemetry.metric_value(
+        "botmon.positions.closed", trading_result="win") == 1
+    assert capture_telemetry.metric_value("botmon.positions.closed") == 1
+
+
+_PRICE = st.integers(min_value=40000, max_value=50000).map(float)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dca=_PRICE, exits=st.lists(_PRICE, min_size=1, max_size=3), last=_PRICE)
+def test_realized_pnl_follows_each_exit_and_adds_up_to_freqtrades_profit(
+    dca: float, exits: list[float], last: float,
+) -> None:
+    # Entry and DCA of 0.02 each, then up to three exits of 0.01 each leaving the trade
+    # open, then the close: after every exit botmon.pnl.realized is Freqtrade's
+    # realized_profit, and after the close its close_profit_abs, with one closed position.
+    init_db("sqlite://")
+    orders._BOOK.clear()
+    try:
+        with capture() as cap:
+            strategy = _started()
+            assert _confirm_entry(strategy, amount=0.02, rate=45000.0)
+            trade, entry = _placed_entry()
+            entry.amount = entry.ft_amount = trade.amount = 0.02
+            _fill(trade, entry, average=45000.0)
+            strategy.order_filled(pair=PAIR, trade=trade, order=entry,
+                                  current_time=datetime.now(UTC))
+            _filled(strategy, trade, _order("buy", "dca-1", 0.02, dca), average=dca)
+            for n, price in enumerate(exits):
+                _filled(strategy, trade, _order("sell", f"part-{n}", 0.01, price),
+                        average=price)
+                assert trade.is_open
+                assert cap.metric_value("botmon.pnl.realized") == pytest.approx(
+                    trade.realized_profit, abs=1e-9)
+                assert cap.metric_value("botmon.positions.closed") == 0
+            rest = trade.amount
+            _filled(strategy, trade, _order("sell", "exit-1", rest, last), average=last)
+            assert not trade.is_open
+
+            assert cap.metric_value("botmon.pnl.realized") == pytest.approx(
+                trade.close_profit_abs, abs=1e-9)
+            result = ("win" if trade.close_profit_abs > 0
+                      else "loss" if trade.close_profit_abs < 0 else "breakeven")
+            assert cap.metric_value("botmon.positions.closed") == 1
+            assert cap.metric_value("botmon.positions.closed", trading_result=result) == 1
+    finally:
+        Trade.session.remove()
+        orders._BOOK.clear()

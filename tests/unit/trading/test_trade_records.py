@@ -1,4 +1,4 @@
-"""The seed's record_trade_execution and record_position_closed."""
+"""The seed's record_trade_execution and record_position_closed; record_realized_pnl."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
-from otel_botmon.instrument.trading import record_position_closed, record_trade_execution
+from otel_botmon.instrument.trading import (
+    record_position_closed,
+    record_realized_pnl,
+    record_trade_execution,
+)
 from otel_botmon.testing import capture
 
 BTC_BUY = {conv.TRADING_SYMBOL: "BTCUSDT", conv.TRADING_SIDE: "BUY"}
@@ -96,3 +100,48 @@ def test_non_numeric_pnl_records_nothing_and_warns(
 
     assert metrics.metric_attribute_sets("botmon.positions.closed") == []
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+_MONEY = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=80, deadline=None)
+@given(partials=st.lists(_MONEY, max_size=5), last=_MONEY)
+def test_partial_exits_show_pnl_at_once_and_the_close_counts_once(
+    partials: list[float], last: float,
+) -> None:
+    # A position sold in parts: each part's P&L is visible when it is realized, the
+    # position is counted once at the close, with its result from the whole P&L.
+    btc = {conv.TRADING_SYMBOL: "BTCUSDT"}
+    with capture() as cap:
+        for n, part in enumerate(partials, 1):
+            record_realized_pnl("BTCUSDT", part)
+            assert cap.metric_point("botmon.pnl.realized", btc).value == pytest.approx(
+                sum(partials[:n]), abs=1e-6)
+            assert cap.metric_attribute_sets("botmon.positions.closed") == []
+        total = sum(partials) + last
+        record_position_closed("BTCUSDT", total, already_recorded=sum(partials))
+
+        assert cap.metric_point("botmon.pnl.realized", btc).value == pytest.approx(total, abs=1e-6)
+        result = "win" if total > 0 else "loss" if total < 0 else "breakeven"
+        (closed,) = cap.metric_attribute_sets("botmon.positions.closed")
+        assert closed == {**btc, conv.TRADING_RESULT: result}
+        assert cap.metric_point("botmon.positions.closed", closed).value == 1
+
+
+def test_bad_partial_pnl_or_already_recorded_warns_and_never_counts_twice(
+    telemetry: Any, metrics: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    record_realized_pnl("BTCUSDT", pnl="lots")
+    assert metrics.metric_attribute_sets("botmon.pnl.realized") == []
+    record_realized_pnl("BTCUSDT", pnl=4.0)
+    record_position_closed("BTCUSDT", pnl=10.0, already_recorded=object())
+
+    btc = {conv.TRADING_SYMBOL: "BTCUSDT"}
+    # The position counts; P&L that may already be in the counter is not added again.
+    assert metrics.metric_point("botmon.pnl.realized", btc).value == pytest.approx(4.0)
+    win = {**btc, conv.TRADING_RESULT: "win"}
+    assert metrics.metric_point("botmon.positions.closed", win).value == 1
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert "pnl" in messages[0] and "already_recorded" in messages[1]
