@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon._unicode import valid_text
 from otel_botmon.alerting.compiled_rule import (
     CompiledRule,
     Compiler,
@@ -585,7 +586,9 @@ class AlertEvaluator:
             raise ValueError("create_custom_alert: title must be a non-empty string")
         severity = AlertSeverity(severity)
         now = self.clock() if now is None else float(now)
-        all_labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        # a bot's text may hold lone surrogates: valid Unicode before it is fingerprinted
+        title = valid_text(title)
+        all_labels = {valid_text(str(k)): valid_text(str(v)) for k, v in (labels or {}).items()}
         all_labels[ALERTNAME_LABEL] = title
         all_labels.setdefault(SEVERITY_LABEL, severity.value)
         fp = fingerprint(CUSTOM_RULE_NAME, all_labels)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeAlias
 
+from otel_botmon._unicode import valid_text
 from otel_botmon.alerting.templates import render_template as render_template
 from otel_botmon.query import Matcher
 from otel_botmon.redaction import redact_labels, redact_text
@@ -129,6 +130,9 @@ class AlertRule:
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise ValueError("AlertRule.name must be a non-empty string")
+        if valid_text(self.name) != self.name:  # it is stored and sent as it is
+            raise ValueError(f"AlertRule {self.name!r}: name is not valid Unicode text "
+                             "(a lone surrogate, e.g. from bytes decoded with surrogateescape)")
         if not isinstance(self.condition, str) or not self.condition.strip():
             raise ValueError(f"AlertRule {self.name!r}: condition must be a non-empty string")
         self.severity = AlertSeverity(self.severity)
@@ -171,11 +175,14 @@ def fingerprint(rule_name: str, labels: Mapping[str, str]) -> str:
     """A stable id of one alert series: the rule name plus its sorted labels.
 
     Two evaluations that produce the same rule and labels are the same alert (dedup);
-    the result is a 16-hex-digit string, stable across processes and restarts.
+    the result is a 16-hex-digit string, stable across processes and restarts. Text that
+    is not valid Unicode (a lone surrogate) counts as stored: read as U+FFFD (see
+    :mod:`otel_botmon._unicode`), so an alert keeps its fingerprint after a reload.
     """
-    digest = hashlib.sha256(rule_name.encode("utf-8"))
+    digest = hashlib.sha256(valid_text(rule_name).encode("utf-8"))
     for key in sorted(labels):
-        digest.update(b"\x00" + key.encode("utf-8") + b"\x01" + str(labels[key]).encode("utf-8"))
+        value = valid_text(str(labels[key]))
+        digest.update(b"\x00" + valid_text(key).encode("utf-8") + b"\x01" + value.encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
