@@ -453,6 +453,7 @@ class AlertEvaluator:
         was_firing = alert.state is AlertState.FIRING
         alert.state = AlertState.RESOLVED
         alert.resolved_at = now
+        by = None if by is None else valid_text(by)
         alert.resolved_by = by
         alert.keep_firing_since = None
         self._dirty.add(alert.id)
@@ -464,7 +465,7 @@ class AlertEvaluator:
             if by is not None:
                 detail["by"] = by
             if note:
-                detail["note"] = str(note)
+                detail["note"] = valid_text(str(note))
             events.append(new_event(alert, AlertEventKind.RESOLVED, now, detail))
 
     def _deactivate(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
@@ -635,12 +636,13 @@ class AlertEvaluator:
                 return False, events
             if alert.acknowledged:
                 return True, events
-            alert.acknowledged_by = str(user)
+            user = valid_text(str(user))
+            alert.acknowledged_by = user
             alert.acknowledged_at = now
             self._dirty.add(alert.id)
-            detail = {"by": str(user)}
+            detail = {"by": user}
             if note:
-                detail["note"] = str(note)
+                detail["note"] = valid_text(str(note))
             events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, detail))
             self._finish(events, now)
         if dispatch:

@@ -122,12 +122,20 @@ def test_any_text_is_evaluated_stored_reloaded_shown_and_notified(
             assert json.loads(body)["alerts"][0]["id"] == alert.id
             notification = Notification.from_alert(alert, AlertEventKind.FIRED)
             asyncio.run(_deliver(notification, Path(folder), receiver))
+        # a person's name and note typed into the dashboard or the CLI
+        (_, (acked,)) = evaluator.acknowledge(rule_alert.id, extra or "u", note=message,
+                                              now=T0 + 21, dispatch=False)
+        (alert,) = [a for a in evaluator.firing() if a.id == rule_alert.id]
+        assert _valid(alert.acknowledged_by or "") and _valid(str(acked.detail))
+        acked_notification = Notification.from_alert(alert, acked)
+        asyncio.run(_deliver(acked_notification, Path(folder), receiver))
         evaluator.close()
         store.close()
         lines = (Path(folder) / "alerts.jsonl").read_text("utf-8").split("\n")[:-1]
-        assert {json.loads(line)["alert_id"] for line in lines} == set(before)
+        assert sorted(json.loads(line)["alert_id"] for line in lines) == sorted(
+            [*before, rule_alert.id])
     posted = [json.loads(r.body)["alert_id"] for r in receiver.requests[seen:]]
-    assert sorted(posted) == sorted(before)
+    assert sorted(posted) == sorted([*before, rule_alert.id])
 
 
 def test_a_rule_name_that_is_not_valid_unicode_is_refused_naming_it() -> None:
