@@ -8,7 +8,6 @@ the bot's check put in them: a URL, an error text, an ``api_key`` entry).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_botmon.alerting.model import matcher_text
 from otel_botmon.observe.health import HealthStatus
 from otel_botmon.redaction import REDACTED, is_sensitive_key, redact_labels, redact_text
 
@@ -108,7 +108,7 @@ def silence_dict(silence: Any, now: float) -> dict[str, Any]:
     shown = [(redact_text(m.name), m.op, next(iter(redact_labels({m.name: m.value}).values())))
              for m in silence.matchers]
     data["matchers"] = [{"name": name, "op": op, "value": value} for name, op, value in shown]
-    data["matchers_text"] = [f"{name}{op}{json.dumps(value)}" for name, op, value in shown]
+    data["matchers_text"] = [matcher_text(name, op, value) for name, op, value in shown]
     data["created_by"] = redact_text(data.get("created_by", ""))
     data["state"] = ("active" if silence.active_at(now)
                      else "pending" if now < silence.starts_at else "expired")

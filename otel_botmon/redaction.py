@@ -51,6 +51,7 @@ from otel_botmon._redact_scan import (
     scrub_literals,
     truncation_note,
 )
+from otel_botmon._unicode import valid_text
 from otel_botmon.exchanges import all_exact_secret_names, all_secret_names
 
 __all__ = [
@@ -345,9 +346,10 @@ def redact_text(text: object) -> str:
     URL-encoded ``key%3Dvalue`` pairs (keeping an auth scheme such as ``Bearer``), URL
     credentials, and every literal registered with :func:`register_secret`. A text
     longer than :data:`MAX_TEXT_CHARS` is cut to that length first (with a note saying
-    how much was left out). Never raises; non-strings are ``str()``-ed.
+    how much was left out). The result is valid Unicode: a lone surrogate (bytes decoded
+    with ``surrogateescape``) reads as U+FFFD. Never raises; non-strings are ``str()``-ed.
     """
-    s = _as_text(text)
+    s = valid_text(_as_text(text))
     if not s:
         return s
     return _redact_str(s, Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))

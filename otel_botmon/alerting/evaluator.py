@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from otel_botmon._internal import report_internal_error
+from otel_botmon._unicode import valid_text
 from otel_botmon.alerting.compiled_rule import (
     CompiledRule,
     Compiler,
@@ -452,6 +453,7 @@ class AlertEvaluator:
         was_firing = alert.state is AlertState.FIRING
         alert.state = AlertState.RESOLVED
         alert.resolved_at = now
+        by = None if by is None else valid_text(by)
         alert.resolved_by = by
         alert.keep_firing_since = None
         self._dirty.add(alert.id)
@@ -463,7 +465,7 @@ class AlertEvaluator:
             if by is not None:
                 detail["by"] = by
             if note:
-                detail["note"] = str(note)
+                detail["note"] = valid_text(str(note))
             events.append(new_event(alert, AlertEventKind.RESOLVED, now, detail))
 
     def _deactivate(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
@@ -585,7 +587,9 @@ class AlertEvaluator:
             raise ValueError("create_custom_alert: title must be a non-empty string")
         severity = AlertSeverity(severity)
         now = self.clock() if now is None else float(now)
-        all_labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        # a bot's text may hold lone surrogates: valid Unicode before it is fingerprinted
+        title = valid_text(title)
+        all_labels = {valid_text(str(k)): valid_text(str(v)) for k, v in (labels or {}).items()}
         all_labels[ALERTNAME_LABEL] = title
         all_labels.setdefault(SEVERITY_LABEL, severity.value)
         fp = fingerprint(CUSTOM_RULE_NAME, all_labels)
@@ -632,12 +636,13 @@ class AlertEvaluator:
                 return False, events
             if alert.acknowledged:
                 return True, events
-            alert.acknowledged_by = str(user)
+            user = valid_text(str(user))
+            alert.acknowledged_by = user
             alert.acknowledged_at = now
             self._dirty.add(alert.id)
-            detail = {"by": str(user)}
+            detail = {"by": user}
             if note:
-                detail["note"] = str(note)
+                detail["note"] = valid_text(str(note))
             events.append(new_event(alert, AlertEventKind.ACKNOWLEDGED, now, detail))
             self._finish(events, now)
         if dispatch:

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
+from otel_botmon._unicode import valid_text
 from otel_botmon.alerting.templates import render_template as render_template
 from otel_botmon.query import Matcher
 from otel_botmon.redaction import redact_labels, redact_text
@@ -129,6 +130,9 @@ class AlertRule:
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise ValueError("AlertRule.name must be a non-empty string")
+        if valid_text(self.name) != self.name:  # it is stored and sent as it is
+            raise ValueError(f"AlertRule {self.name!r}: name is not valid Unicode text "
+                             "(a lone surrogate, e.g. from bytes decoded with surrogateescape)")
         if not isinstance(self.condition, str) or not self.condition.strip():
             raise ValueError(f"AlertRule {self.name!r}: condition must be a non-empty string")
         self.severity = AlertSeverity(self.severity)
@@ -171,11 +175,14 @@ def fingerprint(rule_name: str, labels: Mapping[str, str]) -> str:
     """A stable id of one alert series: the rule name plus its sorted labels.
 
     Two evaluations that produce the same rule and labels are the same alert (dedup);
-    the result is a 16-hex-digit string, stable across processes and restarts.
+    the result is a 16-hex-digit string, stable across processes and restarts. Text that
+    is not valid Unicode (a lone surrogate) counts as stored: read as U+FFFD (see
+    :mod:`otel_botmon._unicode`), so an alert keeps its fingerprint after a reload.
     """
-    digest = hashlib.sha256(rule_name.encode("utf-8"))
+    digest = hashlib.sha256(valid_text(rule_name).encode("utf-8"))
     for key in sorted(labels):
-        digest.update(b"\x00" + key.encode("utf-8") + b"\x01" + str(labels[key]).encode("utf-8"))
+        value = valid_text(str(labels[key]))
+        digest.update(b"\x00" + valid_text(key).encode("utf-8") + b"\x01" + value.encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
@@ -362,7 +369,13 @@ def format_value(value: float | None, spec: str | None = None) -> str:
 
 # --- silences ----------------------------------------------------------------------------
 
-_MATCHER = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+# Alertmanager's matcher syntax (pkg/labels/parse.go): whitespace is Go's \s (ASCII), the
+# value may span lines; botmon's label names may hold dots (OpenTelemetry attributes)
+_SPACE = "[\t\n\f\r ]*"
+_MATCHER = re.compile(
+    rf"{_SPACE}([A-Za-z_][\w.]*){_SPACE}(=~|!~|!=|=){_SPACE}(.*?){_SPACE}\Z", re.DOTALL,
+)
+_ESCAPED: Final = {"n": "\n", '"': '"', "\\": "\\"}
 
 
 @dataclass(frozen=True)
@@ -389,23 +402,66 @@ class LabelMatcher:
 
     @classmethod
     def parse(cls, text: str) -> LabelMatcher:
-        """Parse ``name="value"``, ``name!=v``, ``name=~"re"``, ``name!~re``.
+        """Parse ``name="value"``, ``name!=v``, ``name=~"re"``, ``name!~re`` as
+        Alertmanager and amtool parse a matcher.
 
-        Raises ValueError naming the text when it is not a matcher.
+        The value may be in double quotes. Inside it (quoted or not) ``\\\\``, ``\\"``
+        and ``\\n`` are undone to a backslash, a double quote and a line feed; any other
+        backslash is itself (``\\d`` stays ``\\d``, as a regex wants it). Raises
+        ValueError naming the text when it is not a matcher, a double quote inside the
+        value is not escaped, the closing quote is missing, or the value is not valid
+        Unicode.
         """
-        found = _MATCHER.match(text)
+        found = _MATCHER.match(text) if isinstance(text, str) else None
         if not found:
             raise ValueError(f"not a label matcher: {text!r} (expected name=value, !=, =~ or !~)")
-        name, op, value = found.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        return cls(name, op, value)
+        name, op, raw = found.groups()
+        return cls(name, op, _unquote(raw, text))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return self._matcher.matches(labels)
 
     def __str__(self) -> str:
-        return f"{self.name}{self.op}{self.value!r}"
+        """As Alertmanager writes a matcher (see :func:`matcher_text`)."""
+        return matcher_text(self.name, self.op, self.value)
+
+
+def matcher_text(name: str, op: str, value: str) -> str:
+    """``name op "value"`` as Alertmanager writes a matcher (OpenMetrics escaping: ``\\``,
+    ``"`` and line feeds escaped); ``LabelMatcher.parse`` reads it back."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f'{name}{op}"{escaped}"'
+
+
+def _unquote(raw: str, matcher: str) -> str:
+    """A matcher's value as written (``raw``) as Alertmanager reads it (see
+    ``LabelMatcher.parse``); ValueError naming ``matcher`` when it is malformed."""
+    quoted = raw.startswith('"')
+    body = raw[1:] if quoted else raw
+    if valid_text(body) != body:
+        raise ValueError(f"label matcher {matcher!r}: the value is not valid UTF-8 text "
+                         "(a lone surrogate)")
+    out: list[str] = []
+    i, last = 0, len(body) - 1
+    while i <= last:
+        ch = body[i]
+        if ch == "\\" and i < last:
+            escaped = body[i + 1]
+            out.append(_ESCAPED.get(escaped, "\\" + escaped))  # else a literal backslash
+            i += 2
+            continue
+        if ch == '"':
+            if not quoted or i < last:
+                raise ValueError(f"label matcher {matcher!r}: unescaped double quote in the "
+                                 'value (write \\" for a double quote inside it)')
+            quoted = False  # the closing quote
+        else:
+            out.append(ch)
+        i += 1
+    if quoted:
+        raise ValueError(f"label matcher {matcher!r}: the value's closing double quote is "
+                         "missing")
+    return "".join(out)
 
 
 MatcherSpec: TypeAlias = "LabelMatcher | str | Mapping[str, str]"

@@ -267,7 +267,7 @@ class MetricHistory(HistoryReads):
         """
         self._version += 1
         family = self._family(name, kind)
-        self._put(family, self._column(family, Labels.of(labels)), at, float(value))
+        self._put(family, self._column(family, labels_of(labels)), at, float(value))
         self._close_row(family)
 
     def add_histogram_point(
@@ -296,7 +296,7 @@ class MetricHistory(HistoryReads):
             bounds = (*(float(b) for b in boundaries), math.inf)
             counts = tuple(accumulate(float(c) for c in bucket_counts))
             point = (bounds, counts, float(sum_), float(count))
-        self._put(family, self._column(family, Labels.of(labels)), at, point)
+        self._put(family, self._column(family, labels_of(labels)), at, point)
         self._close_row(family)
 
     def mark_stale(self, name: str, labels: Mapping[str, str], at: float) -> None:
@@ -304,7 +304,7 @@ class MetricHistory(HistoryReads):
         family = self._families.get(name)
         if family is None:
             return
-        c = family.index.get(Labels.of(labels))
+        c = family.index.get(labels_of(labels))
         if c is not None:
             self._version += 1
             self._put(family, c, at, STALE)

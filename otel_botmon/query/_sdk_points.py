@@ -13,6 +13,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
+from otel_botmon._unicode import valid_text
 from otel_botmon.query._columns import HistogramRow
 from otel_botmon.query._types import (
     BOUNDS,
@@ -50,9 +51,12 @@ def kind_of(data: object) -> MetricKind | None:
 
 
 def labels_of(attributes: Mapping[str, Any] | None) -> Labels:
+    """A data point's attributes as labels: values as strings, names and values valid
+    Unicode (a lone surrogate reads as U+FFFD, see :mod:`otel_botmon._unicode`)."""
     if not attributes:
         return EMPTY_LABELS
-    return Labels((k, _label_value(v)) for k, v in attributes.items())
+    return Labels((valid_text(str(k)), valid_text(_label_value(v)))
+                  for k, v in attributes.items())
 
 
 def _label_value(value: object) -> str:

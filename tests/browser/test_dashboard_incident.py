@@ -416,3 +416,20 @@ def test_without_javascript_the_page_says_so_and_claims_nothing(live: LiveDashbo
     assert ">0<" not in page  # no count claims to be current
     for empty in re.findall(r'<p id="no-[a-z-]+"[^>]*>', page):  # nor any "No ... yet"
         assert " hidden" in empty, empty
+
+
+def test_silence_button_silences_an_alert_whose_title_needs_escaping(
+    browser: Any, live: LiveDashboard,
+) -> None:
+    """The button writes the matcher as Alertmanager does; JSON's escapes (\\t, \\u0001)
+    are not Alertmanager's and would silence another text."""
+    title = 'C:\\bot\t"feed"\u0001 \\d'
+    alert_id = live.call(live.monitor.create_custom_alert(title, "m"))
+    browser.execute_script("1")
+    browser.get(live.url)
+    browser.execute_script("localStorage.setItem('botmon-asked', '1')")
+    button = f'#firing li[data-alert-id="{alert_id}"] .silence-btn'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, button))
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    (silence,) = wait_for(live.monitor.get_silences)
+    assert silence["matchers"] == [{"name": "alertname", "op": "=", "value": title}]

@@ -61,6 +61,13 @@
     notice((err.status === 401 ? "Not allowed (open the dashboard with #token=...): " : "Failed: ") + err.message);
   }
 
+  // a matcher as Alertmanager writes it (and the server reads it): backslash, line feed
+  // and double quote escaped; JSON.stringify's other escapes (\t, \u0001) would stay literal
+  function matcherText(name, value) {
+    return name + '="' + String(value).replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
+      .replace(/"/g, '\\"') + '"';
+  }
+
   // --- who is acting ----------------------------------------------------------------
 
   function userName() { return ($("you").value || "").trim(); }
@@ -167,8 +174,8 @@
       const current = findAlert(id);
       if (!current) return;
       const labels = current.labels || {};
-      const matchers = labels.alertname ? ['alertname=' + JSON.stringify(labels.alertname)]
-        : Object.keys(labels).map(function (k) { return k + "=" + JSON.stringify(labels[k]); });
+      const matchers = labels.alertname ? [matcherText("alertname", labels.alertname)]
+        : Object.keys(labels).map(function (k) { return matcherText(k, labels[k]); });
       const body = { matchers: matchers, duration_s: 3600, comment: note.value.trim() || "silenced from the dashboard" };
       if (userName()) body.created_by = userName();
       silence.disabled = true;
