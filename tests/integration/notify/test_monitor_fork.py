@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import random
-import signal
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ import pytest
 from otel_botmon.alerting.model import AlertSeverity
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor
 from otel_botmon.notify import NotificationConfig
+from tests.forking import guard_child, wait_child
 from tests.integration.notify.receivers import Receiver
 
 pytestmark = [
@@ -109,8 +109,7 @@ def _child(monitor: SystemMonitor, name: str, report: Path,
     """Runs in the forked child; never returns."""
     code = 1
     try:
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # a hang kills the child
-        signal.alarm(CHILD_GUARD_S)
+        guard_child(CHILD_GUARD_S)
         line = asyncio.run(_use_in_child(monitor, name))
         started = time.monotonic()
         monitor.close()
@@ -126,16 +125,7 @@ def _child(monitor: SystemMonitor, name: str, report: Path,
 
 
 def _wait_child(pid: int) -> int:
-    deadline = time.monotonic() + CHILD_GUARD_S + 10
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"child {pid} did not exit")
-        time.sleep(0.01)
+    return wait_child(pid, CHILD_GUARD_S + 10)
 
 
 def _fork_child(monitor: SystemMonitor, name: str, report: Path,

@@ -25,6 +25,7 @@ from otel_botmon.alerting.store import AlertStore
 from otel_botmon.alerting.store_file import StoreInUseError
 from otel_botmon.monitor import MonitoringConfig, SystemMonitor
 from otel_botmon.notify import NotificationConfig, NotificationDispatcher
+from tests.forking import guard_child
 from tests.integration.notify.receivers import Receiver, wait_until_async
 from tests.services import ManagedProcess
 
@@ -127,8 +128,7 @@ def test_a_forked_child_leaves_the_store_lock_with_the_parent(tmp_path: Path) ->
     if pid == 0:
         code = 1
         try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(30)
+            guard_child(30)
             os.close(from_parent)
             os.close(to_parent)
             os.write(from_child, b"r")  # past the at-fork hooks

@@ -10,7 +10,6 @@ asserted beyond that guard).
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 import traceback
@@ -22,6 +21,7 @@ import pytest
 from otel_botmon import telemetry as botmon_telemetry
 from otel_botmon.instrument.exchange import exchange_call, record_api_call
 from otel_botmon.instrument.trading import trade
+from tests.forking import guard_child, wait_child
 from tests.otlp_receiver import OtlpReceiver, RotelCollector
 
 pytestmark = [
@@ -66,7 +66,7 @@ def _child(index: int, report: Path) -> None:
     """Runs in the forked child: record, flush within the bound, exit. Never returns."""
     code = 1
     try:
-        signal.alarm(CHILD_GUARD_S)
+        guard_child(CHILD_GUARD_S)
         with trade(symbol=f"CHILD{index}", side="SELL", quantity=2, price=20.0):
             pass
         tel = botmon_telemetry.get_telemetry()
@@ -82,17 +82,6 @@ def _child(index: int, report: Path) -> None:
         os._exit(code)
 
 
-def _wait_child(pid: int, limit_s: float) -> int:
-    deadline = time.monotonic() + limit_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"child {pid} did not exit")
-        time.sleep(0.01)
 
 
 def test_children_forked_while_threads_record_finish_and_export(
@@ -109,7 +98,7 @@ def test_children_forked_while_threads_record_finish_and_export(
         pid = os.fork()
         if pid == 0:
             _child(index, report)
-        status = _wait_child(pid, CHILD_GUARD_S + 10)
+        status = wait_child(pid, CHILD_GUARD_S + 10)
         text = report.read_text() if report.exists() else "(no report)"
         assert os.WIFEXITED(status), f"child {index} killed by signal: {text}"
         assert os.WEXITSTATUS(status) == 0, f"child {index}: {text}"
@@ -172,7 +161,7 @@ def test_a_forked_childs_trade_metrics_carry_its_own_instance_id(
     pid = os.fork()
     if pid == 0:
         _child(0, report)  # a trade (the lean trade metrics alone), flushed
-    status = _wait_child(pid, CHILD_GUARD_S + 10)
+    status = wait_child(pid, CHILD_GUARD_S + 10)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report.read_text()
     assert tel.force_flush(FLUSH_S)
 
@@ -211,6 +200,6 @@ def test_a_forked_child_retries_an_export_the_endpoint_refused(
     pid = os.fork()
     if pid == 0:
         _child(0, report)
-    status = _wait_child(pid, CHILD_GUARD_S + 10)
+    status = wait_child(pid, CHILD_GUARD_S + 10)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, report.read_text()
     otlp_receiver.wait_for(lambda r: "trade CHILD0" in r.span_names(), timeout=10)

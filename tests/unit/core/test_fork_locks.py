@@ -8,7 +8,6 @@ own SIGALRM turns a hang into a failure.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from otel_botmon import telemetry as botmon_telemetry
 from otel_botmon.instrument.trading import record_position_closed, trade
+from tests.forking import guard_child
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -55,10 +55,7 @@ def _fork_while_held(lock: Any, in_child: Callable[[], None], report: Path) -> i
     if pid == 0:
         code = 1
         try:
-            # the default action (pytest-timeout's handler would raise where a
-            # weakref finalizer swallows it, and the child would carry on)
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(20)
+            guard_child(20)
             in_child()
             code = 0
         except BaseException:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from otel_botmon.exporters.prometheus import PrometheusServingReader, start_prometheus_reader
+from tests.forking import guard_child
 from tests.services import LOOPBACK
 
 
@@ -97,7 +98,6 @@ def test_a_forked_child_leaves_the_port_to_the_parent_and_shuts_down_at_once() -
     not serve it again, a scrape waited for nobody) nor wait, in its own shutdown, for
     the server thread it does not have (every child's exit took the whole timeout)."""
     import os
-    import signal
     import time
 
     tel = telemetry.configure("prom-fork", prometheus_port=0, set_global=False)
@@ -111,8 +111,7 @@ def test_a_forked_child_leaves_the_port_to_the_parent_and_shuts_down_at_once() -
     if pid == 0:
         code = 1
         try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(30)
+            guard_child(30)
             os.close(from_parent)
             os.close(to_parent)
             started = time.monotonic()
