@@ -108,7 +108,10 @@ async def test_a_client_dropping_mid_push_changes_nothing_for_the_others(live: L
 
 def _server_sockets(port: int) -> int:
     """TCP connections the server side of ``port`` holds open in this process."""
-    return sum(1 for c in psutil.Process().net_connections(kind="tcp")
+    process = psutil.Process()
+    # net_connections() arrived in psutil 6.0; connections() is its name in the 5.9 floor
+    connections = getattr(process, "net_connections", None) or process.connections
+    return sum(1 for c in connections(kind="tcp")
                if c.laddr and c.laddr.port == port and c.status != psutil.CONN_LISTEN)
 
 
