@@ -12,6 +12,11 @@ updates it under one lock:
 * per (symbol, side): volume and notional;
 * per (symbol, side, slippage direction): the slippage histogram.
 
+Each metric keeps its own cardinality cap, as each SDK instrument does: untimed trades
+do not use up the duration histogram's series, nor fills without a price the notional
+counter's. Measurements the SDK's instruments drop are dropped here too: a negative or
+non-finite addition to a counter, a non-finite slippage.
+
 The cells are exported with the reader's own collection (:meth:`TradeMetrics.hook`
 wraps the collect callback the ``MeterProvider`` gave each reader), as the same
 ``Metric`` objects the SDK would build: names, units, descriptions, attributes, monotonic
@@ -55,6 +60,7 @@ from otel_botmon.__about__ import __version__
 __all__ = ["TradeMetrics"]
 
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
+_INF = math.inf
 _OVERFLOW: Any = ("otel.metric.overflow",)  # a key no label tuple can equal
 _OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
 _TRADE_KEYS = (conv.TRADING_SYMBOL, conv.TRADING_SIDE, conv.TRADING_ORDER_TYPE,
@@ -67,9 +73,14 @@ Collect = Callable[..., "MetricsData | None"]
 
 class _Hist:
     """An explicit-bucket histogram series (the SDK's aggregation, without its lock);
-    ``trades`` counts every trade of the series, timed or not."""
+    ``trades`` counts every trade of the series, timed or not.
 
-    __slots__ = ("buckets", "count", "max", "min", "sum", "trades")
+    A trade cell also says where its labels' measurements go, each metric under its own
+    cap: ``counted`` is the cell whose ``trades`` counts them (itself, or the overflow
+    cell), ``timed`` the cell whose histogram holds their durations (itself, the
+    overflow cell, or None until the first timed trade of these labels)."""
+
+    __slots__ = ("buckets", "count", "counted", "max", "min", "sum", "timed", "trades")
 
     def __init__(self, n_buckets: int) -> None:
         self.trades = 0
@@ -78,16 +89,8 @@ class _Hist:
         self.min = math.inf
         self.max = -math.inf
         self.buckets = [0] * n_buckets
-
-
-class _Fill:
-    """Volume and notional of one (symbol, side); None until the first addition."""
-
-    __slots__ = ("notional", "volume")
-
-    def __init__(self) -> None:
-        self.volume: float | None = None
-        self.notional: float | None = None
+        self.counted: _Hist = self
+        self.timed: _Hist | None = self
 
 
 def _attributes(keys: tuple[str, ...], labels: tuple[str | None, ...]) -> dict[str, Any]:
@@ -104,12 +107,16 @@ class TradeMetrics:
     new lock, as the SDK's storage does after ``otel_botmon._fork``).
     """
 
-    def __init__(self, resource: Resource, limit: int = conv.CARDINALITY_LIMIT) -> None:
+    def __init__(self, resource: Resource, limit: int | None = None) -> None:
         self._resource = resource
-        self._limit = limit
+        # read when built, as configure() reads it for the SDK's instruments
+        self._limit = conv.CARDINALITY_LIMIT if limit is None else limit
         self._lock = threading.Lock()
         self._trades: dict[Any, _Hist] = {}
-        self._fills: dict[Any, _Fill] = {}
+        self._counted = 0  # label sets with a botmon.trades series of their own
+        self._timed = 0  # ... with a botmon.trade.duration series of their own
+        self._volumes: dict[Any, float] = {}
+        self._notionals: dict[Any, float] = {}
         self._slips: dict[Any, _Hist] = {}
         self._duration_bounds = tuple(conv.DURATION_BUCKETS_S)
         self._slip_bounds = tuple(conv.SLIPPAGE_BUCKETS_BP)
@@ -134,29 +141,39 @@ class TradeMetrics:
         with self._lock:
             cell = self._trades.get(labels)
             if cell is None:
-                cell = self._new_hist(self._trades, labels, len(self._duration_bounds) + 1)
-            cell.trades += 1
+                cell = self._new_trade(labels, duration_s is not None)
+            cell.counted.trades += 1
             if duration_s is not None:
-                cell.count += 1
-                cell.sum += duration_s
-                if duration_s < cell.min:
-                    cell.min = duration_s
-                if duration_s > cell.max:
-                    cell.max = duration_s
-                cell.buckets[bisect_left(self._duration_bounds, duration_s)] += 1
+                hist = cell.timed
+                if hist is None:
+                    hist = self._timed_cell(cell)
+                hist.count += 1
+                hist.sum += duration_s
+                if duration_s < hist.min:
+                    hist.min = duration_s
+                if duration_s > hist.max:
+                    hist.max = duration_s
+                hist.buckets[bisect_left(self._duration_bounds, duration_s)] += 1
             if fill_qty is None and slip_direction is None:
                 return
             pair = labels[:2]
-            if fill_qty is not None and fill_qty > 0:
-                fill = self._fills.get(pair)
-                if fill is None:
-                    fill = self._new_fill(pair)
-                fill.volume = fill_qty if fill.volume is None else fill.volume + fill_qty
-                if notional is not None:
-                    fill.notional = (
-                        notional if fill.notional is None else fill.notional + notional
-                    )
-            if slip_direction is not None:
+            # The SDK's counters drop negative and non-finite additions, its histograms
+            # non-finite values (comparisons with NaN are false).
+            if fill_qty is not None and 0 < fill_qty < _INF:
+                volumes = self._volumes
+                total = volumes.get(pair)
+                if total is None:
+                    self._add_new(volumes, pair, fill_qty)
+                else:
+                    volumes[pair] = total + fill_qty
+                if notional is not None and 0 <= notional < _INF:
+                    notionals = self._notionals
+                    total = notionals.get(pair)
+                    if total is None:
+                        self._add_new(notionals, pair, notional)
+                    else:
+                        notionals[pair] = total + notional
+            if slip_direction is not None and slip_bp < _INF:
                 key = (*pair, slip_direction)
                 slip = self._slips.get(key)
                 if slip is None:
@@ -169,23 +186,52 @@ class TradeMetrics:
                     slip.max = slip_bp
                 slip.buckets[bisect_left(self._slip_bounds, slip_bp)] += 1
 
+    # (called with the lock held) Past a metric's cap, new attribute sets share its one
+    # overflow series; each metric counts its own series, as each SDK instrument does.
+
+    def _new_trade(self, labels: Any, timed: bool) -> _Hist:
+        """The cell for labels not seen before: kept when they get a series of their
+        own in either metric, else the overflow cell (bounded memory)."""
+        limit = self._limit
+        if self._counted < limit:
+            self._counted += 1
+            cell = _Hist(len(self._duration_bounds) + 1)
+        elif timed and self._timed < limit:
+            cell = _Hist(len(self._duration_bounds) + 1)
+            cell.counted = self._overflow()
+        else:
+            return self._overflow()
+        cell.timed = None  # decided by the first timed trade of these labels
+        self._trades[labels] = cell
+        return cell
+
+    def _timed_cell(self, cell: _Hist) -> _Hist:
+        if self._timed < self._limit:
+            self._timed += 1
+            cell.timed = cell
+        else:
+            cell.timed = self._overflow()
+        return cell.timed
+
+    def _overflow(self) -> _Hist:
+        cell = self._trades.get(_OVERFLOW)
+        if cell is None:  # counts and times its own trades (counted, timed: itself)
+            cell = self._trades[_OVERFLOW] = _Hist(len(self._duration_bounds) + 1)
+        return cell
+
+    def _add_new(self, totals: dict[Any, float], key: Any, value: float) -> None:
+        if len(totals) >= self._limit:
+            key = _OVERFLOW
+        # from 0 as the SDK's sums: a first -0.0 adds up to 0.0
+        totals[key] = totals.get(key, 0) + value
+
     def _new_hist(self, cells: dict[Any, _Hist], key: Any, n_buckets: int) -> _Hist:
-        # Called with the lock held. Past the cap, new attribute sets share one series.
         if len(cells) >= self._limit:
             key = _OVERFLOW
             found = cells.get(key)
             if found is not None:
                 return found
         cell = cells[key] = _Hist(n_buckets)
-        return cell
-
-    def _new_fill(self, key: Any) -> _Fill:
-        if len(self._fills) >= self._limit:
-            key = _OVERFLOW
-            found = self._fills.get(key)
-            if found is not None:
-                return found
-        cell = self._fills[key] = _Fill()
         return cell
 
     # --- collection (a reader's thread) ----------------------------------------------
@@ -213,7 +259,8 @@ class TradeMetrics:
         with self._lock:
             trades = [(k, c.trades, c.count, c.sum, c.min, c.max, tuple(c.buckets))
                       for k, c in self._trades.items()]
-            fills = [(k, c.volume, c.notional) for k, c in self._fills.items()]
+            volumes = list(self._volumes.items())
+            notionals = list(self._notionals.items())
             slips = [(k, c.count, c.sum, c.min, c.max, tuple(c.buckets))
                      for k, c in self._slips.items()]
         start = self._start_ns
@@ -227,14 +274,12 @@ class TradeMetrics:
             for k, _t, n, s, lo, hi, b in trades if n
         ]
         found += self._histogram(conv.TRADE_DURATION, durations)
-        counts = [self._number(_TRADE_KEYS, k, t, start, now) for k, t, *_ in trades]
+        counts = [self._number(_TRADE_KEYS, k, t, start, now) for k, t, *_ in trades if t]
         found += self._sum(conv.TRADES, counts)
-        volumes = [self._number(_FILL_KEYS, k, v, start, now)
-                   for k, v, _n in fills if v is not None]
-        found += self._sum(conv.TRADE_VOLUME, volumes)
-        notionals = [self._number(_FILL_KEYS, k, n, start, now)
-                     for k, _v, n in fills if n is not None]
-        found += self._sum(conv.TRADE_NOTIONAL, notionals)
+        found += self._sum(conv.TRADE_VOLUME, [
+            self._number(_FILL_KEYS, k, v, start, now) for k, v in volumes])
+        found += self._sum(conv.TRADE_NOTIONAL, [
+            self._number(_FILL_KEYS, k, v, start, now) for k, v in notionals])
         slippage = [
             HistogramDataPoint(
                 attributes=_attributes(_SLIP_KEYS, k), start_time_unix_nano=start,
@@ -301,7 +346,9 @@ class TradeMetrics:
         self._lock = threading.Lock()
         self._resource = _fork.child_resource(self._resource)
         self._trades = {}
-        self._fills = {}
+        self._counted = self._timed = 0
+        self._volumes = {}
+        self._notionals = {}
         self._slips = {}
         self._start_ns = time.time_ns()
 

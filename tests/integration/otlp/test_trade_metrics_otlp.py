@@ -9,17 +9,19 @@ trade metric (names, units, attributes, values, temporality, buckets) must be id
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from otel_botmon import conventions as conv
 from otel_botmon import telemetry
 from tests.otlp_receiver import OtlpReceiver, RotelCollector, any_value, rotel_collector
-from tests.trade_replay import TRADE_METRICS, TradeStep, replay, trade_steps
+from tests.trade_replay import TRADE_METRICS, TradeStep, edge_trade_steps, replay, trade_steps
 
 _runs = itertools.count()
 
@@ -42,12 +44,13 @@ def _exported(receiver: OtlpReceiver, service: str) -> dict[tuple[str, Any], tup
         data = getattr(metric, kind)
         for p in data.data_points:
             attrs = frozenset((kv.key, repr(any_value(kv.value))) for kv in p.attributes)
+            # floats by repr: -0.0 is not 0.0, and NaN would equal NaN
             if kind == "histogram":
                 values: tuple[Any, ...] = (
-                    p.count, p.sum, tuple(p.bucket_counts), tuple(p.explicit_bounds),
-                    p.min, p.max, data.aggregation_temporality)
+                    p.count, repr(p.sum), tuple(p.bucket_counts), tuple(p.explicit_bounds),
+                    repr(p.min), repr(p.max), data.aggregation_temporality)
             else:
-                values = (p.WhichOneof("value"), getattr(p, p.WhichOneof("value")),
+                values = (p.WhichOneof("value"), repr(getattr(p, p.WhichOneof("value"))),
                           data.is_monotonic, data.aggregation_temporality)
             key = (metric.name, attrs)
             found = (scope, metric.unit, metric.description, kind, *values)
@@ -57,7 +60,7 @@ def _exported(receiver: OtlpReceiver, service: str) -> dict[tuple[str, Any], tup
 
 
 def _trades_exported(points: dict[tuple[str, Any], tuple[Any, ...]]) -> int:
-    return sum(v[5] for (name, _), v in points.items() if name == "botmon.trades")
+    return sum(int(v[5]) for (name, _), v in points.items() if name == "botmon.trades")
 
 
 def _export(collector: tuple[OtlpReceiver, RotelCollector], mode: str,
@@ -108,4 +111,48 @@ def test_a_fixed_sequence_with_every_kind_of_trade(
     sdk = _export(collector, "sdk", steps)
     lean = _export(collector, "lean", steps)
     assert {name for name, _ in sdk} == set(TRADE_METRICS)
+    assert lean == sdk
+
+
+def _call(symbol: str, quantity: float | None, price: float | None, end: str = "filled",
+          fill_offset: float = 0.0) -> TradeStep:
+    return TradeStep("call", symbol, "BUY", None, quantity, price, end, fill_offset, 0.0)
+
+
+def _untimed(symbol: str) -> TradeStep:
+    return TradeStep("record", symbol, "SELL", None, 1.0, 1024.0, "filled", 0.0, None)
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(edge_trade_steps(), min_size=1, max_size=25))
+@example(steps=[_call("S0", 1.0, -1024.0)])  # a negative notional: the SDK drops it
+@example(steps=[_call("S0", 1.0, math.inf)])  # an infinite notional
+@example(steps=[_call("S0", 2.0**600, 2.0**600)])  # a finite product past the largest float
+@example(steps=[_call("S0", math.inf, 1024.0)])  # an infinite volume
+@example(steps=[_call("S0", 1.0, 2.0**-1000, "filled_at", 2.0**1000)])  # infinite slippage
+@example(steps=[_call("S0", 1.0, math.nan, "filled_at", 8.0)])  # NaN slippage
+@example(steps=[_call("S0", 1.0, -0.0)])  # a notional of -0.0 adds up to 0.0
+def test_values_the_sdk_drops_are_dropped_on_the_lean_path(
+    collector: tuple[OtlpReceiver, RotelCollector], steps: list[TradeStep]
+) -> None:
+    sdk = _export(collector, "sdk", steps)
+    lean = _export(collector, "lean", steps)
+    assert lean == sdk
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(edge_trade_steps(symbols=8), min_size=1, max_size=40))
+# untimed trades fill the trade counter's series, not the duration histogram's
+@example(steps=[*map(_untimed, ["S0", "S1", "S2"]), _call("S3", 1.0, 1024.0)])
+# fills without a price fill the volume counter's series, not the notional counter's
+@example(steps=[*(_call(f"S{i}", 1.0, None) for i in range(3)), _call("S3", 1.0, 1024.0)])
+def test_each_trade_metric_keeps_its_own_cardinality_cap(
+    collector: tuple[OtlpReceiver, RotelCollector], steps: list[TradeStep],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conv, "CARDINALITY_LIMIT", 3)  # read by configure()
+    sdk = _export(collector, "sdk", steps)
+    lean = _export(collector, "lean", steps)
     assert lean == sdk
