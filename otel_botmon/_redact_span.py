@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Status
 
 from otel_botmon import redaction
@@ -26,6 +28,31 @@ _SECRET: Final = redaction._SECRET
 _ONE_REDACTED: Final = (REDACTED,)  # a captured header's one value
 
 
+def _keep_dropped_attributes(original: Any, redacted: Mapping[str, Any]) -> Any:
+    """``redacted`` (``original``'s attributes with secrets replaced: the same keys),
+    still counting the attributes ``original`` dropped: exporters read the count of a
+    BoundedAttributes only, and redaction drops nothing."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return redacted
+    kept = BoundedAttributes(getattr(original, "maxlen", None), immutable=False)
+    kept._dict = dict(redacted)  # cleaned when the span took them: not validated again
+    kept.dropped = dropped
+    kept._immutable = True
+    return kept
+
+
+def _keep_dropped_events(original: Any, redacted: Sequence[Event]) -> Any:
+    """``redacted`` (``original``'s events, redacted), still counting the events
+    ``original`` dropped (read from a BoundedList only)."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return redacted
+    kept = BoundedList.from_seq(None, redacted)
+    kept.dropped = dropped
+    return kept
+
+
 def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
     changed = False
     out: list[Event] = []
@@ -40,7 +67,7 @@ def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...]
             out.append(Event(
                 name=name, timestamp=event.timestamp,
                 attributes=original if attributes is None or not original
-                else {**original, **attributes},
+                else _keep_dropped_attributes(original, {**original, **attributes}),
             ))
         else:
             out.append(event)
@@ -60,9 +87,9 @@ def _copy_span(
         copy.__dict__ = fields.copy()  # in C: the span's own fields, the Span's extras too
         copy._name = name
         if attributes is not None:
-            copy._attributes = attributes
+            copy._attributes = _keep_dropped_attributes(fields["_attributes"], attributes)
         if events is not None:
-            copy._events = events
+            copy._events = _keep_dropped_events(fields["_events"], events)
         copy._status = status
         return copy
     return ReadableSpan(  # pragma: no cover - another SDK layout
@@ -195,7 +222,7 @@ def _redact_span_full(span: ReadableSpan, in_place: bool) -> ReadableSpan:
         else:
             fields["_attributes"] = {**inner, **changes}
     if new_events is not None:
-        fields["_events"] = new_events
+        fields["_events"] = _keep_dropped_events(fields.get("_events"), new_events)
     fields["_name"] = new_name
     fields["_status"] = new_status
     return span

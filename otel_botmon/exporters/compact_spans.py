@@ -147,15 +147,16 @@ def _encoded(record: Sequence[Any], redact: Any) -> tuple[Any, Any, bytes]:
     # redaction that edits in place may have replaced any of these fields)
     name, status = redacted.name, redacted.status
     status_bytes = status_field(status.status_code.value, status.description)
+    # (redaction replaces values, never drops any: the span's dropped counts stay)
     new = getattr(redacted, "_attributes", attributes)
     if new is not attributes:
-        attributes, dropped = new or redacted.attributes, 0  # as the SDK reads a dict
+        attributes = new or redacted.attributes
     new = getattr(redacted, "_events", events)
     if new is not events:
-        events, dropped_events = redacted.events, 0
+        events = redacted.events
     new = getattr(redacted, "_links", links)  # absent from the short view
     if new is not links:
-        links, dropped_links = redacted.links, 0
+        links = redacted.links
     return resource, scope or None, span_field(
         trace_id, span_id, trace_state, parent, name, kind, start, end, attributes, dropped,
         events, dropped_events, links, dropped_links, status_bytes)

@@ -82,3 +82,32 @@ def test_a_registered_secret_is_found_in_a_value_seen_clean_before() -> None:
     assert attributes_are_clean({"note": text})  # remembered as clean ...
     register_secret("bot-7f3a9c2e1d")  # ... until a secret is registered
     assert redact_attributes({"note": text}) == {"note": "order placed by " + REDACTED}
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("event_first", [False, True])  # redaction's common and full paths
+def test_redaction_keeps_the_counts_of_what_the_span_dropped(
+    in_place: bool, event_first: bool
+) -> None:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    kept = Keeping()
+    provider = TracerProvider(span_limits=SpanLimits(
+        max_span_attributes=2, max_events=1, max_event_attributes=1))
+    provider.add_span_processor(kept)
+    span = provider.get_tracer("t").start_span(
+        "GET", attributes={"a": 1, "b": 2, "url.full": SIGNED})
+    if event_first:
+        span.add_event("sent", {"x": 1})
+        span.add_event("refused", {"a": 1, "url.full": SIGNED})
+    span.end()
+    (original,) = kept.spans
+
+    redacted = redact_span(original, in_place=in_place)
+
+    assert (redacted.attributes or {})["url.full"] == REDACTED_URL
+    assert redacted.dropped_attributes == 1
+    if event_first:
+        (event,) = redacted.events
+        assert (event.attributes or {})["url.full"] == REDACTED_URL
+        assert (redacted.dropped_events, event.dropped_attributes) == (1, 1)
