@@ -25,7 +25,8 @@ one ``otel.metric.overflow`` series. Differences, by design: one start time per 
 for every series (cumulative since the pipeline started), and no exemplars.
 
 Readers that prefer delta temporality for counters or histograms get the SDK path
-(``hook`` refuses them), since interval min/max cannot be derived from cumulative cells.
+(``hook`` refuses them), since interval min/max cannot be derived from cumulative cells;
+so do readers that prefer another aggregation than a sum for counters.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.metrics.export import Sum as SumData
+from opentelemetry.sdk.metrics.view import DefaultAggregation, SumAggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -238,10 +240,18 @@ class TradeMetrics:
 
     def hook(self, reader: MetricReader, collect: Collect) -> bool:
         """Make ``reader``'s collections include these metrics; False (nothing changed)
-        when the reader wants deltas for counters or histograms."""
+        when the reader wants deltas for counters or histograms, or counters not summed."""
         preferred = reader._instrument_class_temporality
         for kind, temporality in preferred.items():
             if issubclass(kind, (Counter, Histogram)) and temporality is not _CUMULATIVE:
+                return False
+        # Another aggregation for counters (dropped, last value ...) is the SDK's to make;
+        # the histograms' is fixed by configure()'s views, whatever the reader prefers.
+        # (the SDK annotates every value as DefaultAggregation; preferences replace them)
+        aggregations: Any = reader._instrument_class_aggregation
+        for counted, aggregation in aggregations.items():
+            if issubclass(counted, Counter) and not isinstance(
+                    aggregation, (DefaultAggregation, SumAggregation)):
                 return False
 
         def collect_with_trades(

@@ -40,9 +40,9 @@ def _snapshot(data: Any) -> dict[tuple[str, frozenset[Any]], tuple[Any, ...]]:
                             tuple(p.explicit_bounds), p.min, p.max,
                             metric.data.aggregation_temporality)
                     else:
-                        values = ("sum", type(p.value).__name__, p.value,
-                                  metric.data.is_monotonic,
-                                  metric.data.aggregation_temporality)
+                        values = (type(metric.data).__name__, type(p.value).__name__,
+                                  p.value, getattr(metric.data, "is_monotonic", None),
+                                  getattr(metric.data, "aggregation_temporality", None))
                     key = (metric.name, frozenset(p.attributes.items()))
                     assert key not in found, f"two points for {key}"
                     found[key] = (metric.unit, metric.description, sm.scope.name, *values)
@@ -87,7 +87,7 @@ def test_past_the_cardinality_cap_both_paths_share_one_overflow_series() -> None
     sdk = _snapshot(_recorded("sdk", steps))
     lean = _snapshot(_recorded("lean", steps))
     overflow = ("botmon.trades", frozenset({("otel.metric.overflow", True)}))
-    assert lean[overflow][3:6] == ("sum", "int", 5)
+    assert lean[overflow][3:6] == ("Sum", "int", 5)
     assert lean == sdk
 
 
@@ -126,6 +126,32 @@ def test_a_reader_preferring_deltas_gets_the_sdk_path() -> None:
         assert "botmon.trades" in names
     finally:
         telemetry.shutdown()
+
+
+@pytest.mark.parametrize("aggregation", ["drop", "last_value"])
+def test_a_reader_preferring_another_counter_aggregation_gets_what_the_sdk_gives(
+    aggregation: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.metrics import Counter
+    from opentelemetry.sdk.metrics.view import DropAggregation, LastValueAggregation
+
+    chosen = DropAggregation() if aggregation == "drop" else LastValueAggregation()
+    steps = [TradeStep("with", "BTCUSDT", "BUY", None, 0.5, 1024.0, "filled_at", 2.0, 0.0),
+             TradeStep("with", "BTCUSDT", "BUY", None, 0.25, 1024.0, "filled", 0.0, 0.0)]
+    seen = {}
+    for mode in ("sdk", "lean"):
+        reader = InMemoryMetricReader(preferred_aggregation={Counter: chosen})
+        monkeypatch.setenv(telemetry.BOTMON_TRADE_METRICS, mode)
+        try:
+            tel = telemetry.configure(f"aggregation-{mode}", metric_readers=[reader],
+                                      set_global=False)
+            assert tel.trade_metrics is None  # the SDK's instruments, for every reader
+            replay(steps)
+            seen[mode] = _snapshot(reader.get_metrics_data())
+        finally:
+            telemetry.shutdown()
+    assert ("botmon.trades" in {name for name, _ in seen["sdk"]}) == (aggregation != "drop")
+    assert seen["lean"] == seen["sdk"]
 
 
 def test_a_forked_child_starts_from_empty_cells() -> None:
