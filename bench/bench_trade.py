@@ -352,6 +352,18 @@ def _latency_window(place: Callable[[], object], calls: int) -> dict[str, float]
     return {"p99": quantile(samples, 0.99), "median": statistics.median(samples)}
 
 
+def _dropped_spans() -> int:
+    """Spans the span export shed so far (a queue that could not keep up): a p99 with
+    spans dropped would flatter the candidate, so each window reports the count."""
+    from otel_botmon import telemetry
+
+    tel = telemetry.get_telemetry()
+    if tel is None:
+        return 0
+    processors = tel.tracer_provider._active_span_processor._span_processors
+    return sum(int(getattr(p, "dropped_spans", 0)) for p in processors)
+
+
 def child_latency(endpoint: str, freeze: bool) -> None:
     """One side of a p99 figure, driven over stdin: each ``go N`` line times N trades
     and prints that window's p99 and median (µs)."""
@@ -365,6 +377,10 @@ def child_latency(endpoint: str, freeze: bool) -> None:
     if freeze:
         gc.freeze()
     _latency_window(place, 20_000)  # warm up: the span queue and its batches cycle
+    tel = telemetry.get_telemetry()
+    if tel is not None:  # the first window starts as every other: nothing queued
+        tel.force_flush(10.0)
+    warm_dropped = _dropped_spans()
     print("READY", flush=True)
     for line in sys.stdin:
         if line.startswith("flush"):
@@ -377,7 +393,9 @@ def child_latency(endpoint: str, freeze: bool) -> None:
             continue
         if not line.startswith("go"):
             break
-        print(json.dumps(_latency_window(place, int(line.split()[1]))), flush=True)
+        window = _latency_window(place, int(line.split()[1]))
+        window["dropped"] = _dropped_spans() - warm_dropped  # in the timed windows
+        print(json.dumps(window), flush=True)
     print("SHUTDOWN", flush=True)
     telemetry.shutdown()
 
@@ -437,8 +455,13 @@ class _Pair:
         return exits
 
     def detail(self) -> dict[str, Any]:
-        return {f"{side}_{key}_us": round(statistics.median(w[key] for w in windows), 2)
-                for side, windows in self.windows.items() for key in ("p99", "median")}
+        found: dict[str, Any] = {
+            f"{side}_{key}_us": round(statistics.median(w[key] for w in windows), 2)
+            for side, windows in self.windows.items() for key in ("p99", "median")}
+        for side, windows in self.windows.items():  # spans shed, over all the windows
+            found[f"{side}_dropped_spans"] = int(max((w.get("dropped", 0) for w in windows),
+                                                     default=0))
+        return found
 
 
 @contextlib.contextmanager
@@ -486,8 +509,11 @@ def figure_healthy_otlp(bench: Bench) -> None:
                              "real rotel collector (blackhole exporter: it answers at once) "
                              "/ no exporter; two processes in alternating windows, each "
                              "window's spans exported (force_flush) before the next window; "
-                             f"verdict on the median of per-window p99 ratios{note}",
+                             f"verdict on the median of per-window p99 ratios; spans the "
+                             f"export shed in the timed windows are in the detail{note}",
                     detail=pair.detail)
+                shed = pair.detail()["candidate_dropped_spans"]
+                print(f"  spans dropped by the span export in the timed windows: {shed:,}")
             finally:
                 pair.close()
 

@@ -298,24 +298,43 @@ class EncodedSpans:
         return self.count
 
 
+MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+"""The longest request :class:`EncodeCompactSpans` sends by default (4 MiB, gRPC's
+default message limit; the OpenTelemetry Collector accepts 20 MiB over HTTP): a batch
+that encodes longer leaves as several requests."""
+
+
 class EncodeCompactSpans(SpanExporter):
     """Redacts and encodes a batch of :func:`compact` tuples one span at a time (on the
-    batch processor's thread), then hands ``inner`` one :class:`EncodedSpans`.
+    batch processor's thread), then hands ``inner`` one :class:`EncodedSpans` per
+    request.
 
     The batch then waits as bytes, which the garbage collector does not track. ``inner``
     must accept :class:`EncodedSpans` (otel_botmon.exporters.otlp_http.OTLPSpanExporter,
     through the handoff). A span that cannot be redacted is dropped, as by
     RedactingSpanExporter.
+
+    Batches are counted in spans, but a request is bounded in bytes too: spans are
+    added to a request while it stays within ``max_request_bytes`` (default
+    :data:`MAX_REQUEST_BYTES`, or the inner exporter's ``max_request_size`` if that is
+    smaller), so a batch of large spans (long exception messages) leaves as several
+    requests instead of one the endpoint or the SDK's size check refuses whole. A span
+    longer than the bound alone goes alone.
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, max_request_bytes: int | None = None) -> None:
         self._inner = inner
+        limit = MAX_REQUEST_BYTES if max_request_bytes is None else max_request_bytes
+        inner_limit = getattr(inner, "_max_request_size", None)  # the SDK exporter's
+        if isinstance(inner_limit, int) and 0 < inner_limit < limit:
+            limit = inner_limit
+        self._max_bytes = limit
 
     @property
     def inner(self) -> SpanExporter:
         return self._inner
 
-    def _encoded(self, spans: Sequence[Any], kept: list[int]) -> Iterator[tuple[Any, Any, bytes]]:
+    def _encoded(self, spans: Sequence[Any]) -> Iterator[tuple[Any, Any, bytes]]:
         redact = redaction.redact_span  # looked up per batch: tests replace it
         # The common path's checks inline only while redaction is the one they mirror.
         inline = redact is _redact_span.redact_span
@@ -342,17 +361,48 @@ class EncodeCompactSpans(SpanExporter):
             except Exception as exc:  # never export what we could not check
                 report_internal_error("redaction", exc)
                 continue
-            kept[0] += 1
             yield encoded
 
+    def _requests(self, spans: Sequence[Any]) -> Iterator[list[tuple[Any, Any, bytes]]]:
+        """The batch's encoded spans, a list per request (within the byte bound)."""
+        limit = self._max_bytes
+        request: list[tuple[Any, Any, bytes]] = []
+        size = 0
+        first = True
+        for encoded in self._encoded(spans):
+            length = len(encoded[2])
+            if request and size + length > limit:
+                yield request
+                request, size, first = [], 0, False
+            request.append(encoded)
+            size += length
+        if request or first:  # an empty batch is an empty request, as the SDK's
+            yield request
+
+    def _encode(self, request: list[tuple[Any, Any, bytes]]) -> Iterator[EncodedSpans]:
+        """``request`` encoded; halved until each part is within the bound (its resource
+        and scope count too), unless a part holds one span."""
+        data = encode_request(request)
+        if len(data) <= self._max_bytes or len(request) < 2:
+            yield EncodedSpans(data, len(request))
+            return
+        half = len(request) // 2
+        yield from self._encode(request[:half])
+        yield from self._encode(request[half:])
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        kept = [0]
-        try:
-            data = encode_request(self._encoded(spans, kept))
-        except Exception as error:  # as the SDK exporter: the batch fails
-            logger.error("Failed to encode span batch: %s", error)
-            return SpanExportResult.FAILURE
-        return self._inner.export(EncodedSpans(data, kept[0]))  # type: ignore[arg-type]
+        outcome = SpanExportResult.SUCCESS
+        requests = (part for request in self._requests(spans) for part in self._encode(request))
+        while True:
+            try:
+                encoded = next(requests, None)
+            except Exception as error:  # as the SDK exporter: the rest of the batch fails
+                logger.error("Failed to encode span batch: %s", error)
+                return SpanExportResult.FAILURE
+            if encoded is None:
+                return outcome
+            if self._inner.export(encoded) is not SpanExportResult.SUCCESS:  # type: ignore[arg-type]
+                outcome = SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._inner.force_flush(timeout_millis)

@@ -134,3 +134,25 @@ def test_spans_and_metrics_arrive_intact_without_secrets(
         **base, conv.RATELIMIT_BUDGET: "spot", conv.RATELIMIT_INTERVAL: "1m",
     })
     assert weight.as_double == 7.0
+
+
+def test_a_batch_of_large_spans_reaches_the_receiver_in_requests_within_4_mib(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    # 400 spans of ~20 KB (long exchange error texts): one 8 MB request over HTTP before;
+    # now each request stays within 4 MiB and every span arrives once.
+    tel = telemetry.configure("big-spans", otlp_endpoint=otlp_receiver.endpoint,
+                              set_global=False)
+    try:
+        tracer = tel.tracer_provider.get_tracer("t")
+        for i in range(400):
+            tracer.start_span(f"big {i}", attributes={"error.message": f"{i:05d}" * 4_000}
+                              ).end()
+        assert tel.force_flush(30)
+    finally:
+        assert tel.shutdown(timeout_s=10)
+    names = [name for name in otlp_receiver.span_names() if name.startswith("big ")]
+    assert sorted(names) == sorted(f"big {i}" for i in range(400))
+    traces = [body for body in otlp_receiver.raw_bodies if b"big " in body]
+    assert len(traces) >= 2
+    assert all(len(body) <= 4 * 1024 * 1024 for body in traces)

@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
     encode_spans as sdk_encode_spans,
 )
@@ -16,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_botmon import redaction
-from otel_botmon.exporters.compact_spans import EncodedSpans
+from otel_botmon.exporters.compact_spans import EncodeCompactSpans, EncodedSpans, compact
 from otel_botmon.exporters.span_export import CompactSpanExport
 from tests.services import wait_until
 
@@ -152,3 +154,84 @@ def test_a_flush_waits_for_every_span_ended_before_it() -> None:
         assert sum(len(r) for r in collect.requests) == ended
     assert all(len(r) <= 7 for r in collect.requests)
     provider.shutdown()
+
+
+def test_a_burst_leaves_in_requests_of_2048_spans_unless_the_environment_says(
+        monkeypatch: Any) -> None:
+    # Each request costs the bot's thread the same few GIL hand-backs whatever its size:
+    # by default four times the SDK's 512 spans go in one (OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+    # still decides when set).
+    for env, size in ((None, 2048), ("100", 100)):
+        if env is None:
+            monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env)
+        collect = Collect()
+        provider, processor = _pipeline(collect, schedule_delay_millis=600_000)
+        tracer = provider.get_tracer("t")
+        for _ in range(size * 2 + 1):
+            tracer.start_span("t").end()
+        wait_until(lambda c=collect: len(c.requests) == 2)  # two full batches, no flush
+        assert [len(r) for r in collect.requests] == [size, size]
+        assert processor.force_flush(10_000)
+        assert [len(r) for r in collect.requests] == [size, size, 1]
+        provider.shutdown()
+
+
+def _decoded(requests: Sequence[EncodedSpans]) -> list[list[str]]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    out = []
+    for request in requests:
+        message = ExportTraceServiceRequest.FromString(request.data)
+        names = [span.name for rs in message.resource_spans for ss in rs.scope_spans
+                 for span in ss.spans]
+        assert len(names) == len(request)
+        out.append(names)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 3_000), min_size=1, max_size=60),
+       limit=st.integers(1, 20_000))
+def test_a_batch_is_split_into_requests_within_the_byte_bound(
+        sizes: list[int], limit: int) -> None:
+    collect = Collect()
+    encode = EncodeCompactSpans(collect, max_request_bytes=limit)
+    provider = TracerProvider(shutdown_on_exit=False)
+    tracer = provider.get_tracer("t")
+    spans = []
+    for i, size in enumerate(sizes):
+        span = tracer.start_span(f"s{i}", attributes={"blob": "x" * size})
+        span.end()
+        spans.append(compact(span))  # type: ignore[arg-type]
+    assert encode.export(spans) is SpanExportResult.SUCCESS
+    names = _decoded(collect.requests)
+    # every span once, in order; each request within the bound unless it holds one span
+    assert [n for request in names for n in request] == [f"s{i}" for i in range(len(sizes))]
+    for request, names_in in zip(collect.requests, names, strict=True):
+        assert len(request.data) <= limit or len(names_in) == 1
+    # and no more requests than needed: two neighbours never fit in one
+    for first, second in zip(collect.requests, collect.requests[1:], strict=False):
+        assert len(first.data) + len(second.data) > limit - 300
+
+
+def test_the_exporters_own_size_limit_splits_instead_of_dropping() -> None:
+    # The SDK's exporter drops a request over its max_request_size whole; the batch
+    # leaves within it instead.
+    collect = Collect()
+    collect._max_request_size = 50_000  # type: ignore[attr-defined]
+    encode = EncodeCompactSpans(collect)
+    provider = TracerProvider(shutdown_on_exit=False)
+    tracer = provider.get_tracer("t")
+    spans = []
+    for i in range(100):
+        span = tracer.start_span(f"s{i}", attributes={"error.message": "e" * 2_000})
+        span.end()
+        spans.append(compact(span))  # type: ignore[arg-type]
+    assert encode.export(spans) is SpanExportResult.SUCCESS
+    assert len(collect.requests) > 1
+    assert all(len(r.data) <= 50_000 for r in collect.requests)
+    assert sum(len(r) for r in collect.requests) == 100
