@@ -130,34 +130,42 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
     kinds = redaction._key_kinds
     literals = redaction._secrets
     no_text = redaction._NO_TEXT
-    for key, value in attributes.items():  # values replaced, never keys: safe to iterate
-        vtype = type(value)
-        if key in plain:
-            if vtype is str:
+    try:
+        for key, value in attributes.items():  # values replaced, never keys: safe to iterate
+            if key in plain:
+                # Membership first, the type only if needed: whatever equals a clean text
+                # is left as it is by the general path too (a str subclass is redacted as
+                # its text; any other object that is not bytes, a sequence or a mapping
+                # passes unchanged).
                 if value in clean:
                     continue
-                if not literals and "=" not in value and ":" not in value \
-                        and "%" not in value:
+                vtype = type(value)
+                if vtype in no_text:
+                    continue
+                if vtype is str and not literals and "=" not in value \
+                        and ":" not in value and "%" not in value:
                     redaction._remember(clean, value)
                     continue
-            elif vtype in no_text:
-                continue
+                return False
+            vtype = type(value)
+            kind = kinds.get(key)
+            if kind == _SECRET:
+                if vtype is tuple:
+                    attributes[key] = _ONE_REDACTED if len(value) == 1 \
+                        else (REDACTED,) * len(value)
+                    continue
+                if vtype is str:
+                    attributes[key] = REDACTED
+                    continue
+            elif kind == _URL and vtype is str:
+                if value in clean_urls:
+                    continue
+                url = matched_url(value)
+                if url is not None:
+                    attributes[key] = url
+                    continue
             return False
-        kind = kinds.get(key)
-        if kind == _SECRET:
-            if vtype is tuple:
-                attributes[key] = _ONE_REDACTED if len(value) == 1 else (REDACTED,) * len(value)
-                continue
-            if vtype is str:
-                attributes[key] = REDACTED
-                continue
-        elif kind == _URL and vtype is str:
-            if value in clean_urls:
-                continue
-            url = matched_url(value)
-            if url is not None:
-                attributes[key] = url
-                continue
+    except TypeError:  # an unhashable value (the SDK keeps none): the general path
         return False
     return True
 
