@@ -46,6 +46,9 @@ logger = logging.getLogger("otel_botmon.dashboard")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DECIDING_HEADERS = frozenset({b"host", b"origin", b"authorization", b"content-type",
+                               b"content-length", b"transfer-encoding", b"sec-fetch-site",
+                               b"referer"})
 _SEEN_SIZE = 256  # allowed Host / Origin values remembered (see GuardPolicy)
 _SEEN_MAX_CHARS = 512
 _OPEN_PATHS = ("/", "/index.html", "/favicon.ico")
@@ -225,6 +228,8 @@ class DashboardGuard:
         # A header decided on here must come once: with two, this check and the app
         # (which reads the first) would look at different values.
         for key, value in scope["headers"]:
+            if key not in _DECIDING_HEADERS:  # most of a browser's headers: one lookup
+                continue
             if key == b"host":
                 if host is not None:
                     raise _twice("Host")
