@@ -24,6 +24,7 @@ __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 _URL: Final = redaction._URL
 _SECRET: Final = redaction._SECRET
 _ONE_REDACTED: Final = (REDACTED,)  # a captured header's one value
+_NO_TEXT: Final = redaction._NO_TEXT
 
 
 def _redact_events(events: Sequence[Event], budget: Budget) -> tuple[Event, ...] | None:
@@ -126,10 +127,7 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
     """
     plain = redaction._plain_keys
     clean = redaction._clean_texts
-    clean_urls = redaction._clean_urls
     kinds = redaction._key_kinds
-    literals = redaction._secrets
-    no_text = redaction._NO_TEXT
     try:
         for key, value in attributes.items():  # values replaced, never keys: safe to iterate
             if key in plain:
@@ -140,29 +138,32 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
                 if value in clean:
                     continue
                 vtype = type(value)
-                if vtype in no_text:
+                if vtype in _NO_TEXT:
                     continue
-                if vtype is str and not literals and "=" not in value \
+                if vtype is str and not redaction._secrets and "=" not in value \
                         and ":" not in value and "%" not in value:
                     redaction._remember(clean, value)
                     continue
                 return False
-            vtype = type(value)
             kind = kinds.get(key)
+            if kind == _URL:
+                # A URL equal to a clean one is left as it is by the general path too; a
+                # value matched_url cannot take (not a str) raises TypeError: that path.
+                if value in redaction._clean_urls:
+                    continue
+                url = matched_url(value)
+                if url is None:
+                    return False
+                attributes[key] = url
+                continue
             if kind == _SECRET:
+                vtype = type(value)
                 if vtype is tuple:
                     attributes[key] = _ONE_REDACTED if len(value) == 1 \
                         else (REDACTED,) * len(value)
                     continue
                 if vtype is str:
                     attributes[key] = REDACTED
-                    continue
-            elif kind == _URL and vtype is str:
-                if value in clean_urls:
-                    continue
-                url = matched_url(value)
-                if url is not None:
-                    attributes[key] = url
                     continue
             return False
     except TypeError:  # an unhashable value (the SDK keeps none): the general path
