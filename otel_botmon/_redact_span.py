@@ -26,6 +26,7 @@ __all__ = ["RedactingSpanExporter", "RedactingSpanProcessor", "redact_span"]
 _URL: Final = redaction._URL
 _SECRET: Final = redaction._SECRET
 _ONE_REDACTED: Final = (REDACTED,)  # a captured header's one value
+_NO_TEXT: Final = redaction._NO_TEXT
 
 
 def _keep_dropped_attributes(original: Any, redacted: Mapping[str, Any]) -> Any:
@@ -153,38 +154,46 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
     """
     plain = redaction._plain_keys
     clean = redaction._clean_texts
-    clean_urls = redaction._clean_urls
     kinds = redaction._key_kinds
-    literals = redaction._secrets
-    no_text = redaction._NO_TEXT
-    for key, value in attributes.items():  # values replaced, never keys: safe to iterate
-        vtype = type(value)
-        if key in plain:
-            if vtype is str:
+    try:
+        for key, value in attributes.items():  # values replaced, never keys: safe to iterate
+            if key in plain:
+                # Membership first, the type only if needed: whatever equals a clean text
+                # is left as it is by the general path too (a str subclass is redacted as
+                # its text; any other object that is not bytes, a sequence or a mapping
+                # passes unchanged).
                 if value in clean:
                     continue
-                if not literals and "=" not in value and ":" not in value \
-                        and "%" not in value:
+                vtype = type(value)
+                if vtype in _NO_TEXT:
+                    continue
+                if vtype is str and not redaction._secrets and "=" not in value \
+                        and ":" not in value and "%" not in value:
                     redaction._remember(clean, value)
                     continue
-            elif vtype in no_text:
-                continue
-            return False
-        kind = kinds.get(key)
-        if kind == _SECRET:
-            if vtype is tuple:
-                attributes[key] = _ONE_REDACTED if len(value) == 1 else (REDACTED,) * len(value)
-                continue
-            if vtype is str:
-                attributes[key] = REDACTED
-                continue
-        elif kind == _URL and vtype is str:
-            if value in clean_urls:
-                continue
-            url = matched_url(value)
-            if url is not None:
+                return False
+            kind = kinds.get(key)
+            if kind == _URL:
+                # A URL equal to a clean one is left as it is by the general path too; a
+                # value matched_url cannot take (not a str) raises TypeError: that path.
+                if value in redaction._clean_urls:
+                    continue
+                url = matched_url(value)
+                if url is None:
+                    return False
                 attributes[key] = url
                 continue
+            if kind == _SECRET:
+                vtype = type(value)
+                if vtype is tuple:
+                    attributes[key] = _ONE_REDACTED if len(value) == 1 \
+                        else (REDACTED,) * len(value)
+                    continue
+                if vtype is str:
+                    attributes[key] = REDACTED
+                    continue
+            return False
+    except TypeError:  # an unhashable value (the SDK keeps none): the general path
         return False
     return True
 

@@ -56,7 +56,9 @@ _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 # then a value is a run of one excluded character, which the regex engine skips in a
 # tight loop, where a class costs a set test per character (a third of the matcher's
 # time on a signed URL). The part before the '?' is [^?]*+ for the same reason: an '&'
-# in it cannot match, as every alternative has exactly as many '&' as the URL.
+# in it cannot match, as every alternative has exactly as many '&' as the URL. For the
+# same reason the last value (a signed request's signature) is .*+ under DOTALL, which
+# the engine takes in one step to the end instead of reading it character by character.
 # Possessive values and literal names: no backtracking within a shape; at most
 # _MAX_SHAPES_PER_COUNT shapes are tried, each failing at its first differing name.
 _MATCHERS_SIZE: Final = 256
@@ -64,6 +66,8 @@ _MAX_SHAPES_PER_COUNT: Final = 16  # more: those queries take the plan path (sti
 _URL_HEAD: Final = r"[^?]*+\?"
 _VALUE: Final = r"=[^&]*+"
 _SECRET_VALUE: Final = r"=([^&]*+)"
+_LAST_VALUE: Final = r"=.*+"
+_SECRET_LAST_VALUE: Final = r"=(.*+)"
 Matcher = tuple[re.Pattern[str], dict[int, tuple[int, ...]]]  # (expression, marker->groups)
 _matchers: dict[int, Matcher] = {}  # by the number of '&' in the URL
 _matcher_shapes: dict[int, list[tuple[str, int]]] = {}  # (alternative, its secret groups)
@@ -160,13 +164,14 @@ def _add_matcher(shape: str) -> None:
         return
     pieces = []
     secrets = 0
-    for part in shape.split("&"):
+    parts = shape.split("&")
+    for i, part in enumerate(parts, 1 - len(parts)):  # i == 0: the last part
         key, eq, _ = part.partition("=")
         if eq and _sensitive_name(key):
             secrets += 1
-            pieces.append(re.escape(key) + _SECRET_VALUE)
+            pieces.append(re.escape(key) + (_SECRET_VALUE if i else _SECRET_LAST_VALUE))
         else:
-            pieces.append(re.escape(key) + (_VALUE if eq else ""))
+            pieces.append(re.escape(key) + ((_VALUE if i else _LAST_VALUE) if eq else ""))
     alternatives.append(("&".join(pieces) + "()", secrets))
     groups: dict[int, tuple[int, ...]] = {}
     group = 0
@@ -174,7 +179,7 @@ def _add_matcher(shape: str) -> None:
         groups[group + secret_groups + 1] = tuple(range(group + 1, group + secret_groups + 1))
         group += secret_groups + 1
     expression = _URL_HEAD + "(?:" + "|".join(source for source, _ in alternatives) + ")"
-    matchers[count] = (re.compile(expression), groups)
+    matchers[count] = (re.compile(expression, re.DOTALL), groups)
 
 
 def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) -> str:

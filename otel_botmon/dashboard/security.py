@@ -46,6 +46,11 @@ logger = logging.getLogger("otel_botmon.dashboard")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DECIDING_HEADERS = frozenset({b"host", b"origin", b"authorization", b"content-type",
+                               b"content-length", b"transfer-encoding", b"sec-fetch-site",
+                               b"referer"})
+_SEEN_SIZE = 256  # allowed Host / Origin values remembered (see GuardPolicy)
+_SEEN_MAX_CHARS = 512
 _OPEN_PATHS = ("/", "/index.html", "/favicon.ico")
 _HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"),
             (b"cache-control", b"no-store")]
@@ -67,6 +72,13 @@ def _host_name(value: str) -> str:
     if port and not (port[0] == ":" and port[1:].isdigit() and port[1:].isascii()):
         return ""
     return name.rstrip(".")
+
+
+def _remember(seen: set[Any], value: Any, chars: int) -> None:
+    if chars <= _SEEN_MAX_CHARS:
+        if len(seen) >= _SEEN_SIZE:
+            seen.clear()
+        seen.add(value)
 
 
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -106,6 +118,13 @@ class GuardPolicy:
     _hosts: frozenset[str] = field(init=False, repr=False)
     _origins: frozenset[str] = field(init=False, repr=False)
     _any_ip: bool = field(init=False, repr=False)
+    # Host and Origin values found allowed (a browser sends the same two on every
+    # request): a set lookup instead of parsing both per request. Only what was allowed
+    # and short is kept, and the sets are cleared when full, so a client sending ever
+    # new values only pays the parsing itself.
+    _allowed_hosts_seen: set[str] = field(init=False, repr=False, compare=False)
+    _allowed_origins_seen: set[tuple[str, str | None]] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 0:
@@ -120,16 +139,37 @@ class GuardPolicy:
         object.__setattr__(self, "_origins",
                            frozenset(_origin(o) for o in self.allowed_origins))
         object.__setattr__(self, "_any_ip", bind in _WILDCARDS)
+        object.__setattr__(self, "_allowed_hosts_seen", set())
+        object.__setattr__(self, "_allowed_origins_seen", set())
 
     def host_allowed(self, host: str) -> bool:
+        seen = self._allowed_hosts_seen
+        if host in seen:
+            return True
+        allowed = self._host_allowed(host)
+        if allowed:
+            _remember(seen, host, len(host))
+        return allowed
+
+    def origin_allowed(self, origin: str, host: str | None) -> bool:
+        """Same origin as the (already allowed) ``Host``, or a configured origin."""
+        seen = self._allowed_origins_seen
+        key = (origin, host)
+        if key in seen:
+            return True
+        allowed = self._origin_allowed(origin, host)
+        if allowed:
+            _remember(seen, key, len(origin) + len(host or ""))
+        return allowed
+
+    def _host_allowed(self, host: str) -> bool:
         name = _host_name(host)
         if name in self._hosts:
             return True
         ip = _ip(name)
         return ip is not None and (self._any_ip or ip.is_loopback)
 
-    def origin_allowed(self, origin: str, host: str | None) -> bool:
-        """Same origin as the (already allowed) ``Host``, or a configured origin."""
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
         value = _origin(origin)
         if value in self._origins:
             return True
@@ -188,6 +228,8 @@ class DashboardGuard:
         # A header decided on here must come once: with two, this check and the app
         # (which reads the first) would look at different values.
         for key, value in scope["headers"]:
+            if key not in _DECIDING_HEADERS:  # most of a browser's headers: one lookup
+                continue
             if key == b"host":
                 if host is not None:
                     raise _twice("Host")

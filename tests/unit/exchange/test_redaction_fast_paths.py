@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_botmon import _redact_span, _redact_url, redaction
+from otel_botmon._redact_scan import Budget
 from otel_botmon.redaction import REDACTED, redact_url
 
 NAMES = st.sampled_from(["symbol", "side", "signature", "apiKey", "api%5Fkey", "timestamp",
@@ -115,3 +116,55 @@ def test_a_known_query_shape_still_scrubs_a_registered_secret() -> None:
     assert redact_url(leaky) == f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
     assert redaction.redact_attributes({"url.full": leaky})["url.full"] == \
         f"https://h/p?memo={REDACTED}&timestamp=9&signature={REDACTED}"
+
+
+LAST_VALUES = st.text(alphabet="0123456789abcdef=?:/;, \n\r\t\x0b\x85\u2028é", max_size=40)
+
+
+@settings(max_examples=200)
+@given(SHAPE_NAMES, st.lists(st.tuples(PLAIN_VALUES, LAST_VALUES), min_size=3, max_size=5),
+       st.sampled_from(["https://h/p", "https://h/a&b", "https://h/a?b"]))
+def test_a_known_shapes_last_value_of_any_characters_is_matched_as_the_full_scan_redacts(
+    names: list[str], values: list[tuple[str, str]], head: str,
+) -> None:
+    # the matcher reads the last value to the end in one step (the '&' count is known):
+    # line breaks, '?' and '=' in it, or an '&' before the '?', must not change the result
+    for middle, last in values:
+        query = "&".join(f"{name}={middle}" for name in names[:-1]) + f"&{names[-1]}={last}"
+        url = f"{head}?{query}"
+        expected = _redact_url._redact_url_slow(url, Budget(), set())  # no matcher there
+        assert redact_url(url) == expected
+        matched = _redact_url.matched_url(url)
+        assert matched is None or matched == expected
+
+
+def test_a_signature_with_a_line_break_is_still_served_by_the_matcher() -> None:
+    query = "symbol=BTCUSDT&timestamp={}&signature={}"
+    for i in range(3):
+        redact_url("https://h/p?" + query.format(i, "ab" * 8))
+    url = "https://h/p?" + query.format(9, "ab\ncd\u2028ef")
+    assert _redact_url.matched_url(url) == "https://h/p?" + query.format(9, REDACTED)
+
+
+class Text(str):
+    """A str subclass, as a user's enum of strings is."""
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(KEYS, st.one_of(
+    ATTRIBUTE_VALUES, st.sampled_from(["GET", "api.binance.com", "token=abc"]).map(Text),
+    st.sampled_from([b"GET", b"token=abc", bytearray(b"GET")]),
+    st.lists(st.sampled_from(["GET", "a=b"]), max_size=2)), max_size=6))
+def test_the_span_processors_branch_takes_any_value_as_the_general_path_does(
+    attributes: dict[str, object],
+) -> None:
+    # texts equal to clean ones that are not str (a str subclass, bytes) and unhashable
+    # values: the branch looks up membership before the type
+    redaction.redact_attributes({"http.request.method": "GET", "note": "api.binance.com"})
+    expected = redaction.redact_attributes(attributes)  # type: ignore[arg-type]
+    for _ in range(3):
+        scrubbed = dict(attributes)
+        if not _redact_span._scrub_common(scrubbed):
+            scrubbed.update(redaction._changes(scrubbed, None) or {})
+        assert scrubbed == expected
+        assert [type(v) for v in scrubbed.values()] == [type(v) for v in expected.values()]
