@@ -47,6 +47,19 @@ time it takes the GIL back from a busy bot, the bot's call in flight waits), so 
 burst of trades four times fewer requests interrupt four times fewer calls. A request
 is also bounded in bytes (:data:`~otel_botmon.exporters.compact_spans.MAX_REQUEST_BYTES`)."""
 
+_DEFAULT_QUEUE = 2048  # the SDK batch processor's default max_queue_size
+
+
+def _positive(name: str, value: int, default: int) -> int:
+    """``value``, or ``default`` (with a warning) when it is not a positive number: the
+    SDK's batch processor refuses such sizes; here a batch of none would never leave
+    while the thread spun, waking for a batch that is always full."""
+    if value >= 1:
+        return value
+    logger.warning("otel_botmon: span export %s must be positive, not %r; using %d",
+                   name, value, default)
+    return default
+
 
 class CompactSpanExport(SpanProcessor):
     """Queues finished, sampled spans and exports them through ``exporter`` (an exporter
@@ -68,14 +81,16 @@ class CompactSpanExport(SpanProcessor):
         schedule_delay_millis: float | None = None,
     ) -> None:
         defaults: Any = BatchSpanProcessor
-        self._batch_size = max_export_batch_size or (
+        self._batch_size = _positive("max_export_batch_size", max_export_batch_size or (
             defaults._default_max_export_batch_size()
-            if os.environ.get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "").strip() else _DEFAULT_BATCH)
+            if os.environ.get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "").strip() else _DEFAULT_BATCH),
+            _DEFAULT_BATCH)
         # By default as many spans as the batch processor's queue and the sender's queued
         # batches held together when two threads did this: the thread keeps up with a
         # burst of trades while the bot holds the GIL.
-        self._max_queue = max_queue_size or (
-            defaults._default_max_queue_size() + _SENDER_SPANS)
+        queue_default = _DEFAULT_QUEUE + _SENDER_SPANS
+        self._max_queue = _positive("max_queue_size", max_queue_size or (
+            defaults._default_max_queue_size() + _SENDER_SPANS), queue_default)
         self._batch_size = min(self._batch_size, self._max_queue)
         self._delay_s = (schedule_delay_millis or defaults._default_schedule_delay_millis()) / 1e3
         self._exporter = exporter

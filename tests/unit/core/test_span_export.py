@@ -235,3 +235,28 @@ def test_the_exporters_own_size_limit_splits_instead_of_dropping() -> None:
     assert len(collect.requests) > 1
     assert all(len(r.data) <= 50_000 for r in collect.requests)
     assert sum(len(r) for r in collect.requests) == 100
+
+
+def test_a_batch_size_that_is_not_positive_falls_back_to_the_default(
+        monkeypatch: Any, caplog: Any) -> None:
+    # A batch of 0 (or fewer) spans is always "full": the thread spun without ever taking
+    # a span, every span was eventually dropped at the door and flushes timed out. The
+    # SDK's batch processor refuses such sizes; here the default applies, with a warning.
+    for env, explicit in (("0", None), ("-3", None), (None, -1)):
+        if env is None:
+            monkeypatch.delenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env)
+        collect = Collect()
+        caplog.clear()
+        provider, processor = _pipeline(collect, schedule_delay_millis=600_000,
+                                        max_export_batch_size=explicit)
+        tracer = provider.get_tracer("t")
+        for _ in range(2048 + 5):
+            tracer.start_span("t").end()
+        wait_until(lambda c=collect: len(c.requests) == 1)  # one full batch, no flush
+        assert processor.force_flush(10_000)
+        assert [len(r) for r in collect.requests] == [2048, 5]
+        assert processor.dropped_spans == 0
+        assert "must be positive" in caplog.text
+        provider.shutdown()
