@@ -491,7 +491,9 @@ def _build(
     if prometheus_port is not None:
         from otel_botmon.exporters.prometheus import start_prometheus_reader
 
-        readers.append(start_prometheus_reader(prometheus_port, host=prometheus_host))
+        # capped as the in-memory reader: one lean trade aggregation serves both
+        readers.append(start_prometheus_reader(prometheus_port, host=prometheus_host,
+                                               cardinality_limits=_cardinality_limits()))
     if influxdb is not None:
         pushers.append(_influxdb_pusher(memory_reader, influxdb, interval_s))
     meter_provider = MeterProvider(

@@ -40,21 +40,24 @@ RESOURCE_LABELS: tuple[str, ...] = (conv.BOT_NAME, conv.BOT_EXCHANGE, conv.BOT_S
 
 
 def start_prometheus_reader(
-    port: int, host: str = "127.0.0.1", *, resource_labels: tuple[str, ...] = RESOURCE_LABELS
+    port: int, host: str = "127.0.0.1", *, resource_labels: tuple[str, ...] = RESOURCE_LABELS,
+    cardinality_limits: dict[type, int] | None = None,
 ) -> PrometheusServingReader:
     """Start an HTTP server on ``host:port`` serving ``/metrics`` and return its reader.
 
     Pass the reader to the ``MeterProvider`` (``configure(prometheus_port=...)`` does).
     Every scrape collects the provider's current values, so nothing runs between scrapes.
     ``port=0`` picks a free port; read it back from ``reader.port``. Shutting the reader
-    down stops the server.
+    down stops the server. ``cardinality_limits`` caps each instrument class's series
+    (the SDK's default, 2,000, unless given).
 
     Raises ``ValueError`` for a port outside 0..65535 and ``OSError`` naming the address
     when the port cannot be bound (already in use, not permitted).
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"prometheus_port must be an integer in 0..65535, got {port!r}")
-    return PrometheusServingReader(port=port, host=host, resource_labels=resource_labels)
+    return PrometheusServingReader(port=port, host=host, resource_labels=resource_labels,
+                                   cardinality_limits=cardinality_limits)
 
 
 class PrometheusServingReader(PrometheusMetricReader):
@@ -71,10 +74,12 @@ class PrometheusServingReader(PrometheusMetricReader):
         port: int,
         host: str = "127.0.0.1",
         resource_labels: tuple[str, ...] = RESOURCE_LABELS,
+        cardinality_limits: dict[type, int] | None = None,
     ) -> None:
         registry = CollectorRegistry()
         copied = frozenset(resource_labels)
-        super().__init__(registry=registry, resource_attribute_filter=copied.__contains__)
+        super().__init__(registry=registry, resource_attribute_filter=copied.__contains__,
+                         cardinality_limits=cardinality_limits)
         try:
             server, thread = start_http_server(port, addr=host, registry=registry)
         except OSError as exc:

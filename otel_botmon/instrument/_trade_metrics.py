@@ -26,7 +26,8 @@ for every series (cumulative since the pipeline started), and no exemplars.
 
 Readers that prefer delta temporality for counters or histograms get the SDK path
 (``hook`` refuses them), since interval min/max cannot be derived from cumulative cells;
-so do readers that prefer another aggregation than a sum for counters.
+so do readers that prefer another aggregation than a sum for counters, or another cap
+on their series (``cardinality_limits``).
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ class TradeMetrics:
 
     def hook(self, reader: MetricReader, collect: Collect) -> bool:
         """Make ``reader``'s collections include these metrics; False (nothing changed)
-        when the reader wants deltas for counters or histograms, or counters not summed."""
+        when the reader wants deltas for counters or histograms, counters not summed, or
+        another cap on a counter's series."""
         preferred = reader._instrument_class_temporality
         for kind, temporality in preferred.items():
             if issubclass(kind, (Counter, Histogram)) and temporality is not _CUMULATIVE:
@@ -252,6 +254,12 @@ class TradeMetrics:
         for counted, aggregation in aggregations.items():
             if issubclass(counted, Counter) and not isinstance(
                     aggregation, (DefaultAggregation, SumAggregation)):
+                return False
+        # So is another cap on a counter's series (the SDK's is per reader: 2,000 unless
+        # the reader sets one); the histograms' is configure()'s views', as above.
+        limits: Any = getattr(reader, "_instrument_class_cardinality_limit", None) or {}
+        for counted, limit in limits.items():
+            if issubclass(counted, Counter) and limit != self._limit:
                 return False
 
         def collect_with_trades(

@@ -166,3 +166,39 @@ def test_a_forked_child_starts_from_empty_cells() -> None:
     assert {m.name for m in lean.metrics()} == {
         "botmon.trade.duration", "botmon.trades", "botmon.trade.volume",
         "botmon.trade.notional"}
+
+
+def test_a_reader_with_another_counter_cap_gets_what_the_sdk_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One lean aggregation serves every reader; the SDK caps a counter's series per
+    # reader (its cardinality_limits, 2,000 unless set: a user's reader, the Prometheus
+    # reader). A reader whose counter cap differs gets the SDK's instruments.
+    from opentelemetry.sdk.metrics import Counter
+
+    steps = [TradeStep("record", f"S{i}USDT", "BUY", "MARKET", 0.5, 1024.0, "filled",
+                       0.0, 62.5) for i in range(5)]
+    seen = {}
+    for mode in ("sdk", "lean"):
+        reader = InMemoryMetricReader(cardinality_limits={Counter: 3})
+        monkeypatch.setenv(telemetry.BOTMON_TRADE_METRICS, mode)
+        try:
+            tel = telemetry.configure(f"cap-{mode}", metric_readers=[reader],
+                                      set_global=False)
+            assert tel.trade_metrics is None  # the SDK's instruments, for every reader
+            replay(steps)
+            seen[mode] = _snapshot(reader.get_metrics_data())
+        finally:
+            telemetry.shutdown()
+    overflow = ("botmon.trades", frozenset({("otel.metric.overflow", True)}))
+    assert seen["sdk"][overflow][3:6] == ("Sum", "int", 2)
+    assert seen["lean"] == seen["sdk"]
+
+
+def test_the_prometheus_reader_keeps_the_lean_path() -> None:
+    # its counters are capped as the in-memory reader's (conventions.CARDINALITY_LIMIT)
+    try:
+        tel = telemetry.configure("prom", prometheus_port=0, set_global=False)
+        assert tel.trade_metrics is not None
+    finally:
+        telemetry.shutdown()
