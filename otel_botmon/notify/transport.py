@@ -263,7 +263,9 @@ class _Connection(asyncio.Protocol):
             key = name.decode("latin-1")
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        if conn.trailing_data[0]:
+            self._lost = True  # bytes past the answer, unasked: never reuse the stream
+        elif conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
         waiter.set_result(HttpResponse(head.status_code, head.reason.decode("latin-1"),
                                        headers, b"".join(self._chunks)[:_MAX_BODY]))
