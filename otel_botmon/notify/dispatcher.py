@@ -70,6 +70,7 @@ _GROUPED = frozenset({NotificationChannel.SLACK, NotificationChannel.TELEGRAM,
                       NotificationChannel.EMAIL})
 _RECENT_IDS = 10_000  # notification ids enqueue() remembers (a second enqueue is a no-op)
 _DECODED = 2_000  # decoded notifications kept for the other destinations of the same row
+_DRAIN_BACKSTOP_S = 5.0  # drain() looks again at least this often without a signal
 
 # What a write leaves to do once committed: destinations to wake, and attempts at
 # unconfigured channels to report (alert id, channel, result).
@@ -378,6 +379,8 @@ class NotificationDispatcher:
                 await self._spool_wake.wait()
                 delay = 0.2
             if await asyncio.to_thread(self.spool.flush, self._write_spooled):
+                if self._progress is not None:
+                    self._progress.set()  # drain() looks at the spool too
                 continue
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
@@ -498,7 +501,11 @@ class NotificationDispatcher:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._progress.wait(), timeout=min(remaining, 0.5))
+                # every change drain() looks at signals progress (a worker going idle,
+                # the spool written); the timeout is a backstop, not a poll: each
+                # wake-up of an idle process costs more CPU than the check itself
+                async with asyncio.timeout(min(remaining, _DRAIN_BACKSTOP_S)):
+                    await self._progress.wait()
             except TimeoutError:
                 pass
 
@@ -578,6 +585,8 @@ class NotificationDispatcher:
                 if not items:
                     items = None
                     self._idle.add(destination)
+                    # the one moment drain() can find every worker quiet: waking it on
+                    # every delivery cost a task and a timer each time
                     if self._progress is not None:
                         self._progress.set()
                     try:
@@ -602,9 +611,6 @@ class NotificationDispatcher:
                 items = None
                 _report(f"notify.{destination}", exc)
                 await self._clock.sleep(1.0)
-            finally:
-                if self._progress is not None:
-                    self._progress.set()
 
     async def _respect_rate(self, notifier: Notifier) -> None:
         """Wait until ``1 / rate`` seconds have passed since the previous request to this
@@ -660,7 +666,7 @@ class NotificationDispatcher:
             return None
         notifications = [n for _, n in batch]
         note = None
-        if notifier.batches:
+        if notifier.batches and not storm:
             await self._respect_rate(notifier)
             result = await notifier.send_many(notifications)
         elif len(batch) > 1:

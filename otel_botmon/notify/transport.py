@@ -45,7 +45,6 @@ __all__ = [
     "proxied",
 ]
 
-_READ = 65536
 _MAX_BODY = 1 << 20  # a notifier needs the status and a reason, never a megabyte
 _USER_AGENT = b"otel-botmon"
 
@@ -164,61 +163,145 @@ def proxied(url: str) -> bool:
     return not bypass(host, proxies)
 
 
-class _Connection:
-    __slots__ = ("answered", "h11", "reader", "writer")
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection: an asyncio protocol feeding ``h11`` as bytes arrive.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    A protocol rather than asyncio streams: a notifier's request is one write and one
+    answer, and streams add tasks, buffers and wake-ups around each. A delivery paced
+    by a rate limit runs on cold caches, where every layer costs several times its
+    warm price (measured: streams took ~0.3 ms of CPU per paced request on top).
+    """
+
+    def __init__(self) -> None:
         self.h11 = h11.Connection(h11.CLIENT)
         self.answered = False  # whether an answer byte arrived in this cycle
+        self.transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[HttpResponse] | None = None
+        self._head: h11.Response | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._lost = False
+        self._writable: asyncio.Future[None] | None = None
+        self._gone = asyncio.Event()
 
-    def reusable(self) -> bool:
-        return (self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
-                and not self.reader.at_eof() and not self.writer.is_closing())
+    # ----- asyncio.Protocol -----
 
-    def close(self) -> None:
-        self.writer.close()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
-    async def exchange(self, request: bytes, body: bytes) -> HttpResponse:
-        """Send one request and read its answer."""
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            # bytes nobody asked for (between requests): the stream can no longer be
+            # trusted to line answers up with requests
+            self._lost = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if data:
+            self.answered = True
+        self._feed(data)
+
+    def eof_received(self) -> bool | None:
+        self._feed(b"")
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._gone.set()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(exc or ConnectionResetError("connection lost"))
+        if exc is not None:
+            self._fail(exc)
+        else:
+            self._feed(b"")
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # ----- one exchange -----
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _feed(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing asked: the connection is no longer reusable (h11's state)
         conn = self.h11
-        self.answered = False
-        self.writer.write(request + conn.send(h11.Data(data=body))
-                          + conn.send(h11.EndOfMessage()))
-        await self.writer.drain()
-        head: h11.Response | None = None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await self.reader.read(_READ)
-                if data:
-                    self.answered = True
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.Response):
-                head = event
-            elif isinstance(event, h11.Data):
-                if size < _MAX_BODY:
-                    chunks.append(bytes(event.data))
-                    size += len(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise RemoteProtocolError("server closed the connection without an answer")
-            # h11.InformationalResponse (100 Continue ...): wait for the final answer
+        try:
+            conn.receive_data(data)
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    return
+                if isinstance(event, h11.Response):
+                    self._head = event
+                elif isinstance(event, h11.Data):
+                    if self._size < _MAX_BODY:
+                        self._chunks.append(bytes(event.data))
+                        self._size += len(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise RemoteProtocolError("server closed the connection without an answer")
+                # h11.InformationalResponse (100 Continue ...): wait for the final answer
+        except Exception as exc:  # h11's protocol errors, ours: the caller sorts them
+            waiter.set_exception(exc)
+            return
+        head = self._head
         assert head is not None
         headers: dict[str, str] = {}
         for name, value in head.headers:
             key = name.decode("latin-1")
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        if conn.trailing_data[0]:
+            self._lost = True  # bytes past the answer, unasked: never reuse the stream
+        elif conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
-        return HttpResponse(head.status_code, head.reason.decode("latin-1"), headers,
-                            b"".join(chunks)[:_MAX_BODY])
+        waiter.set_result(HttpResponse(head.status_code, head.reason.decode("latin-1"),
+                                       headers, b"".join(self._chunks)[:_MAX_BODY]))
+
+    def reusable(self) -> bool:
+        return (self.h11.our_state is h11.IDLE and self.h11.their_state is h11.IDLE
+                and not self._lost and self.transport is not None
+                and not self.transport.is_closing())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def exchange(self, request: bytes, body: bytes) -> HttpResponse:
+        """Send one request and read its answer."""
+        conn = self.h11
+        self.answered = False
+        self._head = None
+        self._chunks = []
+        self._size = 0
+        if self._lost or self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("connection closed")
+        waiter: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        self.transport.write(request + conn.send(h11.Data(data=body))
+                             + conn.send(h11.EndOfMessage()))
+        if self._writable is not None and not self._writable.done():
+            await self._writable  # the kernel's buffer is full: wait as drain() would
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport has let go of the socket (after :meth:`close`)."""
+        await self._gone.wait()
 
 
 class LeanHttpClient:
@@ -243,19 +326,19 @@ class LeanHttpClient:
 
     async def _connect(self, target: _Target) -> _Connection:
         context = await self._context() if target.secure else None
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._timeout):
-                reader, writer = await asyncio.open_connection(
-                    target.host, target.port, ssl=context,
-                    server_hostname=target.host if context is not None else None,
-                    limit=_READ)
+                _, connection = await loop.create_connection(
+                    _Connection, target.host, target.port, ssl=context,
+                    server_hostname=target.host if context is not None else None)
         except TimeoutError:
             raise ConnectTimeout("timed out connecting") from None
         except ssl.SSLCertVerificationError as exc:
             raise ConnectError(f"certificate verify failed: {exc.verify_message}") from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(_os_reason(exc)) from None
-        return _Connection(reader, writer)
+        return connection
 
     async def post(self, url: str, body: bytes,
                    headers: dict[str, str] | None = None) -> HttpResponse:
@@ -333,10 +416,7 @@ class LeanHttpClient:
                 connection.close()
         for connections in idle.values():
             for connection in connections:
-                try:
-                    await connection.writer.wait_closed()
-                except (OSError, ssl.SSLError):
-                    pass
+                await connection.wait_closed()
 
 
 class _Stale(Exception):

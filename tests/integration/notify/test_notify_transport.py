@@ -38,6 +38,7 @@ class Answer:
     delay: float = 0.0
     close_after: bool = False
     drop: bool = False
+    extra: bytes = b""  # bytes sent after the answer, unasked
 
 
 class H11Server:
@@ -50,6 +51,7 @@ class H11Server:
         self.script: list[Answer] = []
         self.port = 0
         self._server: asyncio.Server | None = None
+        self.extra_sent = asyncio.Event()
 
     async def start(self) -> H11Server:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
@@ -95,7 +97,10 @@ class H11Server:
                                                     headers=headers)))
                 writer.write(conn.send(h11.Data(data=answer.body)))
                 writer.write(conn.send(h11.EndOfMessage()))
+                writer.write(answer.extra)
                 await writer.drain()
+                if answer.extra:
+                    self.extra_sent.set()
                 if answer.close_after or conn.our_state is h11.MUST_CLOSE:
                     return
                 conn.start_next_cycle()
@@ -261,3 +266,23 @@ async def test_a_non_ascii_path_is_sent_percent_encoded(server: H11Server) -> No
     finally:
         await client.aclose()
     assert server.requests[0][0] == b"/hook/%C3%A9?q=%C3%BC"
+
+
+async def test_bytes_arriving_between_requests_are_never_read_as_the_next_answer(
+        server: H11Server) -> None:
+    # A server (or something between) sends a second, unasked answer after the first:
+    # the next request must not take it for its own; it goes on a fresh connection.
+    server.script = [Answer(extra=b"HTTP/1.1 500 Stale\r\nContent-Length: 0\r\n\r\n"),
+                     Answer(status=202)]
+    client = LeanHttpClient(timeout=5.0)
+    try:
+        assert (await client.post(server.url(), b"1")).status_code == 200
+        await server.extra_sent.wait()
+        kept = [c for conns in client._idle.values() for c in conns]
+        async with asyncio.timeout(5):  # until the client has seen the unasked bytes
+            while any(c.reusable() for c in kept):
+                await asyncio.sleep(0.01)
+        assert (await client.post(server.url(), b"2")).status_code == 202
+    finally:
+        await client.aclose()
+    assert server.connections == 2

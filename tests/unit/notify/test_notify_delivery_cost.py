@@ -4,6 +4,7 @@ the file channel writes a batch in one go, email builds its TLS context once."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 import threading
@@ -113,3 +114,83 @@ async def test_email_builds_a_tls_context_only_for_tls_and_only_once() -> None:
         email_from="bot@example.com", email_to=["ops@example.com"]))
     first = await tls._tls_context()
     assert first is not None and await tls._tls_context() is first
+
+
+class _CountingStream(io.StringIO):
+    """A console stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 10])
+async def test_console_writes_what_waits_in_one_go_with_the_same_text(
+    clock: FakeClock, count: int,
+) -> None:
+    stream = _CountingStream()
+    dispatcher = NotificationDispatcher(
+        NotificationConfig(console=True, rate_limits={}, storm_threshold=10),
+        clock=clock, rng=random.Random(1), console_stream=stream)
+    try:
+        sent = [make_notification(i) for i in range(count)]
+        dispatcher.enqueue_many(sent)
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        assert stream.getvalue() == "".join(f"ALERT {n.text()}\n" for n in sent)
+        assert stream.writes == 1
+        assert [a.outcome for a in dispatcher.attempts()] == ["delivered"] * count
+    finally:
+        await dispatcher.stop()
+        dispatcher.close()
+
+
+async def test_console_storm_is_still_one_summary(clock: FakeClock) -> None:
+    stream = _CountingStream()
+    dispatcher = NotificationDispatcher(
+        NotificationConfig(console=True, rate_limits={}, storm_threshold=3),
+        clock=clock, rng=random.Random(1), console_stream=stream)
+    try:
+        dispatcher.enqueue_many([make_notification(i) for i in range(5)])
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        text = stream.getvalue()
+        assert text.count("ALERT ") == 1 and "5 alert notifications" in text
+        assert all("alert-storm summary of 5" in a.detail for a in dispatcher.attempts())
+    finally:
+        await dispatcher.stop()
+        dispatcher.close()
+
+
+async def test_drain_is_woken_when_workers_go_idle_not_at_every_delivery(
+    clock: FakeClock,
+) -> None:
+    notifiers = [FakeNotifier(NotificationChannel.WEBHOOK, f"webhook#{i}") for i in range(2)]
+    dispatcher = NotificationDispatcher(
+        NotificationConfig(console=False, rate_limits={}, storm_threshold=100),
+        notifiers=notifiers, clock=clock, rng=random.Random(1))
+    try:
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        progress = dispatcher._progress
+        assert progress is not None
+        signals = 0
+        original = progress.set
+
+        def counting() -> None:
+            nonlocal signals
+            signals += 1
+            original()
+
+        progress.set = counting  # type: ignore[method-assign]
+        dispatcher.enqueue_many([make_notification(i) for i in range(20)])
+        assert await dispatcher.drain(5)
+        assert all(len(n.sent) == 20 for n in notifiers)  # one by one: 40 deliveries
+        assert signals <= 2 * len(notifiers)  # each worker going idle (maybe twice)
+    finally:
+        await dispatcher.stop()
+        dispatcher.close()
