@@ -23,6 +23,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -276,8 +277,50 @@ def flush_when_this_worker_exits(owner: object, flush: Callable[[object], object
     return True
 
 
+_QUIESCE_S: Final = 1.0
+"""How long a fork waits, at most, for the registered objects' locks (see _before_fork)."""
+_held: list[Any] = []  # the locks the forking thread took in _before_fork
+
+
+def _before_fork() -> None:
+    """In the forking thread, just before ``fork()``: take the locks registered objects
+    name in ``_fork_locks()`` (the alert store's, which every SQLite call of otel_botmon
+    runs under), so that no other thread is inside SQLite at the fork. A thread inside
+    SQLite at that instant may hold one of SQLite's own mutexes (its allocator's, its
+    main one): the child inherits it held forever and hangs in its first SQLite call,
+    in C, where no signal handler runs. The wait is bounded (``_QUIESCE_S`` in all): a
+    lock held longer, as by a transaction kept open, does not stop the fork."""
+    deadline = time.monotonic() + _QUIESCE_S
+    for ref in list(_registered):
+        obj = ref()
+        names = getattr(obj, "_fork_locks", None)
+        if names is None:
+            continue
+        try:
+            locks = names()
+        except Exception:  # never stop a fork
+            continue
+        for lock in locks:
+            if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                _held.append(lock)
+
+
+def _release_held() -> None:
+    while _held:
+        lock = _held.pop()
+        try:
+            lock.release()
+        except RuntimeError:  # not ours after all: nothing to give back
+            pass
+
+
+def _after_fork_in_parent() -> None:
+    _release_held()
+
+
 def _after_fork_in_child() -> None:
     global _registered_lock
+    _release_held()  # the forking thread took them: it is this child's only thread
     _registered_lock = threading.Lock()
     _renew_module_locks()
     for ref in list(_registered):
@@ -294,7 +337,8 @@ def _after_fork_in_child() -> None:
 
 def _install(register_at_fork: Callable[..., None] | None) -> None:
     if register_at_fork is not None:
-        register_at_fork(after_in_child=_after_fork_in_child)
+        register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                         after_in_child=_after_fork_in_child)
 
 
 _install(getattr(os, "register_at_fork", None))

@@ -195,6 +195,12 @@ class AlertStore:
             self._reader.execute("PRAGMA query_only=1")
         _fork.register(self)
 
+    def _fork_locks(self) -> tuple[threading.RLock, threading.RLock]:
+        """The locks every SQLite call of this store (and of the outbox sharing it)
+        runs under: a fork waits for them (otel_botmon._fork), so no thread is inside
+        SQLite when the child is made."""
+        return self._lock, self._read_lock
+
     def _after_fork_in_child(self) -> None:
         self.leave_parent()
 
