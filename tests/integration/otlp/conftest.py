@@ -39,3 +39,11 @@ def rotel(otlp_receiver: OtlpReceiver, tmp_path: Path) -> Iterator[RotelCollecto
 def exchange_server() -> Iterator[FakeExchange]:
     with FakeExchange() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[OtlpReceiver, RotelCollector]]:
+    with OtlpReceiver() as receiver, rotel_collector(
+            receiver.endpoint, tmp_path_factory.mktemp("rotel")) as rotel:
+        yield receiver, rotel

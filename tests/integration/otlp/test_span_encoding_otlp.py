@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import TraceState
 
 from otel_botmon import telemetry
-from tests.otlp_receiver import OtlpReceiver, RotelCollector, rotel_collector
+from tests.otlp_receiver import OtlpReceiver, RotelCollector
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +120,6 @@ def _play(tracer: Any, plan: dict[str, Any]) -> list[Any]:
             made.append(child)
     span.end(plan["end"])
     return made
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        tuple[OtlpReceiver, RotelCollector]]:
-    with OtlpReceiver() as receiver, rotel_collector(
-            receiver.endpoint, tmp_path_factory.mktemp("rotel")) as rotel:
-        yield receiver, rotel
 
 
 def _copies(receiver: OtlpReceiver, service: str) -> dict[tuple[bytes, bytes], list[bytes]]:

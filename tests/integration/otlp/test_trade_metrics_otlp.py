@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,18 +19,10 @@ from hypothesis import strategies as st
 
 from otel_botmon import conventions as conv
 from otel_botmon import telemetry
-from tests.otlp_receiver import OtlpReceiver, RotelCollector, any_value, rotel_collector
+from tests.otlp_receiver import OtlpReceiver, RotelCollector, any_value
 from tests.trade_replay import TRADE_METRICS, TradeStep, edge_trade_steps, replay, trade_steps
 
 _runs = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        tuple[OtlpReceiver, RotelCollector]]:
-    with OtlpReceiver() as receiver, rotel_collector(
-            receiver.endpoint, tmp_path_factory.mktemp("rotel")) as rotel:
-        yield receiver, rotel
 
 
 def _exported(receiver: OtlpReceiver, service: str) -> dict[tuple[str, Any], tuple[Any, ...]]:

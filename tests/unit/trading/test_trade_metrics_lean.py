@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -128,6 +128,27 @@ def test_a_reader_preferring_deltas_gets_the_sdk_path() -> None:
         telemetry.shutdown()
 
 
+def _through_sdk_instruments(monkeypatch: pytest.MonkeyPatch, name: str,
+                             make_reader: Callable[[], InMemoryMetricReader],
+                             steps: list[TradeStep]) -> dict[str, Any]:
+    """``steps`` replayed with BOTMON_TRADE_METRICS=sdk and =lean, a new reader from
+    ``make_reader`` each time (one the lean path refuses: the trade metrics must be the
+    SDK's instruments either way): what each exported."""
+    seen = {}
+    for mode in ("sdk", "lean"):
+        reader = make_reader()
+        monkeypatch.setenv(telemetry.BOTMON_TRADE_METRICS, mode)
+        try:
+            tel = telemetry.configure(f"{name}-{mode}", metric_readers=[reader],
+                                      set_global=False)
+            assert tel.trade_metrics is None  # the SDK's instruments, for every reader
+            replay(steps)
+            seen[mode] = _snapshot(reader.get_metrics_data())
+        finally:
+            telemetry.shutdown()
+    return seen
+
+
 @pytest.mark.parametrize("aggregation", ["drop", "last_value"])
 def test_a_reader_preferring_another_counter_aggregation_gets_what_the_sdk_gives(
     aggregation: str, monkeypatch: pytest.MonkeyPatch,
@@ -138,18 +159,9 @@ def test_a_reader_preferring_another_counter_aggregation_gets_what_the_sdk_gives
     chosen = DropAggregation() if aggregation == "drop" else LastValueAggregation()
     steps = [TradeStep("with", "BTCUSDT", "BUY", None, 0.5, 1024.0, "filled_at", 2.0, 0.0),
              TradeStep("with", "BTCUSDT", "BUY", None, 0.25, 1024.0, "filled", 0.0, 0.0)]
-    seen = {}
-    for mode in ("sdk", "lean"):
-        reader = InMemoryMetricReader(preferred_aggregation={Counter: chosen})
-        monkeypatch.setenv(telemetry.BOTMON_TRADE_METRICS, mode)
-        try:
-            tel = telemetry.configure(f"aggregation-{mode}", metric_readers=[reader],
-                                      set_global=False)
-            assert tel.trade_metrics is None  # the SDK's instruments, for every reader
-            replay(steps)
-            seen[mode] = _snapshot(reader.get_metrics_data())
-        finally:
-            telemetry.shutdown()
+    seen = _through_sdk_instruments(
+        monkeypatch, "aggregation",
+        lambda: InMemoryMetricReader(preferred_aggregation={Counter: chosen}), steps)
     assert ("botmon.trades" in {name for name, _ in seen["sdk"]}) == (aggregation != "drop")
     assert seen["lean"] == seen["sdk"]
 
@@ -178,18 +190,9 @@ def test_a_reader_with_another_counter_cap_gets_what_the_sdk_gives(
 
     steps = [TradeStep("record", f"S{i}USDT", "BUY", "MARKET", 0.5, 1024.0, "filled",
                        0.0, 62.5) for i in range(5)]
-    seen = {}
-    for mode in ("sdk", "lean"):
-        reader = InMemoryMetricReader(cardinality_limits={Counter: 3})
-        monkeypatch.setenv(telemetry.BOTMON_TRADE_METRICS, mode)
-        try:
-            tel = telemetry.configure(f"cap-{mode}", metric_readers=[reader],
-                                      set_global=False)
-            assert tel.trade_metrics is None  # the SDK's instruments, for every reader
-            replay(steps)
-            seen[mode] = _snapshot(reader.get_metrics_data())
-        finally:
-            telemetry.shutdown()
+    seen = _through_sdk_instruments(
+        monkeypatch, "cap", lambda: InMemoryMetricReader(cardinality_limits={Counter: 3}),
+        steps)
     overflow = ("botmon.trades", frozenset({("otel.metric.overflow", True)}))
     assert seen["sdk"][overflow][3:6] == ("Sum", "int", 2)
     assert seen["lean"] == seen["sdk"]
