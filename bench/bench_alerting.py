@@ -25,7 +25,13 @@ Figures and targets (issue 15):
   alerting.distinct.1x       evaluation / collect, distinct rules at 1x      <= 1.0
   alerting.shaped.1x         evaluation / collect, shaped rules at 1x        <= 0.5
   alerting.distinct.10x/1x   evaluation at 10x / evaluation at 1x, the two
-                             cycles interleaved in each round                <= 12
+                             cycles interleaved in each round, each from a
+                             collected heap (the collect's data freed before
+                             the rules run, as AlertManager does)            <= 12
+  alerting.distinct.10x/1x.collector_as_in_a_bot
+                             the same with each size in its own process and
+                             the collector as in a bot (full collections set
+                             off by the SDK's collect, amortised)    information
   alerting.history.bytes     history bytes per stored value after 1 h of 10 s
                              collects of one shard, with busy histograms
                              (bucket counts in the thousands: no cached small
@@ -39,9 +45,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +69,16 @@ from otel_botmon.alerting.model import AlertRule, AlertSeverity
 from otel_botmon.query import MetricHistory
 
 STEP_S = 10.0
+
+_FULL_COLLECTIONS = [0]  # full garbage collections seen, from gc.callbacks
+
+
+def _count_full_collections(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        _FULL_COLLECTIONS[0] += 1
+
+
+gc.callbacks.append(_count_full_collections)
 
 
 def rules_100() -> list[AlertRule]:
@@ -196,7 +214,9 @@ class Setup:
     """One SDK with ``scale`` shards, a history and an evaluator of ``workload``'s rules;
     :meth:`cycle` runs one 10 s cycle and returns (collect s, evaluation s)."""
 
-    def __init__(self, scale: int, workload: str, histogram_share: float) -> None:
+    def __init__(self, scale: int, workload: str, histogram_share: float,
+                 *, collect_first: bool = True) -> None:
+        self.collect_first = collect_first
         self.tel = telemetry.configure(f"bench-alerting-{workload}-{scale}x", set_global=False)
         self.shards = [Shard(self.tel, index, histogram_share) for index in range(scale)]
         self.history = MetricHistory()
@@ -205,25 +225,31 @@ class Setup:
         self.now = 1_700_000_000.0
         self.points = 0
         self.times: dict[str, list[float]] = {"collect": [], "ingest": [], "evaluate": []}
+        self.full_collections = 0  # full (generation 2) collections inside timed cycles
 
     def cycle(self) -> tuple[float, float]:
         for shard in self.shards:
             shard.tick()
         self.now += STEP_S
-        if gc.isenabled():
+        if self.collect_first and gc.isenabled():
             gc.collect()  # outside the timed part: each cycle starts from a collected heap
+        full = _FULL_COLLECTIONS[0]
         start = time.perf_counter()
         data = self.tel.metric_reader.get_metrics_data()
         collected = time.perf_counter()
-        self.history.ingest(data, self.now, only=self.only)  # as AlertManager does
+        self.history.ingest(data, self.now, only=self.only)
         ingested = time.perf_counter()
+        self.points = count_points(data)
+        # as AlertManager does: the collect's data is freed before the rules run
+        del data
+        evaluating = time.perf_counter()
         self.evaluator.evaluate(self.now)
         done = time.perf_counter()
-        self.points = count_points(data)
+        self.full_collections += _FULL_COLLECTIONS[0] - full
         for key, value in (("collect", collected - start), ("ingest", ingested - collected),
-                           ("evaluate", done - ingested)):
+                           ("evaluate", done - evaluating)):
             self.times[key].append(value)
-        return collected - start, done - collected
+        return collected - start, (ingested - collected) + (done - evaluating)
 
     def warm(self, cycles: int = 72) -> None:
         """Run until the history covers the longest window (the distinct rules' reach
@@ -233,11 +259,13 @@ class Setup:
             self.cycle()
         for values in self.times.values():
             values.clear()
+        self.full_collections = 0
 
     def detail(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"{k}_ms": round(statistics.median(v) * 1e3, 2)
                                for k, v in self.times.items() if v}
         out.update(points=self.points, series=self.history.series_count(),
+                   full_gc_in_cycles=self.full_collections,
                    rules=len(self.evaluator.rules), firing=len(self.evaluator.firing()))
         return out
 
@@ -262,6 +290,59 @@ def evaluation_over_collect(bench: Bench, workload: str, target: float, share: f
         )
     finally:
         setup.close()
+
+
+SCALING_CYCLES = 6  # cycles of each size per round (a minute of the bot's time)
+
+
+def scaling_worker(scale: int, share: float) -> int:
+    """One size of ``alerting.distinct.10x/1x`` in its own process: answers each line
+    ``N`` on stdin with the JSON of N cycles (evaluation seconds, full collections)."""
+    logging.disable(logging.CRITICAL)
+    setup = Setup(scale, "distinct", share, collect_first=False)
+    setup.warm()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cycles = int(line)
+        if cycles == 0:
+            print(json.dumps(setup.detail()), flush=True)
+            continue
+        full = setup.full_collections
+        seconds = sum(setup.cycle()[1] for _ in range(cycles))
+        print(json.dumps({"seconds": seconds, "full_gc": setup.full_collections - full}),
+              flush=True)
+    setup.close()
+    return 0
+
+
+class ScalingSide:
+    """The parent's handle on one :func:`scaling_worker` process."""
+
+    def __init__(self, scale: int, share: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--scaling-worker", str(scale), str(share)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.full_gc = self.cycles = 0  # full collections in the timed cycles
+
+    def ask(self, cycles: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if cycles >= 0:
+            self.proc.stdin.write(f"{cycles}\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"scaling worker exited with {self.proc.wait()}")
+        answer: dict[str, Any] = json.loads(line)
+        if cycles > 0:
+            self.cycles += cycles
+            self.full_gc += answer["full_gc"]
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def scaling(bench: Bench, share: float) -> None:
@@ -289,8 +370,54 @@ def scaling(bench: Bench, share: float) -> None:
         bench.rounds(
             name, one_round, target=12.0, rounds=9, warmup=warm,
             detail=lambda: {"1x": small.detail(), "10x": large.detail()},
-            workload="distinct rules (100): evaluation at 10x (40,000 series) / at 1x "
-                     "(4,000 series), one cycle of each per round, interleaved",
+            workload="distinct rules (100): evaluation (ingest + rules + lifecycle) at 10x "
+                     "(40,000 series) / at 1x (4,000 series), one cycle of each per round, "
+                     "interleaved, each from a collected heap",
+        )
+    finally:
+        small.close()
+        large.close()
+
+
+def scaling_with_collector(bench: Bench, share: float) -> None:
+    """For information (no target): the same ratio with the collector as in a bot.
+
+    Each size runs in its own process, so each has the heap, and so the garbage
+    collector's rhythm, of a bot of that size (in one process the 1x side would live in
+    the 10x side's heap, whose size sets when a full collection runs). No forced
+    collections; a round sums ``SCALING_CYCLES`` cycles of each size, so full collections
+    are amortised over the cycles that set them off. What sets them off is the SDK's
+    collect (about two tracked objects per data point, alive until the ingest returns),
+    not the evaluation (a few hundred a cycle); the detail counts them per cycle."""
+    name = "alerting.distinct.10x/1x.collector_as_in_a_bot"
+    if not bench.wanted(name):
+        return
+    small = ScalingSide(1, share)
+    large = ScalingSide(10, share)
+    flip = [False]
+    try:
+        def one_round() -> float:
+            flip[0] = not flip[0]
+            order = (large, small) if flip[0] else (small, large)
+            seconds = {id(side): side.ask(SCALING_CYCLES)["seconds"] for side in order}
+            return float(seconds[id(large)] / seconds[id(small)])
+
+        def warm() -> None:
+            small.ask(-1)  # each worker warms itself (72 cycles) and says when it is ready
+            large.ask(-1)
+
+        def detail() -> dict[str, Any]:
+            return {"1x": small.ask(0), "10x": large.ask(0),
+                    "full_gc_per_cycle": {
+                        "1x": round(small.full_gc / max(1, small.cycles), 3),
+                        "10x": round(large.full_gc / max(1, large.cycles), 3)}}
+
+        bench.rounds(
+            name, one_round, target=None, rounds=9, warmup=warm, detail=detail,
+            workload=f"as alerting.distinct.10x/1x, but each size in its own process (its "
+                     f"own heap), the collector running as in a bot (no forced collections); "
+                     f"{SCALING_CYCLES} cycles of each per round, interleaved; for "
+                     f"information, no target",
         )
     finally:
         small.close()
@@ -341,6 +468,8 @@ def memory_round(cycles: int, histogram_share: float) -> Callable[[], float]:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--scaling-worker"]:
+        return scaling_worker(int(sys.argv[2]), float(sys.argv[3]))
     # several meters share the lead's views: the SDK logs a harmless identity warning
     logging.getLogger("opentelemetry.sdk.metrics").setLevel(logging.ERROR)
     # the bench's gauge rules exceed the per-rule notification rate on purpose
@@ -355,6 +484,7 @@ def main() -> int:
     evaluation_over_collect(bench, "distinct", 1.0, share)
     evaluation_over_collect(bench, "shaped", 0.5, share)
     scaling(bench, share)
+    scaling_with_collector(bench, share)
     cycles = 60 if bench.args.quick else int(3600 / STEP_S)
     bench.rounds(
         "alerting.history.bytes", memory_round(cycles, share), target=20.0, unit="B",

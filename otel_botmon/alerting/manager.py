@@ -293,18 +293,24 @@ class AlertManager:
             reader = tel.metric_reader if tel is not None else None
         with self._cycle_lock:
             if reader is not None:
-                try:
-                    data = reader.get_metrics_data()
-                    if self._ingest_filters:
-                        only = self.evaluator.referenced_metrics()
-                        self.history.ingest(data, now, only=only)
-                    else:
-                        self.history.ingest(data, now)
-                except Exception as exc:
-                    report_internal_error("alerting.collect", exc)
+                self._ingest(reader, now)
             events = self.evaluator.evaluate(now, dispatch=False)
             self._prune(now)
         return events
+
+    def _ingest(self, reader: Any, now: float) -> None:
+        """Collect ``reader`` into the history. Its own frame, so the collect's data (a
+        few objects per series: 80,000 at 40,000 series) is freed when the ingest returns,
+        not held through the evaluation, where it would be traversed by any full garbage
+        collection the evaluation's allocations set off."""
+        try:
+            data = reader.get_metrics_data()
+            if self._ingest_filters:
+                self.history.ingest(data, now, only=self.evaluator.referenced_metrics())
+            else:
+                self.history.ingest(data, now)
+        except Exception as exc:
+            report_internal_error("alerting.collect", exc)
 
     def _prune(self, now: float) -> None:
         if self.store is None or (

@@ -275,3 +275,36 @@ async def test_a_secret_in_who_acted_or_a_silence_never_reaches_a_view(clock: Cl
         assert 'alertname="Noisy"' in shown["matchers_text"]
     finally:
         redaction.forget_secrets()
+
+
+def test_the_collect_is_freed_before_the_rules_are_evaluated(
+    telemetry: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's data (a few objects per series) is not held through the evaluation,
+    where a full garbage collection set off by the evaluation would traverse all of it."""
+    import weakref
+
+    manager = AlertManager(reader=telemetry.metric_reader, clock=clock)
+    manager.register_rule(guide_rule())
+    close_positions(wins=1, losses=3)
+    collected: list[weakref.ref[Any]] = []
+    real_collect = telemetry.metric_reader.get_metrics_data
+
+    def collect() -> Any:
+        data = real_collect()
+        collected.append(weakref.ref(data))
+        return data
+
+    alive_at_evaluation: list[bool] = []
+    real_evaluate = manager.evaluator.evaluate
+
+    def evaluate(now: float, **kwargs: Any) -> Any:
+        alive_at_evaluation.append(any(ref() is not None for ref in collected))
+        return real_evaluate(now, **kwargs)
+
+    monkeypatch.setattr(telemetry.metric_reader, "get_metrics_data", collect)
+    monkeypatch.setattr(manager.evaluator, "evaluate", evaluate)
+    (fired,) = manager.evaluate_once()  # the data was ingested: the rule saw it
+    assert fired.kind.value == "fired"
+    assert collected and alive_at_evaluation == [False]
+    manager.close()
