@@ -17,7 +17,7 @@ same text is redacted again (an instrumentation hook, then the span processor).
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from otel_botmon import redaction
@@ -51,25 +51,29 @@ _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 # [^&]*+, the secret ones captured, and an empty group closing each shape, whose number
 # says which shape matched and so which groups hold secrets. One C-level pass checks the
 # URL and finds its secrets: cheaper than computing the query's shape, and cheaper than
-# checking the URL in Python first. The shapes are one alternation, each alternative
-# failing at its first differing name, so nothing picks one before (counting the URL's
-# '&' cost more than the whole match). '#', '@' and '%' are ruled out by three substring
-# tests before it (each a memchr): then a value is a run of one excluded character, which
-# the regex engine skips in a tight loop, where a class costs a set test per character
-# (a third of the matcher's time on a signed URL). The part before the '?' is [^?]*+ for
-# the same reason; an '&' in it is kept as the general path keeps it. Possessive values
-# and literal names: no backtracking within a shape; at most _MAX_MATCHED_SHAPES shapes
-# are tried, each failing at its first differing name.
+# checking the URL in Python first. The shapes are one tree of alternations (shapes
+# sharing their first parameters share those), so nothing picks a shape first (counting
+# the URL's '&' cost more than the whole match) and no parameter is read twice: at each
+# branch at most one alternative can match, each other one failing within its name.
+# '#', '@' and '%' are ruled out by three substring tests before it (each a memchr):
+# then a value is a run of one excluded character, which the regex engine skips in a
+# tight loop, where a class costs a set test per character (a third of the matcher's
+# time on a signed URL). The part before the '?' is [^?]*+ for the same reason; an '&'
+# in it is kept as the general path keeps it. Possessive values and literal names: no
+# backtracking within a parameter; at most _MAX_MATCHED_SHAPES shapes are in the tree.
 _MATCHED_SHAPES_SIZE: Final = 256
-_MAX_MATCHED_SHAPES: Final = 32  # more: those queries take the plan path (still linear)
+_MAX_MATCHED_SHAPES: Final = 64  # more: those queries take the plan path (still linear)
 _URL_HEAD: Final = r"[^?]*+\?"
 _VALUE: Final = r"=[^&]*+"
 _SECRET_VALUE: Final = r"=([^&]*+)"
-Matcher = tuple[re.Pattern[str], dict[int, tuple[int, ...]]]  # (expression, marker->groups)
+Parameter = tuple[str, bool]  # (its expression, whether its value is a secret)
+# (expression, marker -> (its shape's secret groups, the group of its one secret when that
+# is the last value, else 0))
+Matcher = tuple[re.Pattern[str], dict[int, tuple[tuple[int, ...], int]]]
 # The matcher, in a one-item holder (None until a shape repeats) replaced, never changed,
 # when the names change (see forget_cached); its one item is read and set in one step.
 _matcher: list[Matcher | None] = [None]
-_matcher_shapes: list[tuple[str, int]] = []  # (alternative, its secret groups)
+_matcher_shapes: list[tuple[Parameter, ...]] = []
 _matched_shapes: set[str] = set()
 
 
@@ -159,23 +163,57 @@ def _add_matcher(shape: str) -> None:
     matched.add(shape)
     if len(alternatives) >= _MAX_MATCHED_SHAPES:
         return
-    pieces = []
-    secrets = 0
+    parameters = []
     for part in shape.split("&"):
         key, eq, _ = part.partition("=")
-        if eq and _sensitive_name(key):
-            secrets += 1
-            pieces.append(re.escape(key) + _SECRET_VALUE)
-        else:
-            pieces.append(re.escape(key) + (_VALUE if eq else ""))
-    alternatives.append(("&".join(pieces) + "()", secrets))
-    groups: dict[int, tuple[int, ...]] = {}
+        secret = bool(eq) and _sensitive_name(key)
+        parameters.append((re.escape(key) + (_SECRET_VALUE if secret else _VALUE if eq else ""),
+                           secret))
+    alternatives.append(tuple(parameters))
+    holder[0] = _compile_matcher(alternatives)
+
+
+# In a tree of shapes: a shape ends here (no parameter is a secret without a value).
+_END: Final[Parameter] = ("", True)
+
+
+def _compile_matcher(shapes: list[tuple[Parameter, ...]]) -> Matcher:
+    """One expression for these shapes, as a tree: shapes with the same first parameters
+    share them (see the comment above the names)."""
+    tree: dict[Parameter, Any] = {}
+    for parameters in shapes:
+        node = tree
+        for parameter in parameters:
+            node = node.setdefault(parameter, {})
+        node[_END] = {}
+    markers: dict[int, tuple[tuple[int, ...], int]] = {}
     group = 0
-    for _, secret_groups in alternatives:
-        groups[group + secret_groups + 1] = tuple(range(group + 1, group + secret_groups + 1))
-        group += secret_groups + 1
-    expression = _URL_HEAD + "(?:" + "|".join(source for source, _ in alternatives) + ")"
-    holder[0] = (re.compile(expression), groups)
+
+    def after(node: dict[Parameter, Any], secrets: tuple[int, ...], last: int) -> str:
+        # What may follow the parameters that led to node. Groups are numbered in the
+        # order their '(' appear: depth first, in order. Each alternative starts with its
+        # own name: the engine skips those whose first character differs.
+        nonlocal group
+        alternatives = []
+        for parameter, child in node.items():
+            if parameter == _END:
+                continue
+            expression, secret = parameter
+            if secret:
+                group += 1
+                alternatives.append(expression + after(child, (*secrets, group), group))
+            else:
+                alternatives.append(expression + after(child, secrets, 0))
+        more = "" if not alternatives else "&" + alternatives[0] if len(alternatives) == 1 \
+            else "&(?:" + "|".join(alternatives) + ")"
+        if _END not in node:
+            return more
+        group += 1  # an empty group closes the shape: its number names the shape
+        markers[group] = (secrets, last if len(secrets) == 1 else 0)
+        return f"(?:{more}|())" if more else "()"
+
+    expression = _URL_HEAD + after(tree, (), 0)[1:]  # no '&' before the first parameter
+    return re.compile(expression), markers
 
 
 def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) -> str:
@@ -214,11 +252,9 @@ def matched_url(text: str) -> str | None:
     found = pattern.fullmatch(text)
     if found is None:
         return None
-    groups = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
-    if len(groups) == 1:  # the usual signed request: one signature, mostly the last value
-        begin, end = found.span(groups[0])
-        out = text[:begin] + REDACTED if end == len(text) \
-            else f"{text[:begin]}{REDACTED}{text[end:]}"
+    groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
+    if last:  # the usual signed request: one secret, the signature, last
+        out = text[:found.start(last)] + REDACTED
     else:
         out = _replace_groups(text, found, groups) if groups else text
     # A registered secret (ccxt registers the exchange's) left in it: the general path
