@@ -17,7 +17,7 @@ same text is redacted again (an instrumentation hook, then the span processor).
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from otel_botmon import redaction
@@ -45,32 +45,35 @@ _shape_cache: dict[str, Plan] = {}
 _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 
 
-# A shape seen twice also gets a matcher: one regular expression for every such shape
-# with as many '&', matching a whole common URL (scheme://host/path?query: no '&' before
-# the '?', no credentials, fragment or percent-encoding) whose query has one of those
-# shapes: names literally, each value as [^&]*+, the secret ones captured, and an
-# empty group closing each shape, whose number says which shape matched and so which
-# groups hold secrets. One C-level pass checks the URL and finds its secrets: cheaper
-# than computing the query's shape, and cheaper than checking the URL in Python first.
+# A shape seen twice also gets a matcher: one regular expression for every such shape,
+# matching a whole common URL (scheme://host/path?query: no credentials, fragment or
+# percent-encoding) whose query has one of those shapes: names literally, each value as
+# [^&]*+, the secret ones captured, and an empty group closing each shape, whose number
+# says which shape matched and so which groups hold secrets. One C-level pass checks the
+# URL and finds its secrets: cheaper than computing the query's shape, and cheaper than
+# checking the URL in Python first. The shapes are one tree of alternations (shapes
+# sharing their first parameters share those), so nothing picks a shape first (counting
+# the URL's '&' cost more than the whole match) and no parameter is read twice: at each
+# branch at most one alternative can match, each other one failing within its name.
 # '#', '@' and '%' are ruled out by three substring tests before it (each a memchr):
 # then a value is a run of one excluded character, which the regex engine skips in a
 # tight loop, where a class costs a set test per character (a third of the matcher's
-# time on a signed URL). The part before the '?' is [^?]*+ for the same reason: an '&'
-# in it cannot match, as every alternative has exactly as many '&' as the URL. For the
-# same reason the last value (a signed request's signature) is .*+ under DOTALL, which
-# the engine takes in one step to the end instead of reading it character by character.
-# Possessive values and literal names: no backtracking within a shape; at most
-# _MAX_SHAPES_PER_COUNT shapes are tried, each failing at its first differing name.
-_MATCHERS_SIZE: Final = 256
-_MAX_SHAPES_PER_COUNT: Final = 16  # more: those queries take the plan path (still linear)
+# time on a signed URL). The part before the '?' is [^?]*+ for the same reason; an '&'
+# in it is kept as the general path keeps it. Possessive values and literal names: no
+# backtracking within a parameter; at most _MAX_MATCHED_SHAPES shapes are in the tree.
+_MATCHED_SHAPES_SIZE: Final = 256
+_MAX_MATCHED_SHAPES: Final = 64  # more: those queries take the plan path (still linear)
 _URL_HEAD: Final = r"[^?]*+\?"
 _VALUE: Final = r"=[^&]*+"
 _SECRET_VALUE: Final = r"=([^&]*+)"
-_LAST_VALUE: Final = r"=.*+"
-_SECRET_LAST_VALUE: Final = r"=(.*+)"
-Matcher = tuple[re.Pattern[str], dict[int, tuple[int, ...]]]  # (expression, marker->groups)
-_matchers: dict[int, Matcher] = {}  # by the number of '&' in the URL
-_matcher_shapes: dict[int, list[tuple[str, int]]] = {}  # (alternative, its secret groups)
+Parameter = tuple[str, bool]  # (its expression, whether its value is a secret)
+# (expression, marker -> (its shape's secret groups, the group of its one secret when that
+# is the last value, else 0))
+Matcher = tuple[re.Pattern[str], dict[int, tuple[tuple[int, ...], int]]]
+# The matcher, in a one-item holder (None until a shape repeats) replaced, never changed,
+# when the names change (see forget_cached); its one item is read and set in one step.
+_matcher: list[Matcher | None] = [None]
+_matcher_shapes: list[tuple[Parameter, ...]] = []
 _matched_shapes: set[str] = set()
 
 
@@ -78,8 +81,8 @@ def forget_cached() -> None:
     """Replace the caches (the names changed): never cleared in place, so that a
     redaction racing the change writes into caches nobody reads (see
     ``redaction._clean_texts``)."""
-    global _shape_cache, _matchers, _matcher_shapes, _matched_shapes
-    _shape_cache, _matchers, _matcher_shapes, _matched_shapes = {}, {}, {}, set()
+    global _shape_cache, _matcher, _matcher_shapes, _matched_shapes
+    _shape_cache, _matcher, _matcher_shapes, _matched_shapes = {}, [None], [], set()
 
 
 def _sensitive_name(key: str) -> bool:
@@ -152,34 +155,65 @@ def _plan_for(query: str) -> Plan:
 
 def _add_matcher(shape: str) -> None:
     # before the names are read
-    matchers, sources, matched = _matchers, _matcher_shapes, _matched_shapes
-    if len(matched) >= _MATCHERS_SIZE:
-        matchers.clear()
-        sources.clear()
+    holder, alternatives, matched = _matcher, _matcher_shapes, _matched_shapes
+    if len(matched) >= _MATCHED_SHAPES_SIZE:
+        holder[0] = None
+        alternatives.clear()
         matched.clear()
     matched.add(shape)
-    count = shape.count("&")
-    alternatives = sources.setdefault(count, [])
-    if len(alternatives) >= _MAX_SHAPES_PER_COUNT:
+    if len(alternatives) >= _MAX_MATCHED_SHAPES:
         return
-    pieces = []
-    secrets = 0
-    parts = shape.split("&")
-    for i, part in enumerate(parts, 1 - len(parts)):  # i == 0: the last part
+    parameters = []
+    for part in shape.split("&"):
         key, eq, _ = part.partition("=")
-        if eq and _sensitive_name(key):
-            secrets += 1
-            pieces.append(re.escape(key) + (_SECRET_VALUE if i else _SECRET_LAST_VALUE))
-        else:
-            pieces.append(re.escape(key) + ((_VALUE if i else _LAST_VALUE) if eq else ""))
-    alternatives.append(("&".join(pieces) + "()", secrets))
-    groups: dict[int, tuple[int, ...]] = {}
+        secret = bool(eq) and _sensitive_name(key)
+        parameters.append((re.escape(key) + (_SECRET_VALUE if secret else _VALUE if eq else ""),
+                           secret))
+    alternatives.append(tuple(parameters))
+    holder[0] = _compile_matcher(alternatives)
+
+
+# In a tree of shapes: a shape ends here (no parameter is a secret without a value).
+_END: Final[Parameter] = ("", True)
+
+
+def _compile_matcher(shapes: list[tuple[Parameter, ...]]) -> Matcher:
+    """One expression for these shapes, as a tree: shapes with the same first parameters
+    share them (see the comment above the names)."""
+    tree: dict[Parameter, Any] = {}
+    for parameters in shapes:
+        node = tree
+        for parameter in parameters:
+            node = node.setdefault(parameter, {})
+        node[_END] = {}
+    markers: dict[int, tuple[tuple[int, ...], int]] = {}
     group = 0
-    for _, secret_groups in alternatives:
-        groups[group + secret_groups + 1] = tuple(range(group + 1, group + secret_groups + 1))
-        group += secret_groups + 1
-    expression = _URL_HEAD + "(?:" + "|".join(source for source, _ in alternatives) + ")"
-    matchers[count] = (re.compile(expression, re.DOTALL), groups)
+
+    def after(node: dict[Parameter, Any], secrets: tuple[int, ...], last: int) -> str:
+        # What may follow the parameters that led to node. Groups are numbered in the
+        # order their '(' appear: depth first, in order. Each alternative starts with its
+        # own name: the engine skips those whose first character differs.
+        nonlocal group
+        alternatives = []
+        for parameter, child in node.items():
+            if parameter == _END:
+                continue
+            expression, secret = parameter
+            if secret:
+                group += 1
+                alternatives.append(expression + after(child, (*secrets, group), group))
+            else:
+                alternatives.append(expression + after(child, secrets, 0))
+        more = "" if not alternatives else "&" + alternatives[0] if len(alternatives) == 1 \
+            else "&(?:" + "|".join(alternatives) + ")"
+        if _END not in node:
+            return more
+        group += 1  # an empty group closes the shape: its number names the shape
+        markers[group] = (secrets, last if len(secrets) == 1 else 0)
+        return f"(?:{more}|())" if more else "()"
+
+    expression = _URL_HEAD + after(tree, (), 0)[1:]  # no '&' before the first parameter
+    return re.compile(expression), markers
 
 
 def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) -> str:
@@ -211,16 +245,16 @@ def matched_url(text: str) -> str | None:
     if len(text) > MAX_TEXT_CHARS or "%" in text or "@" in text or "#" in text:
         return None
     heads = redaction._secret_heads
-    matcher = _matchers.get(text.count("&"))
+    matcher = _matcher[0]
     if matcher is None:
         return None
-    found = matcher[0].fullmatch(text)
+    pattern, markers = matcher
+    found = pattern.fullmatch(text)
     if found is None:
         return None
-    groups = matcher[1][found.lastindex]  # type: ignore[index]  # a marker closes each
-    if len(groups) == 1:  # the usual signed request: one signature
-        begin, end = found.span(groups[0])
-        out = f"{text[:begin]}{REDACTED}{text[end:]}"
+    groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
+    if last:  # the usual signed request: one secret, the signature, last
+        out = text[:found.start(last)] + REDACTED
     else:
         out = _replace_groups(text, found, groups) if groups else text
     # A registered secret (ccxt registers the exchange's) left in it: the general path
