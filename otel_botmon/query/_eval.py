@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import reduce
 from itertools import chain, repeat
-from operator import add, is_, itemgetter, sub
+from operator import add, is_, itemgetter, le, sub
 from typing import Any, NamedTuple
 
 from otel_botmon.query import _maths as pm
@@ -313,9 +313,9 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
         if not rates.labels:
             return {}
         if node.by is None:
-            return dict(zip(rates.labels, pm.histogram_quantiles(q, rates.bounds,
-                                                                rates.series_rates()),
-                            strict=True))
+            return dict(zip(rates.labels, pm.histogram_quantiles(
+                q, rates.bounds, rates.series_rates(), ascending=rates.ascending(),
+            ), strict=True))
         width = len(rates.bounds)
         flat = rates.flat  # a bucket's rates are every width-th, added in series order
         total = [reduce(add, flat[k::width]) for k in range(width)]
@@ -389,6 +389,12 @@ class BucketRates(NamedTuple):
         """The rates of each series of ``flat``, in order."""
         width, flat = len(self.bounds) or 1, self.flat  # no bounds: no series either
         return (flat[k:k + width] for k in range(0, len(flat), width))
+
+    def ascending(self) -> bool:
+        """Whether the rates of every series of ``flat`` ascend bucket by bucket (no NaN):
+        checked for all series at once, a pair of buckets at a time."""
+        width, flat = len(self.bounds), self.flat
+        return all(all(map(le, flat[k::width], flat[k + 1::width])) for k in range(width - 1))
 
     def by_series(self) -> dict[Labels, tuple[tuple[float, ...], list[float]]]:
         """Every series' ``(bounds, rates)``: those of ``flat`` first, then ``others``."""

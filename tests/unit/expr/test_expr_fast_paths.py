@@ -9,6 +9,7 @@ object and keeps running totals for delta temporality.
 from __future__ import annotations
 
 import math
+import operator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_botmon import conventions as conv
 from otel_botmon.query import Labels, MetricHistory, MetricKind, compile_condition
-from otel_botmon.query._maths import histogram_quantile
+from otel_botmon.query._eval import BucketRates
+from otel_botmon.query._maths import histogram_quantile, histogram_quantiles
 from tests.unit.expr import _reference
 from tests.unit.expr._reference import extrapolated_change
 
@@ -209,6 +211,38 @@ def test_quantile_equals_the_one_over_repaired_counts(
     want = _reference.quantile(q, bounds, repaired)
     assert _same(got, _reference.quantile(q, bounds, counts)), (counts, got)
     assert _same(got, want), (counts, got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 100), min_size=4, max_size=4), max_size=6),
+       st.sampled_from([0.0, 0.25, 0.5, 0.95, 1.0]))
+def test_quantiles_of_counts_known_to_ascend_equal_the_checked_ones(
+    many: list[list[float]], q: float,
+) -> None:
+    """``ascending=True`` (the caller checked every series at once) skips each series'
+    own check and nothing else."""
+    many = [sorted(counts) for counts in many]
+    bounds = [0.1, 0.5, 1.0, math.inf]
+    got = histogram_quantiles(q, bounds, many, ascending=True)
+    want = histogram_quantiles(q, bounds, many)
+    assert len(got) == len(want)
+    assert all(_same(a, b) for a, b in zip(got, want, strict=True)), (got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5), st.data())
+def test_bucket_rates_ascend_when_every_series_does(width: int, data: st.DataObject) -> None:
+    """The check of every series at once (a pair of buckets at a time, over all series)
+    says what checking each series on its own says, NaN included."""
+    values = st.one_of(st.sampled_from([0.0, 1.0, 2.0, 3.0]), st.just(math.nan))
+    series = data.draw(st.lists(st.lists(values, min_size=width, max_size=width),
+                                max_size=5))
+    if data.draw(st.booleans()):  # mostly ascending ones
+        series = [sorted(s, key=lambda v: (v != v, v)) for s in series]
+    rates = BucketRates([Labels({"i": str(k)}) for k in range(len(series))],
+                        tuple(map(float, range(width))), [v for s in series for v in s], {})
+    assert rates.ascending() == all(all(map(operator.le, s, s[1:])) for s in series)
+    assert len(list(rates.series_rates())) == len(series)
 
 
 def _ensure_monotonic(counts: list[float]) -> list[float]:
