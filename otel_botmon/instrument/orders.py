@@ -32,7 +32,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from itertools import islice
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -154,8 +155,11 @@ class OpenOrders:
     def __init__(self, max_open: int = _DEFAULT_MAX_OPEN, ttl_s: float = _DEFAULT_TTL_S) -> None:
         self._lock = threading.Lock()
         self._open: OrderedDict[str, _Order] = OrderedDict()  # oldest first
-        # Finished ids, newest last; an expired order is kept for a late fill.
-        self._recent: OrderedDict[str, _Order | None] = OrderedDict()
+        # Finished ids (an expired order is kept for a late fill) and the same ids in
+        # the order they were first remembered, oldest first: a plain dict and a deque
+        # drop the oldest for a fraction of what an OrderedDict's popitem costs.
+        self._recent: dict[str, _Order | None] = {}
+        self._recent_ids: deque[str] = deque()
         self._max_open = max_open
         self._ttl_ns = int(ttl_s * 1e9)
         self._next_id = 0
@@ -182,7 +186,8 @@ class OpenOrders:
         """Forget every open and recent order without recording anything (tests, fork)."""
         self._lock = threading.Lock()
         self._open = OrderedDict()
-        self._recent = OrderedDict()
+        self._recent = {}
+        self._recent_ids = deque()
 
     # --- events -----------------------------------------------------------------------
 
@@ -337,9 +342,11 @@ class OpenOrders:
 
     def _remember(self, oid: str, expired: _Order | None = None) -> None:
         recent = self._recent
+        if oid not in recent:  # an id remembered again keeps its place
+            self._recent_ids.append(oid)
         recent[oid] = expired
         if len(recent) > _RECENT:
-            recent.popitem(last=False)
+            del recent[self._recent_ids.popleft()]
 
     def _unmatched(
         self, oid: str, site: str, outcome: str, price: float | None, qty: float | None,
@@ -383,26 +390,34 @@ class OpenOrders:
         _record(order, outcome, reason, None, timed=False)
 
     def _sweep(self, limit: int | None) -> int:
-        due: list[_Order] = []
         deadline = time.perf_counter_ns() - self._ttl_ns
         with self._lock:
             pending, recent = self._open, self._recent
             if not pending or next(iter(pending.values())).perf_ns > deadline:
                 return 0  # the usual case: the oldest order is not due
-            cap = len(pending) if limit is None else limit
-            popitem, append = pending.popitem, due.append
-            while pending and len(due) < cap:
-                oid, order = popitem(last=False)
+            due: list[_Order] = []
+            append = due.append
+            for order in islice(pending.values(), limit):
                 if order.perf_ns > deadline:  # oldest first: nothing later is due either
-                    pending[oid] = order
-                    pending.move_to_end(oid, last=False)  # back in front
                     break
-                recent[oid] = order  # kept for a late fill
                 append(order)
-            while len(recent) > _RECENT:
-                recent.popitem(last=False)
+            if len(due) == len(pending):
+                pending.clear()
+            else:
+                for order in due:
+                    del pending[order.oid]
+            ids_append = self._recent_ids.append
+            for order in due:
+                oid = order.oid
+                if oid not in recent:  # an id remembered again keeps its place
+                    ids_append(oid)
+                recent[oid] = order  # kept for a late fill
+            popleft = self._recent_ids.popleft
+            for _ in range(len(recent) - _RECENT):
+                del recent[popleft()]
+        record = _record
         for order in due:
-            _record(order, _EXPIRED, None, "ttl")
+            record(order, _EXPIRED, None, "ttl")
         return len(due)
 
 

@@ -17,11 +17,11 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import reduce
 from itertools import chain, repeat
-from operator import add, is_, itemgetter, sub
-from typing import Any
+from operator import add, is_, itemgetter, le, sub
+from typing import Any, NamedTuple
 
 from otel_botmon.query import _maths as pm
 from otel_botmon.query._columns import Edges, HistogramRow, Selection
@@ -307,21 +307,36 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
     assert isinstance(sel, Selector) and sel.range_s is not None and node.quantile is not None
     q = node.quantile
     rates = _bucket_rates(sel, history, now)
+    if not rates.others and (node.by is None or node.by == ()):
+        # every series in one layout, end to end: the branches below for one group or
+        # none, on the flat rates (no pair per series)
+        if not rates.labels:
+            return {}
+        if node.by is None:
+            return dict(zip(rates.labels, pm.histogram_quantiles(
+                q, rates.bounds, rates.series_rates(), ascending=rates.ascending(),
+            ), strict=True))
+        width = len(rates.bounds)
+        flat = rates.flat  # a bucket's rates are every width-th, added in series order
+        total = [reduce(add, flat[k::width]) for k in range(width)]
+        return {EMPTY_LABELS: pm.histogram_quantile(q, rates.bounds, total)}
+    by_series = rates.by_series()
     if node.by is None:
-        pairs = list(rates.values())
+        pairs = list(by_series.values())
         if pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0]))):  # one layout
-            return dict(zip(rates, pm.histogram_quantiles(q, pairs[0][0], map(_SECOND, pairs)),
+            return dict(zip(by_series, pm.histogram_quantiles(q, pairs[0][0],
+                                                              map(_SECOND, pairs)),
                             strict=True))
         return {labels: pm.histogram_quantile(q, bounds, r)
-                for labels, (bounds, r) in rates.items()}
+                for labels, (bounds, r) in by_series.items()}
     by = node.by
     # sum the bucket rates per group; series with the same bucket layout add as vectors
     members: dict[Labels, list[tuple[tuple[float, ...], list[float]]]] = {}
     if by:
-        for labels, pair in rates.items():
+        for labels, pair in by_series.items():
             members.setdefault(Labels.from_values(by, labels.values_of(by)), []).append(pair)
-    elif rates:
-        members[EMPTY_LABELS] = list(rates.values())
+    elif by_series:
+        members[EMPTY_LABELS] = list(by_series.values())
     out: Vector = {}
     for labels, pairs in members.items():
         layouts = _sum_by_layout(pairs)
@@ -360,9 +375,36 @@ def _sum_by_layout(
     return layouts
 
 
-def _bucket_rates(
-    sel: Selector, history: MetricHistory, now: float
-) -> dict[Labels, tuple[tuple[float, ...], list[float]]]:
+class BucketRates(NamedTuple):
+    """Per-series bucket rates over one window: the series clean throughout it with one
+    bucket layout (``bounds``) end to end in ``flat`` (``len(bounds)`` rates a series, in
+    the order of ``labels``; no object per series), then ``others``, one by one."""
+
+    labels: Sequence[Labels]
+    bounds: tuple[float, ...]
+    flat: list[float]
+    others: dict[Labels, tuple[tuple[float, ...], list[float]]]
+
+    def series_rates(self) -> Iterator[list[float]]:
+        """The rates of each series of ``flat``, in order."""
+        width, flat = len(self.bounds) or 1, self.flat  # no bounds: no series either
+        return (flat[k:k + width] for k in range(0, len(flat), width))
+
+    def ascending(self) -> bool:
+        """Whether the rates of every series of ``flat`` ascend bucket by bucket (no NaN):
+        checked for all series at once, a pair of buckets at a time."""
+        width, flat = len(self.bounds), self.flat
+        return all(all(map(le, flat[k::width], flat[k + 1::width])) for k in range(width - 1))
+
+    def by_series(self) -> dict[Labels, tuple[tuple[float, ...], list[float]]]:
+        """Every series' ``(bounds, rates)``: those of ``flat`` first, then ``others``."""
+        out = dict(zip(self.labels, zip(repeat(self.bounds), self.series_rates()),
+                       strict=False))
+        out.update(self.others)
+        return out
+
+
+def _bucket_rates(sel: Selector, history: MetricHistory, now: float) -> BucketRates:
     """Per series, bucket rates over the selector's window (memoized: quantiles of the same
     window share them)."""
     memo = history.memo(now)
@@ -371,28 +413,35 @@ def _bucket_rates(
     if cached is None:
         assert sel.range_s is not None
         start = now - sel.range_s
-        cached = {}
+        labels: Sequence[Labels] = ()
+        bounds: tuple[float, ...] = ()
+        flat: list[float] = []
+        others: dict[Labels, tuple[tuple[float, ...], list[float]]] = {}
         selection = _select(sel, history, MetricKind.HISTOGRAM)
         edges = history.edges(selection, start, now) if selection is not None else None
         if edges is not None and edges.n >= 2 and edges.labels:
             # series clean throughout the window share its shape: one extrapolation
             shape = pm.window(edges.n, edges.t0, edges.t1, start, now, per_second=True)
-            if not _uniform_bucket_rates(cached, edges, shape):
-                for labels, first, last in zip(edges.labels, edges.first, edges.last,
-                                               strict=True):
-                    bounds = last[BOUNDS]
-                    if first[BOUNDS] is not bounds and first[BOUNDS] != bounds:
+            uniform = _uniform_bucket_rates(edges, shape)
+            if uniform is not None:
+                labels = edges.labels
+                bounds, flat = uniform
+            else:
+                for lab, first, last in zip(edges.labels, edges.first, edges.last,
+                                            strict=True):
+                    layout = last[BOUNDS]
+                    if first[BOUNDS] is not layout and first[BOUNDS] != layout:
                         continue
                     first_counts = first[COUNTS]
-                    cached[labels] = (bounds, pm.extrapolate(
+                    others[lab] = (layout, pm.extrapolate(
                         shape, list(map(sub, last[COUNTS], first_counts)), first_counts,
                         counter=True,
                     ))
-        for labels, points in edges.others if edges is not None else ():
+        for lab, points in edges.others if edges is not None else ():
             result = pm.bucket_rates(points, start, now) if len(points) >= 2 else None
             if result is not None:
-                cached[labels] = result
-        memo[key] = cached
+                others[lab] = result
+        cached = memo[key] = BucketRates(labels, bounds, flat, others)
     return cached
 
 
@@ -403,12 +452,11 @@ _COUNTS_OF = itemgetter(COUNTS)
 
 
 def _uniform_bucket_rates(
-    out: dict[Labels, tuple[tuple[float, ...], list[float]]], edges: Edges,
-    shape: pm.Window | None,
-) -> bool:
-    """Bucket rates of every series of ``edges`` at once when they all have the same
-    bucket layout (one bounds object, as the SDK hands them): the buckets of all series
-    end to end make one computation. False (nothing done) otherwise."""
+    edges: Edges, shape: pm.Window | None,
+) -> tuple[tuple[float, ...], list[float]] | None:
+    """The bucket layout and the bucket rates of every series of ``edges`` end to end,
+    when they all have the same layout (one bounds object, as the SDK hands them): the
+    buckets of all series make one computation. None otherwise."""
     first, last = edges.first, edges.last
     first_counts: Sequence[float]
     last_counts: Sequence[float]
@@ -421,18 +469,13 @@ def _uniform_bucket_rates(
         bounds = last[0][BOUNDS]
         if not (all(map(is_, map(_BOUNDS_OF, last), repeat(bounds)))
                 and all(map(is_, map(_BOUNDS_OF, first), repeat(bounds)))):
-            return False
+            return None
         first_counts = list(chain.from_iterable(map(_COUNTS_OF, first)))
         last_counts = list(chain.from_iterable(map(_COUNTS_OF, last)))
-    width = len(bounds)
-    if not len(first_counts) == len(last_counts) == width * len(first):
-        return False
-    rates = pm.extrapolate(shape, list(map(sub, last_counts, first_counts)), first_counts,
-                           counter=True)
-    out.update(zip(edges.labels, zip(repeat(bounds), (
-        rates[k:k + width] for k in range(0, len(rates), width)
-    )), strict=False))
-    return True
+    if not len(first_counts) == len(last_counts) == len(bounds) * len(first):
+        return None
+    return bounds, pm.extrapolate(shape, list(map(sub, last_counts, first_counts)),
+                                  first_counts, counter=True)
 
 
 # --- operators ----------------------------------------------------------------------

@@ -295,13 +295,16 @@ def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float
 
 
 def histogram_quantiles(
-    q: float, bounds: Sequence[float], many: Iterable[Sequence[float]]
+    q: float, bounds: Sequence[float], many: Iterable[Sequence[float]],
+    *, ascending: bool = False,
 ) -> list[float]:
     """The ``q`` quantile of each cumulative bucket counts in ``many``, all by the upper
     ``bounds``, exactly as Prometheus' ``bucketQuantile``: ``-Inf``/``+Inf`` for ``q``
     out of [0, 1], NaN without a ``+Inf`` bucket or observations; equal bounds merged,
     decreasing counts raised to the running maximum (a NaN count stays NaN), the bucket
-    found by Go's binary search and the rank interpolated with Go's float division."""
+    found by Go's binary search and the rank interpolated with Go's float division.
+    ``ascending``: the caller has checked that every counts in ``many`` ascends (each
+    ``<=`` the next, so no NaN), which each then need not check again."""
     if math.isnan(q):
         return [math.nan for _ in many]
     if q < 0 or q > 1:
@@ -316,6 +319,8 @@ def histogram_quantiles(
         return [histogram_quantile(q, *merge_buckets([(bounds, counts)])) for counts in many]
     if len(bounds) < 2:
         return [math.nan for _ in many]
+    if ascending:
+        return [_bucket_quantile(q, bounds, counts, True) for counts in many]
     return [_bucket_quantile(q, bounds, counts) for counts in many]
 
 
@@ -332,10 +337,14 @@ def merge_buckets(
     return [b for b, _ in ordered], [c for _, c in ordered]
 
 
-def _bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
-    """The quantile of ascending, distinct ``bounds`` ending at +Inf, ``0 <= q <= 1``."""
+def _bucket_quantile(
+    q: float, bounds: Sequence[float], counts: Sequence[float], ascending: bool = False,
+) -> float:
+    """The quantile of ascending, distinct ``bounds`` ending at +Inf, ``0 <= q <= 1``
+    (``ascending``: ``counts`` are known to ascend)."""
     fixed: Sequence[float] = counts
-    ordered = all(map(le, counts, islice(counts, 1, None)))  # False with a NaN count
+    # False with a NaN count
+    ordered = ascending or all(map(le, counts, islice(counts, 1, None)))
     if not ordered:
         fixed = _monotonic(counts)
     observations = fixed[-1]

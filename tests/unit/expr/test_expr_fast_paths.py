@@ -9,6 +9,7 @@ object and keeps running totals for delta temporality.
 from __future__ import annotations
 
 import math
+import operator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_botmon import conventions as conv
 from otel_botmon.query import Labels, MetricHistory, MetricKind, compile_condition
-from otel_botmon.query._maths import histogram_quantile
+from otel_botmon.query._eval import BucketRates
+from otel_botmon.query._maths import histogram_quantile, histogram_quantiles
 from tests.unit.expr import _reference
 from tests.unit.expr._reference import extrapolated_change
 
@@ -138,6 +140,59 @@ def test_grouped_quantile_adds_bucket_rates_series_by_series(
     assert all(_same(got[k], want[k]) for k in got), (got, want)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 5),
+       st.lists(st.lists(st.tuples(st.integers(0, 9), st.lists(st.integers(0, 10**4),
+                                                                min_size=4, max_size=4)),
+                         min_size=5, max_size=5),
+                min_size=2, max_size=8),
+       st.sampled_from([0.5, 0.95]))
+def test_quantiles_of_whole_collects_equal_the_general_computation(
+    series: int, steps: list[list[tuple[int, list[int]]]], q: float,
+) -> None:
+    """Over whole collects the series clean throughout the window are read end to end;
+    with resets and missing points, some or all series are read point by point instead.
+    Either way ``pNN(h[w])`` equals each series' own quantile, and ``by ()`` equals the
+    general grouping (``by`` a label no series has: one group of every series)."""
+    history = MetricHistory()
+    attrs = [{"i": str(k), "g": str(k % 2)} for k in range(series)]
+    totals = [[0] * 4 for _ in range(series)]
+    t = 0.0
+    for step in steps:
+        t += 10.0
+        points = []
+        for k in range(series):
+            event, growth = step[k]
+            if event == 0:
+                continue  # not in this collect
+            if event == 1:
+                totals[k] = [0] * 4  # the process restarted: a reset
+            totals[k] = [c + (d * (k + 3)) // 7 for c, d in zip(totals[k], growth,
+                                                                strict=True)]
+            points.append(HistogramDataPoint(
+                attributes=attrs[k], start_time_unix_nano=0, time_unix_nano=1,
+                count=sum(totals[k]), sum=0.1 * sum(totals[k]), bucket_counts=list(totals[k]),
+                explicit_bounds=_BOUNDS, min=0, max=0,
+            ))
+        history.ingest(_histogram_collect(points), t)
+
+    def values(expr: str) -> dict[str, float]:
+        return {s.labels.get("i", ""): s.value
+                for s in compile_condition(expr).values(history, t)}
+
+    p = f"p{round(q * 100)}({LATENCY}[1m])"
+    bounds = (*map(float, _BOUNDS), math.inf)
+    want = {}
+    for labels, points in history.histogram_windows(LATENCY, t - 60.0, t):
+        rates = _reference.bucket_rates(points, t - 60.0, t)
+        if rates is not None:
+            want[labels["i"]] = _reference.quantile(q, bounds, rates[1])
+    for got, general in ((values(p), want), (values(p), values(f"{p} by (i, g)")),
+                         (values(f"{p} by ()"), values(f"{p} by (absent)"))):
+        assert got.keys() == general.keys()
+        assert all(_same(got[k], general[k]) for k in got), (got, general)
+
+
 counts_strategy = st.lists(
     st.one_of(st.floats(0, 100), st.just(math.nan), st.just(math.inf)), min_size=1, max_size=8,
 )
@@ -156,6 +211,38 @@ def test_quantile_equals_the_one_over_repaired_counts(
     want = _reference.quantile(q, bounds, repaired)
     assert _same(got, _reference.quantile(q, bounds, counts)), (counts, got)
     assert _same(got, want), (counts, got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 100), min_size=4, max_size=4), max_size=6),
+       st.sampled_from([0.0, 0.25, 0.5, 0.95, 1.0]))
+def test_quantiles_of_counts_known_to_ascend_equal_the_checked_ones(
+    many: list[list[float]], q: float,
+) -> None:
+    """``ascending=True`` (the caller checked every series at once) skips each series'
+    own check and nothing else."""
+    many = [sorted(counts) for counts in many]
+    bounds = [0.1, 0.5, 1.0, math.inf]
+    got = histogram_quantiles(q, bounds, many, ascending=True)
+    want = histogram_quantiles(q, bounds, many)
+    assert len(got) == len(want)
+    assert all(_same(a, b) for a, b in zip(got, want, strict=True)), (got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5), st.data())
+def test_bucket_rates_ascend_when_every_series_does(width: int, data: st.DataObject) -> None:
+    """The check of every series at once (a pair of buckets at a time, over all series)
+    says what checking each series on its own says, NaN included."""
+    values = st.one_of(st.sampled_from([0.0, 1.0, 2.0, 3.0]), st.just(math.nan))
+    series = data.draw(st.lists(st.lists(values, min_size=width, max_size=width),
+                                max_size=5))
+    if data.draw(st.booleans()):  # mostly ascending ones
+        series = [sorted(s, key=lambda v: (v != v, v)) for s in series]
+    rates = BucketRates([Labels({"i": str(k)}) for k in range(len(series))],
+                        tuple(map(float, range(width))), [v for s in series for v in s], {})
+    assert rates.ascending() == all(all(map(operator.le, s, s[1:])) for s in series)
+    assert len(list(rates.series_rates())) == len(series)
 
 
 def _ensure_monotonic(counts: list[float]) -> list[float]:
