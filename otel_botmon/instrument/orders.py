@@ -149,17 +149,27 @@ class OrderHandle:
         self._book.canceled(self.order_id, reason)
 
 
+class _Recent(dict[str, "_Order | None"]):
+    """Finished ids (an expired order is kept for a late fill), with ``ids``: the same ids
+    in the order they were first remembered, oldest first. A plain dict and a deque drop
+    the oldest for a fraction of what an OrderedDict's popitem costs; one object, so that
+    a ``clear()`` racing a sweep replaces both at once (the sweep then writes into the
+    old pair, consistent with itself)."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: deque[str] = deque()
+
+
 class OpenOrders:
     """The registry of open orders (one per process: the module functions use it)."""
 
     def __init__(self, max_open: int = _DEFAULT_MAX_OPEN, ttl_s: float = _DEFAULT_TTL_S) -> None:
         self._lock = threading.Lock()
         self._open: OrderedDict[str, _Order] = OrderedDict()  # oldest first
-        # Finished ids (an expired order is kept for a late fill) and the same ids in
-        # the order they were first remembered, oldest first: a plain dict and a deque
-        # drop the oldest for a fraction of what an OrderedDict's popitem costs.
-        self._recent: dict[str, _Order | None] = {}
-        self._recent_ids: deque[str] = deque()
+        self._recent = _Recent()
         self._max_open = max_open
         self._ttl_ns = int(ttl_s * 1e9)
         self._next_id = 0
@@ -186,8 +196,7 @@ class OpenOrders:
         """Forget every open and recent order without recording anything (tests, fork)."""
         self._lock = threading.Lock()
         self._open = OrderedDict()
-        self._recent = {}
-        self._recent_ids = deque()
+        self._recent = _Recent()
 
     # --- events -----------------------------------------------------------------------
 
@@ -343,10 +352,10 @@ class OpenOrders:
     def _remember(self, oid: str, expired: _Order | None = None) -> None:
         recent = self._recent
         if oid not in recent:  # an id remembered again keeps its place
-            self._recent_ids.append(oid)
+            recent.ids.append(oid)
         recent[oid] = expired
         if len(recent) > _RECENT:
-            del recent[self._recent_ids.popleft()]
+            del recent[recent.ids.popleft()]
 
     def _unmatched(
         self, oid: str, site: str, outcome: str, price: float | None, qty: float | None,
@@ -406,13 +415,13 @@ class OpenOrders:
             else:
                 for order in due:
                     del pending[order.oid]
-            ids_append = self._recent_ids.append
+            ids_append = recent.ids.append
             for order in due:
                 oid = order.oid
                 if oid not in recent:  # an id remembered again keeps its place
                     ids_append(oid)
                 recent[oid] = order  # kept for a late fill
-            popleft = self._recent_ids.popleft
+            popleft = recent.ids.popleft
             for _ in range(len(recent) - _RECENT):
                 del recent[popleft()]
         record = _record

@@ -150,3 +150,53 @@ def test_the_sweep_and_the_finished_ids_follow_the_one_at_a_time_rules(
             assert [(oid, order is not None) for oid, order in book._recent.items()] \
                 == list(model.recent.items())
             assert all(book.is_open(oid) == (oid in model.open) for oid in "abcd")
+
+
+@settings(max_examples=50, deadline=None)
+@given(recent=st.integers(min_value=1, max_value=4), later=st.integers(min_value=0, max_value=12))
+def test_a_clear_landing_inside_a_sweep_leaves_the_finished_ids_consistent(
+    recent: int, later: int,
+) -> None:
+    # clear() (tests, or a fixture resetting the book while the bot's thread sweeps) may
+    # land while a sweep holds the old lock: that sweep writes into the old book, and the
+    # new one still remembers exactly its own finished ids, the newest ``recent`` of them
+    clock = [0]
+    fake_time = types.SimpleNamespace(
+        perf_counter_ns=lambda: clock[0] * 1_000_000_000, time_ns=lambda: 0,
+    )
+    failures: list[BaseException] = []
+
+    def report(component: str, exc: BaseException) -> None:
+        if not isinstance(exc, orders.OrderTrackingError):
+            failures.append(exc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(orders, "time", fake_time)
+        patch.setattr(orders, "_record", lambda *a, **k: None)
+        patch.setattr(orders, "_RECENT", recent)
+        patch.setattr(orders, "_SWEEP_PER_CALL", 0)
+        patch.setattr(orders, "report_internal_error", report)
+        patch.setattr(orders, "warn_once", lambda *a: None)
+        book = orders.OpenOrders(ttl_s=1)
+        book.open("a", "BTC/USDT", "BUY", 1.0, 100.0)
+
+        class _ClearedWhileRead(orders._Order):
+            __slots__ = ("_at",)
+
+            @property  # type: ignore[override]
+            def perf_ns(self) -> int:
+                book.clear()  # another thread's clear(), inside the sweep
+                return self._at
+
+            @perf_ns.setter
+            def perf_ns(self, value: int) -> None:
+                self._at = value
+
+        book._open["a"] = _ClearedWhileRead("a", None, None, None, None, None, None)
+        clock[0] = 5
+        book.sweep(None)
+        finished = [f"x{i}" for i in range(later)]
+        for oid in finished:  # unknown ids, each remembered in the new book
+            book.filled(oid)
+        assert not failures
+        assert list(book._recent) == finished[max(0, later - recent):]
