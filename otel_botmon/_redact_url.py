@@ -75,14 +75,16 @@ Matcher = tuple[re.Pattern[str], dict[int, tuple[tuple[int, ...], int]]]
 _matcher: list[Matcher | None] = [None]
 _matcher_shapes: list[tuple[Parameter, ...]] = []
 _matched_shapes: set[str] = set()
+_next_compile: list[int] = [1]  # how many shapes the next compile waits for
 
 
 def forget_cached() -> None:
     """Replace the caches (the names changed): never cleared in place, so that a
     redaction racing the change writes into caches nobody reads (see
     ``redaction._clean_texts``)."""
-    global _shape_cache, _matcher, _matcher_shapes, _matched_shapes
+    global _shape_cache, _matcher, _matcher_shapes, _matched_shapes, _next_compile
     _shape_cache, _matcher, _matcher_shapes, _matched_shapes = {}, [None], [], set()
+    _next_compile = [1]
 
 
 def _sensitive_name(key: str) -> bool:
@@ -155,11 +157,13 @@ def _plan_for(query: str) -> Plan:
 
 def _add_matcher(shape: str) -> None:
     # before the names are read
-    holder, alternatives, matched = _matcher, _matcher_shapes, _matched_shapes
+    holder, alternatives, matched, grow = (
+        _matcher, _matcher_shapes, _matched_shapes, _next_compile)
     if len(matched) >= _MATCHED_SHAPES_SIZE:
         holder[0] = None
         alternatives.clear()
         matched.clear()
+        grow[0] = 1
     matched.add(shape)
     if len(alternatives) >= _MAX_MATCHED_SHAPES:
         return
@@ -170,7 +174,14 @@ def _add_matcher(shape: str) -> None:
         parameters.append((re.escape(key) + (_SECRET_VALUE if secret else _VALUE if eq else ""),
                            secret))
     alternatives.append(tuple(parameters))
-    holder[0] = _compile_matcher(alternatives)
+    count = len(alternatives)
+    # Compiled again only when the shapes have grown by half (1, 2, 3, 4, 6, 9, ..., 63,
+    # and at the cap): the tree is compiled on the bot's thread, and compiling it for
+    # every new shape made learning k shapes cost k*k/2 shape compiles. The shapes
+    # waiting for the next compile take the plan path (same output).
+    if count == _MAX_MATCHED_SHAPES or count >= grow[0]:
+        grow[0] = max(count + 1, count * 3 // 2)
+        holder[0] = _compile_matcher(alternatives)
 
 
 # In a tree of shapes: a shape ends here (no parameter is a secret without a value).

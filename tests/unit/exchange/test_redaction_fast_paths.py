@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +175,31 @@ def test_the_span_processors_branch_takes_any_value_as_the_general_path_does(
             scrubbed.update(redaction._changes(scrubbed, None) or {})
         assert scrubbed == expected
         assert [type(v) for v in scrubbed.values()] == [type(v) for v in expected.values()]
+
+
+def test_learning_shapes_compiles_the_matcher_a_logarithmic_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The matcher is compiled on the bot's thread: learning k shapes compiles it
+    O(log k) times, O(k) shapes in all (it was once per new shape: k*k/2 shapes), and
+    every learnt shape is still redacted as the general path redacts it."""
+    _redact_url.forget_cached()
+    compiled: list[int] = []
+    real = _redact_url._compile_matcher
+
+    def counting(shapes: list[tuple[tuple[str, bool], ...]]) -> _redact_url.Matcher:
+        compiled.append(len(shapes))
+        return real(shapes)
+
+    monkeypatch.setattr(_redact_url, "_compile_matcher", counting)
+    k = _redact_url._MAX_MATCHED_SHAPES
+    for n in range(k):
+        for ts in range(2):  # seen twice: the shape repeats, so it is learnt
+            url = f"https://h/p?a{n}=1&timestamp={ts}&signature={'cd' * 8}"
+            assert redact_url(url) == f"https://h/p?a{n}=1&timestamp={ts}&signature={REDACTED}"
+    assert compiled[-1] == k  # the full tree is compiled in the end
+    assert len(compiled) <= 2 * math.ceil(math.log(k, 1.5))
+    assert sum(compiled) <= 4 * k
+    for n in range(k):  # all served, as the general path serves them
+        url = f"https://h/p?a{n}=1&timestamp=7&signature={'ef' * 8}"
+        assert _redact_url.matched_url(url) == f"https://h/p?a{n}=1&timestamp=7&signature={REDACTED}"
