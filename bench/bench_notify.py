@@ -27,8 +27,11 @@ Side "none": the same dispatcher with no channel. Ratio = CPU of "all" / CPU of
 Target (issue 16): <= 1.10 by the median of per-round ratios. The figure's detail says
 what that allows per delivery (``budget_us_per_delivery``: a tenth of the evaluation's
 CPU per event, over the deliveries per event) beside what a delivery costs
-(``extra_us_per_delivery``). ``--per-channel`` adds, for information, each channel's CPU
-per delivery measured alone (``notify.cpu_us_per_delivery.<channel>``).
+(``extra_us_per_delivery``), and how many requests (messages, file writes) each
+destination made per round (``requests_per_round``: summaries and batches carry many
+deliveries in one request, PagerDuty sends one per alert event). ``--per-channel``
+adds, for information, each channel's CPU per delivery measured alone
+(``notify.cpu_us_per_delivery.<channel>``).
 
 Run: python bench/bench_notify.py [--repeat N] [--rounds N] [--quick] [--per-channel]
                                   [--cycles N] [--delay S] [--interval S]
@@ -260,8 +263,12 @@ def cpu_per_event(bench: Bench, tmp: Path) -> None:
 
         def detail() -> dict[str, Any]:
             # the timed rounds' attempts only (the warm-up's come first)
-            per_destination = Counter(a.destination
-                                      for a in full.attempts()[warm_attempts[0]:])
+            timed = full.attempts()[warm_attempts[0]:]
+            per_destination = Counter(a.destination for a in timed)
+            # one settle stamps every row of a request with the same time: rows of a
+            # summary, a group or a batch are one request (one write for console/file)
+            sent = Counter(destination for destination, _ in
+                           {(a.destination, a.at) for a in timed})
             rounds = len(sides["all"].cpu)
             events = max(1, sides["all"].events)
             none_us = statistics.median(sides["none"].cpu) * 1e6
@@ -277,6 +284,8 @@ def cpu_per_event(bench: Bench, tmp: Path) -> None:
                 "events_per_round": round(sides["all"].events / max(1, rounds), 1),
                 "wall_s_per_round_all": round(statistics.median(sides["all"].wall), 2),
                 "attempts_per_destination": dict(sorted(per_destination.items())),
+                "requests_per_round": {destination: round(n / max(1, rounds), 1)
+                                       for destination, n in sorted(sent.items())},
             }
 
         figure = bench.rounds(
@@ -297,6 +306,7 @@ def cpu_per_event(bench: Bench, tmp: Path) -> None:
                   f" us; {d['events_per_round']} events a round, a round with channels "
                   f"takes {d['wall_s_per_round_all']} s wall")
             print(f"  attempts per destination: {d['attempts_per_destination']}")
+            print(f"  requests (messages, writes) per round: {d['requests_per_round']}")
             print(f"  extra CPU per delivery {d['extra_us_per_delivery']:.0f} us; at the "
                   f"target it may be {d['budget_us_per_delivery']:.0f} us "
                   "(per-channel costs: --per-channel)")
