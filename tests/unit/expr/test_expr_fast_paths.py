@@ -88,6 +88,13 @@ LATENCY = conv.EXCHANGE_REQUEST_DURATION.name
 _BOUNDS = (0.1, 0.5, 1.0)  # one object for every point, as an SDK instrument hands it
 
 
+def _latency_point(attributes: dict[str, str], counts: list[int]) -> HistogramDataPoint:
+    return HistogramDataPoint(
+        attributes=attributes, start_time_unix_nano=0, time_unix_nano=1, count=sum(counts),
+        sum=0.1 * sum(counts), bucket_counts=list(counts), explicit_bounds=_BOUNDS, min=0, max=0,
+    )
+
+
 def _histogram_collect(points: list[HistogramDataPoint]) -> MetricsData:
     data = Histogram(data_points=points,
                      aggregation_temporality=AggregationTemporality.CUMULATIVE)
@@ -117,11 +124,7 @@ def test_grouped_quantile_adds_bucket_rates_series_by_series(
         for k in range(series):
             # uneven growth per series and bucket, so the sums' last bits depend on order
             totals[k] = [c + (d * (k + 3)) // 7 for c, d in zip(totals[k], step, strict=True)]
-            points.append(HistogramDataPoint(
-                attributes=attrs[k], start_time_unix_nano=0, time_unix_nano=1,
-                count=sum(totals[k]), sum=0.1 * sum(totals[k]), bucket_counts=list(totals[k]),
-                explicit_bounds=_BOUNDS, min=0, max=0,
-            ))
+            points.append(_latency_point(attrs[k], totals[k]))
         history.ingest(_histogram_collect(points), t)
     got = {s.labels.get("g", ""): s.value for s in compile_condition(
         f"p{round(q * 100)}({LATENCY}[1m]) {by}").values(history, t)}
@@ -169,11 +172,7 @@ def test_quantiles_of_whole_collects_equal_the_general_computation(
                 totals[k] = [0] * 4  # the process restarted: a reset
             totals[k] = [c + (d * (k + 3)) // 7 for c, d in zip(totals[k], growth,
                                                                 strict=True)]
-            points.append(HistogramDataPoint(
-                attributes=attrs[k], start_time_unix_nano=0, time_unix_nano=1,
-                count=sum(totals[k]), sum=0.1 * sum(totals[k]), bucket_counts=list(totals[k]),
-                explicit_bounds=_BOUNDS, min=0, max=0,
-            ))
+            points.append(_latency_point(attrs[k], totals[k]))
         history.ingest(_histogram_collect(points), t)
 
     def values(expr: str) -> dict[str, float]:
