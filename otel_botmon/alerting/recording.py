@@ -74,18 +74,20 @@ class Recorder:
         for index, (rule, condition) in enumerate(self._rules):
             try:
                 written: set[Labels] = set()
-                for sample in condition.evaluate(history, now):
-                    labels, v = sample.labels, sample.value
-                    out = Labels({**labels, **rule.labels}) if rule.labels else labels
-                    if out in written:
-                        raise ValueError(
-                            f"recording rule {rule.record!r}: two series with the labels "
-                            f"{dict(out)} after applying the rule's labels"
-                        )
-                    written.add(out)
-                    history.add_point(rule.record, out, v, now, kind=MetricKind.GAUGE)
-                for gone in self._previous.get(index, set()) - written:
-                    history.mark_stale(rule.record, gone, now)
+                samples = condition.evaluate(history, now)  # read whole, then written
+                with history.batch():  # one row for the rule's samples, as a collect
+                    for sample in samples:
+                        labels, v = sample.labels, sample.value
+                        out = Labels({**labels, **rule.labels}) if rule.labels else labels
+                        if out in written:
+                            raise ValueError(
+                                f"recording rule {rule.record!r}: two series with the "
+                                f"labels {dict(out)} after applying the rule's labels"
+                            )
+                        written.add(out)
+                        history.add_point(rule.record, out, v, now, kind=MetricKind.GAUGE)
+                    for gone in self._previous.get(index, set()) - written:
+                        history.mark_stale(rule.record, gone, now)
                 self._previous[index] = written
             except Exception as exc:
                 if self.on_error is not None:

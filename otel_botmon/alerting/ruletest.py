@@ -316,16 +316,17 @@ def _record_alerts(history: MetricHistory, active: list[Any], now: float,
     time it became active with its labels; a series that ends goes stale at once, as
     Prometheus marks it. Returns the (metric, labels) written now."""
     now_series: set[tuple[str, Labels]] = set()
-    for alert in active:
-        state = "firing" if alert.state is AlertState.FIRING else "pending"
-        labels = Labels({**alert.labels, "alertstate": state})
-        history.add_point(ALERTS_METRIC, labels, 1.0, now)
-        now_series.add((ALERTS_METRIC, labels))
-        labels = Labels(alert.labels)
-        history.add_point(ALERTS_FOR_STATE_METRIC, labels, float(alert.started_at), now)
-        now_series.add((ALERTS_FOR_STATE_METRIC, labels))
-    for metric, labels in before - now_series:
-        history.mark_stale(metric, labels, now)
+    with history.batch():
+        for alert in active:
+            state = "firing" if alert.state is AlertState.FIRING else "pending"
+            labels = Labels({**alert.labels, "alertstate": state})
+            history.add_point(ALERTS_METRIC, labels, 1.0, now)
+            now_series.add((ALERTS_METRIC, labels))
+            labels = Labels(alert.labels)
+            history.add_point(ALERTS_FOR_STATE_METRIC, labels, float(alert.started_at), now)
+            now_series.add((ALERTS_FOR_STATE_METRIC, labels))
+        for metric, labels in before - now_series:
+            history.mark_stale(metric, labels, now)
     return now_series
 
 

@@ -32,7 +32,8 @@ import logging
 import math
 from array import array
 from bisect import bisect_left
-from collections.abc import Container, Hashable, Iterable, Mapping
+from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import accumulate
 from operator import ge
 from typing import Any, Final
@@ -100,6 +101,36 @@ class MetricHistory(HistoryReads):
         self.absent_components: set[tuple[str, str, Labels]] = set()
         """(metric, "count" or "sum", labels) of histograms read without that series
         (rule tests given only ``_bucket`` series): ``h.count``/``h.sum`` have none."""
+        # families written inside batch() whose rows are closed when it ends (None: no
+        # batch open, each write closes its row)
+        self._open: dict[int, Family] | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write several points (:meth:`add_point`, :meth:`add_histogram_point`,
+        :meth:`mark_stale`) as one collect does: the points of one time share a row whose
+        gaps are recorded once, when the block ends, so every series written at that time
+        keeps its clean run (one at a time, each write ends the row and the next series'
+        point makes its column be recomputed from all its rows before the next query).
+        Recording rules write their samples this way. Read (query) after the block, not
+        inside it. Blocks nest; an exception still ends the rows it opened."""
+        if self._open is not None:
+            yield
+            return
+        self._open = {}
+        try:
+            yield
+        finally:
+            opened, self._open = self._open, None
+            for family in opened.values():
+                self._close_row(family)
+
+    def _end_write(self, family: Family) -> None:
+        """After one synthetic write: its row ends now, or with the open batch."""
+        if self._open is None:
+            self._close_row(family)
+        else:
+            self._open[id(family)] = family
 
     # --- input ---------------------------------------------------------------------
 
@@ -268,7 +299,7 @@ class MetricHistory(HistoryReads):
         self._version += 1
         family = self._family(name, kind)
         self._put(family, self._column(family, labels_of(labels)), at, float(value))
-        self._close_row(family)
+        self._end_write(family)
 
     def add_histogram_point(
         self,
@@ -297,7 +328,7 @@ class MetricHistory(HistoryReads):
             counts = tuple(accumulate(float(c) for c in bucket_counts))
             point = (bounds, counts, float(sum_), float(count))
         self._put(family, self._column(family, labels_of(labels)), at, point)
-        self._close_row(family)
+        self._end_write(family)
 
     def mark_stale(self, name: str, labels: Mapping[str, str], at: float) -> None:
         """Record that series ``name{labels}`` stopped existing at ``at``."""
@@ -308,7 +339,7 @@ class MetricHistory(HistoryReads):
         if c is not None:
             self._version += 1
             self._put(family, c, at, STALE)
-            self._close_row(family)
+            self._end_write(family)
 
     def prune(self, now: float) -> None:
         """Drop points older than ``max_age_s`` before ``now`` and series left empty."""
@@ -416,6 +447,8 @@ class MetricHistory(HistoryReads):
 
     def _new_row(self, family: Family, at: float, row: list[Any]) -> int:
         """Append a row at the end (dropping the oldest beyond the bound); its serial."""
+        if family.fresh >= 0:  # a batch moves on to a later time: its row ends here
+            self._close_row(family)
         serial = family.base + len(family.rows)
         family.times.append(at)
         family.rows.append(row)
