@@ -53,8 +53,11 @@ _ENCODED_BREAK: Final = re.compile(
 _AUTHORITY_END: Final = re.compile(r"[/\s?#\"'<>]")
 _AUTH_SCHEMES: Final = ("bearer ", "basic ", "token ", "digest ")
 _BLANKS: Final = re.compile(r"[ \t]*")
-# A name read backwards: blanks, an optional closing quote, then name characters.
-_REVERSED_KEY: Final = re.compile(r"[ \t]*[\"']?([A-Za-z0-9_.%-]*)")
+# A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
+# JSON string: \"sign\": \"...\"), then name characters.
+_REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
+# Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]).
+_BRACKETS: Final = re.compile(r"[\[\]{}]")
 _MAX_AUTHORITY_CHARS: Final = 256
 
 
@@ -98,11 +101,20 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
     """(start, end) of the value after a separator; start == end when there is none."""
     n = len(text)
     pos = _BLANKS.match(text, start).end()  # type: ignore[union-attr]
+    if pos + 1 < n and text[pos] in "\\bB" and text[pos + 1] in "\"'":
+        # an escaped quote (\"value\" in a JSON string) or a bytes literal (b'value')
+        quote = text[pos:pos + 2] if text[pos] == "\\" else text[pos + 1]
+        close = text.find(quote, pos + 2)
+        if close >= 0:
+            return pos + 2, close
+        pos += 2
     if pos < n and text[pos] in "\"'":
         close = text.find(text[pos], pos + 1)
         if close >= 0:
             return pos + 1, close
         pos += 1
+    if pos < n and text[pos] in "[{":  # a list or object: all of it, to its closing bracket
+        return pos, _closing_bracket(text, pos)
     low = text[pos:pos + 7].lower()
     for scheme in _AUTH_SCHEMES:
         if low.startswith(scheme):  # "Bearer <token>": the scheme word stays readable
@@ -110,6 +122,18 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
             break
     found = (_ENCODED_VALUE_END if encoded else _VALUE_END).search(text, pos)
     return pos, (found.start() if found is not None else n)
+
+
+def _closing_bracket(text: str, pos: int) -> int:
+    """Where the bracketed value opening at ``pos`` ends (past its closing bracket; the
+    end of the text when it is not closed). Brackets are counted, not matched by kind:
+    one pass over the brackets only."""
+    depth = 0
+    for found in _BRACKETS.finditer(text, pos):
+        depth += 1 if found.group() in "[{" else -1
+        if depth == 0:
+            return found.end()
+    return len(text)
 
 
 def _next_encoded(text: str, pos: int) -> tuple[int, int]:
