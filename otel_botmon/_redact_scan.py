@@ -56,6 +56,14 @@ _BLANKS: Final = re.compile(r"[ \t]*")
 # A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
 # JSON string: \"sign\": \"...\"), then name characters.
 _REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
+# A (name, value) pair as Python prints a header list (('X-MBX-APIKEY', '...'),
+# (b'KEY', b'...')) or JSON writes one (["OK-ACCESS-SIGN", "..."]): a bracket, a quoted
+# name, a comma, then a quoted value. Only texts holding a quote and a comma together
+# (', or ",: see PAIR_MARKS) are searched for it; the name is bounded, the match linear.
+_TUPLE_PAIR: Final = re.compile(
+    r"""[(\[][ \t]*b?(["'])([A-Za-z0-9_.-]{1,64})\1,[ \t]*(?=b?["'])""")
+PAIR_MARKS: Final = ("',", '",')
+"""Besides ``=``, ``:`` and ``%``: what a text holds when it may hold a pair."""
 # Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]).
 _BRACKETS: Final = re.compile(r"[\[\]{}]")
 _MAX_AUTHORITY_CHARS: Final = 256
@@ -141,6 +149,15 @@ def _next_encoded(text: str, pos: int) -> tuple[int, int]:
     return (found.start(), found.end()) if found is not None else (-1, -1)
 
 
+def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
+    """(where the comma is, where the value starts, the name) of the next (name, value)
+    pair at or after ``pos``; (-1, -1, '') when there is none."""
+    found = _TUPLE_PAIR.search(text, pos)
+    if found is None:
+        return -1, -1, ""
+    return found.end(2) + 1, found.end(), found.group(2)
+
+
 def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) -> str:
     """``text`` with the values of sensitive ``name=value`` / ``name: value`` /
     ``"name": "value"`` / ``name%3Dvalue`` pairs replaced. Returns ``text`` itself when
@@ -150,6 +167,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     eq = text.find("=")
     colon = text.find(":")
     enc, enc_end = _next_encoded(text, 0) if "%" in text else (-1, -1)
+    tup, tup_end, tup_key = _next_tuple(text, 0) if "'," in text or '",' in text \
+        else (-1, -1, "")
     pieces: list[str] = []
     last = 0  # text[last:] is not yet in pieces
     floor = 0  # names never reach back before a redacted value
@@ -160,6 +179,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
             sep = eq if eq >= 0 and (colon < 0 or eq < colon) else colon
             if enc >= 0 and (sep < 0 or enc < sep):
                 sep = enc
+            if tup >= 0 and (sep < 0 or tup < sep):
+                sep = tup
             if sep < 0:
                 break
             if left <= 0:
@@ -169,11 +190,11 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
                 return "".join(pieces)
             left -= 1
             encoded = sep == enc
-            resume = after = enc_end if encoded else sep + 1
+            resume = after = enc_end if encoded else tup_end if sep == tup else sep + 1
             # a name ends right before the separator (or before a quote or blank): a
             # separator after another one ("===", "a::") has none, decided at once
             if sep > floor and text[sep - 1] in _NAME_END:
-                key = _key_before(text, sep, floor)
+                key = tup_key if sep == tup else _key_before(text, sep, floor)
                 if key and sensitive(key):
                     start, end = _value_span(text, after, encoded)
                     if end > start:
@@ -188,6 +209,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
                 colon = text.find(":", resume)
             if enc >= 0 and enc < resume:
                 enc, enc_end = _next_encoded(text, resume)
+            if tup >= 0 and tup < resume:
+                tup, tup_end, tup_key = _next_tuple(text, resume)
     finally:
         budget.separators = left
     if not pieces:

@@ -1,5 +1,6 @@
 """Secrets under a sensitive name in structured text: nested JSON strings (escaped
-quotes), bytes literals, and list or object values (a wallet signature {r, s, v})."""
+quotes), bytes literals, list or object values (a wallet signature {r, s, v}), and
+(name, value) pairs of header lists."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def _forms(name: str, secret: str) -> list[str]:
         json.dumps({"symbol": "BTCUSDT", name: {"r": "0x" + secret, "s": secret, "v": 27},
                     "nonce": 1}),
         repr({"symbol": "BTCUSDT", name: ["a", {"s": secret}]}),
+        # header lists, as Python prints them (aiohttp's raw_headers, list(h.items()))
+        # and as JSON writes them
+        repr([("symbol", "BTCUSDT"), (name, secret)]),
+        repr(((b"symbol", b"BTCUSDT"), (name.encode(), secret.encode()))),
+        json.dumps([["symbol", "BTCUSDT"], [name, secret]]),
+        json.dumps([["symbol", "BTCUSDT"], [name, secret]], separators=(",", ":")),
     ]
 
 
@@ -57,3 +64,17 @@ def test_brackets_cost_linear_time() -> None:
         start = time.perf_counter()
         redact_text(text)
         assert time.perf_counter() - start < 0.5
+
+
+def test_a_header_list_keeps_its_ordinary_headers() -> None:
+    text = repr([("Accept", "*/*"), ("X-MBX-APIKEY", "k3y"), ("X-Request-Id", "r1")])
+    assert redact_text(text) == (
+        "[('Accept', '*/*'), ('X-MBX-APIKEY', 'REDACTED'), ('X-Request-Id', 'r1')]")
+
+
+def test_a_header_list_attribute_is_redacted_on_the_span() -> None:
+    from otel_botmon.redaction import redact_attributes
+
+    attributes = {"bot.request.headers": "[('OK-ACCESS-SIGN', 's1gnature')]"}
+    assert redact_attributes(attributes) == {
+        "bot.request.headers": "[('OK-ACCESS-SIGN', 'REDACTED')]"}
