@@ -91,6 +91,8 @@ _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
         "accesskey", "accesssign", "apisign", "sign", "key",
         # Binance user-data stream key; HTX (Huobi) signed-query key id
         "listenkey", "accesskeyid",
+        # WebSocket logins: Bitfinex authSig, Coinbase jwt, Kraken Futures signed_challenge
+        "authsig", "jwt", "signedchallenge",
     }
 ) | frozenset(  # every exchange's key/signature names (otel_botmon.exchanges)
     n.lower().replace("-", "").replace("_", "").replace(".", "")

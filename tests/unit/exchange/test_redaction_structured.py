@@ -78,3 +78,16 @@ def test_a_header_list_attribute_is_redacted_on_the_span() -> None:
     attributes = {"bot.request.headers": "[('OK-ACCESS-SIGN', 's1gnature')]"}
     assert redact_attributes(attributes) == {
         "bot.request.headers": "[('OK-ACCESS-SIGN', 'REDACTED')]"}
+
+
+# ccxt.pro's WebSocket login messages name their signatures so (bitfinex, coinbase,
+# krakenfutures); an exchange's error may quote the message back.
+WS_LOGIN_NAMES = ["authSig", "jwt", "signed_challenge"]
+
+
+@given(name=st.sampled_from(WS_LOGIN_NAMES), secret=SECRET)
+def test_websocket_login_fields_are_sensitive(name: str, secret: str) -> None:
+    message = json.dumps({"event": "auth", name: secret, "symbol": "BTCUSDT"})
+    out = redact_text(f"AuthenticationError: login refused: {message}")
+    assert secret not in out
+    assert "BTCUSDT" in out
