@@ -75,6 +75,9 @@ __all__ = [
     "register_secret",
 ]
 
+# Characters yarl (aiohttp's URLs) leaves unencoded in a query value and in a path.
+_YARL_QUERY_SAFE: Final = "!$'()*,/:?@"
+_YARL_PATH_SAFE: Final = "!$&'()*+,/:;=@"
 # Secrets shorter than this would redact ordinary words and numbers out of every text.
 MIN_SECRET_LENGTH: Final = 4
 
@@ -251,7 +254,8 @@ def add_sensitive_keys(*names: str) -> None:
 
 
 def register_secret(value: str) -> None:
-    """Scrub this literal value (and its URL-encoded forms) from every redacted text.
+    """Scrub this literal value (and its URL-encoded forms: urllib's, httpx's, yarl's in
+    a query and in a path) from every redacted text.
 
     Use it for values that have no telltale name around them: an exchange API secret,
     an SMTP password, a Slack webhook URL, a Telegram bot token.
@@ -268,7 +272,13 @@ def register_secret(value: str) -> None:
             "would redact ordinary text; refusing it"
         )
     global _secrets, _secret_heads
-    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms = {
+        value, quote(value, safe=""), quote_plus(value, safe=""),
+        quote(value),  # urllib's default: '/' kept
+        # yarl (aiohttp) keeps these in a query value and in a path: the secret in a URL
+        # the bot passed as params= or joined into a path
+        quote_plus(value, safe=_YARL_QUERY_SAFE), quote(value, safe=_YARL_PATH_SAFE),
+    }
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))
