@@ -187,3 +187,21 @@ def test_a_registered_secret_in_an_aiohttp_url_is_scrubbed(secret: str) -> None:
                 assert encoded not in out, (secret, url, out)
     finally:
         redaction.forget_secrets()
+
+
+@given(secret=st.text("abcdefghijklmnopqrstuvwxyz", min_size=8, max_size=15))
+def test_an_endpoint_label_made_before_a_secret_was_registered_is_not_reused(
+        secret: str) -> None:
+    """A path label is cached: a secret in it registered after its first request (a key
+    set on the exchange after it was instrumented) must not stay in the cached label."""
+    from otel_botmon.instrument.exchange import _endpoint_label, endpoint_from_path
+
+    path = f"/v1/sub/{secret}/balance"
+    assert secret in endpoint_from_path(path) and secret in _endpoint_label(path)
+    redaction.register_secret(secret)
+    try:
+        assert secret not in endpoint_from_path(path)
+        assert secret not in _endpoint_label(path)
+    finally:
+        redaction.forget_secrets()
+    assert secret in endpoint_from_path(path)  # forgotten: shown again
