@@ -25,6 +25,7 @@ REDACTED_LOGGERS: Final = (
     "aiohttp.client", "aiohttp.internal",
     "websockets.client",
     "ccxt.base.exchange",
+    "binance.base_client",  # python-binance verbose=True: signed URL, headers, body
     "otel_botmon", "otel_botmon.alerting", "otel_botmon.alerting.store",
     "otel_botmon.query._history", "otel_botmon.dashboard", "otel_botmon.demo",
     "otel_botmon.exporters.influxdb", "otel_botmon.instrument", "otel_botmon.notify",

@@ -53,8 +53,19 @@ _ENCODED_BREAK: Final = re.compile(
 _AUTHORITY_END: Final = re.compile(r"[/\s?#\"'<>]")
 _AUTH_SCHEMES: Final = ("bearer ", "basic ", "token ", "digest ")
 _BLANKS: Final = re.compile(r"[ \t]*")
-# A name read backwards: blanks, an optional closing quote, then name characters.
-_REVERSED_KEY: Final = re.compile(r"[ \t]*[\"']?([A-Za-z0-9_.%-]*)")
+# A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
+# JSON string: \"sign\": \"...\"), then name characters.
+_REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
+# A (name, value) pair as Python prints a header list (('X-MBX-APIKEY', '...'),
+# (b'KEY', b'...')) or JSON writes one (["OK-ACCESS-SIGN", "..."]): a bracket, a quoted
+# name, a comma, then a quoted value. Only texts holding a quote and a comma together
+# (', or ",: see PAIR_MARKS) are searched for it; the name is bounded, the match linear.
+_TUPLE_PAIR: Final = re.compile(
+    r"""[(\[][ \t]*b?(["'])([A-Za-z0-9_.-]{1,64})\1,[ \t]*(?=b?["'])""")
+PAIR_MARKS: Final = ("',", '",')
+"""Besides ``=``, ``:`` and ``%``: what a text holds when it may hold a pair."""
+# Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]).
+_BRACKETS: Final = re.compile(r"[\[\]{}]")
 _MAX_AUTHORITY_CHARS: Final = 256
 
 
@@ -98,11 +109,20 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
     """(start, end) of the value after a separator; start == end when there is none."""
     n = len(text)
     pos = _BLANKS.match(text, start).end()  # type: ignore[union-attr]
+    if pos + 1 < n and text[pos] in "\\bB" and text[pos + 1] in "\"'":
+        # an escaped quote (\"value\" in a JSON string) or a bytes literal (b'value')
+        quote = text[pos:pos + 2] if text[pos] == "\\" else text[pos + 1]
+        close = text.find(quote, pos + 2)
+        if close >= 0:
+            return pos + 2, close
+        pos += 2
     if pos < n and text[pos] in "\"'":
         close = text.find(text[pos], pos + 1)
         if close >= 0:
             return pos + 1, close
         pos += 1
+    if pos < n and text[pos] in "[{":  # a list or object: all of it, to its closing bracket
+        return pos, _closing_bracket(text, pos)
     low = text[pos:pos + 7].lower()
     for scheme in _AUTH_SCHEMES:
         if low.startswith(scheme):  # "Bearer <token>": the scheme word stays readable
@@ -112,9 +132,30 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
     return pos, (found.start() if found is not None else n)
 
 
+def _closing_bracket(text: str, pos: int) -> int:
+    """Where the bracketed value opening at ``pos`` ends (past its closing bracket; the
+    end of the text when it is not closed). Brackets are counted, not matched by kind:
+    one pass over the brackets only."""
+    depth = 0
+    for found in _BRACKETS.finditer(text, pos):
+        depth += 1 if found.group() in "[{" else -1
+        if depth == 0:
+            return found.end()
+    return len(text)
+
+
 def _next_encoded(text: str, pos: int) -> tuple[int, int]:
     found = _ENCODED_SEPARATOR.search(text, pos)
     return (found.start(), found.end()) if found is not None else (-1, -1)
+
+
+def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
+    """(where the comma is, where the value starts, the name) of the next (name, value)
+    pair at or after ``pos``; (-1, -1, '') when there is none."""
+    found = _TUPLE_PAIR.search(text, pos)
+    if found is None:
+        return -1, -1, ""
+    return found.end(2) + 1, found.end(), found.group(2)
 
 
 def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) -> str:
@@ -126,6 +167,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     eq = text.find("=")
     colon = text.find(":")
     enc, enc_end = _next_encoded(text, 0) if "%" in text else (-1, -1)
+    tup, tup_end, tup_key = _next_tuple(text, 0) if "'," in text or '",' in text \
+        else (-1, -1, "")
     pieces: list[str] = []
     last = 0  # text[last:] is not yet in pieces
     floor = 0  # names never reach back before a redacted value
@@ -136,6 +179,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
             sep = eq if eq >= 0 and (colon < 0 or eq < colon) else colon
             if enc >= 0 and (sep < 0 or enc < sep):
                 sep = enc
+            if tup >= 0 and (sep < 0 or tup < sep):
+                sep = tup
             if sep < 0:
                 break
             if left <= 0:
@@ -145,11 +190,11 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
                 return "".join(pieces)
             left -= 1
             encoded = sep == enc
-            resume = after = enc_end if encoded else sep + 1
+            resume = after = enc_end if encoded else tup_end if sep == tup else sep + 1
             # a name ends right before the separator (or before a quote or blank): a
             # separator after another one ("===", "a::") has none, decided at once
             if sep > floor and text[sep - 1] in _NAME_END:
-                key = _key_before(text, sep, floor)
+                key = tup_key if sep == tup else _key_before(text, sep, floor)
                 if key and sensitive(key):
                     start, end = _value_span(text, after, encoded)
                     if end > start:
@@ -164,6 +209,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
                 colon = text.find(":", resume)
             if enc >= 0 and enc < resume:
                 enc, enc_end = _next_encoded(text, resume)
+            if tup >= 0 and tup < resume:
+                tup, tup_end, tup_key = _next_tuple(text, resume)
     finally:
         budget.separators = left
     if not pieces:

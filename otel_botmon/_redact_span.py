@@ -168,7 +168,8 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
                 if vtype in _NO_TEXT:
                     continue
                 if vtype is str and not redaction._secrets and "=" not in value \
-                        and ":" not in value and "%" not in value:
+                        and ":" not in value and "%" not in value \
+                        and "'," not in value and '",' not in value:
                     redaction._remember(clean, value)
                     continue
                 return False

@@ -75,6 +75,9 @@ __all__ = [
     "register_secret",
 ]
 
+# Characters yarl (aiohttp's URLs) leaves unencoded in a query value and in a path.
+_YARL_QUERY_SAFE: Final = "!$'()*,/:?@"
+_YARL_PATH_SAFE: Final = "!$&'()*+,/:;=@"
 # Secrets shorter than this would redact ordinary words and numbers out of every text.
 MIN_SECRET_LENGTH: Final = 4
 
@@ -91,6 +94,8 @@ _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
         "accesskey", "accesssign", "apisign", "sign", "key",
         # Binance user-data stream key; HTX (Huobi) signed-query key id
         "listenkey", "accesskeyid",
+        # WebSocket logins: Bitfinex authSig, Coinbase jwt, Kraken Futures signed_challenge
+        "authsig", "jwt", "signedchallenge",
     }
 ) | frozenset(  # every exchange's key/signature names (otel_botmon.exchanges)
     n.lower().replace("-", "").replace("_", "").replace(".", "")
@@ -249,7 +254,8 @@ def add_sensitive_keys(*names: str) -> None:
 
 
 def register_secret(value: str) -> None:
-    """Scrub this literal value (and its URL-encoded forms) from every redacted text.
+    """Scrub this literal value (and its URL-encoded forms: urllib's, httpx's, yarl's in
+    a query and in a path) from every redacted text.
 
     Use it for values that have no telltale name around them: an exchange API secret,
     an SMTP password, a Slack webhook URL, a Telegram bot token.
@@ -266,7 +272,13 @@ def register_secret(value: str) -> None:
             "would redact ordinary text; refusing it"
         )
     global _secrets, _secret_heads
-    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms = {
+        value, quote(value, safe=""), quote_plus(value, safe=""),
+        quote(value),  # urllib's default: '/' kept
+        # yarl (aiohttp) keeps these in a query value and in a path: the secret in a URL
+        # the bot passed as params= or joined into a path
+        quote_plus(value, safe=_YARL_QUERY_SAFE), quote(value, safe=_YARL_PATH_SAFE),
+    }
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))
@@ -312,7 +324,7 @@ def _redact_str(text: str, budget: Budget) -> str:
         out = scrub_literals(out, secrets)
         if cut:
             out = cut_partial_secret(out, secrets)
-    if "=" in out or ":" in out or "%" in out:
+    if "=" in out or ":" in out or "%" in out or "'," in out or '",' in out:
         out = redact_pairs(out, is_sensitive_key, budget)
     if "@" in out:
         out = redact_url_credentials(out)
@@ -444,7 +456,7 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                 if value in clean:
                     continue
                 if not literals and "=" not in value and ":" not in value \
-                        and "%" not in value:
+                        and "%" not in value and "'," not in value and '",' not in value:
                     _remember(clean, value)
                     continue
             elif vtype in no_text:

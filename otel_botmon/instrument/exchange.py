@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from otel_botmon import conventions as conv
-from otel_botmon import telemetry
+from otel_botmon import redaction, telemetry
 from otel_botmon._internal import report_internal_error
 from otel_botmon.exchanges import find_exchange
 from otel_botmon.instrument._values import as_number, warn_once
@@ -63,6 +63,18 @@ _endpoint_labels: dict[str, str] = {}
 _ID_SEGMENT: Final = re.compile(r"^(?:\d+|(?=[^/]*\d)[A-Za-z0-9_\-:.=~]{16,})$")
 # Bots call the same few paths over and over; remember their labels (bounded).
 _endpoints: dict[str, str] = {}
+# The redaction cache the labels above were made with: redaction replaces it when a
+# secret or a sensitive name is added, and a label made before must not be reused (a key
+# set on the exchange after its first request is registered then).
+_labels_made_with: list[object] = [None]
+
+
+def _labels_current() -> None:
+    made_with = redaction._text_cache
+    if made_with is not _labels_made_with[0]:
+        _endpoints.clear()
+        _endpoint_labels.clear()
+        _labels_made_with[0] = made_with
 
 
 def endpoint_from_path(path: str) -> str:
@@ -71,6 +83,7 @@ def endpoint_from_path(path: str) -> str:
     ``/api/v3/order`` stays; ``/orders/12345`` gives ``/orders/{id}``. Registered
     secrets are scrubbed and the result is at most 128 characters.
     """
+    _labels_current()
     found = _endpoints.get(path)
     if found is None:
         segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
@@ -85,6 +98,7 @@ def _endpoint_label(endpoint: str) -> str:
     """The ``exchange.endpoint`` value for what the caller passed (a name, a path or a
     whole signed URL): query and fragment dropped (a signature, a timestamp: secret and
     unbounded), secrets left in the path redacted, at most 128 characters. Cached."""
+    _labels_current()
     found = _endpoint_labels.get(endpoint)
     if found is None:
         path = endpoint.partition("#")[0].partition("?")[0] or UNKNOWN

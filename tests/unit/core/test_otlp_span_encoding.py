@@ -221,6 +221,9 @@ def test_a_secret_in_a_span_seen_before_is_still_redacted() -> None:
     _through_compact([span("plain"), span("plain")])  # names and values now known clean
     data = _through_compact([span("retry with api_key=abcdef0123456789")]).data
     assert b"abcdef0123456789" not in data
+    # a header list holds no '=', ':' or '%': its (name, value) pairs are still looked at
+    data = _through_compact([span("[('X-MBX-APIKEY', 'abcdef0123456789')]")]).data
+    assert b"abcdef0123456789" not in data
     redaction.register_secret("s3cr3t-value")
     try:
         data = _through_compact([span("s3cr3t-value")]).data

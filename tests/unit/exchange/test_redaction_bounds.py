@@ -144,7 +144,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Work:
 
 
 ADVERSARIAL_UNITS = ["0123456789abcdef", "a:", "=", "a=", "%3D", "token=", " :", "k%3D",
-                     '"a":"', "x://y@", "signature=signature=", "aaaa"]
+                     '"a":"', "x://y@", "signature=signature=", "aaaa",
+                     "('sign', ", "[(b'a', ", '"sign": [', '"sign": {', '\\"sign\\": \\"']
 
 
 @pytest.mark.timeout(300)

@@ -85,7 +85,8 @@ SIGNED_URLS = st.builds(
     st.integers(0, 10**13), st.text(alphabet="0123456789abcdef", min_size=1, max_size=64))
 ATTRIBUTE_VALUES = st.one_of(
     st.integers(), st.floats(allow_nan=False), st.booleans(), SIGNED_URLS,
-    st.sampled_from(["GET", "api.binance.com", "token=abc", "https://h/p?x=1#t=2", ""]),
+    st.sampled_from(["GET", "api.binance.com", "token=abc", "https://h/p?x=1#t=2", "",
+                     "[('X-MBX-APIKEY', 'k3y')]", '["symbol","BTC"]']),
     st.tuples(st.sampled_from(["k" * 16, "a=b", "REDACTED"])), VALUES)
 
 

@@ -11,8 +11,11 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -157,3 +160,48 @@ def test_threads_redacting_while_secrets_are_registered_never_keep_a_stale_clean
         for thread in threads:
             thread.join(10)
     assert not leaks, f"{len(leaks)} texts kept a registered secret, e.g. {leaks[:3]}"
+
+
+
+# printable ASCII but '%' (yarl keeps an escape it is given) and '.' (dot segments)
+_URL_SECRETS = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="%."),
+    min_size=8, max_size=24).filter(lambda s: s.strip() == s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=_URL_SECRETS)
+def test_a_registered_secret_in_an_aiohttp_url_is_scrubbed(secret: str) -> None:
+    """aiohttp's URLs (yarl) encode fewer characters than urllib: '/', ':', '@' stay in a
+    query value; '+', '=', '&' in a path."""
+    yarl = pytest.importorskip("yarl")
+    query = yarl.URL("https://h.example/p").with_query({"note": secret})
+    path = yarl.URL.build(scheme="https", host="h.example", path="/bot/" + secret)
+    forms = [(str(query), query.raw_query_string.partition("=")[2]),
+             (str(path), path.raw_path.removeprefix("/bot/")),
+             ("https://h.example/" + quote(secret), quote(secret))]
+    redaction.register_secret(secret)
+    try:
+        for url, encoded in forms:
+            for out in (redaction.redact_url(url), redaction.redact_text(url)):
+                assert encoded not in out, (secret, url, out)
+    finally:
+        redaction.forget_secrets()
+
+
+@given(secret=st.text("abcdefghijklmnopqrstuvwxyz", min_size=8, max_size=15))
+def test_an_endpoint_label_made_before_a_secret_was_registered_is_not_reused(
+        secret: str) -> None:
+    """A path label is cached: a secret in it registered after its first request (a key
+    set on the exchange after it was instrumented) must not stay in the cached label."""
+    from otel_botmon.instrument.exchange import _endpoint_label, endpoint_from_path
+
+    path = f"/v1/sub/{secret}/balance"
+    assert secret in endpoint_from_path(path) and secret in _endpoint_label(path)
+    redaction.register_secret(secret)
+    try:
+        assert secret not in endpoint_from_path(path)
+        assert secret not in _endpoint_label(path)
+    finally:
+        redaction.forget_secrets()
+    assert secret in endpoint_from_path(path)  # forgotten: shown again
