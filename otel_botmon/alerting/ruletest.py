@@ -411,6 +411,10 @@ def _check_expr(check: ExprCheck, history: MetricHistory, where: str,
 def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float) -> str | None:
     """The ``__name__`` PromQL keeps on a result series: a selector's own, kept through
     filtering comparisons and ``and``; dropped by functions and arithmetic."""
+    # labels a comparison on the way down changed: `ignoring(b)` (one-to-one) drops b
+    # from the result, `group_left(c)` copies c from the other side; an `or` below finds
+    # the side a result series came from on its other labels
+    altered: set[str] = set()
     while True:
         if isinstance(node, Derived):
             node = node.expansion
@@ -421,13 +425,16 @@ def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float)
             return prom_metric(node.metric, kind, node.component)
         elif isinstance(node, Binary) and node.op == "or":
             left = evaluate_node(node.left, history, now)
-            node = node.left if isinstance(left, dict) and labels in left else node.right
+            node = node.left if isinstance(left, dict) and _has_series(
+                left, labels, altered) else node.right
         elif isinstance(node, Binary) and node.op in ("and", "unless"):
             node = node.left
         elif isinstance(node, Binary) and node.op in _KEEPS_NAME and not node.bool_:
             m = node.matching
             if m is not None and m.card == "one-to-one" and m.on:
                 return None  # only the on(...) labels are kept
+            if m is not None:
+                altered.update(m.labels if m.card == "one-to-one" else m.include)
             if m is not None and m.card == "one-to-many":
                 node = node.right
             else:
@@ -437,6 +444,16 @@ def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float)
 
 
 _KEEPS_NAME = frozenset({">", "<", ">=", "<=", "==", "!="})
+
+
+def _has_series(series: Mapping[Labels, float], labels: Labels, altered: set[str]) -> bool:
+    """Whether ``series`` holds the one ``labels`` came from, but for the ``altered``
+    labels an operator above dropped or copied."""
+    if not altered:
+        return labels in series
+    wanted = {k: v for k, v in labels.items() if k not in altered}
+    return any({k: v for k, v in have.items() if k not in altered} == wanted
+               for have in series)
 
 
 def _show_samples(samples: list[tuple[tuple[tuple[str, str], ...], float]]) -> str:

@@ -181,3 +181,39 @@ def test_an_eval_time_between_evaluations_sees_what_promtool_loaded(tmp_path: Pa
     report, proc = _both(tmp_path, doc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report.ok and report.checks == 3, report.render()
+
+
+# the metric name of a series that came through `or` below a comparison that changed its
+# labels (`ignoring(b)` drops b, `group_left(c)` copies c): the side of the `or` it came
+# from, found on its other labels
+OR_NAME_SERIES = [
+    {"series": 'm1{a="x",b="1"}', "values": "1 2 3 4"},
+    {"series": 'm1{a="y",b="1"}', "values": "5 6 7 8"},
+    {"series": 'm3{a="z",b="2"}', "values": "0 0 9 9"},
+    {"series": 'm2{a="x",c="k"}', "values": "3 3 3 3"},
+    {"series": 'm2{a="y",c="j"}', "values": "1 1 1 1"},
+    {"series": 'm2{a="z",c="i"}', "values": "1 1 1 1"},
+]
+OR_NAME: list[tuple[str, list[tuple[str, float]]]] = [
+    ("(m1 or m3) > on(a) group_left(c) m2", [
+        ('m1{a="x",b="1",c="k"}', 4), ('m1{a="y",b="1",c="j"}', 8),
+        ('m3{a="z",b="2",c="i"}', 9)]),
+    ("(m1 or m3) > ignoring(b, c) m2", [
+        ('m1{a="x"}', 4), ('m1{a="y"}', 8), ('m3{a="z"}', 9)]),
+    ("m2 < on(a) group_right(c) (m1 or m3)", [
+        ('m1{a="x",b="1",c="k"}', 3), ('m1{a="y",b="1",c="j"}', 1),
+        ('m3{a="z",b="2",c="i"}', 1)]),
+    ("(min_over_time(m3[3m]) or m1) <= ignoring(b, c) group_left(c) m2", [
+        ('{a="z",b="2",c="i"}', 0)]),
+]
+
+
+@pytest.mark.parametrize(("expr", "samples"), OR_NAME, ids=[e for e, _ in OR_NAME])
+def test_metric_name_through_or_under_changed_labels(
+        expr: str, samples: list[tuple[str, float]], tmp_path: Path) -> None:
+    doc = _verbatim_doc(expr, samples)
+    doc["tests"][0]["input_series"] = OR_NAME_SERIES
+    doc["tests"][0]["promql_expr_test"][0]["eval_time"] = "3m"
+    report, proc = _both(tmp_path, doc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 1, report.render()
