@@ -217,3 +217,20 @@ def test_metric_name_through_or_under_changed_labels(
     report, proc = _both(tmp_path, doc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report.ok and report.checks == 1, report.render()
+
+
+# an `and`/`unless` whose left side has no series still evaluates its right side, as
+# PromQL does: a vector matching there that fails fails the expression
+FAILING_RIGHT = [
+    "my_depth{q=\"none\"} and (my_depth + on() other)",
+    "my_depth{q=\"none\"} unless (my_depth > on() my_depth)",
+    "my_depth{q=\"none\"} and sum(other + on() group_left my_depth)",
+]
+
+
+@pytest.mark.parametrize("expr", FAILING_RIGHT)
+def test_a_failing_right_side_of_and_fails_with_an_empty_left(expr: str,
+                                                             tmp_path: Path) -> None:
+    report, proc = _both(tmp_path, _verbatim_doc(expr, []))
+    assert proc.returncode != 0 and "matching" in proc.stdout + proc.stderr, proc.stdout
+    assert not report.ok and "err:" in report.render(), report.render()
