@@ -234,3 +234,32 @@ def test_a_failing_right_side_of_and_fails_with_an_empty_left(expr: str,
     report, proc = _both(tmp_path, _verbatim_doc(expr, []))
     assert proc.returncode != 0 and "matching" in proc.stdout + proc.stderr, proc.stdout
     assert not report.ok and "err:" in report.render(), report.render()
+
+
+def test_rules_evaluated_more_often_than_samples_keep_every_point(tmp_path: Path) -> None:
+    """With `evaluation_interval` shorter than the input `interval`, a recorded series
+    and ALERTS get more points than any input series: all of them stay queryable."""
+    (tmp_path / "rec.rules.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - record: rec\n    expr: my_count * 2\n"
+        "  - alert: Up\n    expr: my_count > 0\n")
+    doc = {"rule_files": ["rec.rules.yml"], "evaluation_interval": "15s", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": 'my_count{q="a"}', "values": "1+1x6"}],
+        "promql_expr_test": [
+            {"expr": "count_over_time(rec[10m])", "eval_time": "3m",
+             "exp_samples": [{"labels": '{q="a"}', "value": 13}]},
+            {"expr": "min_over_time(rec[10m])", "eval_time": "3m",
+             "exp_samples": [{"labels": '{q="a"}', "value": 2}]},
+            {"expr": "ALERTS", "eval_time": "0s", "exp_samples": [
+                {"labels": 'ALERTS{alertname="Up",alertstate="firing",q="a"}', "value": 1}]},
+            {"expr": "count_over_time(ALERTS[5m])", "eval_time": "3m", "exp_samples": [
+                {"labels": '{alertname="Up",alertstate="firing",q="a"}', "value": 13}]},
+        ]}]}
+    path = tmp_path / "rec.test.yml"
+    path.write_text(yaml.safe_dump(doc))
+    report = run_rule_tests(path)
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([binary, "test", "rules", path.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 4, report.render()
