@@ -334,8 +334,8 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
     if not rates.others and (node.by is None or node.by == ()):
         # every series in one layout, end to end: the branches below for one group or
         # none, on the flat rates (no pair per series)
-        if not rates.labels:
-            return {}
+        if not rates.labels or not rates.bounds:
+            return {}  # no buckets (a rule test's _count and _sum only): no quantile
         if node.by is None:
             return dict(zip(rates.labels, pm.histogram_quantiles(
                 q, rates.bounds, rates.series_rates(), ascending=rates.ascending(),
@@ -344,7 +344,9 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
         flat = rates.flat  # a bucket's rates are every width-th, added in series order
         total = [reduce(add, flat[k::width]) for k in range(width)]
         return {EMPTY_LABELS: pm.histogram_quantile(q, rates.bounds, total)}
-    by_series = rates.by_series()
+    # as Prometheus, which reads the quantile from bucket series: a series without
+    # buckets gives none, and counts in no group
+    by_series = {labels: pair for labels, pair in rates.by_series().items() if pair[0]}
     if node.by is None:
         pairs = list(by_series.values())
         if pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0]))):  # one layout
