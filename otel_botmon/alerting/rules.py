@@ -301,11 +301,11 @@ class _Loader:
                 column = at - (self.text.rfind("\n", 0, at) + 1)
                 mark = yaml.Mark(self.filename, at, line, column, self.text, at)
                 located = yaml.ScalarNode("tag:yaml.org,2002:str", action, mark, mark)
-            raise self.error(
-                located, _join(where, str(key_node.value)),
-                f"template action {action} is not supported (botmon renders $value, "
-                "$labels.<name>, humanize*, printf, $externalLabels.<name> and $externalURL)",
-            )
+            why = ("alert series carry no metric name in botmon" if "__name__" in action
+                   else "botmon renders $value, $labels.<name>, humanize*, printf, "
+                   "$externalLabels.<name> and $externalURL")
+            raise self.error(located, _join(where, str(key_node.value)),
+                             f"template action {action} is not supported ({why})")
 
     # --- groups and rules --------------------------------------------------------------
 

@@ -201,6 +201,8 @@ CASES: list[Case] = [
             ("rule_name", "{rule} fired", "1"),
         ]
     ],
+    Case("template_trim_markers", "template", f"{GB}", gauges("1.5x10"),
+         annotations={"v": "a \n {{- $value -}} \t z {{- $labels.a }} . {{ $value -}} ."}),
     Case("template_rerendered", "template", f"{GB} > 0", gauges("1 2 3 4 5 6 7"),
          annotations={"v": "now {{ $value }}"}, for_="2m"),
     Case("template_external_labels", "template", f"{GB}", gauges("1x10"),
