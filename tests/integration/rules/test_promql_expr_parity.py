@@ -113,6 +113,10 @@ VERBATIM: list[tuple[str, list[tuple[str, float]]]] = [
     ("my_depth > 5 # a deep queue", [_A]),
     ("my_depth # the queue\n  > 5", [_A]),
     ('my_depth{q="#"} # not a comment inside quotes', []),
+    # an empty on()/ignoring() beside a number is dropped, as in Prometheus
+    ("my_depth > on() 5", [_A]),
+    ("my_depth > bool ignoring() group_left 5", [('{q="a"}', 1), ('{q="b"}', 0)]),
+    ("10 - on() group_right() my_depth", [('{q="a"}', 1), ('{q="b"}', 9)]),
 ]
 # PromQL that promtool refuses: botmon refuses it too (message words)
 VERBATIM_REFUSED: list[tuple[str, str]] = [
@@ -125,6 +129,7 @@ VERBATIM_REFUSED: list[tuple[str, str]] = [
     ('my_depth{q="\\400"}', "escape"),
     ('my_depth{q="\\ud800"}', "escape"),
     ('my_depth{q=~"\\\\C"}', "invalid escape sequence: \\C"),  # C++ RE2 takes it
+    ("my_depth > on(q) 5", "needs series on both sides"),
 ]
 
 
