@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from otel_botmon.alerting.promexport import to_promql
+from otel_botmon.alerting.rules import RuleFileError
 from otel_botmon.alerting.ruletest import run_rule_tests
 from tests.services import require_binary
 
@@ -268,3 +269,49 @@ def test_rules_evaluated_more_often_than_samples_keep_every_point(tmp_path: Path
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report.ok and report.checks == 4, report.render()
+
+
+def test_a_recording_rule_label_set_empty_removes_the_label(tmp_path: Path) -> None:
+    """As in Prometheus, `labels: {b: ""}` on a recording rule removes `b` from the
+    recorded series (which then match series without `b`), rather than keeping b=""."""
+    (tmp_path / "rec.rules.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - record: rec\n    expr: my_depth\n"
+        "    labels: {q: '', team: quant, other: ''}\n")
+    doc = {"rule_files": ["rec.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": 'my_depth{q="a"}', "values": "3 3 3"},
+                         {"series": 'base{team="quant"}', "values": "1 1 1"}],
+        "promql_expr_test": [
+            {"expr": "rec", "eval_time": "2m",
+             "exp_samples": [{"labels": 'rec{team="quant"}', "value": 3}]},
+            {"expr": "rec - base", "eval_time": "2m",
+             "exp_samples": [{"labels": '{team="quant"}', "value": 2}]},
+        ]}]}
+    path = tmp_path / "rec.test.yml"
+    path.write_text(yaml.safe_dump(doc))
+    report = run_rule_tests(path)
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([binary, "test", "rules", path.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report.ok and report.checks == 2, report.render()
+
+
+@pytest.mark.parametrize("rule", ["record: rec\n    expr: my_depth",
+                                  "alert: Deep\n    expr: my_depth > 1"])
+def test_a_rule_label_named_name_is_refused_as_promtool_refuses_it(rule: str,
+                                                                   tmp_path: Path) -> None:
+    (tmp_path / "r.rules.yml").write_text(
+        f"groups:\n- name: g\n  rules:\n  - {rule}\n    labels: {{__name__: zz}}\n")
+    doc = {"rule_files": ["r.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": [{"series": 'my_depth{q="a"}', "values": "3"}],
+        "promql_expr_test": [{"expr": "my_depth", "eval_time": "0m", "exp_samples": [
+            {"labels": 'my_depth{q="a"}', "value": 3}]}]}]}
+    path = tmp_path / "r.test.yml"
+    path.write_text(yaml.safe_dump(doc))
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([binary, "test", "rules", path.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "invalid label name" in proc.stdout + proc.stderr
+    with pytest.raises(RuleFileError, match=r"r\.rules\.yml:6:14: .*invalid label name"):
+        run_rule_tests(path)
