@@ -78,7 +78,7 @@ class Recorder:
                 with history.batch():  # one row for the rule's samples, as a collect
                     for sample in samples:
                         labels, v = sample.labels, sample.value
-                        out = Labels({**labels, **rule.labels}) if rule.labels else labels
+                        out = _with_labels(labels, rule.labels) if rule.labels else labels
                         if out in written:
                             raise ValueError(
                                 f"recording rule {rule.record!r}: two series with the "
@@ -94,3 +94,10 @@ class Recorder:
                     self.on_error(rule.record, exc)
                 else:
                     report_internal_error(f"alerting.record.{rule.record}", exc)
+
+
+def _with_labels(labels: Labels, extra: Mapping[str, str]) -> Labels:
+    """``labels`` with the rule's ``extra`` labels set; one set to ``""`` is removed, as
+    Prometheus removes a label whose value is empty."""
+    merged = {**labels, **extra}
+    return Labels({k: v for k, v in merged.items() if v != "" or k not in extra})

@@ -266,7 +266,7 @@ class _Loader:
                 node, where, f"unknown value {value!r} ({hint}known: {', '.join(names)})",
             ) from None
 
-    def string_map(self, node: yaml.Node, where: str) -> dict[str, str]:
+    def string_map(self, node: yaml.Node, where: str, labels: bool = False) -> dict[str, str]:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, where, "expected a mapping")
         out: dict[str, str] = {}
@@ -274,6 +274,9 @@ class _Loader:
             key = self.scalar(key_node, where)
             if not isinstance(key, str) or not _LABEL_NAME.match(key):
                 raise self.error(key_node, where, f"invalid name {key!r}")
+            if labels and key == "__name__":
+                raise self.error(key_node, where, "invalid label name '__name__' (as in "
+                                 "Prometheus, a rule's labels do not set the metric name)")
             if key in out:
                 raise self.error(key_node, _join(where, key), "duplicate key")
             value = self.scalar(value_node, _join(where, key))
@@ -301,11 +304,11 @@ class _Loader:
                 column = at - (self.text.rfind("\n", 0, at) + 1)
                 mark = yaml.Mark(self.filename, at, line, column, self.text, at)
                 located = yaml.ScalarNode("tag:yaml.org,2002:str", action, mark, mark)
-            raise self.error(
-                located, _join(where, str(key_node.value)),
-                f"template action {action} is not supported (botmon renders $value, "
-                "$labels.<name>, humanize*, printf, $externalLabels.<name> and $externalURL)",
-            )
+            why = ("alert series carry no metric name in botmon" if "__name__" in action
+                   else "botmon renders $value, $labels.<name>, humanize*, printf, "
+                   "$externalLabels.<name> and $externalURL")
+            raise self.error(located, _join(where, str(key_node.value)),
+                             f"template action {action} is not supported ({why})")
 
     # --- groups and rules --------------------------------------------------------------
 
@@ -370,7 +373,7 @@ class _Loader:
             elif key == "recovery_threshold":
                 kwargs[key] = self.number(value_node, w)
             elif key in ("labels", "annotations"):
-                kwargs[key] = self.string_map(value_node, w)
+                kwargs[key] = self.string_map(value_node, w, labels=key == "labels")
                 self.check_templates(value_node, w)
             elif key == "enabled":
                 enabled = self.scalar(value_node, w)
@@ -402,8 +405,8 @@ class _Loader:
         if "expr" not in fields:
             raise self.error(node, _join(where, "expr"), "missing")
         expr = self.condition(fields["expr"][1], _join(where, "expr"))
-        labels = self.string_map(fields["labels"][1], _join(where, "labels")) if (
-            "labels" in fields) else {}
+        labels = self.string_map(fields["labels"][1], _join(where, "labels"),
+                                 labels=True) if "labels" in fields else {}
         return RecordingRule(name, expr, labels)
 
     def either(

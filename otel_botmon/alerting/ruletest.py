@@ -159,11 +159,17 @@ def run_rule_tests(path: str | os.PathLike[str], *,
     return report
 
 
-def _load_series(test: TestGroup, step: float, until: float = math.inf) -> MetricHistory:
+def _load_series(test: TestGroup, step: float, until: float = math.inf,
+                 evaluations: int = 0) -> MetricHistory:
     """The input series as points every ``step`` seconds from 0, up to ``until`` (as
     promtool: it loads the samples up to each evaluation of its loop, and the loop stops
     at the last evaluation interval at or before the latest eval_time, so a sample after
-    that is in no query, not even a promql_expr_test's at a later eval_time)."""
+    that is in no query, not even a promql_expr_test's at a later eval_time).
+
+    The history keeps every point of the test: the input samples, and the point that
+    each of ``evaluations`` writes into recorded series, ``ALERTS`` and
+    ``ALERTS_FOR_STATE`` (more than the input's when rules are evaluated more often than
+    samples come)."""
     names, label_names = reverse_names(), reverse_labels()
     parsed = []
     longest = 0
@@ -175,7 +181,8 @@ def _load_series(test: TestGroup, step: float, until: float = math.inf) -> Metri
         values = item.values[:kept]
         longest = max(longest, len(values))
         parsed.append((target, dict(item.labels), values))
-    history = MetricHistory(max_age_s=1e12, max_points_per_series=max(longest, 2) + 1)
+    history = MetricHistory(max_age_s=1e12,
+                            max_points_per_series=max(longest, evaluations, 2) + 1)
     # histogram series arrive as separate _bucket/_sum/_count series: gather them into
     # whole points per (metric, labels) and time step
     histograms: dict[tuple[str, Labels], dict[Any, list[Value]]] = {}
@@ -270,7 +277,8 @@ def _run_test(
     # so a rule that cannot be evaluated fails even a test group without checks)
     last = max([c.eval_time for c in test.alert_checks]
                + [c.eval_time for c in test.expr_checks], default=0.0)
-    history = _load_series(test, step, math.floor(last / interval + 1e-9) * interval)
+    steps = math.floor(last / interval + 1e-9)
+    history = _load_series(test, step, steps * interval, evaluations=steps + 1)
     per_step = max(1, len(rules) + len(recordings or ()))
     limit = min(MAX_STEPS, MAX_RULE_EVALUATIONS // per_step)
     if last / interval > limit:
@@ -289,7 +297,6 @@ def _run_test(
     # state; a rule test fails on it, as promtool
     evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     evaluator.on_rule_error = lambda name, exc: errors.append((name, exc))
-    steps = math.floor(last / interval + 1e-9)
     alerts_series: set[tuple[str, Labels]] = set()
     for k in range(steps + 1):
         now = k * interval
@@ -412,6 +419,10 @@ def _check_expr(check: ExprCheck, history: MetricHistory, where: str,
 def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float) -> str | None:
     """The ``__name__`` PromQL keeps on a result series: a selector's own, kept through
     filtering comparisons and ``and``; dropped by functions and arithmetic."""
+    # labels a comparison on the way down changed: `ignoring(b)` (one-to-one) drops b
+    # from the result, `group_left(c)` copies c from the other side; an `or` below finds
+    # the side a result series came from on its other labels
+    altered: set[str] = set()
     while True:
         if isinstance(node, Derived):
             node = node.expansion
@@ -422,13 +433,16 @@ def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float)
             return prom_metric(node.metric, kind, node.component)
         elif isinstance(node, Binary) and node.op == "or":
             left = evaluate_node(node.left, history, now)
-            node = node.left if isinstance(left, dict) and labels in left else node.right
+            node = node.left if isinstance(left, dict) and _has_series(
+                left, labels, altered) else node.right
         elif isinstance(node, Binary) and node.op in ("and", "unless"):
             node = node.left
         elif isinstance(node, Binary) and node.op in _KEEPS_NAME and not node.bool_:
             m = node.matching
             if m is not None and m.card == "one-to-one" and m.on:
                 return None  # only the on(...) labels are kept
+            if m is not None:
+                altered.update(m.labels if m.card == "one-to-one" else m.include)
             if m is not None and m.card == "one-to-many":
                 node = node.right
             else:
@@ -438,6 +452,16 @@ def _result_name(node: Node, labels: Labels, history: MetricHistory, now: float)
 
 
 _KEEPS_NAME = frozenset({">", "<", ">=", "<=", "==", "!="})
+
+
+def _has_series(series: Mapping[Labels, float], labels: Labels, altered: set[str]) -> bool:
+    """Whether ``series`` holds the one ``labels`` came from, but for the ``altered``
+    labels an operator above dropped or copied."""
+    if not altered:
+        return labels in series
+    wanted = {k: v for k, v in labels.items() if k not in altered}
+    return any({k: v for k, v in have.items() if k not in altered} == wanted
+               for have in series)
 
 
 def _show_samples(samples: list[tuple[tuple[tuple[str, str], ...], float]]) -> str:

@@ -114,7 +114,11 @@ def parse_values(text: str, budget: list[int] | None = None) -> list[Value]:
 
 
 def _float(text: str) -> float:
-    return float(text)
+    value = float(text)
+    if math.isinf(value) and "inf" not in text.lower():
+        # as promtool (Go's ParseFloat): a number beyond a float is an error, not ±Inf
+        raise RuleTestError(f"series value {text!r} is out of range")
+    return value
 
 
 def _spend(budget: list[int], count: int, item: str) -> None:

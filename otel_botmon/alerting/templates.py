@@ -214,8 +214,11 @@ _VALUE = r"(?:\$value|\.Value)"
 _LABEL = rf"(?:\$labels|\.Labels)\.(?P<label>{_NAME})"
 _EXTERNAL = rf"\$externalLabels\.(?P<external>{_NAME})"
 _FUNC = "|".join(_FUNCTIONS)
+# Go's trim markers: `{{- ` and ` -}}` (the dash beside one of these spaces) drop the
+# white space of the text before and after the action
+_GO_SPACE = " \t\r\n"
 _GO = re.compile(
-    r"\{\{-?\s*(?:"
+    r"\{\{(?:-[ \t\r\n])?\s*(?:"
     rf"(?P<value>{_VALUE})(?:\s*\|\s*(?:(?P<pipe>{_FUNC})"
     rf"|printf\s+\"(?P<pfmt>[^\"\\{{}}]{{0,80}})\"))?"
     rf"|(?P<call>{_FUNC})\s+{_VALUE}"
@@ -223,7 +226,7 @@ _GO = re.compile(
     rf"|{_LABEL}"
     rf"|{_EXTERNAL}"
     r"|(?P<url>\$externalURL)"
-    r")\s*-?\}\}"
+    r")\s*?(?:[ \t\r\n]-)?\}\}"
 )
 _BOTMON = re.compile(
     r"\{\s*(?P<var>value|rule|\$value|labels\[(?P<q>['\"]?)(?P<blabel>[^\]'\"{}]{1,200})(?P=q)\]"
@@ -267,7 +270,10 @@ def unsupported_action(template: str) -> str | None:
     not render (``if``, ``with``, ``range``, other functions...), or
     None. A rule file that uses one is refused rather than sending the action's text."""
     for match in _ACTION.finditer(template):
-        if _GO.fullmatch(match.group(0)) is None:
+        go = _GO.fullmatch(match.group(0))
+        if go is None or go.group("label") == "__name__":
+            # Prometheus' `$labels.__name__` is the metric name, which botmon's alert
+            # series do not carry: refused rather than rendered empty
             return match.group(0)
     return None
 
@@ -332,4 +338,21 @@ def render_template(
     def substitute(match: re.Match[str]) -> str:
         return botmon(match) if match.group("var") is not None else go(match)
 
-    return _ANY.sub(substitute, template)
+    out: list[str] = []
+    pos = 0
+    trim_next = False
+    for match in _ANY.finditer(template):
+        text = template[pos:match.start()]
+        if trim_next:
+            text = text.lstrip(_GO_SPACE)
+        whole = match.group(0)
+        go_action = match.group("var") is None
+        if go_action and whole.startswith("{{-"):
+            text = text.rstrip(_GO_SPACE)
+        out.append(text)
+        out.append(substitute(match))
+        trim_next = go_action and whole.endswith("-}}")
+        pos = match.end()
+    text = template[pos:]
+    out.append(text.lstrip(_GO_SPACE) if trim_next else text)
+    return "".join(out)

@@ -17,6 +17,7 @@ series in Prometheus as here:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import reduce
 from itertools import chain, repeat
@@ -110,7 +111,8 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
         return _call(node, history, now)
     if isinstance(node, Binary):
         left = evaluate_node(node.left, history, now)
-        if node.op in ("and", "unless") and not isinstance(left, float) and not left:
+        if (node.op in ("and", "unless") and not isinstance(left, float) and not left
+                and not _may_fail(node.right)):
             return {}  # nothing on the left: the right side cannot add anything
         right = evaluate_node(node.right, history, now)
         if node.op in ("and", "or", "unless"):
@@ -122,6 +124,28 @@ def _compute(node: Node, history: MetricHistory, now: float) -> Value:
                                  _as_vector(right))
         return _binary(node, left, right)
     raise TypeError(f"unknown node {type(node).__name__}")  # pragma: no cover - parser bug
+
+
+def _may_fail(node: Node) -> bool:
+    """Whether evaluating ``node`` can fail (a vector matching of ``on``/``ignoring``
+    whose series do not pair up). PromQL evaluates both sides of ``and``/``unless``, so
+    such a right side fails the expression even when the left side has no series."""
+    found = _MAY_FAIL.get(node)
+    if found is None:
+        if isinstance(node, Binary):
+            found = ((node.matching is not None and node.op not in ("and", "or", "unless"))
+                     or _may_fail(node.left) or _may_fail(node.right))
+        elif isinstance(node, Call):
+            found = any(map(_may_fail, node.args))
+        elif isinstance(node, Derived):
+            found = _may_fail(node.expansion)
+        else:
+            found = False
+        _MAY_FAIL[node] = found
+    return found
+
+
+_MAY_FAIL: weakref.WeakKeyDictionary[Node, bool] = weakref.WeakKeyDictionary()
 
 
 # --- selectors and windows ----------------------------------------------------------
@@ -310,8 +334,8 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
     if not rates.others and (node.by is None or node.by == ()):
         # every series in one layout, end to end: the branches below for one group or
         # none, on the flat rates (no pair per series)
-        if not rates.labels:
-            return {}
+        if not rates.labels or not rates.bounds:
+            return {}  # no buckets (a rule test's _count and _sum only): no quantile
         if node.by is None:
             return dict(zip(rates.labels, pm.histogram_quantiles(
                 q, rates.bounds, rates.series_rates(), ascending=rates.ascending(),
@@ -320,7 +344,9 @@ def _quantile(node: Call, history: MetricHistory, now: float) -> Vector:
         flat = rates.flat  # a bucket's rates are every width-th, added in series order
         total = [reduce(add, flat[k::width]) for k in range(width)]
         return {EMPTY_LABELS: pm.histogram_quantile(q, rates.bounds, total)}
-    by_series = rates.by_series()
+    # as Prometheus, which reads the quantile from bucket series: a series without
+    # buckets gives none, and counts in no group
+    by_series = {labels: pair for labels, pair in rates.by_series().items() if pair[0]}
     if node.by is None:
         pairs = list(by_series.values())
         if pairs and all(map(is_, map(_FIRST, pairs), repeat(pairs[0][0]))):  # one layout

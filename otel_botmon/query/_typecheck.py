@@ -105,7 +105,12 @@ class TypeChecker:
             raise self.error(f"expression deeper than {MAX_DEPTH} operations", pos)
         both_scalar = left.vtype is VType.SCALAR and right.vtype is VType.SCALAR
         if matching is not None and (left.vtype is VType.SCALAR or right.vtype is VType.SCALAR):
-            raise self.error("vector matching (on/ignoring) needs series on both sides", pos)
+            if matching.labels:
+                raise self.error("vector matching (on/ignoring) needs series on both sides",
+                                 pos)
+            # as Prometheus: an empty `on()`/`ignoring()` (and its group_left/right)
+            # beside a number matches nothing and is dropped
+            matching = None
         if op in COMPARISONS:
             vtype = VType.SCALAR if both_scalar and as_bool else VType.VECTOR
         else:

@@ -116,6 +116,14 @@ CASES: list[Case] = [
          hist({"0.1": "0+1x10", "1": "0+5x10", "+Inf": "0 1 2 NaN 4 5 NaN 7"})),
     Case("duplicate_bounds", "histogram", f"p50({HB}[5m])",
          hist({"0.5": "0+1x10", "1": "0+2x10", "1.0": "0+3x10", "+Inf": "0+10x10"})),
+    # a histogram given by its _count and _sum only: no bucket series, so no quantile
+    Case("quantile_without_buckets", "histogram", f"quantile(0.9, {HB}[5m])",
+         hist(TYPICAL, 'trading_symbol="A"')
+         + hist({}, 'trading_symbol="B"', count="0+10x10", sum_="0+2.5x10")),
+    Case("quantile_without_buckets_by", "histogram",
+         f"quantile(0.9, {HB}[5m]) by (trading.symbol)",
+         hist(TYPICAL, 'trading_symbol="A"')
+         + hist({}, 'trading_symbol="B"', count="0+10x10", sum_="0+2.5x10")),
     Case("count_without_count_series", "histogram", f"{HB}.count", hist(TYPICAL)),
     Case("count_with_count_series", "histogram", f"{HB}.count",
          hist(TYPICAL, count="0+10x10", sum_="0+2.5x10")),
@@ -193,6 +201,8 @@ CASES: list[Case] = [
             ("rule_name", "{rule} fired", "1"),
         ]
     ],
+    Case("template_trim_markers", "template", f"{GB}", gauges("1.5x10"),
+         annotations={"v": "a \n {{- $value -}} \t z {{- $labels.a }} . {{ $value -}} ."}),
     Case("template_rerendered", "template", f"{GB} > 0", gauges("1 2 3 4 5 6 7"),
          annotations={"v": "now {{ $value }}"}, for_="2m"),
     Case("template_external_labels", "template", f"{GB}", gauges("1x10"),

@@ -15,7 +15,11 @@ RENDERED = ["{{ $value }}", "{{ $labels.job }}", "{{ .Labels.job }}", "{{ .Value
             '{{ printf "%.2f" $value }}', '{{ $value | printf "%.1f" }}',
             "{{- $value -}}", "{{ $externalLabels.cluster }}", "{{ $externalURL }}"]
 REFUSED = ["{{ if gt $value 1.0 }}", "{{ with $labels.job }}", "{{ range .Alerts }}",
-           '{{ title "x" }}', "{{ $value | toUpper }}"]
+           '{{ title "x" }}', "{{ $value | toUpper }}",
+           # Go's template parser refuses a dash beside the braces without a space
+           "{{-$value}}", "{{ $value-}}",
+           # the metric name, which botmon's alert series do not carry
+           "{{ $labels.__name__ }}", "{{ .Labels.__name__ }}"]
 
 
 @pytest.mark.parametrize("action", RENDERED)
@@ -53,3 +57,17 @@ def test_the_rule_file_is_refused_at_the_action() -> None:
     message = str(caught.value)
     assert message.startswith("r.yml:8:24: groups[0].rules[0].annotations.summary: ")
     assert "{{ if gt $value 1.0 }} is not supported" in message
+
+
+# Go's trim markers drop the white space of the text next to them (as promtool renders)
+@pytest.mark.parametrize(("template", "rendered"), [
+    ("a {{- $value -}} z", "a1.5z"),
+    ("a {{- $value }} z", "a1.5 z"),
+    ("a {{ $value -}} z", "a 1.5z"),
+    ("a \t\n {{- $labels.job -}} \n\t z", "aapiz"),
+    ("{{ $value }}  {{- $value -}}  {{ $value }}", "1.51.51.5"),
+    ('v {{- printf "%.1f" $value -}} .', "v1.5."),
+    ("{value} {{- $value }}", "1.51.5"),
+])
+def test_trim_markers_drop_the_white_space_beside_them(template: str, rendered: str) -> None:
+    assert render_template(template, value=1.5, labels={"job": "api"}) == rendered

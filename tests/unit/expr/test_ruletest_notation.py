@@ -121,3 +121,13 @@ def test_a_misspelt_test_file_key_gets_a_suggestion(tmp_path: Path) -> None:
     path.write_text("rule_files: []\ntest:\n  - interval: 1m\n", encoding="utf-8")
     with pytest.raises(RuleTestError, match=r"bot.test.yml:2:1: test: .*did you mean 'tests'\?"):
         run_rule_tests(path)
+
+
+@pytest.mark.parametrize("bad", ["1e400", "-1e400", "1e400x2", "0+1e400x2", "1e309"])
+def test_a_value_beyond_a_float_is_refused_as_promtool_refuses_it(bad: str) -> None:
+    with pytest.raises(RuleTestError, match="out of range"):
+        parse_values(bad)
+
+
+def test_a_value_below_the_smallest_float_is_zero_as_in_promtool() -> None:
+    assert parse_values("1e-400 Inf -inf") == [0.0, math.inf, -math.inf]
