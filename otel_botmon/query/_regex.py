@@ -68,6 +68,10 @@ def _re2() -> tuple[Any, Any]:
 
     options = re2.Options()
     options.log_errors = False  # RE2 would write its own message to stderr
+    # Only "does it match" is asked: with no capturing groups RE2 answers with its DFA.
+    # With them it must track submatches, in its NFA once the text is a few KB long
+    # (tens of times slower per character: 36 ms on 64 KB where the DFA takes 0.4 ms).
+    options.never_capture = True
     return re2, options
 
 

@@ -33,6 +33,9 @@ CLASSIC = [
     (r"((ab)*|a)*c", "ab", "a"),
     (r"(x+x+)+y", "x", "!"),
     (r"([ab]*a[ab]{20})+", "ab", "!"),
+    # capturing groups: RE2 tracks submatches in its (slower) NFA past a few KB
+    (r"((ab|[ab]|b){2,}([ab])*(?:(?:)|a?)*?|(.|ab)*(?:aa|\w)*|(\w)+?([ab]|[ab]|\w)+"
+     r"((?:.|\w|a?)+)?ab)*?$", "a", "!"),
 ]
 
 
