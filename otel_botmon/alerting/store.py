@@ -119,6 +119,20 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """What ``PRAGMA integrity_check`` finds (at most 20 lines), [] when the file is ok."""
+    rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(20)")]
+    return [] if rows == ["ok"] else rows or ["no answer"]
+
+
+def _is_index_problem(problem: str) -> bool:
+    """An index entry missing, extra or out of step with its table row: what REINDEX
+    rebuilds from the table. ("non-unique entry in index" is not: two rows then break a
+    UNIQUE constraint, and REINDEX fails on them.)"""
+    return (" missing from index " in problem
+            or problem.startswith("wrong # of entries in index "))
+
+
 class ForeignSchemaError(sqlite3.DatabaseError):
     """The file is a SQLite database whose alert tables are not ours."""
 
@@ -286,11 +300,22 @@ class AlertStore:
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
         try:
-            # quick_check reads every page header: a truncated or garbage file fails here
-            # rather than on the first write hours later.
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            # integrity_check reads every page: a truncated or garbage file fails here
+            # rather than on the first write hours later. quick_check is not enough: it
+            # does not see an index that no longer matches its table (a flipped byte in
+            # an index page), with which the outbox's queue query silently skips pending
+            # rows for good. A damage only in indexes is repaired (REINDEX: the rows are
+            # all in the tables); any other is a corrupt file.
+            problems = _integrity_problems(conn)
+            if problems and self.path != ":memory:" and all(map(_is_index_problem, problems)):
+                logger.error(
+                    "ALERT STORE INDEX DAMAGED: %s has indexes that do not match their "
+                    "tables (%s); rebuilding the indexes (REINDEX), no row is lost",
+                    self.path, "; ".join(problems[:3]))
+                conn.execute("REINDEX")
+                problems = _integrity_problems(conn)
+            if problems:
+                raise sqlite3.DatabaseError(f"integrity_check: {problems[0]}")
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise StoreVersionError(
