@@ -30,6 +30,7 @@ committed without its notifications).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -119,6 +120,14 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+# TEXT values are read with bytes that are not UTF-8 replaced (U+FFFD). The default
+# raises OperationalError ("Could not decode to UTF-8") for the whole query, so one byte
+# flipped on disk in one row stopped the monitor's start (the active alerts' query) or a
+# destination's queue (its head row read again on every try); with it, the row is skipped
+# as unreadable when it no longer parses, and kept when it does. A C call, no Python frame.
+_text = functools.partial(str, encoding="utf-8", errors="replace")
+
+
 def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
     """What ``PRAGMA integrity_check`` finds (at most 20 lines), [] when the file is ok."""
     rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(20)")]
@@ -206,6 +215,7 @@ class AlertStore:
             self._reader = sqlite3.connect(
                 self.path, timeout=self.timeout_s, check_same_thread=False,
                 isolation_level=None)
+            self._reader.text_factory = _text
             self._reader.execute("PRAGMA query_only=1")
         _fork.register(self)
 
@@ -299,6 +309,7 @@ class AlertStore:
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
+        conn.text_factory = _text
         try:
             # integrity_check reads every page: a truncated or garbage file fails here
             # rather than on the first write hours later. quick_check is not enough: it
