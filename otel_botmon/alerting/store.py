@@ -30,7 +30,6 @@ committed without its notifications).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -120,12 +119,25 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-# TEXT values are read with bytes that are not UTF-8 replaced (U+FFFD). The default
-# raises OperationalError ("Could not decode to UTF-8") for the whole query, so one byte
-# flipped on disk in one row stopped the monitor's start (the active alerts' query) or a
-# destination's queue (its head row read again on every try); with it, the row is skipped
-# as unreadable when it no longer parses, and kept when it does. A C call, no Python frame.
-_text = functools.partial(str, encoding="utf-8", errors="replace")
+class Undecodable(str):
+    """A TEXT value read from the file that was not UTF-8 (a byte flipped on disk), with
+    the bad bytes replaced by U+FFFD. A reader that must not use such a value as it is
+    (the outbox: a notification id goes into a request header) treats the row as
+    damaged."""
+
+    __slots__ = ()
+
+
+def _text(raw: bytes) -> str:
+    """The connections' text factory. The default raises OperationalError ("Could not
+    decode to UTF-8") for the whole query, so one byte flipped on disk in one row stopped
+    the monitor's start (the active alerts' query) or a destination's queue (its head
+    row is read again on every try); with this, the row is skipped as unreadable when it
+    no longer parses, and kept when it does."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return Undecodable(raw.decode(errors="replace"))
 
 
 def _integrity_problems(conn: sqlite3.Connection) -> list[str]:

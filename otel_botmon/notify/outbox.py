@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_botmon import _fork
-from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.store import AlertStore, Undecodable
 from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
 
@@ -249,10 +249,14 @@ class Outbox:
 
     def _item(self, row: tuple[Any, ...]) -> OutboxItem | None:
         """The row as an item, or None (logged and counted once) when the numbers the
-        dispatcher computes with are not numbers (SQLite keeps text in any column)."""
+        dispatcher computes with are not numbers (SQLite keeps text in any column), or a
+        text is not UTF-8 (a byte flipped on disk: see ``Undecodable``)."""
         row_id, nid, alert_id, channel, destination, payload, state, tries, created, due, \
             detail = row
         try:
+            bad = next((value for value in row if isinstance(value, Undecodable)), None)
+            if bad is not None:  # an id with U+FFFD in a header, a payload half read
+                raise ValueError(f"stored text is not UTF-8: {bad[:60]!r}")
             return OutboxItem(row_id, nid, alert_id, channel, destination, payload, state,
                               int(tries), created, float(due), detail)
         except (TypeError, ValueError) as exc:
