@@ -354,6 +354,12 @@ class AlertStore:
                 # the one write of an open: not needed again, so a restart does not
                 # wait for (or fail on) a backup tool holding the write lock
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except UnicodeDecodeError as exc:
+            # a schema whose text is not UTF-8 (a byte flipped in sqlite_master): SQLite's
+            # error message quotes it and Python fails to decode that message, so the
+            # damage surfaced as UnicodeDecodeError and the monitor did not start
+            conn.close()
+            raise sqlite3.DatabaseError(f"unreadable text in the schema: {exc}") from exc
         except BaseException:
             conn.close()
             raise

@@ -103,3 +103,31 @@ def test_an_outbox_payload_that_is_not_utf8_does_not_stop_the_queue(
     assert conn.execute("SELECT notification_id FROM notify_outbox WHERE state = 'failed'"
                         ).fetchall() == [(f"n{victim}",)]
     conn.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(byte=st.sampled_from([0x80, 0xC0, 0xEC, 0xFE, 0xFF]), which=st.integers(0, 10_000))
+def test_a_schema_that_is_not_utf8_is_moved_aside_not_a_crash(byte: int, which: int) -> None:
+    """A byte flipped in an index's name in ``sqlite_master``: SQLite's "malformed
+    database schema" message quotes the bad bytes and Python raised UnicodeDecodeError
+    from the open, which the store did not take for a damaged file: no start."""
+    path = Path(tempfile.mkdtemp()) / "alerts.db"
+    store = AlertStore(path)
+    outbox = Outbox(store=store)
+    outbox.close()
+    store.close()
+    data = bytearray(path.read_bytes())
+    page_size = int.from_bytes(data[16:18], "big")
+    names = [b"notify_outbox_queue", b"alerts_state", b"notify_attempts_alert"]
+    name = names[which % len(names)]
+    # the record's type column ("index") is followed by its name column: damage the name
+    at = data.index(b"index" + name, 0, page_size) + len(b"index") + which % len(name)
+    data[at] = byte
+    path.write_bytes(bytes(data))
+
+    store = AlertStore(path)  # raised UnicodeDecodeError before the fix
+    try:
+        assert store.moved_aside is not None
+        Outbox(store=store).close()
+    finally:
+        store.close()
