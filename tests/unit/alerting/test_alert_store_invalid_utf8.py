@@ -131,3 +131,35 @@ def test_a_schema_that_is_not_utf8_is_moved_aside_not_a_crash(byte: int, which: 
         Outbox(store=store).close()
     finally:
         store.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(count=st.integers(2, 8), data=st.data())
+def test_an_outbox_row_whose_message_is_gone_is_failed_not_pending_for_good(
+    count: int, data: st.DataObject,
+) -> None:
+    """A byte flipped in a notification id (of the row or of its message) leaves a row
+    with no message: the queue's inner join never read it, so it stayed pending for good
+    and the dispatcher's ``drain()`` never found the outbox empty."""
+    path = Path(tempfile.mkdtemp()) / "alerts.db"
+    store = AlertStore(path)
+    outbox = Outbox(store=store)
+    for i in range(count):
+        outbox.enqueue(f"n{i}", f"a{i}", {"title": f"t{i}"}, TARGET, now=1000.0 + i)
+    outbox.close()
+    store.close()
+    victim = data.draw(st.integers(0, count - 1))
+    _raw(path, "UPDATE notify_messages SET notification_id = 'x' || notification_id "
+               "WHERE notification_id = ?", f"n{victim}")
+
+    store = AlertStore(path)
+    try:
+        outbox = Outbox(store=store)
+        pending = outbox.pending("webhook#0", 100)
+        assert [item.notification_id for item in pending] == [
+            f"n{i}" for i in range(count) if i != victim]
+        assert outbox.pending_count() == count - 1  # was count: never delivered, never failed
+        assert outbox.skipped_rows == 1
+        outbox.close()
+    finally:
+        store.close()
