@@ -119,6 +119,41 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+class Undecodable(str):
+    """A TEXT value read from the file that was not UTF-8 (a byte flipped on disk), with
+    the bad bytes replaced by U+FFFD. A reader that must not use such a value as it is
+    (the outbox: a notification id goes into a request header) treats the row as
+    damaged."""
+
+    __slots__ = ()
+
+
+def _text(raw: bytes) -> str:
+    """The connections' text factory. The default raises OperationalError ("Could not
+    decode to UTF-8") for the whole query, so one byte flipped on disk in one row stopped
+    the monitor's start (the active alerts' query) or a destination's queue (its head
+    row is read again on every try); with this, the row is skipped as unreadable when it
+    no longer parses, and kept when it does."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return Undecodable(raw.decode(errors="replace"))
+
+
+def _integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """What ``PRAGMA integrity_check`` finds (at most 20 lines), [] when the file is ok."""
+    rows = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(20)")]
+    return [] if rows == ["ok"] else rows or ["no answer"]
+
+
+def _is_index_problem(problem: str) -> bool:
+    """An index entry missing, extra or out of step with its table row: what REINDEX
+    rebuilds from the table. ("non-unique entry in index" is not: two rows then break a
+    UNIQUE constraint, and REINDEX fails on them.)"""
+    return (" missing from index " in problem
+            or problem.startswith("wrong # of entries in index "))
+
+
 class ForeignSchemaError(sqlite3.DatabaseError):
     """The file is a SQLite database whose alert tables are not ours."""
 
@@ -192,6 +227,7 @@ class AlertStore:
             self._reader = sqlite3.connect(
                 self.path, timeout=self.timeout_s, check_same_thread=False,
                 isolation_level=None)
+            self._reader.text_factory = _text
             self._reader.execute("PRAGMA query_only=1")
         _fork.register(self)
 
@@ -285,12 +321,24 @@ class AlertStore:
         conn = sqlite3.connect(
             self.path, timeout=self.timeout_s, check_same_thread=False, isolation_level=None,
         )
+        conn.text_factory = _text
         try:
-            # quick_check reads every page header: a truncated or garbage file fails here
-            # rather than on the first write hours later.
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            # integrity_check reads every page: a truncated or garbage file fails here
+            # rather than on the first write hours later. quick_check is not enough: it
+            # does not see an index that no longer matches its table (a flipped byte in
+            # an index page), with which the outbox's queue query silently skips pending
+            # rows for good. A damage only in indexes is repaired (REINDEX: the rows are
+            # all in the tables); any other is a corrupt file.
+            problems = _integrity_problems(conn)
+            if problems and self.path != ":memory:" and all(map(_is_index_problem, problems)):
+                logger.error(
+                    "ALERT STORE INDEX DAMAGED: %s has indexes that do not match their "
+                    "tables (%s); rebuilding the indexes (REINDEX), no row is lost",
+                    self.path, "; ".join(problems[:3]))
+                conn.execute("REINDEX")
+                problems = _integrity_problems(conn)
+            if problems:
+                raise sqlite3.DatabaseError(f"integrity_check: {problems[0]}")
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise StoreVersionError(
@@ -306,6 +354,12 @@ class AlertStore:
                 # the one write of an open: not needed again, so a restart does not
                 # wait for (or fail on) a backup tool holding the write lock
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except UnicodeDecodeError as exc:
+            # a schema whose text is not UTF-8 (a byte flipped in sqlite_master): SQLite's
+            # error message quotes it and Python fails to decode that message, so the
+            # damage surfaced as UnicodeDecodeError and the monitor did not start
+            conn.close()
+            raise sqlite3.DatabaseError(f"unreadable text in the schema: {exc}") from exc
         except BaseException:
             conn.close()
             raise

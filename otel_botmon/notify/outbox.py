@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_botmon import _fork
-from otel_botmon.alerting.store import AlertStore
+from otel_botmon.alerting.store import AlertStore, Undecodable
 from otel_botmon.alerting.store_file import rollback_quietly
 from otel_botmon.notify.base import DeliveryResult
 
@@ -116,8 +116,12 @@ _ITEM_COLUMNS = (
     "o.id, o.notification_id, o.alert_id, o.channel, o.destination, m.payload, o.state, "
     "o.attempts, o.created_at, o.next_attempt_at, o.last_detail"
 )
+# LEFT: a row whose message is gone (a byte flipped in either key) is read, and failed as
+# damaged (:meth:`Outbox._item`); an inner join never returned it, so it stayed pending
+# for good and ``drain()`` never found the outbox empty.
 _ITEMS_FROM = (
-    "FROM notify_outbox AS o JOIN notify_messages AS m ON m.notification_id = o.notification_id"
+    "FROM notify_outbox AS o LEFT JOIN notify_messages AS m "
+    "ON m.notification_id = o.notification_id"
 )
 
 
@@ -249,10 +253,17 @@ class Outbox:
 
     def _item(self, row: tuple[Any, ...]) -> OutboxItem | None:
         """The row as an item, or None (logged and counted once) when the numbers the
-        dispatcher computes with are not numbers (SQLite keeps text in any column)."""
+        dispatcher computes with are not numbers (SQLite keeps text in any column), or a
+        text is not UTF-8 (a byte flipped on disk: see ``Undecodable``), or its message
+        is missing."""
         row_id, nid, alert_id, channel, destination, payload, state, tries, created, due, \
             detail = row
         try:
+            bad = next((value for value in row if isinstance(value, Undecodable)), None)
+            if bad is not None:  # an id with U+FFFD in a header, a payload half read
+                raise ValueError(f"stored text is not UTF-8: {bad[:60]!r}")
+            if payload is None:
+                raise ValueError(f"its message {nid!r} is missing")
             return OutboxItem(row_id, nid, alert_id, channel, destination, payload, state,
                               int(tries), created, float(due), detail)
         except (TypeError, ValueError) as exc:
