@@ -182,6 +182,43 @@ async def test_gives_up_after_the_configured_age(clock: FakeClock) -> None:
     assert item.last_detail.startswith("gave up after")
 
 
+class BrokenNotifier(FakeNotifier):
+    """A custom notifier with a bug: raises (or answers None) for ``alert-0``."""
+
+    def __init__(self, answer: str) -> None:
+        super().__init__(WEBHOOK)
+        self.answer = answer
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        if notification.alert_id != "alert-0":
+            return await super().send(notification)
+        self.sent.append(notification)
+        if self.answer == "raise":
+            raise RuntimeError("custom notifier bug, api_key=sk_live_0123456789abcdef")
+        return None  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("answer", ["raise", "none"])
+async def test_a_notifier_that_raises_is_retried_then_given_up_and_its_queue_moves_on(
+    clock: FakeClock, answer: str,
+) -> None:
+    hook = BrokenNotifier(answer)
+    async with running([hook], clock, give_up_after=10.0) as dispatcher:
+        dispatcher.enqueue(make_notification(0, channels=[WEBHOOK]))
+        dispatcher.enqueue(make_notification(1, channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        [failed] = dispatcher.outbox.items("failed")
+        tries = dispatcher.attempts("alert-0")
+    assert failed.alert_id == "alert-0"
+    assert failed.last_detail.startswith("gave up after")
+    assert "RuntimeError" in failed.last_detail if answer == "raise" \
+        else "not a DeliveryResult" in failed.last_detail
+    assert "sk_live_0123456789abcdef" not in failed.last_detail
+    assert len(tries) > 1 and all(t.outcome != "delivered" for t in tries)  # retried
+    assert [n.alert_id for n in hook.sent].count("alert-1") == 1  # the queue moved on
+
+
 async def test_batching_destination_gets_one_request(clock: FakeClock) -> None:
     am = FakeNotifier(NotificationChannel.ALERTMANAGER, collapsible=False, batches=True)
     async with running([am], clock) as dispatcher:
