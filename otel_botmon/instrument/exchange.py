@@ -102,7 +102,9 @@ def _endpoint_label(endpoint: str) -> str:
     found = _endpoint_labels.get(endpoint)
     if found is None:
         path = endpoint.partition("#")[0].partition("?")[0] or UNKNOWN
-        found = redact_text(path[:_MAX_ENDPOINT_CHARS * 2])[:_MAX_ENDPOINT_CHARS]
+        # redacted whole, then cut: a registered secret the cut split would keep its
+        # first part (redact_text bounds the work: it keeps its first 16 KB)
+        found = redact_text(path)[:_MAX_ENDPOINT_CHARS]
         if len(_endpoint_labels) >= _ENDPOINT_CACHE_SIZE:
             _endpoint_labels.clear()
         _endpoint_labels[endpoint] = found

@@ -209,7 +209,9 @@ def _json_retry_after(response: HttpAnswer) -> float | None:
 
 
 def _reason(response: HttpAnswer) -> str:
-    text = response.text[:300] if response.content else ""
+    # Redacted whole (redact_text keeps its first 16 KB), then cut: cut first, a
+    # registered secret the cut split would keep its first part.
+    text = redact_text(response.text) if response.content else ""
     try:
         body = json.loads(text) if text else None
     except ValueError:
@@ -218,10 +220,11 @@ def _reason(response: HttpAnswer) -> str:
         # Slack/Telegram/PagerDuty put the useful words in one of these.
         for key in ("description", "message", "error", "errors", "status"):
             if key in body:
-                text = f"{key}: {body[key]}"
+                text = redact_text(f"{key}: {body[key]}")
                 break
+    text = text[:300].strip()
     reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-    return f"{reason}: {text.strip()}" if text.strip() else reason
+    return f"{reason}: {text}" if text else reason
 
 
 def classify_response(response: HttpAnswer) -> DeliveryResult:

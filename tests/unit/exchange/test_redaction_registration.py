@@ -205,3 +205,28 @@ def test_an_endpoint_label_made_before_a_secret_was_registered_is_not_reused(
     finally:
         redaction.forget_secrets()
     assert secret in endpoint_from_path(path)  # forgotten: shown again
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=st.text("0123456789abcdef", min_size=16, max_size=300),
+       offset=st.integers(0, 400))
+def test_a_registered_secret_split_by_a_cut_leaves_no_part_behind(secret: str,
+                                                                   offset: int) -> None:
+    """Texts cut to a length (a receiver's error answer in a delivery's detail, a path
+    in the ``exchange.endpoint`` label) are redacted whole first: cut first, a secret
+    straddling the cut kept its first characters."""
+    import httpx
+
+    from otel_botmon.instrument.exchange import _endpoint_label
+    from otel_botmon.notify.base import classify_response
+
+    redaction.register_secret(secret)
+    try:
+        body = "x" * offset + secret + "x" * 40
+        answer = httpx.Response(500, text=body, request=httpx.Request("POST", "http://x"))
+        detail = classify_response(answer).detail
+        label = _endpoint_label("/" + "x" * offset + secret + "/balance")
+        for out in (detail, label):
+            assert secret[:8] not in out, (offset, len(secret), out)
+    finally:
+        redaction.forget_secrets()
