@@ -86,6 +86,10 @@ class Reference:
             self.series[key].prune(now - MAX_AGE)
             if not self.series[key].times:
                 del self.series[key]
+        # a metric left without series is forgotten, as MetricHistory drops it: one that
+        # a collect reported without points and that is written by add_point later is no
+        # longer the SDK's (not marked stale when a collect lacks it)
+        self.collected &= {name for name, _ in self.series}
 
     def of(self, name: str) -> dict[Labels, Series]:
         return {labels: s for (metric, labels), s in self.series.items() if metric == name}
