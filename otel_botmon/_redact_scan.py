@@ -60,12 +60,16 @@ _REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
 # (b'KEY', b'...')) or JSON writes one (["OK-ACCESS-SIGN", "..."]): a bracket, a quoted
 # name, a comma, then a quoted value. Only texts holding a quote and a comma together
 # (', or ",: see PAIR_MARKS) are searched for it; the name is bounded, the match linear.
+# The quotes may be escaped (a list inside a JSON string: [[\"KEY\", \"...\"]]).
 _TUPLE_PAIR: Final = re.compile(
-    r"""[(\[][ \t]*b?(["'])([A-Za-z0-9_.-]{1,64})\1,[ \t]*(?=b?["'])""")
+    r"""[(\[][ \t]*b?(\\?["'])([A-Za-z0-9_.-]{1,64})\1,[ \t]*(?=(?:b|\\)?["'])""")
 PAIR_MARKS: Final = ("',", '",')
 """Besides ``=``, ``:`` and ``%``: what a text holds when it may hold a pair."""
-# Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]).
-_BRACKETS: Final = re.compile(r"[\[\]{}]")
+# Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]), and
+# quoted strings, whose brackets are text: a string runs to its closing quote or to the
+# end of the text, possessively, so that no start is scanned twice (linear).
+_BRACKETS: Final = re.compile(
+    r"""[\[\]{}]|"(?:[^"\\]++|\\.?)*+(?:"|\Z)|'(?:[^'\\]++|\\.?)*+(?:'|\Z)""")
 _MAX_AUTHORITY_CHARS: Final = 256
 
 
@@ -135,12 +139,16 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
 def _closing_bracket(text: str, pos: int) -> int:
     """Where the bracketed value opening at ``pos`` ends (past its closing bracket; the
     end of the text when it is not closed). Brackets are counted, not matched by kind:
-    one pass over the brackets only."""
+    one pass, brackets inside quoted strings left out."""
     depth = 0
     for found in _BRACKETS.finditer(text, pos):
-        depth += 1 if found.group() in "[{" else -1
-        if depth == 0:
-            return found.end()
+        token = found.group()
+        if token == "[" or token == "{":
+            depth += 1
+        elif token == "]" or token == "}":
+            depth -= 1
+            if depth == 0:
+                return found.end()
     return len(text)
 
 
@@ -155,7 +163,7 @@ def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
     found = _TUPLE_PAIR.search(text, pos)
     if found is None:
         return -1, -1, ""
-    return found.end(2) + 1, found.end(), found.group(2)
+    return found.end(2) + len(found.group(1)), found.end(), found.group(2)
 
 
 def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) -> str:

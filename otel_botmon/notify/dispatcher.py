@@ -668,7 +668,7 @@ class NotificationDispatcher:
         note = None
         if notifier.batches and not storm:
             await self._respect_rate(notifier)
-            result = await self._attempt(notifier, notifier.send_many(notifications))
+            result = await self._attempt(notifier, notifier.send_many, notifications)
         elif len(batch) > 1:
             if storm and group is None:  # a storm of one group is that group's message
                 keys = set(map(group_key, notifications))
@@ -677,10 +677,10 @@ class NotificationDispatcher:
             note = (f"sent in an alert-storm summary of {len(batch)}" if storm
                     else f"sent as one message for a group of {len(batch)}")
             await self._respect_rate(notifier)
-            result = await self._attempt(notifier, notifier.send(summary))
+            result = await self._attempt(notifier, notifier.send, summary)
         else:
             await self._respect_rate(notifier)
-            result = await self._attempt(notifier, notifier.send(notifications[0]))
+            result = await self._attempt(notifier, notifier.send, notifications[0])
         self._last_send[notifier.destination] = self._clock.time()
         items_sent = [item for item, _ in batch]
         self._wake[notifier.destination].clear()  # a commit from now on wakes it again
@@ -692,13 +692,14 @@ class NotificationDispatcher:
         return following
 
     @staticmethod
-    async def _attempt(notifier: Notifier, sending: Awaitable[Any]) -> DeliveryResult:
-        """The result of one send. A notifier that raises (a custom one with a bug)
-        or answers something else has its attempt retried with backoff and, past
-        ``give_up_after``, failed, as any retry: its queue moves on, never stuck on one
-        row."""
+    async def _attempt(notifier: Notifier, send: Callable[[Any], Awaitable[Any]],
+                       what: Any) -> DeliveryResult:
+        """The result of ``send(what)``. A notifier that raises (a custom one with a
+        bug, also from a ``send`` that is not a coroutine) or answers something else
+        has its attempt retried with backoff and, past ``give_up_after``, failed, as
+        any retry: its queue moves on, never stuck on one row."""
         try:
-            result = await sending
+            result = await send(what)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

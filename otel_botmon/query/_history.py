@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
@@ -40,6 +41,7 @@ from typing import Any, Final
 
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricsData
 
+from otel_botmon import _fork
 from otel_botmon.query._columns import (
     NO_RUN,
     STALE,
@@ -102,8 +104,10 @@ class MetricHistory(HistoryReads):
         """(metric, "count" or "sum", labels) of histograms read without that series
         (rule tests given only ``_bucket`` series): ``h.count``/``h.sum`` have none."""
         # families written inside batch() whose rows are closed when it ends (None: no
-        # batch open, each write closes its row)
+        # batch open, each write closes its row), and the thread writing that batch
         self._open: dict[int, Family] | None = None
+        self._open_by = 0
+        self._fork_aware = False
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -113,21 +117,34 @@ class MetricHistory(HistoryReads):
         keeps its clean run (one at a time, each write ends the row and the next series'
         point makes its column be recomputed from all its rows before the next query).
         Recording rules write their samples this way. Read (query) after the block, not
-        inside it. Blocks nest; an exception still ends the rows it opened."""
-        if self._open is not None:
+        inside it. Blocks nest; an exception still ends the rows it opened. Only the
+        thread that opened the block defers: another thread's writes meanwhile end their
+        rows at once. In a child forked inside a block, the block's rows end at the
+        fork."""
+        if self._open is not None:  # nested, or another thread's: that one closes it
             yield
             return
-        self._open = {}
+        if not self._fork_aware:
+            self._fork_aware = True
+            _fork.register(self)
+        self._open, self._open_by = {}, threading.get_ident()
         try:
             yield
         finally:
-            opened, self._open = self._open, None
-            for family in opened.values():
-                self._close_row(family)
+            self._close_open()
+
+    def _close_open(self) -> None:
+        opened, self._open = self._open, None
+        for family in (opened or {}).values():
+            self._close_row(family)
+
+    def _after_fork_in_child(self) -> None:
+        """A block the fork interrupted (in whichever thread) ends in the child."""
+        self._close_open()
 
     def _end_write(self, family: Family) -> None:
         """After one synthetic write: its row ends now, or with the open batch."""
-        if self._open is None:
+        if self._open is None or self._open_by != threading.get_ident():
             self._close_row(family)
         else:
             self._open[id(family)] = family

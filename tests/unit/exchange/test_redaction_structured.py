@@ -37,6 +37,11 @@ def _forms(name: str, secret: str) -> list[str]:
         repr(((b"symbol", b"BTCUSDT"), (name.encode(), secret.encode()))),
         json.dumps([["symbol", "BTCUSDT"], [name, secret]]),
         json.dumps([["symbol", "BTCUSDT"], [name, secret]], separators=(",", ":")),
+        # a header list inside a JSON string (escaped quotes), and brackets inside a
+        # quoted element of a structured value (text, not structure)
+        json.dumps({"headers": json.dumps([["symbol", "BTCUSDT"], [name, secret]])}),
+        json.dumps({"symbol": "BTCUSDT", name: ["a]b}", secret]}),
+        repr({"symbol": "BTCUSDT", name: ["x']", secret]}),
     ]
 
 
@@ -54,13 +59,20 @@ def test_what_follows_a_structured_value_stays_readable() -> None:
     assert redact_text(text) == '{"signature": REDACTED, "nonce": 17, "symbol": "ETH"}'
 
 
+def test_brackets_in_quoted_strings_do_not_end_a_structured_value() -> None:
+    assert redact_text('{"signature": ["a]b", "SECRETPART"], "n": 1}') \
+        == '{"signature": REDACTED, "n": 1}'
+    assert redact_text('{"sig": ["a\\"]", "S2"]}') == '{"sig": REDACTED}'
+
+
 def test_an_unclosed_structured_value_is_redacted_to_the_end() -> None:
     assert redact_text('x=1 "sig": [abc, "def"') == 'x=1 "sig": REDACTED'
 
 
 def test_brackets_cost_linear_time() -> None:
     for text in ('"sign": ' + "[" * 16_000, ('"sign": [' + "]" * 4) * 3_000,
-                 ('\\"sign\\": \\"' + "a") * 1_500):
+                 ('\\"sign\\": \\"' + "a") * 1_500, '"sign": [' + '"\\' * 8_000,
+                 '"sign": [' + "'\"" * 8_000):
         start = time.perf_counter()
         redact_text(text)
         assert time.perf_counter() - start < 0.5

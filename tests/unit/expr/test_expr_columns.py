@@ -14,7 +14,9 @@ query must be equal, to the last bit.
 from __future__ import annotations
 
 import math
+import os
 import random
+import threading
 from itertools import accumulate
 from typing import Any
 
@@ -364,6 +366,46 @@ def test_a_batch_at_one_time_keeps_every_clean_run_without_recomputing() -> None
     assert len(single._families[GAUGE].dirty) == 9
     for condition in (f"max({GAUGE}[1m])", f"delta({GAUGE}[1m])", GAUGE):
         assert _got(condition, batched, 50.0) == _got(condition, single, 50.0)
+
+
+def _uneven_writes(history: MetricHistory) -> None:
+    """Writes after which a row left open (a gap not recorded) breaks ``delta``."""
+    history.add_point(GAUGE, {"i": "0"}, 0.0, 100.0)
+    history.add_point(GAUGE, {"i": "0"}, 10.0, 110.0)
+    history.add_point(GAUGE, {"i": "1"}, 20.0, 120.0)
+
+
+def test_a_fork_inside_a_batch_leaves_the_child_a_history_it_can_read() -> None:
+    """os.fork() while a batch is open (the alert cycle's thread records while another
+    thread forks): the child ends the batch's rows, and its own writes end theirs."""
+    from tests.forking import guard_child, wait_child
+
+    history, plain = MetricHistory(), MetricHistory()
+    _uneven_writes(plain)
+    with history.batch():
+        history.add_point(GAUGE, {"i": "0"}, 1.0, 50.0)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's result is its exit status
+            guard_child(20)
+            try:
+                _uneven_writes(history)
+                ok = (_got(f"delta({GAUGE}[1m])", history, 120.0)
+                      == _got(f"delta({GAUGE}[1m])", plain, 120.0))
+                os._exit(0 if ok else 1)
+            except BaseException:
+                os._exit(2)
+    assert os.waitstatus_to_exitcode(wait_child(pid, 20.0)) == 0
+
+
+def test_another_threads_writes_during_a_batch_end_their_rows() -> None:
+    history, plain = MetricHistory(), MetricHistory()
+    _uneven_writes(plain)
+    with history.batch():
+        worker = threading.Thread(target=_uneven_writes, args=(history,))
+        worker.start()
+        worker.join()
+        assert (_got(f"delta({GAUGE}[1m])", history, 120.0)
+                == _got(f"delta({GAUGE}[1m])", plain, 120.0))
 
 
 def test_a_steady_collect_is_one_row_and_reads_the_same() -> None:

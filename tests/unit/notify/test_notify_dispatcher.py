@@ -198,6 +198,29 @@ class BrokenNotifier(FakeNotifier):
         return None  # type: ignore[return-value]
 
 
+class BrokenSyncNotifier(BrokenNotifier):
+    """The same bug in a ``send`` that is a plain function, not a coroutine."""
+
+    def send(self, notification: Notification) -> DeliveryResult:  # type: ignore[override]
+        if notification.alert_id != "alert-0":
+            return DeliveryResult.delivered("ok")  # not awaitable either: a retry
+        self.sent.append(notification)
+        raise RuntimeError("custom notifier bug, api_key=sk_live_0123456789abcdef")
+
+
+async def test_a_plain_function_send_that_raises_is_retried_then_given_up(
+    clock: FakeClock,
+) -> None:
+    hook = BrokenSyncNotifier("raise")
+    async with running([hook], clock, give_up_after=10.0) as dispatcher:
+        dispatcher.enqueue(make_notification(0, channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+        [failed] = dispatcher.outbox.items("failed")
+    assert failed.alert_id == "alert-0" and "RuntimeError" in failed.last_detail
+    assert "sk_live_0123456789abcdef" not in failed.last_detail
+
+
 @pytest.mark.parametrize("answer", ["raise", "none"])
 async def test_a_notifier_that_raises_is_retried_then_given_up_and_its_queue_moves_on(
     clock: FakeClock, answer: str,
