@@ -175,7 +175,8 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     eq = text.find("=")
     colon = text.find(":")
     enc, enc_end = _next_encoded(text, 0) if "%" in text else (-1, -1)
-    tup, tup_end, tup_key = _next_tuple(text, 0) if "'," in text or '",' in text \
+    tup, tup_end, tup_key = _next_tuple(text, 0) \
+        if "," in text and ("'," in text or '",' in text) \
         else (-1, -1, "")
     pieces: list[str] = []
     last = 0  # text[last:] is not yet in pieces

@@ -169,7 +169,7 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
                     continue
                 if vtype is str and not redaction._secrets and "=" not in value \
                         and ":" not in value and "%" not in value \
-                        and "'," not in value and '",' not in value:
+                        and ("," not in value or ("'," not in value and '",' not in value)):
                     redaction._remember(clean, value)
                     continue
                 return False

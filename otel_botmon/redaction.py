@@ -324,7 +324,8 @@ def _redact_str(text: str, budget: Budget) -> str:
         out = scrub_literals(out, secrets)
         if cut:
             out = cut_partial_secret(out, secrets)
-    if "=" in out or ":" in out or "%" in out or "'," in out or '",' in out:
+    if "=" in out or ":" in out or "%" in out \
+            or ("," in out and ("'," in out or '",' in out)):
         out = redact_pairs(out, is_sensitive_key, budget)
     if "@" in out:
         out = redact_url_credentials(out)
@@ -456,7 +457,8 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                 if value in clean:
                     continue
                 if not literals and "=" not in value and ":" not in value \
-                        and "%" not in value and "'," not in value and '",' not in value:
+                        and "%" not in value \
+                        and ("," not in value or ("'," not in value and '",' not in value)):
                     _remember(clean, value)
                     continue
             elif vtype in no_text:
