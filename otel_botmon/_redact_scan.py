@@ -160,10 +160,21 @@ def _next_encoded(text: str, pos: int) -> tuple[int, int]:
 def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
     """(where the comma is, where the value starts, the name) of the next (name, value)
     pair at or after ``pos``; (-1, -1, '') when there is none."""
-    found = _TUPLE_PAIR.search(text, pos)
-    if found is None:
-        return -1, -1, ""
-    return found.end(2) + len(found.group(1)), found.end(), found.group(2)
+    # A pair holds exactly one comma, right after a quote, and starts after the comma
+    # before it: the expression is only tried between the previous comma and a comma
+    # after a quote (a search from pos tried every position of a 20 KB message: 150 us).
+    # The windows do not overlap: linear, and the leftmost pair as a search finds it.
+    find = text.find
+    comma = find(",", pos)
+    while comma >= 0:
+        if comma and text[comma - 1] in "\"'":
+            start = max(pos, text.rfind(",", pos, comma) + 1)
+            stop = _BLANKS.match(text, comma + 1).end() + 2  # type: ignore[union-attr]
+            found = _TUPLE_PAIR.search(text, start, stop)
+            if found is not None:
+                return found.end(2) + len(found.group(1)), found.end(), found.group(2)
+        comma = find(",", comma + 1)
+    return -1, -1, ""
 
 
 def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) -> str:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_botmon import _redact_span, _redact_url, redaction
+from otel_botmon import _redact_scan, _redact_span, _redact_url, redaction
 from otel_botmon._redact_scan import Budget
 from otel_botmon.redaction import REDACTED, redact_url
 
@@ -204,3 +204,23 @@ def test_learning_shapes_compiles_the_matcher_a_logarithmic_number_of_times(
     for n in range(k):  # all served, as the general path serves them
         url = f"https://h/p?a{n}=1&timestamp=7&signature={'ef' * 8}"
         assert _redact_url.matched_url(url) == f"https://h/p?a{n}=1&timestamp=7&signature={REDACTED}"
+
+
+PAIR_PIECES = st.lists(st.sampled_from(
+    ["(", "[", ")", "]", " ", "\t", ",", "'", '"', "\\", "b", "KEY", "x_1", "-", ".",
+     "('KEY', '", '["KEY", "', "(b'K', b'", '[\\"K\\", \\"', ", ", "',", '",', "0a" * 40]),
+    max_size=40).map("".join)
+
+
+@settings(max_examples=1000)
+@given(PAIR_PIECES, st.integers(min_value=0, max_value=400))
+def test_the_header_pair_search_finds_what_a_plain_regex_search_finds(
+    text: str, pos: int,
+) -> None:
+    # _next_tuple tries the expression only around commas after a quote (a plain search
+    # tried every position of a long message); it must find the same pair.
+    pos = min(pos, len(text))
+    found = _redact_scan._TUPLE_PAIR.search(text, pos)
+    expected = (-1, -1, "") if found is None else (
+        found.end(2) + len(found.group(1)), found.end(), found.group(2))
+    assert _redact_scan._next_tuple(text, pos) == expected
