@@ -59,12 +59,10 @@ _REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
 # A (name, value) pair as Python prints a header list (('X-MBX-APIKEY', '...'),
 # (b'KEY', b'...')) or JSON writes one (["OK-ACCESS-SIGN", "..."]): a bracket, a quoted
 # name, a comma, then a quoted value. Only texts holding a quote and a comma together
-# (', or ",: see PAIR_MARKS) are searched for it; the name is bounded, the match linear.
+# (', or ",: see may_hold_pair) are searched for it; the name is bounded, the match linear.
 # The quotes may be escaped (a list inside a JSON string: [[\"KEY\", \"...\"]]).
 _TUPLE_PAIR: Final = re.compile(
     r"""[(\[][ \t]*b?(\\?["'])([A-Za-z0-9_.-]{1,64})\1,[ \t]*(?=(?:b|\\)?["'])""")
-PAIR_MARKS: Final = ("',", '",')
-"""Besides ``=``, ``:`` and ``%``: what a text holds when it may hold a pair."""
 # Brackets of a structured value ("signature": {"r": ..., "s": ...}, "sig": [...]), and
 # quoted strings, whose brackets are text: a string runs to its closing quote or to the
 # end of the text, possessively, so that no start is scanned twice (linear).
@@ -157,6 +155,13 @@ def _next_encoded(text: str, pos: int) -> tuple[int, int]:
     return (found.start(), found.end()) if found is not None else (-1, -1)
 
 
+def may_hold_pair(text: str) -> bool:
+    """Whether ``text`` may hold a (name, value) pair of a header list: ``',`` or ``",``.
+    One search for the comma first: a two-character search costs ~80 times a
+    one-character one (24 us over 20 KB), and most long texts hold no comma."""
+    return "," in text and ("'," in text or '",' in text)
+
+
 def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
     """(where the comma is, where the value starts, the name) of the next (name, value)
     pair at or after ``pos``; (-1, -1, '') when there is none."""
@@ -186,9 +191,7 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     eq = text.find("=")
     colon = text.find(":")
     enc, enc_end = _next_encoded(text, 0) if "%" in text else (-1, -1)
-    tup, tup_end, tup_key = _next_tuple(text, 0) \
-        if "," in text and ("'," in text or '",' in text) \
-        else (-1, -1, "")
+    tup, tup_end, tup_key = _next_tuple(text, 0) if may_hold_pair(text) else (-1, -1, "")
     pieces: list[str] = []
     last = 0  # text[last:] is not yet in pieces
     floor = 0  # names never reach back before a redacted value

@@ -16,7 +16,13 @@ from opentelemetry.trace import Status
 
 from otel_botmon import redaction
 from otel_botmon._internal import report_internal_error
-from otel_botmon._redact_scan import MAX_SEPARATORS, MAX_SPAN_CHARS, REDACTED, Budget
+from otel_botmon._redact_scan import (
+    MAX_SEPARATORS,
+    MAX_SPAN_CHARS,
+    REDACTED,
+    Budget,
+    may_hold_pair,
+)
 from otel_botmon._redact_url import matched_url
 from otel_botmon._span_processing import DelegatingSpanProcessor
 
@@ -169,7 +175,7 @@ def _scrub_common(attributes: dict[str, Any]) -> bool:
                     continue
                 if vtype is str and not redaction._secrets and "=" not in value \
                         and ":" not in value and "%" not in value \
-                        and ("," not in value or ("'," not in value and '",' not in value)):
+                        and not may_hold_pair(value):
                     redaction._remember(clean, value)
                     continue
                 return False

@@ -46,6 +46,7 @@ from otel_botmon._redact_scan import (
     REDACTED,
     Budget,
     cut_partial_secret,
+    may_hold_pair,
     redact_pairs,
     redact_url_credentials,
     scrub_literals,
@@ -324,8 +325,7 @@ def _redact_str(text: str, budget: Budget) -> str:
         out = scrub_literals(out, secrets)
         if cut:
             out = cut_partial_secret(out, secrets)
-    if "=" in out or ":" in out or "%" in out \
-            or ("," in out and ("'," in out or '",' in out)):
+    if "=" in out or ":" in out or "%" in out or may_hold_pair(out):
         out = redact_pairs(out, is_sensitive_key, budget)
     if "@" in out:
         out = redact_url_credentials(out)
@@ -457,8 +457,7 @@ def _changes(attributes: Mapping[str, Any], budget: Budget | None) -> dict[str, 
                 if value in clean:
                     continue
                 if not literals and "=" not in value and ":" not in value \
-                        and "%" not in value \
-                        and ("," not in value or ("'," not in value and '",' not in value)):
+                        and "%" not in value and not may_hold_pair(value):
                     _remember(clean, value)
                     continue
             elif vtype in no_text:

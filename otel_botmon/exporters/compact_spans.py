@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from otel_botmon import _redact_span, redaction
 from otel_botmon._internal import report_internal_error
+from otel_botmon._redact_scan import may_hold_pair
 from otel_botmon._span_processing import DelegatingSpanProcessor
 from otel_botmon.exporters.otlp_spans import (
     SpanLayout,
@@ -191,7 +192,7 @@ def _unchanged_by_redaction(record: Sequence[Any], half: int) -> bool:
             if value in clean:
                 continue
             if literals or "=" in value or ":" in value or "%" in value \
-                    or ("," in value and ("'," in value or '",' in value)):
+                    or may_hold_pair(value):
                 return False
             redaction._remember(clean, value)
         elif vtype not in no_text:
