@@ -12,6 +12,10 @@ looked up in a bounded cache of plans saying which parameters to replace; names 
 examined once per shape. A URL without a secret (market data polled) is remembered as
 clean; a signed one is unique, so only its redacted form is remembered, for when the
 same text is redacted again (an instrumentation hook, then the span processor).
+
+A query that is not a plain ``&`` list takes the general path, which also looks at the
+pairs after a ``;`` or a ``?`` inside a value: ``?a=1;signature=S`` (``;`` as a
+separator) and ``?redirect=https://o/cb?token=S`` (a nested URL not percent-encoded).
 """
 
 from __future__ import annotations
@@ -55,9 +59,9 @@ _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 # sharing their first parameters share those), so nothing picks a shape first (counting
 # the URL's '&' cost more than the whole match) and no parameter is read twice: at each
 # branch at most one alternative can match, each other one failing within its name.
-# '#', '@' and '%' are ruled out by three substring tests before it (each a memchr):
-# then a value is a run of one excluded character, which the regex engine skips in a
-# tight loop, where a class costs a set test per character (a third of the matcher's
+# '#', '@', '%' and ';' are ruled out by substring tests before it (each a memchr; a
+# second '?' and a '=' before the first one after it): then a value is a run of one
+# excluded character, which the regex engine skips in a tight loop, where a class costs a set test per character (a third of the matcher's
 # time on a signed URL). The part before the '?' is [^?]*+ for the same reason; an '&'
 # in it is kept as the general path keeps it. Possessive values and literal names: no
 # backtracking within a parameter; at most _MAX_MATCHED_SHAPES shapes are in the tree.
@@ -129,6 +133,32 @@ def redact_query_full(query: str) -> str:
                 unquote_plus(key) if "%" in key or "+" in key else key):
             parts[i] = key + "=" + REDACTED
     return "&".join(parts)
+
+
+_NESTED_MARKS: Final = re.compile(r"[;?]")
+
+
+def redact_nested(text: str) -> str:
+    """``text`` (a query or a path, its sensitive ``&`` parameters already replaced)
+    with the pairs after a ``;`` or a ``?`` inside a part looked at too: ``a=1;sig=S``,
+    ``redirect=https://o/cb?token=S``, a path's ``;token=S``. From the first such pair
+    with a sensitive name, the rest of its ``&`` part is replaced (a secret may hold a
+    ``;`` itself: nothing after its name is kept). Linear: each part's marks are found
+    in one pass, and each name is read once."""
+    if ";" not in text and "?" not in text:
+        return text
+    parts = text.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        marks = [mark.start() for mark in _NESTED_MARKS.finditer(part)]
+        for j, mark in enumerate(marks):
+            end = marks[j + 1] if j + 1 < len(marks) else len(part)
+            eq = part.find("=", mark + 1, end)
+            if eq >= 0 and _sensitive_name(part[mark + 1:eq]):
+                parts[i] = part[:eq + 1] + REDACTED
+                changed = True
+                break
+    return "&".join(parts) if changed else text
 
 
 def redact_query(query: str) -> str:
@@ -241,11 +271,12 @@ def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) ->
 
 def _query_start(text: str) -> int:
     """Where the query of the common URL (``scheme://host/path?query``: no credentials,
-    fragment, percent-encoding, ``&`` in the path, or registered secret) starts; -1 for
-    any other text."""
+    fragment, percent-encoding, ``;``, ``&`` or ``=`` in the path, ``?`` in the query,
+    or registered secret) starts; -1 for any other text."""
     mark = text.find("?")
     if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
-            or "@" in text or "%" in text or text.find("&", 0, mark) >= 0):
+            or "@" in text or "%" in text or ";" in text or text.find("&", 0, mark) >= 0
+            or text.find("=", 0, mark) >= 0 or text.find("?", mark + 1) >= 0):
         return -1
     return mark + 1
 
@@ -253,16 +284,21 @@ def _query_start(text: str) -> int:
 def matched_url(text: str) -> str | None:
     """The redacted URL when it is the common kind and its query has a shape seen
     before (one matcher pass, see above), else None."""
-    if len(text) > MAX_TEXT_CHARS or "%" in text or "@" in text or "#" in text:
+    # (';' may separate pairs: the general path looks into those)
+    if len(text) > MAX_TEXT_CHARS or "%" in text or "@" in text or "#" in text \
+            or ";" in text:
         return None
     heads = redaction._secret_heads
     matcher = _matcher[0]
     if matcher is None:
         return None
     pattern, markers = matcher
-    found = pattern.fullmatch(text)
+    found = pattern.fullmatch(text)  # (raises TypeError for what is not a str)
     if found is None:
         return None
+    mark = text.find("?")
+    if text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0:
+        return None  # a nested URL in a value, or pairs before the '?': the general path
     groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
     if last:  # the usual signed request: one secret, the signature, last
         out = text[:found.start(last)] + REDACTED
@@ -294,8 +330,10 @@ def redact_url_str(text: str, budget: Budget) -> str:
             cached = redaction._text_cache.get(text)
             return cached if cached is not None \
                 else _redact_url_slow(text, budget, clean_urls)
-        out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
-            else text
+        # No '?': a query alone (the url.query attribute), or pairs in a path (/p;token=S)
+        # when it holds a '=': the general text redaction looks at every name=value.
+        out = redaction._redact_str(text, budget) \
+            if redaction._secrets or "%" in text or "=" in text else text
         redaction._remember(clean_urls, out)
         return out
     # The common URL, scheme://host/path?query: only its query can hold a secret.
@@ -338,10 +376,13 @@ def _redact_url_slow(text: str, budget: Budget, clean_urls: set[str]) -> str:
             before_query = (
                 f"{before_query[:start]}{REDACTED}:{REDACTED}@{host}{before_query[end:]}"
             )
+    if "=" in before_query:  # pairs in the path (/p;token=S), or a query alone
+        # (url.query) whose first '?' is in a value: the general text redaction
+        before_query = redaction._redact_str(before_query, budget)
     if query_sep:
-        query = redact_query(query)
+        query = redact_nested(redact_query(query))
     if hash_sep and "=" in fragment:
-        fragment = redact_query(fragment)
+        fragment = redact_nested(redact_query(fragment))
     out = before_query + query_sep + query + hash_sep + fragment
     secrets = redaction._secrets
     if secrets:

@@ -107,11 +107,11 @@ _EXACT_ONLY: Final[frozenset[str]] = frozenset({"sign", "pwd", "key"}) | frozens
     n.lower() for n in all_exact_secret_names()
 )
 
-# A name whose last word (after "-", "_" or ".") is one of these names a key or
+# A name whose last word (after "-", "_", "." or a space) is one of these names a key or
 # a signature, whatever comes before it: X-AGGR-KEY, request-sign, TAPI-MAC, x_sig. Only
 # as a whole word ("monkey", "design" and "imac" are not), so it is safe for any name.
 _SECRET_WORDS: Final[frozenset[str]] = frozenset({"key", "sign", "sig", "mac", "hmac"})
-_WORD_SEPARATORS: Final = "-_."
+_WORD_SEPARATORS: Final = "-_. "
 
 _lock = threading.Lock()
 # Span attributes repeat the same few keys; caching the answer keeps redaction cheap.
@@ -164,7 +164,8 @@ def _remember(clean: set[str], text: str) -> None:
 
 
 def _normalize(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "").replace(".", "")
+    # a space too: "api key", and "api+key" or "api%20key" in a query once unquoted
+    return name.lower().replace("-", "").replace("_", "").replace(".", "").replace(" ", "")
 
 
 def _matches(normalized: str, keys: Iterable[str]) -> bool:
@@ -191,8 +192,8 @@ def _last_word_secret(name: str) -> bool:
 def is_sensitive_key(name: str) -> bool:
     """Whether a query parameter, header, config or attribute name names a secret.
 
-    Case and the separators ``-``, ``_`` and ``.`` are ignored; a name ending with a
-    sensitive name counts (``access_token``, ``smtp_password``). Never raises: a
+    Case, spaces and the separators ``-``, ``_`` and ``.`` are ignored; a name ending
+    with a sensitive name counts (``access_token``, ``smtp_password``). Never raises: a
     non-string is not sensitive.
     """
     if not isinstance(name, str) or not name:

@@ -68,7 +68,7 @@ def test_the_matcher_and_the_processor_branch_redact_as_the_general_path(
         expected = _reference(url)
         matched = _redact_url.matched_url(url)
         assert matched is None or matched == expected
-        common = not any(c in url for c in "%#@") \
+        common = not any(c in url for c in "%#@;") and url.count("?") == 1 \
             and not (register and REGISTERED[:8] in url)
         if values >= 2 and common:  # the fast path did serve it
             assert matched == expected
