@@ -52,7 +52,10 @@ _ENCODED_BREAK: Final = re.compile(
 )
 _AUTHORITY_END: Final = re.compile(r"[/\s?#\"'<>]")
 _AUTH_SCHEMES: Final = ("bearer ", "basic ", "token ", "digest ")
-_BLANKS: Final = re.compile(r"[ \t]*")
+# Between a separator and its value: any white space, a line break or a no-break space
+# too ("api_key:\n  <key>" as YAML or a pretty printer writes it).
+_BLANKS: Final = re.compile(r"\s*")
+_PAIR_BLANKS: Final = re.compile(r"[ \t]*")  # after a (name, value) pair's comma
 # A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
 # JSON string: \"sign\": \"...\"), then name characters.
 _REVERSED_KEY: Final = re.compile(r"[ \t]*(?:[\"']\\?)?([A-Za-z0-9_.%-]*)")
@@ -174,7 +177,7 @@ def _next_tuple(text: str, pos: int) -> tuple[int, int, str]:
     while comma >= 0:
         if comma and text[comma - 1] in "\"'":
             start = max(pos, text.rfind(",", pos, comma) + 1)
-            stop = _BLANKS.match(text, comma + 1).end() + 2  # type: ignore[union-attr]
+            stop = _PAIR_BLANKS.match(text, comma + 1).end() + 2  # type: ignore[union-attr]
             found = _TUPLE_PAIR.search(text, start, stop)
             if found is not None:
                 return found.end(2) + len(found.group(1)), found.end(), found.group(2)

@@ -61,10 +61,11 @@ _QUERY_VALUES: Final = re.compile(r"=[^&]*")
 # branch at most one alternative can match, each other one failing within its name.
 # '#', '@', '%' and ';' are ruled out by substring tests before it (each a memchr; a
 # second '?' and a '=' before the first one after it): then a value is a run of one
-# excluded character, which the regex engine skips in a tight loop, where a class costs a set test per character (a third of the matcher's
-# time on a signed URL). The part before the '?' is [^?]*+ for the same reason; an '&'
-# in it is kept as the general path keeps it. Possessive values and literal names: no
-# backtracking within a parameter; at most _MAX_MATCHED_SHAPES shapes are in the tree.
+# excluded character, which the regex engine skips in a tight loop, where a class costs
+# a set test per character (a third of the matcher's time on a signed URL). The part
+# before the '?' is [^?]*+ for the same reason; an '&' in it is kept as the general path
+# keeps it. Possessive values and literal names: no backtracking within a parameter; at
+# most _MAX_MATCHED_SHAPES shapes are in the tree.
 _MATCHED_SHAPES_SIZE: Final = 256
 _MAX_MATCHED_SHAPES: Final = 64  # more: those queries take the plan path (still linear)
 _URL_HEAD: Final = r"[^?]*+\?"

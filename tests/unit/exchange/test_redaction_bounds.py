@@ -46,6 +46,9 @@ STYLES = [
     '"{name}": "{secret}"',
     "'{name}': '{secret}'",
     "{name} = {secret}",
+    "{name}:\n  {secret}",  # YAML, a pretty printer: the value on the next line
+    "{name}:\u00a0{secret}",  # a no-break space
+    "{name} =\r\n\t{secret}",
     "https://api.example.com/v1/x?symbol=BTC&{name}={secret}&recvWindow=5000",
     "Authorization: Bearer {secret}",
     "redirect=https%3A%2F%2Fh%2Fp%3F{name}%3D{secret}%26x%3D1",
@@ -144,7 +147,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Work:
 
 
 ADVERSARIAL_UNITS = ["0123456789abcdef", "a:", "=", "a=", "%3D", "token=", " :", "k%3D",
-                     '"a":"', "x://y@", "signature=signature=", "aaaa",
+                     '"a":"', "x://y@", "signature=signature=", "aaaa", "sign:\n",
+                     "token= \n\u00a0", "\n",
                      "('sign', ", "[(b'a', ", '"sign": [', '"sign": {', '\\"sign\\": \\"']
 
 
