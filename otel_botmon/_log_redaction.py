@@ -24,6 +24,7 @@ REDACTED_LOGGERS: Final = (
     "urllib3.connectionpool",
     "aiohttp.client", "aiohttp.internal",
     "websockets.client",
+    "websocket",  # websocket-client (pybit) with enableTrace(): every frame sent
     "ccxt.base.exchange",
     "binance.base_client",  # python-binance verbose=True: signed URL, headers, body
     "otel_botmon", "otel_botmon.alerting", "otel_botmon.alerting.store",

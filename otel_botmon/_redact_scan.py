@@ -72,6 +72,15 @@ _TUPLE_PAIR: Final = re.compile(
 _BRACKETS: Final = re.compile(
     r"""[\[\]{}]|"(?:[^"\\]++|\\.?)*+(?:"|\Z)|'(?:[^'\\]++|\\.?)*+(?:'|\Z)""")
 _MAX_AUTHORITY_CHARS: Final = 256
+# WebSocket logins that send the key and the signature positionally, in a list with no
+# name for each: Bybit and BitMEX {"op": "auth" / "authKeyExpires", "args": [key,
+# expires, signature]}, Phemex {"method": "user.auth", "params": ["API", key, signature,
+# expiry]}. In a text holding such a login (a frame the websockets library logs at
+# DEBUG), the values of "args" and "params" are secrets.
+_POSITIONAL_LOGIN: Final = re.compile(
+    r"""["'](?:op["']\s*:\s*["'](?:auth|authKey|authKeyExpires)"""
+    r"""|method["']\s*:\s*["']user\.auth)["']""")
+_POSITIONAL_NAMES: Final = frozenset({"args", "params"})
 
 
 class Budget:
@@ -199,6 +208,7 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
     last = 0  # text[last:] is not yet in pieces
     floor = 0  # names never reach back before a redacted value
     left = budget.separators
+    login: bool | None = None  # whether text holds a positional login (searched once)
     try:
         while True:
             # the nearest of the three kinds of separator
@@ -221,7 +231,12 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
             # separator after another one ("===", "a::") has none, decided at once
             if sep > floor and text[sep - 1] in _NAME_END:
                 key = tup_key if sep == tup else _key_before(text, sep, floor)
-                if key and sensitive(key):
+                secret = bool(key) and sensitive(key)
+                if not secret and key in _POSITIONAL_NAMES:
+                    if login is None:
+                        login = _POSITIONAL_LOGIN.search(text) is not None
+                    secret = login
+                if secret:
                     start, end = _value_span(text, after, encoded)
                     if end > start:
                         pieces.append(text[last:start])

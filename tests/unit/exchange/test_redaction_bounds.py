@@ -148,7 +148,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Work:
 
 ADVERSARIAL_UNITS = ["0123456789abcdef", "a:", "=", "a=", "%3D", "token=", " :", "k%3D",
                      '"a":"', "x://y@", "signature=signature=", "aaaa", "sign:\n",
-                     "token= \n\u00a0", "\n",
+                     "token= \n\u00a0", "\n", '{"op":"auth","args":[', '"args":',
+                     "'op': 'authKey', 'params': ['x', ",
                      "('sign', ", "[(b'a', ", '"sign": [', '"sign": {', '\\"sign\\": \\"']
 
 
