@@ -33,6 +33,7 @@ Every function here is safe to call from any thread.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -255,6 +256,13 @@ def add_sensitive_keys(*names: str) -> None:
         _forget_cached()
 
 
+_LOWER_HEX_ESCAPE: Final = re.compile(r"%[0-9A-F]{2}")
+
+
+def _lower(escape: re.Match[str]) -> str:
+    return escape.group().lower()
+
+
 def register_secret(value: str) -> None:
     """Scrub this literal value (and its URL-encoded forms: urllib's, httpx's, yarl's in
     a query and in a path) from every redacted text.
@@ -281,6 +289,8 @@ def register_secret(value: str) -> None:
         # the bot passed as params= or joined into a path
         quote_plus(value, safe=_YARL_QUERY_SAFE), quote(value, safe=_YARL_PATH_SAFE),
     }
+    # the same with lower-case hex digits (%2b): what some clients and servers write
+    forms |= {_LOWER_HEX_ESCAPE.sub(_lower, form) for form in forms if "%" in form}
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))

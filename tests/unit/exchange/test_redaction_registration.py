@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -185,6 +185,23 @@ def test_a_registered_secret_in_an_aiohttp_url_is_scrubbed(secret: str) -> None:
         for url, encoded in forms:
             for out in (redaction.redact_url(url), redaction.redact_text(url)):
                 assert encoded not in out, (secret, url, out)
+    finally:
+        redaction.forget_secrets()
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=_URL_SECRETS.filter(lambda s: quote(s, safe="") != s))
+def test_a_registered_secret_escaped_with_lower_case_hex_is_scrubbed(secret: str) -> None:
+    """``%2b`` as well as ``%2B``: both are what a client or a server may write."""
+    lower = "%".join(
+        part[:2].lower() + part[2:] if i else part
+        for i, part in enumerate(quote(secret, safe="").split("%")))
+    assume(lower != quote(secret, safe=""))  # an escape with a hex letter: %2B, %3A
+    redaction.register_secret(secret)
+    try:
+        for text in (f"https://h.example/p?note={lower}&x=1", f"sent note={lower} twice"):
+            assert lower not in redaction.redact_text(text), (secret, text)
+        assert lower not in redaction.redact_url(f"https://h.example/p?note={lower}&x=1")
     finally:
         redaction.forget_secrets()
 
