@@ -25,6 +25,13 @@ groups:
 Loading is all-or-nothing: the first problem raises :class:`RuleFileError` naming the
 file, line, column and field, and nothing of the file is returned. Durations are
 Prometheus-style strings (``90s``, ``1h30m``) or numbers of seconds.
+
+As in Prometheus, several rules of a file may share an alert name (a warning and a
+critical rule of one measure, as the node and kubernetes mixins write them), and an
+alert's ``alertname`` label is always its rule's ``alert:`` name (a rule's own
+``labels: {alertname: ...}`` does not rename it). A rule's name in botmon must be unique
+(alert state, silences and the dashboard key on it): the second rule named ``X`` is named
+``X #2`` (the third ``X #3``, ...), its alerts still ``alertname="X"``.
 """
 
 from __future__ import annotations
@@ -32,14 +39,15 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, TypeVar
 
 import yaml
 
 from otel_botmon.alerting.model import (
+    ALERTNAME_LABEL,
     AlertRule,
     AlertSeverity,
     AlertType,
@@ -57,7 +65,10 @@ from otel_botmon.alerting.yamlnodes import (
 from otel_botmon.query import RuleSyntaxError, compile_condition
 from otel_botmon.query.syntax import DURATION_UNITS, promql_differences
 
-__all__ = ["RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules"]
+__all__ = [
+    "RuleFileError", "RuleGroup", "load_rule_file", "load_rule_groups", "parse_rules",
+    "unique_rule_names",
+]
 
 _GROUP_KEYS = frozenset({"name", "interval", "rules"})
 _RECORD_KEYS = frozenset({"record", "expr", "labels"})
@@ -117,7 +128,8 @@ def load_rule_file(path: str | os.PathLike[str]) -> list[AlertRule]:
 
     Raises :class:`RuleFileError` for an unreadable file, a file larger than
     ``yamlnodes.MAX_FILE_BYTES`` (4 MiB; checked before parsing), malformed YAML, an
-    unknown or invalid field, a duplicate rule name or a condition that does not compile.
+    unknown or invalid field or a condition that does not compile. Rules sharing an
+    alert name get distinct names (see the module docstring).
     """
     return [rule for group in load_rule_groups(path) for rule in group.rules]
 
@@ -143,6 +155,33 @@ def parse_rules(text: str, filename: str = "<string>") -> list[RuleGroup]:
     except FileTooLargeError as exc:
         raise RuleFileError(filename, None, None, "", exc.reason) from None
     return _Loader(filename).load(text)
+
+
+def _unique(rule: AlertRule, seen: dict[str, int], alert: str) -> AlertRule:
+    """``rule`` with a name no earlier rule has (``X #2`` for the second rule with alert
+    name ``alert`` = ``X``) and, as Prometheus labels its alerts, ``alertname`` = its
+    alert name whenever that is not its botmon name or its labels named another.
+    ``seen``: each name taken so far -> the highest number given to an alert name."""
+    name = rule.name
+    if name in seen:
+        count = seen.get(alert, 1)
+        while name in seen:
+            count += 1
+            name = f"{alert} #{count}"
+        seen[alert] = count
+    seen.setdefault(name, 1)
+    if name == rule.name and (rule.labels.get(ALERTNAME_LABEL) or name) == alert:
+        return rule
+    return replace(rule, name=name, labels={**rule.labels, ALERTNAME_LABEL: alert})
+
+
+def unique_rule_names(rules: Iterable[AlertRule]) -> list[AlertRule]:
+    """The rules of several files as one set (promtool's ``rule_files``): a rule whose
+    name an earlier file took is named as a repeated name within a file is (``X #2``),
+    its alerts keeping their ``alertname``."""
+    seen: dict[str, int] = {}
+    return [_unique(rule, seen, rule.labels.get(ALERTNAME_LABEL) or rule.name)
+            for rule in rules]
 
 
 class _Loader:
@@ -181,7 +220,7 @@ class _Loader:
         groups_node = top["groups"][1]
         groups: list[RuleGroup] = []
         names: set[str] = set()
-        seen_rules: set[str] = set()
+        seen_rules: dict[str, int] = {}  # see _unique
         for i, gnode in enumerate(self.sequence(groups_node, "groups")):
             group = self.group(gnode, f"groups[{i}]", seen_rules)
             if group.name in names:
@@ -312,7 +351,7 @@ class _Loader:
 
     # --- groups and rules --------------------------------------------------------------
 
-    def group(self, node: yaml.Node, where: str, seen_rules: set[str]) -> RuleGroup:
+    def group(self, node: yaml.Node, where: str, seen_rules: dict[str, int]) -> RuleGroup:
         fields = self.mapping(node, where, _GROUP_KEYS)
         if "name" not in fields:
             raise self.error(node, _join(where, "name"), "missing")
@@ -332,10 +371,7 @@ class _Loader:
                 group.recordings.append(self.recording(rnode, f"{where}.rules[{i}]"))
                 continue
             rule = self.rule(rnode, f"{where}.rules[{i}]")
-            if rule.name in seen_rules:
-                raise self.error(rnode, f"{where}.rules[{i}]", f"duplicate rule {rule.name!r}")
-            seen_rules.add(rule.name)
-            group.rules.append(rule)
+            group.rules.append(_unique(rule, seen_rules, rule.name))
         group.notes = self.notes[first_note:]
         return group
 

@@ -46,7 +46,7 @@ from otel_botmon.alerting.promnames import (
     reverse_names,
 )
 from otel_botmon.alerting.recording import RecordingRule
-from otel_botmon.alerting.rules import load_rule_groups
+from otel_botmon.alerting.rules import load_rule_groups, unique_rule_names
 from otel_botmon.alerting.ruletest_file import (
     STALE,
     AlertCheck,
@@ -153,6 +153,7 @@ def run_rule_tests(path: str | os.PathLike[str], *,
             groups = load_rule_groups(rule_file)
             rules += [r for g in groups for r in g.rules]
             recordings += [r for g in groups for r in g.recordings]
+    rules = unique_rule_names(rules)  # files may share alert names, as in promtool
     report = RuleTestReport(filename)
     for test in doc.tests:
         _run_test(test, rules, doc.evaluation_interval, report, observe, recordings)

@@ -124,7 +124,6 @@ def test_block_condition_error_line(tmp_path: Path) -> None:
          "groups[0].rules[0].recovery_threshold", "expected a number"),
         ("condition: win_rate < 50", "condition: win_rate",
          "groups[0].rules[1].recovery_threshold", None),
-        ("- name: LowWinRate", "- name: SlowTrades", "groups[0].rules[1]", "duplicate rule"),
         ("  - name: system", "  - name: trading", "groups[1].name", "duplicate group"),
         ("labels: {team: quant, tier: 1}", "labels: {team: [a]}",
          "groups[0].rules[0].labels.team", "expected a single value"),
@@ -213,3 +212,27 @@ def test_a_misspelt_value_gets_a_suggestion(field: str, typo: str, meant: str) -
 def test_a_misspelt_top_level_key_gets_a_suggestion() -> None:
     with pytest.raises(RuleFileError, match="did you mean 'groups'"):
         parse_rules("grups: []\n", "bot.yml")
+
+
+def test_rules_sharing_an_alert_name_load_under_distinct_names(tmp_path: Path) -> None:
+    # as in Prometheus (a warning and a critical rule of one measure): botmon names the
+    # second "SlowTrades #2", its alerts keep alertname="SlowTrades"
+    path = tmp_path / "rules.yml"
+    path.write_text(GOOD.replace("- name: LowWinRate", "- name: SlowTrades", 1))
+    rules = load_rule_file(path)
+    names = [rule.name for rule in rules]
+    assert names.count("SlowTrades") == 1 and "SlowTrades #2" in names
+    second = next(rule for rule in rules if rule.name == "SlowTrades #2")
+    assert second.labels["alertname"] == "SlowTrades"
+    assert len(set(names)) == len(names)
+
+
+def test_a_rule_label_does_not_rename_a_file_rules_alerts(tmp_path: Path) -> None:
+    # Prometheus sets alertname from `alert:` after the rule's labels
+    path = tmp_path / "rules.yml"
+    path.write_text("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x > 1\n"
+                    "    labels: {alertname: B, team: q}\n  - alert: 'A #2'\n    expr: x > 2\n"
+                    "  - alert: A\n    expr: x > 3\n")
+    rules = load_rule_file(path)
+    assert [(r.name, r.labels.get("alertname")) for r in rules] == [
+        ("A", "A"), ("A #2", None), ("A #3", "A")]
