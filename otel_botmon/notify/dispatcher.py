@@ -36,13 +36,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from otel_botmon import _fork
 from otel_botmon.alerting.model import NotificationChannel
 from otel_botmon.alerting.store import AlertStore
-from otel_botmon.notify.base import DeliveryOutcome, DeliveryResult, Notifier
+from otel_botmon.notify.base import MAX_RETRY_AFTER_S, DeliveryOutcome, DeliveryResult, Notifier
 from otel_botmon.notify.committer import GroupCaller, GroupCommitter
 from otel_botmon.notify.config import NotificationConfig
 from otel_botmon.notify.message import (
@@ -149,6 +150,7 @@ class NotificationDispatcher:
         built = notifiers if notifiers is not None else build_notifiers(
             self.config, self.outbox, console_stream=console_stream)
         self._notifiers: dict[str, Notifier] = {n.destination: n for n in built}
+        self._unserved_logged: set[str] = set()  # see _deliverable_count
         self._by_channel: dict[NotificationChannel, list[Notifier]] = {}
         for notifier in self._notifiers.values():
             self._by_channel.setdefault(notifier.channel, []).append(notifier)
@@ -448,6 +450,24 @@ class NotificationDispatcher:
         self._settle_commits()
         return self.outbox.pending_count(destination)
 
+    def _deliverable_count(self) -> int:
+        """Pending rows of the destinations configured here (what ``drain()`` waits for).
+        Rows of a destination this process has not configured (a channel taken out of
+        the configuration, a destination name damaged on disk) stay in the outbox for a
+        process that has it, logged once, and are not waited for."""
+        self._settle_commits()
+        counts = self.outbox.pending_by_destination()
+        others = {d: n for d, n in counts.items() if d not in self._notifiers}
+        fresh = set(others) - self._unserved_logged
+        if fresh:
+            self._unserved_logged |= fresh
+            logger.warning(
+                "notification outbox %s: %s wait for destinations not configured here "
+                "(%s); kept for a process that has them, not waited for by drain()",
+                self.outbox.path, sum(others[d] for d in fresh),
+                ", ".join(sorted(repr(d)[:80] for d in fresh)))
+        return sum(n for d, n in counts.items() if d in self._notifiers)
+
     def attempts(self, alert_id: str | None = None) -> list[AttemptRecord]:
         """Every delivery attempt recorded (for one alert, or all), oldest first."""
         self._settle_commits()
@@ -494,7 +514,7 @@ class NotificationDispatcher:
             # the committer, maybe a lock: off the loop); until then, a worker's
             # progress is the next moment to look again.
             if (self._quiet() and not len(self.spool)
-                    and await asyncio.to_thread(self.pending_count) == 0
+                    and await asyncio.to_thread(self._deliverable_count) == 0
                     and self._quiet()):
                 return True
             remaining = deadline - time.monotonic()
@@ -594,7 +614,14 @@ class NotificationDispatcher:
                     finally:
                         self._idle.discard(destination)
                     continue
-                delay = items[0].next_attempt_at - self._clock.time()
+                now = self._clock.time()
+                latest = now + max(MAX_RETRY_AFTER_S, self.config.retry_max_delay)
+                if any(item.next_attempt_at > latest for item in items):
+                    # later than any wait this dispatcher sets: a damaged retry time (a
+                    # byte flipped on disk), which would hold the queue; due at once
+                    items = [replace(item, next_attempt_at=now)
+                             if item.next_attempt_at > latest else item for item in items]
+                delay = items[0].next_attempt_at - now
                 if delay > 0:
                     items = None
                     await self._clock.sleep(delay)

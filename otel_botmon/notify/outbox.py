@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -123,6 +124,23 @@ _ITEMS_FROM = (
     "FROM notify_outbox AS o LEFT JOIN notify_messages AS m "
     "ON m.notification_id = o.notification_id"
 )
+
+
+def _finite(value: Any, default: float) -> float:
+    """``value`` as a finite float, else ``default``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def _count(value: Any) -> int:
+    """``value`` as a count >= 0, else 0."""
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 class Outbox:
@@ -252,20 +270,25 @@ class Outbox:
         return items
 
     def _item(self, row: tuple[Any, ...]) -> OutboxItem | None:
-        """The row as an item, or None (logged and counted once) when the numbers the
-        dispatcher computes with are not numbers (SQLite keeps text in any column), or a
-        text is not UTF-8 (a byte flipped on disk: see ``Undecodable``), or its message
-        is missing."""
+        """The row as an item, or None (logged and counted once) when what it delivers
+        is damaged: an id, the destination or the payload is not UTF-8 text (a byte
+        flipped on disk: see ``Undecodable``), or its message is missing. Damage to what
+        only schedules or describes the delivery is repaired instead (the notification
+        itself is intact): a retry time or creation time that is not a finite number is
+        now (due at once), an attempt count that is not a number 0, a last detail that is
+        not text empty."""
         row_id, nid, alert_id, channel, destination, payload, state, tries, created, due, \
             detail = row
         try:
-            bad = next((value for value in row if isinstance(value, Undecodable)), None)
+            bad = next((value for value in row[:7] if isinstance(value, Undecodable)), None)
             if bad is not None:  # an id with U+FFFD in a header, a payload half read
                 raise ValueError(f"stored text is not UTF-8: {bad[:60]!r}")
             if payload is None:
                 raise ValueError(f"its message {nid!r} is missing")
+            due_at = _finite(due, 0.0)
             return OutboxItem(row_id, nid, alert_id, channel, destination, payload, state,
-                              int(tries), created, float(due), detail)
+                              _count(tries), _finite(created, due_at), due_at,
+                              detail if type(detail) is str else "")
         except (TypeError, ValueError) as exc:
             with self._skip_lock:
                 fresh = row[0] not in self._skipped
@@ -300,6 +323,15 @@ class Outbox:
             params = (PENDING, destination)
         with self._lock:
             return int(self._db.execute(query, params).fetchone()[0])
+
+    def pending_by_destination(self) -> dict[str, int]:
+        """How many rows wait for delivery, per destination (undecodable names as
+        ``Undecodable`` text)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT destination, COUNT(*) FROM notify_outbox WHERE state = ? "
+                "GROUP BY destination", (PENDING,)).fetchall()
+        return {str(destination): int(count) for destination, count in rows}
 
     def items(self, state: str | None = None) -> list[OutboxItem]:
         """Every row (or those in one state), oldest first."""
