@@ -52,9 +52,13 @@ _ENCODED_BREAK: Final = re.compile(
 )
 _AUTHORITY_END: Final = re.compile(r"[/\s?#\"'<>]")
 _AUTH_SCHEMES: Final = ("bearer ", "basic ", "token ", "digest ")
-# Between a separator and its value: any white space, a line break or a no-break space
-# too ("api_key:\n  <key>" as YAML or a pretty printer writes it).
-_BLANKS: Final = re.compile(r"\s*")
+# Between a separator and its value: white space on the same line (a no-break space
+# too); then, at the end of the line, the line breaks and indentation before a value on
+# the next line ("api_key:\n  <key>" as YAML or a pretty printer writes it) unless that
+# line is a pair of its own ("password:\n  secret: <key>": an empty value, then a pair).
+_BLANKS: Final = re.compile(r"[^\S\r\n]*")
+_NEXT_LINE: Final = re.compile(r"\s*")
+_PAIR_AHEAD: Final = re.compile(r"""\\?["']?[A-Za-z0-9_.-]{1,64}\\?["']?[ \t]*[:=]""")
 _PAIR_BLANKS: Final = re.compile(r"[ \t]*")  # after a (name, value) pair's comma
 # A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
 # JSON string: \"sign\": \"...\"), then name characters.
@@ -77,9 +81,9 @@ _MAX_AUTHORITY_CHARS: Final = 256
 # expires, signature]}, Phemex {"method": "user.auth", "params": ["API", key, signature,
 # expiry]}. In a text holding such a login (a frame the websockets library logs at
 # DEBUG), the values of "args" and "params" are secrets.
-_POSITIONAL_LOGIN: Final = re.compile(
-    r"""["'](?:op["']\s*:\s*["'](?:auth|authKey|authKeyExpires)"""
-    r"""|method["']\s*:\s*["']user\.auth)["']""")
+_POSITIONAL_LOGIN: Final = re.compile(  # (quotes may be escaped: a frame in a JSON string)
+    r"""["'](?:op\\?["']\s*:\s*\\?["'](?:auth|authKey|authKeyExpires)"""
+    r"""|method\\?["']\s*:\s*\\?["']user\.auth)\\?["']""")
 _POSITIONAL_NAMES: Final = frozenset({"args", "params"})
 
 
@@ -123,6 +127,11 @@ def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
     """(start, end) of the value after a separator; start == end when there is none."""
     n = len(text)
     pos = _BLANKS.match(text, start).end()  # type: ignore[union-attr]
+    if pos < n and text[pos] in "\r\n":  # the value on the next line, or none
+        ahead = _NEXT_LINE.match(text, pos).end()  # type: ignore[union-attr]
+        if _PAIR_AHEAD.match(text, ahead) is not None:
+            return pos, pos
+        pos = ahead
     if pos + 1 < n and text[pos] in "\\bB" and text[pos + 1] in "\"'":
         # an escaped quote (\"value\" in a JSON string) or a bytes literal (b'value')
         quote = text[pos:pos + 2] if text[pos] == "\\" else text[pos + 1]

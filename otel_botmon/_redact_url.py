@@ -32,6 +32,7 @@ from otel_botmon._redact_scan import (
     Budget,
     cut_partial_secret,
     redact_pairs,
+    redact_url_credentials,
     scrub_literals,
     truncation_note,
 )
@@ -136,17 +137,17 @@ def redact_query_full(query: str) -> str:
     return "&".join(parts)
 
 
-_NESTED_MARKS: Final = re.compile(r"[;?]")
+_NESTED_MARKS: Final = re.compile(r"[;?#]")  # ('#': a second one, in a fragment)
 
 
 def redact_nested(text: str) -> str:
-    """``text`` (a query or a path, its sensitive ``&`` parameters already replaced)
-    with the pairs after a ``;`` or a ``?`` inside a part looked at too: ``a=1;sig=S``,
-    ``redirect=https://o/cb?token=S``, a path's ``;token=S``. From the first such pair
-    with a sensitive name, the rest of its ``&`` part is replaced (a secret may hold a
-    ``;`` itself: nothing after its name is kept). Linear: each part's marks are found
-    in one pass, and each name is read once."""
-    if ";" not in text and "?" not in text:
+    """``text`` (a query or a fragment, its sensitive ``&`` parameters already
+    replaced) with the pairs after a ``;``, a ``?`` or a ``#`` inside a part looked at
+    too: ``a=1;sig=S``, ``redirect=https://o/cb?token=S``, a fragment's
+    ``#a=1#token=S``. From the first such pair with a sensitive name, the rest of its
+    ``&`` part is replaced (a secret may hold a ``;`` itself: nothing after its name is
+    kept). Linear: each part's marks are found in one pass, each name read once."""
+    if ";" not in text and "?" not in text and "#" not in text:
         return text
     parts = text.split("&")
     changed = False
@@ -272,12 +273,13 @@ def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) ->
 
 def _query_start(text: str) -> int:
     """Where the query of the common URL (``scheme://host/path?query``: no credentials,
-    fragment, percent-encoding, ``;``, ``&`` or ``=`` in the path, ``?`` in the query,
-    or registered secret) starts; -1 for any other text."""
+    fragment, percent-encoding, ``;``, ``&`` or ``=`` in the path, ``?`` or a nested URL
+    in the query, or registered secret) starts; -1 for any other text."""
     mark = text.find("?")
     if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
             or "@" in text or "%" in text or ";" in text or text.find("&", 0, mark) >= 0
-            or text.find("=", 0, mark) >= 0 or text.find("?", mark + 1) >= 0):
+            or text.find("=", 0, mark) >= 0 or text.find("?", mark + 1) >= 0
+            or text.find("://", mark) >= 0):
         return -1
     return mark + 1
 
@@ -298,7 +300,8 @@ def matched_url(text: str) -> str | None:
     if found is None:
         return None
     mark = text.find("?")
-    if text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0:
+    if text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0 \
+            or text.find("://", mark) >= 0:
         return None  # a nested URL in a value, or pairs before the '?': the general path
     groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
     if last:  # the usual signed request: one secret, the signature, last
@@ -333,8 +336,13 @@ def redact_url_str(text: str, budget: Budget) -> str:
                 else _redact_url_slow(text, budget, clean_urls)
         # No '?': a query alone (the url.query attribute), or pairs in a path (/p;token=S)
         # when it holds a '=': the general text redaction looks at every name=value.
-        out = redaction._redact_str(text, budget) \
-            if redaction._secrets or "%" in text or "=" in text else text
+        if "=" in text and not redaction._secrets and "%" not in text:
+            # scanned whole, as any URL, whatever the span's other strings used
+            budget.chars -= min(len(text), MAX_TEXT_CHARS)
+            out = redaction._redact_str(text, Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
+        else:
+            out = redaction._redact_str(text, budget) if redaction._secrets or "%" in text \
+                else text
         redaction._remember(clean_urls, out)
         return out
     # The common URL, scheme://host/path?query: only its query can hold a secret.
@@ -378,8 +386,10 @@ def _redact_url_slow(text: str, budget: Budget, clean_urls: set[str]) -> str:
                 f"{before_query[:start]}{REDACTED}:{REDACTED}@{host}{before_query[end:]}"
             )
     if "=" in before_query:  # pairs in the path (/p;token=S), or a query alone
-        # (url.query) whose first '?' is in a value: the general text redaction
-        before_query = redaction._redact_str(before_query, budget)
+        # (url.query) whose first '?' is in a value. A URL is scanned whole whatever the
+        # span's other strings used of its budget (its characters are counted above).
+        before_query = redact_pairs(before_query, redaction.is_sensitive_key,
+                                    Budget(MAX_TEXT_CHARS, MAX_SEPARATORS))
     if query_sep:
         query = redact_nested(redact_query(query))
     if hash_sep and "=" in fragment:
@@ -390,8 +400,13 @@ def _redact_url_slow(text: str, budget: Budget, clean_urls: set[str]) -> str:
         out = scrub_literals(out, secrets)
         if cut:
             out = cut_partial_secret(out, secrets)
-    if "%" in out:  # a URL inside a parameter: redirect=https%3A...%3Fsignature%3D...
+    nested = "://" in query or "://" in fragment
+    if "%" in out or nested:
+        # a URL inside a parameter, encoded (redirect=https%3A...%3Fsignature%3D...) or
+        # not (its own fragment, pairs in its path, credentials): every pair is looked at
         out = redact_pairs(out, redaction.is_sensitive_key, budget)
+        if nested and "@" in out:
+            out = redact_url_credentials(out)
     if cut:
         budget.truncated += cut
         return out + truncation_note(cut)

@@ -805,7 +805,9 @@ class NotificationDispatcher:
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return retry_after  # the receiver said exactly when; trust it
+            # the receiver said exactly when; trust it, up to the longest wait the
+            # worker keeps (a later retry time is taken for a damaged one: due at once)
+            return min(retry_after, max(MAX_RETRY_AFTER_S, self.config.retry_max_delay))
         base = min(self.config.retry_max_delay,
                    self.config.retry_initial_delay * 2 ** min(attempts - 1, 30))
         # "Equal jitter": at least half the backoff, so retries of many senders spread

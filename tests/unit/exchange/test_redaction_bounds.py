@@ -47,6 +47,9 @@ STYLES = [
     "'{name}': '{secret}'",
     "{name} = {secret}",
     "{name}:\n  {secret}",  # YAML, a pretty printer: the value on the next line
+    "passphrase:\n  {name}: {secret}",  # an empty value, then a pair on the next line
+    "X-API-KEY: \r\n{name}={secret}",
+    "{{'password': \n '{name}': '{secret}'}}",
     "{name}:\u00a0{secret}",  # a no-break space
     "{name} =\r\n\t{secret}",
     "https://api.example.com/v1/x?symbol=BTC&{name}={secret}&recvWindow=5000",

@@ -67,6 +67,14 @@ def _through_a_span(provider: TracerProvider, exporter: InMemorySpanExporter, ur
      f"https://h/p?x=1#a=1;access_token={REDACTED}"),
     (f"https://h/p?sig={SECRET};tail&x=1",  # a ';' inside a secret keeps nothing after it
      f"https://h/p?sig={REDACTED}&x=1"),
+    (f"https://h/p#state=x#access_token={SECRET}",  # a second '#' in the fragment
+     f"https://h/p#state=x#access_token={REDACTED}"),
+    (f"https://h/p?redirect=https://o/cb#a=1#token={SECRET}",
+     f"https://h/p?redirect=https://o/cb#a=1#token={REDACTED}"),
+    (f"https://h/p?redirect=https://o/cb/access_token={SECRET}&x=1",  # a nested path
+     f"https://h/p?redirect=https://o/cb/access_token={REDACTED}&x=1"),
+    (f"https://h/p?proxy=http://user:{SECRET}@o:8080&x=1",  # a nested URL's credentials
+     f"https://h/p?proxy=http://{REDACTED}:{REDACTED}@o:8080&x=1"),
 ])
 def test_a_secret_after_a_semicolon_a_nested_question_mark_or_a_spaced_name_is_redacted(
     url: str, expected: str, spans: tuple[TracerProvider, InMemorySpanExporter],
@@ -94,6 +102,24 @@ def test_a_query_alone_in_url_query_is_redacted(
         (finished,) = exporter.get_finished_spans()
         assert (finished.attributes or {})["url.query"] == expected
         assert redact_url(query) == expected
+
+
+def test_a_url_is_scanned_whole_after_other_attributes_used_the_span_budget(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    # four texts of 4,096 pairs each spend the span's separator budget: a URL after them
+    # is still scanned whole (the URL path has its own bound), neither cut nor left
+    provider, exporter = spans
+    url = f"https://api.h/v1/order;type=limit?symbol=BTC&signature={SECRET}"
+    with provider.get_tracer("t").start_as_current_span("GET") as span:
+        for i in range(4):
+            span.set_attribute(f"note{i}", "k=v " * 4096)
+        span.set_attribute("url.full", url)
+        span.set_attribute("url.query", f"symbol=BTC&signature={SECRET}")
+    (finished,) = exporter.get_finished_spans()
+    attributes = finished.attributes or {}
+    assert attributes["url.full"] == url.replace(SECRET, REDACTED)
+    assert attributes["url.query"] == f"symbol=BTC&signature={REDACTED}"
 
 
 def test_plain_queries_keep_the_fast_path_and_their_bytes() -> None:
@@ -133,8 +159,8 @@ def _spelled(name: str, style: int) -> str:
 @st.composite
 def _queries(draw: st.DrawFn) -> tuple[str, list[str]]:
     """A query of pairs separated by '&' or ';', some holding a nested URL with more
-    pairs after its '?'; returns it with the secret values it holds (each after a
-    secret name)."""
+    pairs after its '?' or '#' or in its path; returns it with the secret values it
+    holds (each after a secret name)."""
     secrets: list[str] = []
     counter = [0]
 
@@ -152,9 +178,9 @@ def _queries(draw: st.DrawFn) -> tuple[str, list[str]]:
     for _ in range(draw(st.integers(1, 5))):
         part = pair()
         for _ in range(draw(st.integers(0, 3))):
-            mark = draw(st.sampled_from([";", "?"]))
-            if mark == "?":  # a nested URL: the pair's value becomes one
-                part += "https://o/cb"
+            mark = draw(st.sampled_from([";", "?", "#", "/"]))
+            if mark != ";":  # a nested URL: the pair's value becomes one, with a query,
+                part += "https://o/cb"  # a fragment, or a pair in its path
             part += mark + pair()
         parts.append(part)
     return "&".join(parts), secrets

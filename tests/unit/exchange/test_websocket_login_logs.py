@@ -105,3 +105,9 @@ def test_a_subscription_keeps_its_args() -> None:
     # the objects apart): safe, if more than needed
     login = json.dumps(LOGINS["bybit"]())
     assert redact_text(f"{login} then {frame}").count(REDACTED) == 2
+
+
+def test_a_login_frame_inside_a_json_string_is_redacted() -> None:
+    # a frame kept in a structured log or an error payload: its quotes are escaped
+    text = json.dumps({"frame": json.dumps(LOGINS["bybit"]())})
+    assert not _shows_a_credential(redact_text(text))

@@ -91,6 +91,24 @@ async def test_retry_after_is_honoured_exactly(clock: FakeClock) -> None:
     assert hook.sent_at[1] - hook.sent_at[0] == pytest.approx(7.0)
 
 
+async def test_a_retry_after_longer_than_a_day_waits_a_day_not_a_hot_loop(
+    clock: FakeClock,
+) -> None:
+    # a custom notifier may pass on any Retry-After: past the longest wait the worker
+    # keeps it would read as a damaged retry time (due at once) again and again
+    from otel_botmon.notify.base import MAX_RETRY_AFTER_S
+
+    hook = FakeNotifier(WEBHOOK, clock=clock)
+    hook.script = [DeliveryResult.retry("quota", 429, retry_after=2 * 86_400.0)] * 3
+    async with running([hook], clock, give_up_after=10 * 86_400.0) as dispatcher:
+        dispatcher.enqueue(make_notification(channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    assert len(hook.sent_at) == 4  # three answers to wait, then delivered
+    gaps = [b - a for a, b in itertools.pairwise(hook.sent_at)]
+    assert gaps == [pytest.approx(MAX_RETRY_AFTER_S)] * 3
+
+
 async def test_permanent_failure_is_recorded_and_the_queue_moves_on(clock: FakeClock) -> None:
     hook = FakeNotifier(WEBHOOK)
     hook.script = [DeliveryResult.failed("HTTP 404 Not Found: no_service", 404)]
