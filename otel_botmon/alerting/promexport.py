@@ -95,6 +95,7 @@ def export_prometheus(
     if loose.rules:
         groups.insert(0, loose)
     result = ExportResult({"groups": []})
+    names: set[str] = set()
     for group in groups:
         out_rules = []
         for recording in group.recordings:  # before the alerts, as botmon evaluates them
@@ -117,7 +118,14 @@ def export_prometheus(
             result.exported.append(rule.name)
         if not out_rules:
             continue
-        doc: dict[str, Any] = {"name": group.name}
+        # Prometheus refuses a file with two groups of one name (several source files
+        # may each have a group "trading"): the second is "trading #2", and so on
+        name, count = group.name, 1
+        while name in names:
+            count += 1
+            name = f"{group.name} #{count}"
+        names.add(name)
+        doc: dict[str, Any] = {"name": name}
         if group.interval_s:
             doc["interval"] = format_duration(group.interval_s)
         doc["rules"] = out_rules

@@ -153,3 +153,20 @@ def test_named_exception_the_default_export_is_per_bot(tmp_path: Path) -> None:
     shutil.copy(suite, tmp_path / suite.name)
     done = _promtool(tmp_path / suite.name)
     assert done.returncode != 0 and 'instance="a:80"' in done.stdout + done.stderr
+
+
+def test_an_export_of_files_sharing_group_names_passes_promtool_check(tmp_path: Path) -> None:
+    # two files each with a group "filesystem": Prometheus refuses one file holding both
+    # under one name, so the export names the second "filesystem #2"
+    source = DATA / "run" / "duplicate_names.rules.yml"
+    copy = tmp_path / "copy.rules.yml"
+    shutil.copy(source, copy)
+    out = tmp_path / "all.rules.yml"
+    assert rules_main(["rules", "export", "--per-bot", "", "-o", str(out), str(source),
+                       str(copy)]) == 0
+    names = [group["name"] for group in yaml.safe_load(out.read_text())["groups"]]
+    assert names == ["filesystem", "filesystem #2"]
+    binary = require_binary("promtool", "/usr/bin/promtool")
+    done = subprocess.run([binary, "check", "rules", str(out)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
