@@ -54,11 +54,13 @@ _AUTHORITY_END: Final = re.compile(r"[/\s?#\"'<>]")
 _AUTH_SCHEMES: Final = ("bearer ", "basic ", "token ", "digest ")
 # Between a separator and its value: white space on the same line (a no-break space
 # too); then, at the end of the line, the line breaks and indentation before a value on
-# the next line ("api_key:\n  <key>" as YAML or a pretty printer writes it) unless that
-# line is a pair of its own ("password:\n  secret: <key>": an empty value, then a pair).
+# the next line ("api_key:\n  <key>" as YAML or a pretty printer writes it), unless that
+# line starts with a sensitive name and a separator of its own ("password:\n  secret:
+# <key>": an empty value, then a pair the scan comes to next). A value that merely looks
+# like a pair (a Telegram token "123:AAH...", base64 padded with "=") stays the value.
 _BLANKS: Final = re.compile(r"[^\S\r\n]*")
 _NEXT_LINE: Final = re.compile(r"\s*")
-_PAIR_AHEAD: Final = re.compile(r"""\\?["']?[A-Za-z0-9_.-]{1,64}\\?["']?[ \t]*[:=]""")
+_PAIR_AHEAD: Final = re.compile(r"""\\?["']?([A-Za-z0-9_.-]{1,64})\\?["']?[ \t]*[:=]""")
 _PAIR_BLANKS: Final = re.compile(r"[ \t]*")  # after a (name, value) pair's comma
 # A name read backwards: blanks, an optional closing quote (escaped, as in JSON inside a
 # JSON string: \"sign\": \"...\"), then name characters.
@@ -123,13 +125,15 @@ def _key_before(text: str, sep: int, floor: int) -> str:
     return key
 
 
-def _value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
+def _value_span(text: str, start: int, encoded: bool,
+                sensitive: Callable[[str], bool]) -> tuple[int, int]:
     """(start, end) of the value after a separator; start == end when there is none."""
     n = len(text)
     pos = _BLANKS.match(text, start).end()  # type: ignore[union-attr]
     if pos < n and text[pos] in "\r\n":  # the value on the next line, or none
         ahead = _NEXT_LINE.match(text, pos).end()  # type: ignore[union-attr]
-        if _PAIR_AHEAD.match(text, ahead) is not None:
+        pair = _PAIR_AHEAD.match(text, ahead)
+        if pair is not None and sensitive(pair.group(1)):
             return pos, pos
         pos = ahead
     if pos + 1 < n and text[pos] in "\\bB" and text[pos + 1] in "\"'":
@@ -246,7 +250,7 @@ def redact_pairs(text: str, sensitive: Callable[[str], bool], budget: Budget) ->
                         login = _POSITIONAL_LOGIN.search(text) is not None
                     secret = login
                 if secret:
-                    start, end = _value_span(text, after, encoded)
+                    start, end = _value_span(text, after, encoded, sensitive)
                     if end > start:
                         pieces.append(text[last:start])
                         pieces.append(REDACTED)

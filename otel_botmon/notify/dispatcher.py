@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import sqlite3
 import threading
@@ -804,10 +805,11 @@ class NotificationDispatcher:
         return result
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             # the receiver said exactly when; trust it, up to the longest wait the
             # worker keeps (a later retry time is taken for a damaged one: due at once)
-            return min(retry_after, max(MAX_RETRY_AFTER_S, self.config.retry_max_delay))
+            return min(max(retry_after, 0.0),
+                       max(MAX_RETRY_AFTER_S, self.config.retry_max_delay))
         base = min(self.config.retry_max_delay,
                    self.config.retry_initial_delay * 2 ** min(attempts - 1, 30))
         # "Equal jitter": at least half the backoff, so retries of many senders spread

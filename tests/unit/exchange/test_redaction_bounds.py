@@ -6,6 +6,7 @@ timed; pytest-timeout only guards against a regression that would hang the suite
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -134,8 +135,9 @@ def count_work(monkeypatch: pytest.MonkeyPatch) -> Work:
         counted.names += 1
         return key_before(text, sep, floor)
 
-    def counting_value_span(text: str, start: int, encoded: bool) -> tuple[int, int]:
-        found = value_span(text, start, encoded)
+    def counting_value_span(text: str, start: int, encoded: bool,
+                            sensitive: Callable[[str], bool]) -> tuple[int, int]:
+        found = value_span(text, start, encoded, sensitive)
         counted.value_chars += found[1] - start
         return found
 
@@ -209,3 +211,21 @@ def test_the_same_text_is_redacted_once(work: Work) -> None:
     assert redact_text(first) == first
     assert work.names == examined
 
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("bot_token:\n  1234567890:AAHxyzTelegramBotToken", "AAHxyzTelegramBotToken"),
+    ("api_secret:\n  dGVzdGtleXRlc3RrZXl0ZXN0a2V5dGVzdGtleQ==", "dGVzdGtleXRlc3Rr"),
+    ("authorization:\n  user:pass9secret", "pass9secret"),
+    ("passphrase:\n  my=pass9secret", "pass9secret"),
+    ("token:\r\n  abc:def9secret", "def9secret"),
+    (" signature =\r\n\t0a1b2c3d4e5f :", "0a1b2c3d4e5f"),
+    # an empty value, then a sensitive pair of its own on the next line
+    ("passphrase:\nsecret: S2secret9", "S2secret9"),
+    ("X-API-KEY: \nAuthorization: Bearer S2token9", "S2token9"),
+    ("{'password': \n 'secret': 'S2secret9'}", "S2secret9"),
+])
+def test_a_value_on_the_next_line_is_redacted_even_when_it_looks_like_a_pair(
+    text: str, secret: str,
+) -> None:
+    assert secret not in redact_text(text)

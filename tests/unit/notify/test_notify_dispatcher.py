@@ -109,6 +109,17 @@ async def test_a_retry_after_longer_than_a_day_waits_a_day_not_a_hot_loop(
     assert gaps == [pytest.approx(MAX_RETRY_AFTER_S)] * 3
 
 
+async def test_a_retry_after_that_is_not_a_number_backs_off_as_usual(clock: FakeClock) -> None:
+    hook = FakeNotifier(WEBHOOK, clock=clock)
+    hook.script = [DeliveryResult.retry("odd", 503, retry_after=float("nan"))]
+    async with running([hook], clock) as dispatcher:
+        dispatcher.enqueue(make_notification(channels=[WEBHOOK]))
+        await dispatcher.start()
+        assert await dispatcher.drain(5)
+    assert len(hook.sent_at) == 2
+    assert 0.5 <= hook.sent_at[1] - hook.sent_at[0] <= 1.0  # the first backoff (1 s, jitter)
+
+
 async def test_permanent_failure_is_recorded_and_the_queue_moves_on(clock: FakeClock) -> None:
     hook = FakeNotifier(WEBHOOK)
     hook.script = [DeliveryResult.failed("HTTP 404 Not Found: no_service", 404)]
