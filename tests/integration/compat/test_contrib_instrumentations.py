@@ -42,12 +42,15 @@ tel.shutdown()
 print("configure-ok")
 """
 
+# (instrumentation, the library it instruments, its module, its instrumentor): a bot that
+# adds an instrumentation has the library it instruments, and some releases import it
+# when their module is imported (the aiohttp client's does) without requiring it
 CONTRIB = [
-    ("opentelemetry-instrumentation-requests",
+    ("opentelemetry-instrumentation-requests", "requests",
      "opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
-    ("opentelemetry-instrumentation-aiohttp-client",
+    ("opentelemetry-instrumentation-aiohttp-client", "aiohttp",
      "opentelemetry.instrumentation.aiohttp_client", "AioHttpClientInstrumentor"),
-    ("opentelemetry-instrumentation-httpx",
+    ("opentelemetry-instrumentation-httpx", "httpx",
      "opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
 ]
 
@@ -61,10 +64,10 @@ def _uv() -> str:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(("package", "module", "instrumentor"), CONTRIB,
+@pytest.mark.parametrize(("package", "library", "module", "instrumentor"), CONTRIB,
                          ids=[c[0].rsplit("-", 1)[-1] for c in CONTRIB])
 def test_resolves_with_contrib_instrumentation_or_refuses(
-    tmp_path: Path, package: str, module: str, instrumentor: str
+    tmp_path: Path, package: str, library: str, module: str, instrumentor: str
 ) -> None:
     uv = _uv()
     venv = tmp_path / "venv"
@@ -75,7 +78,7 @@ def test_resolves_with_contrib_instrumentation_or_refuses(
     python = str(venv / "bin" / "python")
     install = subprocess.run(
         [uv, "pip", "install", "-q", "--python", python,
-         f"otel-botmon[all] @ {REPO.as_uri()}", package],
+         f"otel-botmon[all] @ {REPO.as_uri()}", package, library],
         capture_output=True, text=True, env=env, timeout=540,
     )
     if install.returncode != 0:
