@@ -2,7 +2,10 @@
 
 Each case resolves the package (built from this checkout) together with one contrib
 instrumentation in a fresh virtual environment, from the package index, as a user's
-installer would. The outcome must be one of two, never a crash at start-up:
+installer would on the day of the lock: nothing published after the newest file in
+``uv.lock`` enters (``--exclude-newer``, as ``scripts/check-floors``), so a release made
+since cannot change the test command's outcome until the lock is bumped. The outcome
+must be one of two, never a crash at start-up:
 
 - the resolver refuses, naming the conflict (a contrib release built for an older SDK than
   our floor: the conflict is declared through the SDK's pinned semantic conventions), or
@@ -13,6 +16,7 @@ installer would. The outcome must be one of two, never a crash at start-up:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +59,13 @@ CONTRIB = [
 ]
 
 
+def _lock_date() -> str:
+    """The newest upload time in uv.lock (what the lock was resolved as of)."""
+    times = re.findall(r'upload-time = "([^"]+)"', (REPO / "uv.lock").read_text())
+    assert times, "uv.lock holds no upload-time"
+    return max(times)
+
+
 def _uv() -> str:
     for candidate in (os.environ.get("UV"), shutil.which("uv"), str(REPO / ".tools/uv/bin/uv")):
         if candidate and os.access(candidate, os.X_OK):
@@ -77,7 +88,7 @@ def test_resolves_with_contrib_instrumentation_or_refuses(
                    check=True, env=env, timeout=120)
     python = str(venv / "bin" / "python")
     install = subprocess.run(
-        [uv, "pip", "install", "-q", "--python", python,
+        [uv, "pip", "install", "-q", "--python", python, "--exclude-newer", _lock_date(),
          f"otel-botmon[all] @ {REPO.as_uri()}", package, library],
         capture_output=True, text=True, env=env, timeout=540,
     )
