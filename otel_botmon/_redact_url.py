@@ -13,9 +13,10 @@ examined once per shape. A URL without a secret (market data polled) is remember
 clean; a signed one is unique, so only its redacted form is remembered, for when the
 same text is redacted again (an instrumentation hook, then the span processor).
 
-A query that is not a plain ``&`` list takes the general path, which also looks at the
-pairs after a ``;`` or a ``?`` inside a value: ``?a=1;signature=S`` (``;`` as a
-separator) and ``?redirect=https://o/cb?token=S`` (a nested URL not percent-encoded).
+A URL that is not this common kind takes the general path (:func:`_odd_query` says
+which): pairs after a ``;`` (``?a=1;signature=S``), a nested URL that is not
+percent-encoded (``?redirect=https://o/cb?token=S``, its own fragment, path pairs or
+credentials), pairs in the path (``/p;token=S``) or a query alone (``url.query``).
 """
 
 from __future__ import annotations
@@ -271,6 +272,14 @@ def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) ->
     return "".join(pieces)
 
 
+def _odd_query(text: str, mark: int) -> bool:
+    """Whether a URL whose first ``?`` is at ``mark`` needs the general path although
+    its shape could be matched: a second ``?`` or a ``://`` in the query (a nested URL),
+    or a ``=`` before the ``?`` (pairs in the path, or a query alone)."""
+    return (text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0
+            or text.find("://", mark) >= 0)
+
+
 def _query_start(text: str) -> int:
     """Where the query of the common URL (``scheme://host/path?query``: no credentials,
     fragment, percent-encoding, ``;``, ``&`` or ``=`` in the path, ``?`` or a nested URL
@@ -278,8 +287,7 @@ def _query_start(text: str) -> int:
     mark = text.find("?")
     if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
             or "@" in text or "%" in text or ";" in text or text.find("&", 0, mark) >= 0
-            or text.find("=", 0, mark) >= 0 or text.find("?", mark + 1) >= 0
-            or text.find("://", mark) >= 0):
+            or _odd_query(text, mark)):
         return -1
     return mark + 1
 
@@ -299,10 +307,8 @@ def matched_url(text: str) -> str | None:
     found = pattern.fullmatch(text)  # (raises TypeError for what is not a str)
     if found is None:
         return None
-    mark = text.find("?")
-    if text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0 \
-            or text.find("://", mark) >= 0:
-        return None  # a nested URL in a value, or pairs before the '?': the general path
+    if _odd_query(text, text.find("?")):
+        return None
     groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
     if last:  # the usual signed request: one secret, the signature, last
         out = text[:found.start(last)] + REDACTED

@@ -616,7 +616,7 @@ class NotificationDispatcher:
                         self._idle.discard(destination)
                     continue
                 now = self._clock.time()
-                latest = now + max(MAX_RETRY_AFTER_S, self.config.retry_max_delay)
+                latest = now + self._longest_wait
                 if any(item.next_attempt_at > latest for item in items):
                     # later than any wait this dispatcher sets: a damaged retry time (a
                     # byte flipped on disk), which would hold the queue; due at once
@@ -804,12 +804,17 @@ class NotificationDispatcher:
                                    next_attempt_at=now + delay, detail=detail)
         return result
 
+    @property
+    def _longest_wait(self) -> float:
+        """The longest wait before a retry this dispatcher sets (a receiver's
+        Retry-After is capped at it; a stored retry time further off is damaged)."""
+        return max(MAX_RETRY_AFTER_S, self.config.retry_max_delay)
+
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None and math.isfinite(retry_after):
             # the receiver said exactly when; trust it, up to the longest wait the
             # worker keeps (a later retry time is taken for a damaged one: due at once)
-            return min(max(retry_after, 0.0),
-                       max(MAX_RETRY_AFTER_S, self.config.retry_max_delay))
+            return min(max(retry_after, 0.0), self._longest_wait)
         base = min(self.config.retry_max_delay,
                    self.config.retry_initial_delay * 2 ** min(attempts - 1, 30))
         # "Equal jitter": at least half the backoff, so retries of many senders spread

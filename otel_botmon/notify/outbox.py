@@ -274,9 +274,9 @@ class Outbox:
         is damaged: an id, the destination or the payload is not UTF-8 text (a byte
         flipped on disk: see ``Undecodable``), or its message is missing. Damage to what
         only schedules or describes the delivery is repaired instead (the notification
-        itself is intact): a retry time or creation time that is not a finite number is
-        now (due at once), an attempt count that is not a number 0, a last detail that is
-        not text empty."""
+        itself is intact): a retry time that is not a finite number becomes 0 (due at
+        once), such a creation time the retry time, an attempt count that is not a
+        number 0, a last detail that is not text empty."""
         row_id, nid, alert_id, channel, destination, payload, state, tries, created, due, \
             detail = row
         try:
