@@ -331,6 +331,8 @@ class EncodeCompactSpans(SpanExporter):
         if isinstance(inner_limit, int) and 0 < inner_limit < limit:
             limit = inner_limit
         self._max_bytes = limit
+        # (resource, scope, bytes a request spends on their group) by the objects' ids
+        self._overheads: dict[tuple[int, int], tuple[Any, Any, int]] = {}
 
     @property
     def inner(self) -> SpanExporter:
@@ -365,17 +367,41 @@ class EncodeCompactSpans(SpanExporter):
                 continue
             yield encoded
 
+    def _overhead(self, resource: Any, scope: Any) -> int:
+        """What a request spends on the resource and scope wrapping a group of spans
+        (their fields, and room for the length prefixes of the group's messages to
+        grow to their longest); measured once per pair of objects."""
+        key = (id(resource), id(scope))
+        known = self._overheads.get(key)
+        if known is None:
+            if len(self._overheads) >= 64:  # new resources or scopes: forget the old
+                self._overheads.clear()
+            # the objects are kept with their size, so their ids cannot be reused
+            known = (resource, scope, len(encode_request([(resource, scope, b"")])) + 8)
+            self._overheads[key] = known
+        return known[2]
+
     def _requests(self, spans: Sequence[Any]) -> Iterator[list[tuple[Any, Any, bytes]]]:
-        """The batch's encoded spans, a list per request (within the byte bound)."""
+        """The batch's encoded spans, a list per request (within the byte bound: the
+        spans' own bytes and, once per group in the request, its resource and scope)."""
         limit = self._max_bytes
         request: list[tuple[Any, Any, bytes]] = []
+        groups: set[tuple[int, int]] = set()
         size = 0
         first = True
         for encoded in self._encoded(spans):
-            length = len(encoded[2])
+            resource, scope, data = encoded
+            key = (id(resource), id(scope))
+            length = len(data)
+            if key not in groups:
+                length += self._overhead(resource, scope)
             if request and size + length > limit:
                 yield request
                 request, size, first = [], 0, False
+                if key in groups:
+                    length += self._overhead(resource, scope)
+                groups = set()
+            groups.add(key)
             request.append(encoded)
             size += length
         if request or first:  # an empty batch is an empty request, as the SDK's
