@@ -272,24 +272,25 @@ def _replace_groups(text: str, found: re.Match[str], groups: tuple[int, ...]) ->
     return "".join(pieces)
 
 
-def _odd_query(text: str, mark: int) -> bool:
-    """Whether a URL whose first ``?`` is at ``mark`` needs the general path although
-    its shape could be matched: a second ``?`` or a ``://`` in the query (a nested URL),
-    or a ``=`` before the ``?`` (pairs in the path, or a query alone)."""
-    return (text.find("?", mark + 1) >= 0 or text.find("=", 0, mark) >= 0
-            or text.find("://", mark) >= 0)
+def _odd_query(head: str, query: str) -> bool:
+    """Whether a URL split at its first ``?`` into ``head`` and ``query`` needs the
+    general path although its shape could be matched: a second ``?`` or a ``://`` in
+    the query (a nested URL), or a ``=`` before the ``?`` (pairs in the path, or a query
+    alone). Substring tests on the parts: each a memchr, where ``str.find`` with bounds
+    costs a method call each (three of them were a quarter of a signed URL's check)."""
+    return "?" in query or "://" in query or "=" in head
 
 
 def _query_start(text: str) -> int:
     """Where the query of the common URL (``scheme://host/path?query``: no credentials,
     fragment, percent-encoding, ``;``, ``&`` or ``=`` in the path, ``?`` or a nested URL
     in the query, or registered secret) starts; -1 for any other text."""
-    mark = text.find("?")
-    if (mark < 0 or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
-            or "@" in text or "%" in text or ";" in text or text.find("&", 0, mark) >= 0
-            or _odd_query(text, mark)):
+    head, mark, query = text.partition("?")
+    if (not mark or redaction._secrets or len(text) > MAX_TEXT_CHARS or "#" in text
+            or "@" in text or "%" in text or ";" in text or "&" in head
+            or _odd_query(head, query)):
         return -1
-    return mark + 1
+    return len(head) + 1
 
 
 def matched_url(text: str) -> str | None:
@@ -307,7 +308,8 @@ def matched_url(text: str) -> str | None:
     found = pattern.fullmatch(text)  # (raises TypeError for what is not a str)
     if found is None:
         return None
-    if _odd_query(text, text.find("?")):
+    head, _, query = text.partition("?")  # (the match holds a '?')
+    if _odd_query(head, query):
         return None
     groups, last = markers[found.lastindex]  # type: ignore[index]  # a marker closes each
     if last:  # the usual signed request: one secret, the signature, last
