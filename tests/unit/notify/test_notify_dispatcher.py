@@ -408,10 +408,13 @@ async def test_resolved_and_fired_are_grouped_apart_and_late_ones_go_later(
     slack = FakeNotifier(SLACK, clock=clock)
     async with running([slack], clock, group_wait=5.0) as dispatcher:
         await dispatcher.start()
-        dispatcher.enqueue(_outage(0, "binance", channels=[SLACK]))
-        dispatcher.enqueue(_outage(1, "binance", channels=[SLACK],
-                                   event=AlertEventKind.RESOLVED))
-        dispatcher.enqueue(_outage(2, "binance", channels=[SLACK]))
+        # one commit: enqueued one by one, the worker could see alert-0 before alert-2
+        # was written, and the fake clock's sleep closes the window at once
+        dispatcher.enqueue_many([
+            _outage(0, "binance", channels=[SLACK]),
+            _outage(1, "binance", channels=[SLACK], event=AlertEventKind.RESOLVED),
+            _outage(2, "binance", channels=[SLACK]),
+        ])
         assert await dispatcher.drain(5)
         clock.now += 60.0  # the group has been sent: a later alert starts a new one
         dispatcher.enqueue(_outage(3, "binance", channels=[SLACK]))
