@@ -95,7 +95,12 @@ async def _use_in_child(monitor: SystemMonitor, name: str) -> str:
     assert (await monitor.expire_silence(silence["id"]))["state"] == "expired"
     assert (await monitor.resolve_alert(alert_id, "child"))["state"] == "resolved"
     dispatcher = monitor.notification_dispatcher
-    assert await dispatcher.drain(timeout=15.0), "the child's notifications were not sent"
+    assert await dispatcher.drain(timeout=15.0), (
+        "the child's notifications were not sent: "
+        f"pending={dispatcher.outbox.pending_by_destination()} "
+        f"attempts={[(a.alert_id, a.outcome, a.detail) for a in dispatcher.attempts()]} "
+        f"idle={dispatcher._idle} in_flight={dispatcher._in_flight} "
+        f"spool={len(dispatcher.spool)}")
     sent = [a for a in dispatcher.attempts(alert_id) if a.outcome == "delivered"]
     assert len(sent) >= 2, sent  # fired and resolved (acknowledged too, unless grouped)
     parents = [a for a in dispatcher.attempts() if a.alert_id != alert_id]
@@ -190,10 +195,12 @@ def test_children_forked_while_the_monitor_works_use_their_own_store(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = tmp_path / "alerts.db"
-    monitor = _monitor(store, webhook_receiver.url)
     rng = random.Random(seed)
     caplog.set_level(logging.WARNING, logger="otel_botmon.alerting.store")
-    with _busy_parent(monitor) as rounds:
+    # closed however the test ends: a monitor left open would be inherited by the next
+    # test's children too (a second "belongs to the parent" warning in each)
+    with contextlib.closing(_monitor(store, webhook_receiver.url)) as monitor, \
+            _busy_parent(monitor) as rounds:
         for index in range(CHILDREN):
             # a random instant of the parent's work: within a store write, a commit of
             # the outbox, a delivery, an evaluation cycle, or between them
@@ -204,7 +211,6 @@ def test_children_forked_while_the_monitor_works_use_their_own_store(
             _fork_child(monitor, f"child-{seed}-{index}", tmp_path / f"child-{index}.txt",
                         lambda: _check_warned_once(caplog, store))
         worked = rounds()
-    monitor.close()
 
     counts = _counts(store)  # integrity_check is ok
     assert counts["alerts"] >= worked > 0
@@ -254,8 +260,8 @@ def test_a_child_forked_amid_a_transaction_leaves_the_parents_file_as_it_was(
     finally:
         release.set()
         holder.join(10)
+        monitor.close()  # however the test ends (see above)
     assert _counts(store) == before
     assert "child-amid" not in _titles(store)
     titles = {r.json()["title"] for r in webhook_receiver.requests}
     assert "child-amid" in titles
-    monitor.close()
