@@ -56,8 +56,9 @@ def register(obj: ForkAware) -> None:
 
 
 def abandon(*objs: object) -> None:
-    """Keep ``objs`` (the parent's SQLite connections) alive for the rest of this
-    process, so that nothing ever runs SQLite on them, not even their close.
+    """Keep ``objs`` (the parent's SQLite connections, or its event loop's tasks) alive
+    for the rest of this process, so that nothing ever runs SQLite on them, not even
+    their close (nor a task's ``finally`` blocks, which closing a coroutine runs).
 
     SQLite forbids carrying a connection across ``fork()``. Closing one in the child is
     not harmless either: it takes the connection's mutex (held forever when a thread of

@@ -204,6 +204,11 @@ class NotificationDispatcher:
         if self._hook is not None:
             _fork.renew_locks(self._hook)
         if not _fork.loop_survived(self._loop_thread):
+            # The parent's tasks stay referenced for good: freed, each suspended worker
+            # would be closed, and its finally blocks would run here, on the child's
+            # counters (a delivery in flight at the fork left _in_flight at -1, and
+            # drain() then waited forever)
+            _fork.abandon(*self._tasks, self._loop)
             self._loop = None
             self._loop_thread = None
             self._tasks = []
