@@ -392,18 +392,14 @@ class EncodeCompactSpans(SpanExporter):
         for encoded in self._encoded(spans):
             resource, scope, data = encoded
             key = (id(resource), id(scope))
-            length = len(data)
-            if key not in groups:
-                length += self._overhead(resource, scope)
-            if request and size + length > limit:
+            overhead = 0 if key in groups else self._overhead(resource, scope)
+            if request and size + len(data) + overhead > limit:
                 yield request
-                request, size, first = [], 0, False
-                if key in groups:
-                    length += self._overhead(resource, scope)
-                groups = set()
+                request, groups, size, first = [], set(), 0, False
+                overhead = self._overhead(resource, scope)  # the new request's group
             groups.add(key)
             request.append(encoded)
-            size += length
+            size += len(data) + overhead
         if request or first:  # an empty batch is an empty request, as the SDK's
             yield request
 

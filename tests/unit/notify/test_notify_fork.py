@@ -37,7 +37,7 @@ class Held(FakeNotifier):
 def test_a_child_forked_amid_a_delivery_drains_its_own() -> None:
     dispatcher = NotificationDispatcher(
         NotificationConfig(console=False, group_wait=0.0), notifiers=[Held(SLACK)])
-    sending = threading.Event()
+    sending, finish, finished = threading.Event(), threading.Event(), threading.Event()
 
     async def parent() -> None:
         await dispatcher.start()
@@ -45,9 +45,12 @@ def test_a_child_forked_amid_a_delivery_drains_its_own() -> None:
         while not dispatcher._in_flight:
             await asyncio.sleep(0.001)
         sending.set()
-        await asyncio.sleep(3600)
+        await asyncio.to_thread(finish.wait)
+        await dispatcher.stop()  # cancels the held delivery
+        finished.set()
 
-    # the parent's loop is reachable from its thread only: gone in the child
+    # the parent's loop is reachable from its thread only (the Thread object is not
+    # kept here): gone in the child
     threading.Thread(target=asyncio.run, args=(parent(),), daemon=True).start()
     assert sending.wait(10)
     pid = os.fork()
@@ -72,4 +75,9 @@ def test_a_child_forked_amid_a_delivery_drains_its_own() -> None:
         finally:
             os._exit(code)
     status = wait_child(pid, 30)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finish.set()
+    try:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        assert finished.wait(10)
+        dispatcher.close()
