@@ -10,6 +10,9 @@ hooks), repairs the child:
 - locks of otel_botmon's modules and of registered objects are replaced by new ones;
 - the OpenTelemetry SDK's metric storage locks (measurement consumer, reader storages,
   view-instrument matches, every aggregation) are replaced, which the SDK does not do;
+- the unfinished tasks of event loops that ran on the parent's other threads are kept
+  alive, so their coroutines are never closed in the child (their ``finally`` blocks
+  belong to the parent);
 - objects registered with :func:`register` run their ``_after_fork_in_child()``: the
   exporters drop the parent's queued batches and HTTP connections and start new threads.
 
@@ -319,9 +322,51 @@ def _after_fork_in_parent() -> None:
     _release_held()
 
 
+_kept_tasks: set[Any] = set()  # in a child: the parent's tasks of other threads' loops
+
+
+def _keep_other_threads_tasks() -> None:
+    """In a child: keep every unfinished task of an event loop that ran on another
+    thread of the parent alive for the rest of the process (see :func:`abandon`).
+
+    Those threads do not exist here, so their loops never run again, and CPython keeps
+    whatever their frames referenced. A task is only referenced by what it waits for,
+    though: once an after-fork hook drops that (a handoff queue to a thread, as the
+    notification dispatcher's settler had), the task is freed, its coroutine is
+    closed, and its ``finally`` blocks and ``except BaseException`` handlers run here,
+    on the child's state, at whatever moment the garbage collector chooses (with a
+    "Task was destroyed but it is pending" error). A delivery in flight at the fork
+    then left the child's dispatcher counting one in flight forever. Runs first, before
+    any hook can drop a reference. The forking thread's own loop (a fork from inside a
+    coroutine) goes on in the child: its tasks are left as they are."""
+    tasks = sys.modules.get("asyncio.tasks")
+    if tasks is None:
+        return
+    here = threading.get_ident()
+    # asyncio's registries of tasks (3.11: _all_tasks; 3.12+: _scheduled_tasks and
+    # _eager_tasks); a Python without them keeps nothing (the hooks still abandon their
+    # own tasks)
+    for name in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
+        registry = getattr(tasks, name, None)
+        if registry is None:
+            continue
+        try:
+            found = list(registry)  # one thread here: nothing changes it meanwhile
+        except Exception:  # never stop a fork
+            continue
+        for task in found:
+            try:
+                owner = getattr(task.get_loop(), "_thread_id", None)
+                if owner is not None and owner != here and not task.done():
+                    _kept_tasks.add(task)
+            except Exception:  # pragma: no cover - a task of another implementation
+                continue
+
+
 def _after_fork_in_child() -> None:
     global _registered_lock
     _release_held()  # the forking thread took them: it is this child's only thread
+    _keep_other_threads_tasks()
     _registered_lock = threading.Lock()
     _renew_module_locks()
     for ref in list(_registered):
