@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from otel_botmon._redact_scan import scrub_literals
+from otel_botmon._sent import SENT
 from otel_botmon.redaction import redact_text
 
 __all__ = ["REDACTED_LOGGERS", "RedactingLogFilter", "install_log_redaction"]
@@ -44,13 +46,15 @@ class RedactingLogFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to logging's own handling
             return True
-        redacted = redact_text(message)
+        sent = SENT.get()  # an exchange request under way: its signature, in any layout
+        redacted = redact_text(scrub_literals(message, sent) if sent else message)
         if redacted != message:
             record.msg = redacted
             record.args = ()
         if record.exc_info and not record.exc_text:
             # Formatters print exc_text when it is set: the traceback quotes the message.
-            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info))
+            record.exc_text = redact_text(
+                scrub_literals(_FORMATTER.formatException(record.exc_info), sent))
         return True
 
 

@@ -82,6 +82,8 @@ _YARL_QUERY_SAFE: Final = "!$'()*,/:?@"
 _YARL_PATH_SAFE: Final = "!$&'()*+,/:;=@"
 # Secrets shorter than this would redact ordinary words and numbers out of every text.
 MIN_SECRET_LENGTH: Final = 4
+# A line of a multi-line secret shorter than this is not scrubbed on its own.
+_MIN_SECRET_LINE: Final = 16
 
 # Normalized names (see _normalize). A name is sensitive when it equals or ends with one.
 _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
@@ -291,6 +293,12 @@ def register_secret(value: str) -> None:
     }
     # the same with lower-case hex digits (%2b): what some clients and servers write
     forms |= {_LOWER_HEX_ESCAPE.sub(_lower, form) for form in forms if "%" in form}
+    # A secret of several lines (a PEM private key) is quoted in other line endings, with
+    # its newlines escaped (repr, JSON) or without its last one: each line of its body is
+    # a secret of its own (not the "-----BEGIN ...-----" lines, which are public words)
+    if "\n" in value or "\r" in value:
+        forms |= {line.strip() for line in value.splitlines()
+                  if len(line.strip()) >= _MIN_SECRET_LINE and not line.startswith("-----")}
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))

@@ -25,9 +25,13 @@ chain carries. ccxt's errors keep their class as ``error.type`` (``DDoSProtectio
 ``InsufficientFunds``, ``InvalidOrder`` (``OrderNotFound`` ...) or ``BadSymbol`` raised
 inside a ``trade`` makes that trade ``trading.outcome=rejected`` with the (redacted)
 message as reason. The exchange's ``apiKey``, ``secret``, ``password``, ``uid``,
-``privateKey`` and ``walletAddress`` are registered as secrets, so they are scrubbed
-from every exported text. The bot's exceptions pass through unchanged; nothing here
-raises into the bot.
+``privateKey`` and ``walletAddress`` are registered as secrets (again before each
+request when they changed), so they are scrubbed from every exported text. What a
+request sends under a sensitive header name (its signature, a passphrase's HMAC, a
+bearer token) is scrubbed by value, in any layout, from ccxt's log records written
+during the request and from the exception it raises (:mod:`otel_botmon._sent`): an
+error page echoing the request keeps none of it. Otherwise the bot's exceptions pass
+through unchanged; nothing here raises into the bot.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_botmon import conventions as conv
 from otel_botmon._internal import report_internal_error
+from otel_botmon._sent import SENT, scrub_exception, sent_credentials
 from otel_botmon.exchanges import find_exchange
 from otel_botmon.instrument._badinput import report_bad_input
 from otel_botmon.instrument._http import observe_response
@@ -260,6 +265,9 @@ class _Call:
                  "request", "request_token", "span", "start", "state", "url")
 
     def __init__(self, state: _State, url: object, method: object) -> None:
+        # Keys set since the last request (exchange.apiKey = ...) are registered before
+        # it goes out: ccxt logs the response, which may quote them, inside fetch.
+        state.refresh_secrets()
         self.state = state
         self.request = _Request(state.name)
         self.method = str(method).upper()
@@ -308,7 +316,6 @@ class _Call:
             status = _status_of_exception(exc)
         if status is None:
             status = request.inner_status
-        self.state.refresh_secrets()
         name = observe_response(_COMPONENT, self.state.name, self.host, self.path, status,
                                 request.headers, exc, duration, self.method)
         span = self.span
@@ -348,11 +355,17 @@ def _sync_fetch(state: _State, original: Callable[..., Any]) -> Callable[..., An
         except Exception as internal:
             report_internal_error(_COMPONENT, internal)
             return original(url, method, headers, body)
+        sent = sent_credentials(headers)
+        token = SENT.set(sent) if sent else None
         try:
             result = original(url, method, headers, body)
         except BaseException as exc:
+            scrub_exception(exc, sent)
             call.finish(exc)
             raise
+        finally:
+            if token is not None:
+                SENT.reset(token)
         call.finish(None)
         return result
 
@@ -367,11 +380,17 @@ def _async_fetch(state: _State, original: Callable[..., Any]) -> Callable[..., A
         except Exception as internal:
             report_internal_error(_COMPONENT, internal)
             return await original(url, method, headers, body)
+        sent = sent_credentials(headers)
+        token = SENT.set(sent) if sent else None
         try:
             result = await original(url, method, headers, body)
         except BaseException as exc:
+            scrub_exception(exc, sent)
             call.finish(exc)
             raise
+        finally:
+            if token is not None:
+                SENT.reset(token)
         call.finish(None)
         return result
 
