@@ -253,8 +253,12 @@ class DashboardGuard:
             elif key == b"transfer-encoding":
                 chunked = True
             elif key == b"sec-fetch-site":
+                if site is not None:  # a browser sends one: the last must not outvote it
+                    raise _twice("Sec-Fetch-Site")
                 site = value
             elif key == b"referer":
+                if referer is not None:
+                    raise _twice("Referer")
                 referer = value
         if host is None:
             if scope.get("http_version", "1.1") != "1.0":
@@ -408,7 +412,9 @@ class ServerLimits:
     ``max_connections`` open connections at most (WebSockets included): a connection over
     the cap is closed as soon as it is accepted. A connection that has not sent a complete
     request head within ``header_timeout_s`` of connecting (or of its previous response)
-    is closed; idle keep-alive connections close after ``keep_alive_s``. A connection
+    is closed, and so is one whose client has taken none of a response for as long;
+    idle keep-alive connections close after ``keep_alive_s``. Requests a client pipelines
+    are parsed one at a time (h11), each after the previous one's response. A connection
     that sends more than ``max_header_bytes`` without completing a request head is
     closed (a head that arrives whole in one read, at most 256 KiB, is parsed);
     WebSocket messages from clients are limited to ``ws_max_bytes``. A connection told to
@@ -426,6 +432,12 @@ class ServerLimits:
 
     def uvicorn_settings(self) -> dict[str, Any]:
         return {
+            # h11 parses one request at a time and leaves the rest of what a client
+            # pipelined unread until the response is out; httptools parsed every request
+            # of a read at once and queued them all, unauthenticated, without bound (a
+            # flood of tiny GETs grew the bot's process by gigabytes and held its event
+            # loop for seconds)
+            "http": "h11",
             "h11_max_incomplete_event_size": self.max_header_bytes,
             "timeout_keep_alive": self.keep_alive_s,
             "limit_concurrency": self.max_connections + 1,
@@ -457,6 +469,8 @@ class ServerLimits:
             _botmon_scope: Any = None
             _botmon_cycle: Any = None
             _botmon_head_bytes = 0
+            _botmon_waiting = 0  # bytes of response not yet taken by the client
+            _botmon_waiting_cycle: Any = None  # the request they answer
 
             def data_received(self, data: bytes) -> None:
                 super().data_received(data)
@@ -498,6 +512,18 @@ class ServerLimits:
                 if idle and self.scope is self._botmon_scope:
                     transport.close()  # no complete request head since the last check
                     return
+                # A response waiting to be written that has not shrunk in a whole period:
+                # the client stopped reading (a response it does not take would hold the
+                # connection, its buffers and a place under the cap for ever)
+                waiting = transport.get_write_buffer_size()
+                if (waiting and self._botmon_waiting and waiting >= self._botmon_waiting
+                        and self.cycle is self._botmon_waiting_cycle):
+                    logger.info("dashboard: aborting a connection whose client has not "
+                                "read for %g s", limits.header_timeout_s)
+                    transport.abort()
+                    return
+                self._botmon_waiting = waiting
+                self._botmon_waiting_cycle = self.cycle
                 self._botmon_arm()
 
         return LimitedProtocol

@@ -1,0 +1,106 @@
+"""Clients that pipeline requests, or stop reading, cannot take the bot's process.
+
+The dashboard shares the bot's event loop. A client may send thousands of requests in
+one write before any response (HTTP/1.1 pipelining), with no token: they must be parsed
+one at a time as responses go out, not all at once into an unbounded queue (which held
+the loop for seconds and grew the process by gigabytes). A client that sends requests
+and never reads the responses must lose its connection once it has taken nothing for a
+header timeout, so that a few of them cannot hold the connection cap for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from otel_botmon.dashboard.security import ServerLimits
+from otel_botmon.monitor import MonitoringConfig
+from tests.integration.dashboard.live_server import LiveDashboard
+
+pytestmark = pytest.mark.integration
+
+CONFIG = MonitoringConfig(metrics_collection_interval=0.5, alert_check_interval=0.5,
+                          health_check_interval=60.0, default_alert_rules=False)
+
+
+def _request(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+def _open_connections(live: LiveDashboard) -> int:
+    return len(live.dashboard._server._server.server_state.connections)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+
+
+def test_pipelined_requests_do_not_hold_the_event_loop(sockets: list[socket.socket]) -> None:
+    with LiveDashboard(CONFIG, access_token="a-token-the-flood-does-not-have") as live:
+        port = live.dashboard.port
+        flood = _request(port, "/api/status") * 3000  # 150 KB: one read on the server
+        stalls: list[float] = []
+        probing = asyncio.run_coroutine_threadsafe(_probe(stalls, 3.0), live.loop)
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.connect(("127.0.0.1", port))
+            sock.setblocking(False)
+            try:
+                sock.send(flood)
+            except BlockingIOError:
+                pass
+            sockets.append(sock)
+        probing.result(30)
+    # 40 x 3,000 requests parsed at once held the loop for seconds; one at a time, the
+    # loop turns between any two of them
+    assert max(stalls) < 0.5, f"the event loop stalled for {max(stalls):.2f} s"
+
+
+async def _probe(stalls: list[float], seconds: float) -> None:
+    """How late each 20 ms sleep on the loop woke, for ``seconds``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        began = time.monotonic()
+        await asyncio.sleep(0.02)
+        stalls.append(time.monotonic() - began - 0.02)
+
+
+def test_a_client_that_stops_reading_loses_its_connection(
+    sockets: list[socket.socket],
+) -> None:
+    # (under the cap with room: pipelining past it answers 503 and closes, another path)
+    limits = ServerLimits(max_connections=8, header_timeout_s=1.0, keep_alive_s=1)
+    with LiveDashboard(CONFIG, limits=limits) as live:
+        port = live.dashboard.port
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            sock.connect(("127.0.0.1", port))
+            sock.setblocking(False)
+            try:
+                sock.send(_request(port, "/api/dashboard") * 2000)  # never read
+            except BlockingIOError:
+                pass
+            sockets.append(sock)
+        deadline = time.monotonic() + 20
+        while _open_connections(live) < 2:  # both are served (their responses wait)
+            assert time.monotonic() < deadline, "the clients were not served"
+            time.sleep(0.02)
+        # held while nothing is read ... until a whole period passes without it
+        while _open_connections(live):
+            assert time.monotonic() < deadline, \
+                "connections whose client never reads were kept"
+            time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(f"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                           "Connection: close\r\n\r\n".encode())
+            assert client.recv(12) == b"HTTP/1.1 200"
