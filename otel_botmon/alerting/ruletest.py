@@ -144,15 +144,19 @@ def run_rule_tests(path: str | os.PathLike[str], *,
         raise error from None
     doc = read_test_file(filename, source)
     base = os.path.dirname(os.path.abspath(filename))
-    rules: list[AlertRule] = []
-    recordings: list[RecordingRule] = []
+    groups = []
     for pattern in doc.rule_files:
         full = os.path.join(base, pattern)
         matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
         for rule_file in matches:
-            groups = load_rule_groups(rule_file)
-            rules += [r for g in groups for r in g.rules]
-            recordings += [r for g in groups for r in g.recordings]
+            groups += load_rule_groups(rule_file)
+    if doc.group_eval_order:
+        # as promtool: the groups it names first, in its order, then the others in file
+        # order (a recording rule reads what the groups before it wrote this evaluation)
+        rank = {name: i for i, name in enumerate(doc.group_eval_order)}
+        groups.sort(key=lambda g: rank.get(g.name, len(rank)))  # stable: file order kept
+    rules: list[AlertRule] = [r for g in groups for r in g.rules]
+    recordings: list[RecordingRule] = [r for g in groups for r in g.recordings]
     rules = unique_rule_names(rules)  # files may share alert names, as in promtool
     report = RuleTestReport(filename)
     for test in doc.tests:
@@ -177,20 +181,26 @@ def _load_series(test: TestGroup, step: float, until: float = math.inf,
     kept = math.floor(until / step + 1e-9) + 1 if math.isfinite(until) else None
     for item in test.series:
         target = names.get(item.name)
+        own = target is not None
         if target is None:  # a metric of the user's own: read under its own name
             target = PromSeries(item.name, MetricKind.GAUGE, None)
         values = item.values[:kept]
         longest = max(longest, len(values))
-        parsed.append((target, dict(item.labels), values))
+        parsed.append((target, own, dict(item.labels), values))
     history = MetricHistory(max_age_s=1e12,
                             max_points_per_series=max(longest, evaluations, 2) + 1)
     # histogram series arrive as separate _bucket/_sum/_count series: gather them into
     # whole points per (metric, labels) and time step
     histograms: dict[tuple[str, Labels], dict[Any, list[Value]]] = {}
-    for target, prom_labels, values in parsed:
-        le_text = prom_labels.pop("le", None)
-        labels = Labels({label_names.get(k, k): v for k, v in prom_labels.items()})
-        if target.kind is MetricKind.HISTOGRAM:
+    for target, own, prom_labels, values in parsed:
+        # a bucket's bound is part of the histogram point, and botmon's attributes take
+        # their own names back (error_type is error.type); a user's metric keeps every
+        # label as written (its `le` too: a series of its own per bound, as in Prometheus)
+        histogram = target.kind is MetricKind.HISTOGRAM
+        le_text = prom_labels.pop("le", None) if histogram else None
+        labels = Labels({label_names.get(k, k): v for k, v in prom_labels.items()}) if own \
+            else Labels(prom_labels)
+        if histogram:
             part = ((_le(le_text), le_text) if target.component == "bucket"
                     else target.component)
             histograms.setdefault((target.metric, labels), {})[part] = values

@@ -106,7 +106,11 @@ def parse_values(text: str, budget: list[int] | None = None) -> list[Value]:
                 raise RuleTestError(f"cannot read series value {item!r}")
             count = int(m.group("n")) + 1
             _spend(left, count, item)
-            value, step = _float(m.group("a")), _float(m.group("b") or "0")
+            value = _float(m.group("a"))
+            if m.group("b") is None:  # `axn`: the value itself again (-0 stays -0)
+                out.extend([value] * count)
+                continue
+            step = _float(m.group("b"))
             for _ in range(count):
                 out.append(value)
                 value += step

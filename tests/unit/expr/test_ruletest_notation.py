@@ -35,6 +35,13 @@ def test_values(text: str, expected: list[object]) -> None:
     assert parse_values(text) == expected
 
 
+def test_a_repeated_value_is_itself_again_negative_zero_too() -> None:
+    # promtool repeats `axn` literally: -0x2 is -0 three times (1/-0 is -Inf); an
+    # explicit step adds it (-0+0 is +0 in IEEE arithmetic, as in Go)
+    assert [math.copysign(1, v) for v in parse_values("-0x2")] == [-1, -1, -1]  # type: ignore[arg-type]
+    assert [math.copysign(1, v) for v in parse_values("-0+0x2")] == [-1, 1, 1]  # type: ignore[arg-type]
+
+
 def test_nan_value() -> None:
     [value] = parse_values("NaN")
     assert isinstance(value, float) and math.isnan(value)
