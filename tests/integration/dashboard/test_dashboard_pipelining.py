@@ -35,6 +35,20 @@ def _open_connections(live: LiveDashboard) -> int:
     return len(live.dashboard._server._server.server_state.connections)  # type: ignore[union-attr]
 
 
+def _never_reading(port: int, data: bytes, receive_buffer: int) -> socket.socket:
+    """A connection that sends what its buffers take of ``data`` at once, then nothing,
+    and reads nothing (a small receive buffer: the server's answers back up soon)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        sock.send(data)
+    except BlockingIOError:
+        pass
+    return sock
+
+
 @pytest.fixture
 def sockets() -> Iterator[list[socket.socket]]:
     opened: list[socket.socket] = []
@@ -50,15 +64,7 @@ def test_pipelined_requests_do_not_hold_the_event_loop(sockets: list[socket.sock
         stalls: list[float] = []
         probing = asyncio.run_coroutine_threadsafe(_probe(stalls, 3.0), live.loop)
         for _ in range(40):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-            sock.connect(("127.0.0.1", port))
-            sock.setblocking(False)
-            try:
-                sock.send(flood)
-            except BlockingIOError:
-                pass
-            sockets.append(sock)
+            sockets.append(_never_reading(port, flood, receive_buffer=2048))
         probing.result(30)
     # 40 x 3,000 requests parsed at once held the loop for seconds; one at a time, the
     # loop turns between any two of them
@@ -82,15 +88,8 @@ def test_a_client_that_stops_reading_loses_its_connection(
     with LiveDashboard(CONFIG, limits=limits) as live:
         port = live.dashboard.port
         for _ in range(2):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-            sock.connect(("127.0.0.1", port))
-            sock.setblocking(False)
-            try:
-                sock.send(_request(port, "/api/dashboard") * 2000)  # never read
-            except BlockingIOError:
-                pass
-            sockets.append(sock)
+            sockets.append(_never_reading(port, _request(port, "/api/dashboard") * 2000,
+                                          receive_buffer=1024))
         deadline = time.monotonic() + 20
         while _open_connections(live) < 2:  # both are served (their responses wait)
             assert time.monotonic() < deadline, "the clients were not served"

@@ -20,12 +20,11 @@ import os
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from otel_botmon import _fork
-from tests.forking import guard_child, wait_child
+from tests.forking import guard_child, run_child, wait_child
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -43,21 +42,6 @@ class Handoff:
 
     def _after_fork_in_child(self) -> None:
         self.waiting = []  # the parent's handoffs are the parent's
-
-
-def _run_child(body: Any, report: Path) -> int:
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            guard_child(20)
-            body()
-            code = 0
-        except BaseException:
-            report.write_text(traceback.format_exc())
-        finally:
-            os._exit(code)
-    return wait_child(pid, 30)
 
 
 def test_a_task_of_another_threads_loop_is_kept_whole_in_the_child(tmp_path: Path) -> None:
@@ -100,7 +84,7 @@ def test_a_task_of_another_threads_loop_is_kept_whole_in_the_child(tmp_path: Pat
         # the child's own event loop works
         assert asyncio.run(asyncio.sleep(0, "ok")) == "ok"
 
-    status = _run_child(child, report)
+    status = run_child(child, report)
     release.set()
     thread.join(10)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
