@@ -115,6 +115,7 @@ def tokenize(text: str) -> list[Token]:
             op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
             if op is None:
                 what = ("the @ modifier is not supported" if ch == "@"
+                        else "the PromQL operator '^' (power) is not supported" if ch == "^"
                         else f"unexpected character {ch!r}")
                 raise RuleSyntaxError(what, text, i)
             tokens.append(Token(TokenKind.OP, op, i))

@@ -99,6 +99,8 @@ class _Parser(TypeChecker):
             raise self.error("empty condition")
         node = self.parse_or()
         if not self.at(TokenKind.EOF):
+            if self.at(TokenKind.IDENT) and self.tok.text == "atan2":
+                raise self.error("the PromQL operator 'atan2' is not supported")
             raise self.error(f"unexpected {_describe(self.tok)}")
         if node.vtype in (VType.RANGE, VType.HIST_RANGE):
             raise RuleSyntaxError(
@@ -229,6 +231,9 @@ class _Parser(TypeChecker):
             return inner
         if tok.kind is TokenKind.IDENT:
             return self.parse_name()
+        if self.at(TokenKind.PUNCT, "{"):
+            raise self.error("a selector without a metric name ({__name__=...}) is not "
+                             "supported: start with the metric's name")
         raise self.error(f"expected a number, name or '(', found {_describe(tok)}")
 
     def parse_name(self) -> Node:

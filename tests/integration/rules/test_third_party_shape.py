@@ -40,7 +40,7 @@ REFUSED: dict[str, tuple[str, int, int, str]] = {
     "label_replace": ("label_replace.rules.yml", 7, 15,
                       "PromQL function 'label_replace' is not supported"),
     "offset": ("offset.test.yml", 11, 57, "'offset' is not supported"),
-    "power": ("power.rules.yml", 7, 26, "unexpected character '^'"),
+    "power": ("power.rules.yml", 7, 26, "the PromQL operator '^' (power) is not supported"),
     "predict_linear": ("predict_linear.rules.yml", 10, 11,
                        "PromQL function 'predict_linear' is not supported"),
     "subquery": ("subquery.rules.yml", 9, 41, "subqueries"),

@@ -135,6 +135,9 @@ def test_extra_metrics_can_be_declared() -> None:
          "'botmon_trades_total' is the Prometheus name of 'botmon.trades'"),
         ("botmon_trade_duration_seconds_count > 1", 0, "name of 'botmon.trade.duration.count'"),
         ("botmon_no_such_thing > 1", 0, "names no botmon metric"),
+        ("cpu ^ 2 > 1", 4, "the PromQL operator '^' (power) is not supported"),
+        ("cpu atan2 memory > 1", 4, "the PromQL operator 'atan2' is not supported"),
+        ('{__name__="cpu"} > 1', 0, "a selector without a metric name"),
     ],
 )
 def test_errors_carry_position(text: str, position: int, fragment: str) -> None:
