@@ -78,7 +78,7 @@ def go_printf(fmt: str, v: float) -> str | None:
     pos = 0
     used = False
     for m in _VERB.finditer(fmt):
-        if "%" in fmt[pos:m.start()]:
+        if "%" in fmt[pos:m.start()] or "#" in m.group("flags"):  # (Go's alternate forms)
             return None
         out.append(fmt[pos:m.start()])
         pos = m.end()
@@ -97,14 +97,17 @@ def go_printf(fmt: str, v: float) -> str | None:
 
 
 def _one(v: float, flags: str, width: str | None, prec: str | None, verb: str) -> str:
-    if verb == "v" or (verb in "gG" and prec is None):
+    if v != v or math.isinf(v):
+        # Go's fmtFloat: +Inf keeps its sign unless the space flag asks for a space; NaN
+        # shows a sign only when a flag asks for one
+        sign = "+" if "+" in flags else " " if " " in flags else ""
+        text = "-Inf" if v < 0 else (sign or "+") + "Inf" if v > 0 else sign + "NaN"
+    elif verb == "v" or (verb in "gG" and prec is None):
         text = go_value(v)
+        if verb == "G":
+            text = text.replace("e", "E")
         if flags and "+" in flags and not text.startswith(("-", "+")):
             text = "+" + text
-    elif v != v or math.isinf(v):
-        text = "NaN" if v != v else ("+Inf" if v > 0 else "-Inf")
-        if v == v and v < 0:
-            text = "-Inf"
     else:
         spec = "".join(f for f in "+ " if f in flags)
         spec += "." + (prec if prec is not None else "6") + verb
@@ -274,6 +277,11 @@ def unsupported_action(template: str) -> str | None:
         if go is None or go.group("label") == "__name__":
             # Prometheus' `$labels.__name__` is the metric name, which botmon's alert
             # series do not carry: refused rather than rendered empty
+            return match.group(0)
+        fmt = go.group("fmt") or go.group("pfmt")
+        if fmt is not None and go_printf(fmt, 1.0) is None:
+            # a verb other than one float's (%d, %s, %x ...), two of them, or Go's
+            # alternate form: Go prints what botmon cannot reproduce
             return match.group(0)
     return None
 

@@ -201,6 +201,18 @@ CASES: list[Case] = [
             ("rule_name", "{rule} fired", "1"),
         ]
     ],
+    *[
+        # Go's fmt flags where the value is not a plain number (promtool is the reference)
+        Case(f"printf_{name}", "template", f"{GB}", gauges(" ".join([v] * 11)),
+             annotations={"t": f'[{{{{ printf "{fmt}" $value }}}}]'})
+        for name, fmt, v in [
+            ("G", "%G", "1000000"), ("E", "%.3E", "1234567"), ("G_prec", "%.3G", "1234567"),
+            ("space_inf", "% .2f", "Inf"), ("plus_inf", "%+.1f", "Inf"),
+            ("space_nan", "% f", "NaN"), ("plus_nan", "%+f", "NaN"), ("nan", "%f", "NaN"),
+            ("width_neginf", "%8.1f", "-Inf"), ("zero_width_inf", "%08.1f", "Inf"),
+            ("v_space_inf", "% v", "Inf"),
+        ]
+    ],
     Case("template_trim_markers", "template", f"{GB}", gauges("1.5x10"),
          annotations={"v": "a \n {{- $value -}} \t z {{- $labels.a }} . {{ $value -}} ."}),
     Case("template_rerendered", "template", f"{GB} > 0", gauges("1 2 3 4 5 6 7"),

@@ -19,7 +19,12 @@ REFUSED = ["{{ if gt $value 1.0 }}", "{{ with $labels.job }}", "{{ range .Alerts
            # Go's template parser refuses a dash beside the braces without a space
            "{{-$value}}", "{{ $value-}}",
            # the metric name, which botmon's alert series do not carry
-           "{{ $labels.__name__ }}", "{{ .Labels.__name__ }}"]
+           "{{ $labels.__name__ }}", "{{ .Labels.__name__ }}",
+           # printf formats Go renders otherwise than one float (%!d(float64=1), a
+           # missing operand, the alternate form)
+           '{{ printf "%d" $value }}', '{{ printf "%s" $value }}',
+           '{{ printf "%.1f/%.1f" $value }}', '{{ printf "%#g" $value }}',
+           '{{ $value | printf "%x" }}']
 
 
 @pytest.mark.parametrize("action", RENDERED)
