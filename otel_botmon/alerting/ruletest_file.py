@@ -42,7 +42,7 @@ MAX_SAMPLES = 1_000_000
 """Most input samples one test file may expand to (``1x1000000000`` is refused)."""
 
 _NUM = (r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
-        r"|Inf|inf|NaN|nan)")
+        r"|(?i:inf|nan))")  # PromQL's lexer reads inf and nan in any case (INF, Nan)
 # promtool reads `Infx3` as a name: expanding notation takes finite numbers only
 _FINITE = r"(?:[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)"
 _EXPANDING = re.compile(rf"^(?P<a>[+-]?{_FINITE})(?P<b>[+-]{_FINITE})?x(?P<n>[0-9]+)$")

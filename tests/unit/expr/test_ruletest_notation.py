@@ -28,6 +28,7 @@ from otel_botmon.alerting.ruletest import (
         ("1 _x3 stale", [1, None, None, None, STALE]),
         ("1 _ 2", [1, None, 2]),
         ("1e3 .5 -Inf", [1000, 0.5, -math.inf]),
+        ("INF -iNf +inf", [math.inf, -math.inf, math.inf]),  # any case, as PromQL's lexer
         ("", []),
     ],
 )
@@ -42,8 +43,9 @@ def test_a_repeated_value_is_itself_again_negative_zero_too() -> None:
     assert [math.copysign(1, v) for v in parse_values("-0+0x2")] == [-1, 1, 1]  # type: ignore[arg-type]
 
 
-def test_nan_value() -> None:
-    [value] = parse_values("NaN")
+@pytest.mark.parametrize("text", ["NaN", "nan", "NAN", "Nan"])
+def test_nan_value(text: str) -> None:
+    [value] = parse_values(text)
     assert isinstance(value, float) and math.isnan(value)
 
 
