@@ -332,6 +332,22 @@ EXCHANGES: Final[tuple[Exchange, ...]] = (
         secret_names=("APCA-API-KEY-ID", "APCA-API-SECRET-KEY"),
     ),
     Exchange(
+        # Phemex counts per group (contract trading, spot orders, the rest), each with its
+        # own capacity per minute, and every response reports the group of its endpoint
+        # in x-ratelimit-{remaining,capacity}-<GROUP>.
+        name="phemex",
+        hosts=("api.phemex.com", "vapi.phemex.com", "testnet-api.phemex.com"),
+        budgets=tuple(
+            Budget(group.lower(), headers=(
+                RateLimitHeader(f"x-ratelimit-remaining-{group}", "remaining",
+                                interval="1m"),
+                RateLimitHeader(f"x-ratelimit-capacity-{group}", "limit", interval="1m"),
+            ))
+            for group in ("OTHERS", "CONTRACT", "SPOTORDER")
+        ),
+        secret_names=("x-phemex-access-token", "x-phemex-request-signature"),
+    ),
+    Exchange(
         # X-Auth is "BITSTAMP <api key>".
         name="bitstamp",
         hosts=("www.bitstamp.net",),

@@ -203,3 +203,23 @@ def test_any_ietf_fields_give_finite_non_negative_readings(policy: str,
     for _k, _b, _i, value in parse_ratelimit_headers(
             {"RateLimit-Policy": policy, "RateLimit": current}, exchange="okx"):
         assert value >= 0 and value == value and value != float("inf")
+
+
+@given(group=st.sampled_from(["CONTRACT", "SPOTORDER", "OTHERS"]),
+       case=st.sampled_from([str.lower, str.upper, str.title]),
+       capacity=st.integers(1, 10_000), share=st.floats(0.0, 1.0),
+       host=st.sampled_from([None, "api.phemex.com", "vapi.phemex.com"]))
+def test_phemex_groups_are_budgets_of_their_own(group: str, case: Any, capacity: int,
+                                                share: float, host: str | None) -> None:
+    """Phemex reports the group of the endpoint called, per minute, in headers named
+    after it (x-ratelimit-remaining-<GROUP>, any case on the wire)."""
+    remaining = capacity - int(capacity * share)
+    readings = parse_ratelimit_headers(
+        {case(f"x-ratelimit-remaining-{group}"): str(remaining),
+         case(f"x-ratelimit-capacity-{group}"): str(capacity),
+         case(f"x-ratelimit-retry-after-{group}"): "0"},
+        exchange="phemex" if host is None else None, host=host, path="/spot/orders")
+    budget = group.lower()
+    assert ("remaining", budget, "1m", float(remaining)) in readings, readings
+    assert ("used", budget, "1m", float(capacity - remaining)) in readings, readings
+    assert {b for _k, b, _i, _v in readings} == {budget}
