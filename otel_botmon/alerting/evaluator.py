@@ -155,6 +155,10 @@ class AlertEvaluator:
         self.on_rule_error: Callable[[str, BaseException], None] | None = None
         """Called with the rule's name and the error when an alert rule cannot be
         evaluated (instead of the internal-error report); its alerts keep their state."""
+        self.after_rule: Callable[[str, list[Alert], float], None] | None = None
+        """Called after each alert rule's evaluation with its name, its pending and
+        firing alerts and the time, before the next rule is evaluated (a rule test
+        writes Prometheus' ``ALERTS`` series there, which the following rules read)."""
         if on_event is not None:
             self._listeners.add(on_event, notifiable_only=False)
         for rule in rules:
@@ -341,6 +345,10 @@ class AlertEvaluator:
                     continue
                 try:
                     self._evaluate_rule(compiled, now, events)
+                    if self.after_rule is not None:
+                        self.after_rule(compiled.rule.name, [
+                            a for a in compiled.alerts.values()
+                            if a.state in (AlertState.PENDING, AlertState.FIRING)], now)
                 except Exception as exc:
                     if self.on_rule_error is not None:
                         self.on_rule_error(compiled.rule.name, exc)

@@ -309,11 +309,28 @@ def _run_test(
     evaluator.recorder.on_error = lambda name, exc: errors.append((name, exc))
     evaluator.on_rule_error = lambda name, exc: errors.append((name, exc))
     alerts_series: set[tuple[str, Labels]] = set()
+    # As Prometheus: a rule's ALERTS series are stored as soon as it is evaluated (and
+    # its ended ones marked stale), so the rules after it, in its group and the next
+    # ones, read them in the same evaluation. Then the evaluation's whole set is settled.
+    by_rule: dict[str, set[tuple[str, Labels]]] = {}
+    written: set[tuple[str, Labels]] = set()  # this evaluation's, stored rule by rule
+    ended: set[tuple[str, Labels]] = set()  # this evaluation's, marked stale rule by rule
+
+    def after_rule(name: str, active: list[Any], now: float) -> None:
+        before = by_rule.get(name, set())
+        by_rule[name] = _record_alerts(history, active, now, before)
+        written.update(by_rule[name])
+        ended.update(before - by_rule[name])
+
+    evaluator.after_rule = after_rule
     for k in range(steps + 1):
         now = k * interval
         clock[0] = now
+        written.clear()
+        ended.clear()
         evaluator.evaluate(now, dispatch=False)
-        alerts_series = _record_alerts(history, evaluator.active(), now, alerts_series)
+        alerts_series = _record_alerts(history, evaluator.active(), now,
+                                       alerts_series - ended, written)
         if errors:  # as promtool: a rule that cannot be evaluated ends the test group
             for name, exc in errors:
                 report.failures.append(f"{where} rule: {name}, time: {_duration(now)}, "
@@ -328,20 +345,26 @@ def _run_test(
 
 
 def _record_alerts(history: MetricHistory, active: list[Any], now: float,
-                   before: set[tuple[str, Labels]]) -> set[tuple[str, Labels]]:
+                   before: set[tuple[str, Labels]],
+                   written: set[tuple[str, Labels]] = frozenset()  # type: ignore[assignment]
+                   ) -> set[tuple[str, Labels]]:
     """Write Prometheus' ``ALERTS`` and ``ALERTS_FOR_STATE`` series for this evaluation:
     for every pending or firing alert, 1 with its labels plus ``alertstate``, and the
-    time it became active with its labels; a series that ends goes stale at once, as
-    Prometheus marks it. Returns the (metric, labels) written now."""
+    time it became active with its labels (but not again those in ``written``: stored
+    already as their rule was evaluated); a series of ``before`` that ends goes stale at
+    once, as Prometheus marks it. Returns the (metric, labels) of this evaluation."""
     now_series: set[tuple[str, Labels]] = set()
     with history.batch():
         for alert in active:
             state = "firing" if alert.state is AlertState.FIRING else "pending"
             labels = Labels({**alert.labels, "alertstate": state})
-            history.add_point(ALERTS_METRIC, labels, 1.0, now)
+            if (ALERTS_METRIC, labels) not in written:
+                history.add_point(ALERTS_METRIC, labels, 1.0, now)
             now_series.add((ALERTS_METRIC, labels))
             labels = Labels(alert.labels)
-            history.add_point(ALERTS_FOR_STATE_METRIC, labels, float(alert.started_at), now)
+            if (ALERTS_FOR_STATE_METRIC, labels) not in written:
+                history.add_point(ALERTS_FOR_STATE_METRIC, labels, float(alert.started_at),
+                                  now)
             now_series.add((ALERTS_FOR_STATE_METRIC, labels))
         for metric, labels in before - now_series:
             history.mark_stale(metric, labels, now)
