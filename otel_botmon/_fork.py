@@ -323,6 +323,7 @@ def _after_fork_in_parent() -> None:
 
 
 _kept_tasks: set[Any] = set()  # in a child: the parent's tasks of other threads' loops
+_UNRECORDED: Final = object()
 
 
 def _keep_other_threads_tasks() -> None:
@@ -343,9 +344,9 @@ def _keep_other_threads_tasks() -> None:
     if tasks is None:
         return
     here = threading.get_ident()
-    # asyncio's registries of tasks (3.11: _all_tasks; 3.12+: _scheduled_tasks and
-    # _eager_tasks); a Python without them keeps nothing (the hooks still abandon their
-    # own tasks)
+    # asyncio's registries of tasks (3.11: _all_tasks; 3.12 and 3.13: _scheduled_tasks
+    # and _eager_tasks). From 3.14 asyncio keeps its own tasks in per-thread lists these
+    # do not hold: there only the components' own hooks keep theirs (the dispatcher's)
     for name in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
         registry = getattr(tasks, name, None)
         if registry is None:
@@ -356,11 +357,21 @@ def _keep_other_threads_tasks() -> None:
             continue
         for task in found:
             try:
-                owner = getattr(task.get_loop(), "_thread_id", None)
-                if owner is not None and owner != here and not task.done():
+                if not task.done() and _ran_elsewhere(task.get_loop(), here):
                     _kept_tasks.add(task)
             except Exception:  # pragma: no cover - a task of another implementation
                 continue
+
+
+def _ran_elsewhere(loop: Any, here: int) -> bool:
+    """Whether ``loop`` was running on a thread of the parent other than ``here`` (the
+    forking one). asyncio's loops record their thread; one that does not (uvloop) counts
+    when it was running at all: its tasks are then kept even if it was the forking
+    thread's own, which costs memory only (they still run, and end, in the child)."""
+    owner = getattr(loop, "_thread_id", _UNRECORDED)
+    if owner is _UNRECORDED:
+        return bool(loop.is_running())
+    return owner is not None and owner != here
 
 
 def _after_fork_in_child() -> None:

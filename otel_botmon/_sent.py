@@ -63,9 +63,11 @@ def scrub_sent(text: str, sent: tuple[str, ...] | None = None) -> str:
 
 
 def scrub_exception(exc: BaseException, sent: tuple[str, ...]) -> None:
-    """Replace the values of ``sent`` in the string arguments of ``exc`` and of the
-    exceptions it was raised from (``__cause__``, ``__context__``), in place: whoever
-    prints, logs or records the exception from here on sees them redacted. Never raises."""
+    """Replace the values of ``sent`` in the string arguments and notes of ``exc`` and of
+    the exceptions it was raised from (``__cause__``, ``__context__``), in place: its
+    text and traceback (``str()``, logging, the spans' exception events) no longer hold
+    them. Other attributes are left as they are (an ``aiohttp`` error's request object,
+    a ``JSONDecodeError``'s document), and so is their ``repr()``. Never raises."""
     if not sent:
         return
     seen: set[int] = set()
@@ -84,5 +86,12 @@ def scrub_exception(exc: BaseException, sent: tuple[str, ...]) -> None:
                     current.args = scrubbed
         except Exception:  # an exception class whose args cannot be set
             pass
+        notes = getattr(current, "__notes__", None)
+        if isinstance(notes, list) and len(notes) <= _MAX_ARGS:
+            try:
+                notes[:] = [scrub_literals(n, sent) if isinstance(n, str) else n
+                            for n in notes]
+            except Exception:  # pragma: no cover - notes of an odd kind
+                pass
         pending += (current.__cause__, current.__context__)
 

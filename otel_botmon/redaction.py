@@ -82,8 +82,11 @@ _YARL_QUERY_SAFE: Final = "!$'()*,/:?@"
 _YARL_PATH_SAFE: Final = "!$&'()*+,/:;=@"
 # Secrets shorter than this would redact ordinary words and numbers out of every text.
 MIN_SECRET_LENGTH: Final = 4
-# A line of a multi-line secret shorter than this is not scrubbed on its own.
+# A line of a multi-line secret scrubbed on its own: base64 (a PEM body's), this long at
+# least; not its "-----BEGIN ...-----" lines or headers (Proc-Type: ...), which are
+# ordinary words.
 _MIN_SECRET_LINE: Final = 16
+_BASE64_LINE: Final = re.compile(r"[A-Za-z0-9+/]+=*")
 
 # Normalized names (see _normalize). A name is sensitive when it equals or ends with one.
 _DEFAULT_SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
@@ -297,8 +300,8 @@ def register_secret(value: str) -> None:
     # its newlines escaped (repr, JSON) or without its last one: each line of its body is
     # a secret of its own (not the "-----BEGIN ...-----" lines, which are public words)
     if "\n" in value or "\r" in value:
-        forms |= {line.strip() for line in value.splitlines()
-                  if len(line.strip()) >= _MIN_SECRET_LINE and not line.startswith("-----")}
+        forms |= {line for line in map(str.strip, value.splitlines())
+                  if len(line) >= _MIN_SECRET_LINE and _BASE64_LINE.fullmatch(line)}
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
         _secret_heads = tuple(sorted({s[:_SECRET_HEAD_CHARS] for s in _secrets}))

@@ -345,15 +345,19 @@ class AlertEvaluator:
                     continue
                 try:
                     self._evaluate_rule(compiled, now, events)
-                    if self.after_rule is not None:
-                        self.after_rule(compiled.rule.name, [
-                            a for a in compiled.alerts.values()
-                            if a.state in (AlertState.PENDING, AlertState.FIRING)], now)
                 except Exception as exc:
                     if self.on_rule_error is not None:
                         self.on_rule_error(compiled.rule.name, exc)
                     else:
                         report_internal_error(f"alerting.rule.{compiled.rule.name}", exc)
+                    continue
+                if self.after_rule is not None:
+                    try:
+                        self.after_rule(compiled.rule.name, [
+                            a for a in compiled.alerts.values()
+                            if a.state in (AlertState.PENDING, AlertState.FIRING)], now)
+                    except Exception as exc:  # the hook's, not the rule's
+                        report_internal_error("alerting.after_rule", exc)
             self._resolve_orphans(now, events)
             self._escalate(now, events)
             self._finish(events, now)

@@ -151,10 +151,11 @@ def run_rule_tests(path: str | os.PathLike[str], *,
         for rule_file in matches:
             groups += load_rule_groups(rule_file)
     if doc.group_eval_order:
-        # as promtool: the groups it names first, in its order, then the others in file
-        # order (a recording rule reads what the groups before it wrote this evaluation)
+        # as promtool orders them (a recording rule reads what the groups before it wrote
+        # this evaluation): by their place in the list, a group it does not name with the
+        # first one (promtool's sort gives it rank 0), ties in file order
         rank = {name: i for i, name in enumerate(doc.group_eval_order)}
-        groups.sort(key=lambda g: rank.get(g.name, len(rank)))  # stable: file order kept
+        groups.sort(key=lambda g: rank.get(g.name, 0))  # stable: file order kept
     rules: list[AlertRule] = [r for g in groups for r in g.rules]
     recordings: list[RecordingRule] = [r for g in groups for r in g.recordings]
     rules = unique_rule_names(rules)  # files may share alert names, as in promtool

@@ -97,6 +97,8 @@ def go_printf(fmt: str, v: float) -> str | None:
 
 
 def _one(v: float, flags: str, width: str | None, prec: str | None, verb: str) -> str:
+    if verb == "v":  # Go's %+v means "with field names": a float takes no plus sign
+        flags = flags.replace("+", "")
     if v != v or math.isinf(v):
         # Go's fmtFloat: +Inf keeps its sign unless the space flag asks for a space; NaN
         # shows a sign only when a flag asks for one

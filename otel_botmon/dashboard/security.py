@@ -469,8 +469,8 @@ class ServerLimits:
             _botmon_scope: Any = None
             _botmon_cycle: Any = None
             _botmon_head_bytes = 0
-            _botmon_waiting = 0  # bytes of response not yet taken by the client
-            _botmon_waiting_cycle: Any = None  # the request they answer
+            _botmon_sent = 0  # bytes handed to the transport
+            _botmon_taken = -1  # of those, taken by the client's side at the last check
 
             def data_received(self, data: bytes) -> None:
                 super().data_received(data)
@@ -490,6 +490,13 @@ class ServerLimits:
                     _warn_cap(limits.max_connections)
                     transport.close()
                     return
+                write = transport.write  # type: ignore[attr-defined]
+
+                def counted(data: Any) -> None:
+                    self._botmon_sent += len(data)
+                    write(data)
+
+                transport.write = counted  # type: ignore[attr-defined]
                 self._botmon_arm()
 
             def connection_lost(self, exc: Exception | None) -> None:
@@ -508,22 +515,26 @@ class ServerLimits:
                 transport = self.transport
                 if transport.is_closing() or transport.get_protocol() is not self:
                     return  # closed, or upgraded to a WebSocket (which pings on its own)
+                waiting = transport.get_write_buffer_size()
+                if waiting:
+                    # A response is still being sent. Its client must take some of it in
+                    # every period: one that stopped reading would hold the connection,
+                    # its buffers and a place under the cap for ever (a close waits for
+                    # the buffer to be written, which never happens then).
+                    taken = self._botmon_sent - waiting
+                    if taken == self._botmon_taken:
+                        logger.info("dashboard: aborting a connection whose client has "
+                                    "not read for %g s", limits.header_timeout_s)
+                        transport.abort()
+                        return
+                    self._botmon_taken = taken
+                    self._botmon_arm()
+                    return
+                self._botmon_taken = -1
                 idle = self.cycle is None or self.cycle.response_complete
                 if idle and self.scope is self._botmon_scope:
                     transport.close()  # no complete request head since the last check
                     return
-                # A response waiting to be written that has not shrunk in a whole period:
-                # the client stopped reading (a response it does not take would hold the
-                # connection, its buffers and a place under the cap for ever)
-                waiting = transport.get_write_buffer_size()
-                if (waiting and self._botmon_waiting and waiting >= self._botmon_waiting
-                        and self.cycle is self._botmon_waiting_cycle):
-                    logger.info("dashboard: aborting a connection whose client has not "
-                                "read for %g s", limits.header_timeout_s)
-                    transport.abort()
-                    return
-                self._botmon_waiting = waiting
-                self._botmon_waiting_cycle = self.cycle
                 self._botmon_arm()
 
         return LimitedProtocol

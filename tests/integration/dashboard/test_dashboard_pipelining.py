@@ -14,9 +14,11 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from otel_botmon.dashboard.embedded import EmbeddedServer
 from otel_botmon.dashboard.security import ServerLimits
 from otel_botmon.monitor import MonitoringConfig
 from tests.integration.dashboard.live_server import LiveDashboard
@@ -103,3 +105,80 @@ def test_a_client_that_stops_reading_loses_its_connection(
             client.sendall(f"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                            "Connection: close\r\n\r\n".encode())
             assert client.recv(12) == b"HTTP/1.1 200"
+
+
+# --- a response the client takes slowly, or not at all (any app the server runs) -----
+
+BIG = 8 * 1024 * 1024
+
+
+async def _big_app(scope: Any, receive: Any, send: Any) -> None:
+    """``/one``: one body of BIG bytes; ``/stream``: the same in 256 KiB parts."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(BIG).encode())]})
+    if scope["path"] == "/one":
+        await send({"type": "http.response.body", "body": b"x" * BIG})
+        return
+    part = b"y" * (256 * 1024)
+    for _ in range(BIG // len(part)):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _connect(port: int, path: str) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    return sock
+
+
+async def test_a_slow_but_steady_reader_keeps_its_streamed_download() -> None:
+    limits = ServerLimits(header_timeout_s=0.3, keep_alive_s=1)
+    server = EmbeddedServer(_big_app, limits=limits)
+    await server.start()
+    # a small kernel send buffer (accepted sockets inherit it): the response waits in the
+    # server's own buffer at once, as it does once a real client's kernel buffers are full
+    server._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # type: ignore[union-attr]
+    try:
+        def read_slowly() -> int:
+            with _connect(server.port, "/stream") as sock:
+                sock.settimeout(5)
+                # ~200 KB/s for 4 s: each 256 KiB part takes several head timeouts to
+                # read, and a new part refills the buffer between two of them
+                got, end = 0, time.monotonic() + 4.0
+                while time.monotonic() < end:
+                    data = sock.recv(4096)
+                    assert data, f"the server closed the download after {got} bytes"
+                    got += len(data)
+                    time.sleep(0.02)
+                return got
+
+        got = await asyncio.to_thread(read_slowly)
+        assert 0 < got < BIG  # it was still downloading, and was not cut
+    finally:
+        await server.stop()
+
+
+async def test_a_client_that_never_reads_a_whole_response_loses_its_connection() -> None:
+    limits = ServerLimits(header_timeout_s=0.3, keep_alive_s=1)
+    server = EmbeddedServer(_big_app, limits=limits)
+    await server.start()
+    sock = await asyncio.to_thread(_connect, server.port, "/one")  # and never read
+    try:
+        state = server._server.server_state  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 20
+        while not state.connections:
+            assert time.monotonic() < deadline, "the client was not served"
+            await asyncio.sleep(0.02)
+        while state.connections:
+            assert time.monotonic() < deadline, "a response nobody reads kept its connection"
+            await asyncio.sleep(0.05)
+    finally:
+        sock.close()
+        await server.stop()

@@ -210,7 +210,8 @@ CASES: list[Case] = [
             ("space_inf", "% .2f", "Inf"), ("plus_inf", "%+.1f", "Inf"),
             ("space_nan", "% f", "NaN"), ("plus_nan", "%+f", "NaN"), ("nan", "%f", "NaN"),
             ("width_neginf", "%8.1f", "-Inf"), ("zero_width_inf", "%08.1f", "Inf"),
-            ("v_space_inf", "% v", "Inf"),
+            ("v_space_inf", "% v", "Inf"), ("plus_v", "%+v", "1.5"),
+            ("plus_v_nan", "%+v", "NaN"),
         ]
     ],
     Case("template_trim_markers", "template", f"{GB}", gauges("1.5x10"),

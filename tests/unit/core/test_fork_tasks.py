@@ -20,6 +20,7 @@ import os
 import threading
 import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,19 @@ class Handoff:
         self.waiting = []  # the parent's handoffs are the parent's
 
 
-def test_a_task_of_another_threads_loop_is_kept_whole_in_the_child(tmp_path: Path) -> None:
+def _loops() -> list[Any]:
+    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    try:
+        import uvloop  # uvicorn[standard]'s loop, common in bots: it records no thread
+    except ImportError:  # pragma: no cover - not installed
+        return factories
+    return [*factories, pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+@pytest.mark.parametrize("new_loop", _loops())
+def test_a_task_of_another_threads_loop_is_kept_whole_in_the_child(
+    tmp_path: Path, new_loop: Any,
+) -> None:
     handoff = Handoff()
     ran: list[int] = []  # pids whose clean-up ran
     waiting, release = threading.Event(), threading.Event()
@@ -68,7 +81,11 @@ def test_a_task_of_another_threads_loop_is_kept_whole_in_the_child(tmp_path: Pat
         handoff.waiting[0].set_result(None)
         await done
 
-    thread = threading.Thread(target=asyncio.run, args=(parent(),), daemon=True)
+    def serve() -> None:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(parent())
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     assert waiting.wait(10)
     report = tmp_path / "report"

@@ -31,7 +31,7 @@ import otel_botmon as botmon
 from otel_botmon._log_redaction import install_log_redaction
 from otel_botmon.demo.serve import local_urls
 from otel_botmon.instrument.ccxt import instrument_ccxt, uninstrument_ccxt
-from otel_botmon.redaction import is_sensitive_key, register_secret
+from otel_botmon.redaction import is_sensitive_key, redact_text, register_secret
 from otel_botmon.testing import capture
 from tests.unit.exchange._clients import everything_exported
 
@@ -217,3 +217,16 @@ def test_a_registered_pem_key_is_scrubbed_in_any_line_layout(form: str) -> None:
         exported = everything_exported(cap)
     for line in PEM.splitlines()[1:-1]:
         assert line[:16] not in exported and line[-16:] not in exported, form
+
+
+def test_only_a_pem_keys_body_lines_are_secrets_of_their_own() -> None:
+    encrypted = ("    -----BEGIN RSA PRIVATE KEY-----\n    Proc-Type: 4,ENCRYPTED\n"
+                 "    DEK-Info: AES-128-CBC,3F17F5316E2BAC89B2C3A8F7D6C4E1A0\n\n"
+                 "    MIIEowIBAAKCAQEAvKz4q1n8T7yYb5ZlGv0S9c2QWbW7m3mVtJz0y1d2k8nq1XQ8\n"
+                 "    -----END RSA PRIVATE KEY-----\n")
+    register_secret(encrypted)
+    for ordinary in ("loading -----BEGIN RSA PRIVATE KEY----- block",
+                     "Proc-Type: 4,ENCRYPTED seen", "DEK-Info header"):
+        assert redact_text(ordinary) == ordinary
+    assert "MIIEowIBAAKCAQEA" not in redact_text(
+        "key MIIEowIBAAKCAQEAvKz4q1n8T7yYb5ZlGv0S9c2QWbW7m3mVtJz0y1d2k8nq1XQ8 leaked")
