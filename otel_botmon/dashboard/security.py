@@ -369,7 +369,9 @@ def _query_token(query: bytes) -> str | None:
     from urllib.parse import parse_qs
 
     values = parse_qs(query.decode("latin-1")).get("token")
-    return values[0] if values else None
+    # one token only: with two, this check and the app (which reads the last) would
+    # look at different values
+    return values[0] if values and len(values) == 1 else None
 
 
 async def _deny(kind: str, scope: Scope, send: Send, reject: _Reject) -> None:

@@ -57,6 +57,11 @@ async def test_websocket_needs_the_token_when_one_is_set(live_token: Live) -> No
     with pytest.raises(InvalidStatus):
         async with connect(live_token.ws_url + "?token=wrong"):
             pass
+    for twice in (f"?token={TOKEN}&token=wrong", f"?token=wrong&token={TOKEN}"):
+        with pytest.raises(InvalidStatus) as info:  # the guard and the app read one each
+            async with connect(live_token.ws_url + twice):
+                pass
+        assert info.value.response.status_code == 401, twice
     async with connect(live_token.ws_url + f"?token={TOKEN}") as ws:
         await _next(ws, lambda d: True)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
