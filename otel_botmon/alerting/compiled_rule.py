@@ -21,7 +21,7 @@ from otel_botmon.alerting.model import (
     render_template,
 )
 from otel_botmon.alerting.templates import NO_EXTERNALS, Externals
-from otel_botmon.redaction import redact_text
+from otel_botmon.redaction import REDACTED, is_sensitive_key, redact_text
 
 
 class DuplicateAlertError(ValueError):
@@ -186,7 +186,9 @@ def render(alert: Alert, rule: AlertRule, series: Mapping[str, str] | None = Non
 
     before = (alert.title, alert.message, alert.annotations)
 
-    alert.annotations = {k: fill(v) for k, v in rule.annotations.items()}
+    # by name too, as labels are: an annotation named api_key shows none
+    alert.annotations = {k: REDACTED if is_sensitive_key(k) else fill(v)
+                         for k, v in rule.annotations.items()}
     alert.title = fill(rule.annotations.get("summary") or rule.description or rule.name)
     alert.message = fill(rule.annotations.get("description") or rule.description or rule.condition)
     return before != (alert.title, alert.message, alert.annotations)

@@ -319,8 +319,7 @@ class Alert:
             message=redact_text(data["message"]), severity=AlertSeverity(data["severity"]),
             alert_type=AlertType(data["alert_type"]),
             labels=redact_labels(dict(data.get("labels") or {})),
-            annotations={str(k): redact_text(v)
-                         for k, v in dict(data.get("annotations") or {}).items()},
+            annotations=redact_labels(dict(data.get("annotations") or {})),
             value=None if data.get("value") is None else float(data["value"]),
             state=AlertState(data["state"]),
             started_at=float(data.get("started_at") or 0.0),

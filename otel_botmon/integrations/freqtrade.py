@@ -281,11 +281,16 @@ class BotmonStrategyMixin(IStrategy):  # type: ignore[misc]  # freqtrade is unty
         with self._botmon_lock:
             self._botmon_seq += 1
             key = f"freqtrade:{pair}:{kind}:{self._botmon_seq}"
-            # An earlier confirm for the pair that never reached the exchange is left to
-            # the reconciliation (or the TTL): only the newest one can still be live.
+            earlier = self._botmon_pending.get((str(pair), kind))
             self._botmon_pending[(str(pair), kind)] = _Pending(
                 key, side, datetime.now(UTC)
             )
+        if earlier is not None:
+            # Freqtrade confirms an entry (or an exit) of a pair again only when the one
+            # before placed no order (create_order failed; Freqtrade retries next loop):
+            # that one ends now, canceled, not at the TTL as an expired order
+            order_canceled(earlier.key, reason=(
+                "confirmed again before any order was placed (the placement failed)"))
         open_order(key, pair, side, amount, kw.get("rate"), kw.get("order_type"))
 
     def _botmon_placed_amount(self, pair: object, amount: Any) -> Any:

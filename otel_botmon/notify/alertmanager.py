@@ -62,12 +62,16 @@ def alertmanager_alert(
         annotations["acknowledged_by"] = notification.actor
     if notification.event is AlertEventKind.RESOLVED:
         ends = max(notification.occurred_at, notification.first_fired)
+        starts = notification.first_fired
     else:
         ends = now + timedelta(seconds=hold)
+        # a start after now (the wall clock was stepped back since the alert fired)
+        # would end before it starts, which Alertmanager refuses for the whole request
+        starts = min(notification.first_fired, now)
     alert: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,
-        "startsAt": _iso(notification.first_fired),
+        "startsAt": _iso(starts),
         "endsAt": _iso(ends),
     }
     if generator_url:

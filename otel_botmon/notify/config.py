@@ -48,6 +48,8 @@ class Secret:
         self._value = value
         if len(value) >= redaction.MIN_SECRET_LENGTH:
             redaction.register_secret(value)
+            for part in _url_secret_parts(value):
+                redaction.register_secret(part)
 
     def reveal(self) -> str:
         """The secret value itself; pass it straight to the wire, never to a log."""
@@ -67,6 +69,24 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+def _url_secret_parts(value: str) -> list[str]:
+    """The parts of a secret URL (a webhook's) that a receiver may echo on their own: its
+    path (``/services/T0/B0/XXXX``; an error page quotes "the requested URL"), and each
+    path segment that looks like a token (16 characters or more, letters and digits)."""
+    if "://" not in value:
+        return []
+    from urllib.parse import urlsplit
+
+    try:
+        path = urlsplit(value).path
+    except ValueError:  # not a URL after all: the whole value is registered
+        return []
+    parts = [path] if len(path) >= 8 else []
+    parts += [segment for segment in path.split("/") if len(segment) >= 16
+              and any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment)]
+    return parts
 
 
 def _secret(value: str | Secret | None, name: str) -> Secret | None:

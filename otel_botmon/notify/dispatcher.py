@@ -653,7 +653,9 @@ class NotificationDispatcher:
         rate = self.config.rate_limit(notifier.channel)
         last = self._last_send.get(notifier.destination)
         if rate is not None and last is not None:
-            wait = last + 1.0 / rate - self._clock.time()
+            # never longer than one interval: a wall clock stepped back since the last
+            # send (NTP, a restored VM) would otherwise hold the channel for the step
+            wait = min(last + 1.0 / rate - self._clock.time(), 1.0 / rate)
             if wait > 0:
                 await self._clock.sleep(wait)
 

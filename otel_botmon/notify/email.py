@@ -8,6 +8,7 @@ import hashlib
 import html
 import secrets
 import ssl
+from collections import OrderedDict
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as _SMTP_POLICY
@@ -22,6 +23,7 @@ from otel_botmon.notify.message import Notification
 __all__ = ["EmailNotifier", "build_email", "email_bytes"]
 
 _SESSION_IDLE = 30.0
+_DEFERRED_KEPT = 1000  # notifications whose deferred recipients are remembered
 """Seconds an SMTP session stays open after its last message, for the next one (a
 storm's messages then share one connection, TLS handshake and login)."""
 
@@ -126,6 +128,12 @@ class EmailNotifier(Notifier):
     verify the server certificate with ``ssl.create_default_context()`` (plus
     ``smtp_ca_file``). SMTP 4xx answers and connection errors are retried; 5xx answers
     (refused recipients, failed authentication) and certificate errors fail permanently.
+
+    Recipients are answered one by one: a message some take and others refuse is
+    delivered to those that took it, says which refused it, and is sent again (to the
+    ones a 4xx deferred, greylisting or a busy mailbox, only) until each has taken or
+    refused it for good. Which recipients are left is kept in memory: after a restart
+    the retry goes to every recipient again (at-least-once).
     """
 
     channel = NotificationChannel.EMAIL
@@ -138,6 +146,8 @@ class EmailNotifier(Notifier):
         self._lock = asyncio.Lock()
         self._expiry: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Future[None]] = set()
+        # notification id -> (recipients a 4xx deferred, whether another one took it)
+        self._deferred: OrderedDict[str, tuple[list[str], bool]] = OrderedDict()
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's SMTP session (its socket is the parent's) and the
@@ -216,28 +226,30 @@ class EmailNotifier(Notifier):
 
         config = self._config
         assert config.email_from is not None
-        recipients = list(config.email_to)
-        message = email_bytes(notification, config.email_from, recipients)
+        message = email_bytes(notification, config.email_from, list(config.email_to))
+        recipients, taken_before = self._deferred.get(
+            notification.id, (list(config.email_to), False))
         context = await self._tls_context()
+        refused: dict[str, tuple[int, str]] = {}
         async with self._lock:
             try:
                 smtp, fresh = await self._session(context)
                 try:
-                    await smtp.sendmail(config.email_from, recipients, message)
+                    answers = await smtp.sendmail(config.email_from, recipients, message)
                 except aiosmtplib.SMTPServerDisconnected:
                     if fresh:
                         raise
                     # the server closed the kept session while it was idle: a new one
                     self._drop()
                     smtp, _ = await self._session(context)
-                    await smtp.sendmail(config.email_from, recipients, message)
+                    answers = await smtp.sendmail(config.email_from, recipients, message)
+                # the recipients refused while others took it (aiosmtplib raises only
+                # when every one is refused)
+                errors = answers[0] if isinstance(answers, tuple) and answers else {}
+                refused = {str(r): (int(a.code), str(a.message)) for r, a in errors.items()}
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                codes = [r.code for r in exc.recipients]
-                detail = "recipients refused: " + "; ".join(
-                    f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-                if codes and all(400 <= code < 500 for code in codes):
-                    return DeliveryResult.retry(detail)  # greylisting, mailbox busy
-                return DeliveryResult.failed(detail)
+                refused = {str(r.recipient): (int(r.code), str(r.message))
+                           for r in exc.recipients}
             except aiosmtplib.SMTPResponseException as exc:
                 self._drop()  # e.g. failed authentication: start clean next time
                 detail = f"SMTP {exc.code}: {exc.message}"
@@ -254,7 +266,27 @@ class EmailNotifier(Notifier):
             finally:
                 if self._smtp is not None:
                     self._keep_open()
-        return DeliveryResult.delivered(f"sent to {len(config.email_to)} recipient(s)")
+        return self._outcome(notification.id, recipients, refused, taken_before)
+
+    def _outcome(self, notification_id: str, recipients: list[str],
+                 refused: dict[str, tuple[int, str]], taken_before: bool) -> DeliveryResult:
+        """The result of one send to ``recipients`` of which ``refused`` refused it; the
+        ones a 4xx deferred are kept for the next attempt."""
+        self._deferred.pop(notification_id, None)
+        if not refused:
+            return DeliveryResult.delivered(f"sent to {len(recipients)} recipient(s)")
+        later = [r for r in recipients if r in refused and 400 <= refused[r][0] < 500]
+        taken = taken_before or len(refused) < len(recipients)
+        detail = "; ".join(f"{r}: {code} {text}" for r, (code, text) in refused.items())
+        earlier = " (the others took it earlier)" if taken_before else ""
+        detail = (f"taken by {len(recipients) - len(refused)} of {len(recipients)} "
+                  f"recipient(s){earlier}; refused: {detail}")
+        if later:
+            self._deferred[notification_id] = (later, taken)
+            while len(self._deferred) > _DEFERRED_KEPT:
+                self._deferred.popitem(last=False)
+            return DeliveryResult.retry(detail)  # greylisting, a busy mailbox
+        return DeliveryResult.delivered(detail) if taken else DeliveryResult.failed(detail)
 
     async def aclose(self) -> None:
         if self._expiry is not None:

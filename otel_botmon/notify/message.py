@@ -119,7 +119,7 @@ class Notification:
         else:
             self.message = redact_text(str(self.message))
         self.labels = redact_labels(self.labels)  # by name (api_key) and by value
-        self.annotations = {str(k): redact_text(str(v)) for k, v in self.annotations.items()}
+        self.annotations = redact_labels(self.annotations)  # by name and by value
         if self.actor is not None:  # a person's name as typed: valid text, no secret
             self.actor = redact_text(str(self.actor))
         if self.value is not None:

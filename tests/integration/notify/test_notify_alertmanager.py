@@ -63,6 +63,32 @@ async def test_alert_shows_in_alertmanager_then_resolves(alertmanager: Alertmana
         dispatcher.close()
 
 
+async def test_an_alert_that_fired_after_now_is_accepted_and_stays_active(
+    alertmanager: AlertmanagerServer,
+) -> None:
+    # the wall clock was stepped back 10 minutes since the alert fired: its start is
+    # "later" than now + 4 resend intervals, which Alertmanager refuses for the whole
+    # request ("start time must be before end time")
+    config = NotificationConfig(console=False, alertmanager_url=alertmanager.url,
+                                alertmanager_resend_interval=1.0, retry_initial_delay=0.1)
+    dispatcher = NotificationDispatcher(config, rng=random.Random(2))
+    await dispatcher.start()
+    try:
+        ahead = datetime.now(UTC) + timedelta(minutes=10)
+        dispatcher.enqueue(Notification(
+            alert_id="a1", fingerprint="fp-a1", title="Win rate low", value=41.0,
+            severity=AlertSeverity.WARNING, event=AlertEventKind.FIRED,
+            rule_name="low_win_rate", labels={"alertname": "low_win_rate"}, channels=AM,
+            first_fired=ahead))
+        assert await dispatcher.drain(10)
+        assert [r.outcome for r in dispatcher.attempts("a1")] == ["delivered"]
+        [shown] = am_alerts(alertmanager.url)
+        assert shown["status"]["state"] == "active"
+    finally:
+        await dispatcher.stop()
+        dispatcher.close()
+
+
 async def test_firing_alerts_are_resent_until_resolved(webhook_receiver: Receiver) -> None:
     config = NotificationConfig(console=False, alertmanager_url=webhook_receiver.url,
                                 alertmanager_resend_interval=0.2)

@@ -92,6 +92,21 @@ async def test_temporary_refusal_is_retried(smtp_server: SmtpInbox) -> None:
     assert len(smtp_server.messages) == 1
 
 
+async def test_each_recipient_gets_it_once_and_a_deferred_one_is_retried_alone(
+    smtp_server: SmtpInbox,
+) -> None:
+    # one takes it, one refuses it for good (550), one defers it once (451): aiosmtplib
+    # raises only when every recipient refuses, so the others' answers must be read
+    records = await send_one(("ops@example.com", "nobody@example.com", "busy@example.com"),
+                             smtp_server=smtp_server.host, smtp_port=smtp_server.port,
+                             smtp_use_tls=False)
+    assert [r.outcome for r in records] == ["retry", "delivered"], records
+    assert "550" in records[0].detail and "451" in records[0].detail
+    assert "taken by 1 of 3" in records[0].detail
+    received = [to for envelope in smtp_server.envelopes for to in envelope.rcpt_tos]
+    assert sorted(received) == ["busy@example.com", "ops@example.com"]  # once each
+
+
 class _Sessions:
     """Accepts mail and remembers which SMTP session (connection) carried each."""
 

@@ -32,8 +32,11 @@ async def test_no_secret_in_logs_messages_or_records(
     caplog.set_level(logging.DEBUG)
     failing = Receiver("webhook").start()
     failing_url = f"{failing.url}/hooks/{HOOK_SECRET}/b"
-    # a receiver that echoes our URL (and so the secret in it) back in its error
-    failing.respond(Reply(400, {}, f"bad request to {failing_url}".encode()))
+    # a receiver that echoes our URL (and so the secret in it) back in its error, whole,
+    # as the path alone (an Apache-style "requested URL"), and as the token alone
+    failing.respond(Reply(400, {}, (
+        f"bad request to {failing_url}; The requested URL /hooks/{HOOK_SECRET}/b was not "
+        f"found; unknown hook id {HOOK_SECRET}").encode()))
     console = io.StringIO()
     config = NotificationConfig(
         smtp_server=smtp_server.host, smtp_port=smtp_server.port, smtp_use_tls=False,

@@ -44,6 +44,18 @@ def test_a_label_template_that_renders_empty_removes_the_label(
     assert "symbol" not in alert.labels
 
 
+def test_an_annotation_named_like_a_secret_is_redacted_as_a_label_is(
+    make_evaluator, conditions: Conditions,
+) -> None:
+    cond = conditions.add("x > 1", ">", 1)
+    ev = make_evaluator(AlertRule("x", "x > 1", annotations={
+        "api_key": "{{ $labels.key }}", "summary": "key {{ $labels.symbol }}"}))
+    cond.set(2, symbol="BTC", key="k-1234567890")
+    ev.evaluate()
+    (alert,) = ev.firing()
+    assert alert.annotations == {"api_key": "REDACTED", "summary": "key BTC"}
+
+
 def test_a_value_in_a_label_makes_each_value_its_own_alert(
     make_evaluator, conditions: Conditions, clock: Clock,
 ) -> None:

@@ -308,6 +308,25 @@ def test_the_loop_records_a_rejected_or_partly_filled_order_as_such(
     assert capture_telemetry.metric_value("botmon.trade.volume") == pytest.approx(0.003)
 
 
+def test_a_confirm_again_after_a_failed_placement_cancels_the_one_before(
+    capture_telemetry: TelemetryCapture,
+) -> None:
+    # create_order raised (DependencyException, insufficient funds): no order reached the
+    # database, and Freqtrade confirms the same pair again on its next loop
+    strategy = _started()
+    for _ in range(3):
+        assert _confirm_entry(strategy)
+    outcomes = sorted((s.attributes or {})[conv.TRADING_OUTCOME] for s in capture_telemetry.spans())
+    assert outcomes == ["canceled", "canceled"]  # at once, not as expired after the TTL
+    assert orders.open_order_count() == 1  # the newest, which may still be placed
+    trade, entry = _placed_entry("ex-3")
+    strategy.order_filled(pair=PAIR, trade=trade, order=entry, current_time=datetime.now(UTC))
+    assert orders.open_order_count() == 0
+    outcomes = sorted((s.attributes or {})[conv.TRADING_OUTCOME] for s in capture_telemetry.spans())
+    # three confirms, one order: the newest confirm's, finished by its fill
+    assert outcomes.count("canceled") == 2 and len(outcomes) == 3
+
+
 def test_a_fill_the_loop_found_first_is_recorded_once(
     capture_telemetry: TelemetryCapture,
 ) -> None:

@@ -147,6 +147,22 @@ async def test_rate_limit_spaces_sends(clock: FakeClock) -> None:
     assert len(gaps) == 5 and min(gaps) >= 0.5 - 1e-9
 
 
+async def test_a_clock_stepped_back_holds_a_channel_one_interval_at_most(
+    clock: FakeClock,
+) -> None:
+    slack = FakeNotifier(SLACK, clock=clock)
+    async with running([slack], clock, rate_limits={"slack": 1.0}) as dispatcher:
+        await dispatcher.start()
+        dispatcher.enqueue(make_notification(0, channels=[SLACK]))
+        assert await dispatcher.drain(5)
+        clock.now -= 3600.0  # NTP steps a fast clock back an hour
+        clock.sleeps.clear()
+        dispatcher.enqueue(make_notification(1, channels=[SLACK]))
+        assert await dispatcher.drain(5)
+    assert len(slack.sent) == 2
+    assert max(clock.sleeps, default=0.0) <= 1.0  # not an hour
+
+
 async def test_storm_is_collapsed_into_one_summary_and_nothing_dropped(clock: FakeClock) -> None:
     slack = FakeNotifier(SLACK)
     pager = FakeNotifier(NotificationChannel.PAGERDUTY, collapsible=False)

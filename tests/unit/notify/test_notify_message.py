@@ -93,3 +93,10 @@ def test_labels_named_like_secrets_are_redacted_in_every_message() -> None:
     n = make_notification(labels={"api_key": "k-1234567890", "host": "bot-1"})
     assert n.labels == {"api_key": redaction.REDACTED, "host": "bot-1"}
     assert "k-1234567890" not in n.text() and "k-1234567890" not in repr(n.to_dict())
+
+
+def test_annotations_named_like_secrets_are_redacted_as_labels_are() -> None:
+    n = make_notification(annotations={"api_key": "k-1234567890", "summary": "high"})
+    assert n.annotations == {"api_key": redaction.REDACTED, "summary": "high"}
+    assert "k-1234567890" not in repr(n.to_dict())
+    assert Notification.from_dict(n.to_dict()).annotations == n.annotations
