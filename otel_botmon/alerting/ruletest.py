@@ -34,6 +34,7 @@ import glob
 import math
 import os
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -346,8 +347,8 @@ def _run_test(
 
 
 def _record_alerts(history: MetricHistory, active: list[Any], now: float,
-                   before: set[tuple[str, Labels]],
-                   written: set[tuple[str, Labels]] = frozenset()  # type: ignore[assignment]
+                   before: AbstractSet[tuple[str, Labels]],
+                   written: AbstractSet[tuple[str, Labels]] = frozenset(),
                    ) -> set[tuple[str, Labels]]:
     """Write Prometheus' ``ALERTS`` and ``ALERTS_FOR_STATE`` series for this evaluation:
     for every pending or firing alert, 1 with its labels plus ``alertstate``, and the

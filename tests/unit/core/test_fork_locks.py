@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from otel_botmon import telemetry as botmon_telemetry
 from otel_botmon.instrument.trading import record_position_closed, trade
-from tests.forking import guard_child
+from tests.forking import run_child
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -51,21 +50,11 @@ def _fork_while_held(lock: Any, in_child: Callable[[], None], report: Path) -> i
     thread = threading.Thread(target=holder, daemon=True)
     thread.start()
     held.wait()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            guard_child(20)
-            in_child()
-            code = 0
-        except BaseException:
-            report.write_text(traceback.format_exc())
-        finally:
-            os._exit(code)
-    release.set()
-    thread.join()
-    _, status = os.waitpid(pid, 0)
-    return status
+    try:
+        return run_child(in_child, report)  # the lock stays held until the child is done
+    finally:
+        release.set()
+        thread.join()
 
 
 def _record_trades() -> None:
